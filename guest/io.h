@@ -1,0 +1,50 @@
+/* x86 port I/O and the few other instructions the guest needs, as inline asm. */
+#ifndef VS_GUEST_IO_H
+#define VS_GUEST_IO_H
+
+#include <stdint.h>
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void cpu_relax(void)
+{
+    __asm__ volatile("pause" : : : "memory");
+}
+
+/* Interrupts stay off, so hlt only ends on NMI or reset; loop in case of an NMI. */
+static inline __attribute__((noreturn)) void halt_forever(void)
+{
+    for (;;)
+        __asm__ volatile("cli; hlt" : : : "memory");
+}
+
+#endif

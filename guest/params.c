@@ -1,0 +1,292 @@
+/* Command-line parsing for the guest. No libc: this runs before anything else in the
+ * guest, and the hosted unit test compiles the very same file. */
+#include "params.h"
+#include "fmt.h"
+#include "vmshift/page_format.h"
+
+#define PAGE_MASK (VS_PAGE_SIZE - 1)
+
+_Static_assert(VS_WORK_MIN_START == 0x280000, "the start= error message names this address");
+
+static const char *const workload_names[] = { "idle", "once", "continuous", "verify" };
+static const char *const fill_names[] = { "none", "pattern", "random" };
+#define NR_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
+#define NR_FILLS (sizeof(fill_names) / sizeof(fill_names[0]))
+
+const char *vs_params_workload_name(uint32_t workload)
+{
+    return workload < NR_WORKLOADS ? workload_names[workload] : "?";
+}
+
+const char *vs_params_fill_name(uint32_t fill)
+{
+    return fill < NR_FILLS ? fill_names[fill] : "?";
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* s[0..n) equals the NUL-terminated lit. */
+static int equals(const char *s, unsigned n, const char *lit)
+{
+    unsigned i = 0;
+
+    for (; i < n; i++)
+        if (lit[i] != s[i])
+            return 0;
+    return lit[i] == '\0';
+}
+
+static int lookup(const char *const *names, unsigned count, const char *v, unsigned n,
+                  uint32_t *out)
+{
+    for (unsigned i = 0; i < count; i++) {
+        if (equals(v, n, names[i])) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Decimal or 0x-hex; with_suffix also accepts a trailing K, M or G (binary). */
+static int parse_u64(const char *s, unsigned n, int with_suffix, uint64_t *out)
+{
+    uint64_t v = 0, base = 10;
+    unsigned i = 0, shift = 0;
+
+    if (with_suffix && n > 0) {
+        switch (s[n - 1]) {
+        case 'K': case 'k': shift = 10; break;
+        case 'M': case 'm': shift = 20; break;
+        case 'G': case 'g': shift = 30; break;
+        }
+        if (shift)
+            n--;
+    }
+    if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        i = 2;
+    }
+    if (i >= n)
+        return -1;
+    for (; i < n; i++) {
+        char c = s[i];
+        uint64_t d;
+
+        if (c >= '0' && c <= '9')
+            d = (uint64_t)(c - '0');
+        else if (base == 16 && c >= 'a' && c <= 'f')
+            d = (uint64_t)(c - 'a' + 10);
+        else if (base == 16 && c >= 'A' && c <= 'F')
+            d = (uint64_t)(c - 'A' + 10);
+        else
+            return -1;
+        if (v > (UINT64_MAX - d) / base)
+            return -1;
+        v = v * base + d;
+    }
+    if (v > (UINT64_MAX >> shift))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+static int bad_value(struct vs_buf *e, const char *key, unsigned keylen, const char *v,
+                     unsigned n, const char *why)
+{
+    vs_buf_puts(e, "bad value for ");
+    vs_buf_putn(e, key, keylen);
+    vs_buf_puts(e, ": '");
+    vs_buf_putn(e, v, n);
+    vs_buf_puts(e, "' (");
+    vs_buf_puts(e, why);
+    vs_buf_putc(e, ')');
+    return -1;
+}
+
+static void warn(struct vs_guest_params *p, const char *tok, unsigned len)
+{
+    if (p->nr_warnings < VS_PARAMS_MAX_WARNINGS) {
+        p->warnings[p->nr_warnings].token = tok;
+        p->warnings[p->nr_warnings].len = len;
+    }
+    p->nr_warnings++;
+}
+
+static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
+                       struct vs_buf *e)
+{
+    unsigned k = 0;
+    uint64_t x;
+
+    while (k < len && tok[k] != '=')
+        k++;
+    if (k == len) {
+        warn(p, tok, len);
+        return 0;
+    }
+    const char *v = tok + k + 1;
+    unsigned n = len - k - 1;
+
+    if (equals(tok, k, "workload")) {
+        if (lookup(workload_names, NR_WORKLOADS, v, n, &p->workload))
+            return bad_value(e, tok, k, v, n, "idle, once, continuous or verify");
+    } else if (equals(tok, k, "fill")) {
+        if (lookup(fill_names, NR_FILLS, v, n, &p->fill))
+            return bad_value(e, tok, k, v, n, "none, pattern or random");
+    } else if (equals(tok, k, "start")) {
+        if (parse_u64(v, n, 1, &x))
+            return bad_value(e, tok, k, v, n, "a byte address");
+        if (x & PAGE_MASK)
+            return bad_value(e, tok, k, v, n, "not 4 KiB aligned");
+        if (x < VS_WORK_MIN_START)
+            return bad_value(e, tok, k, v, n, "below the boot stacks' end at 0x280000");
+        p->start = x;
+    } else if (equals(tok, k, "size")) {
+        if (parse_u64(v, n, 1, &x))
+            return bad_value(e, tok, k, v, n, "a byte count");
+        if (x == 0 || (x & PAGE_MASK))
+            return bad_value(e, tok, k, v, n, "must be a non-zero multiple of 4 KiB");
+        p->size = x;
+    } else if (equals(tok, k, "mem")) {
+        if (parse_u64(v, n, 1, &x) || x == 0)
+            return bad_value(e, tok, k, v, n, "a non-zero byte count");
+        p->mem = x;
+    } else if (equals(tok, k, "rate")) {
+        if (parse_u64(v, n, 0, &p->rate))
+            return bad_value(e, tok, k, v, n, "pages per second, 0 = full speed");
+    } else if (equals(tok, k, "seed")) {
+        if (parse_u64(v, n, 0, &p->seed))
+            return bad_value(e, tok, k, v, n, "a number");
+    } else if (equals(tok, k, "cpus")) {
+        if (parse_u64(v, n, 0, &x) || x == 0)
+            return bad_value(e, tok, k, v, n, "a vCPU count of at least 1");
+        p->cpus = x > VS_MAX_VCPUS ? VS_MAX_VCPUS : (uint32_t)x;
+    } else if (equals(tok, k, "quiet")) {
+        if (parse_u64(v, n, 0, &x))
+            return bad_value(e, tok, k, v, n, "0 or 1");
+        p->quiet = x != 0;
+    } else {
+        warn(p, tok, len);
+    }
+    return 0;
+}
+
+int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
+                    unsigned errlen)
+{
+    struct vs_buf e;
+    struct vs_guest_params p = {
+        .workload = VS_WORKLOAD_IDLE,
+        .fill = VS_FILL_NONE,
+        .start = VS_WORK_DEFAULT_START,
+        .seed = 1,
+        .cpus = 1,
+    };
+    unsigned i = 0;
+
+    vs_buf_init(&e, err, errlen);
+    if (!cmdline)
+        cmdline = "";
+    /* Bounded: the loader's buffer holds at most VS_BOOT_CMDLINE_MAX bytes. */
+    while (i < VS_BOOT_CMDLINE_MAX && cmdline[i]) {
+        unsigned begin;
+
+        if (is_space(cmdline[i])) {
+            i++;
+            continue;
+        }
+        begin = i;
+        while (i < VS_BOOT_CMDLINE_MAX && cmdline[i] && !is_space(cmdline[i]))
+            i++;
+        if (parse_token(&p, cmdline + begin, i - begin, &e))
+            return -1;
+    }
+    if (p.size > UINT64_MAX - p.start) {
+        vs_buf_puts(&e, "start + size overflows");
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* End of the run of RAM, merged across adjacent or overlapping RAM entries, that
+ * contains addr. -1 if addr is not in RAM. */
+static int ram_run_end(const struct hvm_memmap_table_entry *map, uint32_t entries,
+                       uint64_t addr, uint64_t *end)
+{
+    uint64_t cur = addr;
+    int found = 0;
+
+    /* Each round extends the run by at least one entry, so entries + 1 rounds suffice. */
+    for (uint32_t round = 0; round <= entries; round++) {
+        int grew = 0;
+
+        for (uint32_t i = 0; i < entries; i++) {
+            const struct hvm_memmap_table_entry *m = &map[i];
+            uint64_t m_end = m->size > UINT64_MAX - m->addr ? UINT64_MAX : m->addr + m->size;
+
+            if (m->type == VS_E820_RAM && m->addr <= cur && cur < m_end) {
+                cur = m_end;
+                grew = found = 1;
+            }
+        }
+        if (!grew)
+            break;
+    }
+    *end = cur;
+    return found ? 0 : -1;
+}
+
+int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_table_entry *map,
+                            uint32_t entries, char *err, unsigned errlen)
+{
+    struct vs_buf e;
+    uint64_t ram_end;
+
+    vs_buf_init(&e, err, errlen);
+    if (entries > VS_MEMMAP_MAX) {
+        vs_buf_puts(&e, "memory map has too many entries: ");
+        vs_buf_dec(&e, entries);
+        return -1;
+    }
+    if (entries == 0) {
+        if (!p->mem) {
+            vs_buf_puts(&e, "no memory map from the loader: pass mem=BYTES");
+            return -1;
+        }
+        ram_end = p->mem;
+    } else if (ram_run_end(map, entries, p->start, &ram_end)) {
+        vs_buf_puts(&e, "start=");
+        vs_buf_hex(&e, p->start);
+        vs_buf_puts(&e, " is not in RAM");
+        return -1;
+    }
+    ram_end &= ~PAGE_MASK;
+    if (!p->size) {
+        if (ram_end <= p->start) {
+            vs_buf_puts(&e, "no RAM above start=");
+            vs_buf_hex(&e, p->start);
+            return -1;
+        }
+        p->size = ram_end - p->start;
+    }
+    if (p->start + p->size > ram_end) {
+        vs_buf_puts(&e, "range ");
+        vs_buf_hex(&e, p->start);
+        vs_buf_putc(&e, '+');
+        vs_buf_hex(&e, p->size);
+        vs_buf_puts(&e, " is not inside RAM, which ends at ");
+        vs_buf_hex(&e, ram_end);
+        return -1;
+    }
+    if (p->size / VS_PAGE_SIZE < p->cpus) {
+        vs_buf_puts(&e, "range has fewer pages than cpus=");
+        vs_buf_dec(&e, p->cpus);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* The guest's command line: space-separated key=value tokens (see vs_params_parse).
+ * Pure and freestanding; the unit test builds it hosted. */
+#ifndef VS_GUEST_PARAMS_H
+#define VS_GUEST_PARAMS_H
+
+#include <stdint.h>
+#include "vmshift/guest_abi.h"
+
+/* The workload range must stay above the monitor's boot stacks. */
+#define VS_WORK_MIN_START (VS_BOOT_STACKS_ADDR + VS_MAX_VCPUS * VS_BOOT_STACK_SIZE)
+/* Memory maps longer than this are taken as garbage. */
+#define VS_MEMMAP_MAX 128
+#define VS_PARAMS_MAX_WARNINGS 8
+
+/* An ignored token, pointing into the command line (not NUL-terminated). */
+struct vs_param_warning {
+    const char *token;
+    unsigned len;
+};
+
+struct vs_guest_params {
+    uint32_t workload;      /* enum vs_workload */
+    uint32_t fill;          /* enum vs_fill */
+    uint64_t start;         /* workload range, bytes, 4 KiB aligned */
+    uint64_t size;          /* 0 until given or resolved from the memory map */
+    uint64_t mem;           /* RAM size for loaders without a memory map, 0 = not given */
+    uint64_t rate;          /* pages/s for the whole VM, 0 = full speed */
+    uint64_t seed;
+    uint32_t cpus;          /* vCPUs the monitor started, 1..VS_MAX_VCPUS */
+    uint32_t quiet;
+    uint32_t nr_warnings;   /* unknown tokens seen, including those not kept below */
+    struct vs_param_warning warnings[VS_PARAMS_MAX_WARNINGS];
+};
+
+/* Parse a NUL-terminated command line (NULL = empty) into *out, defaults first.
+ * Keys: workload=idle|once|continuous|verify fill=none|pattern|random start= size= mem=
+ * (bytes, decimal or 0x-hex, K/M/G suffix) rate= seed= cpus= quiet= (plain numbers).
+ * Unknown keys and tokens without '=' are ignored and recorded as warnings.
+ * Returns 0, or -1 with a message in err (errlen bytes, may be 0). */
+int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
+                    unsigned errlen);
+
+/* Check the range against RAM and, when size was not given, extend it to the end of the
+ * RAM that contains start. RAM comes from the memory map, or is [0, mem) when the map is
+ * empty (entries == 0). Returns 0, or -1 with a message in err. */
+int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_table_entry *map,
+                            uint32_t entries, char *err, unsigned errlen);
+
+const char *vs_params_workload_name(uint32_t workload);
+const char *vs_params_fill_name(uint32_t fill);
+
+#endif
