@@ -1,0 +1,130 @@
+#include "vmm/memory.h"
+#include "common/error.h"
+#include "common/size.h"
+#include "vmshift/guest_abi.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TWO_MIB (2ULL << 20)
+
+uint64_t vs_host_available_memory(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
+
+int vs_memory_create(struct vs_memory *m, uint64_t size)
+{
+    char a[32], b[32];
+    memset(m, 0, sizeof(*m));
+    m->memfd = -1;
+    if (size < VS_MIN_RAM || size > VS_MAX_RAM)
+        return vs_fail(EINVAL, "--mem %s is out of range; give between %s and %s",
+                       vs_format_size(size, a, sizeof(a)), vs_format_size(VS_MIN_RAM, b, sizeof(b)),
+                       "64.0 GiB");
+    if (size % TWO_MIB)
+        return vs_fail(EINVAL, "--mem %llu bytes is not a multiple of 2 MiB; round it (e.g. 512M, 4G)",
+                       (unsigned long long)size);
+    uint64_t avail = vs_host_available_memory();
+    if (avail && size > avail)
+        return vs_fail(ENOMEM, "--mem %s is more than this host can give (%s available); "
+                       "use a smaller --mem or free memory",
+                       vs_format_size(size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
+    m->memfd = memfd_create("vmshift-guest-ram", MFD_CLOEXEC);
+    if (m->memfd < 0)
+        return vs_fail(errno, "memfd_create for guest RAM failed: %s", strerror(errno));
+    if (ftruncate(m->memfd, (off_t)size) < 0) {
+        int err = errno;
+        close(m->memfd);
+        m->memfd = -1;
+        return vs_fail(err, "cannot size guest RAM memfd to %s: %s",
+                       vs_format_size(size, a, sizeof(a)), strerror(err));
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd, 0);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        close(m->memfd);
+        m->memfd = -1;
+        return vs_fail(err, "cannot map %s of guest RAM: %s",
+                       vs_format_size(size, a, sizeof(a)), strerror(err));
+    }
+    madvise(p, size, MADV_DONTDUMP);
+    m->base = p;
+    m->size = size;
+    return 0;
+}
+
+void vs_memory_destroy(struct vs_memory *m)
+{
+    if (m->base)
+        munmap(m->base, m->size);
+    if (m->memfd >= 0)
+        close(m->memfd);
+    m->base = NULL;
+    m->memfd = -1;
+    m->size = 0;
+}
+
+int vs_memory_check_range(const struct vs_memory *m, uint64_t gpa, uint64_t len, const char *what)
+{
+    if (gpa > m->size || len > m->size - gpa)
+        return vs_fail(ERANGE, "%s [0x%llx, 0x%llx) lies outside guest RAM [0, 0x%llx)", what,
+                       (unsigned long long)gpa, (unsigned long long)(gpa + len),
+                       (unsigned long long)m->size);
+    return 0;
+}
+
+int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vs_fail(errno, "--preload %s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = vs_fail(EINVAL, "--preload %s: not a regular file", path);
+        goto out;
+    }
+    if (gpa < VS_WORK_DEFAULT_START) {
+        rc = vs_fail(EINVAL, "--preload %s@0x%llx overlaps the boot area [0, 0x%llx); "
+                     "load at 0x%llx or above", path, (unsigned long long)gpa,
+                     (unsigned long long)VS_WORK_DEFAULT_START,
+                     (unsigned long long)VS_WORK_DEFAULT_START);
+        goto out;
+    }
+    rc = vs_memory_check_range(m, gpa, (uint64_t)st.st_size, "--preload");
+    if (rc) {
+        rc = vs_fail_context(rc, "--preload %s (%lld bytes) does not fit; use a larger --mem "
+                             "or a lower address", path, (long long)st.st_size);
+        goto out;
+    }
+    uint64_t done = 0;
+    while (done < (uint64_t)st.st_size) {
+        ssize_t n = pread(fd, m->base + gpa + done, (size_t)((uint64_t)st.st_size - done),
+                          (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = vs_fail(n < 0 ? errno : EIO, "--preload %s: read failed at offset %llu", path,
+                         (unsigned long long)done);
+            goto out;
+        }
+        done += (uint64_t)n;
+    }
+out:
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* Guest RAM: one memfd, mapped shared, registered with KVM as one slot from address 0.
+ * The memfd lets later stages find never-touched pages (SEEK_DATA/SEEK_HOLE) and hand
+ * the memory to another process. */
+#ifndef VS_MEMORY_H
+#define VS_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VS_MAX_RAM (64ULL << 30)   /* the guest's PVH page tables map 64 GiB */
+
+struct vs_memory {
+    int memfd;
+    uint8_t *base;     /* host address of guest-physical 0 */
+    uint64_t size;     /* bytes, multiple of 2 MiB */
+};
+
+/* Checks the size (VS_MIN_RAM..VS_MAX_RAM, 2 MiB multiple) and that the host has that much
+ * memory available, then creates and maps the memfd. */
+int vs_memory_create(struct vs_memory *m, uint64_t size);
+void vs_memory_destroy(struct vs_memory *m);
+
+/* 0 if [gpa, gpa+len) lies inside RAM; otherwise an error naming `what`. */
+int vs_memory_check_range(const struct vs_memory *m, uint64_t gpa, uint64_t len, const char *what);
+
+static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t gpa)
+{
+    return m->base + gpa;
+}
+
+/* Copy a whole file into guest RAM at gpa (--preload FILE@ADDR). */
+int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
+
+/* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */
+uint64_t vs_host_available_memory(void);
+
+#endif

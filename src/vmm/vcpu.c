@@ -1,0 +1,227 @@
+#include "vmm/vcpu.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VS_KICK_SIGNAL SIGUSR1
+
+static void kick_handler(int sig)
+{
+    (void)sig; /* its only job is to interrupt KVM_RUN */
+}
+
+int vs_vcpu_init_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(VS_KICK_SIGNAL, &sa, NULL) < 0)
+        return vs_fail(errno, "cannot install the vCPU kick signal handler: %s", strerror(errno));
+    return 0;
+}
+
+/* Give every vCPU its own APIC ID in CPUID, so a guest can tell them apart. */
+static void personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
+{
+    for (unsigned i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == 1)
+            e->ebx = (e->ebx & 0x00ffffff) | (index << 24);
+        else if (e->function == 0xb || e->function == 0x1f)
+            e->edx = index;
+    }
+}
+
+int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
+{
+    struct vs_vm *vm = v->vm;
+    int rc = vs_kvm_create_vcpu(&vm->kvm, v->index, &v->fd);
+    if (rc)
+        return rc;
+    v->run = mmap(NULL, (size_t)vm->kvm.vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                  v->fd, 0);
+    if (v->run == MAP_FAILED) {
+        v->run = NULL;
+        return vs_fail(errno, "cannot map kvm_run of vCPU %u: %s", v->index, strerror(errno));
+    }
+    size_t csize = sizeof(struct kvm_cpuid2) + vm->kvm.cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+    struct kvm_cpuid2 *cpuid = malloc(csize);
+    if (!cpuid)
+        return vs_fail(ENOMEM, "out of memory for vCPU %u CPUID", v->index);
+    memcpy(cpuid, vm->kvm.cpuid, csize);
+    personalise_cpuid(cpuid, v->index);
+    rc = ioctl(v->fd, KVM_SET_CPUID2, cpuid);
+    int err = errno;
+    free(cpuid);
+    if (rc < 0)
+        return vs_fail(err, "KVM_SET_CPUID2 on vCPU %u: %s", v->index, strerror(err));
+
+    struct kvm_sregs sregs;
+    struct kvm_regs regs;
+    if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+        return vs_fail(errno, "KVM_GET_SREGS on vCPU %u: %s", v->index, strerror(errno));
+    vs_boot_initial_state(&vm->boot, v->index, cr3, &sregs, &regs);
+    if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
+        return vs_fail(errno, "KVM_SET_SREGS on vCPU %u (boot mode %s): %s", v->index,
+                       vs_boot_mode_name(vm->boot.mode), strerror(errno));
+    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+        return vs_fail(errno, "KVM_SET_REGS on vCPU %u: %s", v->index, strerror(errno));
+    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
+        return vs_fail(errno, "KVM_SET_FPU on vCPU %u: %s", v->index, strerror(errno));
+    return 0;
+}
+
+void vs_vcpu_destroy(struct vs_vcpu *v)
+{
+    if (v->run)
+        munmap(v->run, (size_t)v->vm->kvm.vcpu_mmap_size);
+    if (v->fd >= 0)
+        close(v->fd);
+    v->run = NULL;
+    v->fd = -1;
+}
+
+void vs_vcpu_kick(struct vs_vcpu *v)
+{
+    if (!v->run || !v->thread_started)
+        return;
+    v->run->immediate_exit = 1;
+    pthread_kill(v->thread, VS_KICK_SIGNAL);
+}
+
+/* Park until the vCPU may run; returns false when the thread must end. */
+static bool wait_until_runnable(struct vs_vcpu *v)
+{
+    struct vs_vm *vm = v->vm;
+    pthread_mutex_lock(&vm->lock);
+    while (!vm->quit_requested && (vm->pause_requested || v->halted || v->stopped)) {
+        if (!v->parked) {
+            v->parked = true;
+            pthread_cond_broadcast(&vm->cond);
+        }
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    }
+    bool run = !vm->quit_requested;
+    v->parked = !run;
+    if (run)
+        v->run->immediate_exit = 0; /* a kick after this point sets it again */
+    else
+        pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return run;
+}
+
+/* The guest asked to be stalled (pvport SLEEP): wait, but give way to pause and quit. */
+static void stall(struct vs_vcpu *v, uint64_t us)
+{
+    struct vs_vm *vm = v->vm;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    uint64_t ns = (uint64_t)deadline.tv_nsec + us * 1000;
+    deadline.tv_sec += (time_t)(ns / 1000000000ULL);
+    deadline.tv_nsec = (long)(ns % 1000000000ULL);
+    pthread_mutex_lock(&vm->lock);
+    while (!vm->pause_requested && !vm->quit_requested &&
+           pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline) == 0)
+        ;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void handle_io(struct vs_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+    uint16_t port = run->io.port;
+    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+        if (port >= VS_SERIAL_BASE && port < VS_SERIAL_BASE + VS_SERIAL_PORTS && run->io.size == 1) {
+            vs_serial_io(&v->vm->serial, port, is_write, data);
+        } else if (port >= VS_PVPORT_BASE && port < VS_PVPORT_BASE + VS_PVPORT_SIZE) {
+            uint32_t value = 0;
+            uint64_t stall_us = 0;
+            memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
+            vs_pvport_io(&v->vm->pvport, v->index, port, is_write, &value, &stall_us);
+            if (!is_write)
+                memcpy(data, &value, run->io.size <= 4 ? run->io.size : 4);
+            if (stall_us)
+                stall(v, stall_us);
+        } else if (!is_write) {
+            memset(data, 0xff, run->io.size); /* nothing there: the bus floats high */
+        }
+    }
+}
+
+static void fail_vcpu(struct vs_vcpu *v, const char *what)
+{
+    struct kvm_regs regs;
+    memset(&regs, 0, sizeof(regs));
+    ioctl(v->fd, KVM_GET_REGS, &regs);
+    vs_vm_fail(v->vm, "vCPU %u stopped: %s (rip=0x%llx rsp=0x%llx)", v->index, what,
+               (unsigned long long)regs.rip, (unsigned long long)regs.rsp);
+    pthread_mutex_lock(&v->vm->lock);
+    v->stopped = true;
+    pthread_mutex_unlock(&v->vm->lock);
+}
+
+void *vs_vcpu_thread(void *arg)
+{
+    struct vs_vcpu *v = arg;
+    char why[96];
+    while (wait_until_runnable(v)) {
+        int r = ioctl(v->fd, KVM_RUN, 0);
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue; /* kicked */
+            snprintf(why, sizeof(why), "KVM_RUN failed: %s", strerror(errno));
+            fail_vcpu(v, why);
+            continue;
+        }
+        v->exits++;
+        switch (v->run->exit_reason) {
+        case KVM_EXIT_IO:
+            handle_io(v);
+            break;
+        case KVM_EXIT_HLT:
+            pthread_mutex_lock(&v->vm->lock);
+            v->halted = true;
+            pthread_cond_broadcast(&v->vm->cond);
+            pthread_mutex_unlock(&v->vm->lock);
+            break;
+        case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_MMIO:
+            /* No MMIO devices: reads float high, writes vanish. */
+            if (!v->run->mmio.is_write)
+                memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+            break;
+        case KVM_EXIT_SHUTDOWN:
+            fail_vcpu(v, "the guest shut down (triple fault)");
+            break;
+        case KVM_EXIT_FAIL_ENTRY:
+            snprintf(why, sizeof(why), "entry failed, hardware reason 0x%llx",
+                     (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+            fail_vcpu(v, why);
+            break;
+        case KVM_EXIT_INTERNAL_ERROR:
+            snprintf(why, sizeof(why), "KVM internal error, suberror %u",
+                     v->run->internal.suberror);
+            fail_vcpu(v, why);
+            break;
+        default:
+            snprintf(why, sizeof(why), "unhandled exit reason %u", v->run->exit_reason);
+            fail_vcpu(v, why);
+            break;
+        }
+    }
+    return NULL;
+}

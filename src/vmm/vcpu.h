@@ -1,0 +1,21 @@
+/* vCPUs: creation in the boot state, and the thread that runs KVM_RUN and emulates the
+ * exits (port I/O to devices, HLT, faults). */
+#ifndef VS_VCPU_H
+#define VS_VCPU_H
+
+#include "vmm/vm.h"
+
+/* Create vCPU v->index of v->vm, map its kvm_run, set CPUID and the boot registers. */
+int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3);
+void vs_vcpu_destroy(struct vs_vcpu *v);
+
+/* Thread body: runs until vm->quit_requested. */
+void *vs_vcpu_thread(void *arg);
+
+/* Make the vCPU leave KVM_RUN soon (call with vm->lock held). */
+void vs_vcpu_kick(struct vs_vcpu *v);
+
+/* Install the (empty) signal handler used for kicks; once per process. */
+int vs_vcpu_init_signals(void);
+
+#endif

@@ -1,0 +1,209 @@
+#include "vmm/vm.h"
+#include "vmm/fill.h"
+#include "vmm/vcpu.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "vmshift/guest_abi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *vs_vm_state_name(enum vs_vm_state s)
+{
+    switch (s) {
+    case VS_VM_CREATED: return "created";
+    case VS_VM_RUNNING: return "running";
+    case VS_VM_PAUSED: return "paused";
+    case VS_VM_FAILED: return "failed";
+    }
+    return "?";
+}
+
+void vs_vm_fail(struct vs_vm *vm, const char *fmt, ...)
+{
+    char msg[sizeof(vm->failure)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    vs_log(VS_LOG_ERROR, "guest failed: %s", msg);
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VS_VM_FAILED)
+        memcpy(vm->failure, msg, sizeof(msg));
+    vm->state = VS_VM_FAILED;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
+{
+    if (cfg->fill != VS_FILL_NONE) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int rc = vs_fill_range(&vm->mem, cfg->fill_start, vm->mem.size - cfg->fill_start,
+                               cfg->fill, cfg->seed, cpus > 0 ? (unsigned)cpus : 1);
+        if (rc)
+            return vs_fail_context(rc, "--fill %s", vs_fill_name(cfg->fill));
+    }
+    for (unsigned i = 0; i < cfg->nr_preloads; i++) {
+        int rc = vs_memory_preload(&vm->mem, cfg->preloads[i].path, cfg->preloads[i].addr);
+        if (rc)
+            return rc;
+    }
+    int rc = vs_boot_load_kernel(&vm->mem, cfg->kernel, cfg->boot, &vm->boot);
+    if (rc)
+        return rc;
+    return vs_boot_write_info(&vm->mem, &vm->boot, cfg->cmdline);
+}
+
+int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
+{
+    *out = NULL;
+    if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VS_MAX_VCPUS)
+        return vs_fail(EINVAL, "--vcpus %u is out of range; give 1 to %d", cfg->nr_vcpus,
+                       VS_MAX_VCPUS);
+    struct vs_vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return vs_fail(ENOMEM, "out of memory for the VM");
+    vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.memfd = -1;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&vm->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    vm->state = VS_VM_CREATED;
+    vs_pvport_init(&vm->pvport, &vm->mem);
+
+    int rc = vs_serial_open(&vm->serial, cfg->serial);
+    if (rc)
+        goto fail;
+    rc = vs_vcpu_init_signals();
+    if (rc)
+        goto fail;
+    rc = vs_kvm_open(&vm->kvm, cfg->kvm_device);
+    if (rc)
+        goto fail;
+    if (cfg->nr_vcpus > vm->kvm.caps.max_vcpus) {
+        rc = vs_fail(EINVAL, "--vcpus %u is more than this host's KVM allows (%u)",
+                     cfg->nr_vcpus, vm->kvm.caps.max_vcpus);
+        goto fail;
+    }
+    rc = vs_memory_create(&vm->mem, cfg->mem_size);
+    if (rc)
+        goto fail;
+    rc = load_memory(vm, cfg);
+    if (rc)
+        goto fail;
+    if (vm->boot.mode == VS_BOOT_PVH && cfg->nr_vcpus > 1) {
+        rc = vs_fail(EINVAL, "--boot pvh starts only the first vCPU (there is no APIC to wake "
+                     "others); use --vcpus 1 or --boot long");
+        goto fail;
+    }
+    rc = vs_kvm_set_memory_slot(&vm->kvm, 0, 0, vm->mem.size, vm->mem.base, 0);
+    if (rc)
+        goto fail;
+
+    vm->vcpus = calloc(cfg->nr_vcpus, sizeof(*vm->vcpus));
+    if (!vm->vcpus) {
+        rc = vs_fail(ENOMEM, "out of memory for %u vCPUs", cfg->nr_vcpus);
+        goto fail;
+    }
+    vm->nr_vcpus = cfg->nr_vcpus;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        vm->vcpus[i] = (struct vs_vcpu){ .vm = vm, .index = i, .fd = -1 };
+    }
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        rc = vs_vcpu_create(&vm->vcpus[i], VS_BOOT_PT_ADDR);
+        if (rc)
+            goto fail;
+    }
+    *out = vm;
+    return 0;
+fail:
+    vs_vm_destroy(vm);
+    return rc;
+}
+
+int vs_vm_start(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->state = vm->pause_requested ? VS_VM_PAUSED : VS_VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        struct vs_vcpu *v = &vm->vcpus[i];
+        int err = pthread_create(&v->thread, NULL, vs_vcpu_thread, v);
+        if (err)
+            return vs_fail(err, "cannot start the thread of vCPU %u: %s", i, strerror(err));
+        v->thread_started = true;
+        char name[16];
+        snprintf(name, sizeof(name), "vcpu%u", i);
+        pthread_setname_np(v->thread, name);
+    }
+    return 0;
+}
+
+static bool all_parked(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vm->vcpus[i].thread_started && !vm->vcpus[i].parked)
+            return false;
+    return true;
+}
+
+int vs_vm_pause(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->pause_requested = true;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vs_vcpu_kick(&vm->vcpus[i]);
+    pthread_cond_broadcast(&vm->cond); /* wakes stalled vCPUs */
+    while (!all_parked(vm))
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    if (vm->state == VS_VM_RUNNING || vm->state == VS_VM_CREATED)
+        vm->state = VS_VM_PAUSED;
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+int vs_vm_resume(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state == VS_VM_FAILED) {
+        pthread_mutex_unlock(&vm->lock);
+        return vs_fail(EINVAL, "cannot resume: the guest failed (%s)", vm->failure);
+    }
+    vm->pause_requested = false;
+    if (vm->state == VS_VM_PAUSED)
+        vm->state = VS_VM_RUNNING;
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+void vs_vm_destroy(struct vs_vm *vm)
+{
+    if (!vm)
+        return;
+    pthread_mutex_lock(&vm->lock);
+    vm->quit_requested = true;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vs_vcpu_kick(&vm->vcpus[i]);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vm->vcpus[i].thread_started)
+            pthread_join(vm->vcpus[i].thread, NULL);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vs_vcpu_destroy(&vm->vcpus[i]);
+    free(vm->vcpus);
+    vs_memory_destroy(&vm->mem);
+    vs_kvm_close(&vm->kvm);
+    vs_serial_close(&vm->serial);
+    vs_pvport_destroy(&vm->pvport);
+    pthread_cond_destroy(&vm->cond);
+    pthread_mutex_destroy(&vm->lock);
+    free(vm);
+}

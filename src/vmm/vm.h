@@ -1,0 +1,86 @@
+/* A virtual machine: RAM, vCPU threads, devices, and its run state (running / paused).
+ * Pausing is synchronous: when vs_vm_pause() returns, no vCPU is inside KVM_RUN. */
+#ifndef VS_VM_H
+#define VS_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/boot.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+#include "vmm/devices/pvport.h"
+#include "vmm/devices/serial.h"
+
+#define VS_MAX_PRELOADS 8
+
+struct vs_preload {
+    const char *path;
+    uint64_t addr;
+};
+
+struct vs_vm_config {
+    const char *kvm_device;      /* "/dev/kvm" */
+    const char *kernel;          /* guest ELF */
+    enum vs_boot_mode boot;
+    uint64_t mem_size;
+    unsigned nr_vcpus;
+    const char *cmdline;         /* guest command line (parameters) */
+    const char *serial;          /* "stdout", "none" or a file */
+    uint32_t fill;               /* enum vs_fill for [fill_start, end of RAM) */
+    uint64_t fill_start;
+    uint64_t seed;
+    struct vs_preload preloads[VS_MAX_PRELOADS];
+    unsigned nr_preloads;
+};
+
+struct vs_vm;
+
+struct vs_vcpu {
+    struct vs_vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool thread_started;
+    bool parked;        /* in user space waiting (paused, halted, stopped or quitting) */
+    bool halted;        /* the guest executed HLT with nothing to wake it */
+    bool stopped;       /* fatal exit: this vCPU never runs again */
+    uint64_t exits;
+};
+
+enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED };
+
+struct vs_vm {
+    struct vs_kvm kvm;
+    struct vs_memory mem;
+    struct vs_serial serial;
+    struct vs_pvport pvport;
+    struct vs_boot_entry boot;
+    unsigned nr_vcpus;
+    struct vs_vcpu *vcpus;
+
+    pthread_mutex_t lock;        /* guards the fields below and every vCPU's flags */
+    pthread_cond_t cond;         /* any change of them */
+    enum vs_vm_state state;
+    bool pause_requested;
+    bool quit_requested;
+    char failure[256];           /* why the guest failed (VS_VM_FAILED) */
+};
+
+const char *vs_vm_state_name(enum vs_vm_state s);
+
+/* Build the VM: RAM, fill, preloads, kernel, boot info, vCPUs in their initial state.
+ * Nothing runs until vs_vm_start(). */
+int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg);
+int vs_vm_start(struct vs_vm *vm);
+/* Stop every vCPU outside KVM_RUN. Idempotent. */
+int vs_vm_pause(struct vs_vm *vm);
+int vs_vm_resume(struct vs_vm *vm);
+/* Stop the vCPU threads (if started) and free everything. */
+void vs_vm_destroy(struct vs_vm *vm);
+
+/* Record a fatal guest error: the VM state becomes FAILED (called by vCPU threads). */
+void vs_vm_fail(struct vs_vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
