@@ -1,0 +1,193 @@
+#include "ctl/vm_commands.h"
+#include "ctl/ctl_json.h"
+#include "common/error.h"
+#include "vmshift/guest_abi.h"
+
+#include <json-c/json.h>
+#include <string.h>
+#include <xxhash.h>
+
+static const char *workload_name(uint32_t w)
+{
+    static const char *const names[] = { "idle", "once", "continuous", "verify" };
+    return w < 4 ? names[w] : "unknown";
+}
+
+static const char *guest_state_name(uint32_t s)
+{
+    static const char *const names[] = { "booting", "running", "idle", "failed" };
+    return s < 4 ? names[s] : "unknown";
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+/* Guest counters as of each vCPU's last doorbell. Totals add up the vCPUs; "passes" is
+ * the number of complete passes over the whole range (the slowest vCPU's count). */
+static struct json_object *guest_status(struct vs_vm *vm)
+{
+    struct vs_pvport_view pv;
+    vs_pvport_view(&vm->pvport, &pv);
+    struct json_object *g = json_object_new_object();
+    json_object_object_add(g, "registered", json_object_new_boolean(pv.registered));
+    add_u64(g, "doorbells", pv.doorbells);
+    if (!pv.registered || pv.t.magic != VS_TELEMETRY_MAGIC)
+        return g;
+    const struct vs_telemetry *t = &pv.t;
+    json_object_object_add(g, "workload", json_object_new_string(workload_name(t->workload)));
+    add_u64(g, "range_start", t->range_start);
+    add_u64(g, "range_pages", t->range_pages);
+    add_u64(g, "rate", t->rate);
+    if (pv.rate_override != VS_RATE_NO_OVERRIDE)
+        add_u64(g, "rate_override", pv.rate_override);
+    /* nr_cpus is 0 until the guest has parsed its parameters; vCPU 0's state (booting
+     * or failed) is meaningful before that. */
+    unsigned n = t->nr_cpus == 0 ? 1 : t->nr_cpus <= VS_MAX_VCPUS ? t->nr_cpus : VS_MAX_VCPUS;
+    uint64_t passes = UINT64_MAX, written = 0, checked = 0, errors = 0, first_bad = 0;
+    uint32_t state = VS_GUEST_BOOTING;
+    struct json_object *per = json_object_new_array();
+    for (unsigned i = 0; i < n; i++) {
+        const struct vs_cpu_counters *c = &t->cpu[i];
+        passes = c->passes < passes ? c->passes : passes;
+        written += c->pages_written;
+        checked += c->pages_checked;
+        errors += c->errors;
+        if (!first_bad && c->first_bad_addr)
+            first_bad = c->first_bad_addr;
+        if (i == 0 || c->state == VS_GUEST_FAILED)
+            state = c->state;
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "state", json_object_new_string(guest_state_name(c->state)));
+        add_u64(o, "passes", c->passes);
+        add_u64(o, "pages_written", c->pages_written);
+        add_u64(o, "pages_checked", c->pages_checked);
+        add_u64(o, "errors", c->errors);
+        add_u64(o, "generation", c->generation);
+        json_object_array_add(per, o);
+    }
+    json_object_object_add(g, "state", json_object_new_string(guest_state_name(state)));
+    add_u64(g, "passes", n ? passes : 0);
+    add_u64(g, "pages_written", written);
+    add_u64(g, "pages_checked", checked);
+    add_u64(g, "errors", errors);
+    add_u64(g, "first_bad_addr", first_bad);
+    json_object_object_add(g, "per_vcpu", per);
+    return g;
+}
+
+void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
+{
+    pthread_mutex_lock(&vm->lock);
+    enum vs_vm_state state = vm->state;
+    struct json_object *vcpus = json_object_new_array();
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        const struct vs_vcpu *v = &vm->vcpus[i];
+        const char *s = v->stopped ? "stopped" : v->halted ? "halted"
+                        : v->parked ? "paused" : "running";
+        json_object_array_add(vcpus, json_object_new_string(s));
+    }
+    char failure[sizeof(vm->failure)];
+    memcpy(failure, vm->failure, sizeof(failure));
+    pthread_mutex_unlock(&vm->lock);
+
+    json_object_object_add(reply, "state", json_object_new_string(vs_vm_state_name(state)));
+    if (state == VS_VM_FAILED)
+        json_object_object_add(reply, "failure", json_object_new_string(failure));
+    json_object_object_add(reply, "vcpus", json_object_new_int((int)vm->nr_vcpus));
+    json_object_object_add(reply, "vcpu_states", vcpus);
+    add_u64(reply, "ram_bytes", vm->mem.size);
+    json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
+    add_u64(reply, "serial_bytes", vm->serial.bytes_out);
+    json_object_object_add(reply, "guest", guest_status(vm));
+}
+
+/* xxh3-64 of guest RAM [start, start+length): a fingerprint to compare memory contents. */
+static int cmd_digest(struct vs_vm *vm, struct json_object *req, struct json_object *reply)
+{
+    uint64_t start = 0, length = vm->mem.size;
+    int rc;
+    if (json_object_object_get_ex(req, "start", NULL) &&
+        (rc = ctl_json_get_u64(req, "start", &start)))
+        return rc;
+    if (json_object_object_get_ex(req, "length", NULL) &&
+        (rc = ctl_json_get_u64(req, "length", &length)))
+        return rc;
+    rc = vs_memory_check_range(&vm->mem, start, length, "digest range");
+    if (rc)
+        return rc;
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx",
+             (unsigned long long)XXH3_64bits(vs_memory_ptr(&vm->mem, start), length));
+    json_object_object_add(reply, "xxh3", json_object_new_string(hex));
+    add_u64(reply, "start", start);
+    add_u64(reply, "length", length);
+    return 0;
+}
+
+/* Fault injection for tests: overwrite one 64-bit word of guest RAM behind the guest's
+ * back (the verify and once workloads must notice). */
+static int cmd_debug_poke(struct vs_vm *vm, struct json_object *req, struct json_object *reply)
+{
+    uint64_t addr, value;
+    int rc = ctl_json_get_u64(req, "addr", &addr);
+    if (!rc)
+        rc = ctl_json_get_u64(req, "value", &value);
+    if (rc)
+        return rc;
+    if (addr % 8)
+        return vs_fail(EINVAL, "debug-poke addr 0x%llx is not 8-byte aligned",
+                       (unsigned long long)addr);
+    rc = vs_memory_check_range(&vm->mem, addr, 8, "debug-poke address");
+    if (rc)
+        return rc;
+    __atomic_store_n((uint64_t *)vs_memory_ptr(&vm->mem, addr), value, __ATOMIC_RELAXED);
+    add_u64(reply, "addr", addr);
+    return 0;
+}
+
+static int cmd_set_rate(struct vs_vm *vm, struct json_object *req, struct json_object *reply)
+{
+    uint64_t rate;
+    int rc = ctl_json_get_u64(req, "rate", &rate);
+    if (rc)
+        return rc;
+    if (rate >= VS_RATE_NO_OVERRIDE)
+        return vs_fail(EINVAL, "set-rate rate=%llu is too large; at most %u pages/s",
+                       (unsigned long long)rate, VS_RATE_NO_OVERRIDE - 1);
+    vs_pvport_set_rate(&vm->pvport, (uint32_t)rate);
+    add_u64(reply, "rate", rate);
+    return 0;
+}
+
+int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
+                       struct json_object *reply)
+{
+    struct vm_commands *c = ctx;
+    struct vs_vm *vm = c->vm;
+    int rc = 0;
+    if (strcmp(cmd, "status") == 0) {
+        vm_commands_status(vm, reply);
+    } else if (strcmp(cmd, "pause") == 0) {
+        rc = vs_vm_pause(vm);
+        if (!rc)
+            vm_commands_status(vm, reply);
+    } else if (strcmp(cmd, "resume") == 0) {
+        rc = vs_vm_resume(vm);
+        if (!rc)
+            vm_commands_status(vm, reply);
+    } else if (strcmp(cmd, "quit") == 0) {
+        c->quit = true;
+    } else if (strcmp(cmd, "set-rate") == 0) {
+        rc = cmd_set_rate(vm, request, reply);
+    } else if (strcmp(cmd, "digest") == 0) {
+        rc = cmd_digest(vm, request, reply);
+    } else if (strcmp(cmd, "debug-poke") == 0) {
+        rc = cmd_debug_poke(vm, request, reply);
+    } else {
+        rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
+                     "set-rate, digest, debug-poke", cmd);
+    }
+    return rc;
+}

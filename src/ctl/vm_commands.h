@@ -1,0 +1,22 @@
+/* The control-socket commands of a running VM (status, pause, resume, quit, set-rate,
+ * digest, debug-poke): a ctl_handler_fn that maps JSON requests onto VM operations. */
+#ifndef VS_VM_COMMANDS_H
+#define VS_VM_COMMANDS_H
+
+#include <stdbool.h>
+#include "vmm/vm.h"
+
+struct json_object;
+
+struct vm_commands {
+    struct vs_vm *vm;
+    bool quit;                   /* set by the "quit" command */
+};
+
+int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
+                       struct json_object *reply);
+
+/* The "status" reply fields (also used by `vmshift run` to print a final report). */
+void vm_commands_status(struct vs_vm *vm, struct json_object *reply);
+
+#endif
