@@ -1,0 +1,162 @@
+#include "cli/ctl.h"
+
+#include "common/error.h"
+#include "common/size.h"
+#include "ctl/ctl_client.h"
+#include "ctl/ctl_json.h"
+
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CTL_DEFAULT_TIMEOUT_MS 10000
+
+static const char usage_line[] =
+    "usage: vmshift ctl SOCKET COMMAND [key=value ...] [--timeout MS] [--raw]";
+
+static const char usage_text[] =
+    "usage: vmshift ctl SOCKET COMMAND [key=value ...] [--timeout MS] [--raw]\n"
+    "\n"
+    "Send one command to the control socket of a running VM (vmshift run --ctl SOCKET)\n"
+    "and print the JSON reply.\n"
+    "\n"
+    "  SOCKET          path of the VM's control socket\n"
+    "  COMMAND         command name, sent as {\"cmd\": COMMAND}\n"
+    "  key=value       extra request fields; plain decimal numbers become integers,\n"
+    "                  true/false become booleans, anything else is a string (\"4G\")\n"
+    "  --timeout MS    wait at most MS milliseconds for the reply (default 10000;\n"
+    "                  0 waits forever)\n"
+    "  --raw           print the reply as one JSON line instead of pretty-printed\n"
+    "  --help          show this help\n"
+    "\n"
+    "Exit status: 0 if the reply has \"ok\": true, 1 if \"ok\": false, 2 for usage\n"
+    "errors and when the VM cannot be reached.\n"
+    "\n"
+    "Example: vmshift ctl /tmp/vm.sock status\n";
+
+static int usage_error(void)
+{
+    fprintf(stderr, "vmshift ctl: %s\n%s (see vmshift ctl --help)\n", vs_last_error(),
+            usage_line);
+    return 2;
+}
+
+static int parse_timeout(const char *text, int *out)
+{
+    uint64_t v;
+    if (vs_parse_u64(text, &v) || v > INT_MAX)
+        return vs_fail(EINVAL, "--timeout '%s' is not a number of milliseconds; give e.g. "
+                               "--timeout 30000 (0 waits forever)",
+                       text);
+    *out = (int)v;
+    return 0;
+}
+
+/* kv has room for argc entries: the key=value tokens are collected there. */
+static int ctl_main(int argc, char **argv, char **kv)
+{
+    const char *socket_path = NULL, *cmd = NULL;
+    int timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+    bool raw = false, opts_done = false;
+    int nkv = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            if (strcmp(a, "--") == 0) {
+                opts_done = true;
+            } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+                fputs(usage_text, stdout);
+                return 0;
+            } else if (strcmp(a, "--raw") == 0) {
+                raw = true;
+            } else if (strcmp(a, "--timeout") == 0) {
+                if (i + 1 >= argc) {
+                    vs_fail(EINVAL, "--timeout needs a value in milliseconds");
+                    return usage_error();
+                }
+                if (parse_timeout(argv[++i], &timeout_ms))
+                    return usage_error();
+            } else if (strncmp(a, "--timeout=", 10) == 0) {
+                if (parse_timeout(a + 10, &timeout_ms))
+                    return usage_error();
+            } else {
+                vs_fail(EINVAL, "unknown option '%s'", a);
+                return usage_error();
+            }
+            continue;
+        }
+        if (!socket_path)
+            socket_path = a;
+        else if (!cmd)
+            cmd = a;
+        else
+            kv[nkv++] = argv[i];
+    }
+    if (!socket_path) {
+        vs_fail(EINVAL, "missing SOCKET and COMMAND");
+        return usage_error();
+    }
+    if (!cmd) {
+        vs_fail(EINVAL, "missing COMMAND after the socket path %s", socket_path);
+        return usage_error();
+    }
+    if (!*cmd) {
+        vs_fail(EINVAL, "COMMAND is empty");
+        return usage_error();
+    }
+
+    struct json_object *args = NULL;
+    if (ctl_json_parse_args(nkv, kv, &args))
+        return usage_error();
+    if (json_object_object_get_ex(args, "cmd", NULL)) {
+        json_object_put(args);
+        vs_fail(EINVAL, "'cmd' cannot be given as key=value; the command is the second "
+                        "argument");
+        return usage_error();
+    }
+
+    struct json_object *reply = NULL;
+    int rc = ctl_command(socket_path, cmd, args, &reply, timeout_ms);
+    json_object_put(args);
+    if (rc) {
+        fprintf(stderr, "vmshift ctl: %s\n", vs_last_error());
+        return 2;
+    }
+
+    int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
+    flags |= raw ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED;
+    const char *text = json_object_to_json_string_ext(reply, flags);
+    printf("%s\n", text ? text : "");
+    fflush(stdout);
+
+    struct json_object *ok = NULL, *err = NULL;
+    json_object_object_get_ex(reply, "ok", &ok);
+    int status = 0;
+    if (!json_object_get_boolean(ok)) {
+        const char *msg = "(no error message)";
+        if (json_object_object_get_ex(reply, "error", &err) &&
+            json_object_is_type(err, json_type_string))
+            msg = json_object_get_string(err);
+        fprintf(stderr, "vmshift ctl: %s failed: %s\n", cmd, msg);
+        status = 1;
+    }
+    json_object_put(reply);
+    return status;
+}
+
+int cli_ctl_main(int argc, char **argv)
+{
+    char **kv = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*kv));
+    if (!kv) {
+        fprintf(stderr, "vmshift ctl: out of memory\n");
+        return 2;
+    }
+    int status = ctl_main(argc, argv, kv);
+    free(kv);
+    return status;
+}

@@ -1,0 +1,30 @@
+/* vmshift: a KVM virtual machine monitor built for live migration. */
+#include "cli/ctl.h"
+#include "cli/run.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: vmshift COMMAND [options]\n"
+    "commands:\n"
+    "  run     boot a VM with a workload guest (vmshift run --help)\n"
+    "  ctl     send a command to a running VM's control socket (vmshift ctl --help)\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        puts("vmshift " VMSHIFT_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "run") == 0)
+        return cli_run_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "ctl") == 0)
+        return cli_ctl_main(argc - 1, argv + 1);
+    fprintf(stderr, "vmshift: unknown command '%s'; try vmshift --help\n", argv[1]);
+    return 2;
+}

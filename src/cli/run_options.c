@@ -1,0 +1,229 @@
+#include "cli/run_options.h"
+#include "common/error.h"
+#include "common/size.h"
+#include "vmm/fill.h"
+#include "vmshift/page_format.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char run_usage[] =
+    "usage: vmshift run [options]\n"
+    "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
+    "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
+    "  --workload W           idle | once | continuous | verify (default idle)\n"
+    "  --range START:SIZE     guest-physical range the workload uses (default 4M to end of RAM)\n"
+    "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
+    "  --fill KIND            none | pattern | random: host writes RAM from 4M up before boot\n"
+    "  --seed N               seed of --fill random and of the verify checksums (default 1)\n"
+    "  --preload FILE@ADDR    copy FILE into guest RAM at ADDR before boot (repeatable)\n"
+    "  --append ARGS          extra guest parameters (key=value ...), override the above\n"
+    "  --kernel ELF           guest kernel (default: the workload guest built with vmshift)\n"
+    "  --boot MODE            auto | long | pvh (default auto: long if the ELF supports it)\n"
+    "  --serial DEST          stdout | none | FILE for the guest's COM1 (default stdout)\n"
+    "  --ctl SOCKET           serve the JSON control protocol on this unix socket\n"
+    "  --paused               create the VM but do not run it until 'resume'\n"
+    "  --run-for SECONDS      quit after this long (default: until 'quit' or SIGINT)\n"
+    "  --kvm-device PATH      KVM device (default /dev/kvm)\n";
+
+enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
+       OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
+       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_HELP };
+
+static const struct option long_options[] = {
+    { "mem", required_argument, NULL, OPT_MEM },
+    { "vcpus", required_argument, NULL, OPT_VCPUS },
+    { "workload", required_argument, NULL, OPT_WORKLOAD },
+    { "range", required_argument, NULL, OPT_RANGE },
+    { "rate", required_argument, NULL, OPT_RATE },
+    { "fill", required_argument, NULL, OPT_FILL },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "preload", required_argument, NULL, OPT_PRELOAD },
+    { "append", required_argument, NULL, OPT_APPEND },
+    { "kernel", required_argument, NULL, OPT_KERNEL },
+    { "boot", required_argument, NULL, OPT_BOOT },
+    { "serial", required_argument, NULL, OPT_SERIAL },
+    { "ctl", required_argument, NULL, OPT_CTL },
+    { "paused", no_argument, NULL, OPT_PAUSED },
+    { "run-for", required_argument, NULL, OPT_RUN_FOR },
+    { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+    { "help", no_argument, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char *const workloads[] = { "idle", "once", "continuous", "verify" };
+
+const char *run_options_default_kernel(void)
+{
+#ifdef VS_GUEST_BUILD_PATH
+    return VS_GUEST_BUILD_PATH;
+#else
+    return "vmshift-guest.elf";
+#endif
+}
+
+static int parse_size_opt(const char *opt, const char *arg, uint64_t *out)
+{
+    int rc = vs_parse_size(arg, out);
+    return rc ? vs_fail_context(rc, "--%s", opt) : 0;
+}
+
+static int parse_preload(const char *arg, struct run_options *o)
+{
+    const char *at = strrchr(arg, '@');
+    if (!at || at == arg || !at[1])
+        return vs_fail(EINVAL, "--preload '%s' must be FILE@ADDR, e.g. image.bin@0x400000", arg);
+    if (o->vm.nr_preloads == VS_MAX_PRELOADS)
+        return vs_fail(E2BIG, "more than %d --preload options", VS_MAX_PRELOADS);
+    struct vs_preload *p = &o->vm.preloads[o->vm.nr_preloads];
+    int rc = vs_parse_size(at + 1, &p->addr);
+    if (rc)
+        return vs_fail_context(rc, "--preload '%s': bad address", arg);
+    char *path = strndup(arg, (size_t)(at - arg));
+    if (!path)
+        return vs_fail(ENOMEM, "out of memory");
+    p->path = path; /* lives as long as the process */
+    o->vm.nr_preloads++;
+    return 0;
+}
+
+static int parse_range(const char *arg, struct run_options *o)
+{
+    const char *colon = strchr(arg, ':');
+    if (!colon)
+        return vs_fail(EINVAL, "--range '%s' must be START:SIZE, e.g. 4M:64M", arg);
+    char start[64];
+    size_t n = (size_t)(colon - arg);
+    if (n >= sizeof(start))
+        return vs_fail(EINVAL, "--range '%s': start too long", arg);
+    memcpy(start, arg, n);
+    start[n] = '\0';
+    int rc = vs_parse_size(start, &o->range_start);
+    if (!rc)
+        rc = vs_parse_size(colon + 1, &o->range_size);
+    if (rc)
+        return vs_fail_context(rc, "--range '%s'", arg);
+    if (o->range_size == 0)
+        return vs_fail(EINVAL, "--range '%s' is empty; give a SIZE above 0", arg);
+    return 0;
+}
+
+static int validate(struct run_options *o)
+{
+    bool known = false;
+    for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+        known |= strcmp(o->workload, workloads[i]) == 0;
+    if (!known)
+        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous or verify",
+                       o->workload);
+    if (o->vm.mem_size < VS_MIN_RAM || o->vm.mem_size > VS_MAX_RAM)
+        return vs_fail(EINVAL, "--mem %llu MiB is out of range; give between %llu MiB and "
+                       "%llu GiB", (unsigned long long)(o->vm.mem_size >> 20),
+                       (unsigned long long)(VS_MIN_RAM >> 20),
+                       (unsigned long long)(VS_MAX_RAM >> 30));
+    if (o->range_start < VS_WORK_DEFAULT_START || o->range_start % VS_PAGE_SIZE ||
+        o->range_size % VS_PAGE_SIZE)
+        return vs_fail(EINVAL, "--range 0x%llx:0x%llx must be 4 KiB aligned and start at 4M "
+                       "(0x%llx) or above", (unsigned long long)o->range_start,
+                       (unsigned long long)o->range_size,
+                       (unsigned long long)VS_WORK_DEFAULT_START);
+    if (o->range_start >= o->vm.mem_size ||
+        o->range_size > o->vm.mem_size - o->range_start)
+        return vs_fail(EINVAL, "--range 0x%llx:0x%llx does not fit in --mem %llu MiB",
+                       (unsigned long long)o->range_start, (unsigned long long)o->range_size,
+                       (unsigned long long)(o->vm.mem_size >> 20));
+    if (o->rate > UINT32_MAX)
+        return vs_fail(EINVAL, "--rate %llu is too large; at most %u pages/s",
+                       (unsigned long long)o->rate, UINT32_MAX);
+    if (o->run_for_s < 0)
+        return vs_fail(EINVAL, "--run-for %g must not be negative", o->run_for_s);
+    return 0;
+}
+
+int run_options_parse(int argc, char **argv, struct run_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->vm.kvm_device = "/dev/kvm";
+    o->vm.kernel = run_options_default_kernel();
+    o->vm.boot = VS_BOOT_AUTO;
+    o->vm.mem_size = 256ULL << 20;
+    o->vm.nr_vcpus = 1;
+    o->vm.serial = "stdout";
+    o->vm.fill_start = VS_WORK_DEFAULT_START;
+    o->vm.seed = 1;
+    o->workload = "idle";
+    o->range_start = VS_WORK_DEFAULT_START;
+    o->append = "";
+
+    optind = 1;
+    opterr = 0;
+    int c, rc = 0;
+    uint64_t v;
+    char *end;
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        switch (c) {
+        case OPT_MEM: rc = parse_size_opt("mem", optarg, &o->vm.mem_size); break;
+        case OPT_VCPUS:
+            rc = vs_parse_u64(optarg, &v);
+            if (rc || v < 1 || v > VS_MAX_VCPUS)
+                return vs_fail(EINVAL, "--vcpus '%s' is out of range; give 1 to %d", optarg,
+                               VS_MAX_VCPUS);
+            o->vm.nr_vcpus = (unsigned)v;
+            break;
+        case OPT_WORKLOAD: o->workload = optarg; break;
+        case OPT_RANGE: rc = parse_range(optarg, o); break;
+        case OPT_RATE:
+            rc = vs_parse_u64(optarg, &o->rate);
+            if (rc)
+                rc = vs_fail_context(rc, "--rate (pages per second)");
+            break;
+        case OPT_FILL: rc = vs_fill_parse(optarg, &o->vm.fill); break;
+        case OPT_SEED:
+            rc = vs_parse_u64(optarg, &o->vm.seed);
+            if (rc)
+                rc = vs_fail_context(rc, "--seed");
+            break;
+        case OPT_PRELOAD: rc = parse_preload(optarg, o); break;
+        case OPT_APPEND: o->append = optarg; break;
+        case OPT_KERNEL: o->vm.kernel = optarg; break;
+        case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
+        case OPT_SERIAL: o->vm.serial = optarg; break;
+        case OPT_CTL: o->ctl_path = optarg; break;
+        case OPT_PAUSED: o->start_paused = true; break;
+        case OPT_RUN_FOR:
+            o->run_for_s = strtod(optarg, &end);
+            if (end == optarg || *end)
+                return vs_fail(EINVAL, "--run-for '%s' is not a number of seconds", optarg);
+            break;
+        case OPT_KVM_DEVICE: o->vm.kvm_device = optarg; break;
+        case OPT_HELP: o->help = true; return 0;
+        case ':':
+            return vs_fail(EINVAL, "%s needs a value; see vmshift run --help", argv[optind - 1]);
+        default:
+            return vs_fail(EINVAL, "unknown option '%s'; see vmshift run --help",
+                           argv[optind - 1]);
+        }
+        if (rc)
+            return rc;
+    }
+    if (optind < argc)
+        return vs_fail(EINVAL, "unexpected argument '%s'; see vmshift run --help", argv[optind]);
+    if (o->range_size == 0 && o->vm.mem_size > o->range_start)
+        o->range_size = o->vm.mem_size - o->range_start;
+    return validate(o);
+}
+
+int run_options_guest_cmdline(const struct run_options *o, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "workload=%s start=0x%llx size=0x%llx rate=%llu fill=%s "
+                     "seed=%llu cpus=%u%s%s", o->workload, (unsigned long long)o->range_start,
+                     (unsigned long long)o->range_size, (unsigned long long)o->rate,
+                     vs_fill_name(o->vm.fill), (unsigned long long)o->vm.seed, o->vm.nr_vcpus,
+                     o->append[0] ? " " : "", o->append);
+    if (n < 0 || (size_t)n >= len)
+        return vs_fail(E2BIG, "guest command line would exceed %zu bytes; shorten --append", len);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* Command-line options of `vmshift run`, parsed and validated without side effects, and
+ * the guest command line derived from them. */
+#ifndef VS_RUN_OPTIONS_H
+#define VS_RUN_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vmm/vm.h"
+
+struct run_options {
+    struct vs_vm_config vm;      /* kernel, mem, vCPUs, boot, serial, fill, preloads */
+    const char *workload;        /* idle | once | continuous | verify */
+    uint64_t range_start;        /* workload range; size 0 = up to the end of RAM */
+    uint64_t range_size;
+    uint64_t rate;               /* pages/s for the whole VM, 0 = full speed */
+    const char *append;          /* extra guest parameters, appended last (they win) */
+    const char *ctl_path;        /* control socket, or NULL */
+    bool start_paused;
+    double run_for_s;            /* quit after this long, 0 = until told */
+    bool help;
+};
+
+/* argv[0] is "run". Fills defaults, then the options; checks values that need no host
+ * access (sizes, ranges, names). Errors name the option and the value. */
+int run_options_parse(int argc, char **argv, struct run_options *o);
+
+/* The parameters the guest reads from its boot command line. */
+int run_options_guest_cmdline(const struct run_options *o, char *buf, size_t len);
+
+/* Where the workload guest is looked for when --kernel is not given. */
+const char *run_options_default_kernel(void);
+
+extern const char run_usage[];
+
+#endif
