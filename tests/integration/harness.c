@@ -1,0 +1,218 @@
+#include "harness.h"
+#include "ctl/ctl_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void require_kvm(void)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("/dev/kvm cannot be opened (%s): the integration tests need KVM and do "
+                 "not skip without it; run them on a host with KVM", strerror(errno));
+    close(fd);
+}
+
+static void dump_file(const char *label, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    print_message("---- %s (%s) ----\n%s\n", label, path, buf);
+}
+
+static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = VMSHIFT_BIN;
+    for (int i = 0; pre && pre[i]; i++)
+        argv[n++] = pre[i];
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            close(fd);
+        }
+        int nul = open("/dev/null", O_RDWR);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 1);
+        }
+        execv(VMSHIFT_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void vm_proc_start(struct vm_proc *p, const char *const *args)
+{
+    require_kvm();
+    memset(p, 0, sizeof(*p));
+    strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    snprintf(p->sock, sizeof(p->sock), "%s/ctl.sock", p->dir);
+    snprintf(p->serial, sizeof(p->serial), "%s/serial.log", p->dir);
+    snprintf(p->stderr_path, sizeof(p->stderr_path), "%s/stderr.log", p->dir);
+    const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
+    p->pid = spawn(args, p->stderr_path, pre);
+    double deadline = now_s() + 20;
+    while (now_s() < deadline) {
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            dump_file("vmshift stderr", p->stderr_path);
+            fail_msg("vmshift run exited early with status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        }
+        struct json_object *reply = NULL;
+        if (access(p->sock, F_OK) == 0 && ctl_command(p->sock, "status", NULL, &reply, 2000) == 0) {
+            json_object_put(reply);
+            return;
+        }
+        usleep(20000);
+    }
+    dump_file("vmshift stderr", p->stderr_path);
+    fail_msg("vmshift run did not open its control socket %s within 20 s", p->sock);
+}
+
+void vm_proc_stop(struct vm_proc *p)
+{
+    if (p->pid <= 0)
+        return;
+    struct json_object *reply = NULL;
+    if (ctl_command(p->sock, "quit", NULL, &reply, 5000) == 0)
+        json_object_put(reply);
+    int st = 0;
+    double deadline = now_s() + 10;
+    pid_t r;
+    while ((r = waitpid(p->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+        usleep(20000);
+    if (r == 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &st, 0);
+    }
+    p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    p->pid = 0;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+    if (system(cmd) != 0)
+        print_message("could not remove %s\n", p->dir);
+}
+
+struct json_object *vm_cmd_any(struct vm_proc *p, const char *cmd, struct json_object *args)
+{
+    struct json_object *reply = NULL;
+    if (ctl_command(p->sock, cmd, args, &reply, 30000) != 0)
+        fail_msg("control command '%s' failed to reach the VM", cmd);
+    return reply;
+}
+
+struct json_object *vm_cmd(struct vm_proc *p, const char *cmd, struct json_object *args)
+{
+    struct json_object *reply = vm_cmd_any(p, cmd, args), *ok;
+    if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok))
+        fail_msg("control command '%s' failed: %s", cmd, json_object_to_json_string(reply));
+    return reply;
+}
+
+static struct json_object *guest_field(struct json_object *status, const char *key)
+{
+    struct json_object *g, *v;
+    if (!json_object_object_get_ex(status, "guest", &g) || !json_object_object_get_ex(g, key, &v))
+        return NULL;
+    return v;
+}
+
+uint64_t guest_u64(struct json_object *status, const char *key)
+{
+    struct json_object *v = guest_field(status, key);
+    return v ? (uint64_t)json_object_get_uint64(v) : 0;
+}
+
+const char *guest_str(struct json_object *status, const char *key)
+{
+    struct json_object *v = guest_field(status, key);
+    return v ? json_object_get_string(v) : "";
+}
+
+struct json_object *wait_guest_at_least(struct vm_proc *p, const char *key, uint64_t value,
+                                        double timeout_s)
+{
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        struct json_object *st = vm_cmd(p, "status", NULL);
+        if (guest_u64(st, key) >= value)
+            return st;
+        if (now_s() > deadline) {
+            print_message("last status: %s\n", json_object_to_json_string(st));
+            print_message("serial: %s\n", vm_serial_log(p));
+            json_object_put(st);
+            fail_msg("guest %s did not reach %llu within %.0f s", key,
+                     (unsigned long long)value, timeout_s);
+        }
+        json_object_put(st);
+        usleep(50000);
+    }
+}
+
+int run_vmshift(const char *const *args, char *err, size_t errlen, double timeout_s)
+{
+    char dir[] = "/tmp/vmshift-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/stderr.log", dir);
+    pid_t pid = spawn(args, path, NULL);
+    int st = 0;
+    double deadline = now_s() + timeout_s;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+        usleep(10000);
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        fail_msg("vmshift did not finish within %.0f s", timeout_s);
+    }
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+    err[n] = '\0';
+    if (f)
+        fclose(f);
+    unlink(path);
+    rmdir(dir);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+const char *vm_serial_log(struct vm_proc *p)
+{
+    static char buf[16384];
+    FILE *f = fopen(p->serial, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    return buf;
+}

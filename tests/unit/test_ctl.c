@@ -1,0 +1,1047 @@
+/* Unit tests for the control plane: server, client, JSON helpers and `vmshift ctl`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli/ctl.h"
+#include "common/error.h"
+#include "ctl/ctl_client.h"
+#include "ctl/ctl_json.h"
+#include "ctl/ctl_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- fixture: a server on a temp path, served by a thread ------------------------- */
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct ctl_server *srv;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_int handled; /* handler calls */
+};
+
+static int test_handler(void *ctx, const char *cmd, struct json_object *req,
+                        struct json_object *reply)
+{
+    struct fixture *f = ctx;
+    atomic_fetch_add(&f->handled, 1);
+    if (strcmp(cmd, "echo") == 0) {
+        json_object_object_foreach(req, key, val) {
+            if (strcmp(key, "cmd") != 0)
+                json_object_object_add(reply, key, json_object_get(val));
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "fail") == 0)
+        return vs_fail(EINVAL, "boom 42");
+    if (strcmp(cmd, "silentfail") == 0)
+        return -EIO;
+    if (strcmp(cmd, "setok") == 0) {
+        json_object_object_add(reply, "ok", json_object_new_boolean(0));
+        json_object_object_add(reply, "x", json_object_new_int(1));
+        return 0;
+    }
+    if (strcmp(cmd, "size") == 0) {
+        uint64_t v;
+        int rc = ctl_json_get_u64(req, "value", &v);
+        if (rc)
+            return rc;
+        json_object_object_add(reply, "bytes", json_object_new_uint64(v));
+        return 0;
+    }
+    if (strcmp(cmd, "big") == 0) {
+        uint64_t n;
+        int rc = ctl_json_get_u64(req, "size", &n);
+        if (rc)
+            return rc;
+        char *data = malloc(n + 1);
+        if (!data)
+            return vs_fail(ENOMEM, "no memory");
+        memset(data, 'x', n);
+        data[n] = '\0';
+        json_object_object_add(reply, "data", json_object_new_string(data));
+        free(data);
+        struct json_object *i;
+        if (json_object_object_get_ex(req, "i", &i))
+            json_object_object_add(reply, "i", json_object_get(i));
+        return 0;
+    }
+    if (strcmp(cmd, "sleep") == 0) {
+        uint64_t ms;
+        int rc = ctl_json_get_u64(req, "ms", &ms);
+        if (rc)
+            return rc;
+        usleep((useconds_t)(ms * 1000));
+        return 0;
+    }
+    return vs_fail(EINVAL, "unknown command \"%s\"; try echo or fail", cmd);
+}
+
+static void *serve_thread(void *arg)
+{
+    struct fixture *f = arg;
+    while (!atomic_load(&f->stop))
+        ctl_server_poll(f->srv, 20);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    strcpy(f->dir, "/tmp/vs-ctl-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->dir);
+    if (ctl_server_open(&f->srv, f->path, test_handler, f) != 0) {
+        fprintf(stderr, "ctl_server_open: %s\n", vs_last_error());
+        return -1;
+    }
+    if (pthread_create(&f->thread, NULL, serve_thread, f) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static void remove_dir(const char *dir)
+{
+    static const char *const names[] = { "ctl.sock", "other.sock", "stale.sock", "file",
+                                         "x.sock" };
+    char p[256];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    ctl_server_close(f->srv);
+    remove_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- raw socket helpers --------------------------------------------------------- */
+
+static int raw_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    assert_true(strlen(path) < sizeof(a.sun_path));
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+}
+
+/* Read until `nlines` '\n' have arrived, EOF, or 5 s pass. Returns a malloc'ed,
+ * NUL-terminated buffer; *eof tells whether the server closed the connection. */
+static char *raw_read_lines(int fd, int nlines, bool *eof)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    int seen = 0;
+    *eof = false;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (seen < nlines) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long elapsed = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        assert_true(elapsed < 5000);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (len + 4096 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n == 0) {
+            *eof = true;
+            break;
+        }
+        assert_true(n > 0);
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[len + (size_t)i] == '\n')
+                seen++;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Wait up to 5 s for EOF, ignoring data. */
+static bool raw_wait_eof(int fd)
+{
+    char tmp[4096];
+    for (int i = 0; i < 50; i++) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+        if (n <= 0)
+            return true;
+    }
+    return false;
+}
+
+/* Parse line number `idx` (0-based) of `text`. */
+static struct json_object *line_json(const char *text, int idx)
+{
+    const char *p = text;
+    for (int i = 0; i < idx; i++) {
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    const char *end = strchr(p, '\n');
+    assert_non_null(end);
+    char *one = strndup(p, (size_t)(end - p));
+    struct json_object *o = json_tokener_parse(one);
+    free(one);
+    assert_non_null(o);
+    assert_true(json_object_is_type(o, json_type_object));
+    return o;
+}
+
+static bool reply_ok(struct json_object *r)
+{
+    struct json_object *ok;
+    assert_true(json_object_object_get_ex(r, "ok", &ok));
+    assert_true(json_object_is_type(ok, json_type_boolean));
+    return json_object_get_boolean(ok);
+}
+
+static const char *reply_str(struct json_object *r, const char *key)
+{
+    struct json_object *v;
+    assert_true(json_object_object_get_ex(r, key, &v));
+    assert_true(json_object_is_type(v, json_type_string));
+    return json_object_get_string(v);
+}
+
+static int64_t reply_int(struct json_object *r, const char *key)
+{
+    struct json_object *v;
+    assert_true(json_object_object_get_ex(r, key, &v));
+    assert_true(json_object_is_type(v, json_type_int));
+    return json_object_get_int64(v);
+}
+
+/* Send one raw line set, expect `n` replies, return them parsed in *out. */
+static void raw_exchange(const char *path, const char *data, size_t len, int n,
+                         struct json_object **out, bool expect_eof)
+{
+    int fd = raw_connect(path);
+    raw_send(fd, data, len);
+    bool eof;
+    char *text = raw_read_lines(fd, n, &eof);
+    for (int i = 0; i < n; i++)
+        out[i] = line_json(text, i);
+    free(text);
+    if (expect_eof)
+        assert_true(raw_wait_eof(fd));
+    close(fd);
+}
+
+/* ---- tests: protocol ------------------------------------------------------------ */
+
+static void test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct json_object *args = json_object_new_object();
+    json_object_object_add(args, "a", json_object_new_int(1));
+    json_object_object_add(args, "s", json_object_new_string("x/y"));
+    struct json_object *reply = NULL;
+    assert_int_equal(ctl_command(f->path, "echo", args, &reply, 2000), 0);
+    assert_non_null(reply);
+    assert_true(reply_ok(reply));
+    assert_int_equal(reply_int(reply, "a"), 1);
+    assert_string_equal(reply_str(reply, "s"), "x/y");
+    assert_false(json_object_object_get_ex(reply, "cmd", NULL));
+    json_object_put(reply);
+    json_object_put(args);
+
+    /* ctl_request with a hand-built request, and the socket mode. */
+    struct json_object *req = json_tokener_parse("{\"cmd\":\"echo\",\"list\":[1,2]}");
+    assert_int_equal(ctl_request(f->path, req, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    struct json_object *list;
+    assert_true(json_object_object_get_ex(reply, "list", &list));
+    assert_int_equal(json_object_array_length(list), 2);
+    json_object_put(reply);
+    json_object_put(req);
+
+    struct stat st;
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_pipelined_requests(void **state)
+{
+    struct fixture *f = *state;
+    /* Two requests in one write; then a blank line, a CRLF line and a slash. */
+    const char *two = "{\"cmd\":\"echo\",\"n\":1}\n{\"cmd\":\"echo\",\"n\":2}\n";
+    int fd = raw_connect(f->path);
+    raw_send(fd, two, strlen(two));
+    bool eof;
+    char *text = raw_read_lines(fd, 2, &eof);
+    assert_false(eof);
+    struct json_object *r0 = line_json(text, 0), *r1 = line_json(text, 1);
+    assert_true(reply_ok(r0));
+    assert_true(reply_ok(r1));
+    assert_int_equal(reply_int(r0, "n"), 1);
+    assert_int_equal(reply_int(r1, "n"), 2);
+    json_object_put(r0);
+    json_object_put(r1);
+    free(text);
+
+    const char *more = "\n   \n{\"cmd\":\"echo\",\"n\":3}\r\n{\"cmd\":\"echo\",\"p\":\"/a/b\"}\n";
+    raw_send(fd, more, strlen(more));
+    text = raw_read_lines(fd, 2, &eof);
+    assert_false(eof);
+    /* "/" is not escaped on the wire. */
+    assert_non_null(strstr(text, "\"p\":\"/a/b\""));
+    r0 = line_json(text, 0);
+    r1 = line_json(text, 1);
+    assert_int_equal(reply_int(r0, "n"), 3);
+    assert_string_equal(reply_str(r1, "p"), "/a/b");
+    /* Exactly two replies: blank lines got none. */
+    assert_null(strchr(strchr(strchr(text, '\n') + 1, '\n') + 1, '\n'));
+    json_object_put(r0);
+    json_object_put(r1);
+    free(text);
+    close(fd);
+    assert_int_equal(atomic_load(&f->handled), 4);
+}
+
+static void test_invalid_json(void **state)
+{
+    struct fixture *f = *state;
+    const char *data = "{not json\n{\"cmd\":\"echo\",\"a\":1} trailing\n{\"a\":\"\xff\"}\n"
+                       "{\"cmd\":\"echo\",\"n\":5}\n";
+    struct json_object *r[4];
+    raw_exchange(f->path, data, strlen(data), 4, r, false);
+    for (int i = 0; i < 3; i++) {
+        assert_false(reply_ok(r[i]));
+        assert_non_null(strstr(reply_str(r[i], "error"), "invalid JSON request"));
+    }
+    /* The connection stayed usable. */
+    assert_true(reply_ok(r[3]));
+    assert_int_equal(reply_int(r[3], "n"), 5);
+    for (int i = 0; i < 4; i++)
+        json_object_put(r[i]);
+
+    /* An unfinished object and an embedded NUL byte. */
+    const char nul[] = "{\"cmd\":\n{\"cmd\":\"echo\"\0}\n";
+    struct json_object *r2[2];
+    raw_exchange(f->path, nul, sizeof(nul) - 1, 2, r2, false);
+    assert_non_null(strstr(reply_str(r2[0], "error"), "ends inside a value"));
+    assert_non_null(strstr(reply_str(r2[1], "error"), "NUL byte"));
+    json_object_put(r2[0]);
+    json_object_put(r2[1]);
+    assert_int_equal(atomic_load(&f->handled), 1);
+}
+
+static void test_non_object_and_missing_cmd(void **state)
+{
+    struct fixture *f = *state;
+    const char *data = "[1,2]\n42\n\"status\"\nnull\n{\"x\":1}\n{\"cmd\":5}\n{\"cmd\":null}\n";
+    struct json_object *r[7];
+    raw_exchange(f->path, data, strlen(data), 7, r, false);
+    for (int i = 0; i < 7; i++)
+        assert_false(reply_ok(r[i]));
+    assert_string_equal(reply_str(r[0], "error"),
+                        "invalid request: expected a JSON object like {\"cmd\": \"status\"}, "
+                        "got an array");
+    assert_non_null(strstr(reply_str(r[1], "error"), "got a int"));
+    assert_non_null(strstr(reply_str(r[2], "error"), "got a string"));
+    assert_non_null(strstr(reply_str(r[3], "error"), "expected a JSON object"));
+    assert_non_null(strstr(reply_str(r[3], "error"), "got null"));
+    assert_non_null(strstr(reply_str(r[4], "error"), "missing \"cmd\" field"));
+    assert_non_null(strstr(reply_str(r[5], "error"), "\"cmd\" must be a string"));
+    assert_non_null(strstr(reply_str(r[6], "error"), "\"cmd\" must be a string"));
+    for (int i = 0; i < 7; i++)
+        json_object_put(r[i]);
+    assert_int_equal(atomic_load(&f->handled), 0);
+}
+
+#define ECHO_HEAD "{\"cmd\":\"echo\",\"pad\":\""
+#define ECHO_TAIL "\"}"
+
+static char *echo_line_of_size(size_t total) /* a request line of exactly `total` bytes */
+{
+    const char *head = ECHO_HEAD, *tail = ECHO_TAIL;
+    size_t fixed = strlen(head) + strlen(tail);
+    assert_true(total > fixed);
+    char *line = malloc(total + 2);
+    assert_non_null(line);
+    strcpy(line, head);
+    memset(line + strlen(head), 'p', total - fixed);
+    strcpy(line + total - strlen(tail), tail);
+    line[total] = '\n';
+    line[total + 1] = '\0';
+    return line;
+}
+
+static void test_long_lines(void **state)
+{
+    struct fixture *f = *state;
+    /* Exactly CTL_MAX_LINE bytes is fine. */
+    char *ok_line = echo_line_of_size(CTL_MAX_LINE);
+    struct json_object *r;
+    raw_exchange(f->path, ok_line, CTL_MAX_LINE + 1, 1, &r, false);
+    assert_true(reply_ok(r));
+    assert_int_equal(strlen(reply_str(r, "pad")),
+                     CTL_MAX_LINE - strlen(ECHO_HEAD) - strlen(ECHO_TAIL));
+    json_object_put(r);
+    free(ok_line);
+
+    /* One byte more: error reply, then the server closes the connection. */
+    char *long_line = echo_line_of_size(CTL_MAX_LINE + 1);
+    raw_exchange(f->path, long_line, CTL_MAX_LINE + 2, 1, &r, true);
+    assert_false(reply_ok(r));
+    assert_string_equal(reply_str(r, "error"),
+                        "request line too long (more than 65536 bytes); closing the "
+                        "connection");
+    json_object_put(r);
+    free(long_line);
+
+    /* 200 KiB of junk with no newline at all. */
+    size_t big = 200 * 1024;
+    char *junk = malloc(big);
+    assert_non_null(junk);
+    memset(junk, 'a', big);
+    int fd = raw_connect(f->path);
+    /* The server may close before taking everything; a short or failed send is fine. */
+    size_t off = 0;
+    while (off < big) {
+        ssize_t n = send(fd, junk + off, big - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    bool eof;
+    char *text = raw_read_lines(fd, 1, &eof);
+    r = line_json(text, 0);
+    assert_non_null(strstr(reply_str(r, "error"), "too long"));
+    json_object_put(r);
+    free(text);
+    assert_true(raw_wait_eof(fd));
+    close(fd);
+    free(junk);
+
+    /* The server still serves others. */
+    struct json_object *reply;
+    assert_int_equal(ctl_command(f->path, "echo", NULL, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    json_object_put(reply);
+}
+
+static void test_ok_false_propagation(void **state)
+{
+    struct fixture *f = *state;
+    struct json_object *reply = NULL;
+    assert_int_equal(ctl_command(f->path, "fail", NULL, &reply, 2000), 0);
+    assert_false(reply_ok(reply));
+    assert_string_equal(reply_str(reply, "error"), "boom 42");
+    assert_int_equal(json_object_object_length(reply), 2);
+    json_object_put(reply);
+
+    assert_int_equal(ctl_command(f->path, "frobnicate", NULL, &reply, 2000), 0);
+    assert_false(reply_ok(reply));
+    assert_string_equal(reply_str(reply, "error"),
+                        "unknown command \"frobnicate\"; try echo or fail");
+    json_object_put(reply);
+
+    /* A failure without a message still gets a useful one. */
+    assert_int_equal(ctl_command(f->path, "silentfail", NULL, &reply, 2000), 0);
+    assert_false(reply_ok(reply));
+    assert_string_equal(reply_str(reply, "error"),
+                        "command \"silentfail\" failed: Input/output error");
+    json_object_put(reply);
+
+    /* A handler cannot override "ok". */
+    assert_int_equal(ctl_command(f->path, "setok", NULL, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    assert_int_equal(reply_int(reply, "x"), 1);
+    json_object_put(reply);
+
+    /* Handler-side ctl_json_get_u64 errors travel back. */
+    struct json_object *args = json_object_new_object();
+    json_object_object_add(args, "value", json_object_new_string("4X"));
+    assert_int_equal(ctl_command(f->path, "size", args, &reply, 2000), 0);
+    assert_false(reply_ok(reply));
+    assert_non_null(strstr(reply_str(reply, "error"), "field \"value\""));
+    assert_non_null(strstr(reply_str(reply, "error"), "'4X'"));
+    json_object_put(reply);
+    json_object_object_add(args, "value", json_object_new_string("512M"));
+    assert_int_equal(ctl_command(f->path, "size", args, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    assert_int_equal(reply_int(reply, "bytes"), 512 << 20);
+    json_object_put(reply);
+    json_object_put(args);
+}
+
+static void test_half_close_last_line(void **state)
+{
+    struct fixture *f = *state;
+    int fd = raw_connect(f->path);
+    const char *req = "{\"cmd\":\"echo\",\"n\":7}\n{\"cmd\":\"echo\",\"n\":8}";
+    raw_send(fd, req, strlen(req));
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    bool eof;
+    char *text = raw_read_lines(fd, 2, &eof);
+    struct json_object *r0 = line_json(text, 0), *r1 = line_json(text, 1);
+    assert_int_equal(reply_int(r0, "n"), 7);
+    assert_int_equal(reply_int(r1, "n"), 8);
+    json_object_put(r0);
+    json_object_put(r1);
+    free(text);
+    assert_true(raw_wait_eof(fd));
+    close(fd);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void test_slow_reader_does_not_block_others(void **state)
+{
+    struct fixture *f = *state;
+    /* Client A queues 2 MB of replies and does not read them. */
+    enum { N = 20, SIZE = 100000 };
+    char *reqs = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&reqs, &len);
+    for (int i = 0; i < N; i++)
+        fprintf(m, "{\"cmd\":\"big\",\"size\":%d,\"i\":%d}\n", SIZE, i);
+    fclose(m);
+    int a = raw_connect(f->path);
+    raw_send(a, reqs, len);
+    free(reqs);
+    usleep(100 * 1000);
+
+    /* Client B is served promptly meanwhile. */
+    double t0 = now_s();
+    struct json_object *reply;
+    assert_int_equal(ctl_command(f->path, "echo", NULL, &reply, 1000), 0);
+    assert_true(reply_ok(reply));
+    json_object_put(reply);
+    assert_true(now_s() - t0 < 1.0);
+
+    /* A then gets every reply, complete and in order. */
+    bool eof;
+    char *text = raw_read_lines(a, N, &eof);
+    assert_false(eof);
+    for (int i = 0; i < N; i++) {
+        struct json_object *r = line_json(text, i);
+        assert_true(reply_ok(r));
+        assert_int_equal(reply_int(r, "i"), i);
+        assert_int_equal(strlen(reply_str(r, "data")), SIZE);
+        json_object_put(r);
+    }
+    free(text);
+    close(a);
+}
+
+static void test_too_many_clients(void **state)
+{
+    struct fixture *f = *state;
+    int fds[CTL_MAX_CLIENTS];
+    for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+        fds[i] = raw_connect(f->path);
+    /* Make sure all 64 are accepted and usable. */
+    for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+        const char *req = "{\"cmd\":\"echo\"}\n";
+        raw_send(fds[i], req, strlen(req));
+        bool eof;
+        char *text = raw_read_lines(fds[i], 1, &eof);
+        struct json_object *r = line_json(text, 0);
+        assert_true(reply_ok(r));
+        json_object_put(r);
+        free(text);
+    }
+    /* The 65th is refused with an error line and closed. */
+    int extra = raw_connect(f->path);
+    bool eof;
+    char *text = raw_read_lines(extra, 1, &eof);
+    struct json_object *r = line_json(text, 0);
+    assert_false(reply_ok(r));
+    assert_non_null(strstr(reply_str(r, "error"), "too many control connections"));
+    json_object_put(r);
+    free(text);
+    assert_true(raw_wait_eof(extra));
+    close(extra);
+
+    /* After one leaves, a new client gets in. */
+    close(fds[0]);
+    usleep(100 * 1000);
+    struct json_object *reply;
+    assert_int_equal(ctl_command(f->path, "echo", NULL, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    json_object_put(reply);
+    for (int i = 1; i < CTL_MAX_CLIENTS; i++)
+        close(fds[i]);
+}
+
+/* ---- tests: client errors ------------------------------------------------------- */
+
+static void test_missing_socket_message(void **state)
+{
+    struct fixture *f = *state;
+    char path[200], expect[600];
+    snprintf(path, sizeof(path), "%s/nope.sock", f->dir);
+    struct json_object *reply = (struct json_object *)1;
+    int rc = ctl_command(path, "status", NULL, &reply, 1000);
+    assert_int_equal(rc, -ENOENT);
+    assert_null(reply);
+    snprintf(expect, sizeof(expect),
+             "cannot connect to control socket %s: No such file or directory; is the VM "
+             "running (vmshift run --ctl %s)?",
+             path, path);
+    assert_string_equal(vs_last_error(), expect);
+}
+
+static void test_client_timeout(void **state)
+{
+    struct fixture *f = *state;
+    struct json_object *args = json_object_new_object();
+    json_object_object_add(args, "ms", json_object_new_int(400));
+    struct json_object *reply;
+    double t0 = now_s();
+    int rc = ctl_command(f->path, "sleep", args, &reply, 100);
+    double dt = now_s() - t0;
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_null(reply);
+    assert_true(dt >= 0.09 && dt < 0.4);
+    assert_non_null(strstr(vs_last_error(), "no reply from control socket"));
+    assert_non_null(strstr(vs_last_error(), "within 100 ms"));
+    /* With enough time it works. */
+    assert_int_equal(ctl_command(f->path, "sleep", args, &reply, 3000), 0);
+    assert_true(reply_ok(reply));
+    json_object_put(reply);
+    json_object_put(args);
+
+    /* "cmd" in the args is refused client-side; non-object requests too. */
+    args = json_object_new_object();
+    json_object_object_add(args, "cmd", json_object_new_string("x"));
+    assert_int_equal(ctl_command(f->path, "echo", args, &reply, 1000), -EINVAL);
+    json_object_put(args);
+    struct json_object *arr = json_object_new_array();
+    assert_int_equal(ctl_request(f->path, arr, &reply, 1000), -EINVAL);
+    json_object_put(arr);
+}
+
+/* ---- tests: server open/close --------------------------------------------------- */
+
+static int dummy_handler(void *ctx, const char *cmd, struct json_object *req,
+                         struct json_object *reply)
+{
+    (void)ctx;
+    (void)req;
+    json_object_object_add(reply, "from", json_object_new_string(cmd));
+    return 0;
+}
+
+static void test_second_server_on_live_path(void **state)
+{
+    struct fixture *f = *state;
+    struct ctl_server *s2 = (struct ctl_server *)1;
+    char expect[300];
+    int rc = ctl_server_open(&s2, f->path, dummy_handler, NULL);
+    assert_int_equal(rc, -EADDRINUSE);
+    assert_null(s2);
+    snprintf(expect, sizeof(expect),
+             "control socket %s is in use by another process; choose another --ctl path",
+             f->path);
+    assert_string_equal(vs_last_error(), expect);
+    /* The first server is unharmed. */
+    struct json_object *reply;
+    assert_int_equal(ctl_command(f->path, "echo", NULL, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    json_object_put(reply);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+    struct fixture *f = *state;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/stale.sock", f->dir);
+    /* A socket file with nobody listening, as left by a crashed VM. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    assert_true(strlen(path) < sizeof(a.sun_path));
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    close(fd);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+
+    struct ctl_server *s2;
+    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), 0);
+    /* Serve one request single-threaded: the client's bytes wait in the socket buffers. */
+    int c = raw_connect(path);
+    raw_send(c, "{\"cmd\":\"hello\"}\n", 16);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ctl_server_poll(s2, 20), 0);
+    bool eof;
+    char *text = raw_read_lines(c, 1, &eof);
+    struct json_object *r = line_json(text, 0);
+    assert_true(reply_ok(r));
+    assert_string_equal(reply_str(r, "from"), "hello");
+    json_object_put(r);
+    free(text);
+    close(c);
+    assert_int_equal(ctl_server_poll(s2, 0), 0);
+    ctl_server_close(s2);
+    /* close unlinks the path. */
+    assert_int_equal(stat(path, &st), -1);
+    assert_int_equal(errno, ENOENT);
+}
+
+static void test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct ctl_server *s2;
+    char path[300], expect[600];
+
+    /* A regular file is never deleted. */
+    snprintf(path, sizeof(path), "%s/file", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("keep me", fp);
+    fclose(fp);
+    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), -EEXIST);
+    assert_non_null(strstr(vs_last_error(), "exists and is not a socket"));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 7);
+
+    /* A missing directory. */
+    snprintf(path, sizeof(path), "%s/no/such/dir/x.sock", f->dir);
+    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), -ENOENT);
+    snprintf(expect, sizeof(expect),
+             "cannot create control socket %s: directory %s/no/such/dir does not exist; "
+             "create it or choose another --ctl path",
+             path, f->dir);
+    assert_string_equal(vs_last_error(), expect);
+
+    /* Too long for sun_path. */
+    char longp[200];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[0] = '/';
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(ctl_server_open(&s2, longp, dummy_handler, NULL), -ENAMETOOLONG);
+    assert_non_null(strstr(vs_last_error(), "is too long (199 bytes, the limit is 107)"));
+    struct json_object *reply;
+    assert_int_equal(ctl_command(longp, "x", NULL, &reply, 100), -ENAMETOOLONG);
+
+    assert_int_equal(ctl_server_open(&s2, "", dummy_handler, NULL), -EINVAL);
+    assert_non_null(strstr(vs_last_error(), "empty"));
+}
+
+/* ---- tests: JSON helpers -------------------------------------------------------- */
+
+static void test_parse_args(void **state)
+{
+    (void)state;
+    char *argv[] = { "a=1",   "b=-7",    "c=true", "d=false",
+                     "e=4G",  "f=",      "g=x=y",  "h=0x10",
+                     "i=18446744073709551615", "j=99999999999999999999", "k=1.5",
+                     "l=007", "m=True", "n=-" };
+    int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+    struct json_object *o = NULL;
+    assert_int_equal(ctl_json_parse_args(argc, argv, &o), 0);
+    assert_int_equal(json_object_object_length(o), argc);
+    struct json_object *v;
+#define TYPE_OF(key) (json_object_object_get_ex(o, key, &v), json_object_get_type(v))
+    assert_int_equal(TYPE_OF("a"), json_type_int);
+    assert_int_equal(json_object_get_int64(v = json_object_object_get(o, "a")), 1);
+    assert_int_equal(TYPE_OF("b"), json_type_int);
+    assert_int_equal(json_object_get_int64(v), -7);
+    assert_int_equal(TYPE_OF("c"), json_type_boolean);
+    assert_true(json_object_get_boolean(v));
+    assert_int_equal(TYPE_OF("d"), json_type_boolean);
+    assert_false(json_object_get_boolean(v));
+    assert_int_equal(TYPE_OF("e"), json_type_string);
+    assert_string_equal(json_object_get_string(v), "4G");
+    assert_int_equal(TYPE_OF("f"), json_type_string);
+    assert_string_equal(json_object_get_string(v), "");
+    assert_int_equal(TYPE_OF("g"), json_type_string);
+    assert_string_equal(json_object_get_string(v), "x=y");
+    assert_int_equal(TYPE_OF("h"), json_type_string);
+    assert_int_equal(TYPE_OF("i"), json_type_int);
+    assert_true(json_object_get_uint64(v) == UINT64_MAX);
+    assert_int_equal(TYPE_OF("j"), json_type_string); /* out of range stays text */
+    assert_int_equal(TYPE_OF("k"), json_type_string);
+    assert_int_equal(TYPE_OF("l"), json_type_int);
+    assert_int_equal(json_object_get_int64(v), 7);
+    assert_int_equal(TYPE_OF("m"), json_type_string);
+    assert_int_equal(TYPE_OF("n"), json_type_string);
+#undef TYPE_OF
+    uint64_t u;
+    assert_int_equal(ctl_json_get_u64(o, "e", &u), 0);
+    assert_true(u == 4ull << 30);
+    assert_int_equal(ctl_json_get_u64(o, "h", &u), 0);
+    assert_true(u == 16);
+    json_object_put(o);
+
+    /* No arguments: an empty object. */
+    assert_int_equal(ctl_json_parse_args(0, NULL, &o), 0);
+    assert_int_equal(json_object_object_length(o), 0);
+    json_object_put(o);
+
+    char *bad1[] = { "a=1", "novalue" };
+    o = (struct json_object *)1;
+    assert_int_equal(ctl_json_parse_args(2, bad1, &o), -EINVAL);
+    assert_null(o);
+    assert_string_equal(vs_last_error(), "argument 'novalue' is not of the form key=value");
+    char *bad2[] = { "=x" };
+    assert_int_equal(ctl_json_parse_args(1, bad2, &o), -EINVAL);
+    assert_non_null(strstr(vs_last_error(), "'=x' has an empty key"));
+    char *bad3[] = { "a=1", "a=2" };
+    assert_int_equal(ctl_json_parse_args(2, bad3, &o), -EINVAL);
+    assert_non_null(strstr(vs_last_error(), "'a=2' repeats the key 'a'"));
+}
+
+static void test_get_u64(void **state)
+{
+    (void)state;
+    struct json_object *o = json_tokener_parse(
+        "{\"mem\":\"4G\",\"n\":4096,\"zero\":0,\"neg\":-1,\"s\":\"lots\",\"d\":1.5,"
+        "\"b\":true,\"hex\":\"0x1000\",\"kib\":\"8KiB\",\"max\":18446744073709551615,"
+        "\"huge\":\"99999999999999999999\",\"name\":\"vm1\",\"flag\":false,\"nul\":null}");
+    assert_non_null(o);
+    uint64_t v = 123;
+    assert_int_equal(ctl_json_get_u64(o, "mem", &v), 0);
+    assert_true(v == 4ull << 30);
+    assert_int_equal(ctl_json_get_u64(o, "n", &v), 0);
+    assert_true(v == 4096);
+    assert_int_equal(ctl_json_get_u64(o, "zero", &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(ctl_json_get_u64(o, "hex", &v), 0);
+    assert_true(v == 4096);
+    assert_int_equal(ctl_json_get_u64(o, "kib", &v), 0);
+    assert_true(v == 8192);
+    assert_int_equal(ctl_json_get_u64(o, "max", &v), 0);
+    assert_true(v == UINT64_MAX);
+
+    v = 77;
+    assert_int_equal(ctl_json_get_u64(o, "neg", &v), -EINVAL);
+    assert_string_equal(vs_last_error(), "field \"neg\" must not be negative (got -1)");
+    assert_true(v == 77);
+    assert_int_equal(ctl_json_get_u64(o, "s", &v), -EINVAL);
+    assert_string_equal(vs_last_error(), "field \"s\": 'lots' is not a number");
+    assert_int_equal(ctl_json_get_u64(o, "d", &v), -EINVAL);
+    assert_non_null(strstr(vs_last_error(), "field \"d\" must be a non-negative integer"));
+    assert_non_null(strstr(vs_last_error(), "(got 1.5)"));
+    assert_int_equal(ctl_json_get_u64(o, "b", &v), -EINVAL);
+    assert_non_null(strstr(vs_last_error(), "(got true)"));
+    assert_int_equal(ctl_json_get_u64(o, "nul", &v), -EINVAL);
+    assert_int_equal(ctl_json_get_u64(o, "huge", &v), -ERANGE);
+    assert_non_null(strstr(vs_last_error(), "field \"huge\""));
+    assert_int_equal(ctl_json_get_u64(o, "absent", &v), -ENOENT);
+    assert_string_equal(vs_last_error(), "missing field \"absent\"");
+    assert_true(v == 77);
+
+    const char *s;
+    assert_int_equal(ctl_json_get_string(o, "name", &s), 0);
+    assert_string_equal(s, "vm1");
+    assert_int_equal(ctl_json_get_string(o, "n", &s), -EINVAL);
+    assert_string_equal(vs_last_error(), "field \"n\" must be a string (got 4096)");
+    assert_int_equal(ctl_json_get_string(o, "absent", &s), -ENOENT);
+
+    bool b;
+    assert_int_equal(ctl_json_get_bool(o, "b", &b), 0);
+    assert_true(b);
+    assert_int_equal(ctl_json_get_bool(o, "flag", &b), 0);
+    assert_false(b);
+    assert_int_equal(ctl_json_get_bool(o, "name", &b), -EINVAL);
+    assert_string_equal(vs_last_error(), "field \"name\" must be true or false (got \"vm1\")");
+    json_object_put(o);
+
+    struct json_object *arr = json_object_new_array();
+    assert_int_equal(ctl_json_get_u64(arr, "x", &v), -EINVAL);
+    assert_int_equal(ctl_json_get_u64(NULL, "x", &v), -EINVAL);
+    json_object_put(arr);
+}
+
+/* ---- tests: the CLI --------------------------------------------------------------- */
+
+struct captured {
+    int status;
+    char out[8192];
+    char err[8192];
+};
+
+static void read_all(int fd, char *buf, size_t len)
+{
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static void run_cli(struct captured *c, int argc, char **argv)
+{
+    fflush(stdout);
+    fflush(stderr);
+    char tmpl_o[] = "/tmp/vs-ctl-out-XXXXXX", tmpl_e[] = "/tmp/vs-ctl-err-XXXXXX";
+    int fo = mkstemp(tmpl_o), fe = mkstemp(tmpl_e);
+    assert_true(fo >= 0 && fe >= 0);
+    unlink(tmpl_o);
+    unlink(tmpl_e);
+    int so = dup(1), se = dup(2);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    c->status = cli_ctl_main(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    read_all(fo, c->out, sizeof(c->out));
+    read_all(fe, c->err, sizeof(c->err));
+    close(fo);
+    close(fe);
+}
+
+static void test_cli(void **state)
+{
+    struct fixture *f = *state;
+    struct captured c;
+
+    char *ok_args[] = { "ctl", f->path, "echo", "n=3", "mem=4G", "on=true", "--raw" };
+    run_cli(&c, 7, ok_args);
+    assert_int_equal(c.status, 0);
+    assert_string_equal(c.out, "{\"ok\":true,\"n\":3,\"mem\":\"4G\",\"on\":true}\n");
+    assert_string_equal(c.err, "");
+
+    char *pretty[] = { "ctl", "--timeout", "5000", f->path, "echo", "p=/x" };
+    run_cli(&c, 6, pretty);
+    assert_int_equal(c.status, 0);
+    struct json_object *o = json_tokener_parse(c.out);
+    assert_non_null(o);
+    assert_string_equal(reply_str(o, "p"), "/x");
+    json_object_put(o);
+    assert_non_null(strstr(c.out, "\n  \"p\": \"/x\"\n")); /* pretty, "/" unescaped */
+    assert_true(strchr(c.out, '\n') < c.out + strlen(c.out) - 1);
+
+    char *fail[] = { "ctl", f->path, "fail", "--timeout=3000" };
+    run_cli(&c, 4, fail);
+    assert_int_equal(c.status, 1);
+    assert_string_equal(c.err, "vmshift ctl: fail failed: boom 42\n");
+    assert_non_null(strstr(c.out, "boom 42"));
+
+    char missing[200];
+    snprintf(missing, sizeof(missing), "%s/nope.sock", f->dir);
+    char *conn[] = { "ctl", missing, "status" };
+    run_cli(&c, 3, conn);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "vmshift ctl: cannot connect to control socket"));
+    assert_non_null(strstr(c.err, "is the VM running"));
+    assert_string_equal(c.out, "");
+
+    char *help[] = { "ctl", "--help" };
+    run_cli(&c, 2, help);
+    assert_int_equal(c.status, 0);
+    assert_non_null(strstr(c.out, "usage: vmshift ctl SOCKET COMMAND"));
+
+    char *noargs[] = { "ctl" };
+    run_cli(&c, 1, noargs);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "missing SOCKET and COMMAND"));
+
+    char *nocmd[] = { "ctl", f->path };
+    run_cli(&c, 2, nocmd);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "missing COMMAND"));
+
+    char *badkv[] = { "ctl", f->path, "echo", "oops" };
+    run_cli(&c, 4, badkv);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "argument 'oops' is not of the form key=value"));
+
+    char *badopt[] = { "ctl", f->path, "echo", "--bogus" };
+    run_cli(&c, 4, badopt);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "unknown option '--bogus'"));
+
+    char *badtimeout[] = { "ctl", f->path, "echo", "--timeout", "soon" };
+    run_cli(&c, 5, badtimeout);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "--timeout 'soon'"));
+
+    char *cmdkey[] = { "ctl", f->path, "echo", "cmd=x" };
+    run_cli(&c, 4, cmdkey);
+    assert_int_equal(c.status, 2);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* belt and braces: the code under test uses MSG_NOSIGNAL */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_object_and_missing_cmd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ok_false_propagation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_last_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader_does_not_block_others, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_socket_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_server_on_live_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test(test_parse_args),
+        cmocka_unit_test(test_get_u64),
+        cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
