@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install dependencies, build, and run the whole test suite twice: a normal build, then
+# a build with AddressSanitizer and UBSan. Integration tests need /dev/kvm and fail
+# (never skip) without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh build
+(cd build && ctest --output-on-failure --timeout 600)
+
+scripts/setup.sh build-asan -DVMSHIFT_SANITIZE=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+   ctest --output-on-failure --timeout 600)
