@@ -69,6 +69,8 @@ static void print_summary(struct vs_vm *vm)
     json_object_put(st);
 }
 
+static int run_vm(struct run_options *o);
+
 int cli_run_main(int argc, char **argv)
 {
     struct run_options o;
@@ -78,41 +80,49 @@ int cli_run_main(int argc, char **argv)
     }
     if (o.help) {
         fputs(run_usage, stdout);
+        run_options_free(&o);
         return 0;
     }
+    int status = run_vm(&o);
+    run_options_free(&o);
+    return status;
+}
+
+static int run_vm(struct run_options *o)
+{
     char cmdline[4096];
-    if (run_options_guest_cmdline(&o, cmdline, sizeof(cmdline))) {
+    if (run_options_guest_cmdline(o, cmdline, sizeof(cmdline))) {
         fprintf(stderr, "vmshift run: %s\n", vs_last_error());
         return 2;
     }
-    o.vm.cmdline = cmdline;
+    o->vm.cmdline = cmdline;
     install_stop_signals();
 
     struct vs_vm *vm;
-    if (vs_vm_create(&vm, &o.vm)) {
+    if (vs_vm_create(&vm, &o->vm)) {
         fprintf(stderr, "vmshift run: %s\n", vs_last_error());
         return 1;
     }
     char size[32];
     vs_info("VM: %s RAM, %u vCPU(s), %s boot of %s, guest parameters: %s",
             vs_format_size(vm->mem.size, size, sizeof(size)), vm->nr_vcpus,
-            vs_boot_mode_name(vm->boot.mode), o.vm.kernel, cmdline);
+            vs_boot_mode_name(vm->boot.mode), o->vm.kernel, cmdline);
 
     struct vm_commands cmds = { .vm = vm };
     struct ctl_server *ctl = NULL;
     int status = 0;
-    if (o.ctl_path && ctl_server_open(&ctl, o.ctl_path, vm_commands_handle, &cmds)) {
+    if (o->ctl_path && ctl_server_open(&ctl, o->ctl_path, vm_commands_handle, &cmds)) {
         fprintf(stderr, "vmshift run: %s\n", vs_last_error());
         vs_vm_destroy(vm);
         return 1;
     }
-    if (o.start_paused)
+    if (o->start_paused)
         vm->pause_requested = true;
     if (vs_vm_start(vm)) {
         fprintf(stderr, "vmshift run: %s\n", vs_last_error());
         status = 1;
     } else {
-        serve(vm, ctl, &cmds, o.run_for_s);
+        serve(vm, ctl, &cmds, o->run_for_s);
         vs_vm_pause(vm);
         print_summary(vm);
         if (vm_failed(vm))

@@ -85,7 +85,7 @@ static int parse_preload(const char *arg, struct run_options *o)
     char *path = strndup(arg, (size_t)(at - arg));
     if (!path)
         return vs_fail(ENOMEM, "out of memory");
-    p->path = path; /* lives as long as the process */
+    p->path = path; /* freed by run_options_free */
     o->vm.nr_preloads++;
     return 0;
 }
@@ -143,9 +143,19 @@ static int validate(struct run_options *o)
     return 0;
 }
 
+static int parse_all(int argc, char **argv, struct run_options *o);
+
 int run_options_parse(int argc, char **argv, struct run_options *o)
 {
     memset(o, 0, sizeof(*o));
+    int rc = parse_all(argc, argv, o);
+    if (rc)
+        run_options_free(o);
+    return rc;
+}
+
+static int parse_all(int argc, char **argv, struct run_options *o)
+{
     o->vm.kvm_device = "/dev/kvm";
     o->vm.kernel = run_options_default_kernel();
     o->vm.boot = VS_BOOT_AUTO;
@@ -214,6 +224,13 @@ int run_options_parse(int argc, char **argv, struct run_options *o)
     if (o->range_size == 0 && o->vm.mem_size > o->range_start)
         o->range_size = o->vm.mem_size - o->range_start;
     return validate(o);
+}
+
+void run_options_free(struct run_options *o)
+{
+    for (unsigned i = 0; i < o->vm.nr_preloads; i++)
+        free((char *)o->vm.preloads[i].path);
+    o->vm.nr_preloads = 0;
 }
 
 int run_options_guest_cmdline(const struct run_options *o, char *buf, size_t len)

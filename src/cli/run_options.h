@@ -25,6 +25,9 @@ struct run_options {
  * access (sizes, ranges, names). Errors name the option and the value. */
 int run_options_parse(int argc, char **argv, struct run_options *o);
 
+/* Free what run_options_parse allocated (preload paths). */
+void run_options_free(struct run_options *o);
+
 /* The parameters the guest reads from its boot command line. */
 int run_options_guest_cmdline(const struct run_options *o, char *buf, size_t len);
 

@@ -49,6 +49,7 @@ static void full_command_line(void **state)
     assert_int_equal(run_options_guest_cmdline(&o, cmd, sizeof(cmd)), 0);
     assert_string_equal(cmd, "workload=verify start=0x800000 size=0x4000000 rate=1000 "
                              "fill=random seed=9 cpus=2 quiet=1");
+    run_options_free(&o);
 }
 
 static void expect_error(int rc, const char *needle)
