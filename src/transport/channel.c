@@ -1,0 +1,173 @@
+/* Channel helpers (exact reads and writes with peer-naming errors) and the generic
+ * channel over a connected stream socket. */
+#include "transport/channel.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* The timeout set on the socket (for messages), 0 if none or unknown. */
+static long channel_timeout_ms(const struct vs_channel *ch, int opt)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+    if (ch->fd < 0 || getsockopt(ch->fd, SOL_SOCKET, opt, &tv, &len) < 0)
+        return 0;
+    return (long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
+{
+    uint64_t total = 0, done = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+
+    while (iovcnt > 0) {
+        /* Skip empty entries so a finished iov never reaches writev. */
+        if (iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        int n = iovcnt > IOV_MAX ? IOV_MAX : iovcnt;
+        ssize_t w = ch->ops->writev(ch, iov, n);
+        if (w < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return vs_fail(ETIMEDOUT,
+                               "sending to %s timed out after %llu of %llu bytes (no "
+                               "progress for %ld ms); is the peer stuck or the network down?",
+                               ch->peer, (unsigned long long)done,
+                               (unsigned long long)total,
+                               channel_timeout_ms(ch, SO_SNDTIMEO));
+            return vs_fail(err, "sending to %s failed after %llu bytes (%llu on this "
+                           "channel): %s", ch->peer, (unsigned long long)done,
+                           (unsigned long long)ch->bytes_sent, strerror(err));
+        }
+        if (w == 0)
+            return vs_fail(EPIPE, "sending to %s failed after %llu bytes: the channel "
+                           "accepted no data", ch->peer, (unsigned long long)done);
+        ch->bytes_sent += (uint64_t)w;
+        done += (uint64_t)w;
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (left > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+int vs_channel_write(struct vs_channel *ch, const void *buf, size_t len)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    return vs_channel_write_all(ch, &iov, 1);
+}
+
+int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = ch->ops->read(ch, (uint8_t *)buf + done, len - done);
+        if (r < 0) {
+            int err = errno;
+            if (err == EINTR)
+                continue;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return vs_fail(ETIMEDOUT, "no data from %s for %ld ms (got %zu of %zu "
+                               "bytes); is the peer stuck or the network down?", ch->peer,
+                               channel_timeout_ms(ch, SO_RCVTIMEO), done, len);
+            return vs_fail(err, "receiving from %s failed after %zu of %zu bytes: %s",
+                           ch->peer, done, len, strerror(err));
+        }
+        if (r == 0)
+            return vs_fail(EPIPE, "connection closed by %s after %zu of %zu bytes",
+                           ch->peer, done, len);
+        done += (size_t)r;
+        ch->bytes_received += (uint64_t)r;
+    }
+    return 0;
+}
+
+int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return vs_fail(EINVAL, "channel timeout %d ms for %s is negative; use 0 to wait "
+                       "forever", timeout_ms, ch->peer);
+    struct timeval tv = { .tv_sec = timeout_ms / 1000,
+                          .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+    if (setsockopt(ch->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        setsockopt(ch->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+        int err = errno;
+        return vs_fail(err, "cannot set a %d ms timeout on the channel to %s: %s",
+                       timeout_ms, ch->peer, strerror(err));
+    }
+    return 0;
+}
+
+/* Generic operations on a connected stream socket. */
+
+static ssize_t fd_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    return sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
+}
+
+static ssize_t fd_read(struct vs_channel *ch, void *buf, size_t len)
+{
+    return recv(ch->fd, buf, len, 0);
+}
+
+static void fd_shutdown(struct vs_channel *ch)
+{
+    shutdown(ch->fd, SHUT_RDWR);
+}
+
+static void fd_close(struct vs_channel *ch)
+{
+    if (ch->fd >= 0)
+        close(ch->fd);
+    free(ch);
+}
+
+static const struct vs_channel_ops fd_ops = {
+    .name = "fd",
+    .writev = fd_writev,
+    .read = fd_read,
+    .shutdown = fd_shutdown,
+    .close = fd_close,
+};
+
+int vs_channel_from_fd(int fd, const char *peer, struct vs_channel **out)
+{
+    *out = NULL;
+    if (fd < 0)
+        return vs_fail(EBADF, "cannot make a channel from fd %d: not an open descriptor", fd);
+    struct vs_channel *ch = calloc(1, sizeof(*ch));
+    if (!ch) {
+        close(fd);
+        return vs_fail(ENOMEM, "out of memory creating the channel to %s",
+                       peer ? peer : "a peer");
+    }
+    ch->ops = &fd_ops;
+    ch->fd = fd;
+    if (peer)
+        snprintf(ch->peer, sizeof(ch->peer), "%s", peer);
+    else
+        snprintf(ch->peer, sizeof(ch->peer), "fd %d", fd);
+    *out = ch;
+    return 0;
+}

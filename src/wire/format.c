@@ -1,0 +1,40 @@
+/* Record type names and compile-time checks of the wire layout. */
+#include "wire/format.h"
+
+#include <stddef.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the stream is little-endian and is written straight from host structs");
+_Static_assert(sizeof(struct vs_wire_header) == 32, "record header is 32 bytes");
+_Static_assert(offsetof(struct vs_wire_header, seq) == 16, "header layout");
+_Static_assert(offsetof(struct vs_wire_header, payload_sum) == 24, "header layout");
+_Static_assert(sizeof(struct vs_wire_hello) == 48, "HELLO layout");
+_Static_assert(sizeof(struct vs_wire_hello_reply) == 280, "HELLO_REPLY layout");
+_Static_assert(sizeof(struct vs_wire_pages) == 8, "PAGES header layout");
+_Static_assert(sizeof(struct vs_wire_pass_end) == 16, "PASS_END layout");
+_Static_assert(sizeof(struct vs_wire_vcpu_state) == 8, "VCPU_STATE header layout");
+_Static_assert(sizeof(struct vs_wire_digest) == 32, "DIGEST layout");
+_Static_assert(sizeof(struct vs_wire_verdict) == 264, "VERIFY_REPLY layout");
+_Static_assert(sizeof(struct vs_wire_resumed) == 16, "RESUMED layout");
+
+static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
+    [VS_REC_HELLO] = "HELLO",
+    [VS_REC_HELLO_REPLY] = "HELLO_REPLY",
+    [VS_REC_PAGES] = "PAGES",
+    [VS_REC_ZERO_PAGES] = "ZERO_PAGES",
+    [VS_REC_PASS_END] = "PASS_END",
+    [VS_REC_VCPU_STATE] = "VCPU_STATE",
+    [VS_REC_MACHINE_STATE] = "MACHINE_STATE",
+    [VS_REC_DIGEST] = "DIGEST",
+    [VS_REC_VERIFY_REPLY] = "VERIFY_REPLY",
+    [VS_REC_COMMIT] = "COMMIT",
+    [VS_REC_RESUMED] = "RESUMED",
+    [VS_REC_ABORT] = "ABORT",
+};
+
+const char *vs_wire_type_name(unsigned type)
+{
+    if (type == 0 || type > VS_REC_TYPE_MAX)
+        return "unknown";
+    return type_names[type];
+}

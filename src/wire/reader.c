@@ -1,0 +1,290 @@
+/* The one parser of migration input. Everything the peer sends is checked before use;
+ * every error names the record (seq, type) and its stream offset. */
+#include "wire/reader.h"
+#include "common/error.h"
+#include "vmshift/guest_abi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* Feature bits this version understands (none in 1.0). */
+#define VS_WIRE_KNOWN_FEATURES 0u
+
+typedef unsigned long long ull;
+
+void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch)
+{
+    memset(r, 0, sizeof(*r));
+    r->ch = ch;
+}
+
+/* "migration stream: record #SEQ (TYPE) at offset N: <problem>". trusted = the header's
+ * seq is believable (magic and header checksum passed). */
+static int __attribute__((format(printf, 6, 7)))
+rec_fail(int err, const struct vs_wire_header *h, int trusted, uint64_t offset,
+         uint64_t next_seq, const char *fmt, ...)
+{
+    char problem[320], type[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof(problem), fmt, ap);
+    va_end(ap);
+    if (!trusted)
+        return vs_fail(err, "migration stream: record #? (expecting #%llu) at offset %llu: %s",
+                       (ull)next_seq, (ull)offset, problem);
+    if (h->type >= 1 && h->type <= VS_REC_TYPE_MAX)
+        snprintf(type, sizeof(type), "%s", vs_wire_type_name(h->type));
+    else
+        snprintf(type, sizeof(type), "type %u", h->type);
+    return vs_fail(err, "migration stream: record #%llu (%s) at offset %llu: %s", (ull)h->seq,
+                   type, (ull)offset, problem);
+}
+
+/* The same, for a header already accepted by vs_wire_read_header. */
+#define REC_FAIL(err, r, h, ...) \
+    rec_fail((err), (h), 1, (r)->record_offset, (r)->next_seq, __VA_ARGS__)
+
+/* Size of the fixed-size payload of type, 0 if the type has a variable payload. */
+static size_t fixed_size(unsigned type)
+{
+    switch (type) {
+    case VS_REC_HELLO: return sizeof(struct vs_wire_hello);
+    case VS_REC_HELLO_REPLY: return sizeof(struct vs_wire_hello_reply);
+    case VS_REC_PASS_END: return sizeof(struct vs_wire_pass_end);
+    case VS_REC_DIGEST: return sizeof(struct vs_wire_digest);
+    case VS_REC_VERIFY_REPLY: return sizeof(struct vs_wire_verdict);
+    case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
+    default: return 0;
+    }
+}
+
+/* Allowed payload lengths of a (known) record type. */
+static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
+{
+    size_t fixed = fixed_size(type);
+    *min = *max = fixed;
+    switch (type) {
+    case VS_REC_COMMIT:
+        *min = *max = 0;
+        break;
+    case VS_REC_ABORT:
+        *min = 1;
+        *max = VS_WIRE_MAX_REASON;
+        break;
+    case VS_REC_VCPU_STATE:
+        *min = sizeof(struct vs_wire_vcpu_state) + 1;
+        *max = sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE;
+        break;
+    case VS_REC_MACHINE_STATE:
+        *min = 1;
+        *max = VS_WIRE_MAX_STATE;
+        break;
+    case VS_REC_PAGES:
+        *min = sizeof(struct vs_wire_pages) + 8 + VS_WIRE_PAGE_SIZE;
+        *max = sizeof(struct vs_wire_pages) + (uint64_t)VS_WIRE_MAX_PAGES * (8 + VS_WIRE_PAGE_SIZE);
+        break;
+    case VS_REC_ZERO_PAGES:
+        *min = sizeof(struct vs_wire_pages) + 8;
+        *max = sizeof(struct vs_wire_pages) + (uint64_t)VS_WIRE_MAX_PAGES * 8;
+        break;
+    default:
+        break;
+    }
+}
+
+int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
+{
+    uint64_t at = r->offset;
+    int rc = vs_channel_read_exact(r->ch, h, sizeof(*h));
+    if (rc < 0)
+        return vs_fail_context(rc, "migration stream: reading record #%llu header at offset "
+                               "%llu", (ull)r->next_seq, (ull)at);
+    if (h->magic != VS_WIRE_MAGIC)
+        return rec_fail(EPROTO, h, 0, at, r->next_seq, "bad magic 0x%08x (expected 0x%08x): "
+                        "not a vmshift migration stream or out of sync", h->magic,
+                        VS_WIRE_MAGIC);
+    struct vs_wire_header copy = *h;
+    copy.header_sum = 0;
+    uint32_t sum = XXH32(&copy, sizeof(copy), 0);
+    if (sum != h->header_sum)
+        return rec_fail(EBADMSG, h, 0, at, r->next_seq, "header checksum mismatch (header "
+                        "says 0x%08x, computed 0x%08x): the header was corrupted in transit",
+                        h->header_sum, sum);
+    if (h->type < 1 || h->type > VS_REC_TYPE_MAX)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "unknown record type %u (this vmshift "
+                        "knows 1..%u); is the source a newer vmshift?", h->type,
+                        VS_REC_TYPE_MAX);
+    if (h->flags != 0)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "flags 0x%04x set; version %d "
+                        "records have flags 0", h->flags, VS_WIRE_VERSION_MAJOR);
+    if (h->seq != r->next_seq)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "record out of order: expected #%llu, "
+                        "got #%llu (a record was lost, repeated or reordered)",
+                        (ull)r->next_seq, (ull)h->seq);
+    uint64_t min, max;
+    length_limits(h->type, &min, &max);
+    if (h->length < min || h->length > max) {
+        if (min == max)
+            return rec_fail(EPROTO, h, 1, at, r->next_seq, "payload length %u is wrong: %s "
+                            "payloads are exactly %llu bytes", h->length,
+                            vs_wire_type_name(h->type), (ull)min);
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "payload length %u is out of range: "
+                        "%s payloads are %llu..%llu bytes", h->length,
+                        vs_wire_type_name(h->type), (ull)min, (ull)max);
+    }
+    r->next_seq++;
+    r->record_offset = at;
+    r->offset = at + sizeof(*h);
+    return 0;
+}
+
+static int read_part(struct vs_wire_reader *r, const struct vs_wire_header *h, void *buf,
+                     size_t len, const char *what)
+{
+    int rc = vs_channel_read_exact(r->ch, buf, len);
+    if (rc < 0)
+        return vs_fail_context(rc, "migration stream: record #%llu (%s) at offset %llu: "
+                               "reading %s", (ull)h->seq, vs_wire_type_name(h->type),
+                               (ull)r->record_offset, what);
+    r->offset += len;
+    return 0;
+}
+
+static int check_sum(struct vs_wire_reader *r, const struct vs_wire_header *h, uint64_t sum)
+{
+    if (sum != h->payload_sum)
+        return REC_FAIL(EBADMSG, r, h, "payload checksum mismatch over %u bytes (header says "
+                        "0x%016llx, computed 0x%016llx): data corrupted in transit",
+                        h->length, (ull)h->payload_sum, (ull)sum);
+    return 0;
+}
+
+int vs_wire_read_payload(struct vs_wire_reader *r, const struct vs_wire_header *h, void *buf,
+                         size_t cap)
+{
+    if (h->length > cap)
+        return REC_FAIL(EMSGSIZE, r, h, "payload of %u bytes does not fit the %zu-byte "
+                        "buffer for it", h->length, cap);
+    if (h->length == 0)
+        return check_sum(r, h, 0);
+    int rc = read_part(r, h, buf, h->length, "payload");
+    if (rc < 0)
+        return rc;
+    return check_sum(r, h, XXH3_64bits(buf, h->length));
+}
+
+/* Read pages [i, i+n) whose gpas are consecutive straight into RAM. */
+static int read_run(struct vs_wire_reader *r, const struct vs_wire_header *h, uint8_t *ram,
+                    const uint64_t *gpa, uint32_t i, uint32_t n, XXH3_state_t *st)
+{
+    uint8_t *dst = ram + gpa[i];
+    size_t len = (size_t)n * VS_WIRE_PAGE_SIZE;
+    int rc = read_part(r, h, dst, len, "page data");
+    if (rc < 0)
+        return rc;
+    XXH3_64bits_update(st, dst, len);
+    return 0;
+}
+
+int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                       uint8_t *ram, uint64_t ram_size, struct vs_wire_pages *info,
+                       uint64_t *gpa)
+{
+    if (h->type != VS_REC_PAGES && h->type != VS_REC_ZERO_PAGES)
+        return REC_FAIL(EPROTO, r, h, "expected PAGES or ZERO_PAGES, got %s",
+                        vs_wire_type_name(h->type));
+    int data = h->type == VS_REC_PAGES;
+    int rc = read_part(r, h, info, sizeof(*info), "the page record header");
+    if (rc < 0)
+        return rc;
+    if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
+        return REC_FAIL(EPROTO, r, h, "page count %u is out of range 1..%u", info->count,
+                        VS_WIRE_MAX_PAGES);
+    uint64_t per_page = 8 + (data ? VS_WIRE_PAGE_SIZE : 0);
+    uint64_t want = sizeof(*info) + (uint64_t)info->count * per_page;
+    if (want != h->length)
+        return REC_FAIL(EPROTO, r, h, "page count %u needs a payload of %llu bytes but the "
+                        "header says %u", info->count, (ull)want, h->length);
+    size_t list_len = (size_t)info->count * sizeof(uint64_t);
+    rc = read_part(r, h, gpa, list_len, "the page list");
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < info->count; i++) {
+        if (gpa[i] % VS_WIRE_PAGE_SIZE)
+            return REC_FAIL(EPROTO, r, h, "page %u of %u: gpa 0x%llx is not %u-aligned", i,
+                            info->count, (ull)gpa[i], VS_WIRE_PAGE_SIZE);
+        if (ram_size < VS_WIRE_PAGE_SIZE || gpa[i] > ram_size - VS_WIRE_PAGE_SIZE)
+            return REC_FAIL(ERANGE, r, h, "page %u of %u: gpa 0x%llx is outside guest RAM "
+                            "of 0x%llx bytes", i, info->count, (ull)gpa[i], (ull)ram_size);
+    }
+
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return vs_fail(ENOMEM, "migration stream: out of memory for a checksum state");
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, info, sizeof(*info));
+    XXH3_64bits_update(st, gpa, list_len);
+    if (data) {
+        /* One read per run of consecutive pages (a whole record when the source sends
+         * memory in order); each run is hashed as it lies in RAM right after reading. */
+        uint32_t start = 0;
+        for (uint32_t i = 1; i <= info->count && rc == 0; i++) {
+            if (i < info->count && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE)
+                continue;
+            rc = read_run(r, h, ram, gpa, start, i - start, st);
+            start = i;
+        }
+    }
+    uint64_t sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    if (rc < 0)
+        return rc;
+    return check_sum(r, h, sum);
+}
+
+int vs_wire_read_fixed(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                       enum vs_wire_type type, void *out, size_t size)
+{
+    if (h->type != type)
+        return REC_FAIL(EPROTO, r, h, "expected %s, got %s", vs_wire_type_name(type),
+                        vs_wire_type_name(h->type));
+    if (h->length != size)
+        return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: expected exactly %zu "
+                        "bytes", h->length, size);
+    return vs_wire_read_payload(r, h, out, size);
+}
+
+int vs_wire_check_hello(const struct vs_wire_hello *h)
+{
+    if (h->version_major != VS_WIRE_VERSION_MAJOR)
+        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: stream version %u.%u is not "
+                       "supported by this vmshift (speaks %d.x); %s", h->version_major,
+                       h->version_minor, VS_WIRE_VERSION_MAJOR,
+                       h->version_major > VS_WIRE_VERSION_MAJOR ? "upgrade the destination"
+                                                                : "upgrade the source");
+    if (h->page_size != VS_WIRE_PAGE_SIZE)
+        return vs_fail(EPROTO, "migration stream: HELLO: page size %u is not supported "
+                       "(only %u)", h->page_size, VS_WIRE_PAGE_SIZE);
+    if (h->ram_size == 0 || h->ram_size % VS_WIRE_PAGE_SIZE)
+        return vs_fail(EPROTO, "migration stream: HELLO: RAM size %llu is not a positive "
+                       "multiple of %u", (ull)h->ram_size, VS_WIRE_PAGE_SIZE);
+    if (h->nr_vcpus < 1 || h->nr_vcpus > VS_MAX_VCPUS)
+        return vs_fail(EPROTO, "migration stream: HELLO: %u vCPUs is out of range 1..%d",
+                       h->nr_vcpus, VS_MAX_VCPUS);
+    if (h->features & ~VS_WIRE_KNOWN_FEATURES)
+        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown feature bits 0x%x "
+                       "(this vmshift knows 0x%x); upgrade the destination",
+                       h->features & ~VS_WIRE_KNOWN_FEATURES, VS_WIRE_KNOWN_FEATURES);
+    return 0;
+}
+
+int vs_wire_check_reason(const char *reason, size_t cap)
+{
+    if (!reason || cap == 0 || !memchr(reason, '\0', cap))
+        return vs_fail(EPROTO, "migration stream: reason string is not NUL-terminated "
+                       "within %zu bytes", cap);
+    return 0;
+}
