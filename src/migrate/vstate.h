@@ -1,0 +1,38 @@
+/* vCPU and machine state: saving it from a paused VM into self-describing blobs, loading
+ * it into another VM, and checking that what KVM holds equals what was sent.
+ *
+ * Blob format (version 1): a sequence of sections, each
+ *     uint32_t tag; uint32_t length; uint8_t data[length]; padded with zeros to 8 bytes,
+ * little-endian. Unknown tags are an error (the stream version says what exists). */
+#ifndef VS_VSTATE_H
+#define VS_VSTATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "vmm/vm.h"
+
+struct vs_blob {
+    uint8_t *data;
+    size_t len, cap;
+};
+void vs_blob_free(struct vs_blob *b);
+
+/* vCPU sections: CPUID, REGS, SREGS, FPU or XSAVE, XCRS, MSRS (a fixed list of the
+ * architectural MSRs a guest can change), VCPU_EVENTS, DEBUGREGS, MP_STATE, and the
+ * monitor's own flags (halted/stopped). The vCPU must be paused (parked). */
+int vs_vstate_save_vcpu(struct vs_vcpu *v, struct vs_blob *out);
+/* Load into a vCPU that has never run (incoming skeleton). Validates every section
+ * (tags, lengths, counts) before use; CPUID is set first. */
+int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len);
+/* Re-read the vCPU's state from KVM and compare with blob: REGS, SREGS (segments,
+ * control registers, EFER, descriptor tables), XCRS, MSRS (all but the TSC, which moves)
+ * and the monitor flags. The error names the first field that differs. */
+int vs_vstate_check_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len);
+
+/* Machine sections: KVM clock (KVM_GET_CLOCK), the pvport device (registration,
+ * telemetry snapshot, doorbells, guest clock value, rate override), and the serial port
+ * registers. The VM must be paused. */
+int vs_vstate_save_machine(struct vs_vm *vm, struct vs_blob *out);
+int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len);
+
+#endif
