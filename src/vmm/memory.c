@@ -4,6 +4,8 @@
 #include "vmshift/guest_abi.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,6 +71,8 @@ int vs_memory_create(struct vs_memory *m, uint64_t size)
 
 void vs_memory_destroy(struct vs_memory *m)
 {
+    free(m->written);
+    m->written = NULL;
     if (m->base)
         munmap(m->base, m->size);
     if (m->memfd >= 0)
@@ -127,4 +131,32 @@ int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa)
 out:
     close(fd);
     return rc;
+}
+
+int vs_memory_track_writes(struct vs_memory *m, bool on)
+{
+    if (on && !m->written) {
+        m->written = calloc((m->size / 4096 + 63) / 64, sizeof(uint64_t));
+        if (!m->written)
+            return vs_fail(ENOMEM, "out of memory for the monitor's write bitmap");
+    }
+    atomic_store(&m->tracking, on);
+    return 0;
+}
+
+void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len)
+{
+    if (!atomic_load(&m->tracking) || len == 0)
+        return;
+    for (uint64_t p = gpa / 4096; p <= (gpa + len - 1) / 4096; p++)
+        __atomic_fetch_or(&m->written[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+}
+
+void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap)
+{
+    if (!m->written)
+        return;
+    for (uint64_t i = 0; i < (m->size / 4096 + 63) / 64; i++)
+        if (__atomic_load_n(&m->written[i], __ATOMIC_RELAXED))
+            bitmap[i] |= __atomic_exchange_n(&m->written[i], 0, __ATOMIC_RELAXED);
 }

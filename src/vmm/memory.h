@@ -14,6 +14,8 @@ struct vs_memory {
     int memfd;
     uint8_t *base;     /* host address of guest-physical 0 */
     uint64_t size;     /* bytes, multiple of 2 MiB */
+    uint64_t *written;            /* pages the monitor wrote while tracking is on */
+    _Atomic bool tracking;        /* kept allocated once made: writers never race a free */
 };
 
 /* Checks the size (VS_MIN_RAM..VS_MAX_RAM, 2 MiB multiple) and that the host has that much
@@ -28,6 +30,14 @@ static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t gpa)
 {
     return m->base + gpa;
 }
+
+/* Tracking of writes the monitor itself makes to guest RAM (device emulation, debug
+ * writes): migration needs them as dirty pages, and KVM's dirty log only sees the guest's.
+ * Every monitor write goes through vs_memory_note_write(). */
+int vs_memory_track_writes(struct vs_memory *m, bool on);
+void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len);
+/* OR the pages written since the last call into bitmap (one bit per page) and forget them. */
+void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
 
 /* Copy a whole file into guest RAM at gpa (--preload FILE@ADDR). */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);

@@ -18,6 +18,7 @@ const char *vs_vm_state_name(enum vs_vm_state s)
     case VS_VM_RUNNING: return "running";
     case VS_VM_PAUSED: return "paused";
     case VS_VM_FAILED: return "failed";
+    case VS_VM_MIGRATED: return "migrated";
     }
     return "?";
 }
@@ -94,9 +95,13 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     rc = vs_memory_create(&vm->mem, cfg->mem_size);
     if (rc)
         goto fail;
-    rc = load_memory(vm, cfg);
-    if (rc)
-        goto fail;
+    if (cfg->incoming) {
+        vm->boot.mode = VS_BOOT_LONG; /* informational only: the state comes from the source */
+    } else {
+        rc = load_memory(vm, cfg);
+        if (rc)
+            goto fail;
+    }
     if (vm->boot.mode == VS_BOOT_PVH && cfg->nr_vcpus > 1) {
         rc = vs_fail(EINVAL, "--boot pvh starts only the first vCPU (there is no APIC to wake "
                      "others); use --vcpus 1 or --boot long");
@@ -116,7 +121,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
         vm->vcpus[i] = (struct vs_vcpu){ .vm = vm, .index = i, .fd = -1 };
     }
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        rc = vs_vcpu_create(&vm->vcpus[i], VS_BOOT_PT_ADDR);
+        rc = vs_vcpu_create(&vm->vcpus[i], cfg->incoming ? 0 : VS_BOOT_PT_ADDR);
         if (rc)
             goto fail;
     }
@@ -175,12 +180,44 @@ int vs_vm_resume(struct vs_vm *vm)
         pthread_mutex_unlock(&vm->lock);
         return vs_fail(EINVAL, "cannot resume: the guest failed (%s)", vm->failure);
     }
+    if (vm->state == VS_VM_MIGRATED) {
+        pthread_mutex_unlock(&vm->lock);
+        return vs_fail(EINVAL, "cannot resume: the VM has migrated and runs on the destination");
+    }
+    if (vm->resume_blocked) {
+        const char *why = vm->resume_blocked;
+        pthread_mutex_unlock(&vm->lock);
+        return vs_fail(EBUSY, "cannot resume now: %s", why);
+    }
     vm->pause_requested = false;
     if (vm->state == VS_VM_PAUSED)
         vm->state = VS_VM_RUNNING;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
     return 0;
+}
+
+void vs_vm_block_resume(struct vs_vm *vm, const char *why)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->resume_blocked = why;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+void vs_vm_mark_migrated(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->state = VS_VM_MIGRATED;
+    vm->pause_requested = true;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+bool vs_vm_is_running(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool running = vm->state == VS_VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    return running;
 }
 
 void vs_vm_destroy(struct vs_vm *vm)

@@ -32,6 +32,8 @@ struct vs_vm_config {
     uint64_t seed;
     struct vs_preload preloads[VS_MAX_PRELOADS];
     unsigned nr_preloads;
+    bool incoming;               /* skeleton for an incoming migration: RAM stays zero, no
+                                    kernel is loaded, vCPUs get their state from the stream */
 };
 
 struct vs_vm;
@@ -49,7 +51,7 @@ struct vs_vcpu {
     uint64_t exits;
 };
 
-enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED };
+enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED, VS_VM_MIGRATED };
 
 struct vs_vm {
     struct vs_kvm kvm;
@@ -66,6 +68,7 @@ struct vs_vm {
     bool pause_requested;
     bool quit_requested;
     char failure[256];           /* why the guest failed (VS_VM_FAILED) */
+    const char *resume_blocked;  /* non-NULL: why vs_vm_resume() refuses (migration) */
 };
 
 const char *vs_vm_state_name(enum vs_vm_state s);
@@ -77,6 +80,12 @@ int vs_vm_start(struct vs_vm *vm);
 /* Stop every vCPU outside KVM_RUN. Idempotent. */
 int vs_vm_pause(struct vs_vm *vm);
 int vs_vm_resume(struct vs_vm *vm);
+/* While a migration needs the vCPUs stopped, refuse resume with this reason (NULL: allow). */
+void vs_vm_block_resume(struct vs_vm *vm, const char *why);
+/* The VM now runs on another host: it stays paused here for good. */
+void vs_vm_mark_migrated(struct vs_vm *vm);
+bool vs_vm_is_running(struct vs_vm *vm);
+
 /* Stop the vCPU threads (if started) and free everything. */
 void vs_vm_destroy(struct vs_vm *vm);
 

@@ -1,0 +1,348 @@
+#include "migrate/dest.h"
+#include "migrate/boot_id.h"
+#include "migrate/digest.h"
+#include "migrate/vstate.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include "vmshift/guest_abi.h"
+
+enum phase { PHASE_PAGES, PHASE_STATE, PHASE_VERIFIED };
+
+struct incoming {
+    const struct vs_incoming_opts *opts;
+    struct vs_channel *ch;
+    struct vs_wire_reader r;
+    struct vs_wire_writer w;
+    struct vs_vm *vm;
+    struct vs_migration_stats *stats;
+    uint64_t *touched;          /* pages that received data (may be non-zero) */
+    uint64_t gpa[VS_WIRE_MAX_PAGES];
+    uint8_t *state_buf;         /* one VCPU_STATE or MACHINE_STATE payload */
+    struct vs_blob vcpu_blobs[VS_MAX_VCPUS];  /* as received, for the final check */
+    XXH3_state_t *vcpu_hash;
+    uint64_t machine_hash;
+    enum phase phase;
+    unsigned next_vcpu;
+    bool machine_done;
+};
+
+static const char *phase_name(enum phase p)
+{
+    return p == PHASE_PAGES ? "pre-copy" : p == PHASE_STATE ? "state transfer" : "verified";
+}
+
+static int refuse(struct incoming *in, const char *reason)
+{
+    struct vs_wire_hello_reply reply = { .accepted = 0 };
+    snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
+    vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
+    return vs_fail(EPERM, "refused the incoming VM: %s", reason);
+}
+
+static int handshake(struct incoming *in)
+{
+    struct vs_wire_header h;
+    struct vs_wire_hello hello;
+    int rc = vs_wire_read_header(&in->r, &h);
+    if (!rc)
+        rc = vs_wire_read_fixed(&in->r, &h, VS_REC_HELLO, &hello, sizeof(hello));
+    if (rc)
+        return rc;
+    if ((rc = vs_wire_check_hello(&hello)))
+        return refuse(in, vs_last_error());
+    char a[32], b[32];
+    vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
+            vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
+            hello.version_major, hello.version_minor);
+    if (in->opts->max_mem && hello.ram_size > in->opts->max_mem) {
+        char why[160];
+        snprintf(why, sizeof(why), "its RAM (%s) exceeds this host's --max-mem %s",
+                 vs_format_size(hello.ram_size, a, sizeof(a)),
+                 vs_format_size(in->opts->max_mem, b, sizeof(b)));
+        return refuse(in, why);
+    }
+    struct vs_vm_config cfg = {
+        .kvm_device = in->opts->kvm_device,
+        .mem_size = hello.ram_size,
+        .nr_vcpus = hello.nr_vcpus,
+        .serial = in->opts->serial,
+        .cmdline = "",
+        .incoming = true,
+    };
+    if (vs_vm_create(&in->vm, &cfg))
+        return refuse(in, vs_last_error());
+    in->touched = calloc((hello.ram_size / 4096 + 63) / 64, sizeof(uint64_t));
+    if (!in->touched)
+        return refuse(in, "out of memory for the page map");
+    in->stats->ram_total_bytes = hello.ram_size;
+    in->stats->vcpus = hello.nr_vcpus;
+    struct vs_wire_hello_reply reply = { .accepted = 1 };
+    vs_boot_id(reply.boot_id);
+    return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
+}
+
+static int unexpected(struct incoming *in, const struct vs_wire_header *h)
+{
+    return vs_fail(EPROTO, "migration stream: record #%llu (%s) at offset %llu is not allowed "
+                   "during %s", (unsigned long long)h->seq, vs_wire_type_name(h->type),
+                   (unsigned long long)in->r.record_offset, phase_name(in->phase));
+}
+
+static int on_pages(struct incoming *in, const struct vs_wire_header *h)
+{
+    struct vs_wire_pages info;
+    uint8_t *ram = in->vm->mem.base;
+    int rc = vs_wire_read_pages(&in->r, h, ram, in->vm->mem.size, &info, in->gpa);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < info.count; i++) {
+        uint64_t p = in->gpa[i] / 4096;
+        bool was = (in->touched[p / 64] >> (p % 64)) & 1;
+        if (h->type == VS_REC_PAGES) {
+            in->touched[p / 64] |= 1ULL << (p % 64);
+        } else if (was) {
+            /* Fresh memfd pages already read as zero; only rewritten ones need it. */
+            memset(ram + in->gpa[i], 0, 4096);
+            in->touched[p / 64] &= ~(1ULL << (p % 64));
+        }
+    }
+    if (h->type == VS_REC_PAGES)
+        in->stats->normal_pages += info.count;
+    else
+        in->stats->zero_pages += info.count;
+    return 0;
+}
+
+static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
+{
+    struct vs_wire_pass_end pe;
+    int rc = vs_wire_read_fixed(&in->r, h, VS_REC_PASS_END, &pe, sizeof(pe));
+    if (rc)
+        return rc;
+    in->stats->nr_passes++;
+    if (pe.final) {
+        in->phase = PHASE_STATE;
+        in->stats->status = "switchover";
+    }
+    return 0;
+}
+
+static int on_vcpu_state(struct incoming *in, const struct vs_wire_header *h)
+{
+    int rc = vs_wire_read_payload(&in->r, h, in->state_buf,
+                                  sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE);
+    if (rc)
+        return rc;
+    struct vs_wire_vcpu_state vh;
+    memcpy(&vh, in->state_buf, sizeof(vh));
+    if (vh.index != in->next_vcpu || in->next_vcpu >= in->vm->nr_vcpus)
+        return vs_fail(EPROTO, "migration stream: record #%llu (VCPU_STATE) at offset %llu "
+                       "carries vCPU %u, expected vCPU %u of %u", (unsigned long long)h->seq,
+                       (unsigned long long)in->r.record_offset, vh.index, in->next_vcpu,
+                       in->vm->nr_vcpus);
+    const uint8_t *blob = in->state_buf + sizeof(vh);
+    size_t len = h->length - sizeof(vh);
+    if ((rc = vs_vstate_load_vcpu(&in->vm->vcpus[vh.index], blob, len)))
+        return vs_fail_context(rc, "loading vCPU %u state", vh.index);
+    XXH3_64bits_update(in->vcpu_hash, blob, len);
+    struct vs_blob *keep = &in->vcpu_blobs[vh.index];
+    keep->data = malloc(len);
+    if (!keep->data)
+        return vs_fail(ENOMEM, "out of memory for vCPU %u state", vh.index);
+    memcpy(keep->data, blob, len);
+    keep->len = keep->cap = len;
+    in->next_vcpu++;
+    return 0;
+}
+
+static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
+{
+    int rc = vs_wire_read_payload(&in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
+    if (rc)
+        return rc;
+    if ((rc = vs_vstate_load_machine(in->vm, in->state_buf, h->length)))
+        return vs_fail_context(rc, "loading machine state");
+    in->machine_hash = XXH3_64bits(in->state_buf, h->length);
+    in->machine_done = true;
+    return 0;
+}
+
+/* The end-to-end check: our RAM, vCPU and machine state against the source's digests. */
+static int on_digest(struct incoming *in, const struct vs_wire_header *h)
+{
+    struct vs_wire_digest dg;
+    int rc = vs_wire_read_fixed(&in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
+    if (rc)
+        return rc;
+    uint64_t t0 = vs_clock_ns(), ram;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct vs_wire_verdict v = { .ok = 1 };
+    if ((rc = vs_digest_ram(in->vm->mem.base, in->vm->mem.size, cpus > 0 ? (unsigned)cpus : 1,
+                            &ram)))
+        snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
+    else if (ram != dg.ram_xxh3)
+        snprintf(v.reason, sizeof(v.reason), "RAM digest %016llx differs from the source's "
+                 "%016llx", (unsigned long long)ram, (unsigned long long)dg.ram_xxh3);
+    else if (XXH3_64bits_digest(in->vcpu_hash) != dg.vcpu_xxh3)
+        snprintf(v.reason, sizeof(v.reason), "vCPU state digest differs from the source's");
+    else if (in->machine_hash != dg.machine_xxh3)
+        snprintf(v.reason, sizeof(v.reason), "machine state digest differs from the source's");
+    for (unsigned i = 0; !v.reason[0] && i < in->vm->nr_vcpus; i++)
+        if (vs_vstate_check_vcpu(&in->vm->vcpus[i], in->vcpu_blobs[i].data,
+                                 in->vcpu_blobs[i].len))
+            snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
+    v.ok = v.reason[0] == '\0';
+    in->stats->ram_digest = ram;
+    in->stats->verify_ns = vs_clock_ns() - t0;
+    if ((rc = vs_wire_send(&in->w, VS_REC_VERIFY_REPLY, &v, sizeof(v))))
+        return rc;
+    if (!v.ok)
+        return vs_fail(EIO, "end-to-end check failed: %s", v.reason);
+    vs_info("end-to-end check passed: RAM digest %016llx, %u vCPU(s), in %.1f ms",
+            (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
+    in->phase = PHASE_VERIFIED;
+    in->stats->status = "verified";
+    return 0;
+}
+
+static int on_abort(struct incoming *in, const struct vs_wire_header *h)
+{
+    char why[VS_WIRE_MAX_REASON + 1] = "";
+    int rc = vs_wire_read_payload(&in->r, h, why, VS_WIRE_MAX_REASON);
+    if (rc)
+        return rc;
+    return vs_fail(ECANCELED, "the source aborted the migration: %s", why);
+}
+
+/* COMMIT: the VM is ours. Start the vCPUs and tell the source when they run. */
+static int on_commit(struct incoming *in, const struct vs_wire_header *h)
+{
+    int rc = vs_wire_read_payload(&in->r, h, NULL, 0);
+    if (rc)
+        return rc;
+    struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
+    if ((rc = vs_vm_start(in->vm)))
+        return rc;
+    res.resume_ns = vs_clock_ns();
+    in->stats->status = "completed";
+    if (vs_wire_send(&in->w, VS_REC_RESUMED, &res, sizeof(res)))
+        vs_warn("the VM runs here, but the source did not get RESUMED: %s", vs_last_error());
+    return 0;
+}
+
+static int receive(struct incoming *in)
+{
+    for (;;) {
+        struct vs_wire_header h;
+        int rc = vs_wire_read_header(&in->r, &h);
+        if (rc)
+            return rc;
+        switch (h.type) {
+        case VS_REC_PAGES:
+        case VS_REC_ZERO_PAGES:
+            rc = in->phase == PHASE_PAGES ? on_pages(in, &h) : unexpected(in, &h);
+            break;
+        case VS_REC_PASS_END:
+            rc = in->phase == PHASE_PAGES ? on_pass_end(in, &h) : unexpected(in, &h);
+            break;
+        case VS_REC_VCPU_STATE:
+            rc = in->phase == PHASE_STATE && !in->machine_done ? on_vcpu_state(in, &h)
+                                                                : unexpected(in, &h);
+            break;
+        case VS_REC_MACHINE_STATE:
+            rc = in->phase == PHASE_STATE && in->next_vcpu == in->vm->nr_vcpus &&
+                 !in->machine_done ? on_machine_state(in, &h) : unexpected(in, &h);
+            break;
+        case VS_REC_DIGEST:
+            rc = in->phase == PHASE_STATE && in->machine_done ? on_digest(in, &h)
+                                                               : unexpected(in, &h);
+            break;
+        case VS_REC_COMMIT:
+            if (in->phase != PHASE_VERIFIED)
+                return unexpected(in, &h);
+            return on_commit(in, &h);
+        case VS_REC_ABORT:
+            return on_abort(in, &h);
+        default:
+            rc = unexpected(in, &h);
+            break;
+        }
+        if (rc)
+            return rc;
+        in->stats->transferred_bytes = in->ch->bytes_received;
+    }
+}
+
+int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
+                    struct vs_vm **vm_out, struct vs_migration_stats *stats)
+{
+    struct incoming in = { .opts = opts, .ch = ch, .stats = stats };
+    memset(stats, 0, sizeof(*stats));
+    stats->status = "setup";
+    stats->start_ns = vs_clock_ns();
+    snprintf(stats->peer, sizeof(stats->peer), "%s", ch->peer);
+    *vm_out = NULL;
+    vs_wire_reader_init(&in.r, ch);
+    vs_channel_set_timeout(ch, opts->timeout_ms);
+    in.state_buf = malloc(sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE);
+    in.vcpu_hash = XXH3_createState();
+    int rc = vs_wire_writer_init(&in.w, ch);
+    if (!rc && (!in.state_buf || !in.vcpu_hash))
+        rc = vs_fail(ENOMEM, "out of memory for the incoming migration");
+    if (!rc) {
+        XXH3_64bits_reset(in.vcpu_hash);
+        rc = handshake(&in);
+    }
+    if (!rc) {
+        stats->status = "active";
+        stats->setup_ns = vs_clock_ns() - stats->start_ns;
+        rc = receive(&in);
+    }
+    int result = 0;
+    if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED) {
+        /* Verified, then silence: the source may or may not have committed. Keep the VM
+         * paused; never run it on a guess. */
+        vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
+               "is kept paused here. Check the source: if it reports the migration completed "
+               "or unconfirmed, resume this VM (vmshift ctl SOCKET resume); otherwise quit it.",
+               vs_last_error());
+        stats->status = "in-doubt";
+        snprintf(stats->error, sizeof(stats->error), "%s", vs_last_error());
+        in.vm->pause_requested = true;
+        if (vs_vm_start(in.vm) == 0) {
+            result = VS_INCOMING_IN_DOUBT;
+            rc = 0;
+        }
+    }
+    if (rc) {
+        snprintf(stats->error, sizeof(stats->error), "%s", vs_last_error());
+        stats->status = "failed";
+        char why[VS_WIRE_MAX_REASON];
+        snprintf(why, sizeof(why), "%.255s", stats->error);
+        if (rc != -ECANCELED && rc != -EPERM)
+            vs_wire_send(&in.w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
+        vs_vm_destroy(in.vm);
+        in.vm = NULL;
+        vs_fail(rc, "%s", stats->error);
+    }
+    stats->total_ns = vs_clock_ns() - stats->start_ns;
+    stats->transferred_bytes = ch->bytes_received;
+    free(in.touched);
+    free(in.state_buf);
+    for (unsigned i = 0; i < VS_MAX_VCPUS; i++)
+        vs_blob_free(&in.vcpu_blobs[i]);
+    XXH3_freeState(in.vcpu_hash);
+    vs_wire_writer_destroy(&in.w);
+    *vm_out = in.vm;
+    return rc ? rc : result;
+}

@@ -1,0 +1,31 @@
+/* The incoming side of a live migration: handshake, capacity check, a paused skeleton
+ * VM, then the pages, the state, the end-to-end check, and resume only after the
+ * source's COMMIT. Any error before that discards the skeleton. */
+#ifndef VS_DEST_H
+#define VS_DEST_H
+
+#include <stdint.h>
+#include "migrate/report.h"
+#include "transport/channel.h"
+#include "vmm/vm.h"
+
+struct vs_incoming_opts {
+    const char *kvm_device;
+    const char *serial;         /* the migrated guest's COM1 output */
+    uint64_t max_mem;           /* refuse VMs with more RAM (0: only what the host has) */
+    int timeout_ms;             /* a silent source is an error after this */
+};
+
+enum vs_incoming_result {
+    VS_INCOMING_RUNNING = 0,    /* committed: *vm runs here */
+    VS_INCOMING_IN_DOUBT = 1,   /* verified, but COMMIT never came: *vm is paused here, and
+                                   the operator decides (see docs/state-machine.md) */
+};
+
+/* Receive one VM over ch. On success returns VS_INCOMING_RUNNING or VS_INCOMING_IN_DOUBT
+ * with *vm set; on failure a negative errno (with the reason in vs_last_error()) and no
+ * VM. stats gets the destination's view (bytes, passes, verify time). */
+int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
+                    struct vs_vm **vm, struct vs_migration_stats *stats);
+
+#endif

@@ -1,0 +1,120 @@
+#include "migrate/dirty.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define SLOT 0
+
+static int set_logging(struct vs_vm *vm, bool on)
+{
+    return vs_kvm_set_memory_slot(&vm->kvm, SLOT, 0, vm->mem.size, vm->mem.base,
+                                  on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
+{
+    memset(d, 0, sizeof(*d));
+    d->vm = vm;
+    d->npages = vm->mem.size / 4096;
+    d->bitmap = calloc((d->npages + 63) / 64, sizeof(uint64_t));
+    if (!d->bitmap)
+        return vs_fail(ENOMEM, "out of memory for a dirty bitmap of %llu pages",
+                       (unsigned long long)d->npages);
+    uint64_t t0 = vs_clock_ns();
+    if (vm->kvm.caps.manual_dirty_log_protect) {
+        struct kvm_enable_cap cap = {
+            .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+            .args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET,
+        };
+        if (ioctl(vm->kvm.vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+            d->manual = true;
+        else
+            vs_warn("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 could not be enabled (%s); "
+                    "falling back to get-and-clear dirty logs", strerror(errno));
+    }
+    int rc = vs_memory_track_writes(&vm->mem, true);
+    if (rc) {
+        free(d->bitmap);
+        d->bitmap = NULL;
+        return rc;
+    }
+    rc = set_logging(vm, true);
+    if (rc) {
+        vs_memory_track_writes(&vm->mem, false);
+        free(d->bitmap);
+        d->bitmap = NULL;
+        return vs_fail_context(rc, "cannot enable dirty page logging");
+    }
+    d->start_ns = vs_clock_ns() - t0;
+    return 0;
+}
+
+static uint64_t popcount_bitmap(const uint64_t *b, uint64_t words)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < words; i++)
+        n += (uint64_t)__builtin_popcountll(b[i]);
+    return n;
+}
+
+int vs_dirty_sync(struct vs_dirty *d, uint64_t *count)
+{
+    uint64_t t0 = vs_clock_ns(), words = (d->npages + 63) / 64;
+    if (!d->first_sync_done && !d->manual) {
+        /* Without the initially-set bitmap, KVM only knows writes since logging began:
+         * the first pass must still cover all of RAM. Drain KVM's log so that it starts
+         * from here. */
+        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->bitmap };
+        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+        memset(d->bitmap, 0xff, words * sizeof(uint64_t));
+    } else {
+        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->bitmap };
+        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+    }
+    d->first_sync_done = true;
+    vs_memory_collect_writes(&d->vm->mem, d->bitmap);
+    if (d->npages % 64)
+        d->bitmap[words - 1] &= (1ULL << (d->npages % 64)) - 1;
+    *count = popcount_bitmap(d->bitmap, words);
+    d->last_sync_ns = vs_clock_ns() - t0;
+    return 0;
+}
+
+int vs_dirty_clear(struct vs_dirty *d, uint64_t first, uint64_t n)
+{
+    if (!d->manual)
+        return 0; /* KVM_GET_DIRTY_LOG already cleared and re-protected */
+    if (first % 64)
+        return vs_fail(EINVAL, "dirty clear at page %llu is not 64-aligned",
+                       (unsigned long long)first);
+    if (first + n > d->npages)
+        n = d->npages - first;
+    struct kvm_clear_dirty_log c = {
+        .slot = SLOT,
+        .num_pages = (uint32_t)n,
+        .first_page = first,
+        .dirty_bitmap = d->bitmap + first / 64,
+    };
+    if (ioctl(d->vm->kvm.vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
+        return vs_fail(errno, "KVM_CLEAR_DIRTY_LOG pages %llu+%llu failed: %s",
+                       (unsigned long long)first, (unsigned long long)n, strerror(errno));
+    return 0;
+}
+
+void vs_dirty_stop(struct vs_dirty *d)
+{
+    if (!d->bitmap)
+        return;
+    if (set_logging(d->vm, false))
+        vs_warn("cannot disable dirty logging: %s", vs_last_error());
+    vs_memory_track_writes(&d->vm->mem, false);
+    free(d->bitmap);
+    d->bitmap = NULL;
+}

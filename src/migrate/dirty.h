@@ -1,0 +1,43 @@
+/* Dirty-page tracking for pre-copy: KVM's dirty log with manual clearing
+ * (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, "initially set"), plus the pages the monitor itself
+ * wrote (vs_memory_note_write).
+ *
+ * Each pass: vs_dirty_sync() snapshots the bitmap without stopping the guest; then, chunk
+ * by chunk, vs_dirty_clear() re-protects the pages about to be sent, and only after that
+ * are they read. A write after the clear marks the page dirty again for the next pass. */
+#ifndef VS_DIRTY_H
+#define VS_DIRTY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmm/vm.h"
+
+#define VS_DIRTY_CHUNK_PAGES (64ULL * 1024)   /* 256 MiB per clear, a multiple of 64 */
+
+struct vs_dirty {
+    struct vs_vm *vm;
+    bool manual;               /* manual clear with initially-set bitmap */
+    bool first_sync_done;
+    uint64_t npages;
+    uint64_t *bitmap;          /* npages bits: dirty since the last clear */
+    uint64_t start_ns;         /* time it took to enable logging */
+    uint64_t last_sync_ns;     /* time the last vs_dirty_sync took */
+};
+
+/* Enable dirty logging on all of guest RAM. */
+int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm);
+/* Fetch the current dirty bitmap; *count = number of dirty pages. The first sync after
+ * start reports every page (the first pass sends all of RAM). */
+int vs_dirty_sync(struct vs_dirty *d, uint64_t *count);
+/* Re-arm tracking for the dirty pages of [first, first+n) (first a multiple of 64) before
+ * they are read and sent. */
+int vs_dirty_clear(struct vs_dirty *d, uint64_t first, uint64_t n);
+/* Disable dirty logging and free the bitmap. */
+void vs_dirty_stop(struct vs_dirty *d);
+
+static inline bool vs_dirty_test(const struct vs_dirty *d, uint64_t page)
+{
+    return (d->bitmap[page / 64] >> (page % 64)) & 1;
+}
+
+#endif

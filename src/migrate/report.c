@@ -1,0 +1,94 @@
+#include "migrate/report.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#define MS(ns) ((double)(ns) / 1e6)
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+    json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void add_double(struct json_object *o, const char *k, double v)
+{
+    json_object_object_add(o, k, json_object_new_double(v));
+}
+
+struct json_object *vs_report_json(const struct vs_migration_stats *s)
+{
+    struct json_object *r = json_object_new_object();
+    json_object_object_add(r, "status", json_object_new_string(s->status ? s->status : "none"));
+    if (s->error[0])
+        json_object_object_add(r, "error", json_object_new_string(s->error));
+    json_object_object_add(r, "peer", json_object_new_string(s->peer));
+    add_double(r, "total-time", MS(s->total_ns));
+    add_double(r, "setup-time", MS(s->setup_ns));
+    add_double(r, "downtime", MS(s->downtime_ns));
+    json_object_object_add(r, "downtime-exact", json_object_new_boolean(s->downtime_exact));
+    add_double(r, "blackout-send-time", MS(s->blackout_send_ns));
+    add_double(r, "verify-time", MS(s->verify_ns));
+    add_double(r, "expected-downtime", s->expected_downtime_ms);
+    add_u64(r, "downtime-limit", s->downtime_limit_ms);
+    add_u64(r, "vcpus", s->vcpus);
+    add_double(r, "dirty-log-start-time", MS(s->dirty_log_start_ns));
+    add_double(r, "dirty-sync-time", MS(s->last_sync_ns));
+
+    struct json_object *ram = json_object_new_object();
+    add_u64(ram, "total", s->ram_total_bytes);
+    add_u64(ram, "transferred", s->transferred_bytes);
+    add_u64(ram, "remaining", s->remaining_bytes);
+    add_u64(ram, "normal", s->normal_pages);
+    add_u64(ram, "normal-bytes", s->normal_pages * 4096);
+    add_u64(ram, "duplicate", s->zero_pages);
+    add_double(ram, "mbps", s->mbps);
+    add_double(ram, "dirty-pages-rate", s->dirty_pages_rate);
+    add_u64(ram, "dirty-sync-count", s->nr_passes);
+    add_double(ram, "pages-per-second",
+               s->total_ns ? (double)(s->normal_pages + s->zero_pages) * 1e9 / (double)s->total_ns : 0);
+    json_object_object_add(r, "ram", ram);
+    add_u64(r, "iterations", s->nr_passes);
+    if (s->ram_digest) {
+        char hex[17];
+        snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)s->ram_digest);
+        json_object_object_add(r, "ram-digest", json_object_new_string(hex));
+    }
+
+    struct json_object *passes = json_object_new_array();
+    for (unsigned i = 0; i < s->nr_passes && i < VS_REPORT_MAX_PASSES; i++) {
+        const struct vs_pass_stats *p = &s->passes[i];
+        struct json_object *o = json_object_new_object();
+        add_u64(o, "pass", p->pass);
+        add_u64(o, "bytes-to-send", p->dirty_pages * 4096);
+        add_u64(o, "pages-sent", p->sent_pages);
+        add_u64(o, "zero-pages", p->zero_pages);
+        add_u64(o, "bytes-transferred", p->bytes);
+        add_double(o, "time", MS(p->duration_ns));
+        add_u64(o, "pages-dirtied", p->dirtied_pages);
+        json_object_object_add(o, "final", json_object_new_boolean(p->final));
+        json_object_array_add(passes, o);
+    }
+    json_object_object_add(r, "passes", passes);
+    return r;
+}
+
+void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s: pass %u, sent %.1f MiB, remaining %.1f MiB, dirty %.0f pages/s, "
+             "%.0f Mbit/s, expected downtime %.1f ms", s->status ? s->status : "none",
+             s->nr_passes, (double)s->transferred_bytes / 1048576.0,
+             (double)s->remaining_bytes / 1048576.0, s->dirty_pages_rate, s->mbps,
+             s->expected_downtime_ms);
+}
+
+void vs_report_pass_table(const struct vs_migration_stats *s, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "%5s %14s %10s %16s\n", "pass", "to send (MiB)",
+                                "time (ms)", "dirtied (MiB)");
+    for (unsigned i = 0; i < s->nr_passes && n < len; i++) {
+        const struct vs_pass_stats *p = &s->passes[i];
+        n += (size_t)snprintf(buf + n, len - n, "%4u%s %14.1f %10.1f %16.1f\n", p->pass,
+                              p->final ? "*" : " ", (double)p->dirty_pages / 256.0,
+                              MS(p->duration_ns), (double)p->dirtied_pages / 256.0);
+    }
+}

@@ -1,0 +1,65 @@
+/* The counters of one migration (one struct per migration, with units in the names) and
+ * their JSON form. Field names follow QEMU's query-migrate where they mean the same. */
+#ifndef VS_REPORT_H
+#define VS_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VS_REPORT_MAX_PASSES 64
+
+struct json_object;
+
+struct vs_pass_stats {
+    uint32_t pass;
+    uint64_t dirty_pages;      /* pages to send at the start of the pass */
+    uint64_t sent_pages;       /* with data */
+    uint64_t zero_pages;       /* sent as "all zero" */
+    uint64_t bytes;            /* bytes written to the channel during the pass */
+    uint64_t duration_ns;
+    uint64_t dirtied_pages;    /* pages the guest dirtied meanwhile (next pass's work) */
+    bool final;                /* the blackout pass, with the vCPUs stopped */
+};
+
+struct vs_migration_stats {
+    const char *status;        /* "setup", "active", "switchover", "verifying", "completed",
+                                  "failed", "cancelled" */
+    char error[512];
+    char peer[128];
+    uint64_t ram_total_bytes;
+    uint32_t vcpus;
+    uint64_t downtime_limit_ms;
+    uint32_t max_passes;
+
+    uint64_t start_ns;         /* CLOCK_MONOTONIC at start */
+    uint64_t setup_ns;         /* connect + handshake + dirty log start */
+    uint64_t total_ns;
+    uint64_t downtime_ns;      /* source vCPU stop -> destination vCPU resume */
+    bool downtime_exact;       /* both ends share a clock (same host) */
+    uint64_t blackout_send_ns; /* final pass + state, inside the downtime */
+    uint64_t verify_ns;        /* digests and comparison, inside the downtime */
+    uint64_t dirty_log_start_ns;
+    uint64_t last_sync_ns;
+
+    uint64_t transferred_bytes;   /* everything written to the channel */
+    uint64_t normal_pages;        /* pages sent with data */
+    uint64_t zero_pages;          /* pages sent as zero ("duplicate" in QEMU) */
+    uint64_t remaining_bytes;     /* dirty bytes not yet sent */
+    double mbps;                  /* throughput of the last pass, megabits/s */
+    double dirty_pages_rate;      /* pages/s the guest dirtied during the last pass */
+    double expected_downtime_ms;  /* remaining_bytes at the current throughput */
+
+    uint64_t ram_digest;
+    unsigned nr_passes;
+    struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];
+};
+
+/* The report as a JSON object (caller puts it). */
+struct json_object *vs_report_json(const struct vs_migration_stats *s);
+/* One progress line for terminals and logs. */
+void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t len);
+/* A pass table like the one in the vMotion documentation, for humans. */
+void vs_report_pass_table(const struct vs_migration_stats *s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,612 @@
+#include "migrate/source.h"
+#include "migrate/boot_id.h"
+#include "migrate/digest.h"
+#include "migrate/dirty.h"
+#include "migrate/vstate.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "transport/tcp.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+struct vs_migration {
+    struct vs_vm *vm;
+    struct vs_migration_opts opts;
+    pthread_t thread;
+    pthread_mutex_t lock;           /* guards stats, ch, committed */
+    struct vs_migration_stats stats;
+    bool finished;
+    bool committed;                 /* point of no return passed */
+    atomic_bool cancel;
+    struct vs_channel *ch;
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    struct vs_dirty dirty;
+    bool dirty_on;
+    bool paused_by_us;
+    bool unconfirmed;               /* committed, but the destination did not confirm */
+    double bandwidth;               /* bytes/s, measured on the last pass */
+    uint64_t cap_start_ns;          /* --max-bandwidth accounting starts here ... */
+    uint64_t cap_start_bytes;       /* ... at this many bytes sent */
+    bool capped;                    /* the cap applies (pre-copy only) */
+};
+
+void vs_migration_default_opts(struct vs_migration_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->downtime_limit_ms = 300;
+    o->max_passes = 30;
+    o->timeout_ms = 60000;
+}
+
+static void set_status(struct vs_migration *m, const char *status)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stats.status = status;
+    pthread_mutex_unlock(&m->lock);
+    vs_info("migration to %s: %s", m->opts.to, status);
+}
+
+static bool cancelled(struct vs_migration *m)
+{
+    return atomic_load(&m->cancel);
+}
+
+static int check_cancel(struct vs_migration *m)
+{
+    return cancelled(m) ? vs_fail(ECANCELED, "migration cancelled by the operator") : 0;
+}
+
+/* Is this 4 KiB page all zero? Random data answers on the first word. */
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    for (unsigned i = 0; i < 512; i += 8)
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7])
+            return false;
+    return true;
+}
+
+struct batch {
+    uint64_t data[VS_WIRE_MAX_PAGES];
+    uint64_t zero[VS_WIRE_MAX_PAGES];
+    uint32_t ndata, nzero;
+};
+
+/* Honour max_bandwidth: sleep, in slices that notice a cancel, until the bytes sent so
+ * far are due. */
+static int throttle(struct vs_migration *m)
+{
+    if (!m->capped || !m->opts.max_bandwidth)
+        return 0;
+    uint64_t sent = m->ch->bytes_sent - m->cap_start_bytes;
+    uint64_t due_ns = (uint64_t)((double)sent * 1e9 / (double)m->opts.max_bandwidth);
+    for (;;) {
+        uint64_t elapsed = vs_clock_ns() - m->cap_start_ns;
+        if (elapsed >= due_ns)
+            return 0;
+        int rc = check_cancel(m);
+        if (rc)
+            return rc;
+        uint64_t wait = due_ns - elapsed;
+        vs_sleep_ns(wait < 50000000ULL ? wait : 50000000ULL);
+    }
+}
+
+static int flush_data(struct vs_migration *m, struct batch *b, uint32_t pass,
+                      struct vs_pass_stats *ps)
+{
+    if (!b->ndata)
+        return 0;
+    int rc = vs_wire_send_pages(&m->w, m->vm->mem.base, b->data, b->ndata, pass);
+    ps->sent_pages += b->ndata;
+    b->ndata = 0;
+    return rc ? rc : throttle(m);
+}
+
+static int flush_zero(struct vs_migration *m, struct batch *b, uint32_t pass,
+                      struct vs_pass_stats *ps)
+{
+    if (!b->nzero)
+        return 0;
+    int rc = vs_wire_send_zero_pages(&m->w, b->zero, b->nzero, pass);
+    ps->zero_pages += b->nzero;
+    b->nzero = 0;
+    return rc;
+}
+
+/* Mid-pass progress for status readers. */
+static void publish_progress(struct vs_migration *m, uint64_t remaining_pages)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stats.transferred_bytes = m->ch->bytes_sent;
+    m->stats.remaining_bytes = remaining_pages * 4096;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Send every page that is dirty in the bitmap: per chunk, re-arm tracking first, then
+ * read and send, so a write racing with the send is caught by the next pass. */
+static int send_pass(struct vs_migration *m, uint32_t pass, bool final, struct vs_pass_stats *ps)
+{
+    static __thread struct batch b;
+    struct vs_dirty *d = &m->dirty;
+    const uint8_t *ram = m->vm->mem.base;
+    uint64_t t0 = vs_clock_ns(), bytes0 = m->ch->bytes_sent, left = ps->dirty_pages;
+    int rc = 0;
+    b.ndata = b.nzero = 0;
+    for (uint64_t chunk = 0; chunk < d->npages && !rc; chunk += VS_DIRTY_CHUNK_PAGES) {
+        uint64_t end = chunk + VS_DIRTY_CHUNK_PAGES < d->npages ? chunk + VS_DIRTY_CHUNK_PAGES
+                                                                : d->npages;
+        bool any = false;
+        for (uint64_t w = chunk / 64; w < (end + 63) / 64 && !any; w++)
+            any = d->bitmap[w] != 0;
+        if (!any)
+            continue;
+        if ((rc = vs_dirty_clear(d, chunk, end - chunk)) || (rc = check_cancel(m)))
+            break;
+        for (uint64_t w = chunk / 64; w < (end + 63) / 64 && !rc; w++) {
+            for (uint64_t bits = d->bitmap[w]; bits && !rc; bits &= bits - 1) {
+                uint64_t gpa = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * 4096;
+                if (page_is_zero(ram + gpa)) {
+                    b.zero[b.nzero++] = gpa;
+                    if (b.nzero == VS_WIRE_MAX_PAGES)
+                        rc = flush_zero(m, &b, pass, ps);
+                } else {
+                    b.data[b.ndata++] = gpa;
+                    if (b.ndata == VS_WIRE_MAX_PAGES)
+                        rc = flush_data(m, &b, pass, ps);
+                }
+                left--;
+            }
+            if ((w & 1023) == 0)
+                publish_progress(m, left);
+        }
+    }
+    if (!rc)
+        rc = flush_data(m, &b, pass, ps);
+    if (!rc)
+        rc = flush_zero(m, &b, pass, ps);
+    if (!rc) {
+        struct vs_wire_pass_end pe = { .pass = pass, .final = final,
+                                       .pages_sent = ps->sent_pages + ps->zero_pages };
+        rc = vs_wire_send(&m->w, VS_REC_PASS_END, &pe, sizeof(pe));
+    }
+    ps->bytes = m->ch->bytes_sent - bytes0;
+    ps->duration_ns = vs_clock_ns() - t0;
+    return rc;
+}
+
+static void record_pass(struct vs_migration *m, const struct vs_pass_stats *ps)
+{
+    pthread_mutex_lock(&m->lock);
+    struct vs_migration_stats *s = &m->stats;
+    if (s->nr_passes < VS_REPORT_MAX_PASSES)
+        s->passes[s->nr_passes] = *ps;
+    s->nr_passes++;
+    s->normal_pages += ps->sent_pages;
+    s->zero_pages += ps->zero_pages;
+    s->transferred_bytes = m->ch->bytes_sent;
+    if (ps->duration_ns > 0) {
+        m->bandwidth = (double)ps->bytes * 1e9 / (double)ps->duration_ns;
+        s->mbps = m->bandwidth * 8 / 1e6;
+    }
+    s->last_sync_ns = m->dirty.last_sync_ns;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Called after each sync: the pages dirtied during the pass that just ended. */
+static void record_dirtied(struct vs_migration *m, uint64_t dirty_pages)
+{
+    pthread_mutex_lock(&m->lock);
+    struct vs_migration_stats *s = &m->stats;
+    if (s->nr_passes > 0 && s->nr_passes <= VS_REPORT_MAX_PASSES) {
+        struct vs_pass_stats *p = &s->passes[s->nr_passes - 1];
+        p->dirtied_pages = dirty_pages;
+        if (p->duration_ns)
+            s->dirty_pages_rate = (double)dirty_pages * 1e9 / (double)p->duration_ns;
+    }
+    s->remaining_bytes = dirty_pages * 4096;
+    s->expected_downtime_ms = m->bandwidth > 0 ? (double)s->remaining_bytes * 1e3 / m->bandwidth : 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* After the final pass nothing is left to send. */
+static void record_remaining_sent(struct vs_migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stats.remaining_bytes = 0;
+    m->stats.expected_downtime_ms = 0;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int handshake(struct vs_migration *m)
+{
+    struct vs_vm *vm = m->vm;
+    struct vs_wire_hello h = {
+        .version_major = VS_WIRE_VERSION_MAJOR,
+        .version_minor = VS_WIRE_VERSION_MINOR,
+        .page_size = VS_WIRE_PAGE_SIZE,
+        .ram_size = vm->mem.size,
+        .nr_vcpus = vm->nr_vcpus,
+    };
+    vs_boot_id(h.boot_id);
+    int rc = vs_wire_send(&m->w, VS_REC_HELLO, &h, sizeof(h));
+    if (rc)
+        return rc;
+    struct vs_wire_header hdr;
+    struct vs_wire_hello_reply reply;
+    if ((rc = vs_wire_read_header(&m->r, &hdr)))
+        return rc;
+    if (hdr.type == VS_REC_ABORT) {
+        char why[VS_WIRE_MAX_REASON + 1] = "";
+        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
+        return vs_fail(ECONNREFUSED, "the destination aborted: %s", why);
+    }
+    if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply))) ||
+        (rc = vs_wire_check_reason(reply.reason, sizeof(reply.reason))))
+        return rc;
+    if (!reply.accepted)
+        return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
+                       reply.reason);
+    pthread_mutex_lock(&m->lock);
+    m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+/* Everything the destination needs once the vCPUs are stopped, then the digests. */
+static int send_state(struct vs_migration *m, uint64_t pause_ns)
+{
+    struct vs_vm *vm = m->vm;
+    XXH3_state_t *vh = XXH3_createState();
+    if (!vh)
+        return vs_fail(ENOMEM, "out of memory for a digest state");
+    XXH3_64bits_reset(vh);
+    struct vs_blob blob = { 0 };
+    int rc = 0;
+    for (unsigned i = 0; i < vm->nr_vcpus && !rc; i++) {
+        blob.len = 0;
+        if ((rc = vs_vstate_save_vcpu(&vm->vcpus[i], &blob)))
+            break;
+        XXH3_64bits_update(vh, blob.data, blob.len);
+        size_t len = sizeof(struct vs_wire_vcpu_state) + blob.len;
+        uint8_t *rec = malloc(len);
+        if (!rec) {
+            rc = vs_fail(ENOMEM, "out of memory for vCPU %u state", i);
+            break;
+        }
+        struct vs_wire_vcpu_state vh_rec = { .index = i };
+        memcpy(rec, &vh_rec, sizeof(vh_rec));
+        memcpy(rec + sizeof(vh_rec), blob.data, blob.len);
+        rc = vs_wire_send(&m->w, VS_REC_VCPU_STATE, rec, (uint32_t)len);
+        free(rec);
+    }
+    struct vs_wire_digest dg = { .vcpu_xxh3 = XXH3_64bits_digest(vh), .pause_ns = pause_ns };
+    XXH3_freeState(vh);
+    if (!rc) {
+        blob.len = 0;
+        rc = vs_vstate_save_machine(vm, &blob);
+        if (!rc) {
+            dg.machine_xxh3 = XXH3_64bits(blob.data, blob.len);
+            rc = vs_wire_send(&m->w, VS_REC_MACHINE_STATE, blob.data, (uint32_t)blob.len);
+        }
+    }
+    vs_blob_free(&blob);
+    if (rc)
+        return rc;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((rc = vs_digest_ram(vm->mem.base, vm->mem.size, cpus > 0 ? (unsigned)cpus : 1,
+                            &dg.ram_xxh3)))
+        return rc;
+    pthread_mutex_lock(&m->lock);
+    m->stats.ram_digest = dg.ram_xxh3;
+    pthread_mutex_unlock(&m->lock);
+    return vs_wire_send(&m->w, VS_REC_DIGEST, &dg, sizeof(dg));
+}
+
+static int await_verdict(struct vs_migration *m)
+{
+    struct vs_wire_header hdr;
+    int rc = vs_wire_read_header(&m->r, &hdr);
+    if (rc)
+        return vs_fail_context(rc, "waiting for the destination's verification");
+    if (hdr.type == VS_REC_ABORT) {
+        char why[VS_WIRE_MAX_REASON + 1] = "";
+        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
+        return vs_fail(EIO, "the destination aborted: %s", why);
+    }
+    struct vs_wire_verdict v;
+    if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_VERIFY_REPLY, &v, sizeof(v))) ||
+        (rc = vs_wire_check_reason(v.reason, sizeof(v.reason))))
+        return rc;
+    if (!v.ok)
+        return vs_fail(EIO, "the destination's copy does not match: %s", v.reason);
+    return 0;
+}
+
+/* After COMMIT the VM is the destination's: wait for it to say it runs, for the downtime. */
+static void await_resumed(struct vs_migration *m, uint64_t pause_ns, uint64_t commit_ns)
+{
+    struct vs_wire_header hdr;
+    struct vs_wire_resumed res;
+    int rc = vs_wire_read_header(&m->r, &hdr);
+    if (!rc)
+        rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_RESUMED, &res, sizeof(res));
+    uint64_t now = vs_clock_ns();
+    pthread_mutex_lock(&m->lock);
+    if (rc) {
+        m->unconfirmed = true;
+        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but the destination did "
+                 "not confirm that it resumed the VM (%s); check it with `vmshift ctl` there",
+                 vs_last_error());
+        m->stats.downtime_ns = now - pause_ns;
+    } else if (m->stats.downtime_exact) {
+        m->stats.downtime_ns = res.resume_ns - pause_ns;
+    } else {
+        /* Different clocks: the round trip COMMIT -> RESUMED, less the destination's own
+         * delay, is two one-way trips; count one of them. */
+        uint64_t dst_delay = res.resume_ns - res.commit_rx_ns;
+        uint64_t rtt = now - commit_ns > dst_delay ? now - commit_ns - dst_delay : 0;
+        m->stats.downtime_ns = commit_ns - pause_ns + rtt / 2 + dst_delay;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int precopy(struct vs_migration *m)
+{
+    for (uint32_t pass = 0;; pass++) {
+        uint64_t dirty;
+        int rc = vs_dirty_sync(&m->dirty, &dirty);
+        if (rc)
+            return rc;
+        record_dirtied(m, dirty);
+        if (pass > 0) {
+            struct vs_migration_stats s;
+            vs_migration_stats(m, &s, NULL);
+            bool fits = s.expected_downtime_ms <= (double)m->opts.downtime_limit_ms;
+            vs_info("pass %u done: %.1f MiB sent in %.1f ms (%.0f Mbit/s), %llu pages dirtied "
+                    "meanwhile (%.0f pages/s), expected downtime %.1f ms", pass - 1,
+                    (double)s.passes[s.nr_passes - 1].bytes / 1048576.0,
+                    (double)s.passes[s.nr_passes - 1].duration_ns / 1e6, s.mbps,
+                    (unsigned long long)dirty, s.dirty_pages_rate, s.expected_downtime_ms);
+            if (fits || pass >= m->opts.max_passes) {
+                if (!fits)
+                    vs_info("switching over after %u passes although the expected downtime "
+                            "%.1f ms exceeds the limit %llu ms", pass, s.expected_downtime_ms,
+                            (unsigned long long)m->opts.downtime_limit_ms);
+                return 0;
+            }
+        }
+        struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty };
+        rc = send_pass(m, pass, false, &ps);
+        record_pass(m, &ps);
+        if (rc)
+            return rc;
+    }
+}
+
+static int blackout(struct vs_migration *m, uint64_t *pause_ns)
+{
+    struct vs_vm *vm = m->vm;
+    set_status(m, "switchover");
+    vs_vm_block_resume(vm, "the migration is switching over");
+    m->paused_by_us = vs_vm_is_running(vm);
+    *pause_ns = vs_clock_ns();
+    vs_vm_pause(vm);
+    uint64_t dirty;
+    int rc = vs_dirty_sync(&m->dirty, &dirty);
+    if (rc)
+        return rc;
+    record_dirtied(m, dirty);
+    struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true };
+    rc = send_pass(m, ps.pass, true, &ps);
+    record_pass(m, &ps);
+    if (rc)
+        return rc;
+    record_remaining_sent(m);
+    uint64_t t_state = vs_clock_ns();
+    if ((rc = send_state(m, *pause_ns)))
+        return rc;
+    uint64_t t_digest_sent = vs_clock_ns();
+    set_status(m, "verifying");
+    rc = await_verdict(m);
+    pthread_mutex_lock(&m->lock);
+    m->stats.blackout_send_ns = t_state - *pause_ns;
+    m->stats.verify_ns = vs_clock_ns() - t_state;
+    pthread_mutex_unlock(&m->lock);
+    (void)t_digest_sent;
+    return rc;
+}
+
+static int run_source(struct vs_migration *m)
+{
+    struct vs_vm *vm = m->vm;
+    struct vs_channel *ch;
+    int rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &ch);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&m->lock);
+    m->ch = ch;
+    pthread_mutex_unlock(&m->lock);
+    if ((rc = check_cancel(m)))
+        return rc;
+    vs_channel_set_timeout(ch, m->opts.timeout_ms);
+    vs_wire_reader_init(&m->r, ch);
+    if ((rc = vs_wire_writer_init(&m->w, ch)))
+        return rc;
+    if ((rc = handshake(m)))
+        return rc;
+    if ((rc = vs_dirty_start(&m->dirty, vm)))
+        return rc;
+    m->dirty_on = true;
+    pthread_mutex_lock(&m->lock);
+    m->stats.dirty_log_start_ns = m->dirty.start_ns;
+    m->stats.setup_ns = vs_clock_ns() - m->stats.start_ns;
+    pthread_mutex_unlock(&m->lock);
+    set_status(m, "active");
+    m->cap_start_ns = vs_clock_ns();
+    m->cap_start_bytes = ch->bytes_sent;
+    m->capped = true;
+    if ((rc = precopy(m)) || (rc = check_cancel(m)))
+        return rc;
+    m->capped = false;
+    uint64_t pause_ns;
+    if ((rc = blackout(m, &pause_ns)) || (rc = check_cancel(m)))
+        return rc;
+
+    /* The point of no return: from here on the source never runs this VM again. */
+    pthread_mutex_lock(&m->lock);
+    m->committed = true;
+    pthread_mutex_unlock(&m->lock);
+    vs_vm_mark_migrated(vm);
+    uint64_t commit_ns = vs_clock_ns();
+    rc = vs_wire_send(&m->w, VS_REC_COMMIT, NULL, 0);
+    if (rc) {
+        pthread_mutex_lock(&m->lock);
+        m->unconfirmed = true;
+        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but COMMIT did not reach "
+                 "the destination (%s): it holds the verified VM paused; resume it there with "
+                 "`vmshift ctl SOCKET resume`", vs_last_error());
+        pthread_mutex_unlock(&m->lock);
+    } else {
+        await_resumed(m, pause_ns, commit_ns);
+    }
+    return 0;
+}
+
+/* Undo everything before the commit: the source VM runs on as if nothing happened. */
+static void roll_back(struct vs_migration *m, int rc)
+{
+    char why[sizeof(m->stats.error)];
+    if (cancelled(m))
+        rc = vs_fail(ECANCELED, "migration cancelled by the operator");
+    snprintf(why, sizeof(why), "%s", vs_last_error());
+    if (m->ch && m->w.ch && rc != -ECANCELED) {
+        /* The peer may have said why it stopped: an ABORT waiting in the stream. */
+        struct vs_wire_header hdr;
+        char reason[VS_WIRE_MAX_REASON + 1] = "";
+        vs_channel_set_timeout(m->ch, 500);
+        if (vs_wire_read_header(&m->r, &hdr) == 0 && hdr.type == VS_REC_ABORT &&
+            vs_wire_read_payload(&m->r, &hdr, reason, VS_WIRE_MAX_REASON) == 0)
+            snprintf(why, sizeof(why), "the destination aborted: %s", reason);
+    }
+    if (m->ch && m->w.ch) {
+        const char *msg = rc == -ECANCELED ? "cancelled by the operator" : "the source failed";
+        vs_channel_set_timeout(m->ch, 1000);
+        vs_wire_send(&m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
+    }
+    if (m->dirty_on)
+        vs_dirty_stop(&m->dirty);
+    m->dirty_on = false;
+    vs_vm_block_resume(m->vm, NULL);
+    if (m->paused_by_us && vs_vm_resume(m->vm))
+        vs_log(VS_LOG_ERROR, "could not resume the source VM after a failed migration: %s",
+               vs_last_error());
+    pthread_mutex_lock(&m->lock);
+    m->stats.status = rc == -ECANCELED ? "cancelled" : "failed";
+    snprintf(m->stats.error, sizeof(m->stats.error), "%s", why);
+    pthread_mutex_unlock(&m->lock);
+    vs_log(VS_LOG_ERROR, "migration to %s %s: %s; the VM keeps running here", m->opts.to,
+           m->stats.status, why);
+}
+
+static void *migration_thread(void *arg)
+{
+    struct vs_migration *m = arg;
+    int rc = run_source(m);
+    if (rc) {
+        roll_back(m, rc);
+    } else {
+        if (m->dirty_on)
+            vs_dirty_stop(&m->dirty);
+        m->dirty_on = false;
+        set_status(m, m->unconfirmed ? "unconfirmed" : "completed");
+    }
+    pthread_mutex_lock(&m->lock);
+    m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;
+    if (m->ch)
+        m->stats.transferred_bytes = m->ch->bytes_sent;
+    m->finished = true;
+    pthread_mutex_unlock(&m->lock);
+    char line[256];
+    struct vs_migration_stats s;
+    vs_migration_stats(m, &s, NULL);
+    vs_report_progress(&s, line, sizeof(line));
+    vs_info("%s; total %.1f ms, downtime %.1f ms", line, (double)s.total_ns / 1e6,
+            (double)s.downtime_ns / 1e6);
+    return NULL;
+}
+
+int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
+                       const struct vs_migration_opts *opts)
+{
+    struct vs_migration *m = calloc(1, sizeof(*m));
+    if (!m)
+        return vs_fail(ENOMEM, "out of memory for a migration");
+    m->vm = vm;
+    m->opts = *opts;
+    pthread_mutex_init(&m->lock, NULL);
+    atomic_init(&m->cancel, false);
+    struct vs_migration_stats *s = &m->stats;
+    s->status = "setup";
+    snprintf(s->peer, sizeof(s->peer), "%s", opts->to);
+    s->ram_total_bytes = vm->mem.size;
+    s->vcpus = vm->nr_vcpus;
+    s->downtime_limit_ms = opts->downtime_limit_ms;
+    s->max_passes = opts->max_passes;
+    s->start_ns = vs_clock_ns();
+    int err = pthread_create(&m->thread, NULL, migration_thread, m);
+    if (err) {
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return vs_fail(err, "cannot start the migration thread: %s", strerror(err));
+    }
+    *out = m;
+    return 0;
+}
+
+int vs_migration_cancel(struct vs_migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->committed || m->finished) {
+        bool committed = m->committed;
+        pthread_mutex_unlock(&m->lock);
+        return vs_fail(EBUSY, committed ? "too late to cancel: the source has committed and the "
+                       "VM now belongs to the destination" : "no migration is running");
+    }
+    atomic_store(&m->cancel, true);
+    if (m->ch)
+        vs_channel_shutdown(m->ch);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
+}
+
+void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished)
+{
+    pthread_mutex_lock(&m->lock);
+    *out = m->stats;
+    if (!m->finished)
+        out->total_ns = vs_clock_ns() - m->stats.start_ns;
+    if (finished)
+        *finished = m->finished;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void vs_migration_free(struct vs_migration *m)
+{
+    if (!m)
+        return;
+    pthread_join(m->thread, NULL);
+    vs_wire_writer_destroy(&m->w);
+    vs_channel_close(m->ch);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

@@ -1,0 +1,35 @@
+/* The outgoing side of a live migration: a thread that runs the source state machine
+ * (setup -> pre-copy passes -> switchover -> verify -> commit, or rollback) for a VM.
+ * docs/state-machine.md describes the states and what each failure does. */
+#ifndef VS_SOURCE_H
+#define VS_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "migrate/report.h"
+#include "vmm/vm.h"
+
+struct vs_migration_opts {
+    char to[128];               /* "HOST:PORT" of `vmshift receive` */
+    uint64_t downtime_limit_ms; /* switch over when the rest can be sent within this */
+    uint32_t max_passes;        /* ... or after this many pre-copy passes */
+    int timeout_ms;             /* connect, and any wait for the peer */
+    uint64_t max_bandwidth;     /* bytes/s during pre-copy, 0 = unlimited (the blackout
+                                   pass is never capped: it is downtime) */
+};
+
+void vs_migration_default_opts(struct vs_migration_opts *o);
+
+struct vs_migration;
+
+/* Start migrating vm in a new thread. Only one migration per VM at a time. */
+int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
+                       const struct vs_migration_opts *opts);
+/* Ask the migration to stop and roll back (refused once the source has committed). */
+int vs_migration_cancel(struct vs_migration *m);
+/* A consistent copy of the counters, and whether the thread has finished. */
+void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished);
+/* Wait for the thread and free. */
+void vs_migration_free(struct vs_migration *m);
+
+#endif
