@@ -1,5 +1,7 @@
 /* vmshift: a KVM virtual machine monitor built for live migration. */
 #include "cli/ctl.h"
+#include "cli/migrate.h"
+#include "cli/receive.h"
 #include "cli/run.h"
 
 #include <stdio.h>
@@ -9,7 +11,9 @@ static const char usage[] =
     "usage: vmshift COMMAND [options]\n"
     "commands:\n"
     "  run     boot a VM with a workload guest (vmshift run --help)\n"
-    "  ctl     send a command to a running VM's control socket (vmshift ctl --help)\n";
+    "  ctl     send a command to a running VM's control socket (vmshift ctl --help)\n"
+    "  receive wait for one incoming VM and run it (vmshift receive --help)\n"
+    "  migrate live-migrate a running VM to a `vmshift receive` (vmshift migrate --help)\n";
 
 int main(int argc, char **argv)
 {
@@ -23,6 +27,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") == 0)
         return cli_run_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "receive") == 0)
+        return cli_receive_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "migrate") == 0)
+        return cli_migrate_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "ctl") == 0)
         return cli_ctl_main(argc - 1, argv + 1);
     fprintf(stderr, "vmshift: unknown command '%s'; try vmshift --help\n", argv[1]);

@@ -1,6 +1,7 @@
 #include "ctl/vm_commands.h"
 #include "ctl/ctl_json.h"
 #include "common/error.h"
+#include "migrate/source.h"
 #include "vmshift/guest_abi.h"
 
 #include <json-c/json.h>
@@ -77,6 +78,17 @@ static struct json_object *guest_status(struct vs_vm *vm)
     return g;
 }
 
+static void add_migration_status(struct vm_commands *c, struct json_object *reply)
+{
+    if (c->migration) {
+        struct vs_migration_stats s;
+        vs_migration_stats(c->migration, &s, NULL);
+        json_object_object_add(reply, "migration", vs_report_json(&s));
+    }
+    if (c->has_incoming)
+        json_object_object_add(reply, "incoming", vs_report_json(&c->incoming));
+}
+
 void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
 {
     pthread_mutex_lock(&vm->lock);
@@ -143,6 +155,7 @@ static int cmd_debug_poke(struct vs_vm *vm, struct json_object *req, struct json
     if (rc)
         return rc;
     __atomic_store_n((uint64_t *)vs_memory_ptr(&vm->mem, addr), value, __ATOMIC_RELAXED);
+    vs_memory_note_write(&vm->mem, addr, 8);
     add_u64(reply, "addr", addr);
     return 0;
 }
@@ -161,6 +174,69 @@ static int cmd_set_rate(struct vs_vm *vm, struct json_object *req, struct json_o
     return 0;
 }
 
+/* migrate to=HOST:PORT [downtime_limit=MS] [max_passes=N] [max_bandwidth=BYTES/S]
+ *         [timeout_ms=MS] */
+static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct json_object *reply)
+{
+    struct vs_migration_opts o;
+    vs_migration_default_opts(&o);
+    const char *to;
+    uint64_t v;
+    int rc = ctl_json_get_string(req, "to", &to);
+    if (rc)
+        return vs_fail(EINVAL, "migrate needs to=HOST:PORT (where `vmshift receive` listens)");
+    if (strlen(to) >= sizeof(o.to))
+        return vs_fail(EINVAL, "migrate to='%.40s...' is too long", to);
+    snprintf(o.to, sizeof(o.to), "%s", to);
+    if ((rc = ctl_json_get_u64(req, "downtime_limit", &v)) == 0)
+        o.downtime_limit_ms = v;
+    else if (rc != -ENOENT)
+        return rc;
+    if ((rc = ctl_json_get_u64(req, "max_passes", &v)) == 0) {
+        if (v < 1 || v > 1000)
+            return vs_fail(EINVAL, "max_passes=%llu is out of range; give 1 to 1000",
+                           (unsigned long long)v);
+        o.max_passes = (uint32_t)v;
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    if ((rc = ctl_json_get_u64(req, "max_bandwidth", &v)) == 0)
+        o.max_bandwidth = v;
+    else if (rc != -ENOENT)
+        return rc;
+    if ((rc = ctl_json_get_u64(req, "timeout_ms", &v)) == 0)
+        o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
+    else if (rc != -ENOENT)
+        return rc;
+    if (c->migration) {
+        struct vs_migration_stats s;
+        bool finished;
+        vs_migration_stats(c->migration, &s, &finished);
+        if (!finished)
+            return vs_fail(EBUSY, "a migration to %s is already running; cancel it first", s.peer);
+        vs_migration_free(c->migration);
+        c->migration = NULL;
+    }
+    pthread_mutex_lock(&c->vm->lock);
+    enum vs_vm_state st = c->vm->state;
+    pthread_mutex_unlock(&c->vm->lock);
+    if (st == VS_VM_MIGRATED || st == VS_VM_FAILED)
+        return vs_fail(EINVAL, "cannot migrate a VM that is %s", vs_vm_state_name(st));
+    if ((rc = vs_migration_start(&c->migration, c->vm, &o)))
+        return rc;
+    json_object_object_add(reply, "to", json_object_new_string(o.to));
+    return 0;
+}
+
+void vm_commands_finish(struct vm_commands *c)
+{
+    if (!c->migration)
+        return;
+    vs_migration_cancel(c->migration);
+    vs_migration_free(c->migration);
+    c->migration = NULL;
+}
+
 int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
                        struct json_object *reply)
 {
@@ -169,6 +245,17 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
     int rc = 0;
     if (strcmp(cmd, "status") == 0) {
         vm_commands_status(vm, reply);
+        add_migration_status(c, reply);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        rc = cmd_migrate(c, request, reply);
+    } else if (strcmp(cmd, "migrate-status") == 0) {
+        if (!c->migration)
+            return vs_fail(ENOENT, "no migration has been started on this VM");
+        add_migration_status(c, reply);
+    } else if (strcmp(cmd, "cancel") == 0) {
+        if (!c->migration)
+            return vs_fail(ENOENT, "no migration to cancel");
+        rc = vs_migration_cancel(c->migration);
     } else if (strcmp(cmd, "pause") == 0) {
         rc = vs_vm_pause(vm);
         if (!rc)
@@ -187,7 +274,7 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
         rc = cmd_debug_poke(vm, request, reply);
     } else {
         rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
-                     "set-rate, digest, debug-poke", cmd);
+                     "set-rate, digest, debug-poke, migrate, migrate-status, cancel", cmd);
     }
     return rc;
 }

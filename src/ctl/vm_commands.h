@@ -4,14 +4,23 @@
 #define VS_VM_COMMANDS_H
 
 #include <stdbool.h>
+#include "migrate/report.h"
 #include "vmm/vm.h"
 
 struct json_object;
 
+struct vs_migration;
+
 struct vm_commands {
     struct vs_vm *vm;
     bool quit;                   /* set by the "quit" command */
+    struct vs_migration *migration;        /* the last outgoing migration, if any */
+    bool has_incoming;
+    struct vs_migration_stats incoming;    /* how this VM arrived, if it did */
 };
+
+/* Cancel and free a running outgoing migration (before the VM goes away). */
+void vm_commands_finish(struct vm_commands *c);
 
 int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
                        struct json_object *reply);

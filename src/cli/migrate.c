@@ -1,0 +1,171 @@
+#include "cli/migrate.h"
+#include "common/error.h"
+#include "common/size.h"
+#include "ctl/ctl_client.h"
+#include "ctl/ctl_json.h"
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: vmshift migrate SOCKET --to HOST:PORT [options]\n"
+    "  --to HOST:PORT         where `vmshift receive --listen` waits\n"
+    "  --downtime-limit MS    switch over when the rest fits in this (default 300)\n"
+    "  --max-passes N         ... or after this many pre-copy passes (default 30)\n"
+    "  --timeout-ms MS        connect, and any wait for the peer (default 60000)\n"
+    "  --max-bandwidth RATE   cap pre-copy at RATE bytes/s (suffixes K, M, G; e.g. 100M)\n"
+    "  --report FILE          write the final report (JSON) to FILE\n"
+    "  --quiet                no progress lines\n";
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+static double num_of(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+static bool is_final(const char *status)
+{
+    return !strcmp(status, "completed") || !strcmp(status, "failed") ||
+           !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed");
+}
+
+static void progress(struct json_object *m)
+{
+    struct json_object *ram = NULL;
+    json_object_object_get_ex(m, "ram", &ram);
+    fprintf(stderr, "  %-10s pass %2.0f  sent %9.1f MiB  remaining %8.1f MiB  dirty %8.0f p/s  "
+            "%7.0f Mbit/s  expected downtime %7.1f ms\n", str_of(m, "status"),
+            num_of(m, "iterations"), num_of(ram, "transferred") / 1048576.0,
+            num_of(ram, "remaining") / 1048576.0, num_of(ram, "dirty-pages-rate"),
+            num_of(ram, "mbps"), num_of(m, "expected-downtime"));
+}
+
+static void pass_table(struct json_object *m)
+{
+    struct json_object *passes;
+    if (!json_object_object_get_ex(m, "passes", &passes))
+        return;
+    fprintf(stderr, "  pass  to send (MiB)  time (ms)  dirtied meanwhile (MiB)\n");
+    for (size_t i = 0; i < json_object_array_length(passes); i++) {
+        struct json_object *p = json_object_array_get_idx(passes, i), *f;
+        bool final = json_object_object_get_ex(p, "final", &f) && json_object_get_boolean(f);
+        fprintf(stderr, "  %4.0f%s %14.1f %10.1f %24.1f\n", num_of(p, "pass"), final ? "*" : " ",
+                num_of(p, "bytes-to-send") / 1048576.0, num_of(p, "time"),
+                num_of(p, "pages-dirtied") * 4096 / 1048576.0);
+    }
+}
+
+int cli_migrate_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "to", required_argument, NULL, 't' }, { "downtime-limit", required_argument, NULL, 'd' },
+        { "max-passes", required_argument, NULL, 'p' }, { "timeout-ms", required_argument, NULL, 'o' },
+        { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    const char *report = NULL;
+    bool quiet = false;
+    struct json_object *req = json_object_new_object();
+    json_object_object_add(req, "cmd", json_object_new_string("migrate"));
+    optind = 1;
+    opterr = 0;
+    int c;
+    uint64_t v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" : "timeout_ms";
+        switch (c) {
+        case 't': json_object_object_add(req, "to", json_object_new_string(optarg)); break;
+        case 'd': case 'p': case 'o':
+            if (vs_parse_u64(optarg, &v)) {
+                fprintf(stderr, "vmshift migrate: %s '%s' is not a whole number\n",
+                        argv[optind - 1], optarg);
+                json_object_put(req);
+                return 2;
+            }
+            json_object_object_add(req, key, json_object_new_uint64(v));
+            break;
+        case 'b':
+            if (vs_parse_size(optarg, &v)) {
+                fprintf(stderr, "vmshift migrate: --max-bandwidth: %s\n", vs_last_error());
+                json_object_put(req);
+                return 2;
+            }
+            json_object_object_add(req, "max_bandwidth", json_object_new_uint64(v));
+            break;
+        case 'r': report = optarg; break;
+        case 'q': quiet = true; break;
+        case 'h': fputs(usage, stdout); json_object_put(req); return 0;
+        default:
+            fprintf(stderr, "vmshift migrate: unknown or incomplete option '%s'\n%s",
+                    argv[optind - 1], usage);
+            json_object_put(req);
+            return 2;
+        }
+    }
+    if (optind + 1 != argc || !json_object_object_get_ex(req, "to", NULL)) {
+        fprintf(stderr, "vmshift migrate: give the VM's control socket and --to HOST:PORT\n%s",
+                usage);
+        json_object_put(req);
+        return 2;
+    }
+    const char *sock = argv[optind];
+    struct json_object *reply = NULL, *ok;
+    int rc = ctl_request(sock, req, &reply, 10000);
+    json_object_put(req);
+    if (rc) {
+        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
+        return 2;
+    }
+    if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
+        fprintf(stderr, "vmshift migrate: %s\n", str_of(reply, "error"));
+        json_object_put(reply);
+        return 1;
+    }
+    json_object_put(reply);
+
+    struct json_object *m = NULL;
+    char last_line[64] = "";
+    for (;;) {
+        usleep(200000);
+        if (ctl_command(sock, "migrate-status", NULL, &reply, 10000)) {
+            fprintf(stderr, "vmshift migrate: lost the control socket: %s\n", vs_last_error());
+            return 2;
+        }
+        if (json_object_object_get_ex(reply, "migration", &m))
+            m = json_object_get(m);
+        json_object_put(reply);
+        if (!m)
+            continue;
+        char line[64];
+        snprintf(line, sizeof(line), "%s %.0f", str_of(m, "status"), num_of(m, "iterations"));
+        if (!quiet && strcmp(line, last_line)) {
+            progress(m);
+            snprintf(last_line, sizeof(last_line), "%s", line);
+        }
+        if (is_final(str_of(m, "status")))
+            break;
+        json_object_put(m);
+        m = NULL;
+    }
+    if (!quiet)
+        pass_table(m);
+    printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
+    if (report && json_object_to_file_ext(report, m, JSON_C_TO_STRING_PRETTY) < 0)
+        fprintf(stderr, "vmshift migrate: cannot write the report to %s\n", report);
+    const char *status = str_of(m, "status");
+    int exit_code = !strcmp(status, "completed") ? 0 : 1;
+    if (exit_code)
+        fprintf(stderr, "vmshift migrate: %s: %s\n", status, str_of(m, "error"));
+    json_object_put(m);
+    return exit_code;
+}

@@ -1,0 +1,71 @@
+#include "cli/monitor_loop.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "ctl/ctl_server.h"
+
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+void monitor_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static enum vs_vm_state vm_state(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    enum vs_vm_state s = vm->state;
+    pthread_mutex_unlock(&vm->lock);
+    return s;
+}
+
+int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for_s,
+                  const char *who)
+{
+    struct vs_vm *vm = cmds->vm;
+    struct ctl_server *ctl = NULL;
+    if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_commands_handle, cmds)) {
+        fprintf(stderr, "%s: %s\n", who, vs_last_error());
+        return 1;
+    }
+    uint64_t deadline = run_for_s > 0 ? vs_clock_ns() + (uint64_t)(run_for_s * 1e9) : 0;
+    while (!cmds->quit && !stop_signal) {
+        if (deadline && vs_clock_ns() >= deadline)
+            break;
+        if (ctl) {
+            if (ctl_server_poll(ctl, 100) < 0)
+                vs_warn("control socket: %s", vs_last_error());
+        } else {
+            poll(NULL, 0, 100);
+            if (vm_state(vm) == VS_VM_FAILED)
+                break; /* nobody could look at it */
+        }
+    }
+    vm_commands_finish(cmds);
+    vs_vm_pause(vm);
+    struct json_object *st = json_object_new_object();
+    vm_commands_status(vm, st);
+    fprintf(stderr, "%s: final status %s\n", who,
+            json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN));
+    json_object_put(st);
+    if (ctl)
+        ctl_server_close(ctl);
+    return vm_state(vm) == VS_VM_FAILED ? 3 : 0;
+}
