@@ -41,10 +41,17 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
-static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
+static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
+                      const char *const *pre)
 {
-    const char *argv[64];
+    const char *argv[72];
     int n = 0;
+    if (netns && netns[0]) {
+        argv[n++] = "/usr/sbin/ip";
+        argv[n++] = "netns";
+        argv[n++] = "exec";
+        argv[n++] = netns;
+    }
     argv[n++] = VMSHIFT_BIN;
     for (int i = 0; pre && pre[i]; i++)
         argv[n++] = pre[i];
@@ -64,21 +71,144 @@ static pid_t spawn(const char *const *args, const char *stderr_path, const char 
             dup2(nul, 0);
             dup2(nul, 1);
         }
-        execv(VMSHIFT_BIN, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
+{
+    return spawn_in(NULL, args, stderr_path, pre);
+}
+
+static void make_dir(struct vm_proc *p)
+{
+    strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    snprintf(p->sock, sizeof(p->sock), "%s/ctl.sock", p->dir);
+    snprintf(p->serial, sizeof(p->serial), "%s/serial.log", p->dir);
+    snprintf(p->stderr_path, sizeof(p->stderr_path), "%s/stderr.log", p->dir);
+}
+
+void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
+                       const char *const *args)
+{
+    require_kvm();
+    memset(p, 0, sizeof(*p));
+    make_dir(p);
+    if (netns)
+        snprintf(p->netns, sizeof(p->netns), "%s", netns);
+    char listen[96], port_file[160];
+    snprintf(listen, sizeof(listen), "%s:0", host);
+    snprintf(port_file, sizeof(port_file), "%s/port", p->dir);
+    const char *pre[] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
+                          p->sock, "--serial", p->serial, NULL };
+    p->pid = spawn_in(netns, args, p->stderr_path, pre);
+    double deadline = now_s() + 20;
+    while (now_s() < deadline) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &p->port) == 1;
+            fclose(f);
+            if (ok && p->port > 0)
+                return;
+        }
+        int st;
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+            dump_file("vmshift receive stderr", p->stderr_path);
+            fail_msg("vmshift receive exited early");
+        }
+        usleep(20000);
+    }
+    dump_file("vmshift receive stderr", p->stderr_path);
+    fail_msg("vmshift receive did not start listening within 20 s");
+}
+
+int vm_proc_wait_exit(struct vm_proc *p, double timeout_s)
+{
+    int st = 0;
+    double deadline = now_s() + timeout_s;
+    pid_t r;
+    while ((r = waitpid(p->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+        usleep(20000);
+    if (r == 0) {
+        dump_file("stderr", p->stderr_path);
+        fail_msg("process %d did not exit within %.0f s", (int)p->pid, timeout_s);
+    }
+    p->pid = 0;
+    p->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return p->exit_status;
+}
+
+void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s)
+{
+    double deadline = now_s() + timeout_s;
+    while (now_s() < deadline) {
+        struct json_object *reply = NULL;
+        if (access(p->sock, F_OK) == 0 && ctl_command(p->sock, "status", NULL, &reply, 2000) == 0) {
+            json_object_put(reply);
+            return;
+        }
+        usleep(20000);
+    }
+    dump_file("stderr", p->stderr_path);
+    fail_msg("control socket %s did not answer within %.0f s", p->sock, timeout_s);
+}
+
+const char *json_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+}
+
+double json_num(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
+                               double timeout_s)
+{
+    struct json_object *req = args ? json_object_get(args) : json_object_new_object();
+    json_object_object_add(req, "to", json_object_new_string(to));
+    json_object_put(vm_cmd(src, "migrate", req));
+    json_object_put(req);
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m;
+        assert_true(json_object_object_get_ex(st, "migration", &m));
+        const char *status = json_str(m, "status");
+        if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
+            !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed")) {
+            m = json_object_get(m);
+            json_object_put(st);
+            return m;
+        }
+        json_object_put(st);
+        if (now_s() > deadline)
+            fail_msg("migration to %s did not finish within %.0f s", to, timeout_s);
+        usleep(50000);
+    }
+}
+
+void print_migration(const char *label, struct json_object *r)
+{
+    struct json_object *ram = NULL;
+    json_object_object_get_ex(r, "ram", &ram);
+    print_message("%s: %s, total %.1f ms, downtime %.1f ms (verify %.1f ms), %.1f MiB "
+                  "transferred, %.0f passes, %.0f Mbit/s\n", label, json_str(r, "status"),
+                  json_num(r, "total-time"), json_num(r, "downtime"), json_num(r, "verify-time"),
+                  json_num(ram, "transferred") / 1048576.0, json_num(r, "iterations"),
+                  json_num(ram, "mbps"));
 }
 
 void vm_proc_start(struct vm_proc *p, const char *const *args)
 {
     require_kvm();
     memset(p, 0, sizeof(*p));
-    strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
-    assert_non_null(mkdtemp(p->dir));
-    snprintf(p->sock, sizeof(p->sock), "%s/ctl.sock", p->dir);
-    snprintf(p->serial, sizeof(p->serial), "%s/serial.log", p->dir);
-    snprintf(p->stderr_path, sizeof(p->stderr_path), "%s/stderr.log", p->dir);
+    make_dir(p);
     const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
     p->pid = spawn(args, p->stderr_path, pre);
     double deadline = now_s() + 20;
@@ -101,8 +231,16 @@ void vm_proc_start(struct vm_proc *p, const char *const *args)
 
 void vm_proc_stop(struct vm_proc *p)
 {
-    if (p->pid <= 0)
+    if (p->pid <= 0) {
+        if (p->dir[0]) {
+            char cmd[160];
+            snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+            if (system(cmd) != 0)
+                print_message("could not remove %s\n", p->dir);
+            p->dir[0] = '\0';
+        }
         return;
+    }
     struct json_object *reply = NULL;
     if (ctl_command(p->sock, "quit", NULL, &reply, 5000) == 0)
         json_object_put(reply);

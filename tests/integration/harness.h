@@ -20,6 +20,8 @@ struct vm_proc {
     char serial[128];
     char stderr_path[128];
     int exit_status;       /* after vm_proc_stop: the exit code, or 128+signal */
+    int port;              /* receivers: the port they listen on */
+    char netns[32];        /* run inside this network namespace ("" = none) */
 };
 
 /* Fail the test loudly unless /dev/kvm can be opened: these tests never skip. */
@@ -28,6 +30,27 @@ void require_kvm(void);
 /* Start `vmshift run --ctl SOCK --serial LOG ARGS...` (args NULL-terminated) and wait
  * until its control socket answers. Fails the test if it exits or does not answer. */
 void vm_proc_start(struct vm_proc *p, const char *const *args);
+/* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
+ * (inside network namespace netns unless NULL) and wait until it listens; p->port is
+ * set. Its control socket answers only after a VM arrived. */
+void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
+                       const char *const *args);
+/* Wait for a process started by the harness to exit on its own; returns its exit status
+ * (fails the test after timeout_s). */
+int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
+/* Wait until the receiver's control socket answers (the VM has arrived). */
+void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
+
+/* Start a migration of src to HOST:PORT with extra request fields (may be NULL), then
+ * poll until it finishes; returns the final "migration" report (caller puts it). */
+struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
+                               double timeout_s);
+/* A string / number field of a JSON object ("" / 0 if absent). */
+const char *json_str(struct json_object *o, const char *key);
+double json_num(struct json_object *o, const char *key);
+/* Print a migration report in the test log (total time, downtime, bytes). */
+void print_migration(const char *label, struct json_object *report);
+
 /* Send "quit", wait for the exit (SIGKILL after 10 s), remove the directory. */
 void vm_proc_stop(struct vm_proc *p);
 

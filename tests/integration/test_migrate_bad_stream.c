@@ -1,0 +1,157 @@
+/* Integration: a real `vmshift receive` fed a corrupted, truncated or reordered stream by
+ * a fake source rejects it with an error naming the record and its offset, and runs
+ * nothing. */
+#include "harness.h"
+#include "transport/channel.h"
+#include "transport/tcp.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RAM (16u << 20)
+
+struct captured {
+    uint8_t buf[1 << 20];
+    size_t len;
+};
+
+/* The bytes the writer produces for two PAGES records (seq 1 and 2, after HELLO = 0). */
+static void capture_pages(struct captured *c, size_t *first_len)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int big = 4 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    struct vs_channel *ch;
+    assert_int_equal(vs_channel_from_fd(sv[0], "capture", &ch), 0);
+    struct vs_wire_writer w;
+    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
+    w.seq = 1;
+    uint8_t *ram = calloc(1, RAM);
+    memset(ram + 0x400000, 0xab, 8192);
+    uint64_t gpa1[] = { 0x400000 }, gpa2[] = { 0x401000 };
+    assert_int_equal(vs_wire_send_pages(&w, ram, gpa1, 1, 0), 0);
+    *first_len = (size_t)ch->bytes_sent;
+    assert_int_equal(vs_wire_send_pages(&w, ram, gpa2, 1, 0), 0);
+    size_t total = (size_t)ch->bytes_sent;
+    c->len = 0;
+    while (c->len < total) {
+        ssize_t n = read(sv[1], c->buf + c->len, sizeof(c->buf) - c->len);
+        assert_true(n > 0);
+        c->len += (size_t)n;
+    }
+    free(ram);
+    vs_wire_writer_destroy(&w);
+    vs_channel_close(ch);
+    close(sv[1]);
+}
+
+/* Connect to a fresh receiver, complete the handshake for a 16 MiB 1-vCPU VM, send raw
+ * bytes, close, and return the receiver's stderr. */
+static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    struct vm_proc dst;
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct vs_channel *ch;
+    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
+    vs_wire_reader_init(&r, ch);
+    struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
+                               .version_minor = VS_WIRE_VERSION_MINOR,
+                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = RAM, .nr_vcpus = 1 };
+    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
+    struct vs_wire_header hdr;
+    struct vs_wire_hello_reply reply;
+    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
+    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
+    assert_int_equal(reply.accepted, 1);
+    vs_channel_write(ch, bytes, len);
+    shutdown(ch->fd, SHUT_WR);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    FILE *f = fopen(dst.stderr_path, "r");
+    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+    err[n] = '\0';
+    if (f)
+        fclose(f);
+    vs_wire_writer_destroy(&w);
+    vs_channel_close(ch);
+    vm_proc_stop(&dst);
+    assert_non_null(strstr(err, "nothing runs here"));
+}
+
+static void expect_in(const char *err, const char *a, const char *b)
+{
+    if (!strstr(err, a) || (b && !strstr(err, b)))
+        fail_msg("receiver error does not mention '%s'%s%s:\n%s", a, b ? " and " : "",
+                 b ? b : "", err);
+}
+
+static void corrupted_page_is_rejected(void **state)
+{
+    (void)state;
+    static struct captured c;
+    size_t first;
+    capture_pages(&c, &first);
+    c.buf[first - 100] ^= 0x01; /* a data byte of the first record's page */
+    char err[8192];
+    feed(c.buf, first, err, sizeof(err));
+    expect_in(err, "record #1 (PAGES)", "checksum");
+    expect_in(err, "offset", NULL);
+}
+
+static void truncated_stream_is_rejected(void **state)
+{
+    (void)state;
+    static struct captured c;
+    size_t first;
+    capture_pages(&c, &first);
+    char err[8192];
+    feed(c.buf, first / 2, err, sizeof(err));
+    expect_in(err, "closed", NULL);
+}
+
+static void reordered_records_are_rejected(void **state)
+{
+    (void)state;
+    static struct captured c, swapped;
+    size_t first;
+    capture_pages(&c, &first);
+    memcpy(swapped.buf, c.buf + first, c.len - first);
+    memcpy(swapped.buf + (c.len - first), c.buf, first);
+    char err[8192];
+    feed(swapped.buf, c.len, err, sizeof(err));
+    expect_in(err, "out of order", "#1");
+}
+
+static void garbage_is_rejected(void **state)
+{
+    (void)state;
+    uint8_t junk[256];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
+    char err[8192];
+    feed(junk, sizeof(junk), err, sizeof(err));
+    expect_in(err, "magic", "offset");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(corrupted_page_is_rejected),
+        cmocka_unit_test(truncated_stream_is_rejected),
+        cmocka_unit_test(reordered_records_are_rejected),
+        cmocka_unit_test(garbage_is_rejected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

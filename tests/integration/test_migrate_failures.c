@@ -1,0 +1,135 @@
+/* Integration: a migration that fails before the commit leaves exactly one VM running,
+ * the source, with intact memory: cancel mid-way, destination killed mid-way,
+ * destination too small. */
+#include "harness.h"
+
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A migration slowed to 16 MB/s with a zero downtime limit, so it is still in pre-copy
+ * when the test strikes. */
+static void start_endless_migration(struct vm_proc *src, struct vm_proc *dst)
+{
+    vm_proc_start(src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
+    json_object_put(wait_guest_at_least(src, "passes", 1, 60));
+    vm_receiver_start(dst, "127.0.0.1", NULL, NULL);
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "to", json_object_new_string(to));
+    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
+    json_object_object_add(a, "max_passes", json_object_new_int(1000));
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
+    json_object_put(vm_cmd(src, "migrate", a));
+    json_object_put(a);
+    /* wait until pre-copy is under way: 8 MiB of the first pass sent */
+    for (int i = 0; i < 600; i++) {
+        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m, *ram;
+        assert_true(json_object_object_get_ex(st, "migration", &m));
+        bool active = !strcmp(json_str(m, "status"), "active");
+        double sent = json_object_object_get_ex(m, "ram", &ram) ? json_num(ram, "transferred") : 0;
+        json_object_put(st);
+        if (active && sent >= 8 << 20)
+            return;
+        usleep(50000);
+    }
+    fail_msg("the migration never got under way");
+}
+
+static struct json_object *wait_final(struct vm_proc *src)
+{
+    for (int i = 0; i < 600; i++) {
+        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m;
+        assert_true(json_object_object_get_ex(st, "migration", &m));
+        const char *s = json_str(m, "status");
+        if (!strcmp(s, "failed") || !strcmp(s, "cancelled") || !strcmp(s, "completed")) {
+            m = json_object_get(m);
+            json_object_put(st);
+            return m;
+        }
+        json_object_put(st);
+        usleep(50000);
+    }
+    fail_msg("the migration did not end");
+    return NULL;
+}
+
+/* The source runs on: running state, counters advance, no page lost. */
+static void assert_source_intact(struct vm_proc *src)
+{
+    struct json_object *st = vm_cmd(src, "status", NULL);
+    assert_string_equal(json_str(st, "state"), "running");
+    uint64_t passes = guest_u64(st, "passes");
+    json_object_put(st);
+    st = wait_guest_at_least(src, "passes", passes + 2, 60);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+}
+
+static void cancel_mid_way_keeps_the_source(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    start_endless_migration(&src, &dst);
+    json_object_put(vm_cmd(&src, "cancel", NULL));
+    struct json_object *m = wait_final(&src);
+    assert_string_equal(json_str(m, "status"), "cancelled");
+    assert_non_null(strstr(json_str(m, "error"), "cancelled"));
+    json_object_put(m);
+    assert_source_intact(&src);
+    /* the destination discarded its copy and says why */
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
+static void destination_death_keeps_the_source(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    start_endless_migration(&src, &dst);
+    kill(dst.pid, SIGKILL);
+    struct json_object *m = wait_final(&src);
+    assert_string_equal(json_str(m, "status"), "failed");
+    print_message("error after the destination died: %s\n", json_str(m, "error"));
+    assert_true(strlen(json_str(m, "error")) > 0);
+    json_object_put(m);
+    assert_source_intact(&src);
+    vm_proc_wait_exit(&dst, 10);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
+static void too_small_destination_refuses(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    vm_proc_start(&src, ARGS("--mem", "64M", "--workload", "verify"));
+    json_object_put(wait_guest_at_least(&src, "passes", 1, 60));
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--max-mem", "32M"));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct json_object *m = vm_migrate(&src, to, NULL, 60);
+    assert_string_equal(json_str(m, "status"), "failed");
+    const char *err = json_str(m, "error");
+    if (!strstr(err, "refused") || !strstr(err, "--max-mem"))
+        fail_msg("unclear refusal: %s", err);
+    json_object_put(m);
+    assert_source_intact(&src);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cancel_mid_way_keeps_the_source),
+        cmocka_unit_test(destination_death_keeps_the_source),
+        cmocka_unit_test(too_small_destination_refuses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

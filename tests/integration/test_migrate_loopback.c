@@ -1,0 +1,130 @@
+/* Integration: live migration between two vmshift processes on loopback. Each workload
+ * arrives with matching digests and zero guest-reported errors, keeps counting on the
+ * destination, and the VM can be migrated back. */
+#include "harness.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MiB (1ULL << 20)
+
+static char *digest(struct vm_proc *p, uint64_t start, uint64_t len)
+{
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "start", json_object_new_uint64(start));
+    json_object_object_add(a, "length", json_object_new_uint64(len));
+    struct json_object *r = vm_cmd(p, "digest", a);
+    json_object_put(a);
+    char *d = strdup(json_str(r, "xxh3"));
+    json_object_put(r);
+    return d;
+}
+
+/* Migrate src to a fresh receiver on loopback; returns the receiver (VM arrived). */
+static void migrate_to_new_receiver(struct vm_proc *src, struct vm_proc *dst, const char *label)
+{
+    vm_receiver_start(dst, "127.0.0.1", NULL, NULL);
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
+    struct json_object *r = vm_migrate(src, to, NULL, 120);
+    print_migration(label, r);
+    if (strcmp(json_str(r, "status"), "completed"))
+        fail_msg("%s: migration %s: %s", label, json_str(r, "status"), json_str(r, "error"));
+    assert_true(json_num(r, "downtime") > 0);
+    json_object_put(r);
+    vm_proc_wait_ctl(dst, 30);
+
+    /* the source never runs the VM again */
+    struct json_object *st = vm_cmd(src, "status", NULL);
+    assert_string_equal(json_str(st, "state"), "migrated");
+    json_object_put(st);
+    struct json_object *res = vm_cmd_any(src, "resume", NULL);
+    assert_non_null(strstr(json_str(res, "error"), "migrated"));
+    json_object_put(res);
+    st = vm_cmd(dst, "status", NULL);
+    assert_string_equal(json_str(st, "state"), "running");
+    json_object_put(st);
+}
+
+static void migrate_workload(const char *const *args, uint64_t wait_passes, bool read_only)
+{
+    struct vm_proc src, dst, back;
+    vm_proc_start(&src, args);
+    struct json_object *st = wait_guest_at_least(&src, "passes", wait_passes, 60);
+    uint64_t passes = guest_u64(st, "passes");
+    json_object_put(st);
+    char *before = read_only ? digest(&src, 4 * MiB, 60 * MiB) : NULL;
+
+    migrate_to_new_receiver(&src, &dst, "there");
+    if (read_only) {
+        char *after = digest(&dst, 4 * MiB, 60 * MiB);
+        assert_string_equal(before, after);
+        free(after);
+    }
+    /* the guest goes on counting where it stopped, and finds every page intact */
+    st = wait_guest_at_least(&dst, "passes", passes + 2, 90);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+    vm_proc_stop(&src);
+
+    /* and back again */
+    migrate_to_new_receiver(&dst, &back, "back");
+    st = vm_cmd(&back, "status", NULL);
+    passes = guest_u64(st, "passes");
+    json_object_put(st);
+    st = wait_guest_at_least(&back, "passes", passes + 1, 90);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+    if (read_only) {
+        char *after = digest(&back, 4 * MiB, 60 * MiB);
+        assert_string_equal(before, after);
+        free(after);
+    }
+    free(before);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&back);
+    assert_int_equal(back.exit_status, 0);
+}
+
+static void idle_vm_migrates(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    vm_proc_start(&src, ARGS("--mem", "64M", "--workload", "idle", "--fill", "pattern"));
+    json_object_put(wait_guest_at_least(&src, "doorbells", 1, 30));
+    char *before = digest(&src, 0, 64 * MiB);
+    migrate_to_new_receiver(&src, &dst, "idle");
+    char *after = digest(&dst, 0, 64 * MiB);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    struct json_object *st = vm_cmd(&dst, "status", NULL);
+    assert_string_equal(guest_str(st, "state"), "idle");
+    json_object_put(st);
+    vm_proc_stop(&src);
+    vm_proc_stop(&dst);
+}
+
+static void once_vm_migrates_there_and_back(void **state)
+{
+    (void)state;
+    migrate_workload(ARGS("--mem", "64M", "--workload", "once", "--fill", "random"), 1, true);
+}
+
+static void verify_vm_migrates_there_and_back(void **state)
+{
+    (void)state;
+    migrate_workload(ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"), 2, false);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idle_vm_migrates),
+        cmocka_unit_test(once_vm_migrates_there_and_back),
+        cmocka_unit_test(verify_vm_migrates_there_and_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
