@@ -1,5 +1,6 @@
 #include "vmm/memory.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/size.h"
 #include "vmshift/guest_abi.h"
 
@@ -26,6 +27,23 @@ uint64_t vs_host_available_memory(void)
             break;
     fclose(f);
     return (uint64_t)kib * 1024;
+}
+
+static void warn_if_no_shmem_hugepages(void)
+{
+    static bool warned;
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+    if (!f)
+        return;
+    if (!fgets(mode, sizeof(mode), f))
+        mode[0] = '\0';
+    fclose(f);
+    if (!warned && strstr(mode, "[never]")) {
+        warned = true;
+        vs_info("guest RAM gets 4 KiB pages: this host has shmem huge pages off; for faster "
+                "migrations set /sys/kernel/mm/transparent_hugepage/shmem_enabled to advise");
+    }
 }
 
 int vs_memory_create(struct vs_memory *m, uint64_t size)
@@ -64,6 +82,10 @@ int vs_memory_create(struct vs_memory *m, uint64_t size)
                        vs_format_size(size, a, sizeof(a)), strerror(err));
     }
     madvise(p, size, MADV_DONTDUMP);
+    /* 2 MiB pages where the host allows them for shmem: first touch (filling, receiving a
+     * migration) is several times faster, and so are guest TLB misses. */
+    madvise(p, size, MADV_HUGEPAGE);
+    warn_if_no_shmem_hugepages();
     m->base = p;
     m->size = size;
     return 0;

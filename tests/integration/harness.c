@@ -206,11 +206,57 @@ void print_migration(const char *label, struct json_object *r)
 
 void vm_proc_start(struct vm_proc *p, const char *const *args)
 {
+    vm_proc_start_in(p, NULL, args);
+}
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("test host set-up command failed (%d): %s", rc, cmd);
+}
+
+void test_hosts_create(struct test_hosts *h, const char *rate)
+{
+    snprintf(h->a, sizeof(h->a), "vs-a-%d", (int)getpid());
+    snprintf(h->b, sizeof(h->b), "vs-b-%d", (int)getpid());
+    sh("ip netns add %s && ip netns add %s", h->a, h->b);
+    sh("ip link add vsa%d type veth peer name vsb%d", (int)getpid(), (int)getpid());
+    sh("ip link set vsa%d netns %s && ip link set vsb%d netns %s", (int)getpid(), h->a,
+       (int)getpid(), h->b);
+    sh("ip -n %s addr add 198.18.0.1/24 dev vsa%d && ip -n %s link set vsa%d up && "
+       "ip -n %s link set lo up", h->a, (int)getpid(), h->a, (int)getpid(), h->a);
+    sh("ip -n %s addr add 198.18.0.2/24 dev vsb%d && ip -n %s link set vsb%d up && "
+       "ip -n %s link set lo up", h->b, (int)getpid(), h->b, (int)getpid(), h->b);
+    if (rate)
+        sh("ip netns exec %s tc qdisc add dev vsa%d root tbf rate %s burst 1mb latency 50ms",
+           h->a, (int)getpid(), rate);
+}
+
+void test_hosts_destroy(struct test_hosts *h)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+             h->a, h->b);
+    if (system(cmd) != 0)
+        print_message("could not remove namespaces %s %s\n", h->a, h->b);
+}
+
+void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args)
+{
     require_kvm();
     memset(p, 0, sizeof(*p));
     make_dir(p);
+    if (netns)
+        snprintf(p->netns, sizeof(p->netns), "%s", netns);
     const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
-    p->pid = spawn(args, p->stderr_path, pre);
+    p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
         int st;

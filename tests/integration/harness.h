@@ -30,6 +30,16 @@ void require_kvm(void);
 /* Start `vmshift run --ctl SOCK --serial LOG ARGS...` (args NULL-terminated) and wait
  * until its control socket answers. Fails the test if it exits or does not answer. */
 void vm_proc_start(struct vm_proc *p, const char *const *args);
+/* The same, inside network namespace netns. */
+void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args);
+
+/* Two test hosts: network namespaces joined by a veth pair, addresses 198.18.0.1/24 (a)
+ * and 198.18.0.2/24 (b), optionally shaped with tc (rate like "1gbit", or NULL). */
+struct test_hosts {
+    char a[32], b[32];
+};
+void test_hosts_create(struct test_hosts *h, const char *rate);
+void test_hosts_destroy(struct test_hosts *h);
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
  * set. Its control socket answers only after a VM arrived. */
