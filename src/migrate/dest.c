@@ -31,6 +31,8 @@ struct incoming {
     struct vs_blob vcpu_blobs[VS_MAX_VCPUS];  /* as received, for the final check */
     XXH3_state_t *vcpu_hash;
     uint64_t machine_hash;
+    struct vs_digest_job *digest;   /* RAM digest, started once the last page arrived */
+    uint64_t digest_start_ns;
     enum phase phase;
     unsigned next_vcpu;
     bool machine_done;
@@ -133,6 +135,10 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
+        /* No page will change any more: digest RAM while the state arrives. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        in->digest_start_ns = vs_clock_ns();
+        return vs_digest_start(&in->digest, &in->vm->mem, cpus > 1 ? (unsigned)cpus - 1 : 1);
     }
     return 0;
 }
@@ -184,11 +190,11 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_fixed(&in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
     if (rc)
         return rc;
-    uint64_t t0 = vs_clock_ns(), ram;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t ram;
     struct vs_wire_verdict v = { .ok = 1 };
-    if ((rc = vs_digest_ram(in->vm->mem.base, in->vm->mem.size, cpus > 0 ? (unsigned)cpus : 1,
-                            &ram)))
+    rc = vs_digest_finish(in->digest, &ram, NULL);
+    in->digest = NULL;
+    if (rc)
         snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
     else if (ram != dg.ram_xxh3)
         snprintf(v.reason, sizeof(v.reason), "RAM digest %016llx differs from the source's "
@@ -203,7 +209,7 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
             snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
     v.ok = v.reason[0] == '\0';
     in->stats->ram_digest = ram;
-    in->stats->verify_ns = vs_clock_ns() - t0;
+    in->stats->verify_ns = vs_clock_ns() - in->digest_start_ns;
     if ((rc = vs_wire_send(&in->w, VS_REC_VERIFY_REPLY, &v, sizeof(v))))
         return rc;
     if (!v.ok)
@@ -307,6 +313,11 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         stats->status = "active";
         stats->setup_ns = vs_clock_ns() - stats->start_ns;
         rc = receive(&in);
+    }
+    if (in.digest) {
+        uint64_t unused;
+        vs_digest_finish(in.digest, &unused, NULL); /* its threads read the VM's RAM */
+        in.digest = NULL;
     }
     int result = 0;
     if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED) {

@@ -1,15 +1,25 @@
 /* Digests for the end-to-end check: the same function on both sides over all guest RAM.
  * RAM is cut into 64 MiB blocks hashed in parallel (XXH3-64); the RAM digest is the
  * XXH3-64 of the block digests in address order, so it does not depend on how many
- * threads computed it. */
+ * threads computed it. A block that is wholly a hole of the memfd (never written) is all
+ * zeros: its digest is the digest of zeros, taken without reading it.
+ *
+ * The digest can run in the background (vs_digest_start/finish) while the last pages and
+ * the vCPU state travel, as long as nobody writes RAM meanwhile. */
 #ifndef VS_DIGEST_H
 #define VS_DIGEST_H
 
-#include <stddef.h>
 #include <stdint.h>
+#include "vmm/memory.h"
 
 #define VS_DIGEST_BLOCK (64ULL << 20)
 
-int vs_digest_ram(const uint8_t *ram, uint64_t size, unsigned threads, uint64_t *digest);
+int vs_digest_ram(const struct vs_memory *m, unsigned threads, uint64_t *digest);
+
+struct vs_digest_job;
+/* Start digesting in the background with up to `threads` threads. */
+int vs_digest_start(struct vs_digest_job **out, const struct vs_memory *m, unsigned threads);
+/* Wait for the result and free the job; *busy_ns = how long the digest took. */
+int vs_digest_finish(struct vs_digest_job *job, uint64_t *digest, uint64_t *busy_ns);
 
 #endif

@@ -263,7 +263,7 @@ static int handshake(struct vs_migration *m)
 }
 
 /* Everything the destination needs once the vCPUs are stopped, then the digests. */
-static int send_state(struct vs_migration *m, uint64_t pause_ns)
+static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_digest_job **digest)
 {
     struct vs_vm *vm = m->vm;
     XXH3_state_t *vh = XXH3_createState();
@@ -302,9 +302,9 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns)
     vs_blob_free(&blob);
     if (rc)
         return rc;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if ((rc = vs_digest_ram(vm->mem.base, vm->mem.size, cpus > 0 ? (unsigned)cpus : 1,
-                            &dg.ram_xxh3)))
+    rc = vs_digest_finish(*digest, &dg.ram_xxh3, NULL);
+    *digest = NULL;
+    if (rc)
         return rc;
     pthread_mutex_lock(&m->lock);
     m->stats.ram_digest = dg.ram_xxh3;
@@ -401,19 +401,30 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
     vs_vm_pause(vm);
+    /* RAM is frozen from here: digest it while the last pages and the state travel. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    struct vs_digest_job *digest;
+    int rc = vs_digest_start(&digest, &vm->mem, cpus > 1 ? (unsigned)cpus - 1 : 1);
+    if (rc)
+        return rc;
     uint64_t dirty;
-    int rc = vs_dirty_sync(&m->dirty, &dirty);
-    if (rc)
-        return rc;
-    record_dirtied(m, dirty);
+    rc = vs_dirty_sync(&m->dirty, &dirty);
     struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true };
-    rc = send_pass(m, ps.pass, true, &ps);
-    record_pass(m, &ps);
-    if (rc)
-        return rc;
-    record_remaining_sent(m);
+    if (!rc) {
+        record_dirtied(m, dirty);
+        rc = send_pass(m, ps.pass, true, &ps);
+        record_pass(m, &ps);
+    }
     uint64_t t_state = vs_clock_ns();
-    if ((rc = send_state(m, *pause_ns)))
+    if (!rc) {
+        record_remaining_sent(m);
+        rc = send_state(m, *pause_ns, &digest);
+    }
+    if (digest) {
+        uint64_t unused;
+        vs_digest_finish(digest, &unused, NULL);
+    }
+    if (rc)
         return rc;
     uint64_t t_digest_sent = vs_clock_ns();
     set_status(m, "verifying");
