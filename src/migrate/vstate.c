@@ -40,18 +40,7 @@
 #error "vCPU state blobs are raw x86-64 KVM structs"
 #endif
 
-/* vstate_msrs.c (no private header: keep identical to the copy there). */
-int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
-                         struct kvm_cpuid2 **out, size_t *out_len);
-int vs_vstate_msrs_read(int fd, unsigned vcpu, struct kvm_msrs **out, size_t *out_len);
-int vs_vstate_msrs_validate(const uint8_t *data, size_t len, char *why, size_t why_len);
-int vs_vstate_msrs_write(int fd, unsigned vcpu, const uint8_t *data, size_t len);
-int vs_vstate_msrs_compare(int fd, unsigned vcpu, const uint8_t *data, size_t len);
-int vs_vstate_differs(unsigned vcpu, const char *field, uint64_t kvm, uint64_t blob);
-int vs_vstate_compare_regs(unsigned vcpu, const struct kvm_regs *kvm, const struct kvm_regs *blob);
-int vs_vstate_compare_sregs(unsigned vcpu, const struct kvm_sregs *kvm,
-                            const struct kvm_sregs *blob);
-int vs_vstate_compare_xcrs(unsigned vcpu, const struct kvm_xcrs *kvm, const struct kvm_xcrs *blob);
+#include "migrate/vstate_internal.h"
 
 enum {
     TAG_CPUID = 1, TAG_REGS = 2, TAG_SREGS = 3, TAG_FPU = 4, TAG_XSAVE = 5, TAG_XCRS = 6,

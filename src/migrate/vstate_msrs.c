@@ -8,6 +8,7 @@
  *    "state differs" message has one format and names the field. */
 #include "common/error.h"
 #include "common/log.h"
+#include "vmm/vcpu.h"
 
 #include <linux/kvm.h>
 #include <stdbool.h>
@@ -18,31 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-/* Shared with vstate.c, which declares the same prototypes (there is no private header:
- * keep both copies identical). */
-int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
-                         struct kvm_cpuid2 **out, size_t *out_len);
-int vs_vstate_msrs_read(int fd, unsigned vcpu, struct kvm_msrs **out, size_t *out_len);
-int vs_vstate_msrs_validate(const uint8_t *data, size_t len, char *why, size_t why_len);
-int vs_vstate_msrs_write(int fd, unsigned vcpu, const uint8_t *data, size_t len);
-int vs_vstate_msrs_compare(int fd, unsigned vcpu, const uint8_t *data, size_t len);
-int vs_vstate_differs(unsigned vcpu, const char *field, uint64_t kvm, uint64_t blob);
-int vs_vstate_compare_regs(unsigned vcpu, const struct kvm_regs *kvm, const struct kvm_regs *blob);
-int vs_vstate_compare_sregs(unsigned vcpu, const struct kvm_sregs *kvm,
-                            const struct kvm_sregs *blob);
-int vs_vstate_compare_xcrs(unsigned vcpu, const struct kvm_xcrs *kvm, const struct kvm_xcrs *blob);
-
-/* Same as vcpu.c does when it creates the vCPU: its own APIC ID in CPUID. */
-static void personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
-{
-    for (unsigned i = 0; i < c->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &c->entries[i];
-        if (e->function == 1)
-            e->ebx = (e->ebx & 0x00ffffff) | (index << 24);
-        else if (e->function == 0xb || e->function == 0x1f)
-            e->edx = index;
-    }
-}
+#include "migrate/vstate_internal.h"
 
 /* The CPUID table of vCPU fd: `given` (what vcpu.c started from) sizes the buffer. */
 int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
@@ -59,7 +36,7 @@ int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
                  strerror(errno));
         memcpy(c, given, size);
         c->padding = 0;
-        personalise_cpuid(c, vcpu);
+        vs_vcpu_personalise_cpuid(c, vcpu);
     }
     *out_len = sizeof(*c) + c->nent * sizeof(struct kvm_cpuid_entry2);
     return 0;

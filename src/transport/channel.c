@@ -144,7 +144,7 @@ static void fd_close(struct vs_channel *ch)
 }
 
 static const struct vs_channel_ops fd_ops = {
-    .name = "fd",
+    .name = "socket",
     .writev = fd_writev,
     .read = fd_read,
     .shutdown = fd_shutdown,

@@ -23,38 +23,6 @@ struct vs_tcp_listener {
     char addr[80];   /* the bound address, "127.0.0.1:4444" */
 };
 
-/* The same operations as the generic socket channel, under the name "tcp". */
-static ssize_t tcp_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt)
-{
-    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    return sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
-}
-
-static ssize_t tcp_read(struct vs_channel *ch, void *buf, size_t len)
-{
-    return recv(ch->fd, buf, len, 0);
-}
-
-static void tcp_shutdown(struct vs_channel *ch)
-{
-    shutdown(ch->fd, SHUT_RDWR);
-}
-
-static void tcp_close(struct vs_channel *ch)
-{
-    if (ch->fd >= 0)
-        close(ch->fd);
-    free(ch);
-}
-
-static const struct vs_channel_ops tcp_ops = {
-    .name = "tcp",
-    .writev = tcp_writev,
-    .read = tcp_read,
-    .shutdown = tcp_shutdown,
-    .close = tcp_close,
-};
-
 /* "1.2.3.4:5" or "[::1]:5". */
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 {
@@ -183,11 +151,7 @@ static int make_channel(int fd, const struct sockaddr_storage *peer, struct vs_c
 {
     char text[80];
     addr_text(peer, text, sizeof(text));
-    int rc = vs_channel_from_fd(fd, text, out);
-    if (rc < 0)
-        return rc;
-    (*out)->ops = &tcp_ops;
-    return 0;
+    return vs_channel_from_fd(fd, text, out); /* a TCP socket is a plain socket channel */
 }
 
 static uint64_t now_ms(void)

@@ -29,8 +29,7 @@ int vs_vcpu_init_signals(void)
     return 0;
 }
 
-/* Give every vCPU its own APIC ID in CPUID, so a guest can tell them apart. */
-static void personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
+void vs_vcpu_personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
 {
     for (unsigned i = 0; i < c->nent; i++) {
         struct kvm_cpuid_entry2 *e = &c->entries[i];
@@ -58,7 +57,7 @@ int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
     if (!cpuid)
         return vs_fail(ENOMEM, "out of memory for vCPU %u CPUID", v->index);
     memcpy(cpuid, vm->kvm.cpuid, csize);
-    personalise_cpuid(cpuid, v->index);
+    vs_vcpu_personalise_cpuid(cpuid, v->index);
     rc = ioctl(v->fd, KVM_SET_CPUID2, cpuid);
     int err = errno;
     free(cpuid);

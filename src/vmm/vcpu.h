@@ -9,6 +9,10 @@
 int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3);
 void vs_vcpu_destroy(struct vs_vcpu *v);
 
+/* Give vCPU `index` its own APIC ID in a CPUID table, so a guest can tell vCPUs apart. */
+struct kvm_cpuid2;
+void vs_vcpu_personalise_cpuid(struct kvm_cpuid2 *c, unsigned index);
+
 /* Thread body: runs until vm->quit_requested. */
 void *vs_vcpu_thread(void *arg);
 

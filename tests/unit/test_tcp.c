@@ -121,7 +121,7 @@ static void connect_and_exchange(void **state)
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     struct vs_channel *ch;
     assert_int_equal(vs_tcp_connect(addr, 2000, &ch), 0);
-    assert_string_equal(ch->ops->name, "tcp");
+    assert_string_equal(ch->ops->name, "socket");
     assert_string_equal(ch->peer, addr);
     assert_int_equal(vs_channel_set_timeout(ch, 5000), 0);
 
