@@ -545,6 +545,8 @@ static void *migration_thread(void *arg)
     m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;
     if (m->ch)
         m->stats.transferred_bytes = m->ch->bytes_sent;
+    if (m->stats.total_ns) /* the final report's throughput is the whole migration's */
+        m->stats.mbps = (double)m->stats.transferred_bytes * 8e3 / (double)m->stats.total_ns;
     m->finished = true;
     pthread_mutex_unlock(&m->lock);
     char line[256];
