@@ -110,6 +110,7 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     json_object_object_add(reply, "vcpus", json_object_new_int((int)vm->nr_vcpus));
     json_object_object_add(reply, "vcpu_states", vcpus);
     add_u64(reply, "ram_bytes", vm->mem.size);
+    add_u64(reply, "ram_allocated_bytes", vs_memory_allocated(&vm->mem));
     json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
     add_u64(reply, "serial_bytes", vm->serial.bytes_out);
     json_object_object_add(reply, "guest", guest_status(vm));
@@ -154,6 +155,11 @@ static int cmd_debug_poke(struct vs_vm *vm, struct json_object *req, struct json
     rc = vs_memory_check_range(&vm->mem, addr, 8, "debug-poke address");
     if (rc)
         return rc;
+    pthread_mutex_lock(&vm->lock);
+    bool migrated = vm->state == VS_VM_MIGRATED;
+    pthread_mutex_unlock(&vm->lock);
+    if (migrated)
+        return vs_fail(EINVAL, "debug-poke: the VM has migrated; its memory here is no longer it");
     __atomic_store_n((uint64_t *)vs_memory_ptr(&vm->mem, addr), value, __ATOMIC_RELAXED);
     vs_memory_note_write(&vm->mem, addr, 8);
     add_u64(reply, "addr", addr);

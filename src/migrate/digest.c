@@ -15,7 +15,6 @@ struct vs_digest_job {
     const struct vs_memory *m;
     uint64_t nblocks;
     uint64_t *blocks;
-    uint64_t zero_block;          /* digest of a full block of zeros */
     unsigned nthreads;
     pthread_t tids[MAX_THREADS];
     bool started[MAX_THREADS];
@@ -23,11 +22,36 @@ struct vs_digest_job {
     uint64_t start_ns;
 };
 
-/* Is [off, off+len) of the memfd one hole? (SEEK_DATA finds no data before its end.) */
-static bool is_hole(int fd, uint64_t off, uint64_t len)
+static const uint8_t zeros[64 * 1024];
+
+/* XXH3 of [off, off+len) of guest RAM, reading only the memfd's data ranges: holes read
+ * as zero, so zeros are hashed in their place without touching (allocating) them. */
+static uint64_t hash_range(const struct vs_memory *m, uint64_t off, uint64_t len)
 {
-    off_t data = lseek(fd, (off_t)off, SEEK_DATA);
-    return data < 0 ? errno == ENXIO : (uint64_t)data >= off + len;
+    if (m->memfd < 0)
+        return XXH3_64bits(m->base + off, len);
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) /* no memory for a streaming state: read the range instead, same result */
+        return XXH3_64bits(m->base + off, len);
+    XXH3_64bits_reset(st);
+    uint64_t pos = off, end = off + len;
+    while (pos < end) {
+        off_t d = lseek(m->memfd, (off_t)pos, SEEK_DATA);
+        if (d < 0 && errno != ENXIO)
+            d = (off_t)pos; /* cannot tell: read it */
+        uint64_t data = d < 0 || (uint64_t)d > end ? end : (uint64_t)d;
+        for (uint64_t z = pos; z < data; z += sizeof(zeros))
+            XXH3_64bits_update(st, zeros, data - z < sizeof(zeros) ? data - z : sizeof(zeros));
+        if (data >= end)
+            break;
+        off_t h = lseek(m->memfd, (off_t)data, SEEK_HOLE);
+        uint64_t hole = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
+        XXH3_64bits_update(st, m->base + data, hole - data);
+        pos = hole;
+    }
+    uint64_t digest = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return digest;
 }
 
 static void *worker(void *arg)
@@ -40,10 +64,7 @@ static void *worker(void *arg)
             return NULL;
         uint64_t off = b * VS_DIGEST_BLOCK;
         uint64_t len = m->size - off < VS_DIGEST_BLOCK ? m->size - off : VS_DIGEST_BLOCK;
-        if (len == VS_DIGEST_BLOCK && m->memfd >= 0 && is_hole(m->memfd, off, len))
-            j->blocks[b] = j->zero_block;
-        else
-            j->blocks[b] = XXH3_64bits(m->base + off, len);
+        j->blocks[b] = hash_range(m, off, len);
     }
 }
 
@@ -51,18 +72,12 @@ int vs_digest_start(struct vs_digest_job **out, const struct vs_memory *m, unsig
 {
     struct vs_digest_job *j = calloc(1, sizeof(*j));
     uint64_t nblocks = (m->size + VS_DIGEST_BLOCK - 1) / VS_DIGEST_BLOCK;
-    void *zeros = calloc(1, VS_DIGEST_BLOCK);
     if (j)
         j->blocks = calloc(nblocks, sizeof(uint64_t));
-    if (!j || !j->blocks || !zeros) {
-        if (j)
-            free(j->blocks);
+    if (!j || !j->blocks) {
         free(j);
-        free(zeros);
         return vs_fail(ENOMEM, "out of memory for a RAM digest");
     }
-    j->zero_block = XXH3_64bits(zeros, VS_DIGEST_BLOCK);
-    free(zeros);
     j->m = m;
     j->nblocks = nblocks;
     j->start_ns = vs_clock_ns();

@@ -22,9 +22,14 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
     d->vm = vm;
     d->npages = vm->mem.size / 4096;
     d->bitmap = calloc((d->npages + 63) / 64, sizeof(uint64_t));
-    if (!d->bitmap)
+    d->scratch = calloc((d->npages + 63) / 64, sizeof(uint64_t));
+    if (!d->bitmap || !d->scratch) {
+        free(d->bitmap);
+        free(d->scratch);
+        d->bitmap = d->scratch = NULL;
         return vs_fail(ENOMEM, "out of memory for a dirty bitmap of %llu pages",
                        (unsigned long long)d->npages);
+    }
     uint64_t t0 = vs_clock_ns();
     if (vm->kvm.caps.manual_dirty_log_protect) {
         struct kvm_enable_cap cap = {
@@ -38,17 +43,15 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
                     "falling back to get-and-clear dirty logs", strerror(errno));
     }
     int rc = vs_memory_track_writes(&vm->mem, true);
-    if (rc) {
-        free(d->bitmap);
-        d->bitmap = NULL;
-        return rc;
-    }
-    rc = set_logging(vm, true);
-    if (rc) {
+    if (!rc && (rc = set_logging(vm, true))) {
         vs_memory_track_writes(&vm->mem, false);
+        rc = vs_fail_context(rc, "cannot enable dirty page logging");
+    }
+    if (rc) {
         free(d->bitmap);
-        d->bitmap = NULL;
-        return vs_fail_context(rc, "cannot enable dirty page logging");
+        free(d->scratch);
+        d->bitmap = d->scratch = NULL;
+        return rc;
     }
     d->start_ns = vs_clock_ns() - t0;
     return 0;
@@ -65,18 +68,19 @@ static uint64_t popcount_bitmap(const uint64_t *b, uint64_t words)
 int vs_dirty_sync(struct vs_dirty *d, uint64_t *count)
 {
     uint64_t t0 = vs_clock_ns(), words = (d->npages + 63) / 64;
+    struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->scratch };
+    if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+        return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
     if (!d->first_sync_done && !d->manual) {
-        /* Without the initially-set bitmap, KVM only knows writes since logging began:
-         * the first pass must still cover all of RAM. Drain KVM's log so that it starts
-         * from here. */
-        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->bitmap };
-        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+        /* Without the initially-set bitmap KVM only knows writes since logging began
+         * (that first GET drained them): the first pass must still cover all of RAM. */
         memset(d->bitmap, 0xff, words * sizeof(uint64_t));
     } else {
-        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->bitmap };
-        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+        /* OR, never overwrite: pages still pending from an earlier sync (the switchover
+         * can come between a sync and the pass that would have sent them) stay pending,
+         * and without manual clearing KVM has already forgotten them. */
+        for (uint64_t i = 0; i < words; i++)
+            d->bitmap[i] |= d->scratch[i];
     }
     d->first_sync_done = true;
     vs_memory_collect_writes(&d->vm->mem, d->bitmap);
@@ -108,6 +112,12 @@ int vs_dirty_clear(struct vs_dirty *d, uint64_t first, uint64_t n)
     return 0;
 }
 
+void vs_dirty_sent(struct vs_dirty *d, uint64_t first, uint64_t n)
+{
+    uint64_t end = first + n < d->npages ? first + n : d->npages;
+    memset(d->bitmap + first / 64, 0, ((end + 63) / 64 - first / 64) * sizeof(uint64_t));
+}
+
 void vs_dirty_stop(struct vs_dirty *d)
 {
     if (!d->bitmap)
@@ -116,5 +126,6 @@ void vs_dirty_stop(struct vs_dirty *d)
         vs_warn("cannot disable dirty logging: %s", vs_last_error());
     vs_memory_track_writes(&d->vm->mem, false);
     free(d->bitmap);
-    d->bitmap = NULL;
+    free(d->scratch);
+    d->bitmap = d->scratch = NULL;
 }

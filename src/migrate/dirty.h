@@ -19,19 +19,23 @@ struct vs_dirty {
     bool manual;               /* manual clear with initially-set bitmap */
     bool first_sync_done;
     uint64_t npages;
-    uint64_t *bitmap;          /* npages bits: dirty since the last clear */
+    uint64_t *bitmap;          /* npages bits: dirty and not yet sent (accumulates across
+                                  syncs until vs_dirty_sent() drops a chunk) */
+    uint64_t *scratch;         /* KVM_GET_DIRTY_LOG lands here first */
     uint64_t start_ns;         /* time it took to enable logging */
     uint64_t last_sync_ns;     /* time the last vs_dirty_sync took */
 };
 
 /* Enable dirty logging on all of guest RAM. */
 int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm);
-/* Fetch the current dirty bitmap; *count = number of dirty pages. The first sync after
- * start reports every page (the first pass sends all of RAM). */
+/* Add the pages dirtied since the last sync to the pending bitmap; *count = pending
+ * pages. The first sync after start reports every page (the first pass sends all RAM). */
 int vs_dirty_sync(struct vs_dirty *d, uint64_t *count);
 /* Re-arm tracking for the dirty pages of [first, first+n) (first a multiple of 64) before
  * they are read and sent. */
 int vs_dirty_clear(struct vs_dirty *d, uint64_t first, uint64_t n);
+/* The pending pages of [first, first+n) (first a multiple of 64) have been sent. */
+void vs_dirty_sent(struct vs_dirty *d, uint64_t first, uint64_t n);
 /* Disable dirty logging and free the bitmap. */
 void vs_dirty_stop(struct vs_dirty *d);
 

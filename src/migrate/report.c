@@ -41,6 +41,7 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     add_u64(ram, "normal", s->normal_pages);
     add_u64(ram, "normal-bytes", s->normal_pages * 4096);
     add_u64(ram, "duplicate", s->zero_pages);
+    add_u64(ram, "skipped", s->skipped_pages);
     add_double(ram, "mbps", s->mbps);
     add_double(ram, "dirty-pages-rate", s->dirty_pages_rate);
     add_u64(ram, "dirty-sync-count", s->nr_passes);
@@ -62,6 +63,7 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         add_u64(o, "bytes-to-send", p->dirty_pages * 4096);
         add_u64(o, "pages-sent", p->sent_pages);
         add_u64(o, "zero-pages", p->zero_pages);
+        add_u64(o, "skipped-pages", p->skipped_pages);
         add_u64(o, "bytes-transferred", p->bytes);
         add_double(o, "time", MS(p->duration_ns));
         add_u64(o, "pages-dirtied", p->dirtied_pages);

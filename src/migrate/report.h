@@ -16,6 +16,7 @@ struct vs_pass_stats {
     uint64_t dirty_pages;      /* pages to send at the start of the pass */
     uint64_t sent_pages;       /* with data */
     uint64_t zero_pages;       /* sent as "all zero" */
+    uint64_t skipped_pages;    /* never written (memfd holes): not sent at all */
     uint64_t bytes;            /* bytes written to the channel during the pass */
     uint64_t duration_ns;
     uint64_t dirtied_pages;    /* pages the guest dirtied meanwhile (next pass's work) */
@@ -45,6 +46,7 @@ struct vs_migration_stats {
     uint64_t transferred_bytes;   /* everything written to the channel */
     uint64_t normal_pages;        /* pages sent with data */
     uint64_t zero_pages;          /* pages sent as zero ("duplicate" in QEMU) */
+    uint64_t skipped_pages;       /* never-written pages, not sent at all */
     uint64_t remaining_bytes;     /* dirty bytes not yet sent */
     double mbps;                  /* throughput of the last pass, megabits/s */
     double dirty_pages_rate;      /* pages/s the guest dirtied during the last pass */

@@ -152,6 +152,14 @@ static int send_pass(struct vs_migration *m, uint32_t pass, bool final, struct v
             continue;
         if ((rc = vs_dirty_clear(d, chunk, end - chunk)) || (rc = check_cancel(m)))
             break;
+        if (pass == 0) {
+            /* The destination starts from zeroed RAM: never-written pages need no bytes,
+             * and reading them would only allocate them here. Checked after re-arming the
+             * dirty log, so a write from now on is caught by the next pass. */
+            uint64_t skipped = vs_memory_drop_holes(&m->vm->mem, d->bitmap, chunk, end);
+            ps->skipped_pages += skipped;
+            left -= skipped;
+        }
         for (uint64_t w = chunk / 64; w < (end + 63) / 64 && !rc; w++) {
             for (uint64_t bits = d->bitmap[w]; bits && !rc; bits &= bits - 1) {
                 uint64_t gpa = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * 4096;
@@ -166,9 +174,11 @@ static int send_pass(struct vs_migration *m, uint32_t pass, bool final, struct v
                 }
                 left--;
             }
-            if ((w & 1023) == 0)
+            if ((w & 15) == 0) /* every 1024 pages */
                 publish_progress(m, left);
         }
+        if (!rc)
+            vs_dirty_sent(d, chunk, end - chunk);
     }
     if (!rc)
         rc = flush_data(m, &b, pass, ps);
@@ -193,6 +203,7 @@ static void record_pass(struct vs_migration *m, const struct vs_pass_stats *ps)
     s->nr_passes++;
     s->normal_pages += ps->sent_pages;
     s->zero_pages += ps->zero_pages;
+    s->skipped_pages += ps->skipped_pages;
     s->transferred_bytes = m->ch->bytes_sent;
     if (ps->duration_ns > 0) {
         m->bandwidth = (double)ps->bytes * 1e9 / (double)ps->duration_ns;

@@ -182,3 +182,35 @@ void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap)
         if (__atomic_load_n(&m->written[i], __ATOMIC_RELAXED))
             bitmap[i] |= __atomic_exchange_n(&m->written[i], 0, __ATOMIC_RELAXED);
 }
+
+uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint64_t first,
+                              uint64_t end)
+{
+    uint64_t dropped = 0, off = first * 4096, stop = end * 4096;
+    while (off < stop) {
+        off_t data = lseek(m->memfd, (off_t)off, SEEK_DATA);
+        uint64_t hole_end = data < 0 ? stop : (uint64_t)data < stop ? (uint64_t)data : stop;
+        if (data < 0 && errno != ENXIO)
+            return dropped; /* cannot tell: keep the pages, reading them is still correct */
+        for (uint64_t p = (off + 4095) / 4096; p < hole_end / 4096; p++) {
+            uint64_t bit = 1ULL << (p % 64);
+            if (bitmap[p / 64] & bit) {
+                bitmap[p / 64] &= ~bit;
+                dropped++;
+            }
+        }
+        if (hole_end >= stop)
+            break;
+        off_t hole = lseek(m->memfd, (off_t)hole_end, SEEK_HOLE);
+        if (hole < 0)
+            break;
+        off = (uint64_t)hole;
+    }
+    return dropped;
+}
+
+uint64_t vs_memory_allocated(const struct vs_memory *m)
+{
+    struct stat st;
+    return fstat(m->memfd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}

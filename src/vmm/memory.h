@@ -39,6 +39,14 @@ void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len);
 /* OR the pages written since the last call into bitmap (one bit per page) and forget them. */
 void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
 
+/* Pages the guest and the monitor never wrote are holes of the memfd: they read as zero
+ * and reading them through the mapping would allocate them. Clear the bits of such pages
+ * of [first, end) in bitmap (one bit per page); returns how many bits were cleared. */
+uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint64_t first,
+                              uint64_t end);
+/* Bytes of guest RAM the memfd actually holds (allocated pages). */
+uint64_t vs_memory_allocated(const struct vs_memory *m);
+
 /* Copy a whole file into guest RAM at gpa (--preload FILE@ADDR). */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 
