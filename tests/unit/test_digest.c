@@ -11,7 +11,7 @@
 #include "migrate/digest.h"
 #include "vmm/memory.h"
 
-#define SIZE (160ULL << 20) /* 2.5 digest blocks */
+#define SIZE (224ULL << 20) /* 3.5 digest blocks: 2 with data, 1 all hole, 1 partial */
 
 /* The same bytes in plain memory (no memfd: everything is read). */
 static uint64_t plain_digest(const struct vs_memory *m)
@@ -30,7 +30,8 @@ static void holes_hash_like_zeros(void **state)
     (void)state;
     struct vs_memory m;
     assert_int_equal(vs_memory_create(&m, SIZE), 0);
-    /* data here and there: a page, a run, the last page; the rest stays holes */
+    /* data here and there: a page, a run, the last page; the rest stays holes, and the
+     * block [128 MiB, 192 MiB) is one hole */
     memset(m.base + 4096 * 7, 0x5a, 4096);
     memset(m.base + (70ULL << 20) + 123, 0x77, 3 << 20);
     m.base[SIZE - 1] = 1;
@@ -39,7 +40,7 @@ static void holes_hash_like_zeros(void **state)
     /* the memfd still has holes: the digest did not allocate what it hashed as zeros */
     assert_true(vs_memory_allocated(&m) < SIZE / 2);
     assert_int_equal(d1, plain_digest(&m)); /* (this read allocates everything) */
-    m.base[(100ULL << 20) + 5] = 9; /* one byte in what was a hole */
+    m.base[(150ULL << 20) + 5] = 9; /* one byte in the block that was all hole */
     assert_int_equal(vs_digest_ram(&m, 1, &d2), 0);
     assert_int_not_equal(d1, d2);
     assert_int_equal(d2, plain_digest(&m));
