@@ -33,6 +33,8 @@ struct incoming {
     uint64_t machine_hash;
     struct vs_digest_job *digest;   /* RAM digest, started once the last page arrived */
     uint64_t digest_start_ns;
+    struct vs_pass_stats pass;      /* the pass being received */
+    uint64_t pass_start_ns, pass_start_bytes;
     enum phase phase;
     unsigned next_vcpu;
     bool machine_done;
@@ -118,10 +120,13 @@ static int on_pages(struct incoming *in, const struct vs_wire_header *h)
             in->touched[p / 64] &= ~(1ULL << (p % 64));
         }
     }
-    if (h->type == VS_REC_PAGES)
+    if (h->type == VS_REC_PAGES) {
         in->stats->normal_pages += info.count;
-    else
+        in->pass.sent_pages += info.count;
+    } else {
         in->stats->zero_pages += info.count;
+        in->pass.zero_pages += info.count;
+    }
     return 0;
 }
 
@@ -131,7 +136,19 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_fixed(&in->r, h, VS_REC_PASS_END, &pe, sizeof(pe));
     if (rc)
         return rc;
-    in->stats->nr_passes++;
+    /* This side's view of the pass: what arrived, and how long it took to arrive. */
+    struct vs_migration_stats *st = in->stats;
+    in->pass.pass = pe.pass;
+    in->pass.final = pe.final;
+    in->pass.dirty_pages = in->pass.sent_pages + in->pass.zero_pages;
+    in->pass.bytes = in->ch->bytes_received - in->pass_start_bytes;
+    in->pass.duration_ns = vs_clock_ns() - in->pass_start_ns;
+    if (st->nr_passes < VS_REPORT_MAX_PASSES)
+        st->passes[st->nr_passes] = in->pass;
+    st->nr_passes++;
+    in->pass = (struct vs_pass_stats){ 0 };
+    in->pass_start_ns = vs_clock_ns();
+    in->pass_start_bytes = in->ch->bytes_received;
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
@@ -312,6 +329,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     if (!rc) {
         stats->status = "active";
         stats->setup_ns = vs_clock_ns() - stats->start_ns;
+        in.pass_start_ns = vs_clock_ns();
+        in.pass_start_bytes = ch->bytes_received;
         rc = receive(&in);
     }
     if (in.digest) {
