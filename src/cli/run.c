@@ -1,6 +1,5 @@
 #include "cli/run.h"
 #include "cli/run_options.h"
-#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/size.h"

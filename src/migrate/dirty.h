@@ -39,9 +39,4 @@ void vs_dirty_sent(struct vs_dirty *d, uint64_t first, uint64_t n);
 /* Disable dirty logging and free the bitmap. */
 void vs_dirty_stop(struct vs_dirty *d);
 
-static inline bool vs_dirty_test(const struct vs_dirty *d, uint64_t page)
-{
-    return (d->bitmap[page / 64] >> (page % 64)) & 1;
-}
-
 #endif

@@ -82,15 +82,3 @@ void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t le
              (double)s->remaining_bytes / 1048576.0, s->dirty_pages_rate, s->mbps,
              s->expected_downtime_ms);
 }
-
-void vs_report_pass_table(const struct vs_migration_stats *s, char *buf, size_t len)
-{
-    size_t n = (size_t)snprintf(buf, len, "%5s %14s %10s %16s\n", "pass", "to send (MiB)",
-                                "time (ms)", "dirtied (MiB)");
-    for (unsigned i = 0; i < s->nr_passes && n < len; i++) {
-        const struct vs_pass_stats *p = &s->passes[i];
-        n += (size_t)snprintf(buf + n, len - n, "%4u%s %14.1f %10.1f %16.1f\n", p->pass,
-                              p->final ? "*" : " ", (double)p->dirty_pages / 256.0,
-                              MS(p->duration_ns), (double)p->dirtied_pages / 256.0);
-    }
-}

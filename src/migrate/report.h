@@ -61,7 +61,5 @@ struct vs_migration_stats {
 struct json_object *vs_report_json(const struct vs_migration_stats *s);
 /* One progress line for terminals and logs. */
 void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t len);
-/* A pass table like the one in the vMotion documentation, for humans. */
-void vs_report_pass_table(const struct vs_migration_stats *s, char *buf, size_t len);
 
 #endif

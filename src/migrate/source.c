@@ -437,14 +437,12 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     }
     if (rc)
         return rc;
-    uint64_t t_digest_sent = vs_clock_ns();
     set_status(m, "verifying");
     rc = await_verdict(m);
     pthread_mutex_lock(&m->lock);
     m->stats.blackout_send_ns = t_state - *pause_ns;
     m->stats.verify_ns = vs_clock_ns() - t_state;
     pthread_mutex_unlock(&m->lock);
-    (void)t_digest_sent;
     return rc;
 }
 
