@@ -175,6 +175,11 @@ struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_
     json_object_object_add(req, "to", json_object_new_string(to));
     json_object_put(vm_cmd(src, "migrate", req));
     json_object_put(req);
+    return vm_migration_wait(src, timeout_s);
+}
+
+struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s)
+{
     double deadline = now_s() + timeout_s;
     for (;;) {
         struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m;
@@ -188,9 +193,23 @@ struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_
         }
         json_object_put(st);
         if (now_s() > deadline)
-            fail_msg("migration to %s did not finish within %.0f s", to, timeout_s);
+            fail_msg("migration to %s did not finish within %.0f s", json_str(m, "peer"),
+                     timeout_s);
         usleep(50000);
     }
+}
+
+char *vm_digest(struct vm_proc *p, uint64_t start, uint64_t len)
+{
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "start", json_object_new_uint64(start));
+    json_object_object_add(a, "length", json_object_new_uint64(len));
+    struct json_object *r = vm_cmd(p, "digest", a);
+    json_object_put(a);
+    char *d = strdup(json_str(r, "xxh3"));
+    json_object_put(r);
+    assert_int_equal(strlen(d), 16);
+    return d;
 }
 
 void print_migration(const char *label, struct json_object *r)

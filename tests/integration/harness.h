@@ -55,6 +55,11 @@ void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
  * poll until it finishes; returns the final "migration" report (caller puts it). */
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s);
+/* Poll the running migration of src until it ends (completed, failed, cancelled or
+ * unconfirmed); returns its final report (caller puts it). */
+struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s);
+/* The "xxh3" digest of guest RAM [start, start+len) (caller frees). */
+char *vm_digest(struct vm_proc *p, uint64_t start, uint64_t len);
 /* A string / number field of a JSON object ("" / 0 if absent). */
 const char *json_str(struct json_object *o, const char *key);
 double json_num(struct json_object *o, const char *key);

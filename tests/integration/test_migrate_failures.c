@@ -39,24 +39,6 @@ static void start_endless_migration(struct vm_proc *src, struct vm_proc *dst)
     fail_msg("the migration never got under way");
 }
 
-static struct json_object *wait_final(struct vm_proc *src)
-{
-    for (int i = 0; i < 600; i++) {
-        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m;
-        assert_true(json_object_object_get_ex(st, "migration", &m));
-        const char *s = json_str(m, "status");
-        if (!strcmp(s, "failed") || !strcmp(s, "cancelled") || !strcmp(s, "completed")) {
-            m = json_object_get(m);
-            json_object_put(st);
-            return m;
-        }
-        json_object_put(st);
-        usleep(50000);
-    }
-    fail_msg("the migration did not end");
-    return NULL;
-}
-
 /* The source runs on: running state, counters advance, no page lost. */
 static void assert_source_intact(struct vm_proc *src)
 {
@@ -75,7 +57,7 @@ static void cancel_mid_way_keeps_the_source(void **state)
     struct vm_proc src, dst;
     start_endless_migration(&src, &dst);
     json_object_put(vm_cmd(&src, "cancel", NULL));
-    struct json_object *m = wait_final(&src);
+    struct json_object *m = vm_migration_wait(&src, 30);
     assert_string_equal(json_str(m, "status"), "cancelled");
     assert_non_null(strstr(json_str(m, "error"), "cancelled"));
     json_object_put(m);
@@ -92,7 +74,7 @@ static void destination_death_keeps_the_source(void **state)
     struct vm_proc src, dst;
     start_endless_migration(&src, &dst);
     kill(dst.pid, SIGKILL);
-    struct json_object *m = wait_final(&src);
+    struct json_object *m = vm_migration_wait(&src, 30);
     assert_string_equal(json_str(m, "status"), "failed");
     print_message("error after the destination died: %s\n", json_str(m, "error"));
     assert_true(strlen(json_str(m, "error")) > 0);

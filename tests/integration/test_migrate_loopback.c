@@ -11,18 +11,6 @@
 
 #define MiB (1ULL << 20)
 
-static char *digest(struct vm_proc *p, uint64_t start, uint64_t len)
-{
-    struct json_object *a = json_object_new_object();
-    json_object_object_add(a, "start", json_object_new_uint64(start));
-    json_object_object_add(a, "length", json_object_new_uint64(len));
-    struct json_object *r = vm_cmd(p, "digest", a);
-    json_object_put(a);
-    char *d = strdup(json_str(r, "xxh3"));
-    json_object_put(r);
-    return d;
-}
-
 /* Migrate src to a fresh receiver on loopback; returns the receiver (VM arrived). */
 static void migrate_to_new_receiver(struct vm_proc *src, struct vm_proc *dst, const char *label)
 {
@@ -56,11 +44,11 @@ static void migrate_workload(const char *const *args, uint64_t wait_passes, bool
     struct json_object *st = wait_guest_at_least(&src, "passes", wait_passes, 60);
     uint64_t passes = guest_u64(st, "passes");
     json_object_put(st);
-    char *before = read_only ? digest(&src, 4 * MiB, 60 * MiB) : NULL;
+    char *before = read_only ? vm_digest(&src, 4 * MiB, 60 * MiB) : NULL;
 
     migrate_to_new_receiver(&src, &dst, "there");
     if (read_only) {
-        char *after = digest(&dst, 4 * MiB, 60 * MiB);
+        char *after = vm_digest(&dst, 4 * MiB, 60 * MiB);
         assert_string_equal(before, after);
         free(after);
     }
@@ -79,7 +67,7 @@ static void migrate_workload(const char *const *args, uint64_t wait_passes, bool
     assert_int_equal(guest_u64(st, "errors"), 0);
     json_object_put(st);
     if (read_only) {
-        char *after = digest(&back, 4 * MiB, 60 * MiB);
+        char *after = vm_digest(&back, 4 * MiB, 60 * MiB);
         assert_string_equal(before, after);
         free(after);
     }
@@ -95,9 +83,9 @@ static void idle_vm_migrates(void **state)
     struct vm_proc src, dst;
     vm_proc_start(&src, ARGS("--mem", "64M", "--workload", "idle", "--fill", "pattern"));
     json_object_put(wait_guest_at_least(&src, "doorbells", 1, 30));
-    char *before = digest(&src, 0, 64 * MiB);
+    char *before = vm_digest(&src, 0, 64 * MiB);
     migrate_to_new_receiver(&src, &dst, "idle");
-    char *after = digest(&dst, 0, 64 * MiB);
+    char *after = vm_digest(&dst, 0, 64 * MiB);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -154,18 +142,8 @@ static void monitor_writes_during_migration_arrive(void **state)
     json_object_object_add(p, "value", json_object_new_uint64(0x1234567890abcdefULL));
     json_object_put(vm_cmd(&src, "debug-poke", p));
     json_object_put(p);
-    char *before = digest(&src, 0, 64 * MiB);
-    struct json_object *r = NULL;
-    for (int i = 0; i < 600 && !r; i++) {
-        struct json_object *st = vm_cmd(&src, "migrate-status", NULL), *m;
-        assert_true(json_object_object_get_ex(st, "migration", &m));
-        if (strcmp(json_str(m, "status"), "active") && strcmp(json_str(m, "status"), "setup") &&
-            strcmp(json_str(m, "status"), "switchover") && strcmp(json_str(m, "status"), "verifying"))
-            r = json_object_get(m);
-        json_object_put(st);
-        usleep(50000);
-    }
-    assert_non_null(r);
+    char *before = vm_digest(&src, 0, 64 * MiB);
+    struct json_object *r = vm_migration_wait(&src, 60);
     print_migration("poked", r);
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
@@ -175,9 +153,9 @@ static void monitor_writes_during_migration_arrive(void **state)
     assert_true(json_num(p0, "pages-dirtied") >= 1); /* the poked page, sent again */
     json_object_put(r);
     vm_proc_wait_ctl(&dst, 30);
-    char *after = digest(&dst, 0, 64 * MiB);
+    char *after = vm_digest(&dst, 0, 64 * MiB);
     for (uint64_t mb = 0; strcmp(before, after) && mb < 64; mb++) {
-        char *a = digest(&src, mb * MiB, MiB), *b = digest(&dst, mb * MiB, MiB);
+        char *a = vm_digest(&src, mb * MiB, MiB), *b = vm_digest(&dst, mb * MiB, MiB);
         if (strcmp(a, b))
             print_message("MiB %llu differs: source %s, destination %s\n",
                           (unsigned long long)mb, a, b);

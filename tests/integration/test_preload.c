@@ -13,10 +13,15 @@
 
 #define MiB (1ULL << 20)
 
-/* A file holding the words `--fill random --seed seed` would put at [gpa, gpa+len). */
-static void write_image(const char *path, uint64_t gpa, uint64_t len, uint64_t seed,
+/* A temporary file (its name in path) holding the words `--fill random --seed seed`
+ * would put at [gpa, gpa+len); *digest is their XXH3. */
+static void write_image(char path[28], uint64_t gpa, uint64_t len, uint64_t seed,
                         uint64_t *digest)
 {
+    strcpy(path, "/tmp/vmshift-preload-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
     uint8_t *buf = malloc(len);
     assert_non_null(buf);
     vs_fill_buffer(buf, len, gpa, VS_FILL_RANDOM, seed);
@@ -31,10 +36,7 @@ static void write_image(const char *path, uint64_t gpa, uint64_t len, uint64_t s
 static void preloaded_image_is_in_ram_and_verified_by_guest(void **state)
 {
     (void)state;
-    char path[] = "/tmp/vmshift-preload-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char path[28];
     uint64_t digest;
     write_image(path, 8 * MiB, 2 * MiB, 11, &digest);
     char preload[128];
@@ -48,16 +50,10 @@ static void preloaded_image_is_in_ram_and_verified_by_guest(void **state)
     assert_int_equal(guest_u64(st, "errors"), 0);
     json_object_put(st);
 
-    struct json_object *args = json_object_new_object(), *v;
-    json_object_object_add(args, "start", json_object_new_uint64(8 * MiB));
-    json_object_object_add(args, "length", json_object_new_uint64(2 * MiB));
-    struct json_object *r = vm_cmd(&p, "digest", args);
-    json_object_put(args);
-    char want[17];
+    char want[17], *got = vm_digest(&p, 8 * MiB, 2 * MiB);
     snprintf(want, sizeof(want), "%016llx", (unsigned long long)digest);
-    assert_true(json_object_object_get_ex(r, "xxh3", &v));
-    assert_string_equal(json_object_get_string(v), want);
-    json_object_put(r);
+    assert_string_equal(got, want);
+    free(got);
     vm_proc_stop(&p);
     unlink(path);
 }
@@ -65,10 +61,7 @@ static void preloaded_image_is_in_ram_and_verified_by_guest(void **state)
 static void guest_rejects_an_image_that_is_not_what_it_expects(void **state)
 {
     (void)state;
-    char path[] = "/tmp/vmshift-preload-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char path[28];
     uint64_t digest;
     write_image(path, 8 * MiB, 1 * MiB, 12, &digest); /* seed 12, guest expects 11 */
     char preload[128];

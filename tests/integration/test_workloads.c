@@ -13,19 +13,6 @@
 
 #define MiB (1ULL << 20)
 
-static char *digest_of(struct vm_proc *p, uint64_t start, uint64_t length)
-{
-    struct json_object *args = json_object_new_object(), *v;
-    json_object_object_add(args, "start", json_object_new_uint64(start));
-    json_object_object_add(args, "length", json_object_new_uint64(length));
-    struct json_object *r = vm_cmd(p, "digest", args);
-    json_object_put(args);
-    assert_true(json_object_object_get_ex(r, "xxh3", &v));
-    char *s = strdup(json_object_get_string(v));
-    json_object_put(r);
-    return s;
-}
-
 static void idle_touches_nothing(void **state)
 {
     (void)state;
@@ -58,7 +45,7 @@ static void idle_touches_nothing(void **state)
     char want[17];
     snprintf(want, sizeof(want), "%016llx", (unsigned long long)XXH3_64bits(expect, len));
     free(expect);
-    char *got = digest_of(&p, 4 * MiB, len);
+    char *got = vm_digest(&p, 4 * MiB, len);
     assert_string_equal(got, want);
     free(got);
     vm_proc_stop(&p);
@@ -71,7 +58,7 @@ static void once_reads_and_checks_random_memory(void **state)
     struct vm_proc p;
     vm_proc_start(&p, ARGS("--mem", "64M", "--workload", "once", "--fill", "random",
                            "--seed", "5"));
-    char *before = digest_of(&p, 4 * MiB, 60 * MiB);
+    char *before = vm_digest(&p, 4 * MiB, 60 * MiB);
     struct json_object *st = wait_guest_at_least(&p, "passes", 2, 60);
     uint64_t pages = 60 * MiB / 4096;
     assert_string_equal(guest_str(st, "workload"), "once");
@@ -80,7 +67,7 @@ static void once_reads_and_checks_random_memory(void **state)
     assert_true(guest_u64(st, "pages_checked") >= 2 * pages);
     assert_int_equal(guest_u64(st, "pages_written"), 0);
     json_object_put(st);
-    char *after = digest_of(&p, 4 * MiB, 60 * MiB);
+    char *after = vm_digest(&p, 4 * MiB, 60 * MiB);
     assert_string_equal(before, after); /* read-only */
     free(before);
     free(after);
@@ -92,7 +79,7 @@ static void continuous_dirties_every_page(void **state)
     (void)state;
     struct vm_proc p;
     vm_proc_start(&p, ARGS("--mem", "64M", "--workload", "continuous"));
-    char *before = digest_of(&p, 4 * MiB, 60 * MiB);
+    char *before = vm_digest(&p, 4 * MiB, 60 * MiB);
     struct json_object *st = wait_guest_at_least(&p, "passes", 2, 60);
     uint64_t pages = 60 * MiB / 4096;
     assert_true(guest_u64(st, "pages_written") >= 2 * pages);
@@ -105,7 +92,7 @@ static void continuous_dirties_every_page(void **state)
     print_message("continuous workload: %.0f pages/s (1 vCPU, full speed)\n", rate);
     assert_true(rate > 1000);
     json_object_put(st);
-    char *after = digest_of(&p, 4 * MiB, 60 * MiB);
+    char *after = vm_digest(&p, 4 * MiB, 60 * MiB);
     assert_string_not_equal(before, after);
     free(before);
     free(after);

@@ -13,17 +13,8 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "expect_error.h"
 #include "transport/tcp.h"
-
-static void expect_msg(int rc, const char *n1, const char *n2)
-{
-    const char *msg = vs_last_error();
-    if (getenv("VS_TEST_SHOW_ERRORS"))
-        fprintf(stderr, "    error: %s\n", msg);
-    if (rc >= 0 || !strstr(msg, n1) || (n2 && !strstr(msg, n2)))
-        fail_msg("rc %d, message \"%s\" (wanted \"%s\"%s%s)", rc, msg, n1, n2 ? ", " : "",
-                 n2 ? n2 : "");
-}
 
 static void parse_good_addresses(void **state)
 {

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "expect_error.h"
 #include "transport/channel.h"
 #include "wire/format.h"
 #include "wire/reader.h"
@@ -54,17 +55,6 @@ static int teardown(void **state)
     vs_channel_close(f->rx);
     free(f);
     return 0;
-}
-
-/* The last error mentions every needle. */
-static void expect_msg(int rc, const char *n1, const char *n2)
-{
-    const char *msg = vs_last_error();
-    if (getenv("VS_TEST_SHOW_ERRORS"))
-        fprintf(stderr, "    error: %s\n", msg);
-    if (rc >= 0 || !strstr(msg, n1) || (n2 && !strstr(msg, n2)))
-        fail_msg("rc %d, message \"%s\" (wanted \"%s\"%s%s)", rc, msg, n1, n2 ? ", " : "",
-                 n2 ? n2 : "");
 }
 
 static void seal(struct vs_wire_header *h)
