@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev)
+PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev libzstd-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
