@@ -8,9 +8,11 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 _Static_assert(sizeof(struct vs_wire_header) == 32, "record header is 32 bytes");
 _Static_assert(offsetof(struct vs_wire_header, seq) == 16, "header layout");
 _Static_assert(offsetof(struct vs_wire_header, payload_sum) == 24, "header layout");
-_Static_assert(sizeof(struct vs_wire_hello) == 48, "HELLO layout");
-_Static_assert(sizeof(struct vs_wire_hello_reply) == 280, "HELLO_REPLY layout");
+_Static_assert(sizeof(struct vs_wire_hello) == 64, "HELLO layout");
+_Static_assert(sizeof(struct vs_wire_hello_reply) == 288, "HELLO_REPLY layout");
 _Static_assert(sizeof(struct vs_wire_pages) == 8, "PAGES header layout");
+_Static_assert(sizeof(struct vs_wire_stream_hello) == 24, "STREAM_HELLO layout");
+_Static_assert(sizeof(struct vs_wire_cpages) == 16, "CPAGES header layout");
 _Static_assert(sizeof(struct vs_wire_pass_end) == 16, "PASS_END layout");
 _Static_assert(sizeof(struct vs_wire_vcpu_state) == 8, "VCPU_STATE header layout");
 _Static_assert(sizeof(struct vs_wire_digest) == 32, "DIGEST layout");
@@ -30,6 +32,8 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_COMMIT] = "COMMIT",
     [VS_REC_RESUMED] = "RESUMED",
     [VS_REC_ABORT] = "ABORT",
+    [VS_REC_STREAM_HELLO] = "STREAM_HELLO",
+    [VS_REC_CPAGES] = "CPAGES",
 };
 
 const char *vs_wire_type_name(unsigned type)

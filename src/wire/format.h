@@ -1,20 +1,25 @@
-/* The vmshift migration stream, version 1 (documented in docs/stream-format.md).
+/* The vmshift migration stream, version 2 (documented in docs/stream-format.md).
  *
- * A stream is a sequence of records in both directions over one channel. Every record is
- * a 32-byte header and a payload; all integers are little-endian. Each direction numbers
- * its records from 0 (seq), so a lost, repeated or reordered record is detected. */
+ * A migration runs over 1..VS_WIRE_MAX_STREAMS channels ("streams"). Stream 0 carries the
+ * handshake, the state and the verdict as well as pages; streams 1.. carry only pages and
+ * pass ends. On each stream, a sequence of records in both directions: every record is a
+ * 32-byte header and a payload; all integers are little-endian. Each direction of each
+ * stream numbers its records from 0 (seq), so a lost, repeated or reordered record is
+ * detected. */
 #ifndef VS_WIRE_FORMAT_H
 #define VS_WIRE_FORMAT_H
 
 #include <stdint.h>
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
-#define VS_WIRE_VERSION_MAJOR  1
+#define VS_WIRE_VERSION_MAJOR  2
 #define VS_WIRE_VERSION_MINOR  0
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
 #define VS_WIRE_MAX_REASON     256           /* bytes of a reason string, NUL included */
+#define VS_WIRE_MAX_STREAMS    16            /* channels of one migration */
+#define VS_WIRE_SESSION_LEN    16            /* random id tying extra streams to stream 0 */
 
 enum vs_wire_type {
     VS_REC_HELLO = 1,          /* src->dst  struct vs_wire_hello */
@@ -29,13 +34,23 @@ enum vs_wire_type {
     VS_REC_COMMIT = 10,        /* src->dst  empty: the source has committed */
     VS_REC_RESUMED = 11,       /* dst->src  struct vs_wire_resumed */
     VS_REC_ABORT = 12,         /* either    NUL-terminated reason (<= VS_WIRE_MAX_REASON) */
-    VS_REC_TYPE_MAX = 12,
+    VS_REC_STREAM_HELLO = 13,  /* src->dst  struct vs_wire_stream_hello: first record of
+                                            streams 1.. */
+    VS_REC_CPAGES = 14,        /* src->dst  struct vs_wire_cpages, gpa[count], compressed
+                                            data of the count pages */
+    VS_REC_TYPE_MAX = 14,
 };
+
+/* Header flags. */
+#define VS_WIRE_FLAG_META_SUM  0x0001u  /* PAGES only: payload_sum covers the page record
+                                           header and the page list, not the page data
+                                           (sent straight from guest RAM while the guest
+                                           runs; the end-to-end digest covers it) */
 
 struct vs_wire_header {        /* 32 bytes */
     uint32_t magic;            /* VS_WIRE_MAGIC */
     uint16_t type;             /* enum vs_wire_type */
-    uint16_t flags;            /* 0 in version 1 */
+    uint16_t flags;            /* VS_WIRE_FLAG_*; only those its type allows */
     uint32_t length;           /* payload bytes */
     uint32_t header_sum;       /* XXH32(header with header_sum = 0, seed 0) */
     uint64_t seq;              /* record number in this direction, from 0 */
@@ -48,14 +63,26 @@ struct vs_wire_hello {
     uint32_t page_size;        /* VS_WIRE_PAGE_SIZE */
     uint64_t ram_size;         /* bytes, one region from guest-physical 0 */
     uint32_t nr_vcpus;
-    uint32_t features;         /* VS_FEATURE_* bits; 0 in version 1.0 */
+    uint32_t features;         /* VS_FEATURE_* bits; none defined in version 2.0 */
     uint8_t boot_id[16];       /* source kernel boot id: equal ids share CLOCK_MONOTONIC */
-    uint64_t ram_digest_blocks;/* reserved, 0 */
+    uint8_t session[VS_WIRE_SESSION_LEN];  /* random; repeated by every extra stream */
+    uint32_t nr_streams;       /* 1..VS_WIRE_MAX_STREAMS; the source has already opened
+                                  streams 1..nr_streams-1 when it sends HELLO */
+    uint32_t codecs;           /* bit (1 << enum vs_codec) per codec CPAGES may use */
+};
+
+struct vs_wire_stream_hello {
+    uint8_t session[VS_WIRE_SESSION_LEN];
+    uint32_t index;            /* 1..nr_streams-1 */
+    uint32_t nr_streams;
 };
 
 struct vs_wire_hello_reply {
-    uint32_t accepted;         /* 1 = the destination built a skeleton VM; 0 = refused */
+    uint32_t accepted;         /* 1 = the destination built a skeleton VM and has every
+                                  stream; 0 = refused */
     uint32_t features;         /* features both sides will use */
+    uint32_t codecs;           /* the codecs of HELLO that this destination can decode */
+    uint32_t reserved;
     uint8_t boot_id[16];
     char reason[VS_WIRE_MAX_REASON];   /* why it refused (NUL-terminated) */
 };
@@ -65,10 +92,20 @@ struct vs_wire_pages {         /* followed by uint64_t gpa[count] and, for PAGES
     uint32_t pass;             /* pre-copy pass this belongs to */
 };
 
+struct vs_wire_cpages {         /* followed by uint64_t gpa[count], then the compressed
+                                  image of the count pages in gpa order */
+    uint32_t count;            /* 1..VS_WIRE_MAX_PAGES */
+    uint32_t pass;
+    uint32_t codec;            /* enum vs_codec (src/codec/codec.h), never NONE */
+    uint32_t reserved;
+};
+
+/* Sent on every stream at the end of each pass: all pages of the pass sent on this
+ * stream precede it. The destination finishes a pass when every stream has ended it. */
 struct vs_wire_pass_end {
     uint32_t pass;
     uint32_t final;            /* 1: the source is paused, this was the last pass */
-    uint64_t pages_sent;       /* pages (data and zero) sent in this pass */
+    uint64_t pages_sent;       /* pages (data and zero) sent in this pass on this stream */
 };
 
 struct vs_wire_vcpu_state {    /* followed by the state blob (see src/migrate/vstate.h) */

@@ -1,6 +1,7 @@
 /* The one parser of migration input. Everything the peer sends is checked before use;
  * every error names the record (seq, type) and its stream offset. */
 #include "wire/reader.h"
+#include "codec/codec.h"
 #include "common/error.h"
 #include "vmshift/guest_abi.h"
 
@@ -10,15 +11,29 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* Feature bits this version understands (none in 1.0). */
+/* Feature bits this version understands (none in 2.0). */
 #define VS_WIRE_KNOWN_FEATURES 0u
 
 typedef unsigned long long ull;
+
+/* Compressed payload bytes a CPAGES record may carry beyond the raw size of its pages
+ * (the source sends raw PAGES when compression does not shrink a batch). */
+#define CPAGES_SLACK 65536u
 
 void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch)
 {
     memset(r, 0, sizeof(*r));
     r->ch = ch;
+}
+
+void vs_wire_reader_destroy(struct vs_wire_reader *r)
+{
+    for (unsigned i = 0; i < VS_CODEC_COUNT; i++)
+        vs_codec_ctx_free(r->codec[i]);
+    free(r->cbuf);
+    free(r->pbuf);
+    memset(r->codec, 0, sizeof(r->codec));
+    r->cbuf = r->pbuf = NULL;
 }
 
 /* "migration stream: record #SEQ (TYPE) at offset N: <problem>". trusted = the header's
@@ -57,6 +72,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_DIGEST: return sizeof(struct vs_wire_digest);
     case VS_REC_VERIFY_REPLY: return sizeof(struct vs_wire_verdict);
     case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
+    case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
     default: return 0;
     }
 }
@@ -90,6 +106,11 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
         *min = sizeof(struct vs_wire_pages) + 8;
         *max = sizeof(struct vs_wire_pages) + (uint64_t)VS_WIRE_MAX_PAGES * 8;
         break;
+    case VS_REC_CPAGES:
+        *min = sizeof(struct vs_wire_cpages) + 8 + 1;
+        *max = sizeof(struct vs_wire_cpages) +
+               (uint64_t)VS_WIRE_MAX_PAGES * (8 + VS_WIRE_PAGE_SIZE) + CPAGES_SLACK;
+        break;
     default:
         break;
     }
@@ -117,9 +138,11 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "unknown record type %u (this vmshift "
                         "knows 1..%u); is the source a newer vmshift?", h->type,
                         VS_REC_TYPE_MAX);
-    if (h->flags != 0)
-        return rec_fail(EPROTO, h, 1, at, r->next_seq, "flags 0x%04x set; version %d "
-                        "records have flags 0", h->flags, VS_WIRE_VERSION_MAJOR);
+    uint16_t allowed = h->type == VS_REC_PAGES ? VS_WIRE_FLAG_META_SUM : 0;
+    if (h->flags & ~allowed)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "flags 0x%04x are not allowed on %s "
+                        "records (allowed: 0x%04x)", h->flags, vs_wire_type_name(h->type),
+                        allowed);
     if (h->seq != r->next_seq)
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "record out of order: expected #%llu, "
                         "got #%llu (a record was lost, repeated or reordered)",
@@ -185,7 +208,26 @@ static int read_run(struct vs_wire_reader *r, const struct vs_wire_header *h, ui
     int rc = read_part(r, h, dst, len, "page data");
     if (rc < 0)
         return rc;
-    XXH3_64bits_update(st, dst, len);
+    if (st)
+        XXH3_64bits_update(st, dst, len);
+    return 0;
+}
+
+/* Read a page list of count entries into gpa[] and check every address. */
+static int read_page_list(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                          uint64_t ram_size, uint32_t count, uint64_t *gpa)
+{
+    int rc = read_part(r, h, gpa, (size_t)count * sizeof(uint64_t), "the page list");
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < count; i++) {
+        if (gpa[i] % VS_WIRE_PAGE_SIZE)
+            return REC_FAIL(EPROTO, r, h, "page %u of %u: gpa 0x%llx is not %u-aligned", i,
+                            count, (ull)gpa[i], VS_WIRE_PAGE_SIZE);
+        if (ram_size < VS_WIRE_PAGE_SIZE || gpa[i] > ram_size - VS_WIRE_PAGE_SIZE)
+            return REC_FAIL(ERANGE, r, h, "page %u of %u: gpa 0x%llx is outside guest RAM "
+                            "of 0x%llx bytes", i, count, (ull)gpa[i], (ull)ram_size);
+    }
     return 0;
 }
 
@@ -209,17 +251,8 @@ int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
         return REC_FAIL(EPROTO, r, h, "page count %u needs a payload of %llu bytes but the "
                         "header says %u", info->count, (ull)want, h->length);
     size_t list_len = (size_t)info->count * sizeof(uint64_t);
-    rc = read_part(r, h, gpa, list_len, "the page list");
-    if (rc < 0)
+    if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
         return rc;
-    for (uint32_t i = 0; i < info->count; i++) {
-        if (gpa[i] % VS_WIRE_PAGE_SIZE)
-            return REC_FAIL(EPROTO, r, h, "page %u of %u: gpa 0x%llx is not %u-aligned", i,
-                            info->count, (ull)gpa[i], VS_WIRE_PAGE_SIZE);
-        if (ram_size < VS_WIRE_PAGE_SIZE || gpa[i] > ram_size - VS_WIRE_PAGE_SIZE)
-            return REC_FAIL(ERANGE, r, h, "page %u of %u: gpa 0x%llx is outside guest RAM "
-                            "of 0x%llx bytes", i, info->count, (ull)gpa[i], (ull)ram_size);
-    }
 
     XXH3_state_t *st = XXH3_createState();
     if (!st)
@@ -229,12 +262,14 @@ int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
     XXH3_64bits_update(st, gpa, list_len);
     if (data) {
         /* One read per run of consecutive pages (a whole record when the source sends
-         * memory in order); each run is hashed as it lies in RAM right after reading. */
+         * memory in order); each run is hashed as it lies in RAM right after reading,
+         * unless the source summed only the page list (VS_WIRE_FLAG_META_SUM). */
+        XXH3_state_t *data_st = (h->flags & VS_WIRE_FLAG_META_SUM) ? NULL : st;
         uint32_t start = 0;
         for (uint32_t i = 1; i <= info->count && rc == 0; i++) {
             if (i < info->count && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE)
                 continue;
-            rc = read_run(r, h, ram, gpa, start, i - start, st);
+            rc = read_run(r, h, ram, gpa, start, i - start, data_st);
             start = i;
         }
     }
@@ -243,6 +278,74 @@ int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
     if (rc < 0)
         return rc;
     return check_sum(r, h, sum);
+}
+
+/* Allocate what decompressing needs for codec, once per reader. */
+static int cpages_buffers(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                          unsigned codec)
+{
+    if (!r->cbuf)
+        r->cbuf = malloc((size_t)VS_WIRE_MAX_PAGES * VS_WIRE_PAGE_SIZE + CPAGES_SLACK);
+    if (!r->pbuf)
+        r->pbuf = aligned_alloc(VS_WIRE_PAGE_SIZE, (size_t)VS_WIRE_MAX_PAGES * VS_WIRE_PAGE_SIZE);
+    if (!r->cbuf || !r->pbuf)
+        return REC_FAIL(ENOMEM, r, h, "out of memory for the decompression buffers");
+    if (!r->codec[codec]) {
+        int rc = vs_codec_ctx_new(&r->codec[codec], (enum vs_codec)codec, 0);
+        if (rc < 0)
+            return vs_fail_context(rc, "migration stream: record #%llu (CPAGES)", (ull)h->seq);
+    }
+    return 0;
+}
+
+int vs_wire_read_cpages(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                        uint8_t *ram, uint64_t ram_size, struct vs_wire_cpages *info,
+                        uint64_t *gpa)
+{
+    if (h->type != VS_REC_CPAGES)
+        return REC_FAIL(EPROTO, r, h, "expected CPAGES, got %s", vs_wire_type_name(h->type));
+    int rc = read_part(r, h, info, sizeof(*info), "the compressed page record header");
+    if (rc < 0)
+        return rc;
+    if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
+        return REC_FAIL(EPROTO, r, h, "page count %u is out of range 1..%u", info->count,
+                        VS_WIRE_MAX_PAGES);
+    if (info->codec == VS_CODEC_NONE || info->codec >= VS_CODEC_COUNT ||
+        !((r->codecs >> info->codec) & 1))
+        return REC_FAIL(EPROTO, r, h, "codec %u (%s) was not agreed in the handshake "
+                        "(agreed mask 0x%x)", info->codec, vs_codec_name(info->codec),
+                        r->codecs);
+    uint64_t head = sizeof(*info) + (uint64_t)info->count * 8;
+    uint64_t raw = (uint64_t)info->count * VS_WIRE_PAGE_SIZE;
+    if (h->length <= head || h->length - head > raw + CPAGES_SLACK)
+        return REC_FAIL(EPROTO, r, h, "%u pages with a payload of %u bytes leave %lld bytes "
+                        "of compressed data; it must be 1..%llu", info->count, h->length,
+                        (long long)h->length - (long long)head, (ull)(raw + CPAGES_SLACK));
+    if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
+        return rc;
+    if ((rc = cpages_buffers(r, h, info->codec)) < 0)
+        return rc;
+    size_t clen = (size_t)(h->length - head);
+    if ((rc = read_part(r, h, r->cbuf, clen, "compressed page data")) < 0)
+        return rc;
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return vs_fail(ENOMEM, "migration stream: out of memory for a checksum state");
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, info, sizeof(*info));
+    XXH3_64bits_update(st, gpa, (size_t)info->count * 8);
+    XXH3_64bits_update(st, r->cbuf, clen);
+    uint64_t sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    if ((rc = check_sum(r, h, sum)) < 0)
+        return rc;
+    rc = vs_codec_decompress(r->codec[info->codec], r->cbuf, clen, r->pbuf, (size_t)raw);
+    if (rc < 0)
+        return vs_fail_context(rc, "migration stream: record #%llu (CPAGES) at offset %llu",
+                               (ull)h->seq, (ull)r->record_offset);
+    for (uint32_t i = 0; i < info->count; i++)
+        memcpy(ram + gpa[i], r->pbuf + (size_t)i * VS_WIRE_PAGE_SIZE, VS_WIRE_PAGE_SIZE);
+    return 0;
 }
 
 int vs_wire_read_fixed(struct vs_wire_reader *r, const struct vs_wire_header *h,
@@ -278,6 +381,24 @@ int vs_wire_check_hello(const struct vs_wire_hello *h)
         return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown feature bits 0x%x "
                        "(this vmshift knows 0x%x); upgrade the destination",
                        h->features & ~VS_WIRE_KNOWN_FEATURES, VS_WIRE_KNOWN_FEATURES);
+    if (h->nr_streams < 1 || h->nr_streams > VS_WIRE_MAX_STREAMS)
+        return vs_fail(EPROTO, "migration stream: HELLO: %u streams is out of range 1..%d",
+                       h->nr_streams, VS_WIRE_MAX_STREAMS);
+    if (h->codecs & ~((1u << VS_CODEC_COUNT) - 1))
+        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown codec bits 0x%x; "
+                       "upgrade the destination", h->codecs & ~((1u << VS_CODEC_COUNT) - 1));
+    return 0;
+}
+
+int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
+                               const struct vs_wire_hello *h)
+{
+    if (memcmp(sh->session, h->session, sizeof(sh->session)) != 0)
+        return vs_fail(EACCES, "migration stream: STREAM_HELLO names another migration "
+                       "session; a connection from a different source?");
+    if (sh->nr_streams != h->nr_streams || sh->index < 1 || sh->index >= h->nr_streams)
+        return vs_fail(EPROTO, "migration stream: STREAM_HELLO: stream %u of %u does not fit "
+                       "the %u streams of HELLO", sh->index, sh->nr_streams, h->nr_streams);
     return 0;
 }
 

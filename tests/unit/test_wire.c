@@ -102,7 +102,8 @@ static void round_trip_every_record_type(void **state)
 {
     struct fixture *f = *state;
     struct vs_wire_hello hello = { .version_major = VS_WIRE_VERSION_MAJOR, .page_size = PG,
-                                   .ram_size = 64 << 20, .nr_vcpus = 2, .boot_id = { 7 } };
+                                   .ram_size = 64 << 20, .nr_vcpus = 2, .boot_id = { 7 },
+                                   .nr_streams = 4, .codecs = 1u << VS_CODEC_LZ4 };
     struct vs_wire_hello_reply reply = { .accepted = 1, .boot_id = { 9 } };
     struct vs_wire_pass_end pe = { .pass = 3, .final = 1, .pages_sent = 12345 };
     uint8_t vcpu[8 + 40];
@@ -535,12 +536,16 @@ static void hello_validation(void **state)
     (void)state;
     const struct vs_wire_hello good = { .version_major = VS_WIRE_VERSION_MAJOR,
                                         .version_minor = 7, .page_size = PG,
-                                        .ram_size = 16 * PG, .nr_vcpus = 32 };
+                                        .ram_size = 16 * PG, .nr_vcpus = 32,
+                                        .nr_streams = 16 };
     assert_int_equal(vs_wire_check_hello(&good), 0);   /* another minor is fine */
     struct vs_wire_hello h = good;
-    h.version_major = 2;
+    h.version_major = 3;
     h.version_minor = 0;
-    expect_msg(vs_wire_check_hello(&h), "stream version 2.0 is not supported", "speaks 1.x");
+    expect_msg(vs_wire_check_hello(&h), "stream version 3.0 is not supported", "speaks 2.x");
+    h.version_major = 1;
+    expect_msg(vs_wire_check_hello(&h), "stream version 1.0 is not supported",
+               "upgrade the source");
     h = good;
     h.page_size = 8192;
     expect_msg(vs_wire_check_hello(&h), "page size 8192", NULL);
@@ -557,6 +562,32 @@ static void hello_validation(void **state)
     h = good;
     h.features = 0x4;
     expect_msg(vs_wire_check_hello(&h), "feature bits 0x4", NULL);
+    h = good;
+    h.nr_streams = 0;
+    expect_msg(vs_wire_check_hello(&h), "0 streams is out of range 1..16", NULL);
+    h.nr_streams = 17;
+    expect_msg(vs_wire_check_hello(&h), "17 streams", NULL);
+    h = good;
+    h.codecs = 1u << 9;
+    expect_msg(vs_wire_check_hello(&h), "unknown codec bits 0x200", NULL);
+
+    /* Extra streams must name the session and fit its stream count. */
+    h = good;
+    h.nr_streams = 3;
+    memset(h.session, 0xab, sizeof(h.session));
+    struct vs_wire_stream_hello sh = { .index = 2, .nr_streams = 3 };
+    memcpy(sh.session, h.session, sizeof(sh.session));
+    assert_int_equal(vs_wire_check_stream_hello(&sh, &h), 0);
+    sh.index = 3;
+    expect_msg(vs_wire_check_stream_hello(&sh, &h), "stream 3 of 3", NULL);
+    sh.index = 0;
+    expect_msg(vs_wire_check_stream_hello(&sh, &h), "stream 0 of 3", NULL);
+    sh.index = 1;
+    sh.nr_streams = 4;
+    expect_msg(vs_wire_check_stream_hello(&sh, &h), "stream 1 of 4", NULL);
+    sh.nr_streams = 3;
+    sh.session[5] ^= 1;
+    expect_msg(vs_wire_check_stream_hello(&sh, &h), "another migration session", NULL);
 }
 
 static void reason_validation(void **state)
