@@ -1,6 +1,7 @@
 /* Channel helpers (exact reads and writes with peer-naming errors) and the generic
  * channel over a connected stream socket. */
 #include "transport/channel.h"
+#include "transport/zerocopy.h"
 #include "common/error.h"
 
 #include <errno.h>
@@ -24,6 +25,12 @@ static long channel_timeout_ms(const struct vs_channel *ch, int opt)
 
 int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
 {
+    return vs_channel_write_all_flags(ch, iov, iovcnt, 0);
+}
+
+int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iovcnt,
+                               int flags)
+{
     uint64_t total = 0, done = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
@@ -36,7 +43,7 @@ int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
             continue;
         }
         int n = iovcnt > IOV_MAX ? IOV_MAX : iovcnt;
-        ssize_t w = ch->ops->writev(ch, iov, n);
+        ssize_t w = ch->ops->writev(ch, iov, n, n < iovcnt ? flags | VS_CH_MORE : flags);
         if (w < 0) {
             int err = errno;
             if (err == EINTR)
@@ -55,7 +62,7 @@ int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
         if (w == 0)
             return vs_fail(EPIPE, "sending to %s failed after %llu bytes: the channel "
                            "accepted no data", ch->peer, (unsigned long long)done);
-        ch->bytes_sent += (uint64_t)w;
+        __atomic_fetch_add(&ch->bytes_sent, (uint64_t)w, __ATOMIC_RELAXED);
         done += (uint64_t)w;
         size_t left = (size_t)w;
         while (iovcnt > 0 && left >= iov->iov_len) {
@@ -97,7 +104,7 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
             return vs_fail(EPIPE, "connection closed by %s after %zu of %zu bytes",
                            ch->peer, done, len);
         done += (size_t)r;
-        ch->bytes_received += (uint64_t)r;
+        __atomic_fetch_add(&ch->bytes_received, (uint64_t)r, __ATOMIC_RELAXED);
     }
     return 0;
 }
@@ -118,12 +125,21 @@ int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms)
     return 0;
 }
 
+void vs_channel_shutdown_read(struct vs_channel *ch)
+{
+    if (ch && ch->fd >= 0)
+        shutdown(ch->fd, SHUT_RD);
+}
+
 /* Generic operations on a connected stream socket. */
 
-static ssize_t fd_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt)
+static ssize_t fd_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt, int flags)
 {
     struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-    return sendmsg(ch->fd, &msg, MSG_NOSIGNAL);
+    int f = MSG_NOSIGNAL | ((flags & VS_CH_MORE) ? MSG_MORE : 0);
+    if ((flags & VS_CH_ZEROCOPY) && ch->zerocopy)
+        return vs_zerocopy_sendmsg(ch, &msg, f);
+    return sendmsg(ch->fd, &msg, f);
 }
 
 static ssize_t fd_read(struct vs_channel *ch, void *buf, size_t len)

@@ -3,6 +3,7 @@
 #ifndef VS_CHANNEL_H
 #define VS_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -10,10 +11,15 @@
 
 struct vs_channel;
 
+/* Write flags. */
+#define VS_CH_MORE      1   /* more data follows at once: the transport may hold this back */
+#define VS_CH_ZEROCOPY  2   /* the buffers stay unchanged and mapped until the transfer is
+                               done (guest RAM): the transport may send them without copying */
+
 struct vs_channel_ops {
     const char *name;                                    /* "tcp", "fd", ... */
     /* Like writev(2)/read(2): may be partial; -1 with errno on error; read 0 = EOF. */
-    ssize_t (*writev)(struct vs_channel *ch, const struct iovec *iov, int iovcnt);
+    ssize_t (*writev)(struct vs_channel *ch, const struct iovec *iov, int iovcnt, int flags);
     ssize_t (*read)(struct vs_channel *ch, void *buf, size_t len);
     /* Make blocked and future reads/writes on this channel fail at once (any thread). */
     void (*shutdown)(struct vs_channel *ch);
@@ -25,13 +31,19 @@ struct vs_channel {
     const struct vs_channel_ops *ops;
     int fd;
     char peer[80];               /* "198.18.0.2:4444", for messages */
-    uint64_t bytes_sent;
+    uint64_t bytes_sent;         /* updated atomically: other threads may sample them */
     uint64_t bytes_received;
+    bool zerocopy;               /* MSG_ZEROCOPY is on (vs_channel_enable_zerocopy) */
+    uint64_t zc_sends;           /* zero-copy sends issued ... */
+    uint64_t zc_done;            /* ... and completed by the kernel ... */
+    uint64_t zc_copied;          /* ... of which the kernel copied after all (loopback, veth) */
 };
 
 /* Write every byte of iov (iov is modified). Errors name the peer: "sending to PEER
  * failed after N bytes: Connection reset by peer". */
 int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt);
+int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iovcnt,
+                               int flags);
 int vs_channel_write(struct vs_channel *ch, const void *buf, size_t len);
 /* Read exactly len bytes. EOF before that is an error: "connection closed by PEER ...". */
 int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len);
@@ -39,10 +51,26 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len);
 /* Receive timeout for reads (a silent peer is an error after it); 0 = wait forever. */
 int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms);
 
+/* Send VS_CH_ZEROCOPY writes with MSG_ZEROCOPY from now on. Fails if the socket cannot. */
+int vs_channel_enable_zerocopy(struct vs_channel *ch);
+/* Wait up to timeout_ms until the kernel has finished with every zero-copy send. */
+int vs_channel_zerocopy_drain(struct vs_channel *ch, int timeout_ms);
+
+static inline uint64_t vs_channel_sent(const struct vs_channel *ch)
+{
+    return __atomic_load_n(&ch->bytes_sent, __ATOMIC_RELAXED);
+}
+static inline uint64_t vs_channel_received(const struct vs_channel *ch)
+{
+    return __atomic_load_n(&ch->bytes_received, __ATOMIC_RELAXED);
+}
+
 /* A channel over any connected stream socket fd (takes ownership). For tests
  * (socketpair) and local transports. */
 int vs_channel_from_fd(int fd, const char *peer, struct vs_channel **out);
 
+/* Make blocked and future reads fail (EOF) while writes still work. */
+void vs_channel_shutdown_read(struct vs_channel *ch);
 static inline void vs_channel_shutdown(struct vs_channel *ch) { ch->ops->shutdown(ch); }
 static inline void vs_channel_close(struct vs_channel *ch) { if (ch) ch->ops->close(ch); }
 
