@@ -18,6 +18,10 @@ static const char usage[] =
     "  --max-passes N         ... or after this many pre-copy passes (default 30)\n"
     "  --timeout-ms MS        connect, and any wait for the peer (default 60000)\n"
     "  --max-bandwidth RATE   cap pre-copy at RATE bytes/s (suffixes K, M, G; e.g. 100M)\n"
+    "  --streams N            TCP connections in parallel, 1..16 (default: one per CPU, <= 4)\n"
+    "  --compress CODEC       none (default), lz4, zstd, or auto (zstd where the link, not\n"
+    "                         the CPU, is the bottleneck, measured per batch)\n"
+    "  --zerocopy             send page data with MSG_ZEROCOPY\n"
     "  --report FILE          write the final report (JSON) to FILE\n"
     "  --quiet                no progress lines\n";
 
@@ -71,6 +75,8 @@ int cli_migrate_main(int argc, char **argv)
         { "to", required_argument, NULL, 't' }, { "downtime-limit", required_argument, NULL, 'd' },
         { "max-passes", required_argument, NULL, 'p' }, { "timeout-ms", required_argument, NULL, 'o' },
         { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
+        { "streams", required_argument, NULL, 's' }, { "compress", required_argument, NULL, 'c' },
+        { "zerocopy", no_argument, NULL, 'z' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     const char *report = NULL;
@@ -82,10 +88,13 @@ int cli_migrate_main(int argc, char **argv)
     int c;
     uint64_t v;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" : "timeout_ms";
+        const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" :
+                          c == 's' ? "streams" : "timeout_ms";
         switch (c) {
         case 't': json_object_object_add(req, "to", json_object_new_string(optarg)); break;
-        case 'd': case 'p': case 'o':
+        case 'c': json_object_object_add(req, "compress", json_object_new_string(optarg)); break;
+        case 'z': json_object_object_add(req, "zerocopy", json_object_new_boolean(1)); break;
+        case 'd': case 'p': case 'o': case 's':
             if (vs_parse_u64(optarg, &v)) {
                 fprintf(stderr, "vmshift migrate: %s '%s' is not a whole number\n",
                         argv[optind - 1], optarg);

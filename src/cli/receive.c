@@ -99,6 +99,11 @@ static void write_report(const char *path, const struct vs_migration_stats *s)
     json_object_put(j);
 }
 
+static int accept_stream(void *ctx, int timeout_ms, struct vs_channel **out)
+{
+    return vs_tcp_accept(ctx, timeout_ms, out);
+}
+
 static int write_port(const char *path, int port)
 {
     FILE *f = fopen(path, "we");
@@ -126,13 +131,16 @@ int cli_receive_main(int argc, char **argv)
     vs_info("waiting for an incoming VM on %s (port %d)", o.listen, vs_tcp_listener_port(l));
     struct vs_channel *ch;
     int rc = vs_tcp_accept(l, (int)(o.accept_timeout_s * 1000), &ch);
-    vs_tcp_listener_close(l);
     if (rc) {
+        vs_tcp_listener_close(l);
         fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
         return 1;
     }
     struct vm_commands cmds = { .has_incoming = true };
+    o.in.accept_stream = accept_stream;   /* the other streams come to the same port */
+    o.in.accept_ctx = l;
     rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming);
+    vs_tcp_listener_close(l);
     vs_channel_close(ch);
     write_report(o.report, &cmds.incoming);
     if (rc < 0) {

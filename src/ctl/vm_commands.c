@@ -2,6 +2,8 @@
 #include "ctl/ctl_json.h"
 #include "common/error.h"
 #include "migrate/source.h"
+#include "codec/codec.h"
+#include "wire/format.h"
 #include "vmshift/guest_abi.h"
 
 #include <json-c/json.h>
@@ -180,8 +182,41 @@ static int cmd_set_rate(struct vs_vm *vm, struct json_object *req, struct json_o
     return 0;
 }
 
+/* streams=N compress=none|lz4|zstd|auto zerocopy=BOOL of a migrate request. */
+static int migrate_stream_opts(struct json_object *req, struct vs_migration_opts *o)
+{
+    uint64_t v;
+    const char *name;
+    bool b;
+    int rc;
+    if ((rc = ctl_json_get_u64(req, "streams", &v)) == 0) {
+        if (v < 1 || v > VS_WIRE_MAX_STREAMS)
+            return vs_fail(EINVAL, "streams=%llu is out of range; give 1 to %d",
+                           (unsigned long long)v, VS_WIRE_MAX_STREAMS);
+        o->streams = (uint32_t)v;
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    if ((rc = ctl_json_get_string(req, "compress", &name)) == 0) {
+        enum vs_codec codec;
+        if (strcmp(name, "auto") == 0)
+            o->compress = VS_COMPRESS_AUTO;
+        else if ((rc = vs_codec_parse(name, &codec)) == 0)
+            o->compress = (int)codec;
+        else
+            return vs_fail(EINVAL, "compress='%s' is unknown; use none, lz4, zstd or auto", name);
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    if ((rc = ctl_json_get_bool(req, "zerocopy", &b)) == 0)
+        o->zerocopy = b;
+    else if (rc != -ENOENT)
+        return rc;
+    return 0;
+}
+
 /* migrate to=HOST:PORT [downtime_limit=MS] [max_passes=N] [max_bandwidth=BYTES/S]
- *         [timeout_ms=MS] */
+ *         [timeout_ms=MS] [streams=N] [compress=none|lz4|zstd|auto] [zerocopy=BOOL] */
 static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct json_object *reply)
 {
     struct vs_migration_opts o;
@@ -213,6 +248,8 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
     if ((rc = ctl_json_get_u64(req, "timeout_ms", &v)) == 0)
         o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
     else if (rc != -ENOENT)
+        return rc;
+    if ((rc = migrate_stream_opts(req, &o)))
         return rc;
     if (c->migration) {
         struct vs_migration_stats s;

@@ -1,8 +1,10 @@
 #include "migrate/dest.h"
 #include "migrate/boot_id.h"
 #include "migrate/digest.h"
+#include "migrate/recv_streams.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
+#include "common/cpu_time.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/size.h"
@@ -21,20 +23,20 @@ enum phase { PHASE_PAGES, PHASE_STATE, PHASE_VERIFIED };
 struct incoming {
     const struct vs_incoming_opts *opts;
     struct vs_channel *ch;
-    struct vs_wire_reader r;
+    struct vs_wire_reader r0;   /* stream 0 until the streams are set up */
+    struct vs_wire_reader *r;   /* stream 0 */
     struct vs_wire_writer w;
     struct vs_vm *vm;
     struct vs_migration_stats *stats;
-    uint64_t *touched;          /* pages that received data (may be non-zero) */
-    uint64_t gpa[VS_WIRE_MAX_PAGES];
+    struct vs_recv_streams rs;  /* all streams' pages; stream 0 is read here */
     uint8_t *state_buf;         /* one VCPU_STATE or MACHINE_STATE payload */
     struct vs_blob vcpu_blobs[VS_MAX_VCPUS];  /* as received, for the final check */
     XXH3_state_t *vcpu_hash;
     uint64_t machine_hash;
     struct vs_digest_job *digest;   /* RAM digest, started once the last page arrived */
     uint64_t digest_start_ns;
-    struct vs_pass_stats pass;      /* the pass being received */
     uint64_t pass_start_ns, pass_start_bytes;
+    uint64_t cpu0_ns;
     enum phase phase;
     unsigned next_vcpu;
     bool machine_done;
@@ -53,13 +55,55 @@ static int refuse(struct incoming *in, const char *reason)
     return vs_fail(EPERM, "refused the incoming VM: %s", reason);
 }
 
+/* Streams 1.. of this migration: connections that start with STREAM_HELLO naming the
+ * session of HELLO. Strangers are dropped; at most twice as many connections as streams
+ * are looked at. */
+static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello)
+{
+    unsigned have = 1, tries = 0;
+    while (have < hello->nr_streams) {
+        if (!in->opts->accept_stream)
+            return vs_fail(EPROTONOSUPPORT, "the source wants %u streams but this receiver "
+                           "takes only one", hello->nr_streams);
+        if (++tries > 2 * hello->nr_streams)
+            return vs_fail(EPROTO, "only %u of %u streams arrived among %u connections",
+                           have, hello->nr_streams, tries - 1);
+        struct vs_channel *ch;
+        int rc = in->opts->accept_stream(in->opts->accept_ctx, in->opts->timeout_ms, &ch);
+        if (rc)
+            return vs_fail_context(rc, "waiting for stream %u of %u", have, hello->nr_streams);
+        vs_channel_set_timeout(ch, in->opts->timeout_ms);
+        struct vs_wire_reader r;
+        struct vs_wire_header h;
+        struct vs_wire_stream_hello sh;
+        vs_wire_reader_init(&r, ch);
+        rc = vs_wire_read_header(&r, &h);
+        if (!rc)
+            rc = vs_wire_read_fixed(&r, &h, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
+        if (!rc)
+            rc = vs_wire_check_stream_hello(&sh, hello);
+        if (!rc && in->rs.s[sh.index].ch)
+            rc = vs_fail(EPROTO, "stream %u arrived twice", sh.index);
+        if (rc) {
+            vs_warn("dropped a connection from %s: %s", ch->peer, vs_last_error());
+            vs_channel_close(ch);
+            continue;
+        }
+        vs_recv_streams_set_channel(&in->rs, sh.index, ch);
+        in->rs.s[sh.index].r.next_seq = r.next_seq;
+        in->rs.s[sh.index].r.offset = r.offset;
+        have++;
+    }
+    return 0;
+}
+
 static int handshake(struct incoming *in)
 {
     struct vs_wire_header h;
     struct vs_wire_hello hello;
-    int rc = vs_wire_read_header(&in->r, &h);
+    int rc = vs_wire_read_header(in->r, &h);
     if (!rc)
-        rc = vs_wire_read_fixed(&in->r, &h, VS_REC_HELLO, &hello, sizeof(hello));
+        rc = vs_wire_read_fixed(in->r, &h, VS_REC_HELLO, &hello, sizeof(hello));
     if (rc)
         return rc;
     if ((rc = vs_wire_check_hello(&hello)))
@@ -83,14 +127,28 @@ static int handshake(struct incoming *in)
         .cmdline = "",
         .incoming = true,
     };
+    uint32_t unknown = hello.codecs & ~vs_codec_supported_mask();
+    if (unknown) {
+        char why[160];
+        snprintf(why, sizeof(why), "this vmshift cannot decompress codec mask 0x%x; migrate "
+                 "with --compress none or upgrade the destination", unknown);
+        return refuse(in, why);
+    }
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
-    in->touched = calloc((hello.ram_size / 4096 + 63) / 64, sizeof(uint64_t));
-    if (!in->touched)
-        return refuse(in, "out of memory for the page map");
+    if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
+        return refuse(in, vs_last_error());
+    vs_recv_streams_set_channel(&in->rs, 0, in->ch);
+    /* Stream 0 is read through the streams' reader from now on. */
+    in->rs.s[0].r.next_seq = in->r0.next_seq;
+    in->rs.s[0].r.offset = in->r0.offset;
+    in->r = &in->rs.s[0].r;
+    if ((rc = accept_streams(in, &hello)))
+        return refuse(in, vs_last_error());
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
-    struct vs_wire_hello_reply reply = { .accepted = 1 };
+    in->stats->nr_streams = hello.nr_streams;
+    struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs };
     vs_boot_id(reply.boot_id);
     return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
@@ -99,56 +157,27 @@ static int unexpected(struct incoming *in, const struct vs_wire_header *h)
 {
     return vs_fail(EPROTO, "migration stream: record #%llu (%s) at offset %llu is not allowed "
                    "during %s", (unsigned long long)h->seq, vs_wire_type_name(h->type),
-                   (unsigned long long)in->r.record_offset, phase_name(in->phase));
-}
-
-static int on_pages(struct incoming *in, const struct vs_wire_header *h)
-{
-    struct vs_wire_pages info;
-    uint8_t *ram = in->vm->mem.base;
-    int rc = vs_wire_read_pages(&in->r, h, ram, in->vm->mem.size, &info, in->gpa);
-    if (rc)
-        return rc;
-    for (uint32_t i = 0; i < info.count; i++) {
-        uint64_t p = in->gpa[i] / 4096;
-        bool was = (in->touched[p / 64] >> (p % 64)) & 1;
-        if (h->type == VS_REC_PAGES) {
-            in->touched[p / 64] |= 1ULL << (p % 64);
-        } else if (was) {
-            /* Fresh memfd pages already read as zero; only rewritten ones need it. */
-            memset(ram + in->gpa[i], 0, 4096);
-            in->touched[p / 64] &= ~(1ULL << (p % 64));
-        }
-    }
-    if (h->type == VS_REC_PAGES) {
-        in->stats->normal_pages += info.count;
-        in->pass.sent_pages += info.count;
-    } else {
-        in->stats->zero_pages += info.count;
-        in->pass.zero_pages += info.count;
-    }
-    return 0;
+                   (unsigned long long)in->r->record_offset, phase_name(in->phase));
 }
 
 static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
 {
     struct vs_wire_pass_end pe;
-    int rc = vs_wire_read_fixed(&in->r, h, VS_REC_PASS_END, &pe, sizeof(pe));
+    struct vs_pass_stats pass;
+    int rc = vs_recv_pass_end(&in->rs, 0, h, &pe, &pass);
     if (rc)
         return rc;
-    /* This side's view of the pass: what arrived, and how long it took to arrive. */
+    /* This side's view of the pass: what arrived on all streams, and how long it took. */
     struct vs_migration_stats *st = in->stats;
-    in->pass.pass = pe.pass;
-    in->pass.final = pe.final;
-    in->pass.dirty_pages = in->pass.sent_pages + in->pass.zero_pages;
-    in->pass.bytes = in->ch->bytes_received - in->pass_start_bytes;
-    in->pass.duration_ns = vs_clock_ns() - in->pass_start_ns;
+    vs_recv_streams_totals(&in->rs, st);
+    pass.dirty_pages = pass.sent_pages + pass.zero_pages;
+    pass.bytes = st->transferred_bytes - in->pass_start_bytes;
+    pass.duration_ns = vs_clock_ns() - in->pass_start_ns;
     if (st->nr_passes < VS_REPORT_MAX_PASSES)
-        st->passes[st->nr_passes] = in->pass;
+        st->passes[st->nr_passes] = pass;
     st->nr_passes++;
-    in->pass = (struct vs_pass_stats){ 0 };
     in->pass_start_ns = vs_clock_ns();
-    in->pass_start_bytes = in->ch->bytes_received;
+    in->pass_start_bytes = st->transferred_bytes;
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
@@ -162,7 +191,7 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
 
 static int on_vcpu_state(struct incoming *in, const struct vs_wire_header *h)
 {
-    int rc = vs_wire_read_payload(&in->r, h, in->state_buf,
+    int rc = vs_wire_read_payload(in->r, h, in->state_buf,
                                   sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE);
     if (rc)
         return rc;
@@ -171,7 +200,7 @@ static int on_vcpu_state(struct incoming *in, const struct vs_wire_header *h)
     if (vh.index != in->next_vcpu || in->next_vcpu >= in->vm->nr_vcpus)
         return vs_fail(EPROTO, "migration stream: record #%llu (VCPU_STATE) at offset %llu "
                        "carries vCPU %u, expected vCPU %u of %u", (unsigned long long)h->seq,
-                       (unsigned long long)in->r.record_offset, vh.index, in->next_vcpu,
+                       (unsigned long long)in->r->record_offset, vh.index, in->next_vcpu,
                        in->vm->nr_vcpus);
     const uint8_t *blob = in->state_buf + sizeof(vh);
     size_t len = h->length - sizeof(vh);
@@ -190,7 +219,7 @@ static int on_vcpu_state(struct incoming *in, const struct vs_wire_header *h)
 
 static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
 {
-    int rc = vs_wire_read_payload(&in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
+    int rc = vs_wire_read_payload(in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
     if (rc)
         return rc;
     if ((rc = vs_vstate_load_machine(in->vm, in->state_buf, h->length)))
@@ -204,7 +233,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
 static int on_digest(struct incoming *in, const struct vs_wire_header *h)
 {
     struct vs_wire_digest dg;
-    int rc = vs_wire_read_fixed(&in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
+    int rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
     if (rc)
         return rc;
     uint64_t ram;
@@ -241,7 +270,7 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
 static int on_abort(struct incoming *in, const struct vs_wire_header *h)
 {
     char why[VS_WIRE_MAX_REASON + 1] = "";
-    int rc = vs_wire_read_payload(&in->r, h, why, VS_WIRE_MAX_REASON);
+    int rc = vs_wire_read_payload(in->r, h, why, VS_WIRE_MAX_REASON);
     if (rc)
         return rc;
     return vs_fail(ECANCELED, "the source aborted the migration: %s", why);
@@ -250,7 +279,7 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
 /* COMMIT: the VM is ours. Start the vCPUs and tell the source when they run. */
 static int on_commit(struct incoming *in, const struct vs_wire_header *h)
 {
-    int rc = vs_wire_read_payload(&in->r, h, NULL, 0);
+    int rc = vs_wire_read_payload(in->r, h, NULL, 0);
     if (rc)
         return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
@@ -267,13 +296,15 @@ static int receive(struct incoming *in)
 {
     for (;;) {
         struct vs_wire_header h;
-        int rc = vs_wire_read_header(&in->r, &h);
+        int rc = vs_wire_read_header(in->r, &h);
         if (rc)
             return rc;
         switch (h.type) {
         case VS_REC_PAGES:
         case VS_REC_ZERO_PAGES:
-            rc = in->phase == PHASE_PAGES ? on_pages(in, &h) : unexpected(in, &h);
+        case VS_REC_CPAGES:
+            rc = in->phase == PHASE_PAGES ? vs_recv_page_record(&in->rs, 0, &h)
+                                          : unexpected(in, &h);
             break;
         case VS_REC_PASS_END:
             rc = in->phase == PHASE_PAGES ? on_pass_end(in, &h) : unexpected(in, &h);
@@ -302,7 +333,6 @@ static int receive(struct incoming *in)
         }
         if (rc)
             return rc;
-        in->stats->transferred_bytes = in->ch->bytes_received;
     }
 }
 
@@ -310,12 +340,14 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
                     struct vs_vm **vm_out, struct vs_migration_stats *stats)
 {
     struct incoming in = { .opts = opts, .ch = ch, .stats = stats };
+    in.cpu0_ns = vs_process_cpu_ns();
     memset(stats, 0, sizeof(*stats));
     stats->status = "setup";
     stats->start_ns = vs_clock_ns();
     snprintf(stats->peer, sizeof(stats->peer), "%s", ch->peer);
     *vm_out = NULL;
-    vs_wire_reader_init(&in.r, ch);
+    vs_wire_reader_init(&in.r0, ch);
+    in.r = &in.r0;
     vs_channel_set_timeout(ch, opts->timeout_ms);
     in.state_buf = malloc(sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE);
     in.vcpu_hash = XXH3_createState();
@@ -330,8 +362,14 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         stats->status = "active";
         stats->setup_ns = vs_clock_ns() - stats->start_ns;
         in.pass_start_ns = vs_clock_ns();
-        in.pass_start_bytes = ch->bytes_received;
-        rc = receive(&in);
+        vs_recv_streams_totals(&in.rs, stats);
+        in.pass_start_bytes = stats->transferred_bytes;
+        if (!(rc = vs_recv_streams_start(&in.rs)))
+            rc = receive(&in);
+        if (rc && in.rs.failed) /* the first failure was on another stream: report it */
+            rc = vs_fail(in.rs.err ? in.rs.err : -EIO, "%s", in.rs.error);
+        else if (rc)
+            vs_recv_streams_fail(&in.rs, 0, rc);
     }
     if (in.digest) {
         uint64_t unused;
@@ -361,13 +399,16 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         snprintf(why, sizeof(why), "%.255s", stats->error);
         if (rc != -ECANCELED && rc != -EPERM)
             vs_wire_send(&in.w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
+        vs_recv_streams_destroy(&in.rs);   /* its threads write the VM's RAM */
         vs_vm_destroy(in.vm);
         in.vm = NULL;
         vs_fail(rc, "%s", stats->error);
     }
     stats->total_ns = vs_clock_ns() - stats->start_ns;
-    stats->transferred_bytes = ch->bytes_received;
-    free(in.touched);
+    vs_recv_streams_totals(&in.rs, stats);
+    vs_recv_streams_destroy(&in.rs);
+    uint64_t cpu = vs_process_cpu_ns() - (in.vm ? vs_vm_vcpu_cpu_ns(in.vm) : 0);
+    stats->cpu_ns = cpu > in.cpu0_ns ? cpu - in.cpu0_ns : 0;
     free(in.state_buf);
     for (unsigned i = 0; i < VS_MAX_VCPUS; i++)
         vs_blob_free(&in.vcpu_blobs[i]);

@@ -14,6 +14,10 @@ struct vs_incoming_opts {
     const char *serial;         /* the migrated guest's COM1 output */
     uint64_t max_mem;           /* refuse VMs with more RAM (0: only what the host has) */
     int timeout_ms;             /* a silent source is an error after this */
+    /* Where the extra streams of a multi-stream migration come from (NULL: one stream
+     * only): wait up to timeout_ms for the next connection. */
+    int (*accept_stream)(void *ctx, int timeout_ms, struct vs_channel **out);
+    void *accept_ctx;
 };
 
 enum vs_incoming_result {

@@ -33,6 +33,44 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     add_u64(r, "vcpus", s->vcpus);
     add_double(r, "dirty-log-start-time", MS(s->dirty_log_start_ns));
     add_double(r, "dirty-sync-time", MS(s->last_sync_ns));
+    double gib = (double)s->ram_total_bytes / (double)(1ULL << 30);
+    if (gib > 0) {
+        add_double(r, "dirty-log-start-ms-per-gib", MS(s->dirty_log_start_ns) / gib);
+        add_double(r, "dirty-sync-ms-per-gib", MS(s->last_sync_ns) / gib);
+    }
+    add_double(r, "switchover-at", MS(s->switchover_at_ns));
+
+    struct json_object *streams = json_object_new_object();
+    add_u64(streams, "count", s->nr_streams);
+    struct json_object *per = json_object_new_array();
+    for (unsigned i = 0; i < s->nr_streams && i < VS_REPORT_MAX_STREAMS; i++)
+        json_object_array_add(per, json_object_new_uint64(s->stream_bytes[i]));
+    json_object_object_add(streams, "bytes", per);
+    json_object_object_add(streams, "compress",
+                           json_object_new_string(s->compress ? s->compress : "none"));
+    json_object_object_add(streams, "zerocopy", json_object_new_boolean(s->zerocopy));
+    add_u64(streams, "zerocopy-sends", s->zerocopy_sends);
+    add_u64(streams, "zerocopy-copied", s->zerocopy_copied);
+    json_object_object_add(r, "streams", streams);
+
+    struct json_object *cpu = json_object_new_object();
+    add_double(cpu, "seconds", (double)s->cpu_ns / 1e9);
+    add_double(cpu, "seconds-per-gb-transferred",
+               s->transferred_bytes ? ((double)s->cpu_ns / 1e9) / ((double)s->transferred_bytes / 1e9) : 0);
+    json_object_object_add(r, "cpu", cpu);
+
+    if (s->bw_count) {
+        struct json_object *bw = json_object_new_object();
+        add_u64(bw, "interval-ms", s->bw_interval_ms);
+        struct json_object *mbps = json_object_new_array();
+        for (uint32_t i = 0; i < s->bw_count; i++) {
+            uint64_t prev = i ? s->bw_bytes[i - 1] : 0;
+            double v = (double)(s->bw_bytes[i] - prev) * 8 / 1e6 / (s->bw_interval_ms / 1e3);
+            json_object_array_add(mbps, json_object_new_double(v));
+        }
+        json_object_object_add(bw, "mbps", mbps);
+        json_object_object_add(r, "bandwidth", bw);
+    }
 
     struct json_object *ram = json_object_new_object();
     add_u64(ram, "total", s->ram_total_bytes);
@@ -42,6 +80,10 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     add_u64(ram, "normal-bytes", s->normal_pages * 4096);
     add_u64(ram, "duplicate", s->zero_pages);
     add_u64(ram, "skipped", s->skipped_pages);
+    add_u64(ram, "compressed", s->compressed_pages);
+    add_u64(ram, "raw", s->normal_pages - (s->compressed_pages < s->normal_pages ? s->compressed_pages : s->normal_pages));
+    add_double(ram, "compression-ratio", s->compressed_wire_bytes ?
+               (double)s->compressed_raw_bytes / (double)s->compressed_wire_bytes : 1.0);
     add_double(ram, "mbps", s->mbps);
     add_double(ram, "dirty-pages-rate", s->dirty_pages_rate);
     add_u64(ram, "dirty-sync-count", s->nr_passes);
@@ -67,6 +109,7 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         add_u64(o, "bytes-transferred", p->bytes);
         add_double(o, "time", MS(p->duration_ns));
         add_u64(o, "pages-dirtied", p->dirtied_pages);
+        add_double(o, "dirty-sync-time", MS(p->sync_ns));
         json_object_object_add(o, "final", json_object_new_boolean(p->final));
         json_object_array_add(passes, o);
     }

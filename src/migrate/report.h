@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define VS_REPORT_MAX_PASSES 64
+#define VS_REPORT_MAX_STREAMS 16
 
 struct json_object;
 
@@ -20,6 +21,7 @@ struct vs_pass_stats {
     uint64_t bytes;            /* bytes written to the channel during the pass */
     uint64_t duration_ns;
     uint64_t dirtied_pages;    /* pages the guest dirtied meanwhile (next pass's work) */
+    uint64_t sync_ns;          /* collecting the dirty log before this pass */
     bool final;                /* the blackout pass, with the vCPUs stopped */
 };
 
@@ -51,6 +53,25 @@ struct vs_migration_stats {
     double mbps;                  /* throughput of the last pass, megabits/s */
     double dirty_pages_rate;      /* pages/s the guest dirtied during the last pass */
     double expected_downtime_ms;  /* remaining_bytes at the current throughput */
+
+    /* Streams and codecs. */
+    uint32_t nr_streams;
+    uint64_t stream_bytes[VS_REPORT_MAX_STREAMS];   /* per stream, both directions' sender */
+    const char *compress;         /* "none", "lz4", "zstd", "auto" */
+    uint64_t compressed_pages;    /* pages sent in CPAGES records */
+    uint64_t compressed_raw_bytes;    /* their size before ... */
+    uint64_t compressed_wire_bytes;   /* ... and after compression */
+    bool zerocopy;
+    uint64_t zerocopy_sends, zerocopy_copied;  /* MSG_ZEROCOPY sends, and those the kernel
+                                                  copied anyway */
+    /* Cost: CPU time of the migration's own work (not the guest's) on this side. */
+    uint64_t cpu_ns;
+    /* Throughput over time: cumulative bytes sent at every interval (owned by the
+     * migration; valid while it exists). */
+    const uint64_t *bw_bytes;
+    uint32_t bw_count;
+    uint32_t bw_interval_ms;
+    uint64_t switchover_at_ns;    /* vCPUs stopped, relative to start_ns (0: not yet) */
 
     uint64_t ram_digest;
     unsigned nr_passes;

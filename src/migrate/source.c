@@ -1,43 +1,20 @@
-#include "migrate/source.h"
+#include "migrate/source_internal.h"
 #include "migrate/boot_id.h"
 #include "migrate/digest.h"
-#include "migrate/dirty.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
+#include "common/cpu_time.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "transport/tcp.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-struct vs_migration {
-    struct vs_vm *vm;
-    struct vs_migration_opts opts;
-    pthread_t thread;
-    pthread_mutex_t lock;           /* guards stats, ch, committed */
-    struct vs_migration_stats stats;
-    bool finished;
-    bool committed;                 /* point of no return passed */
-    atomic_bool cancel;
-    struct vs_channel *ch;
-    struct vs_wire_writer w;
-    struct vs_wire_reader r;
-    struct vs_dirty dirty;
-    bool dirty_on;
-    bool paused_by_us;
-    bool unconfirmed;               /* committed, but the destination did not confirm */
-    double bandwidth;               /* bytes/s, measured on the last pass */
-    uint64_t cap_start_ns;          /* --max-bandwidth accounting starts here ... */
-    uint64_t cap_start_bytes;       /* ... at this many bytes sent */
-    bool capped;                    /* the cap applies (pre-copy only) */
-};
 
 void vs_migration_default_opts(struct vs_migration_opts *o)
 {
@@ -45,6 +22,14 @@ void vs_migration_default_opts(struct vs_migration_opts *o)
     o->downtime_limit_ms = 300;
     o->max_passes = 30;
     o->timeout_ms = 60000;
+    o->streams = 0;
+    o->compress = VS_CODEC_NONE;
+}
+
+uint32_t vs_migration_default_streams(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : cpus > 4 ? 4 : (uint32_t)cpus;
 }
 
 static void set_status(struct vs_migration *m, const char *status)
@@ -65,135 +50,6 @@ static int check_cancel(struct vs_migration *m)
     return cancelled(m) ? vs_fail(ECANCELED, "migration cancelled by the operator") : 0;
 }
 
-/* Is this 4 KiB page all zero? Random data answers on the first word. */
-static bool page_is_zero(const uint8_t *p)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    for (unsigned i = 0; i < 512; i += 8)
-        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7])
-            return false;
-    return true;
-}
-
-struct batch {
-    uint64_t data[VS_WIRE_MAX_PAGES];
-    uint64_t zero[VS_WIRE_MAX_PAGES];
-    uint32_t ndata, nzero;
-};
-
-/* Honour max_bandwidth: sleep, in slices that notice a cancel, until the bytes sent so
- * far are due. */
-static int throttle(struct vs_migration *m)
-{
-    if (!m->capped || !m->opts.max_bandwidth)
-        return 0;
-    uint64_t sent = m->ch->bytes_sent - m->cap_start_bytes;
-    uint64_t due_ns = (uint64_t)((double)sent * 1e9 / (double)m->opts.max_bandwidth);
-    for (;;) {
-        uint64_t elapsed = vs_clock_ns() - m->cap_start_ns;
-        if (elapsed >= due_ns)
-            return 0;
-        int rc = check_cancel(m);
-        if (rc)
-            return rc;
-        uint64_t wait = due_ns - elapsed;
-        vs_sleep_ns(wait < 50000000ULL ? wait : 50000000ULL);
-    }
-}
-
-static int flush_data(struct vs_migration *m, struct batch *b, uint32_t pass,
-                      struct vs_pass_stats *ps)
-{
-    if (!b->ndata)
-        return 0;
-    int rc = vs_wire_send_pages(&m->w, m->vm->mem.base, b->data, b->ndata, pass);
-    ps->sent_pages += b->ndata;
-    b->ndata = 0;
-    return rc ? rc : throttle(m);
-}
-
-static int flush_zero(struct vs_migration *m, struct batch *b, uint32_t pass,
-                      struct vs_pass_stats *ps)
-{
-    if (!b->nzero)
-        return 0;
-    int rc = vs_wire_send_zero_pages(&m->w, b->zero, b->nzero, pass);
-    ps->zero_pages += b->nzero;
-    b->nzero = 0;
-    return rc;
-}
-
-/* Mid-pass progress for status readers. */
-static void publish_progress(struct vs_migration *m, uint64_t remaining_pages)
-{
-    pthread_mutex_lock(&m->lock);
-    m->stats.transferred_bytes = m->ch->bytes_sent;
-    m->stats.remaining_bytes = remaining_pages * 4096;
-    pthread_mutex_unlock(&m->lock);
-}
-
-/* Send every page that is dirty in the bitmap: per chunk, re-arm tracking first, then
- * read and send, so a write racing with the send is caught by the next pass. */
-static int send_pass(struct vs_migration *m, uint32_t pass, bool final, struct vs_pass_stats *ps)
-{
-    static __thread struct batch b;
-    struct vs_dirty *d = &m->dirty;
-    const uint8_t *ram = m->vm->mem.base;
-    uint64_t t0 = vs_clock_ns(), bytes0 = m->ch->bytes_sent, left = ps->dirty_pages;
-    int rc = 0;
-    b.ndata = b.nzero = 0;
-    for (uint64_t chunk = 0; chunk < d->npages && !rc; chunk += VS_DIRTY_CHUNK_PAGES) {
-        uint64_t end = chunk + VS_DIRTY_CHUNK_PAGES < d->npages ? chunk + VS_DIRTY_CHUNK_PAGES
-                                                                : d->npages;
-        bool any = false;
-        for (uint64_t w = chunk / 64; w < (end + 63) / 64 && !any; w++)
-            any = d->bitmap[w] != 0;
-        if (!any)
-            continue;
-        if ((rc = vs_dirty_clear(d, chunk, end - chunk)) || (rc = check_cancel(m)))
-            break;
-        if (pass == 0) {
-            /* The destination starts from zeroed RAM: never-written pages need no bytes,
-             * and reading them would only allocate them here. Checked after re-arming the
-             * dirty log, so a write from now on is caught by the next pass. */
-            uint64_t skipped = vs_memory_drop_holes(&m->vm->mem, d->bitmap, chunk, end);
-            ps->skipped_pages += skipped;
-            left -= skipped;
-        }
-        for (uint64_t w = chunk / 64; w < (end + 63) / 64 && !rc; w++) {
-            for (uint64_t bits = d->bitmap[w]; bits && !rc; bits &= bits - 1) {
-                uint64_t gpa = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * 4096;
-                if (page_is_zero(ram + gpa)) {
-                    b.zero[b.nzero++] = gpa;
-                    if (b.nzero == VS_WIRE_MAX_PAGES)
-                        rc = flush_zero(m, &b, pass, ps);
-                } else {
-                    b.data[b.ndata++] = gpa;
-                    if (b.ndata == VS_WIRE_MAX_PAGES)
-                        rc = flush_data(m, &b, pass, ps);
-                }
-                left--;
-            }
-            if ((w & 15) == 0) /* every 1024 pages */
-                publish_progress(m, left);
-        }
-        if (!rc)
-            vs_dirty_sent(d, chunk, end - chunk);
-    }
-    if (!rc)
-        rc = flush_data(m, &b, pass, ps);
-    if (!rc)
-        rc = flush_zero(m, &b, pass, ps);
-    if (!rc) {
-        struct vs_wire_pass_end pe = { .pass = pass, .final = final,
-                                       .pages_sent = ps->sent_pages + ps->zero_pages };
-        rc = vs_wire_send(&m->w, VS_REC_PASS_END, &pe, sizeof(pe));
-    }
-    ps->bytes = m->ch->bytes_sent - bytes0;
-    ps->duration_ns = vs_clock_ns() - t0;
-    return rc;
-}
-
 static void record_pass(struct vs_migration *m, const struct vs_pass_stats *ps)
 {
     pthread_mutex_lock(&m->lock);
@@ -204,7 +60,7 @@ static void record_pass(struct vs_migration *m, const struct vs_pass_stats *ps)
     s->normal_pages += ps->sent_pages;
     s->zero_pages += ps->zero_pages;
     s->skipped_pages += ps->skipped_pages;
-    s->transferred_bytes = m->ch->bytes_sent;
+    s->transferred_bytes = vs_send_streams_bytes(m);
     if (ps->duration_ns > 0) {
         m->bandwidth = (double)ps->bytes * 1e9 / (double)ps->duration_ns;
         s->mbps = m->bandwidth * 8 / 1e6;
@@ -238,6 +94,34 @@ static void record_remaining_sent(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* Connect every stream (stream 0 first: the destination takes its first connection as
+ * stream 0) and give each its writer. */
+static int open_streams(struct vs_migration *m)
+{
+    for (unsigned i = 0; i < m->nr_streams; i++) {
+        struct vs_channel *ch;
+        int rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &ch);
+        if (rc)
+            return i ? vs_fail_context(rc, "opening stream %u of %u", i, m->nr_streams) : rc;
+        pthread_mutex_lock(&m->lock);
+        m->streams[i].ch = ch;
+        if (i == 0)
+            m->ch = ch;
+        pthread_mutex_unlock(&m->lock);
+        if ((rc = vs_channel_set_timeout(ch, m->opts.timeout_ms)) || (rc = check_cancel(m)))
+            return rc;
+    }
+    vs_wire_reader_init(&m->r, m->ch);
+    return vs_send_streams_init(m);
+}
+
+static uint32_t wanted_codecs(const struct vs_migration_opts *o)
+{
+    if (o->compress == VS_COMPRESS_AUTO)
+        return 1u << VS_CODEC_ZSTD;
+    return o->compress == VS_CODEC_NONE ? 0 : 1u << o->compress;
+}
+
 static int handshake(struct vs_migration *m)
 {
     struct vs_vm *vm = m->vm;
@@ -247,9 +131,18 @@ static int handshake(struct vs_migration *m)
         .page_size = VS_WIRE_PAGE_SIZE,
         .ram_size = vm->mem.size,
         .nr_vcpus = vm->nr_vcpus,
+        .nr_streams = m->nr_streams,
+        .codecs = wanted_codecs(&m->opts),
     };
     vs_boot_id(h.boot_id);
-    int rc = vs_wire_send(&m->w, VS_REC_HELLO, &h, sizeof(h));
+    if (getrandom(h.session, sizeof(h.session), 0) != (ssize_t)sizeof(h.session))
+        return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
+    int rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
+    for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
+        struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
+        memcpy(sh.session, h.session, sizeof(sh.session));
+        rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
+    }
     if (rc)
         return rc;
     struct vs_wire_header hdr;
@@ -267,6 +160,10 @@ static int handshake(struct vs_migration *m)
     if (!reply.accepted)
         return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
                        reply.reason);
+    if (reply.codecs != h.codecs)
+        return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
+                       "(it offers codec mask 0x%x); use --compress none", m->opts.to,
+                       m->stats.compress, reply.codecs);
     pthread_mutex_lock(&m->lock);
     m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
     pthread_mutex_unlock(&m->lock);
@@ -297,7 +194,7 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_diges
         struct vs_wire_vcpu_state vh_rec = { .index = i };
         memcpy(rec, &vh_rec, sizeof(vh_rec));
         memcpy(rec + sizeof(vh_rec), blob.data, blob.len);
-        rc = vs_wire_send(&m->w, VS_REC_VCPU_STATE, rec, (uint32_t)len);
+        rc = vs_wire_send(m->w, VS_REC_VCPU_STATE, rec, (uint32_t)len);
         free(rec);
     }
     struct vs_wire_digest dg = { .vcpu_xxh3 = XXH3_64bits_digest(vh), .pause_ns = pause_ns };
@@ -307,7 +204,7 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_diges
         rc = vs_vstate_save_machine(vm, &blob);
         if (!rc) {
             dg.machine_xxh3 = XXH3_64bits(blob.data, blob.len);
-            rc = vs_wire_send(&m->w, VS_REC_MACHINE_STATE, blob.data, (uint32_t)blob.len);
+            rc = vs_wire_send(m->w, VS_REC_MACHINE_STATE, blob.data, (uint32_t)blob.len);
         }
     }
     vs_blob_free(&blob);
@@ -320,7 +217,7 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_diges
     pthread_mutex_lock(&m->lock);
     m->stats.ram_digest = dg.ram_xxh3;
     pthread_mutex_unlock(&m->lock);
-    return vs_wire_send(&m->w, VS_REC_DIGEST, &dg, sizeof(dg));
+    return vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
 }
 
 static int await_verdict(struct vs_migration *m)
@@ -396,8 +293,9 @@ static int precopy(struct vs_migration *m)
                 return 0;
             }
         }
-        struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty };
-        rc = send_pass(m, pass, false, &ps);
+        struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
+                                    .sync_ns = m->dirty.last_sync_ns };
+        rc = vs_send_streams_pass(m, pass, false, &ps);
         record_pass(m, &ps);
         if (rc)
             return rc;
@@ -412,6 +310,9 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
     vs_vm_pause(vm);
+    pthread_mutex_lock(&m->lock);
+    m->stats.switchover_at_ns = *pause_ns - m->stats.start_ns;
+    pthread_mutex_unlock(&m->lock);
     /* RAM is frozen from here: digest it while the last pages and the state travel. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct vs_digest_job *digest;
@@ -420,10 +321,11 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
         return rc;
     uint64_t dirty;
     rc = vs_dirty_sync(&m->dirty, &dirty);
-    struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true };
+    struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true,
+                                .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
         record_dirtied(m, dirty);
-        rc = send_pass(m, ps.pass, true, &ps);
+        rc = vs_send_streams_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
     uint64_t t_state = vs_clock_ns();
@@ -449,20 +351,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
 static int run_source(struct vs_migration *m)
 {
     struct vs_vm *vm = m->vm;
-    struct vs_channel *ch;
-    int rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &ch);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&m->lock);
-    m->ch = ch;
-    pthread_mutex_unlock(&m->lock);
-    if ((rc = check_cancel(m)))
-        return rc;
-    vs_channel_set_timeout(ch, m->opts.timeout_ms);
-    vs_wire_reader_init(&m->r, ch);
-    if ((rc = vs_wire_writer_init(&m->w, ch)))
-        return rc;
-    if ((rc = handshake(m)))
+    int rc = open_streams(m);
+    if (rc || (rc = handshake(m)) || (rc = vs_send_streams_start(m)))
         return rc;
     if ((rc = vs_dirty_start(&m->dirty, vm)))
         return rc;
@@ -473,7 +363,7 @@ static int run_source(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
     set_status(m, "active");
     m->cap_start_ns = vs_clock_ns();
-    m->cap_start_bytes = ch->bytes_sent;
+    atomic_store(&m->cap_bytes, 0);
     m->capped = true;
     if ((rc = precopy(m)) || (rc = check_cancel(m)))
         return rc;
@@ -488,7 +378,7 @@ static int run_source(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
     vs_vm_mark_migrated(vm);
     uint64_t commit_ns = vs_clock_ns();
-    rc = vs_wire_send(&m->w, VS_REC_COMMIT, NULL, 0);
+    rc = vs_wire_send(m->w, VS_REC_COMMIT, NULL, 0);
     if (rc) {
         pthread_mutex_lock(&m->lock);
         m->unconfirmed = true;
@@ -509,7 +399,7 @@ static void roll_back(struct vs_migration *m, int rc)
     if (cancelled(m))
         rc = vs_fail(ECANCELED, "migration cancelled by the operator");
     snprintf(why, sizeof(why), "%s", vs_last_error());
-    if (m->ch && m->w.ch && rc != -ECANCELED) {
+    if (m->ch && m->w && rc != -ECANCELED) {
         /* The peer may have said why it stopped: an ABORT waiting in the stream. */
         struct vs_wire_header hdr;
         char reason[VS_WIRE_MAX_REASON + 1] = "";
@@ -518,10 +408,10 @@ static void roll_back(struct vs_migration *m, int rc)
             vs_wire_read_payload(&m->r, &hdr, reason, VS_WIRE_MAX_REASON) == 0)
             snprintf(why, sizeof(why), "the destination aborted: %s", reason);
     }
-    if (m->ch && m->w.ch) {
+    if (m->ch && m->w) {
         const char *msg = rc == -ECANCELED ? "cancelled by the operator" : "the source failed";
         vs_channel_set_timeout(m->ch, 1000);
-        vs_wire_send(&m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
+        vs_wire_send(m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
     }
     if (m->dirty_on)
         vs_dirty_stop(&m->dirty);
@@ -550,10 +440,25 @@ static void *migration_thread(void *arg)
         m->dirty_on = false;
         set_status(m, m->unconfirmed ? "unconfirmed" : "completed");
     }
+    vs_send_streams_stop(m);
+    vs_bw_sampler_stop(&m->sampler);
+    uint64_t cpu_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(m->vm);
     pthread_mutex_lock(&m->lock);
     m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;
-    if (m->ch)
-        m->stats.transferred_bytes = m->ch->bytes_sent;
+    m->stats.transferred_bytes = vs_send_streams_bytes(m);
+    m->stats.cpu_ns = cpu_ns > m->cpu0_ns ? cpu_ns - m->cpu0_ns : 0;
+    m->stats.bw_count = atomic_load(&m->sampler.count);
+    for (unsigned i = 0; i < m->nr_streams; i++) {
+        struct vs_send_stream *st = &m->streams[i];
+        if (!st->ch)
+            continue;
+        m->stats.stream_bytes[i] = vs_channel_sent(st->ch);
+        m->stats.compressed_pages += st->compressed_pages;
+        m->stats.compressed_raw_bytes += st->compressed_raw;
+        m->stats.compressed_wire_bytes += st->compressed_wire;
+        m->stats.zerocopy_sends += st->ch->zc_sends;
+        m->stats.zerocopy_copied += st->ch->zc_copied;
+    }
     if (m->stats.total_ns) /* the final report's throughput is the whole migration's */
         m->stats.mbps = (double)m->stats.transferred_bytes * 8e3 / (double)m->stats.total_ns;
     m->finished = true;
@@ -567,17 +472,59 @@ static void *migration_thread(void *arg)
     return NULL;
 }
 
+static uint64_t sample_bytes(void *arg)
+{
+    struct vs_migration *m = arg;
+    pthread_mutex_lock(&m->lock);
+    uint64_t b = vs_send_streams_bytes(m);
+    pthread_mutex_unlock(&m->lock);
+    return b;
+}
+
+static const char *compress_name(int compress)
+{
+    return compress == VS_COMPRESS_AUTO ? "auto" : vs_codec_name((unsigned)compress);
+}
+
+static int check_opts(const struct vs_migration_opts *o)
+{
+    if (o->streams > VS_WIRE_MAX_STREAMS)
+        return vs_fail(EINVAL, "%u streams is too many: use 1..%d", o->streams,
+                       VS_WIRE_MAX_STREAMS);
+    if (o->compress != VS_COMPRESS_AUTO &&
+        (o->compress < 0 || o->compress >= VS_CODEC_COUNT ||
+         !((vs_codec_supported_mask() >> o->compress) & 1)))
+        return vs_fail(EINVAL, "compression %d is not available in this build", o->compress);
+    return 0;
+}
+
 int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
                        const struct vs_migration_opts *opts)
 {
+    int rc = check_opts(opts);
+    if (rc)
+        return rc;
     struct vs_migration *m = calloc(1, sizeof(*m));
     if (!m)
         return vs_fail(ENOMEM, "out of memory for a migration");
     m->vm = vm;
     m->opts = *opts;
+    m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
+    m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->pass_lock, NULL);
+    pthread_cond_init(&m->pass_cv, NULL);
+    pthread_cond_init(&m->done_cv, NULL);
     atomic_init(&m->cancel, false);
+    atomic_init(&m->stream_failed, false);
+    atomic_init(&m->next_unit, 0);
+    atomic_init(&m->pages_left, 0);
+    atomic_init(&m->cap_bytes, 0);
     struct vs_migration_stats *s = &m->stats;
+    s->nr_streams = m->nr_streams;
+    s->compress = compress_name(opts->compress);
+    s->zerocopy = opts->zerocopy;
+    s->bw_interval_ms = 100;
     s->status = "setup";
     snprintf(s->peer, sizeof(s->peer), "%s", opts->to);
     s->ram_total_bytes = vm->mem.size;
@@ -585,8 +532,14 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->downtime_limit_ms = opts->downtime_limit_ms;
     s->max_passes = opts->max_passes;
     s->start_ns = vs_clock_ns();
+    if ((rc = vs_bw_sampler_start(&m->sampler, s->bw_interval_ms, 36000, sample_bytes, m))) {
+        free(m);
+        return rc;
+    }
+    s->bw_bytes = m->sampler.bytes;
     int err = pthread_create(&m->thread, NULL, migration_thread, m);
     if (err) {
+        vs_bw_sampler_free(&m->sampler);
         pthread_mutex_destroy(&m->lock);
         free(m);
         return vs_fail(err, "cannot start the migration thread: %s", strerror(err));
@@ -605,8 +558,9 @@ int vs_migration_cancel(struct vs_migration *m)
                        "VM now belongs to the destination" : "no migration is running");
     }
     atomic_store(&m->cancel, true);
-    if (m->ch)
-        vs_channel_shutdown(m->ch);
+    for (unsigned i = 0; i < m->nr_streams; i++)
+        if (m->streams[i].ch)
+            vs_channel_shutdown(m->streams[i].ch);
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -615,8 +569,10 @@ void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, 
 {
     pthread_mutex_lock(&m->lock);
     *out = m->stats;
-    if (!m->finished)
+    if (!m->finished) {
         out->total_ns = vs_clock_ns() - m->stats.start_ns;
+        out->bw_count = atomic_load(&m->sampler.count);
+    }
     if (finished)
         *finished = m->finished;
     pthread_mutex_unlock(&m->lock);
@@ -627,8 +583,13 @@ void vs_migration_free(struct vs_migration *m)
     if (!m)
         return;
     pthread_join(m->thread, NULL);
-    vs_wire_writer_destroy(&m->w);
-    vs_channel_close(m->ch);
+    for (unsigned i = 0; i < m->nr_streams; i++)
+        vs_channel_close(m->streams[i].ch);
+    vs_wire_reader_destroy(&m->r);
+    vs_bw_sampler_free(&m->sampler);
+    pthread_mutex_destroy(&m->pass_lock);
+    pthread_cond_destroy(&m->pass_cv);
+    pthread_cond_destroy(&m->done_cv);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

@@ -16,7 +16,15 @@ struct vs_migration_opts {
     int timeout_ms;             /* connect, and any wait for the peer */
     uint64_t max_bandwidth;     /* bytes/s during pre-copy, 0 = unlimited (the blackout
                                    pass is never capped: it is downtime) */
+    uint32_t streams;           /* TCP connections, 1..VS_WIRE_MAX_STREAMS (0: default) */
+    int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
+    bool zerocopy;              /* MSG_ZEROCOPY for page data */
 };
+
+#define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */
+
+/* Streams when the user does not say: one per online CPU, 1..4. */
+uint32_t vs_migration_default_streams(void);
 
 void vs_migration_default_opts(struct vs_migration_opts *o);
 

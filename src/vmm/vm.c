@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "common/cpu_time.h"
 #include "vmm/fill.h"
 #include "vmm/vcpu.h"
 #include "common/error.h"
@@ -210,6 +211,15 @@ void vs_vm_mark_migrated(struct vs_vm *vm)
     vm->state = VS_VM_MIGRATED;
     vm->pause_requested = true;
     pthread_mutex_unlock(&vm->lock);
+}
+
+uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm)
+{
+    uint64_t ns = 0;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        if (vm->vcpus[i].thread_started)
+            ns += vs_thread_cpu_ns(vm->vcpus[i].thread);
+    return ns;
 }
 
 bool vs_vm_is_running(struct vs_vm *vm)

@@ -85,6 +85,8 @@ void vs_vm_block_resume(struct vs_vm *vm, const char *why);
 /* The VM now runs on another host: it stays paused here for good. */
 void vs_vm_mark_migrated(struct vs_vm *vm);
 bool vs_vm_is_running(struct vs_vm *vm);
+/* CPU time the vCPU threads have used so far (running the guest). */
+uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm);
 
 /* Stop the vCPU threads (if started) and free everything. */
 void vs_vm_destroy(struct vs_vm *vm);

@@ -69,7 +69,8 @@ static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
     vs_wire_reader_init(&r, ch);
     struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
                                .version_minor = VS_WIRE_VERSION_MINOR,
-                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = RAM, .nr_vcpus = 1 };
+                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = RAM, .nr_vcpus = 1,
+                               .nr_streams = 1 };
     assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
     struct vs_wire_header hdr;
     struct vs_wire_hello_reply reply;

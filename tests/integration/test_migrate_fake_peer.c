@@ -14,6 +14,8 @@
 
 enum script { SAY_MISMATCH, SAY_ABORT_AFTER_FIRST_PASS };
 
+#define RAM (64ULL << 20)   /* the VM of these tests */
+
 struct fake {
     struct vs_tcp_listener *l;
     enum script script;
@@ -32,7 +34,8 @@ static void *fake_destination(void *arg)
     struct vs_wire_writer w;
     vs_wire_reader_init(&r, ch);
     vs_wire_writer_init(&w, ch);
-    uint8_t *buf = malloc(8u << 20);
+    uint8_t *buf = malloc(8u << 20), *ram = malloc(RAM);
+    static uint64_t gpa[VS_WIRE_MAX_PAGES];
     struct vs_wire_header h;
     struct vs_wire_hello_reply reply = { .accepted = 1 };
     if (vs_wire_read_header(&r, &h) || vs_wire_read_payload(&r, &h, buf, 8u << 20) ||
@@ -41,9 +44,14 @@ static void *fake_destination(void *arg)
     for (;;) {
         if (vs_wire_read_header(&r, &h))
             goto out;
-        /* pages are read into a scratch buffer: this destination keeps nothing */
-        if (h.length > (8u << 20) || vs_wire_read_payload(&r, &h, buf, 8u << 20))
+        /* pages are read into scratch RAM: this destination keeps nothing */
+        if (h.type == VS_REC_PAGES || h.type == VS_REC_ZERO_PAGES) {
+            struct vs_wire_pages info;
+            if (vs_wire_read_pages(&r, &h, ram, RAM, &info, gpa))
+                goto out;
+        } else if (h.length > (8u << 20) || vs_wire_read_payload(&r, &h, buf, 8u << 20)) {
             goto out;
+        }
         if (f->script == SAY_ABORT_AFTER_FIRST_PASS && h.type == VS_REC_PASS_END) {
             const char *why = "scripted abort: disk on fire";
             vs_wire_send(&w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
@@ -60,6 +68,7 @@ static void *fake_destination(void *arg)
     f->result = 0;
 out:
     free(buf);
+    free(ram);
     vs_wire_writer_destroy(&w);
     vs_channel_close(ch);
     return NULL;
@@ -81,6 +90,7 @@ static void run_script(enum script script, const char *expect)
     snprintf(to, sizeof(to), "127.0.0.1:%d", vs_tcp_listener_port(f.l));
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "max_passes", json_object_new_int(2));
+    json_object_object_add(a, "streams", json_object_new_int(1)); /* this fake reads one */
     struct json_object *r = vm_migrate(&src, to, a, 60);
     json_object_put(a);
     pthread_join(t, NULL);

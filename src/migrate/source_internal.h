@@ -1,0 +1,97 @@
+/* Shared between the source state machine (source.c) and its page-sending stream threads
+ * (send_streams.c). Not for other users. */
+#ifndef VS_SOURCE_INTERNAL_H
+#define VS_SOURCE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "codec/codec.h"
+#include "migrate/bw_sampler.h"
+#include "migrate/dirty.h"
+#include "migrate/source.h"
+#include "wire/format.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
+
+/* Pages a stream claims at a time: 16 MiB, one dirty-log clear each. */
+#define VS_SEND_UNIT_PAGES 4096ULL
+
+/* One connection and the thread that sends pages on it. */
+struct vs_send_stream {
+    struct vs_migration *m;
+    unsigned index;
+    struct vs_channel *ch;
+    struct vs_wire_writer w;
+    pthread_t thread;
+    bool thread_started;
+    struct vs_codec_ctx *codec;       /* NULL: pages go raw */
+    unsigned codec_id;
+    bool auto_compress;
+    struct vs_codec_auto autoc;
+    uint8_t *cbuf;                    /* compressed batch */
+    size_t cbuf_cap;
+    uint64_t data[VS_WIRE_MAX_PAGES], zero[VS_WIRE_MAX_PAGES];   /* the batch being built */
+    uint32_t ndata, nzero;
+    struct vs_pass_stats ps;          /* this stream's part of the current pass */
+    uint64_t pass_bytes0;
+    uint64_t compressed_pages, compressed_raw, compressed_wire;  /* cumulative */
+    int rc;                           /* result of the last pass */
+    char error[512];
+};
+
+struct vs_migration {
+    struct vs_vm *vm;
+    struct vs_migration_opts opts;
+    pthread_t thread;
+    pthread_mutex_t lock;           /* guards stats, ch, committed */
+    struct vs_migration_stats stats;
+    bool finished;
+    bool committed;                 /* point of no return passed */
+    atomic_bool cancel;
+    struct vs_channel *ch;          /* stream 0: control and pages */
+    struct vs_wire_writer *w;       /* stream 0's writer */
+    struct vs_wire_reader r;        /* stream 0's reader */
+    struct vs_dirty dirty;
+    bool dirty_on;
+    bool paused_by_us;
+    bool unconfirmed;               /* committed, but the destination did not confirm */
+    double bandwidth;               /* bytes/s, measured on the last pass */
+    uint64_t cpu0_ns;               /* process minus vCPU CPU time at start */
+
+    /* The streams and the pass they are working on. */
+    unsigned nr_streams;
+    struct vs_send_stream streams[VS_WIRE_MAX_STREAMS];
+    pthread_mutex_t pass_lock;
+    pthread_cond_t pass_cv;         /* a new pass (generation) or quit */
+    pthread_cond_t done_cv;         /* a stream finished its part */
+    uint64_t generation;
+    unsigned done;
+    bool quit;
+    uint32_t pass_no;
+    bool pass_final;
+    atomic_uint_fast64_t next_unit; /* next VS_SEND_UNIT_PAGES unit to claim */
+    atomic_uint_fast64_t pages_left;    /* of the current pass, for progress */
+    atomic_bool stream_failed;
+
+    /* --max-bandwidth: shared by all streams, pre-copy only. */
+    bool capped;
+    uint64_t cap_start_ns;
+    atomic_uint_fast64_t cap_bytes; /* bytes sent since cap_start_ns */
+
+    struct vs_bw_sampler sampler;
+};
+
+/* Open the streams' resources (codec, buffers) once their channels are set. */
+int vs_send_streams_init(struct vs_migration *m);
+/* Start one thread per stream. */
+int vs_send_streams_start(struct vs_migration *m);
+/* Send every pending dirty page over all streams and end the pass on each; returns when
+ * all are done. ps gets the pass's totals. */
+int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
+                         struct vs_pass_stats *ps);
+/* Stop the threads and free what init allocated (channels are closed by the caller). */
+void vs_send_streams_stop(struct vs_migration *m);
+/* Bytes sent on all streams so far. */
+uint64_t vs_send_streams_bytes(struct vs_migration *m);
+
+#endif
