@@ -392,8 +392,9 @@ static int run_source(struct vs_migration *m)
     return 0;
 }
 
-/* Undo everything before the commit: the source VM runs on as if nothing happened. */
-static void roll_back(struct vs_migration *m, int rc)
+/* Undo everything before the commit: the source VM runs on as if nothing happened.
+ * Returns the final status. */
+static const char *roll_back(struct vs_migration *m, int rc)
 {
     char why[sizeof(m->stats.error)];
     if (cancelled(m))
@@ -420,25 +421,27 @@ static void roll_back(struct vs_migration *m, int rc)
     if (m->paused_by_us && vs_vm_resume(m->vm))
         vs_log(VS_LOG_ERROR, "could not resume the source VM after a failed migration: %s",
                vs_last_error());
+    const char *status = rc == -ECANCELED ? "cancelled" : "failed";
     pthread_mutex_lock(&m->lock);
-    m->stats.status = rc == -ECANCELED ? "cancelled" : "failed";
     snprintf(m->stats.error, sizeof(m->stats.error), "%s", why);
     pthread_mutex_unlock(&m->lock);
     vs_log(VS_LOG_ERROR, "migration to %s %s: %s; the VM keeps running here", m->opts.to,
-           m->stats.status, why);
+           status, why);
+    return status;
 }
 
 static void *migration_thread(void *arg)
 {
     struct vs_migration *m = arg;
     int rc = run_source(m);
+    const char *status;
     if (rc) {
-        roll_back(m, rc);
+        status = roll_back(m, rc);
     } else {
         if (m->dirty_on)
             vs_dirty_stop(&m->dirty);
         m->dirty_on = false;
-        set_status(m, m->unconfirmed ? "unconfirmed" : "completed");
+        status = m->unconfirmed ? "unconfirmed" : "completed";
     }
     vs_send_streams_stop(m);
     vs_bw_sampler_stop(&m->sampler);
@@ -461,8 +464,11 @@ static void *migration_thread(void *arg)
     }
     if (m->stats.total_ns) /* the final report's throughput is the whole migration's */
         m->stats.mbps = (double)m->stats.transferred_bytes * 8e3 / (double)m->stats.total_ns;
+    /* The final status only with the final counters: readers stop polling on it. */
+    m->stats.status = status;
     m->finished = true;
     pthread_mutex_unlock(&m->lock);
+    vs_info("migration to %s: %s", m->opts.to, status);
     char line[256];
     struct vs_migration_stats s;
     vs_migration_stats(m, &s, NULL);
