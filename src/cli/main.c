@@ -1,5 +1,6 @@
 /* vmshift: a KVM virtual machine monitor built for live migration. */
 #include "cli/ctl.h"
+#include "cli/fill_image.h"
 #include "cli/migrate.h"
 #include "cli/receive.h"
 #include "cli/run.h"
@@ -13,7 +14,8 @@ static const char usage[] =
     "  run     boot a VM with a workload guest (vmshift run --help)\n"
     "  ctl     send a command to a running VM's control socket (vmshift ctl --help)\n"
     "  receive wait for one incoming VM and run it (vmshift receive --help)\n"
-    "  migrate live-migrate a running VM to a `vmshift receive` (vmshift migrate --help)\n";
+    "  migrate live-migrate a running VM to a `vmshift receive` (vmshift migrate --help)\n"
+    "  fill-image  write the memory image of --fill to a file, for other VMMs\n";
 
 int main(int argc, char **argv)
 {
@@ -31,6 +33,8 @@ int main(int argc, char **argv)
         return cli_receive_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "migrate") == 0)
         return cli_migrate_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "fill-image") == 0)
+        return cli_fill_image_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "ctl") == 0)
         return cli_ctl_main(argc - 1, argv + 1);
     fprintf(stderr, "vmshift: unknown command '%s'; try vmshift --help\n", argv[1]);
