@@ -1,6 +1,6 @@
 #include "migrate/dest.h"
 #include "migrate/boot_id.h"
-#include "migrate/digest.h"
+#include "migrate/digest_tracker.h"
 #include "migrate/recv_streams.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
@@ -33,7 +33,7 @@ struct incoming {
     struct vs_blob vcpu_blobs[VS_MAX_VCPUS];  /* as received, for the final check */
     XXH3_state_t *vcpu_hash;
     uint64_t machine_hash;
-    struct vs_digest_job *digest;   /* RAM digest, started once the last page arrived */
+    struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages arrive */
     uint64_t digest_start_ns;
     uint64_t pass_start_ns, pass_start_bytes;
     uint64_t cpu0_ns;
@@ -138,6 +138,10 @@ static int handshake(struct incoming *in)
         return refuse(in, vs_last_error());
     if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
         return refuse(in, vs_last_error());
+    if (vs_digest_tracker_new(&in->digest, &in->vm->mem) ||
+        vs_digest_tracker_start(in->digest, 20))
+        return refuse(in, vs_last_error());
+    in->rs.digest = in->digest;
     vs_recv_streams_set_channel(&in->rs, 0, in->ch);
     /* Stream 0 is read through the streams' reader from now on. */
     in->rs.s[0].r.next_seq = in->r0.next_seq;
@@ -181,10 +185,8 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
-        /* No page will change any more: digest RAM while the state arrives. */
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        /* No page changes any more: the digest is finished when the source's arrives. */
         in->digest_start_ns = vs_clock_ns();
-        return vs_digest_start(&in->digest, &in->vm->mem, cpus > 1 ? (unsigned)cpus - 1 : 1);
     }
     return 0;
 }
@@ -238,8 +240,8 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
         return rc;
     uint64_t ram;
     struct vs_wire_verdict v = { .ok = 1 };
-    rc = vs_digest_finish(in->digest, &ram, NULL);
-    in->digest = NULL;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    rc = vs_digest_tracker_finish(in->digest, cpus > 0 ? (unsigned)cpus : 1, &ram, NULL);
     if (rc)
         snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
     else if (ram != dg.ram_xxh3)
@@ -371,11 +373,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         else if (rc)
             vs_recv_streams_fail(&in.rs, 0, rc);
     }
-    if (in.digest) {
-        uint64_t unused;
-        vs_digest_finish(in.digest, &unused, NULL); /* its threads read the VM's RAM */
-        in.digest = NULL;
-    }
+    vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
     int result = 0;
     if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM
@@ -400,6 +398,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         if (rc != -ECANCELED && rc != -EPERM)
             vs_wire_send(&in.w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
         vs_recv_streams_destroy(&in.rs);   /* its threads write the VM's RAM */
+        vs_digest_tracker_free(in.digest);
+        in.digest = NULL;
         vs_vm_destroy(in.vm);
         in.vm = NULL;
         vs_fail(rc, "%s", stats->error);
@@ -407,6 +407,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     stats->total_ns = vs_clock_ns() - stats->start_ns;
     vs_recv_streams_totals(&in.rs, stats);
     vs_recv_streams_destroy(&in.rs);
+    vs_digest_tracker_free(in.digest);
     uint64_t cpu = vs_process_cpu_ns() - (in.vm ? vs_vm_vcpu_cpu_ns(in.vm) : 0);
     stats->cpu_ns = cpu > in.cpu0_ns ? cpu - in.cpu0_ns : 0;
     free(in.state_buf);

@@ -68,21 +68,31 @@ static uint64_t hash_range(const struct vs_memory *m, uint64_t off, uint64_t len
     return digest;
 }
 
+uint64_t vs_digest_block(const struct vs_memory *m, uint64_t b)
+{
+    pthread_once(&zero_block_once, compute_zero_block_digest);
+    uint64_t off = b * VS_DIGEST_BLOCK;
+    uint64_t len = m->size - off < VS_DIGEST_BLOCK ? m->size - off : VS_DIGEST_BLOCK;
+    off_t data = m->memfd >= 0 ? lseek(m->memfd, (off_t)off, SEEK_DATA) : 0;
+    bool hole = len == VS_DIGEST_BLOCK && zero_block_digest &&
+                ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len));
+    /* A block that is one hole is zeros: its digest is known without hashing. */
+    return hole ? zero_block_digest : hash_range(m, off, len);
+}
+
+uint64_t vs_digest_combine(const uint64_t *blocks, uint64_t nblocks)
+{
+    return XXH3_64bits(blocks, nblocks * sizeof(uint64_t));
+}
+
 static void *worker(void *arg)
 {
     struct vs_digest_job *j = arg;
-    const struct vs_memory *m = j->m;
     for (;;) {
         uint64_t b = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (b >= j->nblocks)
             return NULL;
-        uint64_t off = b * VS_DIGEST_BLOCK;
-        uint64_t len = m->size - off < VS_DIGEST_BLOCK ? m->size - off : VS_DIGEST_BLOCK;
-        off_t data = m->memfd >= 0 ? lseek(m->memfd, (off_t)off, SEEK_DATA) : 0;
-        bool hole = len == VS_DIGEST_BLOCK && zero_block_digest &&
-                    ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len));
-        /* A block that is one hole is zeros: its digest is known without hashing. */
-        j->blocks[b] = hole ? zero_block_digest : hash_range(m, off, len);
+        j->blocks[b] = vs_digest_block(j->m, b);
     }
 }
 
@@ -115,7 +125,7 @@ int vs_digest_finish(struct vs_digest_job *j, uint64_t *digest, uint64_t *busy_n
     for (unsigned i = 0; i < j->nthreads; i++)
         if (j->started[i])
             pthread_join(j->tids[i], NULL);
-    *digest = XXH3_64bits(j->blocks, j->nblocks * sizeof(uint64_t));
+    *digest = vs_digest_combine(j->blocks, j->nblocks);
     if (busy_ns)
         *busy_ns = vs_clock_ns() - j->start_ns;
     free(j->blocks);

@@ -61,6 +61,7 @@ int vs_recv_page_record(struct vs_recv_streams *rs, unsigned index,
             /* Fresh memfd pages already read as zero; only rewritten ones need it. */
             memset(ram + st->gpa[i], 0, VS_WIRE_PAGE_SIZE);
         }
+        vs_digest_mark(rs->digest, st->gpa[i], VS_WIRE_PAGE_SIZE);
     }
     if (h->type == VS_REC_ZERO_PAGES) {
         st->zero += count;

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "migrate/digest_tracker.h"
 #include "migrate/report.h"
 #include "vmm/vm.h"
 #include "wire/reader.h"
@@ -31,6 +32,7 @@ struct vs_recv_stream {
 struct vs_recv_streams {
     struct vs_vm *vm;
     uint64_t *touched;              /* pages that received data (may be non-zero) */
+    struct vs_digest_tracker *digest;   /* told about every page written (may be NULL) */
     unsigned n;
     struct vs_recv_stream s[VS_WIRE_MAX_STREAMS];
     pthread_mutex_t lock;

@@ -59,7 +59,7 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
                s->transferred_bytes ? ((double)s->cpu_ns / 1e9) / ((double)s->transferred_bytes / 1e9) : 0);
     json_object_object_add(r, "cpu", cpu);
 
-    if (s->bw_count) {
+    if (s->bw_interval_ms) {
         struct json_object *bw = json_object_new_object();
         add_u64(bw, "interval-ms", s->bw_interval_ms);
         struct json_object *mbps = json_object_new_array();

@@ -132,6 +132,7 @@ static int send_unit(struct vs_send_stream *s, uint64_t first, uint64_t end, uin
         uint64_t n = 0;
         for (uint64_t bits = d->bitmap[w]; bits && !rc; bits &= bits - 1, n++) {
             uint64_t gpa = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * VS_WIRE_PAGE_SIZE;
+            vs_digest_mark(m->digest, gpa, VS_WIRE_PAGE_SIZE);
             if (page_is_zero(ram + gpa)) {
                 s->zero[s->nzero++] = gpa;
                 if (s->nzero == VS_WIRE_MAX_PAGES)

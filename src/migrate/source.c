@@ -171,7 +171,7 @@ static int handshake(struct vs_migration *m)
 }
 
 /* Everything the destination needs once the vCPUs are stopped, then the digests. */
-static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_digest_job **digest)
+static int send_state(struct vs_migration *m, uint64_t pause_ns)
 {
     struct vs_vm *vm = m->vm;
     XXH3_state_t *vh = XXH3_createState();
@@ -210,8 +210,10 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns, struct vs_diges
     vs_blob_free(&blob);
     if (rc)
         return rc;
-    rc = vs_digest_finish(*digest, &dg.ram_xxh3, NULL);
-    *digest = NULL;
+    /* RAM is frozen: only blocks changed since the background thread hashed them are
+     * hashed here. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    rc = vs_digest_tracker_finish(m->digest, cpus > 0 ? (unsigned)cpus : 1, &dg.ram_xxh3, NULL);
     if (rc)
         return rc;
     pthread_mutex_lock(&m->lock);
@@ -313,14 +315,9 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     pthread_mutex_lock(&m->lock);
     m->stats.switchover_at_ns = *pause_ns - m->stats.start_ns;
     pthread_mutex_unlock(&m->lock);
-    /* RAM is frozen from here: digest it while the last pages and the state travel. */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    struct vs_digest_job *digest;
-    int rc = vs_digest_start(&digest, &vm->mem, cpus > 1 ? (unsigned)cpus - 1 : 1);
-    if (rc)
-        return rc;
+    vs_digest_tracker_stop(m->digest);   /* its CPU is better spent on the last pages */
     uint64_t dirty;
-    rc = vs_dirty_sync(&m->dirty, &dirty);
+    int rc = vs_dirty_sync(&m->dirty, &dirty);
     struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true,
                                 .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
@@ -331,11 +328,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
-        rc = send_state(m, *pause_ns, &digest);
-    }
-    if (digest) {
-        uint64_t unused;
-        vs_digest_finish(digest, &unused, NULL);
+        rc = send_state(m, *pause_ns);
     }
     if (rc)
         return rc;
@@ -354,7 +347,8 @@ static int run_source(struct vs_migration *m)
     int rc = open_streams(m);
     if (rc || (rc = handshake(m)) || (rc = vs_send_streams_start(m)))
         return rc;
-    if ((rc = vs_dirty_start(&m->dirty, vm)))
+    if ((rc = vs_digest_tracker_new(&m->digest, &vm->mem)) ||
+        (rc = vs_digest_tracker_start(m->digest, 20)) || (rc = vs_dirty_start(&m->dirty, vm)))
         return rc;
     m->dirty_on = true;
     pthread_mutex_lock(&m->lock);
@@ -445,6 +439,8 @@ static void *migration_thread(void *arg)
     }
     vs_send_streams_stop(m);
     vs_bw_sampler_stop(&m->sampler);
+    vs_digest_tracker_free(m->digest);
+    m->digest = NULL;
     uint64_t cpu_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(m->vm);
     pthread_mutex_lock(&m->lock);
     m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;

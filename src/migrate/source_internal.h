@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include "codec/codec.h"
 #include "migrate/bw_sampler.h"
+#include "migrate/digest_tracker.h"
 #include "migrate/dirty.h"
 #include "migrate/source.h"
 #include "wire/format.h"
@@ -79,6 +80,7 @@ struct vs_migration {
     atomic_uint_fast64_t cap_bytes; /* bytes sent since cap_start_ns */
 
     struct vs_bw_sampler sampler;
+    struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 };
 
 /* Open the streams' resources (codec, buffers) once their channels are set. */

@@ -1,0 +1,172 @@
+"""One vmshift live migration for the benchmark: boot a source VM (vmshift run) in one
+host, a receiver (vmshift receive) in the other, migrate, and return the measurements in
+the same shape as qemu_peer.qemu_migrate() so the two can be put side by side.
+
+    r = vmshift_migrate(mem="4G", workload="once", fill="random", streams=2,
+                        src_prefix=hosts.exec_args("a"), dst_prefix=hosts.exec_args("b"),
+                        dst_addr="198.18.0.2")
+
+A threading.Barrier may be passed as start_barrier: every migration of a group then waits
+for the others before it starts (eight VMs migrated at once).
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VMSHIFT = os.path.join(ROOT, "build", "vmshift")
+
+
+class VmshiftPeerError(RuntimeError):
+    pass
+
+
+def ctl(sock, cmd, timeout=10, **args):
+    """One JSON-lines request on a vmshift control socket."""
+    req = dict(args, cmd=cmd)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(sock)
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+    reply = json.loads(buf)
+    if not reply.get("ok", False):
+        raise VmshiftPeerError("%s: %s" % (cmd, reply.get("error")))
+    return reply
+
+
+def _wait_for(pred, timeout, what, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            tail = open(log).read()[-2000:] if log and os.path.exists(log) else ""
+            raise VmshiftPeerError("%s: process exited with %s\n%s" % (what, proc.returncode, tail))
+        time.sleep(0.05)
+    raise VmshiftPeerError("timed out waiting for " + what)
+
+
+def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, rate=0,
+                    streams=2, compress="none", zerocopy=False, downtime_limit_ms=300,
+                    max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
+                    settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False):
+    d = tempfile.mkdtemp(prefix="vmshift-bench-")
+    src_sock, dst_sock = os.path.join(d, "src.sock"), os.path.join(d, "dst.sock")
+    port_file = os.path.join(d, "port")
+    src_log, dst_log = os.path.join(d, "src.log"), os.path.join(d, "dst.log")
+    dst_report = os.path.join(d, "dst.json")
+    procs = []
+    try:
+        src_cmd = list(src_prefix) + [VMSHIFT, "run", "--mem", mem, "--vcpus", str(vcpus),
+                                      "--workload", workload, "--fill", fill, "--seed", str(seed),
+                                      "--ctl", src_sock, "--serial", "none"]
+        if rate:
+            src_cmd += ["--rate", str(rate)]
+        dst_cmd = list(dst_prefix) + [VMSHIFT, "receive", "--listen", dst_addr + ":0",
+                                      "--port-file", port_file, "--ctl", dst_sock,
+                                      "--serial", "none", "--report", dst_report,
+                                      "--timeout", str(int(timeout_s))]
+        src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=open(src_log, "w"))
+        procs.append(src)
+        dst = subprocess.Popen(dst_cmd, stdout=subprocess.DEVNULL, stderr=open(dst_log, "w"))
+        procs.append(dst)
+        _wait_for(lambda: os.path.exists(src_sock), 120, "the source VM", src, src_log)
+        _wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 60,
+                  "the receiver", dst, dst_log)
+        port = int(open(port_file).read())
+        # Let the workload run (and touch its memory) before migrating.
+        _wait_for(lambda: ctl(src_sock, "status")["guest"].get("state") == "running", 120,
+                  "the guest workload", src, src_log)
+        time.sleep(settle_s)
+        args = {"to": "%s:%d" % (dst_addr, port), "streams": streams, "compress": compress,
+                "zerocopy": bool(zerocopy), "downtime_limit": downtime_limit_ms,
+                "timeout_ms": int(timeout_s * 1000)}
+        if max_bandwidth:
+            args["max_bandwidth"] = int(max_bandwidth)
+        if start_barrier is not None:
+            start_barrier.wait()
+        t0 = time.monotonic()
+        ctl(src_sock, "migrate", **args)
+        report = None
+        while time.monotonic() - t0 < timeout_s:
+            m = ctl(src_sock, "migrate-status").get("migration", {})
+            if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed"):
+                report = m
+                break
+            time.sleep(0.05)
+        wall_s = time.monotonic() - t0
+        if report is None:
+            raise VmshiftPeerError("migration did not finish in %d s" % timeout_s)
+        result = {"impl": "vmshift", "status": report.get("status"), "error": report.get("error"),
+                  "wall_s": wall_s}
+        if report.get("status") == "completed":
+            _wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst, dst_log)
+            time.sleep(0.3)
+            st = ctl(dst_sock, "status")
+            result["dst_state"] = st.get("state")
+            result["guest_errors"] = st.get("guest", {}).get("errors")
+            inc = st.get("incoming", {})
+            result["cpu_dst_s"] = inc.get("cpu", {}).get("seconds")
+            result["digest_equal"] = inc.get("ram-digest") == report.get("ram-digest")
+        ram = report.get("ram", {})
+        bw = report.get("bandwidth", {})
+        interval = bw.get("interval-ms", 100) / 1000.0
+        samples, total = [], 0.0
+        for i, mbps in enumerate(bw.get("mbps", [])):
+            total += mbps * 1e6 / 8 * interval
+            samples.append(((i + 1) * interval, total))
+        result.update({
+            "total_time_ms": report.get("total-time"),
+            "downtime_ms": report.get("downtime"),
+            "setup_time_ms": report.get("setup-time"),
+            "switchover_at_ms": report.get("switchover-at"),
+            "transferred_bytes": ram.get("transferred"),
+            "normal_pages": ram.get("normal"),
+            "zero_pages": ram.get("duplicate"),
+            "skipped_pages": ram.get("skipped"),
+            "compressed_pages": ram.get("compressed"),
+            "compression_ratio": ram.get("compression-ratio"),
+            "mbps": ram.get("mbps"),
+            "iterations": report.get("iterations"),
+            "cpu_src_s": report.get("cpu", {}).get("seconds"),
+            "streams": report.get("streams", {}).get("count"),
+            "samples": samples,
+            "report": report,
+        })
+        return result
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if not keep_dir:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--mem", default="1G")
+    ap.add_argument("--workload", default="once")
+    ap.add_argument("--fill", default="random")
+    ap.add_argument("--streams", type=int, default=2)
+    ap.add_argument("--compress", default="none")
+    a = ap.parse_args()
+    r = vmshift_migrate(mem=a.mem, workload=a.workload, fill=a.fill, streams=a.streams,
+                        compress=a.compress)
+    r.pop("report", None)
+    print(json.dumps(r, indent=1))
