@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev libzstd-dev)
+PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev
+          libzstd-dev iproute2
+          # the benchmark and its CI quick mode: the peer VMM, the link ceiling, the plots
+          python3 qemu-system-x86 iperf3 gnuplot-nox)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
