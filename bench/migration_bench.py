@@ -31,7 +31,7 @@ import qemu_peer     # noqa: E402
 import vmshift_peer  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
-VMSHIFT = os.path.join(ROOT, "build", "vmshift")
+VMSHIFT = vmshift_peer.VMSHIFT
 WORK_START = 0x400000
 
 

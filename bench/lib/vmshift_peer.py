@@ -18,7 +18,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VMSHIFT = os.path.join(ROOT, "build", "vmshift")
+VMSHIFT = os.environ.get("VMSHIFT_BIN") or os.path.join(ROOT, "build", "vmshift")
 
 
 class VmshiftPeerError(RuntimeError):

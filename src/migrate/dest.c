@@ -102,12 +102,18 @@ static int handshake(struct incoming *in)
     struct vs_wire_header h;
     struct vs_wire_hello hello;
     int rc = vs_wire_read_header(in->r, &h);
+    if (!rc && h.type != VS_REC_HELLO)
+        rc = vs_fail(EPROTO, "migration stream: the first record is %s, not HELLO: is the "
+                     "peer a vmshift source?", vs_wire_type_name(h.type));
+    memset(&hello, 0, sizeof(hello));
     if (!rc)
-        rc = vs_wire_read_fixed(in->r, &h, VS_REC_HELLO, &hello, sizeof(hello));
+        rc = vs_wire_read_payload(in->r, &h, &hello, sizeof(hello));
     if (rc)
         return rc;
     if ((rc = vs_wire_check_hello(&hello)))
         return refuse(in, vs_last_error());
+    if (h.length != sizeof(hello))
+        return refuse(in, "HELLO is not 64 bytes long although its version matches");
     char a[32], b[32];
     vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,

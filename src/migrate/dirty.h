@@ -2,17 +2,15 @@
  * (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, "initially set"), plus the pages the monitor itself
  * wrote (vs_memory_note_write).
  *
- * Each pass: vs_dirty_sync() snapshots the bitmap without stopping the guest; then, chunk
- * by chunk, vs_dirty_clear() re-protects the pages about to be sent, and only after that
- * are they read. A write after the clear marks the page dirty again for the next pass. */
+ * Each pass: vs_dirty_sync() snapshots the bitmap without stopping the guest; then, unit
+ * by unit (src/migrate/send_streams.c), vs_dirty_clear() re-protects the pages about to
+ * be sent, and only after that are they read. A write after the clear marks the page dirty again for the next pass. */
 #ifndef VS_DIRTY_H
 #define VS_DIRTY_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/vm.h"
-
-#define VS_DIRTY_CHUNK_PAGES (64ULL * 1024)   /* 256 MiB per clear, a multiple of 64 */
 
 struct vs_dirty {
     struct vs_vm *vm;

@@ -40,8 +40,8 @@ struct vs_migration_stats {
     uint64_t total_ns;
     uint64_t downtime_ns;      /* source vCPU stop -> destination vCPU resume */
     bool downtime_exact;       /* both ends share a clock (same host) */
-    uint64_t blackout_send_ns; /* final pass + state, inside the downtime */
-    uint64_t verify_ns;        /* digests and comparison, inside the downtime */
+    uint64_t blackout_send_ns; /* final pass, inside the downtime */
+    uint64_t verify_ns;        /* state, digests and comparison, inside the downtime */
     uint64_t dirty_log_start_ns;
     uint64_t last_sync_ns;
 
@@ -50,7 +50,8 @@ struct vs_migration_stats {
     uint64_t zero_pages;          /* pages sent as zero ("duplicate" in QEMU) */
     uint64_t skipped_pages;       /* never-written pages, not sent at all */
     uint64_t remaining_bytes;     /* dirty bytes not yet sent */
-    double mbps;                  /* throughput of the last pass, megabits/s */
+    double mbps;                  /* megabits/s: of the last pass while running, of the
+                                     whole migration in the final report */
     double dirty_pages_rate;      /* pages/s the guest dirtied during the last pass */
     double expected_downtime_ms;  /* remaining_bytes at the current throughput */
 

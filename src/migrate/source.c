@@ -438,6 +438,9 @@ static void *migration_thread(void *arg)
         status = m->unconfirmed ? "unconfirmed" : "completed";
     }
     vs_send_streams_stop(m);
+    for (unsigned i = 0; i < m->nr_streams; i++)   /* count every zero-copy completion */
+        if (m->streams[i].ch && vs_channel_zerocopy_drain(m->streams[i].ch, 1000))
+            vs_warn("%s", vs_last_error());
     vs_bw_sampler_stop(&m->sampler);
     vs_digest_tracker_free(m->digest);
     m->digest = NULL;

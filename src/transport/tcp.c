@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define TCP_BUF_BYTES (4 << 20)
-#define TCP_BACKLOG 8
+#define TCP_BACKLOG 64   /* room for every stream of a migration (<= 16) and strangers */
 
 struct vs_tcp_listener {
     int fd;

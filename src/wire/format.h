@@ -114,7 +114,7 @@ struct vs_wire_vcpu_state {    /* followed by the state blob (see src/migrate/vs
 };
 
 struct vs_wire_digest {
-    uint64_t ram_xxh3;         /* XXH3-64 of the XXH3-64s of consecutive 64 MiB blocks of RAM
+    uint64_t ram_xxh3;         /* XXH3-64 of the XXH3-64s of consecutive 2 MiB blocks of RAM
                                   (src/migrate/digest.h) */
     uint64_t vcpu_xxh3;        /* XXH3-64 over the VCPU_STATE blobs in index order */
     uint64_t machine_xxh3;     /* XXH3-64 over the MACHINE_STATE blob */

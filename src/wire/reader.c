@@ -86,6 +86,11 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
     case VS_REC_COMMIT:
         *min = *max = 0;
         break;
+    case VS_REC_HELLO:
+        /* Other versions have other HELLO sizes: the version fields (first 4 bytes) are
+         * read first, so an old or new peer is told which side to upgrade. */
+        *min = 4;
+        break;
     case VS_REC_ABORT:
         *min = 1;
         *max = VS_WIRE_MAX_REASON;

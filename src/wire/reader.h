@@ -23,7 +23,7 @@ struct vs_wire_reader {
 void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch);
 void vs_wire_reader_destroy(struct vs_wire_reader *r);
 
-/* Read and validate the next header: magic, header checksum, known type, flags 0,
+/* Read and validate the next header: magic, header checksum, known type, flags its type allows,
  * seq == next_seq, and length within the type's limits (exact size for fixed records,
  * <= limits for variable ones). */
 int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h);

@@ -146,6 +146,35 @@ static void garbage_is_rejected(void **state)
     expect_in(err, "magic", "offset");
 }
 
+/* A version 1 source (48-byte HELLO) is told to upgrade, not "bad length". */
+static void old_version_is_told_to_upgrade(void **state)
+{
+    (void)state;
+    struct vm_proc dst;
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct vs_channel *ch;
+    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
+    vs_wire_reader_init(&r, ch);
+    uint8_t v1_hello[48] = { 1, 0, 0, 0 };      /* version 1.0, the rest as v1 had it */
+    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, v1_hello, sizeof(v1_hello)), 0);
+    struct vs_wire_header hdr;
+    struct vs_wire_hello_reply reply;
+    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
+    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
+    assert_int_equal(reply.accepted, 0);
+    if (!strstr(reply.reason, "version 1.0") || !strstr(reply.reason, "upgrade the source"))
+        fail_msg("refusal does not ask to upgrade the source: %s", reply.reason);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    vs_wire_writer_destroy(&w);
+    vs_channel_close(ch);
+    vm_proc_stop(&dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +182,7 @@ int main(void)
         cmocka_unit_test(truncated_stream_is_rejected),
         cmocka_unit_test(reordered_records_are_rejected),
         cmocka_unit_test(garbage_is_rejected),
+        cmocka_unit_test(old_version_is_told_to_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
