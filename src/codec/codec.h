@@ -67,9 +67,13 @@ void vs_codec_auto_init(struct vs_codec_auto *a);
 /* Should the next batch be compressed? */
 int vs_codec_auto_decide(struct vs_codec_auto *a);
 /* Feed back one batch: raw_len input bytes; wire_len bytes actually written to the
- * channel; send_ns time spent writing them; comp_ns time spent compressing (0 when the
- * batch was sent raw). */
+ * channel; send_ns time spent writing them (0: no link sample from this batch); comp_ns
+ * time spent compressing (0 when the batch was sent raw). */
 void vs_codec_auto_feed(struct vs_codec_auto *a, size_t raw_len, size_t wire_len,
                         uint64_t send_ns, uint64_t comp_ns);
+/* Feed a link rate measured by the transport (bytes/s), e.g. TCP's delivery rate while
+ * the sender was not the bottleneck. Better than send_ns: a write into a socket buffer
+ * with room returns at memory speed whatever the link. */
+void vs_codec_auto_feed_link(struct vs_codec_auto *a, double bps);
 
 #endif

@@ -55,6 +55,14 @@ int vs_codec_auto_decide(struct vs_codec_auto *a)
     return d;
 }
 
+void vs_codec_auto_feed_link(struct vs_codec_auto *a, double bps)
+{
+    if (bps <= 0.0)
+        return;
+    a->link_bps = ewma(a->link_bps, bps, a->link_samples);
+    a->link_samples++;
+}
+
 void vs_codec_auto_feed(struct vs_codec_auto *a, size_t raw_len, size_t wire_len,
                         uint64_t send_ns, uint64_t comp_ns)
 {

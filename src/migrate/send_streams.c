@@ -74,7 +74,7 @@ static int flush_data(struct vs_send_stream *s, uint32_t pass, bool final)
         return 0;
     struct vs_migration *m = s->m;
     const uint8_t *ram = m->vm->mem.base;
-    uint64_t b0 = vs_channel_sent(s->ch), t0 = vs_clock_ns(), comp_ns = 0;
+    uint64_t b0 = vs_channel_sent(s->ch), comp_ns = 0;
     bool compress = s->codec && (!s->auto_compress || vs_codec_auto_decide(&s->autoc));
     int rc;
     if (compress)
@@ -86,9 +86,12 @@ static int flush_data(struct vs_send_stream *s, uint32_t pass, bool final)
     if (rc < 0)
         return rc;
     uint64_t wire = vs_channel_sent(s->ch) - b0;
-    if (s->auto_compress)
-        vs_codec_auto_feed(&s->autoc, (size_t)s->ndata * VS_WIRE_PAGE_SIZE, wire,
-                           vs_clock_ns() - t0 - comp_ns, comp_ns);
+    if (s->auto_compress) {
+        /* The link's speed comes from TCP (how fast the peer receives), not from how long
+         * the write took: a socket buffer with room takes data at memory speed. */
+        vs_codec_auto_feed(&s->autoc, (size_t)s->ndata * VS_WIRE_PAGE_SIZE, wire, 0, comp_ns);
+        vs_codec_auto_feed_link(&s->autoc, vs_channel_link_rate(s->ch));
+    }
     s->ps.sent_pages += s->ndata;
     s->ndata = 0;
     return throttle(m, wire);

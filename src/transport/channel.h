@@ -51,6 +51,11 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len);
 /* Receive timeout for reads (a silent peer is an error after it); 0 = wait forever. */
 int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms);
 
+/* The rate at which the peer is receiving this channel's data, in bytes/s, as measured
+ * by the transport (TCP's delivery rate), when the sender kept the link busy during the
+ * measurement; 0 when unknown or when the sender (not the link) was the limit. */
+double vs_channel_link_rate(struct vs_channel *ch);
+
 /* Send VS_CH_ZEROCOPY writes with MSG_ZEROCOPY from now on. Fails if the socket cannot. */
 int vs_channel_enable_zerocopy(struct vs_channel *ch);
 /* Wait up to timeout_ms until the kernel has finished with every zero-copy send. */
