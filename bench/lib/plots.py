@@ -4,10 +4,11 @@ import subprocess
 
 
 def _rates(samples):
-    """[(t_s, cumulative bytes)] -> [(t_s, Gbit/s over the interval ending at t_s)]."""
+    """[(t_s, cumulative bytes)] (vmshift) or [{"t_s", "transferred"}] (QEMU's query-migrate
+    samples) -> [(t_s, Gbit/s over the interval ending at t_s)]."""
     out, pt, pb = [], 0.0, 0.0
     for s in samples:
-        t, b = (s[0], s[1]) if isinstance(s, (list, tuple)) else (s["t"], s["bytes"])
+        t, b = (s[0], s[1]) if isinstance(s, (list, tuple)) else (s["t_s"], s["transferred"])
         if t > pt:
             out.append((t, (b - pb) * 8 / 1e9 / (t - pt)))
         pt, pb = t, b

@@ -85,7 +85,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                   "the receiver", dst, dst_log)
         port = int(open(port_file).read())
         # Let the workload run (and touch its memory) before migrating.
-        _wait_for(lambda: ctl(src_sock, "status")["guest"].get("state") == "running", 120,
+        _wait_for(lambda: ctl(src_sock, "status")["guest"].get("state") in ("running", "idle"), 120,
                   "the guest workload", src, src_log)
         time.sleep(settle_s)
         args = {"to": "%s:%d" % (dst_addr, port), "streams": streams, "compress": compress,
@@ -108,7 +108,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         if report is None:
             raise VmshiftPeerError("migration did not finish in %d s" % timeout_s)
         result = {"impl": "vmshift", "status": report.get("status"), "error": report.get("error"),
-                  "wall_s": wall_s}
+                  "wall_s": wall_s, "t0_mono": t0}
         if report.get("status") == "completed":
             _wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst, dst_log)
             time.sleep(0.3)
