@@ -164,6 +164,12 @@ int vs_digest_tracker_finish(struct vs_digest_tracker *t, unsigned threads, uint
     return 0;
 }
 
+const uint64_t *vs_digest_tracker_blocks(const struct vs_digest_tracker *t, uint64_t *nblocks)
+{
+    *nblocks = t->nblocks;
+    return t->hash;
+}
+
 void vs_digest_tracker_free(struct vs_digest_tracker *t)
 {
     if (!t)

@@ -29,6 +29,8 @@ void vs_digest_tracker_stop(struct vs_digest_tracker *t);
  * and combine. *rehashed = blocks hashed here (may be NULL). */
 int vs_digest_tracker_finish(struct vs_digest_tracker *t, unsigned threads, uint64_t *digest,
                              uint64_t *rehashed);
+/* After finish: the digest of every 2 MiB block (for post-copy's per-block check). */
+const uint64_t *vs_digest_tracker_blocks(const struct vs_digest_tracker *t, uint64_t *nblocks);
 void vs_digest_tracker_free(struct vs_digest_tracker *t);
 
 #endif
