@@ -648,6 +648,7 @@ static void *control_thread(void *arg)
             set_status(pc, "failed", true);
             return NULL;
         }
+        vs_fail_context(-EPIPE, "post-copy paused until the source resumes it");
         set_status(pc, "postcopy-paused", true);
         vs_log(VS_LOG_ERROR, "post-copy lost the source (%s); the VM is paused here until the "
                "source resumes the migration (vmshift ctl SOURCE resume-migration)",
