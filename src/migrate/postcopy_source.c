@@ -510,6 +510,7 @@ int vs_migration_resume(struct vs_migration *m, const char *to)
     }
     snprintf(pc->resume_to, sizeof(pc->resume_to), "%s", to ? to : "");
     pc->resume_requested = true;
+    m->stats.status = "postcopy-recover";   /* from now on, not paused any more */
     pthread_cond_broadcast(&pc->cv);
     pthread_mutex_unlock(&m->lock);
     return 0;

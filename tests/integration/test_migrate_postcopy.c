@@ -84,8 +84,10 @@ static void busy_vm_completes_in_postcopy(void **state)
     vm_receiver_start(&dst, "198.18.0.2", hosts.b, NULL);
     char to[64];
     snprintf(to, sizeof(to), "198.18.0.2:%d", dst.port);
-    /* A downtime limit no pass can meet: pre-copy never converges by itself. */
+    /* Pre-copy capped below the guest's dirty rate and a downtime limit no pass can meet:
+     * pre-copy does not converge (post-copy itself is never capped). */
     struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(30 << 20));
     json_object_object_add(a, "converge", json_object_new_string("postcopy"));
     json_object_object_add(a, "downtime_limit", json_object_new_int(1));
     json_object_object_add(a, "max_passes", json_object_new_int(4));
