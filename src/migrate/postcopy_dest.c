@@ -4,7 +4,7 @@
  * Threads: the control thread (COMMIT, stream 0: urgent pages, the end, losing and
  * resuming the connection), one reader per further stream (background pages), and the
  * fault thread (userfaultfd -> PAGE_REQUEST; zeros for never-written pages). */
-#include "migrate/postcopy_dest.h"
+#include "migrate/postcopy_dest_internal.h"
 #include "migrate/digest.h"
 #include "migrate/page_bitmap.h"
 #include "migrate/uffd.h"
@@ -21,48 +21,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#define LIVENESS_MS 5000
-#define MAX_PENDING 256     /* faults whose wait is timed */
-
-struct pc_stream {
-    struct vs_postcopy_dest *pc;
-    unsigned index;
-    struct vs_channel *ch;
-    struct vs_wire_reader r;
-    pthread_t thread;
-    bool started;
-    bool ended;                     /* its POSTCOPY_END arrived (lock) */
-    uint64_t pages, end_pages;      /* this session */
-    uint64_t gpa[VS_WIRE_MAX_PAGES];
-    uint8_t *buf;                   /* VS_WIRE_MAX_PAGES pages */
-};
-
-struct vs_postcopy_dest {
-    struct vs_vm *vm;
-    const struct vs_incoming_opts *opts;
-    uint64_t npages;
-    uint64_t *orig, *missing;
-    atomic_uint_fast64_t missing_count;
-    struct vs_uffd uffd;
-    int wake_fd;
-    pthread_t fault_thread, thread;
-    bool fault_started, thread_started;
-    atomic_bool fault_stop, stopping, session_failed;
-    unsigned n;
-    struct pc_stream s[VS_WIRE_MAX_STREAMS];
-    pthread_mutex_t w0_lock;        /* stream 0's writer (requests from the fault thread) */
-    struct vs_wire_writer w0;
-    bool connected;
-    uint8_t session[VS_WIRE_SESSION_LEN];
-    pthread_mutex_t lock;           /* everything below */
-    pthread_cond_t cv;
-    struct vs_migration_stats stats;
-    bool vm_started, failed, paused;
-    uint64_t run_ns;                /* when the VM started running here */
-    struct { uint64_t gpa, t; } pending[MAX_PENDING];
-    unsigned npending;
-};
 
 static void set_status(struct vs_postcopy_dest *pc, const char *status, bool error)
 {
@@ -182,83 +140,6 @@ int vs_postcopy_dest_check(struct vs_postcopy_dest *pc, struct vs_wire_reader *r
     return 0;
 }
 
-/* ---- Faults ---- */
-
-/* A fault on a missing page: remember when (once per page); true if it must be asked for. */
-static bool pending_add(struct vs_postcopy_dest *pc, uint64_t gpa)
-{
-    pthread_mutex_lock(&pc->lock);
-    for (unsigned i = 0; i < pc->npending; i++)
-        if (pc->pending[i].gpa == gpa) {
-            pthread_mutex_unlock(&pc->lock);
-            return false;
-        }
-    if (pc->npending < MAX_PENDING)
-        pc->pending[pc->npending++] = (typeof(pc->pending[0])){ gpa, vs_clock_ns() };
-    pc->stats.postcopy.faults++;
-    pthread_mutex_unlock(&pc->lock);
-    return true;
-}
-
-/* Page gpa is in place: how long did its faulting thread wait? */
-static void pending_done(struct vs_postcopy_dest *pc, uint64_t gpa, uint64_t now)
-{
-    pthread_mutex_lock(&pc->lock);
-    for (unsigned i = 0; i < pc->npending; i++) {
-        if (pc->pending[i].gpa != gpa)
-            continue;
-        uint64_t wait = now - pc->pending[i].t;
-        struct vs_postcopy_stats *st = &pc->stats.postcopy;
-        st->fault_wait_ns += wait;
-        if (wait > st->fault_wait_max_ns)
-            st->fault_wait_max_ns = wait;
-        pc->pending[i] = pc->pending[--pc->npending];
-        break;
-    }
-    pthread_mutex_unlock(&pc->lock);
-}
-
-static void request(struct vs_postcopy_dest *pc, const uint64_t *gpa, uint32_t n)
-{
-    if (!n)
-        return;
-    struct vs_wire_page_request rq = { .count = n };
-    pthread_mutex_lock(&pc->w0_lock);
-    if (pc->connected &&
-        vs_wire_send_parts(&pc->w0, VS_REC_PAGE_REQUEST, &rq, sizeof(rq), gpa, n * 8ULL) == 0) {
-        pthread_mutex_lock(&pc->lock);
-        pc->stats.postcopy.requested_pages += n;
-        pthread_mutex_unlock(&pc->lock);
-    }
-    pthread_mutex_unlock(&pc->w0_lock);
-}
-
-static void *fault_thread(void *arg)
-{
-    struct vs_postcopy_dest *pc = arg;
-    uint64_t off[16], req[16];
-    while (!atomic_load(&pc->fault_stop)) {
-        int n = vs_uffd_read_faults(&pc->uffd, pc->wake_fd, 500, off, 16);
-        uint32_t nreq = 0;
-        for (int i = 0; i < n; i++) {
-            uint64_t p = off[i] / VS_WIRE_PAGE_SIZE;
-            if (p >= pc->npages)
-                continue;
-            if (!vs_page_bit(pc->orig, p)) {
-                /* Never written at the source (a hole on both sides): zeros. */
-                if (vs_uffd_zero(&pc->uffd, off[i], VS_WIRE_PAGE_SIZE) == -EEXIST)
-                    vs_uffd_wake(&pc->uffd, off[i], VS_WIRE_PAGE_SIZE);
-            } else if (!vs_page_bit(pc->missing, p)) {
-                vs_uffd_wake(&pc->uffd, off[i], VS_WIRE_PAGE_SIZE);   /* arrived meanwhile */
-            } else if (pending_add(pc, off[i])) {
-                req[nreq++] = off[i];
-            }
-        }
-        request(pc, req, nreq);
-    }
-    return NULL;
-}
-
 /* ---- Pages ---- */
 
 /* Copy n consecutive pages (data from buf, or zeros) in at gpa. */
@@ -310,7 +191,7 @@ static int install(struct pc_stream *st, const struct vs_wire_header *h)
     st->pages += info.count;
     uint64_t now = vs_clock_ns();
     for (uint32_t i = 0; i < info.count; i++)
-        pending_done(pc, st->gpa[i], now);
+        vs_postcopy_fault_done(pc, st->gpa[i], now);
     pthread_mutex_lock(&pc->lock);
     struct vs_postcopy_stats *ps = &pc->stats.postcopy;
     *(info.urgent ? &ps->urgent_pages : &ps->background_pages) += info.count;
@@ -379,7 +260,7 @@ static int start_vm(struct vs_postcopy_dest *pc)
     int rc = vs_uffd_open(&pc->uffd, pc->vm->mem.base, pc->vm->mem.size);
     if (rc)
         return rc;
-    int err = pthread_create(&pc->fault_thread, NULL, fault_thread, pc);
+    int err = pthread_create(&pc->fault_thread, NULL, vs_postcopy_fault_thread, pc);
     if (err)
         return vs_fail(err, "cannot start the post-copy fault thread: %s", strerror(err));
     pc->fault_started = true;
@@ -511,7 +392,8 @@ static int session(struct vs_postcopy_dest *pc)
         again[i] = pc->pending[i].gpa;
     pthread_mutex_unlock(&pc->lock);
     for (unsigned i = 0; i < n; i += VS_WIRE_MAX_PAGES)
-        request(pc, again + i, n - i < VS_WIRE_MAX_PAGES ? n - i : VS_WIRE_MAX_PAGES);
+        vs_postcopy_request(pc, again + i,
+                            n - i < VS_WIRE_MAX_PAGES ? n - i : VS_WIRE_MAX_PAGES);
     rc = read_stream(&pc->s[0]);
     if (rc)
         session_fail(pc);
@@ -519,7 +401,7 @@ static int session(struct vs_postcopy_dest *pc)
 }
 
 /* Tear a broken session down; the VM is paused (its vCPUs may also wait on a page). */
-static void lost(struct vs_postcopy_dest *pc)
+void vs_postcopy_lost(struct vs_postcopy_dest *pc)
 {
     session_fail(pc);
     for (unsigned i = 1; i < pc->n; i++)
@@ -544,96 +426,6 @@ static void lost(struct vs_postcopy_dest *pc)
     }
 }
 
-/* A new stream 0 from the source: POSTCOPY_RESUME with our session; then its streams. */
-static int accept_resume(struct vs_postcopy_dest *pc, struct vs_channel *ch)
-{
-    const struct vs_incoming_opts *o = pc->opts;
-    vs_channel_set_timeout(ch, o->timeout_ms);
-    struct vs_wire_reader r;
-    vs_wire_reader_init(&r, ch);
-    r.postcopy = true;
-    struct vs_wire_header h;
-    struct vs_wire_postcopy_resume rq;
-    int rc = vs_wire_read_header(&r, &h);
-    if (!rc)
-        rc = vs_wire_read_postcopy_resume(&r, &h, pc->vm->mem.size, &rq, NULL);
-    if (!rc && (memcmp(rq.session, pc->session, sizeof(rq.session)) || rq.nr_streams != pc->n))
-        rc = vs_fail(EACCES, "POSTCOPY_RESUME names another migration (or %u streams, not %u)",
-                     rq.nr_streams, pc->n);
-    if (rc) {
-        vs_wire_reader_destroy(&r);
-        vs_channel_close(ch);
-        return rc;
-    }
-    pc->s[0].ch = ch;
-    pc->s[0].r = r;
-    struct vs_wire_hello hello = { .nr_streams = pc->n };
-    memcpy(hello.session, pc->session, sizeof(hello.session));
-    for (unsigned have = 1, tries = 0; have < pc->n;) {
-        if (++tries > 2 * pc->n)
-            return vs_fail(EPROTO, "post-copy resume: only %u of %u streams arrived", have, pc->n);
-        struct vs_channel *c;
-        if ((rc = o->accept_stream(o->accept_ctx, o->timeout_ms, &c)))
-            return vs_fail_context(rc, "post-copy resume: waiting for stream %u", have);
-        vs_channel_set_timeout(c, o->timeout_ms);
-        struct vs_wire_reader sr;
-        struct vs_wire_stream_hello sh;
-        vs_wire_reader_init(&sr, c);
-        sr.postcopy = true;
-        rc = vs_wire_read_header(&sr, &h);
-        if (!rc)
-            rc = vs_wire_read_fixed(&sr, &h, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
-        if (!rc)
-            rc = vs_wire_check_stream_hello(&sh, &hello);
-        if (!rc && pc->s[sh.index].ch)
-            rc = vs_fail(EPROTO, "stream %u arrived twice", sh.index);
-        if (rc) {
-            vs_warn("post-copy resume: dropped a connection from %s: %s", c->peer,
-                    vs_last_error());
-            vs_wire_reader_destroy(&sr);
-            vs_channel_close(c);
-            continue;
-        }
-        pc->s[sh.index].ch = c;
-        pc->s[sh.index].r = sr;
-        have++;
-    }
-    pthread_mutex_lock(&pc->w0_lock);
-    rc = vs_wire_writer_init(&pc->w0, pc->s[0].ch);
-    struct vs_wire_postcopy_resume reply = { .nr_streams = pc->n,
-                                             .missing_pages = atomic_load(&pc->missing_count) };
-    memcpy(reply.session, pc->session, sizeof(reply.session));
-    if (!rc)
-        rc = vs_wire_send_parts(&pc->w0, VS_REC_POSTCOPY_RESUME, &reply, sizeof(reply),
-                                pc->missing, vs_page_bitmap_words(pc->npages) * 8);
-    pc->connected = rc == 0;
-    pthread_mutex_unlock(&pc->w0_lock);
-    return rc;
-}
-
-/* Wait on the listening address for the source to come back (until stopped). */
-static int wait_for_source(struct vs_postcopy_dest *pc)
-{
-    const struct vs_incoming_opts *o = pc->opts;
-    if (!o->accept_stream)
-        return vs_fail(ENOTSUP, "this receiver cannot take connections again: post-copy "
-                       "cannot resume");
-    while (!atomic_load(&pc->stopping)) {
-        struct vs_channel *ch;
-        if (o->accept_stream(o->accept_ctx, 500, &ch))
-            continue;
-        if (accept_resume(pc, ch) == 0) {
-            pthread_mutex_lock(&pc->lock);
-            pc->stats.postcopy.resumes++;
-            pthread_mutex_unlock(&pc->lock);
-            return 0;
-        }
-        vs_warn("post-copy resume from %s failed: %s", ch->peer, vs_last_error());
-        lost(pc);
-    }
-    return vs_fail(ECANCELED, "stopped while waiting for the source to resume post-copy");
-}
-
 static void *control_thread(void *arg)
 {
     struct vs_postcopy_dest *pc = arg;
@@ -643,7 +435,7 @@ static void *control_thread(void *arg)
             set_status(pc, "completed", false);
             return NULL;
         }
-        lost(pc);
+        vs_postcopy_lost(pc);
         if (pc->failed || atomic_load(&pc->stopping)) {
             set_status(pc, "failed", true);
             return NULL;
@@ -653,7 +445,7 @@ static void *control_thread(void *arg)
         vs_log(VS_LOG_ERROR, "post-copy lost the source (%s); the VM is paused here until the "
                "source resumes the migration (vmshift ctl SOURCE resume-migration)",
                pc->stats.error);
-        if (wait_for_source(pc))
+        if (vs_postcopy_wait_for_source(pc))
             return NULL;
         set_status(pc, "postcopy-recover", false);
     }
@@ -757,7 +549,7 @@ void vs_postcopy_dest_free(struct vs_postcopy_dest *pc)
     if (!pc)
         return;
     vs_postcopy_dest_stop(pc);
-    lost(pc);
+    vs_postcopy_lost(pc);
     for (unsigned i = 0; i < VS_WIRE_MAX_STREAMS; i++)
         free(pc->s[i].buf);
     if (pc->wake_fd >= 0)
