@@ -251,7 +251,10 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
 static int on_postcopy_start(struct incoming *in, const struct vs_wire_header *h)
 {
     vs_digest_tracker_stop(in->digest);   /* it reads RAM; pages are being dropped */
-    return vs_postcopy_dest_new(&in->pc, in->vm, in->opts, in->r, h);
+    int rc = vs_postcopy_dest_new(&in->pc, in->vm, in->opts, in->r, h);
+    if (!rc)
+        vs_digest_tracker_skip_pages(in->digest, vs_postcopy_dest_missing(in->pc));
+    return rc;
 }
 
 /* The end-to-end check: our RAM, vCPU and machine state against the source's digests

@@ -101,6 +101,11 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
     return 0;
 }
 
+const uint64_t *vs_postcopy_dest_missing(const struct vs_postcopy_dest *pc)
+{
+    return pc->orig;
+}
+
 int vs_postcopy_dest_check(struct vs_postcopy_dest *pc, struct vs_wire_reader *r,
                            const struct vs_wire_header *h, struct vs_digest_tracker *t,
                            uint64_t *vcpu_xxh3, uint64_t *machine_xxh3, char *reason,

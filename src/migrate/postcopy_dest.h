@@ -31,6 +31,8 @@ struct vs_postcopy_handover {
 int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
                          const struct vs_incoming_opts *opts, struct vs_wire_reader *r,
                          const struct vs_wire_header *h);
+/* The map of the pages missing at the switch (one bit per page). */
+const uint64_t *vs_postcopy_dest_missing(const struct vs_postcopy_dest *pc);
 /* POSTCOPY_DIGESTS: compare every block without a missing page with the finished tracker
  * t; *vcpu_xxh3 / *machine_xxh3 get the source's state digests; reason gets a mismatch
  * ("" if none). */

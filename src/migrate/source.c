@@ -294,7 +294,7 @@ static int precopy(struct vs_migration *m)
                     (double)s.passes[s.nr_passes - 1].duration_ns / 1e6, s.mbps,
                     (unsigned long long)dirty, s.dirty_pages_rate, s.expected_downtime_ms);
             if (fits || vs_postcopy_wanted(m, pass) || pass >= m->opts.max_passes) {
-                if (!fits && !m->pc)
+                if (!fits && !atomic_load(&m->postcopy_request))
                     vs_info("switching over after %u passes although the expected downtime "
                             "%.1f ms exceeds the limit %llu ms", pass, s.expected_downtime_ms,
                             (unsigned long long)m->opts.downtime_limit_ms);

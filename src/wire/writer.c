@@ -160,6 +160,22 @@ int vs_wire_send_gathered(struct vs_wire_writer *w, const uint64_t *gpa, uint32_
     return send_record(w, VS_REC_PAGES, length, sum, iov, 4);
 }
 
+/* iov[n..] = the pages ram + gpa[0..count), one entry per run of consecutive pages;
+ * returns the new n. */
+static int page_iovs(struct iovec *iov, int n, const uint8_t *ram, const uint64_t *gpa,
+                     uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (i > 0 && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE) {
+            iov[n - 1].iov_len += VS_WIRE_PAGE_SIZE;
+            continue;
+        }
+        iov[n++] = (struct iovec){ .iov_base = (void *)(ram + gpa[i]),
+                                   .iov_len = VS_WIRE_PAGE_SIZE };
+    }
+    return n;
+}
+
 int vs_wire_send_pages_direct(struct vs_wire_writer *w, const uint8_t *ram,
                               const uint64_t *gpa, uint32_t count, uint32_t pass,
                               bool sum_data)
@@ -174,15 +190,7 @@ int vs_wire_send_pages_direct(struct vs_wire_writer *w, const uint8_t *ram,
     struct iovec *iov = w->iov;
     iov[1] = (struct iovec){ .iov_base = &info, .iov_len = sizeof(info) };
     iov[2] = (struct iovec){ .iov_base = (void *)gpa, .iov_len = (size_t)count * 8 };
-    int n = 3;
-    for (uint32_t i = 0; i < count; i++) {
-        if (i > 0 && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE) {
-            iov[n - 1].iov_len += VS_WIRE_PAGE_SIZE;
-            continue;
-        }
-        iov[n++] = (struct iovec){ .iov_base = (void *)(ram + gpa[i]),
-                                   .iov_len = VS_WIRE_PAGE_SIZE };
-    }
+    int n = page_iovs(iov, 3, ram, gpa, count);
     uint64_t sum = 0;
     if ((rc = hash_iov(iov, sum_data ? n : 3, &sum)) < 0)
         return rc;
@@ -268,15 +276,7 @@ int vs_wire_send_postcopy_pages(struct vs_wire_writer *w, const uint8_t *ram,
     struct iovec *iov = w->iov;
     iov[1] = (struct iovec){ .iov_base = &info, .iov_len = sizeof(info) };
     iov[2] = (struct iovec){ .iov_base = (void *)gpa, .iov_len = (size_t)count * 8 };
-    int n = 3;
-    for (uint32_t i = 0; i < count - zero; i++) {
-        if (i > 0 && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE) {
-            iov[n - 1].iov_len += VS_WIRE_PAGE_SIZE;
-            continue;
-        }
-        iov[n++] = (struct iovec){ .iov_base = (void *)(ram + gpa[i]),
-                                   .iov_len = VS_WIRE_PAGE_SIZE };
-    }
+    int n = page_iovs(iov, 3, ram, gpa, count - zero);
     uint64_t sum = 0;
     if ((rc = hash_iov(iov, n, &sum)) < 0)
         return rc;

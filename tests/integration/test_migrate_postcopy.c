@@ -72,18 +72,28 @@ static void check_guest(struct vm_proc *dst, uint64_t passes)
     json_object_put(st);
 }
 
+/* A verify guest with mem of RAM on host a, a receiver on host b (address in to); returns
+ * the guest's passes so far. */
+static uint64_t start_pair(struct vm_proc *src, struct vm_proc *dst, const char *mem, char *to,
+                           size_t len)
+{
+    vm_proc_start_in(src, hosts.a, ARGS("--mem", mem, "--vcpus", "2", "--workload", "verify",
+                                        "--fill", "random"));
+    struct json_object *st = wait_guest_at_least(src, "passes", 1, 90);
+    uint64_t passes = guest_u64(st, "passes");
+    json_object_put(st);
+    vm_receiver_start(dst, "198.18.0.2", hosts.b, NULL);
+    snprintf(to, len, "198.18.0.2:%d", dst->port);
+    return passes;
+}
+
 static void busy_vm_completes_in_postcopy(void **state)
 {
     (void)state;
     struct vm_proc src, dst;
-    vm_proc_start_in(&src, hosts.a, ARGS("--mem", "256M", "--vcpus", "2", "--workload",
-                                         "verify", "--fill", "random"));
-    struct json_object *st = wait_guest_at_least(&src, "passes", 1, 90);
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
-    vm_receiver_start(&dst, "198.18.0.2", hosts.b, NULL);
     char to[64];
-    snprintf(to, sizeof(to), "198.18.0.2:%d", dst.port);
+    uint64_t passes = start_pair(&src, &dst, "256M", to, sizeof(to));
+    struct json_object *st;
     /* Pre-copy capped below the guest's dirty rate and a downtime limit no pass can meet:
      * pre-copy does not converge (post-copy itself is never capped). */
     struct json_object *a = json_object_new_object();
@@ -114,14 +124,9 @@ static void cut_link_pauses_and_resume_completes(void **state)
 {
     (void)state;
     struct vm_proc src, dst;
-    vm_proc_start_in(&src, hosts.a, ARGS("--mem", "512M", "--vcpus", "2", "--workload",
-                                         "verify", "--fill", "random"));
-    struct json_object *st = wait_guest_at_least(&src, "passes", 1, 90);
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
-    vm_receiver_start(&dst, "198.18.0.2", hosts.b, NULL);
     char to[64];
-    snprintf(to, sizeof(to), "198.18.0.2:%d", dst.port);
+    uint64_t passes = start_pair(&src, &dst, "512M", to, sizeof(to));
+    struct json_object *st;
     /* Pre-copy capped at 20 MB/s and switched over early: most of the 512 MiB follow in
      * post-copy, which takes seconds at 1 Gbit/s: time to cut the link. */
     struct json_object *a = json_object_new_object();
