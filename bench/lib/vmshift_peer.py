@@ -108,7 +108,8 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         report = None
         while time.monotonic() - t0 < timeout_s:
             m = ctl(src_sock, "migrate-status").get("migration", {})
-            if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed"):
+            if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed",
+                                   "postcopy-paused"):
                 report = m
                 break
             if postcopy_after_s is not None and time.monotonic() - t0 >= postcopy_after_s \

@@ -300,11 +300,13 @@ static int await_commit(struct vs_postcopy_dest *pc)
     if (rc)
         return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
-    if ((rc = start_vm(pc)))
-        return rc;
-    res.resume_ns = pc->run_ns;
+    /* RESUMED must be the first record after COMMIT: a vCPU may fault at once, and its
+     * PAGE_REQUEST waits for the writer until RESUMED is out. */
     pthread_mutex_lock(&pc->w0_lock);
-    rc = vs_wire_send(&pc->w0, VS_REC_RESUMED, &res, sizeof(res));
+    if (!(rc = start_vm(pc))) {
+        res.resume_ns = pc->run_ns;
+        rc = vs_wire_send(&pc->w0, VS_REC_RESUMED, &res, sizeof(res));
+    }
     pthread_mutex_unlock(&pc->w0_lock);
     return rc;
 }
