@@ -16,11 +16,16 @@ the migration, from the workload counters in guest memory), bytes transferred, a
 vmshift the post-copy details (pages requested on demand, fault wait). Writes table.md,
 results.json and postcopy.png (gnuplot) into the output directory.
 
-    bench/postcopy_bench.py [--mem 1G] [--links 10gbit,40gbit] [--out DIR] [--no-qemu]
+    bench/postcopy_bench.py [--mem 1G] [--links 10gbit,40gbit] [--reps 3] [--out DIR]
+                            [--no-qemu]
+
+With --reps N every case runs N times (interleaved) and the table shows medians, with
+the range of total time and guest stall; every run is in results.json.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -82,13 +87,37 @@ def run_qemu(args, hosts):
             "rate": r.get("guest_rate_pages_s"), "progress": r.get("guest_progress")}
 
 
+def median_of(runs):
+    """One row from several runs of a case: medians; total and stall also as min-max."""
+    ok = [r for r in runs if r.get("status") == "completed"]
+    if not ok:
+        return dict(runs[0], status=runs[0].get("status") or "failed")
+    out = dict(ok[0], reps=len(runs), completed=len(ok))
+    for k in ("total_s", "downtime_ms", "stall_s", "bytes", "postcopy_s", "requested",
+              "fault_avg_ms", "fault_max_ms"):
+        vals = [r[k] for r in ok if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+        out[k + "_range"] = (min(vals), max(vals)) if vals else None
+    out["guest_errors"] = sum(r.get("guest_errors") or 0 for r in ok)
+    return out
+
+
+def fmt_range(r, k, f):
+    v, rg = r.get(k), r.get(k + "_range")
+    if v is None:
+        return "-"
+    if not rg or r.get("reps", 1) < 2:
+        return f % v
+    return (f + " (" + f + "-" + f + ")") % (v, rg[0], rg[1])
+
+
 def fmt(v, f):
     return f % v if v is not None else "-"
 
 
-HEADER = ("| link | iperf3 Gbit/s | impl | total s | downtime ms | guest stall s | "
+HEADER = ("| link | iperf3 Gbit/s | impl | runs ok | total s | downtime ms | guest stall s | "
           "transferred MiB | post-copy s | pages requested | fault wait avg / max ms | "
-          "guest errors | time ratio to QEMU |\n|" + "---|" * 12)
+          "guest errors | time ratio to QEMU |\n|" + "---|" * 13)
 
 
 def row(link, ceiling, r, qemu):
@@ -97,9 +126,10 @@ def row(link, ceiling, r, qemu):
              "completed" and qemu.get("total_s") else None)
     if not ok:
         return "| %s | %.1f | %s | failed: %s |" % (link, ceiling, r["impl"], r.get("error"))
-    return "| %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
-        link, ceiling, r["impl"], fmt(r["total_s"], "%.2f"), fmt(r["downtime_ms"], "%.1f"),
-        fmt(r["stall_s"], "%.2f"), fmt((r["bytes"] or 0) / 1048576.0, "%.0f"),
+    return "| %s | %.1f | %s | %s/%s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+        link, ceiling, r["impl"], r.get("completed", 1), r.get("reps", 1),
+        fmt_range(r, "total_s", "%.2f"), fmt(r["downtime_ms"], "%.1f"),
+        fmt_range(r, "stall_s", "%.2f"), fmt((r["bytes"] or 0) / 1048576.0, "%.0f"),
         fmt(r["postcopy_s"], "%.2f"), fmt(r["requested"], "%d"),
         fmt(r["fault_avg_ms"], "%.2f"), fmt(r["fault_max_ms"], "%.1f"),
         fmt(r["guest_errors"], "%d"), fmt(ratio, "%.2f"))
@@ -145,6 +175,7 @@ def main():
                     help="seconds the guest runs before the migration (its rate is measured)")
     ap.add_argument("--after", type=float, default=2.0,
                     help="seconds the destination guest is watched after the migration")
+    ap.add_argument("--reps", type=int, default=1, help="runs of every case (medians)")
     ap.add_argument("--no-qemu", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results",
                                                   "postcopy-" + time.strftime("%Y%m%d-%H%M%S")))
@@ -159,11 +190,17 @@ def main():
         for link in args.links.split(","):
             hosts.reshape(None if link == "unshaped" else link)
             ceiling = netlab.iperf_ceiling(hosts, 1, seconds=3)
-            runs = [run_vmshift(args, hosts, 2), run_vmshift(args, hosts, 1)]
-            qemu = None if args.no_qemu else run_qemu(args, hosts)
-            if qemu:
-                runs.append(qemu)
-            results["links"][link] = {"iperf3_gbit": ceiling, "runs": runs}
+            cases = [lambda: run_vmshift(args, hosts, 2), lambda: run_vmshift(args, hosts, 1)]
+            if not args.no_qemu:
+                cases.append(lambda: run_qemu(args, hosts))
+            all_runs = [[] for _ in cases]
+            for _ in range(args.reps):          # interleaved: drifting load hits all alike
+                for i, case in enumerate(cases):
+                    all_runs[i].append(case())
+            runs = [median_of(r) for r in all_runs]
+            qemu = None if args.no_qemu else runs[-1]
+            results["links"][link] = {"iperf3_gbit": ceiling, "runs": runs,
+                                      "all_runs": all_runs}
             for r in runs:
                 rows.append(row(link, ceiling, r, qemu))
                 print(rows[-1], flush=True)
@@ -171,9 +208,9 @@ def main():
         json.dump(results, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write("# Post-copy benchmark, %s, %d CPUs, %s guest, continuous workload, switch "
-                "to post-copy %.1f s after the start\n\n" % (results["started"],
-                                                             results["cpus"], args.mem,
-                                                             args.postcopy_after))
+                "to post-copy %.1f s after the start, median of %d run(s)\n\n"
+                % (results["started"], results["cpus"], args.mem, args.postcopy_after,
+                   args.reps))
         f.write(HEADER + "\n" + "\n".join(rows) + "\n")
     plot(results, args.out)
     print("results, table and plot in %s" % args.out)
