@@ -478,8 +478,11 @@ int vs_postcopy_source_serve(struct vs_migration *m)
                m->opts.to, vs_last_error());
         vs_source_set_status(m, "postcopy-paused");
         char to[sizeof(m->opts.to)];
-        if ((rc = wait_for_resume(pc, to, sizeof(to))))
+        if ((rc = wait_for_resume(pc, to, sizeof(to)))) {
+            set_error(m, "");
+            vs_log(VS_LOG_ERROR, "%s", vs_last_error());
             return rc;
+        }
         vs_source_set_status(m, "postcopy-recover");
         if (!(rc = reconnect(pc, to))) {
             pthread_mutex_lock(&m->lock);

@@ -436,13 +436,13 @@ static void *migration_thread(void *arg)
     struct vs_migration *m = arg;
     int rc = run_source(m);
     const char *status;
-    if (rc) {
+    if (rc && !m->committed) {
         status = roll_back(m, rc);
-    } else {
+    } else {    /* a post-copy given up after the commit has nothing to roll back */
         if (m->dirty_on)
             vs_dirty_stop(&m->dirty);
         m->dirty_on = false;
-        status = m->unconfirmed ? "unconfirmed" : "completed";
+        status = rc ? "failed" : m->unconfirmed ? "unconfirmed" : "completed";
     }
     vs_send_streams_stop(m);
     for (unsigned i = 0; i < m->nr_streams; i++)   /* count every zero-copy completion */
