@@ -154,7 +154,7 @@ set style fill solid 0.8 border -1
 set ylabel 'seconds'
 set title 'post-copy, continuous workload, %s guest: vmshift vs QEMU (same run)'
 set xtics font ',9'
-set key top left
+set key outside right top
 plot '%s' using 2:xtic(1) title 'total time', '' using 3 title 'downtime', \\
      '' using 4 title 'guest stall'
 """ % (os.path.join(out, "postcopy.png"), results["mem"], dat)
