@@ -618,7 +618,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                  verify_passes=2, machine="pc", cpu="max", qemu=QEMU, capabilities=None,
                  parameters=None, sample_interval_s=0.1, wire_dev=None, workdir=None,
                  keep_workdir=False, extra_args=(), dst_prealloc=False, compare_memory=False,
-                 start_barrier=None, log=None):
+                 start_barrier=None, log=None, postcopy_after_s=None):
     """Run one migration; return a dict (see README of this module / the CLI).
 
     streams: 1 = plain pre-copy; >= 2 = multifd with that many channels; multifd=True
@@ -630,6 +630,10 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
     start_barrier: a threading.Barrier waited on right before `migrate` (after boot,
     settle and the destination listening), so that several migrations start together;
     aborted by this call when it fails before reaching it.
+    postcopy_after_s: `migrate-start-postcopy` this long after `migrate` (pass
+    capabilities={"postcopy-ram": True}). guest_progress: [(t_s since `migrate`, pages
+    written by the guest)] just before `migrate` and at every destination check;
+    guest_rate_pages_s: the guest's write rate during settle_s before it.
     """
     say = log or (lambda s: None)
     t_start = time.time()
@@ -745,9 +749,13 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
             time.sleep(0.1)
         res["boot_s"] = time.time() - t_boot0
         say("guest running (%.1fs): %s" % (res["boot_s"], _brief(tel)))
+        tel_a, ta = read_telemetry(qs, tel_addr, tpath), time.monotonic()
         time.sleep(settle_s)
         tel_before = read_telemetry(qs, tel_addr, tpath)
+        tb = time.monotonic()
         res["guest_before"] = tel_before
+        written = lambda tel: sum(c["pages_written"] for c in tel["cpus"]) if tel else 0
+        res["guest_rate_pages_s"] = (written(tel_before) - written(tel_a)) / max(tb - ta, 1e-3)
 
         # 2. Same capabilities and parameters on both sides.
         caps = {"events": True}
@@ -787,6 +795,8 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
         res["t0_mono"] = t0
         t0_wall = time.time()
         qs.execute("migrate", {"uri": uri})
+        res["guest_progress"] = [(tb - t0, written(tel_before))]
+        postcopy_started = postcopy_after_s is None
         info = {}
         status = "active"
         while True:
@@ -802,6 +812,9 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                             "status": status})
             if status in ("completed", "failed", "cancelled"):
                 break
+            if not postcopy_started and t >= postcopy_after_s and status == "active":
+                qs.execute("migrate-start-postcopy")
+                postcopy_started = True
             if t > timeout_s:
                 qs.execute("migrate_cancel")
                 status = "timeout"
@@ -905,6 +918,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
         if dst_running:
             res.update(_check_dest(qd, dst, tel_addr, tpath, tel_before, wd,
                                    verify_timeout_s, verify_passes))
+            res["guest_progress"] += [(t - t0, w) for t, w in res.pop("progress", [])]
             if not res["guest_ok"] and res["status"] == "completed":
                 res["status"] = "failed"
                 res["error"] = "guest check failed on the destination: %s" % res["guest_problem"]
@@ -975,6 +989,8 @@ def _check_dest(qd, dst, tel_addr, tpath, before, wd, timeout_s, passes_needed):
             out["guest_problem"] = "no telemetry on the destination"
             time.sleep(0.1)
             continue
+        out.setdefault("progress", []).append(
+            (time.monotonic(), sum(c["pages_written"] for c in tel["cpus"])))
         if first is None:
             first = tel
         if all(c["state"] == "idle" for c in tel["cpus"]):

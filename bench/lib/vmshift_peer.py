@@ -59,7 +59,12 @@ def _wait_for(pred, timeout, what, proc=None, log=None):
 def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, rate=0,
                     streams=2, compress="none", zerocopy=False, downtime_limit_ms=300,
                     max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
-                    settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False):
+                    settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False,
+                    postcopy_after_s=None, after_s=0):
+    """postcopy_after_s: `start-postcopy` this long after `migrate`. guest_progress:
+    [(t_s since `migrate`, pages written by the guest)] just before `migrate` and on the
+    destination for after_s seconds after the end; guest_rate_pages_s: the guest's write
+    rate during settle_s before `migrate` (as in qemu_peer)."""
     d = tempfile.mkdtemp(prefix="vmshift-bench-")
     src_sock, dst_sock = os.path.join(d, "src.sock"), os.path.join(d, "dst.sock")
     port_file = os.path.join(d, "port")
@@ -87,7 +92,10 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         # Let the workload run (and touch its memory) before migrating.
         _wait_for(lambda: ctl(src_sock, "status")["guest"].get("state") in ("running", "idle"), 120,
                   "the guest workload", src, src_log)
+        written = lambda st: st.get("guest", {}).get("pages_written", 0)
+        ta, wa = time.monotonic(), written(ctl(src_sock, "status"))
         time.sleep(settle_s)
+        tb, wb = time.monotonic(), written(ctl(src_sock, "status"))
         args = {"to": "%s:%d" % (dst_addr, port), "streams": streams, "compress": compress,
                 "zerocopy": bool(zerocopy), "downtime_limit": downtime_limit_ms,
                 "timeout_ms": int(timeout_s * 1000)}
@@ -100,15 +108,22 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         report = None
         while time.monotonic() - t0 < timeout_s:
             m = ctl(src_sock, "migrate-status").get("migration", {})
-            if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed"):
+            if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed",
+                                   "postcopy-paused"):
                 report = m
                 break
+            if postcopy_after_s is not None and time.monotonic() - t0 >= postcopy_after_s \
+                    and m.get("status") == "active":
+                ctl(src_sock, "start-postcopy")
+                postcopy_after_s = None
             time.sleep(0.05)
         wall_s = time.monotonic() - t0
         if report is None:
             raise VmshiftPeerError("migration did not finish in %d s" % timeout_s)
         result = {"impl": "vmshift", "status": report.get("status"), "error": report.get("error"),
-                  "wall_s": wall_s, "t0_mono": t0}
+                  "wall_s": wall_s, "t0_mono": t0,
+                  "guest_rate_pages_s": (wb - wa) / max(tb - ta, 1e-3),
+                  "guest_progress": [(tb - t0, wb)]}
         if report.get("status") == "completed":
             _wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst, dst_log)
             time.sleep(0.3)
@@ -118,6 +133,12 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
             inc = st.get("incoming", {})
             result["cpu_dst_s"] = inc.get("cpu", {}).get("seconds")
             result["digest_equal"] = inc.get("ram-digest") == report.get("ram-digest")
+            t_end = time.monotonic() + after_s
+            while time.monotonic() < t_end:
+                st = ctl(dst_sock, "status")
+                result["guest_progress"].append((time.monotonic() - t0, written(st)))
+                result["guest_errors"] = st.get("guest", {}).get("errors")
+                time.sleep(0.1)
         ram = report.get("ram", {})
         bw = report.get("bandwidth", {})
         interval = bw.get("interval-ms", 100) / 1000.0

@@ -22,6 +22,9 @@ static const char usage[] =
     "  --compress CODEC       none (default), lz4, zstd, or auto (zstd where the link, not\n"
     "                         the CPU, is the bottleneck, measured per batch)\n"
     "  --zerocopy             send page data with MSG_ZEROCOPY\n"
+    "  --converge postcopy    when pre-copy stops converging, switch to post-copy: the VM\n"
+    "                         runs on the destination while its missing pages follow\n"
+    "                         (`vmshift ctl SOCKET start-postcopy` switches at any time)\n"
     "  --report FILE          write the final report (JSON) to FILE\n"
     "  --quiet                no progress lines\n";
 
@@ -40,7 +43,8 @@ static double num_of(struct json_object *o, const char *key)
 static bool is_final(const char *status)
 {
     return !strcmp(status, "completed") || !strcmp(status, "failed") ||
-           !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed");
+           !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed") ||
+           !strcmp(status, "postcopy-paused");
 }
 
 static void progress(struct json_object *m)
@@ -76,7 +80,7 @@ int cli_migrate_main(int argc, char **argv)
         { "max-passes", required_argument, NULL, 'p' }, { "timeout-ms", required_argument, NULL, 'o' },
         { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
         { "streams", required_argument, NULL, 's' }, { "compress", required_argument, NULL, 'c' },
-        { "zerocopy", no_argument, NULL, 'z' },
+        { "zerocopy", no_argument, NULL, 'z' }, { "converge", required_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     const char *report = NULL;
@@ -94,6 +98,7 @@ int cli_migrate_main(int argc, char **argv)
         case 't': json_object_object_add(req, "to", json_object_new_string(optarg)); break;
         case 'c': json_object_object_add(req, "compress", json_object_new_string(optarg)); break;
         case 'z': json_object_object_add(req, "zerocopy", json_object_new_boolean(1)); break;
+        case 'v': json_object_object_add(req, "converge", json_object_new_string(optarg)); break;
         case 'd': case 'p': case 'o': case 's':
             if (vs_parse_u64(optarg, &v)) {
                 fprintf(stderr, "vmshift migrate: %s '%s' is not a whole number\n",

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ctl/ctl_server.h"
+#include "migrate/postcopy_dest.h"
 
 #include <json-c/json.h>
 #include <poll.h>
@@ -45,10 +46,17 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;
     }
+    bool failed = false;
     uint64_t deadline = run_for_s > 0 ? vs_clock_ns() + (uint64_t)(run_for_s * 1e9) : 0;
     while (!cmds->quit && !stop_signal) {
         if (deadline && vs_clock_ns() >= deadline)
             break;
+        if (cmds->postcopy && vs_postcopy_dest_failed(cmds->postcopy)) {
+            fprintf(stderr, "%s: the source aborted the post-copy before COMMIT; the VM never "
+                    "ran here\n", who);
+            failed = true;
+            break;
+        }
         if (ctl) {
             if (ctl_server_poll(ctl, 100) < 0)
                 vs_warn("control socket: %s", vs_last_error());
@@ -67,5 +75,5 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     json_object_put(st);
     if (ctl)
         ctl_server_close(ctl);
-    return vm_state(vm) == VS_VM_FAILED ? 3 : 0;
+    return vm_state(vm) == VS_VM_FAILED ? 3 : failed ? 1 : 0;
 }

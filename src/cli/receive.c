@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "migrate/dest.h"
+#include "migrate/postcopy_dest.h"
 #include "transport/tcp.h"
 
 #include <getopt.h>
@@ -139,16 +140,29 @@ int cli_receive_main(int argc, char **argv)
     struct vm_commands cmds = { .has_incoming = true };
     o.in.accept_stream = accept_stream;   /* the other streams come to the same port */
     o.in.accept_ctx = l;
+    o.in.postcopy = &cmds.postcopy;       /* ... and a lost post-copy comes back there */
+    char where[96];
+    snprintf(where, sizeof(where), "%s (port %d)", o.listen, vs_tcp_listener_port(l));
+    o.in.resume_addr = where;
     rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming);
-    vs_tcp_listener_close(l);
-    vs_channel_close(ch);
-    write_report(o.report, &cmds.incoming);
+    if (rc != VS_INCOMING_POSTCOPY) {     /* else the post-copy still needs them */
+        vs_tcp_listener_close(l);
+        vs_channel_close(ch);
+        write_report(o.report, &cmds.incoming);
+    }
     if (rc < 0) {
         fprintf(stderr, "vmshift receive: %s; nothing runs here\n", vs_last_error());
         return 1;
     }
-    vs_info("the VM runs here now%s", rc == VS_INCOMING_IN_DOUBT ? " (paused: in doubt)" : "");
+    vs_info("the VM runs here now%s", rc == VS_INCOMING_IN_DOUBT ? " (paused: in doubt)" :
+            rc == VS_INCOMING_POSTCOPY ? " (post-copy: its missing pages follow)" : "");
     int status = monitor_serve(&cmds, o.ctl, o.run_for_s, "vmshift receive");
+    if (cmds.postcopy) {
+        vs_postcopy_dest_stats(cmds.postcopy, &cmds.incoming);
+        write_report(o.report, &cmds.incoming);
+        vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
+        vs_tcp_listener_close(l);
+    }
     vs_vm_destroy(cmds.vm);
     return status;
 }

@@ -1,6 +1,8 @@
 #include "ctl/vm_commands.h"
 #include "ctl/ctl_json.h"
 #include "common/error.h"
+#include "migrate/postcopy_dest.h"
+#include "migrate/postcopy_source.h"
 #include "migrate/source.h"
 #include "codec/codec.h"
 #include "wire/format.h"
@@ -87,6 +89,8 @@ static void add_migration_status(struct vm_commands *c, struct json_object *repl
         vs_migration_stats(c->migration, &s, NULL);
         json_object_object_add(reply, "migration", vs_report_json(&s));
     }
+    if (c->postcopy)
+        vs_postcopy_dest_stats(c->postcopy, &c->incoming);
     if (c->has_incoming)
         json_object_object_add(reply, "incoming", vs_report_json(&c->incoming));
 }
@@ -212,6 +216,16 @@ static int migrate_stream_opts(struct json_object *req, struct vs_migration_opts
         o->zerocopy = b;
     else if (rc != -ENOENT)
         return rc;
+    if ((rc = ctl_json_get_string(req, "converge", &name)) == 0) {
+        if (!strcmp(name, "postcopy"))
+            o->converge = VS_CONVERGE_POSTCOPY;
+        else if (!strcmp(name, "none"))
+            o->converge = VS_CONVERGE_NONE;
+        else
+            return vs_fail(EINVAL, "converge='%s' is unknown; use none or postcopy", name);
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
     return 0;
 }
 
@@ -271,8 +285,39 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
     return 0;
 }
 
+/* resume-migration: on the source, reconnect a lost post-copy ([to=HOST:PORT]); on a
+ * destination, say where it waits for the source to come back. */
+static int cmd_resume_migration(struct vm_commands *c, struct json_object *req,
+                                struct json_object *reply)
+{
+    if (c->postcopy) {
+        char where[128];
+        int rc = vs_postcopy_dest_resume(c->postcopy, where, sizeof(where));
+        if (!rc)
+            json_object_object_add(reply, "waiting-on", json_object_new_string(where));
+        return rc;
+    }
+    if (!c->migration)
+        return vs_fail(ENOENT, "no migration to resume here");
+    const char *to = NULL;
+    int rc = ctl_json_get_string(req, "to", &to);
+    if (rc && rc != -ENOENT)
+        return rc;
+    return vs_migration_resume(c->migration, to);
+}
+
+/* Reading guest RAM while pages are missing could wait for the network forever. */
+static int check_ram_readable(struct vm_commands *c, const char *cmd)
+{
+    if (vs_postcopy_dest_busy(c->postcopy))
+        return vs_fail(EBUSY, "%s: pages of this VM are still arriving in post-copy; try again "
+                       "when `migrate-status` says completed", cmd);
+    return 0;
+}
+
 void vm_commands_finish(struct vm_commands *c)
 {
+    vs_postcopy_dest_stop(c->postcopy);
     if (!c->migration)
         return;
     vs_migration_cancel(c->migration);
@@ -292,7 +337,7 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
     } else if (strcmp(cmd, "migrate") == 0) {
         rc = cmd_migrate(c, request, reply);
     } else if (strcmp(cmd, "migrate-status") == 0) {
-        if (!c->migration)
+        if (!c->migration && !c->has_incoming)
             return vs_fail(ENOENT, "no migration has been started on this VM");
         add_migration_status(c, reply);
     } else if (strcmp(cmd, "cancel") == 0) {
@@ -312,12 +357,19 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
     } else if (strcmp(cmd, "set-rate") == 0) {
         rc = cmd_set_rate(vm, request, reply);
     } else if (strcmp(cmd, "digest") == 0) {
-        rc = cmd_digest(vm, request, reply);
+        rc = check_ram_readable(c, cmd) ? -EBUSY : cmd_digest(vm, request, reply);
     } else if (strcmp(cmd, "debug-poke") == 0) {
-        rc = cmd_debug_poke(vm, request, reply);
+        rc = check_ram_readable(c, cmd) ? -EBUSY : cmd_debug_poke(vm, request, reply);
+    } else if (strcmp(cmd, "start-postcopy") == 0) {
+        if (!c->migration)
+            return vs_fail(ENOENT, "no migration is running");
+        rc = vs_postcopy_switch(c->migration);
+    } else if (strcmp(cmd, "resume-migration") == 0) {
+        rc = cmd_resume_migration(c, request, reply);
     } else {
         rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
-                     "set-rate, digest, debug-poke, migrate, migrate-status, cancel", cmd);
+                     "set-rate, digest, debug-poke, migrate, migrate-status, cancel, start-postcopy, "
+                     "resume-migration", cmd);
     }
     return rc;
 }

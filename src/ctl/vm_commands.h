@@ -10,6 +10,7 @@
 struct json_object;
 
 struct vs_migration;
+struct vs_postcopy_dest;
 
 struct vm_commands {
     struct vs_vm *vm;
@@ -17,6 +18,7 @@ struct vm_commands {
     struct vs_migration *migration;        /* the last outgoing migration, if any */
     bool has_incoming;
     struct vs_migration_stats incoming;    /* how this VM arrived, if it did */
+    struct vs_postcopy_dest *postcopy;     /* it is still arriving in post-copy */
 };
 
 /* Cancel and free a running outgoing migration (before the VM goes away). */

@@ -1,6 +1,8 @@
 #include "migrate/dest.h"
 #include "migrate/boot_id.h"
 #include "migrate/digest_tracker.h"
+#include "migrate/postcopy_dest.h"
+#include "migrate/uffd.h"
 #include "migrate/recv_streams.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
@@ -40,6 +42,8 @@ struct incoming {
     enum phase phase;
     unsigned next_vcpu;
     bool machine_done;
+    uint8_t session[VS_WIRE_SESSION_LEN];
+    struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
 };
 
 static const char *phase_name(enum phase p)
@@ -158,7 +162,13 @@ static int handshake(struct incoming *in)
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
     in->stats->nr_streams = hello.nr_streams;
-    struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs };
+    bool postcopy = (hello.features & VS_FEATURE_POSTCOPY) && in->opts->postcopy &&
+                    vs_uffd_available();
+    for (unsigned i = 0; i < hello.nr_streams; i++)
+        in->rs.s[i].r.postcopy = postcopy;
+    memcpy(in->session, hello.session, sizeof(in->session));
+    struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs,
+                                         .features = postcopy ? VS_FEATURE_POSTCOPY : 0 };
     vs_boot_id(reply.boot_id);
     return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
@@ -237,22 +247,40 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
     return 0;
 }
 
-/* The end-to-end check: our RAM, vCPU and machine state against the source's digests. */
+/* POSTCOPY_START: from here the source sends the state and then only what is asked for. */
+static int on_postcopy_start(struct incoming *in, const struct vs_wire_header *h)
+{
+    vs_digest_tracker_stop(in->digest);   /* it reads RAM; pages are being dropped */
+    int rc = vs_postcopy_dest_new(&in->pc, in->vm, in->opts, in->r, h);
+    if (!rc)
+        vs_digest_tracker_skip_pages(in->digest, vs_postcopy_dest_missing(in->pc));
+    return rc;
+}
+
+/* The end-to-end check: our RAM, vCPU and machine state against the source's digests
+ * (DIGEST; or POSTCOPY_DIGESTS, per RAM block, where the blocks with missing pages are
+ * left to the post-copy). */
 static int on_digest(struct incoming *in, const struct vs_wire_header *h)
 {
     struct vs_wire_digest dg;
-    int rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
-    if (rc)
-        return rc;
-    uint64_t ram;
+    int rc = 0;
+    uint64_t ram = 0;
     struct vs_wire_verdict v = { .ok = 1 };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!in->pc && (rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg))))
+        return rc;
     rc = vs_digest_tracker_finish(in->digest, cpus > 0 ? (unsigned)cpus : 1, &ram, NULL);
     if (rc)
         snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
-    else if (ram != dg.ram_xxh3)
+    else if (in->pc && (rc = vs_postcopy_dest_check(in->pc, in->r, h, in->digest, &dg.vcpu_xxh3,
+                                                    &dg.machine_xxh3, v.reason,
+                                                    sizeof(v.reason))))
+        return rc;
+    else if (!in->pc && ram != dg.ram_xxh3)
         snprintf(v.reason, sizeof(v.reason), "RAM digest %016llx differs from the source's "
                  "%016llx", (unsigned long long)ram, (unsigned long long)dg.ram_xxh3);
+    if (v.reason[0])
+        ;
     else if (XXH3_64bits_digest(in->vcpu_hash) != dg.vcpu_xxh3)
         snprintf(v.reason, sizeof(v.reason), "vCPU state digest differs from the source's");
     else if (in->machine_hash != dg.machine_xxh3)
@@ -272,6 +300,29 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
             (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
     in->phase = PHASE_VERIFIED;
     in->stats->status = "verified";
+    return in->pc ? VS_INCOMING_POSTCOPY : 0;
+}
+
+/* Verified in post-copy: the post-copy engine takes the streams and waits for COMMIT. */
+static int hand_over(struct incoming *in)
+{
+    struct vs_postcopy_handover ho = { .nr_streams = in->rs.n, .w0_seq = in->w.seq };
+    memcpy(ho.session, in->session, sizeof(ho.session));
+    vs_recv_streams_totals(&in->rs, in->stats);
+    in->stats->status = "verified";
+    ho.stats = *in->stats;
+    for (unsigned i = 0; i < in->rs.n; i++) {
+        ho.ch[i] = in->rs.s[i].ch;
+        ho.next_seq[i] = in->rs.s[i].r.next_seq;
+        ho.offset[i] = in->rs.s[i].r.offset;
+    }
+    int rc = vs_postcopy_dest_start(in->pc, &ho);
+    if (rc)
+        return rc;
+    for (unsigned i = 1; i < in->rs.n; i++)
+        in->rs.s[i].ch = NULL;
+    *in->opts->postcopy = in->pc;
+    in->pc = NULL;
     return 0;
 }
 
@@ -326,8 +377,13 @@ static int receive(struct incoming *in)
                  !in->machine_done ? on_machine_state(in, &h) : unexpected(in, &h);
             break;
         case VS_REC_DIGEST:
-            rc = in->phase == PHASE_STATE && in->machine_done ? on_digest(in, &h)
-                                                               : unexpected(in, &h);
+        case VS_REC_POSTCOPY_DIGESTS:
+            rc = in->phase == PHASE_STATE && in->machine_done &&
+                 (h.type == VS_REC_DIGEST) == !in->pc ? on_digest(in, &h) : unexpected(in, &h);
+            break;
+        case VS_REC_POSTCOPY_START:
+            rc = in->phase == PHASE_STATE && in->next_vcpu == 0 && !in->pc
+                 ? on_postcopy_start(in, &h) : unexpected(in, &h);
             break;
         case VS_REC_COMMIT:
             if (in->phase != PHASE_VERIFIED)
@@ -348,6 +404,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
                     struct vs_vm **vm_out, struct vs_migration_stats *stats)
 {
     struct incoming in = { .opts = opts, .ch = ch, .stats = stats };
+    int result = 0;
     in.cpu0_ns = vs_process_cpu_ns();
     memset(stats, 0, sizeof(*stats));
     stats->status = "setup";
@@ -374,14 +431,15 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         in.pass_start_bytes = stats->transferred_bytes;
         if (!(rc = vs_recv_streams_start(&in.rs)))
             rc = receive(&in);
-        if (rc && in.rs.failed) /* the first failure was on another stream: report it */
+        if (rc == VS_INCOMING_POSTCOPY && !(rc = hand_over(&in)))
+            result = VS_INCOMING_POSTCOPY;
+        else if (rc && in.rs.failed) /* the first failure was on another stream: report it */
             rc = vs_fail(in.rs.err ? in.rs.err : -EIO, "%s", in.rs.error);
         else if (rc)
             vs_recv_streams_fail(&in.rs, 0, rc);
     }
     vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
-    int result = 0;
-    if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED) {
+    if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED && !in.pc) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM
          * paused; never run it on a guess. */
         vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
@@ -404,6 +462,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         if (rc != -ECANCELED && rc != -EPERM)
             vs_wire_send(&in.w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
         vs_recv_streams_destroy(&in.rs);   /* its threads write the VM's RAM */
+        vs_postcopy_dest_free(in.pc);
         vs_digest_tracker_free(in.digest);
         in.digest = NULL;
         vs_vm_destroy(in.vm);

@@ -9,6 +9,8 @@
 #include "transport/channel.h"
 #include "vmm/vm.h"
 
+struct vs_postcopy_dest;
+
 struct vs_incoming_opts {
     const char *kvm_device;
     const char *serial;         /* the migrated guest's COM1 output */
@@ -18,12 +20,20 @@ struct vs_incoming_opts {
      * only): wait up to timeout_ms for the next connection. */
     int (*accept_stream)(void *ctx, int timeout_ms, struct vs_channel **out);
     void *accept_ctx;
+    /* Post-copy: when the VM continues in post-copy, *postcopy gets the engine that
+     * fetches the rest (NULL: this caller cannot serve one; the source is not offered it).
+     * A lost post-copy is resumed through accept_stream, at resume_addr. */
+    struct vs_postcopy_dest **postcopy;
+    const char *resume_addr;
 };
 
 enum vs_incoming_result {
     VS_INCOMING_RUNNING = 0,    /* committed: *vm runs here */
     VS_INCOMING_IN_DOUBT = 1,   /* verified, but COMMIT never came: *vm is paused here, and
                                    the operator decides (see docs/state-machine.md) */
+    VS_INCOMING_POSTCOPY = 2,   /* verified, continuing in post-copy: *vm is about to run
+                                   here (after COMMIT) while *opts->postcopy fetches the
+                                   pages it lacks; stream 0's channel belongs to it now */
 };
 
 /* Receive one VM over ch. On success returns VS_INCOMING_RUNNING or VS_INCOMING_IN_DOUBT

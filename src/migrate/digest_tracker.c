@@ -167,6 +167,27 @@ int vs_digest_tracker_finish(struct vs_digest_tracker *t, unsigned threads, uint
     return 0;
 }
 
+void vs_digest_tracker_skip_pages(struct vs_digest_tracker *t, const uint64_t *pages)
+{
+    uint64_t per_block = VS_DIGEST_BLOCK / 4096, npages = t->m->size / 4096;
+    for (uint64_t b = 0; b < t->nblocks; b++) {
+        bool any = false;
+        for (uint64_t w = b * per_block / 64; w < ((b + 1) * per_block + 63) / 64 &&
+                                              w * 64 < npages && !any; w++)
+            any = pages[w] != 0;
+        if (any) {
+            atomic_store(&t->marked[b], 0);
+            t->hash[b] = 0;
+        }
+    }
+}
+
+const uint64_t *vs_digest_tracker_blocks(const struct vs_digest_tracker *t, uint64_t *nblocks)
+{
+    *nblocks = t->nblocks;
+    return t->hash;
+}
+
 void vs_digest_tracker_free(struct vs_digest_tracker *t)
 {
     if (!t)

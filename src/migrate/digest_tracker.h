@@ -29,6 +29,12 @@ void vs_digest_tracker_stop(struct vs_digest_tracker *t);
  * and combine. *rehashed = blocks hashed here (may be NULL). */
 int vs_digest_tracker_finish(struct vs_digest_tracker *t, unsigned threads, uint64_t *digest,
                              uint64_t *rehashed);
+/* With the background thread stopped: leave out of finish() every block holding a page
+ * set in `pages` (one bit per page); its digest reads 0 (post-copy: those blocks are
+ * checked page by page instead). */
+void vs_digest_tracker_skip_pages(struct vs_digest_tracker *t, const uint64_t *pages);
+/* After finish: the digest of every 2 MiB block (for post-copy's per-block check). */
+const uint64_t *vs_digest_tracker_blocks(const struct vs_digest_tracker *t, uint64_t *nblocks);
 void vs_digest_tracker_free(struct vs_digest_tracker *t);
 
 #endif

@@ -97,6 +97,25 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         json_object_object_add(r, "ram-digest", json_object_new_string(hex));
     }
 
+    if (s->postcopy.active) {
+        const struct vs_postcopy_stats *pc = &s->postcopy;
+        struct json_object *o = json_object_new_object();
+        add_double(o, "switch-at", MS(pc->at_ns));
+        add_double(o, "postcopy-time", MS(pc->time_ns));
+        add_u64(o, "missing-pages", pc->missing_pages);
+        add_u64(o, "requested-pages", pc->requested_pages);
+        add_u64(o, "urgent-pages", pc->urgent_pages);
+        add_u64(o, "background-pages", pc->background_pages);
+        add_u64(o, "urgent-bytes", pc->urgent_bytes);
+        add_u64(o, "background-bytes", pc->background_bytes);
+        add_u64(o, "faults", pc->faults);
+        add_double(o, "fault-wait-avg", pc->faults ? MS(pc->fault_wait_ns) / (double)pc->faults : 0);
+        add_double(o, "fault-wait-max", MS(pc->fault_wait_max_ns));
+        add_u64(o, "resumes", pc->resumes);
+        json_object_object_add(o, "all-present", json_object_new_boolean(pc->verified_present));
+        json_object_object_add(r, "postcopy", o);
+    }
+
     struct json_object *passes = json_object_new_array();
     for (unsigned i = 0; i < s->nr_passes && i < VS_REPORT_MAX_PASSES; i++) {
         const struct vs_pass_stats *p = &s->passes[i];

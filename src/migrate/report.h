@@ -25,6 +25,23 @@ struct vs_pass_stats {
     bool final;                /* the blackout pass, with the vCPUs stopped */
 };
 
+/* Post-copy: what happened after the destination started running the VM. */
+struct vs_postcopy_stats {
+    bool active;               /* the migration switched to post-copy */
+    uint64_t at_ns;            /* when the source paused for it, relative to start_ns */
+    uint64_t time_ns;          /* destination VM running -> every page present */
+    uint64_t missing_pages;    /* pages the destination lacked at the switch */
+    uint64_t requested_pages;  /* asked for on demand (faults sent as PAGE_REQUEST) */
+    uint64_t urgent_pages;     /* source: sent as answers; destination: arrived as such */
+    uint64_t background_pages; /* sent / arrived in the background stream */
+    uint64_t urgent_bytes, background_bytes;
+    uint64_t faults;           /* destination: faults on pages that were missing */
+    uint64_t fault_wait_ns;    /* their total wait (fault -> page in place) */
+    uint64_t fault_wait_max_ns;
+    uint32_t resumes;          /* connections lost and resumed */
+    bool verified_present;     /* destination: the final check found every page present */
+};
+
 struct vs_migration_stats {
     const char *status;        /* "setup", "active", "switchover", "verifying", "completed",
                                   "failed", "cancelled" */
@@ -75,6 +92,7 @@ struct vs_migration_stats {
     uint64_t switchover_at_ns;    /* vCPUs stopped, relative to start_ns (0: not yet) */
 
     uint64_t ram_digest;
+    struct vs_postcopy_stats postcopy;
     unsigned nr_passes;
     struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];
 };

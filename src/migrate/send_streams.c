@@ -17,7 +17,7 @@ static bool stopping(struct vs_migration *m)
 }
 
 /* Is this 4 KiB page all zero? Random data answers on the first word. */
-static bool page_is_zero(const uint8_t *p)
+bool vs_page_is_zero(const uint8_t *p)
 {
     const uint64_t *w = (const uint64_t *)p;
     for (unsigned i = 0; i < 512; i += 8)
@@ -136,7 +136,7 @@ static int send_unit(struct vs_send_stream *s, uint64_t first, uint64_t end, uin
         for (uint64_t bits = d->bitmap[w]; bits && !rc; bits &= bits - 1, n++) {
             uint64_t gpa = (w * 64 + (uint64_t)__builtin_ctzll(bits)) * VS_WIRE_PAGE_SIZE;
             vs_digest_mark(m->digest, gpa, VS_WIRE_PAGE_SIZE);
-            if (page_is_zero(ram + gpa)) {
+            if (vs_page_is_zero(ram + gpa)) {
                 s->zero[s->nzero++] = gpa;
                 if (s->nzero == VS_WIRE_MAX_PAGES)
                     rc = flush_zero(s, pass);
@@ -164,6 +164,8 @@ static int stream_pass(struct vs_send_stream *s, uint32_t pass, bool final)
     while (!rc) {
         if (stopping(m))
             return vs_fail(ECANCELED, "stream %u stopped: the migration is stopping", s->index);
+        if (atomic_load(&m->postcopy_request) && !final)
+            break;      /* the rest goes in post-copy */
         uint64_t first = atomic_fetch_add(&m->next_unit, 1) * VS_SEND_UNIT_PAGES;
         if (first >= npages)
             break;
@@ -257,7 +259,7 @@ int vs_send_streams_start(struct vs_migration *m)
 
 uint64_t vs_send_streams_bytes(struct vs_migration *m)
 {
-    uint64_t total = 0;
+    uint64_t total = m->closed_bytes;
     for (unsigned i = 0; i < m->nr_streams; i++)
         if (m->streams[i].ch)
             total += vs_channel_sent(m->streams[i].ch);

@@ -1,5 +1,6 @@
 #include "migrate/source_internal.h"
 #include "migrate/boot_id.h"
+#include "migrate/postcopy_source.h"
 #include "migrate/digest.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
@@ -32,7 +33,7 @@ uint32_t vs_migration_default_streams(void)
     return cpus < 1 ? 1 : cpus > 4 ? 4 : (uint32_t)cpus;
 }
 
-static void set_status(struct vs_migration *m, const char *status)
+void vs_source_set_status(struct vs_migration *m, const char *status)
 {
     pthread_mutex_lock(&m->lock);
     m->stats.status = status;
@@ -133,10 +134,12 @@ static int handshake(struct vs_migration *m)
         .nr_vcpus = vm->nr_vcpus,
         .nr_streams = m->nr_streams,
         .codecs = wanted_codecs(&m->opts),
+        .features = VS_FEATURE_POSTCOPY,   /* used only if the migration switches to it */
     };
     vs_boot_id(h.boot_id);
     if (getrandom(h.session, sizeof(h.session), 0) != (ssize_t)sizeof(h.session))
         return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
+    memcpy(m->session, h.session, sizeof(m->session));
     int rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
     for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
         struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
@@ -164,6 +167,8 @@ static int handshake(struct vs_migration *m)
         return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
                        "(it offers codec mask 0x%x); use --compress none", m->opts.to,
                        m->stats.compress, reply.codecs);
+    m->postcopy_ok = reply.features & VS_FEATURE_POSTCOPY;
+    m->r.postcopy = m->postcopy_ok;   /* PAGE_REQUEST may come back */
     pthread_mutex_lock(&m->lock);
     m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
     pthread_mutex_unlock(&m->lock);
@@ -219,10 +224,11 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns)
     pthread_mutex_lock(&m->lock);
     m->stats.ram_digest = dg.ram_xxh3;
     pthread_mutex_unlock(&m->lock);
-    return vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
+    return m->pc ? vs_postcopy_send_digests(m, &dg)
+                 : vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
 }
 
-static int await_verdict(struct vs_migration *m)
+int vs_source_await_verdict(struct vs_migration *m)
 {
     struct vs_wire_header hdr;
     int rc = vs_wire_read_header(&m->r, &hdr);
@@ -287,8 +293,8 @@ static int precopy(struct vs_migration *m)
                     (double)s.passes[s.nr_passes - 1].bytes / 1048576.0,
                     (double)s.passes[s.nr_passes - 1].duration_ns / 1e6, s.mbps,
                     (unsigned long long)dirty, s.dirty_pages_rate, s.expected_downtime_ms);
-            if (fits || pass >= m->opts.max_passes) {
-                if (!fits)
+            if (fits || vs_postcopy_wanted(m, pass) || pass >= m->opts.max_passes) {
+                if (!fits && !atomic_load(&m->postcopy_request))
                     vs_info("switching over after %u passes although the expected downtime "
                             "%.1f ms exceeds the limit %llu ms", pass, s.expected_downtime_ms,
                             (unsigned long long)m->opts.downtime_limit_ms);
@@ -307,7 +313,7 @@ static int precopy(struct vs_migration *m)
 static int blackout(struct vs_migration *m, uint64_t *pause_ns)
 {
     struct vs_vm *vm = m->vm;
-    set_status(m, "switchover");
+    vs_source_set_status(m, "switchover");
     vs_vm_block_resume(vm, "the migration is switching over");
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
@@ -322,7 +328,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
                                 .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
         record_dirtied(m, dirty);
-        rc = vs_send_streams_pass(m, ps.pass, true, &ps);
+        rc = m->pc ? vs_postcopy_start(m, ps.pass, *pause_ns)    /* pages follow later */
+                   : vs_send_streams_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
     uint64_t t_state = vs_clock_ns();
@@ -332,8 +339,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     }
     if (rc)
         return rc;
-    set_status(m, "verifying");
-    rc = await_verdict(m);
+    vs_source_set_status(m, "verifying");
+    rc = vs_source_await_verdict(m);
     pthread_mutex_lock(&m->lock);
     m->stats.blackout_send_ns = t_state - *pause_ns;
     m->stats.verify_ns = vs_clock_ns() - t_state;
@@ -355,11 +362,11 @@ static int run_source(struct vs_migration *m)
     m->stats.dirty_log_start_ns = m->dirty.start_ns;
     m->stats.setup_ns = vs_clock_ns() - m->stats.start_ns;
     pthread_mutex_unlock(&m->lock);
-    set_status(m, "active");
+    vs_source_set_status(m, "active");
     m->cap_start_ns = vs_clock_ns();
     atomic_store(&m->cap_bytes, 0);
     m->capped = true;
-    if ((rc = precopy(m)) || (rc = check_cancel(m)))
+    if ((rc = precopy(m)) || (rc = check_cancel(m)) || (rc = vs_postcopy_prepare(m)))
         return rc;
     m->capped = false;
     uint64_t pause_ns;
@@ -383,7 +390,7 @@ static int run_source(struct vs_migration *m)
     } else {
         await_resumed(m, pause_ns, commit_ns);
     }
-    return 0;
+    return m->pc ? vs_postcopy_source_serve(m) : 0;   /* the pages the destination lacks */
 }
 
 /* Undo everything before the commit: the source VM runs on as if nothing happened.
@@ -429,13 +436,13 @@ static void *migration_thread(void *arg)
     struct vs_migration *m = arg;
     int rc = run_source(m);
     const char *status;
-    if (rc) {
+    if (rc && !m->committed) {
         status = roll_back(m, rc);
-    } else {
+    } else {    /* a post-copy given up after the commit has nothing to roll back */
         if (m->dirty_on)
             vs_dirty_stop(&m->dirty);
         m->dirty_on = false;
-        status = m->unconfirmed ? "unconfirmed" : "completed";
+        status = rc ? "failed" : m->unconfirmed ? "unconfirmed" : "completed";
     }
     vs_send_streams_stop(m);
     for (unsigned i = 0; i < m->nr_streams; i++)   /* count every zero-copy completion */
@@ -587,7 +594,9 @@ void vs_migration_free(struct vs_migration *m)
 {
     if (!m)
         return;
+    vs_postcopy_abandon(m);
     pthread_join(m->thread, NULL);
+    vs_postcopy_source_free(m);
     for (unsigned i = 0; i < m->nr_streams; i++)
         vs_channel_close(m->streams[i].ch);
     vs_wire_reader_destroy(&m->r);

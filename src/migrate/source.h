@@ -9,6 +9,8 @@
 #include "migrate/report.h"
 #include "vmm/vm.h"
 
+enum vs_converge { VS_CONVERGE_NONE, VS_CONVERGE_THROTTLE, VS_CONVERGE_POSTCOPY };
+
 struct vs_migration_opts {
     char to[128];               /* "HOST:PORT" of `vmshift receive` */
     uint64_t downtime_limit_ms; /* switch over when the rest can be sent within this */
@@ -19,6 +21,7 @@ struct vs_migration_opts {
     uint32_t streams;           /* TCP connections, 1..VS_WIRE_MAX_STREAMS (0: default) */
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
+    enum vs_converge converge;   /* what to do when pre-copy stops converging */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */

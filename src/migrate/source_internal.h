@@ -81,7 +81,21 @@ struct vs_migration {
 
     struct vs_bw_sampler sampler;
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
+
+    /* Post-copy (postcopy_source.c). */
+    uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's, repeated when post-copy resumes */
+    bool postcopy_ok;               /* the destination agreed VS_FEATURE_POSTCOPY */
+    atomic_bool postcopy_request;   /* switch to post-copy: the pass ends early */
+    struct vs_postcopy_source *pc;  /* from the switch on */
+    uint64_t closed_bytes;          /* sent on channels a post-copy resume replaced */
 };
+
+/* source.c, for postcopy_source.c. */
+void vs_source_set_status(struct vs_migration *m, const char *status);
+int vs_source_await_verdict(struct vs_migration *m);
+
+/* Is this 4 KiB page all zero? (send_streams.c) */
+bool vs_page_is_zero(const uint8_t *p);
 
 /* Open the streams' resources (codec, buffers) once their channels are set. */
 int vs_send_streams_init(struct vs_migration *m);

@@ -1,6 +1,8 @@
 /* Channel helpers (exact reads and writes with peer-naming errors) and the generic
  * channel over a connected stream socket. */
 #include "transport/channel.h"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include "transport/zerocopy.h"
 #include "common/error.h"
 
@@ -122,6 +124,22 @@ int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms)
         return vs_fail(err, "cannot set a %d ms timeout on the channel to %s: %s",
                        timeout_ms, ch->peer, strerror(err));
     }
+    return 0;
+}
+
+int vs_channel_set_liveness(struct vs_channel *ch, int dead_ms)
+{
+    int rc = vs_channel_set_timeout(ch, 0);
+    if (rc)
+        return rc;
+    /* Best effort: not every channel is TCP (socketpairs in tests). */
+    int one = 1, idle = 1, intvl = 1, cnt = dead_ms / 1000 > 1 ? dead_ms / 1000 : 1;
+    unsigned user = (unsigned)dead_ms;
+    setsockopt(ch->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(ch->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(ch->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(ch->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(ch->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
     return 0;
 }
 

@@ -51,6 +51,11 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len);
 /* Receive timeout for reads (a silent peer is an error after it); 0 = wait forever. */
 int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms);
 
+/* For a connection that may stay silent for long (post-copy): reads and writes wait
+ * forever, but a peer that is gone (link down, host dead) is detected by TCP keepalive
+ * and TCP_USER_TIMEOUT within about dead_ms, and then they fail. */
+int vs_channel_set_liveness(struct vs_channel *ch, int dead_ms);
+
 /* The rate at which the peer is receiving this channel's data, in bytes/s, as measured
  * by the transport (TCP's delivery rate), when the sender kept the link busy during the
  * measurement; 0 when unknown or when the sender (not the link) was the limit. */

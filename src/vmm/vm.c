@@ -174,6 +174,18 @@ int vs_vm_pause(struct vs_vm *vm)
     return 0;
 }
 
+void vs_vm_request_pause(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->pause_requested = true;
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vs_vcpu_kick(&vm->vcpus[i]);
+    pthread_cond_broadcast(&vm->cond);
+    if (vm->state == VS_VM_RUNNING)
+        vm->state = VS_VM_PAUSED;
+    pthread_mutex_unlock(&vm->lock);
+}
+
 int vs_vm_resume(struct vs_vm *vm)
 {
     pthread_mutex_lock(&vm->lock);

@@ -80,6 +80,9 @@ int vs_vm_start(struct vs_vm *vm);
 /* Stop every vCPU outside KVM_RUN. Idempotent. */
 int vs_vm_pause(struct vs_vm *vm);
 int vs_vm_resume(struct vs_vm *vm);
+/* Ask every vCPU to stop, without waiting: a vCPU waiting for a post-copy page stops when
+ * the page arrives. The VM is paused from now on. */
+void vs_vm_request_pause(struct vs_vm *vm);
 /* While a migration needs the vCPUs stopped, refuse resume with this reason (NULL: allow). */
 void vs_vm_block_resume(struct vs_vm *vm, const char *why);
 /* The VM now runs on another host: it stays paused here for good. */

@@ -18,6 +18,12 @@ _Static_assert(sizeof(struct vs_wire_vcpu_state) == 8, "VCPU_STATE header layout
 _Static_assert(sizeof(struct vs_wire_digest) == 32, "DIGEST layout");
 _Static_assert(sizeof(struct vs_wire_verdict) == 264, "VERIFY_REPLY layout");
 _Static_assert(sizeof(struct vs_wire_resumed) == 16, "RESUMED layout");
+_Static_assert(sizeof(struct vs_wire_postcopy_start) == 24, "POSTCOPY_START layout");
+_Static_assert(sizeof(struct vs_wire_postcopy_digests) == 24, "POSTCOPY_DIGESTS layout");
+_Static_assert(sizeof(struct vs_wire_postcopy_pages) == 16, "POSTCOPY_PAGES layout");
+_Static_assert(sizeof(struct vs_wire_page_request) == 8, "PAGE_REQUEST layout");
+_Static_assert(sizeof(struct vs_wire_postcopy_end) == 32, "POSTCOPY_END layout");
+_Static_assert(sizeof(struct vs_wire_postcopy_resume) == 32, "POSTCOPY_RESUME layout");
 
 static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_HELLO] = "HELLO",
@@ -34,6 +40,12 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_ABORT] = "ABORT",
     [VS_REC_STREAM_HELLO] = "STREAM_HELLO",
     [VS_REC_CPAGES] = "CPAGES",
+    [VS_REC_POSTCOPY_START] = "POSTCOPY_START",
+    [VS_REC_POSTCOPY_DIGESTS] = "POSTCOPY_DIGESTS",
+    [VS_REC_POSTCOPY_PAGES] = "POSTCOPY_PAGES",
+    [VS_REC_PAGE_REQUEST] = "PAGE_REQUEST",
+    [VS_REC_POSTCOPY_END] = "POSTCOPY_END",
+    [VS_REC_POSTCOPY_RESUME] = "POSTCOPY_RESUME",
 };
 
 const char *vs_wire_type_name(unsigned type)

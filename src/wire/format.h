@@ -13,13 +13,17 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  0
+#define VS_WIRE_VERSION_MINOR  1         /* 2.1: post-copy records 15..20 */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
 #define VS_WIRE_MAX_REASON     256           /* bytes of a reason string, NUL included */
 #define VS_WIRE_MAX_STREAMS    16            /* channels of one migration */
 #define VS_WIRE_SESSION_LEN    16            /* random id tying extra streams to stream 0 */
+#define VS_WIRE_MAX_RAM        (64ULL << 30) /* largest ram_size the post-copy bitmaps cover */
+#define VS_WIRE_BLOCK_SIZE     (2ULL << 20)  /* RAM block of the post-copy block digests */
+/* Bytes of a page bitmap of a RAM size: one bit per page, whole u64 words. */
+#define VS_WIRE_BITMAP_BYTES(ram) ((((ram) / VS_WIRE_PAGE_SIZE + 63) / 64) * 8)
 
 enum vs_wire_type {
     VS_REC_HELLO = 1,          /* src->dst  struct vs_wire_hello */
@@ -38,8 +42,28 @@ enum vs_wire_type {
                                             streams 1.. */
     VS_REC_CPAGES = 14,        /* src->dst  struct vs_wire_cpages, gpa[count], compressed
                                             data of the count pages */
-    VS_REC_TYPE_MAX = 14,
+    /* Post-copy (version 2.1), only after HELLO_REPLY agreed VS_FEATURE_POSTCOPY: */
+    VS_REC_POSTCOPY_START = 15,    /* src->dst  struct vs_wire_postcopy_start, missing-page
+                                                bitmap (stream 0) */
+    VS_REC_POSTCOPY_DIGESTS = 16,  /* src->dst  struct vs_wire_postcopy_digests, u64 block
+                                                digest[nblocks] (stream 0) */
+    VS_REC_POSTCOPY_PAGES = 17,    /* src->dst  struct vs_wire_postcopy_pages, gpa[count],
+                                                (count - zero) pages of data */
+    VS_REC_PAGE_REQUEST = 18,      /* dst->src  struct vs_wire_page_request, gpa[count]
+                                                (stream 0) */
+    VS_REC_POSTCOPY_END = 19,      /* either    struct vs_wire_postcopy_end */
+    VS_REC_POSTCOPY_RESUME = 20,   /* either    struct vs_wire_postcopy_resume (+ bitmap from
+                                                the destination): first record of a
+                                                reconnected stream 0 */
+    VS_REC_POSTCOPY_FIRST = 15,
+    VS_REC_POSTCOPY_LAST = 20,
+    VS_REC_TYPE_MAX = 20,
 };
+
+/* HELLO / HELLO_REPLY feature bits. */
+#define VS_FEATURE_POSTCOPY    0x0001u  /* the destination can run the VM before every page
+                                           arrived (userfaultfd) and take records 15..20 */
+#define VS_WIRE_KNOWN_FEATURES VS_FEATURE_POSTCOPY
 
 /* Header flags. */
 #define VS_WIRE_FLAG_META_SUM  0x0001u  /* PAGES only: payload_sum covers the page record
@@ -130,6 +154,63 @@ struct vs_wire_verdict {
 struct vs_wire_resumed {
     uint64_t commit_rx_ns;     /* destination CLOCK_MONOTONIC when COMMIT arrived */
     uint64_t resume_ns;        /* destination CLOCK_MONOTONIC when its vCPUs were released */
+};
+
+/* POSTCOPY_START: the source is paused; these pages are not (or not in their last
+ * version) at the destination. Followed by the bitmap: ceil(ram_pages / 64) u64 words,
+ * bit p of word p / 64 = page p is missing; no bit at or beyond ram_pages. */
+struct vs_wire_postcopy_start {
+    uint64_t pause_ns;         /* source CLOCK_MONOTONIC when its vCPUs stopped */
+    uint64_t missing_pages;    /* bits set in the bitmap */
+    uint32_t pass;             /* the pass number of the final PASS_END that preceded it */
+    uint32_t reserved;
+};
+
+/* POSTCOPY_DIGESTS: the check of what the destination already holds. Followed by one
+ * XXH3-64 per 2 MiB block of RAM (src/migrate/digest.h); the destination compares the
+ * blocks without a missing page (the others are covered page by page as they arrive). */
+struct vs_wire_postcopy_digests {
+    uint64_t vcpu_xxh3;        /* as in DIGEST */
+    uint64_t machine_xxh3;
+    uint64_t nblocks;          /* ceil(ram_size / 2 MiB) */
+};
+
+/* POSTCOPY_PAGES: pages the destination is missing, each sent exactly once. The first
+ * count - zero entries of gpa[] carry 4096 bytes of data each, in list order; the last
+ * `zero` entries are all-zero pages. The checksum always covers the whole payload (the
+ * source is paused: the data cannot change while it is summed and sent). */
+struct vs_wire_postcopy_pages {
+    uint32_t count;            /* 1..VS_WIRE_MAX_PAGES */
+    uint32_t zero;             /* 0..count */
+    uint32_t urgent;           /* 1: the answer to a PAGE_REQUEST, 0: background */
+    uint32_t reserved;
+};
+
+/* PAGE_REQUEST: a vCPU (or the monitor) touched these missing pages. */
+struct vs_wire_page_request {
+    uint32_t count;            /* 1..VS_WIRE_MAX_PAGES */
+    uint32_t reserved;
+};
+
+/* POSTCOPY_END: src->dst on every stream once it has sent its last page (pages = pages
+ * sent on this stream since the switch or the last resume); dst->src on stream 0 when
+ * every page is present (pages = pages received in all, plus the fault statistics). */
+struct vs_wire_postcopy_end {
+    uint64_t pages;
+    uint64_t faults;           /* dst->src: pages requested on demand */
+    uint64_t fault_wait_ns;    /* dst->src: total time vCPUs waited for them */
+    uint64_t fault_wait_max_ns;
+};
+
+/* POSTCOPY_RESUME: src->dst as the first record of a new stream 0 after the connection
+ * was lost in post-copy (missing_pages 0, no bitmap; STREAM_HELLO with the same session on
+ * the other streams); dst->src as the answer, followed by the bitmap of the pages still
+ * missing (layout as in POSTCOPY_START). */
+struct vs_wire_postcopy_resume {
+    uint8_t session[VS_WIRE_SESSION_LEN];  /* HELLO's session */
+    uint32_t nr_streams;       /* 1..VS_WIRE_MAX_STREAMS */
+    uint32_t reserved;
+    uint64_t missing_pages;    /* dst->src: bits set in the bitmap that follows */
 };
 
 /* Name of a record type for messages ("PAGES"), "unknown" if out of range. */

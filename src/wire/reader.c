@@ -12,9 +12,6 @@
 #include <xxhash.h>
 #include <xxh_x86dispatch.h>   /* the widest vector unit this CPU has */
 
-/* Feature bits this version understands (none in 2.0). */
-#define VS_WIRE_KNOWN_FEATURES 0u
-
 typedef unsigned long long ull;
 
 /* Compressed payload bytes a CPAGES record may carry beyond the raw size of its pages
@@ -74,6 +71,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_VERIFY_REPLY: return sizeof(struct vs_wire_verdict);
     case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
     case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
+    case VS_REC_POSTCOPY_END: return sizeof(struct vs_wire_postcopy_end);
     default: return 0;
     }
 }
@@ -117,6 +115,28 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
         *max = sizeof(struct vs_wire_cpages) +
                (uint64_t)VS_WIRE_MAX_PAGES * (8 + VS_WIRE_PAGE_SIZE) + CPAGES_SLACK;
         break;
+    case VS_REC_POSTCOPY_START:
+        *min = sizeof(struct vs_wire_postcopy_start) + 8;
+        *max = sizeof(struct vs_wire_postcopy_start) + VS_WIRE_BITMAP_BYTES(VS_WIRE_MAX_RAM);
+        break;
+    case VS_REC_POSTCOPY_RESUME:
+        *min = sizeof(struct vs_wire_postcopy_resume);
+        *max = sizeof(struct vs_wire_postcopy_resume) + VS_WIRE_BITMAP_BYTES(VS_WIRE_MAX_RAM);
+        break;
+    case VS_REC_POSTCOPY_DIGESTS:
+        *min = sizeof(struct vs_wire_postcopy_digests) + 8;
+        *max = sizeof(struct vs_wire_postcopy_digests) +
+               VS_WIRE_MAX_RAM / VS_WIRE_BLOCK_SIZE * 8;
+        break;
+    case VS_REC_POSTCOPY_PAGES:
+        *min = sizeof(struct vs_wire_postcopy_pages) + 8;
+        *max = sizeof(struct vs_wire_postcopy_pages) +
+               (uint64_t)VS_WIRE_MAX_PAGES * (8 + VS_WIRE_PAGE_SIZE);
+        break;
+    case VS_REC_PAGE_REQUEST:
+        *min = sizeof(struct vs_wire_page_request) + 8;
+        *max = sizeof(struct vs_wire_page_request) + (uint64_t)VS_WIRE_MAX_PAGES * 8;
+        break;
     default:
         break;
     }
@@ -144,6 +164,9 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "unknown record type %u (this vmshift "
                         "knows 1..%u); is the source a newer vmshift?", h->type,
                         VS_REC_TYPE_MAX);
+    if (h->type >= VS_REC_POSTCOPY_FIRST && h->type <= VS_REC_POSTCOPY_LAST && !r->postcopy)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "post-copy record, but post-copy was "
+                        "not agreed in the handshake (HELLO features)");
     uint16_t allowed = h->type == VS_REC_PAGES ? VS_WIRE_FLAG_META_SUM : 0;
     if (h->flags & ~allowed)
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "flags 0x%04x are not allowed on %s "
@@ -414,4 +437,195 @@ int vs_wire_check_reason(const char *reason, size_t cap)
         return vs_fail(EPROTO, "migration stream: reason string is not NUL-terminated "
                        "within %zu bytes", cap);
     return 0;
+}
+
+/* ---- Post-copy records ---- */
+
+/* XXH3-64 of the concatenation of up to three parts (len 0: absent). */
+static int sum_parts(const void *a, size_t alen, const void *b, size_t blen, const void *c,
+                     size_t clen, uint64_t *sum)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return vs_fail(ENOMEM, "migration stream: out of memory for a checksum state");
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, a, alen);
+    if (blen)
+        XXH3_64bits_update(st, b, blen);
+    if (clen)
+        XXH3_64bits_update(st, c, clen);
+    *sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return 0;
+}
+
+static int expect_type(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                       enum vs_wire_type type)
+{
+    if (h->type != type)
+        return REC_FAIL(EPROTO, r, h, "expected %s, got %s", vs_wire_type_name(type),
+                        vs_wire_type_name(h->type));
+    return 0;
+}
+
+static int check_ram_size(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                          uint64_t ram_size)
+{
+    if (ram_size == 0 || ram_size % VS_WIRE_PAGE_SIZE || ram_size > VS_WIRE_MAX_RAM)
+        return REC_FAIL(EINVAL, r, h, "guest RAM size %llu cannot take post-copy records "
+                        "(a multiple of %u up to %llu)", (ull)ram_size, VS_WIRE_PAGE_SIZE,
+                        (ull)VS_WIRE_MAX_RAM);
+    return 0;
+}
+
+/* head_len bytes of head, then (when bitmap) exactly one page bitmap of ram_size; the sum
+ * over both; *bits = the bits set. */
+static int read_head_and_bitmap(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                uint64_t ram_size, void *head, size_t head_len,
+                                uint64_t *bitmap, uint64_t *bits)
+{
+    int rc = check_ram_size(r, h, ram_size);
+    if (rc < 0)
+        return rc;
+    uint64_t bytes = bitmap ? VS_WIRE_BITMAP_BYTES(ram_size) : 0;
+    if (h->length != head_len + bytes)
+        return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: %s for %llu bytes of RAM "
+                        "is exactly %llu bytes", h->length, vs_wire_type_name(h->type),
+                        (ull)ram_size, (ull)(head_len + bytes));
+    if ((rc = read_part(r, h, head, head_len, "the record header")) < 0)
+        return rc;
+    *bits = 0;
+    uint64_t sum;
+    if ((bitmap && (rc = read_part(r, h, bitmap, (size_t)bytes, "the page bitmap")) < 0) ||
+        (rc = sum_parts(head, head_len, bitmap, (size_t)bytes, NULL, 0, &sum)) < 0 ||
+        (rc = check_sum(r, h, sum)) < 0)
+        return rc;
+    if (!bitmap)
+        return 0;
+    uint64_t npages = ram_size / VS_WIRE_PAGE_SIZE, words = bytes / 8;
+    if (npages % 64 && (bitmap[words - 1] >> (npages % 64)))
+        return REC_FAIL(ERANGE, r, h, "the page bitmap marks pages beyond guest RAM of %llu "
+                        "pages", (ull)npages);
+    for (uint64_t i = 0; i < words; i++)
+        *bits += (uint64_t)__builtin_popcountll(bitmap[i]);
+    return 0;
+}
+
+int vs_wire_read_postcopy_start(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                uint64_t ram_size, struct vs_wire_postcopy_start *out,
+                                uint64_t *bitmap)
+{
+    uint64_t bits;
+    int rc = expect_type(r, h, VS_REC_POSTCOPY_START);
+    if (!rc)
+        rc = read_head_and_bitmap(r, h, ram_size, out, sizeof(*out), bitmap, &bits);
+    if (rc < 0)
+        return rc;
+    if (bits != out->missing_pages)
+        return REC_FAIL(EPROTO, r, h, "says %llu pages are missing but its bitmap marks %llu",
+                        (ull)out->missing_pages, (ull)bits);
+    return 0;
+}
+
+int vs_wire_read_postcopy_resume(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                 uint64_t ram_size, struct vs_wire_postcopy_resume *out,
+                                 uint64_t *bitmap)
+{
+    uint64_t bits;
+    int rc = expect_type(r, h, VS_REC_POSTCOPY_RESUME);
+    if (!rc)
+        rc = read_head_and_bitmap(r, h, ram_size, out, sizeof(*out), bitmap, &bits);
+    if (rc < 0)
+        return rc;
+    if (out->nr_streams < 1 || out->nr_streams > VS_WIRE_MAX_STREAMS)
+        return REC_FAIL(EPROTO, r, h, "%u streams is out of range 1..%d", out->nr_streams,
+                        VS_WIRE_MAX_STREAMS);
+    if (bits != out->missing_pages)
+        return REC_FAIL(EPROTO, r, h, "says %llu pages are missing but %s marks %llu",
+                        (ull)out->missing_pages, bitmap ? "its bitmap" : "it has no bitmap and",
+                        (ull)bits);
+    return 0;
+}
+
+int vs_wire_read_postcopy_digests(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                  uint64_t ram_size, struct vs_wire_postcopy_digests *out,
+                                  uint64_t *blocks)
+{
+    int rc = expect_type(r, h, VS_REC_POSTCOPY_DIGESTS);
+    if (!rc)
+        rc = check_ram_size(r, h, ram_size);
+    if (rc < 0)
+        return rc;
+    uint64_t nblocks = (ram_size + VS_WIRE_BLOCK_SIZE - 1) / VS_WIRE_BLOCK_SIZE;
+    if (h->length != sizeof(*out) + nblocks * 8)
+        return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: %llu bytes of RAM have "
+                        "%llu block digests (%llu bytes)", h->length, (ull)ram_size,
+                        (ull)nblocks, (ull)(sizeof(*out) + nblocks * 8));
+    if ((rc = read_part(r, h, out, sizeof(*out), "the record header")) < 0 ||
+        (rc = read_part(r, h, blocks, (size_t)nblocks * 8, "the block digests")) < 0)
+        return rc;
+    if (out->nblocks != nblocks)
+        return REC_FAIL(EPROTO, r, h, "names %llu blocks, expected %llu", (ull)out->nblocks,
+                        (ull)nblocks);
+    uint64_t sum;
+    if ((rc = sum_parts(out, sizeof(*out), blocks, (size_t)nblocks * 8, NULL, 0, &sum)) < 0)
+        return rc;
+    return check_sum(r, h, sum);
+}
+
+int vs_wire_read_postcopy_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                uint64_t ram_size, struct vs_wire_postcopy_pages *info,
+                                uint64_t *gpa, uint8_t *buf)
+{
+    int rc = expect_type(r, h, VS_REC_POSTCOPY_PAGES);
+    if (!rc)
+        rc = read_part(r, h, info, sizeof(*info), "the page record header");
+    if (rc < 0)
+        return rc;
+    if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
+        return REC_FAIL(EPROTO, r, h, "page count %u is out of range 1..%u", info->count,
+                        VS_WIRE_MAX_PAGES);
+    if (info->zero > info->count || info->urgent > 1)
+        return REC_FAIL(EPROTO, r, h, "%u zero pages of %u, urgent %u: the zero pages must "
+                        "be at most the count and urgent 0 or 1", info->zero, info->count,
+                        info->urgent);
+    uint32_t ndata = info->count - info->zero;
+    uint64_t want = sizeof(*info) + (uint64_t)info->count * 8 +
+                    (uint64_t)ndata * VS_WIRE_PAGE_SIZE;
+    if (want != h->length)
+        return REC_FAIL(EPROTO, r, h, "%u pages of which %u carry data need a payload of "
+                        "%llu bytes but the header says %u", info->count, ndata, (ull)want,
+                        h->length);
+    if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
+        return rc;
+    if (ndata && (rc = read_part(r, h, buf, (size_t)ndata * VS_WIRE_PAGE_SIZE,
+                                 "page data")) < 0)
+        return rc;
+    uint64_t sum;
+    if ((rc = sum_parts(info, sizeof(*info), gpa, (size_t)info->count * 8, buf,
+                        (size_t)ndata * VS_WIRE_PAGE_SIZE, &sum)) < 0)
+        return rc;
+    return check_sum(r, h, sum);
+}
+
+int vs_wire_read_page_request(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                              uint64_t ram_size, struct vs_wire_page_request *info,
+                              uint64_t *gpa)
+{
+    int rc = expect_type(r, h, VS_REC_PAGE_REQUEST);
+    if (!rc)
+        rc = read_part(r, h, info, sizeof(*info), "the request header");
+    if (rc < 0)
+        return rc;
+    if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES ||
+        h->length != sizeof(*info) + (uint64_t)info->count * 8)
+        return REC_FAIL(EPROTO, r, h, "request for %u pages does not fit its payload of %u "
+                        "bytes (1..%u pages of 8 bytes each)", info->count, h->length,
+                        VS_WIRE_MAX_PAGES);
+    if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
+        return rc;
+    uint64_t sum;
+    if ((rc = sum_parts(info, sizeof(*info), gpa, (size_t)info->count * 8, NULL, 0, &sum)) < 0)
+        return rc;
+    return check_sum(r, h, sum);
 }

@@ -4,6 +4,7 @@
 #ifndef VS_WIRE_READER_H
 #define VS_WIRE_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "codec/codec.h"
@@ -18,6 +19,8 @@ struct vs_wire_reader {
     uint64_t next_seq;         /* expected seq of the next record */
     uint64_t offset;           /* bytes consumed from the stream so far */
     uint64_t record_offset;    /* stream offset of the current record's header */
+    bool postcopy;             /* post-copy records (15..20) allowed: HELLO_REPLY agreed
+                                  VS_FEATURE_POSTCOPY */
 };
 
 void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch);
@@ -52,6 +55,33 @@ int vs_wire_read_cpages(struct vs_wire_reader *r, const struct vs_wire_header *h
 /* Typed helpers: read a fixed-size record payload of the given type. */
 int vs_wire_read_fixed(struct vs_wire_reader *r, const struct vs_wire_header *h,
                        enum vs_wire_type type, void *out, size_t size);
+
+/* Post-copy records (all check their lengths against ram_size, every address against
+ * guest RAM, and the checksum before anything is used). */
+/* POSTCOPY_START into *out and bitmap (VS_WIRE_BITMAP_BYTES(ram_size) bytes): exactly one
+ * bitmap of that size, no bit beyond the last page, missing_pages = the bits set. */
+int vs_wire_read_postcopy_start(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                uint64_t ram_size, struct vs_wire_postcopy_start *out,
+                                uint64_t *bitmap);
+/* POSTCOPY_RESUME: from a source (bitmap NULL) exactly the struct with missing_pages 0;
+ * from a destination (bitmap non-NULL) the struct and a bitmap as in POSTCOPY_START. */
+int vs_wire_read_postcopy_resume(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                 uint64_t ram_size, struct vs_wire_postcopy_resume *out,
+                                 uint64_t *bitmap);
+/* POSTCOPY_DIGESTS: nblocks must be ceil(ram_size / 2 MiB); blocks gets them. */
+int vs_wire_read_postcopy_digests(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                  uint64_t ram_size, struct vs_wire_postcopy_digests *out,
+                                  uint64_t *blocks);
+/* POSTCOPY_PAGES: the list into gpa[] (VS_WIRE_MAX_PAGES entries), the data of the
+ * count - zero data pages into buf (VS_WIRE_MAX_PAGES pages), the whole checksum checked
+ * before it returns: nothing reaches guest RAM from here. */
+int vs_wire_read_postcopy_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                                uint64_t ram_size, struct vs_wire_postcopy_pages *info,
+                                uint64_t *gpa, uint8_t *buf);
+/* PAGE_REQUEST: count 1..VS_WIRE_MAX_PAGES addresses inside guest RAM into gpa[]. */
+int vs_wire_read_page_request(struct vs_wire_reader *r, const struct vs_wire_header *h,
+                              uint64_t ram_size, struct vs_wire_page_request *info,
+                              uint64_t *gpa);
 
 /* Validate a received hello / reason string (NUL within bounds, versions). */
 int vs_wire_check_hello(const struct vs_wire_hello *h);

@@ -161,6 +161,22 @@ int vs_wire_send_gathered(struct vs_wire_writer *w, const uint64_t *gpa, uint32_
     return send_record(w, VS_REC_PAGES, length, sum, iov, 4);
 }
 
+/* iov[n..] = the pages ram + gpa[0..count), one entry per run of consecutive pages;
+ * returns the new n. */
+static int page_iovs(struct iovec *iov, int n, const uint8_t *ram, const uint64_t *gpa,
+                     uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (i > 0 && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE) {
+            iov[n - 1].iov_len += VS_WIRE_PAGE_SIZE;
+            continue;
+        }
+        iov[n++] = (struct iovec){ .iov_base = (void *)(ram + gpa[i]),
+                                   .iov_len = VS_WIRE_PAGE_SIZE };
+    }
+    return n;
+}
+
 int vs_wire_send_pages_direct(struct vs_wire_writer *w, const uint8_t *ram,
                               const uint64_t *gpa, uint32_t count, uint32_t pass,
                               bool sum_data)
@@ -175,15 +191,7 @@ int vs_wire_send_pages_direct(struct vs_wire_writer *w, const uint8_t *ram,
     struct iovec *iov = w->iov;
     iov[1] = (struct iovec){ .iov_base = &info, .iov_len = sizeof(info) };
     iov[2] = (struct iovec){ .iov_base = (void *)gpa, .iov_len = (size_t)count * 8 };
-    int n = 3;
-    for (uint32_t i = 0; i < count; i++) {
-        if (i > 0 && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE) {
-            iov[n - 1].iov_len += VS_WIRE_PAGE_SIZE;
-            continue;
-        }
-        iov[n++] = (struct iovec){ .iov_base = (void *)(ram + gpa[i]),
-                                   .iov_len = VS_WIRE_PAGE_SIZE };
-    }
+    int n = page_iovs(iov, 3, ram, gpa, count);
     uint64_t sum = 0;
     if ((rc = hash_iov(iov, sum_data ? n : 3, &sum)) < 0)
         return rc;
@@ -234,4 +242,46 @@ int vs_wire_send_zero_pages(struct vs_wire_writer *w, const uint64_t *gpa, uint3
         return rc;
     uint32_t length = (uint32_t)(sizeof(info) + (size_t)count * 8);
     return send_record(w, VS_REC_ZERO_PAGES, length, sum, iov, 3);
+}
+
+int vs_wire_send_parts(struct vs_wire_writer *w, enum vs_wire_type type, const void *head,
+                       uint32_t head_len, const void *tail, uint64_t tail_len)
+{
+    if (!head || !head_len || (tail_len && !tail) || head_len + tail_len > UINT32_MAX)
+        return vs_fail(EINVAL, "migration stream: %s record with a bad head or tail",
+                       vs_wire_type_name(type));
+    struct iovec iov[3] = {
+        { 0 },
+        { .iov_base = (void *)head, .iov_len = head_len },
+        { .iov_base = (void *)tail, .iov_len = (size_t)tail_len },
+    };
+    int n = tail_len ? 3 : 2;
+    uint64_t sum = 0;
+    int rc = hash_iov(iov, n, &sum);
+    if (rc < 0)
+        return rc;
+    return send_record(w, type, (uint32_t)(head_len + tail_len), sum, iov, n);
+}
+
+int vs_wire_send_postcopy_pages(struct vs_wire_writer *w, const uint8_t *ram,
+                                const uint64_t *gpa, uint32_t count, uint32_t zero,
+                                bool urgent)
+{
+    int rc = check_list("POSTCOPY_PAGES", gpa, count);
+    if (rc < 0)
+        return rc;
+    if (zero > count || !w->iov || (zero < count && !ram))
+        return vs_fail(EINVAL, "migration stream: POSTCOPY_PAGES with %u zero pages of %u "
+                       "(writer not initialised?)", zero, count);
+    struct vs_wire_postcopy_pages info = { .count = count, .zero = zero, .urgent = urgent };
+    struct iovec *iov = w->iov;
+    iov[1] = (struct iovec){ .iov_base = &info, .iov_len = sizeof(info) };
+    iov[2] = (struct iovec){ .iov_base = (void *)gpa, .iov_len = (size_t)count * 8 };
+    int n = page_iovs(iov, 3, ram, gpa, count - zero);
+    uint64_t sum = 0;
+    if ((rc = hash_iov(iov, n, &sum)) < 0)
+        return rc;
+    uint32_t length = (uint32_t)(sizeof(info) + (size_t)count * 8 +
+                                 (size_t)(count - zero) * VS_WIRE_PAGE_SIZE);
+    return send_record(w, VS_REC_POSTCOPY_PAGES, length, sum, iov, n);
 }

@@ -49,4 +49,14 @@ int vs_wire_send_cpages(struct vs_wire_writer *w, const uint64_t *gpa, uint32_t 
 int vs_wire_send_zero_pages(struct vs_wire_writer *w, const uint64_t *gpa, uint32_t count,
                             uint32_t pass);
 
+/* A record of a fixed head and a variable tail (tail may be NULL with tail_len 0): the
+ * post-copy records with bitmaps, digests or page lists. */
+int vs_wire_send_parts(struct vs_wire_writer *w, enum vs_wire_type type, const void *head,
+                       uint32_t head_len, const void *tail, uint64_t tail_len);
+/* A POSTCOPY_PAGES record: gpa[0..count-zero) carry data sent straight from ram (the
+ * source is paused, so the checksum covers the data), gpa[count-zero..count) are zero. */
+int vs_wire_send_postcopy_pages(struct vs_wire_writer *w, const uint8_t *ram,
+                                const uint64_t *gpa, uint32_t count, uint32_t zero,
+                                bool urgent);
+
 #endif

@@ -171,13 +171,20 @@ double json_num(struct json_object *o, const char *key)
     return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
-struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
-                               double timeout_s)
+struct json_object *vm_migrate_start(struct vm_proc *src, const char *to,
+                                     struct json_object *args)
 {
     struct json_object *req = args ? json_object_get(args) : json_object_new_object();
     json_object_object_add(req, "to", json_object_new_string(to));
-    json_object_put(vm_cmd(src, "migrate", req));
+    struct json_object *reply = vm_cmd(src, "migrate", req);
     json_object_put(req);
+    return reply;
+}
+
+struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
+                               double timeout_s)
+{
+    json_object_put(vm_migrate_start(src, to, args));
     return vm_migration_wait(src, timeout_s);
 }
 
@@ -189,7 +196,8 @@ struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s)
         assert_true(json_object_object_get_ex(st, "migration", &m));
         const char *status = json_str(m, "status");
         if (!strcmp(status, "completed") || !strcmp(status, "failed") ||
-            !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed")) {
+            !strcmp(status, "cancelled") || !strcmp(status, "unconfirmed") ||
+            !strcmp(status, "postcopy-paused")) {
             m = json_object_get(m);
             json_object_put(st);
             return m;
@@ -259,6 +267,11 @@ void test_hosts_create(struct test_hosts *h, const char *rate)
     if (rate)
         sh("ip netns exec %s tc qdisc add dev vsa%d root tbf rate %s burst 1mb latency 50ms",
            h->a, (int)getpid(), rate);
+}
+
+void test_hosts_link(struct test_hosts *h, bool up)
+{
+    sh("ip -n %s link set vsa%d %s", h->a, (int)getpid(), up ? "up" : "down");
 }
 
 void test_hosts_destroy(struct test_hosts *h)

@@ -40,6 +40,8 @@ struct test_hosts {
 };
 void test_hosts_create(struct test_hosts *h, const char *rate);
 void test_hosts_destroy(struct test_hosts *h);
+/* Cut (up = false) or restore the link between the two hosts. */
+void test_hosts_link(struct test_hosts *h, bool up);
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
  * set. Its control socket answers only after a VM arrived. */
@@ -51,12 +53,17 @@ int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
 /* Wait until the receiver's control socket answers (the VM has arrived). */
 void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
 
-/* Start a migration of src to HOST:PORT with extra request fields (may be NULL), then
- * poll until it finishes; returns the final "migration" report (caller puts it). */
+/* Start a migration of src to HOST:PORT with extra request fields (may be NULL); returns
+ * the reply (caller puts it). */
+struct json_object *vm_migrate_start(struct vm_proc *src, const char *to,
+                                     struct json_object *args);
+/* The same, then poll until it finishes; returns the final "migration" report (caller
+ * puts it). */
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s);
 /* Poll the running migration of src until it ends (completed, failed, cancelled or
- * unconfirmed); returns its final report (caller puts it). */
+ * unconfirmed) or waits for the operator (postcopy-paused); returns its final report
+ * (caller puts it). */
 struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s);
 /* The "xxh3" digest of guest RAM [start, start+len) (caller frees). */
 char *vm_digest(struct vm_proc *p, uint64_t start, uint64_t len);

@@ -1,6 +1,6 @@
 /* Integration: a real `vmshift receive` fed a corrupted, truncated or reordered stream by
  * a fake source rejects it with an error naming the record and its offset, and runs
- * nothing. */
+ * nothing; so are post-copy records it did not agree to or that come out of turn. */
 #include "harness.h"
 #include "transport/channel.h"
 #include "transport/tcp.h"
@@ -53,9 +53,37 @@ static void capture_pages(struct captured *c, size_t *first_len)
     close(sv[1]);
 }
 
-/* Connect to a fresh receiver, complete the handshake for a 16 MiB 1-vCPU VM, send raw
- * bytes, close, and return the receiver's stderr. */
-static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
+/* The bytes of a POSTCOPY_START record (seq 1, after HELLO) naming one missing page. */
+static void capture_postcopy_start(struct captured *c)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct vs_channel *ch;
+    assert_int_equal(vs_channel_from_fd(sv[0], "capture", &ch), 0);
+    struct vs_wire_writer w;
+    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
+    w.seq = 1;
+    uint64_t map[RAM / VS_WIRE_PAGE_SIZE / 64] = { 0 };
+    map[0x400000 / VS_WIRE_PAGE_SIZE / 64] = 1;
+    struct vs_wire_postcopy_start ps = { .missing_pages = 1 };
+    assert_int_equal(vs_wire_send_parts(&w, VS_REC_POSTCOPY_START, &ps, sizeof(ps), map,
+                                        sizeof(map)), 0);
+    c->len = (size_t)ch->bytes_sent;
+    size_t got = 0;
+    while (got < c->len) {
+        ssize_t n = read(sv[1], c->buf + got, c->len - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    vs_wire_writer_destroy(&w);
+    vs_channel_close(ch);
+    close(sv[1]);
+}
+
+/* Connect to a fresh receiver, complete the handshake for a 16 MiB 1-vCPU VM (asking for
+ * `features`), send raw bytes, close, and return the receiver's stderr. */
+static void feed_features(const uint8_t *bytes, size_t len, uint32_t features, char *err,
+                          size_t errlen)
 {
     struct vm_proc dst;
     vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
@@ -70,13 +98,14 @@ static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
     struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
                                .version_minor = VS_WIRE_VERSION_MINOR,
                                .page_size = VS_WIRE_PAGE_SIZE, .ram_size = RAM, .nr_vcpus = 1,
-                               .nr_streams = 1 };
+                               .nr_streams = 1, .features = features };
     assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
     struct vs_wire_header hdr;
     struct vs_wire_hello_reply reply;
     assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
     assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
     assert_int_equal(reply.accepted, 1);
+    assert_int_equal(reply.features, features);   /* this host can do post-copy */
     vs_channel_write(ch, bytes, len);
     shutdown(ch->fd, SHUT_WR);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
@@ -89,6 +118,11 @@ static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
     vs_channel_close(ch);
     vm_proc_stop(&dst);
     assert_non_null(strstr(err, "nothing runs here"));
+}
+
+static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
+{
+    feed_features(bytes, len, 0, err, errlen);
 }
 
 static void expect_in(const char *err, const char *a, const char *b)
@@ -175,6 +209,28 @@ static void old_version_is_told_to_upgrade(void **state)
     vm_proc_stop(&dst);
 }
 
+/* Post-copy records from a source that did not ask for post-copy in HELLO. */
+static void unsolicited_postcopy_is_rejected(void **state)
+{
+    (void)state;
+    static struct captured c;
+    capture_postcopy_start(&c);
+    char err[8192];
+    feed(c.buf, c.len, err, sizeof(err));
+    expect_in(err, "record #1 (POSTCOPY_START)", "not agreed in the handshake");
+}
+
+/* Agreed, but POSTCOPY_START in the middle of pre-copy (before the final PASS_END). */
+static void postcopy_out_of_phase_is_rejected(void **state)
+{
+    (void)state;
+    static struct captured c;
+    capture_postcopy_start(&c);
+    char err[8192];
+    feed_features(c.buf, c.len, VS_FEATURE_POSTCOPY, err, sizeof(err));
+    expect_in(err, "POSTCOPY_START", "not allowed during pre-copy");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +239,8 @@ int main(void)
         cmocka_unit_test(reordered_records_are_rejected),
         cmocka_unit_test(garbage_is_rejected),
         cmocka_unit_test(old_version_is_told_to_upgrade),
+        cmocka_unit_test(unsolicited_postcopy_is_rejected),
+        cmocka_unit_test(postcopy_out_of_phase_is_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

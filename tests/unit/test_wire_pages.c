@@ -13,6 +13,7 @@
 #include <xxhash.h>
 
 #include "expect_error.h"
+#include "wire_pair.h"
 #include "codec/codec.h"
 #include "transport/channel.h"
 #include "wire/format.h"
@@ -33,15 +34,7 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    int sv[2];
-    if (!f || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -1;
-    int big = 8 << 20;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    if (vs_channel_from_fd(sv[0], "the-destination", &f->tx) < 0 ||
-        vs_channel_from_fd(sv[1], "the-source", &f->rx) < 0 ||
-        vs_wire_writer_init(&f->w, f->tx) < 0)
+    if (!f || wire_pair_open(&f->tx, &f->rx) < 0 || vs_wire_writer_init(&f->w, f->tx) < 0)
         return -1;
     vs_wire_reader_init(&f->r, f->rx);
     f->r.codecs = (1u << VS_CODEC_LZ4) | (1u << VS_CODEC_ZSTD);

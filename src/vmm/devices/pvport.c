@@ -25,17 +25,31 @@ uint64_t vs_pvport_clock_us(struct vs_pvport *p)
 }
 
 /* Copy the header and vCPU `vcpu`'s record: only that vCPU writes its record and it is
- * stopped in this exit, so the copy is consistent. */
+ * stopped in this exit, so the copy is consistent. Guest RAM is read without the lock
+ * held: on a post-copy destination the read may wait for the page to arrive, and status
+ * requests (which take the lock) must not wait with it. */
 static void take_snapshot(struct vs_pvport *p, unsigned vcpu)
 {
-    if (!p->registered || vcpu >= VS_MAX_VCPUS)
+    pthread_mutex_lock(&p->lock);
+    bool registered = p->registered;
+    uint64_t gpa = p->telemetry_gpa;
+    pthread_mutex_unlock(&p->lock);
+    if (!registered || vcpu >= VS_MAX_VCPUS)
         return;
-    const struct vs_telemetry *t = vs_memory_ptr(p->mem, p->telemetry_gpa);
-    if (t->magic != VS_TELEMETRY_MAGIC || t->version != VS_TELEMETRY_VERSION)
+    const struct vs_telemetry *t = vs_memory_ptr(p->mem, gpa);
+    struct vs_telemetry head;
+    struct vs_cpu_counters mine;
+    memcpy(&head, t, offsetof(struct vs_telemetry, cpu));
+    mine = t->cpu[vcpu];
+    if (head.magic != VS_TELEMETRY_MAGIC || head.version != VS_TELEMETRY_VERSION)
         return;
-    memcpy(&p->snapshot, t, offsetof(struct vs_telemetry, cpu));
-    p->snapshot.cpu[vcpu] = t->cpu[vcpu];
-    p->doorbells++;
+    pthread_mutex_lock(&p->lock);
+    if (p->registered && p->telemetry_gpa == gpa) {
+        memcpy(&p->snapshot, &head, offsetof(struct vs_telemetry, cpu));
+        p->snapshot.cpu[vcpu] = mine;
+        p->doorbells++;
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void do_register(struct vs_pvport *p, uint32_t gpa)
@@ -70,9 +84,7 @@ void vs_pvport_io(struct vs_pvport *p, unsigned vcpu, uint16_t port, bool is_wri
         pthread_mutex_unlock(&p->lock);
         break;
     case VS_PVPORT_DOORBELL:
-        pthread_mutex_lock(&p->lock);
         take_snapshot(p, vcpu); /* the exiting vCPU, whatever index the guest wrote */
-        pthread_mutex_unlock(&p->lock);
         break;
     case VS_PVPORT_SLEEP_US:
         *stall_us = *value < MAX_STALL_US ? *value : MAX_STALL_US;
