@@ -94,25 +94,38 @@ static void record_remaining_sent(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* Connect every stream (stream 0 first: the destination takes its first connection as
- * stream 0) and give each its writer. */
-static int open_streams(struct vs_migration *m)
+/* Connect streams [first, first + n) and secure them (their TLS handshakes in parallel). */
+static int connect_streams(struct vs_migration *m, unsigned first, unsigned n)
 {
-    for (unsigned i = 0; i < m->nr_streams; i++) {
-        struct vs_channel *ch;
-        int rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &ch);
+    struct vs_channel *chs[VS_WIRE_MAX_STREAMS];
+    struct vs_tls_result res[VS_WIRE_MAX_STREAMS];
+    int rc = 0;
+    for (unsigned i = 0; i < n && !rc; i++) {
+        rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &chs[i]);
         if (rc)
-            return i ? vs_fail_context(rc, "opening stream %u of %u", i, m->nr_streams) : rc;
+            return first + i ? vs_fail_context(rc, "opening stream %u of %u", first + i,
+                                               m->nr_streams) : rc;
+        /* Visible to cancel (which shuts channels down) from now on. */
         pthread_mutex_lock(&m->lock);
-        m->streams[i].ch = ch;
-        if (i == 0)
-            m->ch = ch;
+        m->streams[first + i].ch = chs[i];
         pthread_mutex_unlock(&m->lock);
-        if ((rc = vs_channel_set_timeout(ch, m->opts.timeout_ms)) || (rc = check_cancel(m)))
-            return rc;
+        rc = check_cancel(m);
     }
-    vs_wire_reader_init(&m->r, m->ch);
-    return vs_send_streams_init(m);
+    if (rc)
+        return rc;
+    vs_tls_secure(m->tls, chs, n, m->opts.timeout_ms, res);
+    pthread_mutex_lock(&m->lock);
+    for (unsigned i = 0; i < n; i++)
+        m->streams[first + i].ch = chs[i];
+    m->ch = m->streams[0].ch;
+    pthread_mutex_unlock(&m->lock);
+    for (unsigned i = 0; i < n && !rc; i++) {
+        if (res[i].err)
+            rc = vs_fail(res[i].err, "%s", res[i].error);
+        else if (!(rc = vs_channel_set_timeout(chs[i], m->opts.timeout_ms)))
+            rc = check_cancel(m);
+    }
+    return rc;
 }
 
 static uint32_t wanted_codecs(const struct vs_migration_opts *o)
@@ -122,10 +135,19 @@ static uint32_t wanted_codecs(const struct vs_migration_opts *o)
     return o->compress == VS_CODEC_NONE ? 0 : 1u << o->compress;
 }
 
-static int handshake(struct vs_migration *m)
+/* Stream 0 first: the destination takes its first connection as stream 0, reads HELLO
+ * on it, and only then accepts (and secures) the other streams. */
+static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
 {
     struct vs_vm *vm = m->vm;
-    struct vs_wire_hello h = {
+    int rc = connect_streams(m, 0, 1);
+    if (rc)
+        return rc;
+    vs_wire_reader_init(&m->r, m->ch);
+    if ((rc = vs_wire_writer_init(&m->streams[0].w, m->ch)))
+        return rc;
+    m->w = &m->streams[0].w;
+    *h = (struct vs_wire_hello){
         .version_major = VS_WIRE_VERSION_MAJOR,
         .version_minor = VS_WIRE_VERSION_MINOR,
         .page_size = VS_WIRE_PAGE_SIZE,
@@ -134,10 +156,24 @@ static int handshake(struct vs_migration *m)
         .nr_streams = m->nr_streams,
         .codecs = wanted_codecs(&m->opts),
     };
-    vs_boot_id(h.boot_id);
-    if (getrandom(h.session, sizeof(h.session), 0) != (ssize_t)sizeof(h.session))
+    vs_boot_id(h->boot_id);
+    if (getrandom(h->session, sizeof(h->session), 0) != (ssize_t)sizeof(h->session))
         return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
-    int rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->stats.tls_cipher, sizeof(m->stats.tls_cipher), "%s",
+             vs_channel_cipher(m->ch, &m->stats.ktls));
+    pthread_mutex_unlock(&m->lock);
+    return vs_wire_send(m->w, VS_REC_HELLO, h, sizeof(*h));
+}
+
+static int handshake(struct vs_migration *m)
+{
+    struct vs_wire_hello h;
+    int rc = send_hello(m, &h);
+    if (!rc && m->nr_streams > 1)
+        rc = connect_streams(m, 1, m->nr_streams - 1);
+    if (!rc)
+        rc = vs_send_streams_init(m);
     for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
         struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
         memcpy(sh.session, h.session, sizeof(sh.session));
@@ -344,8 +380,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
 static int run_source(struct vs_migration *m)
 {
     struct vs_vm *vm = m->vm;
-    int rc = open_streams(m);
-    if (rc || (rc = handshake(m)) || (rc = vs_send_streams_start(m)))
+    int rc = handshake(m);
+    if (rc || (rc = vs_send_streams_start(m)))
         return rc;
     if ((rc = vs_digest_tracker_new(&m->digest, &vm->mem)) ||
         (rc = vs_digest_tracker_start(m->digest, 20)) || (rc = vs_dirty_start(&m->dirty, vm)))
@@ -493,6 +529,9 @@ static const char *compress_name(int compress)
 
 static int check_opts(const struct vs_migration_opts *o)
 {
+    if (o->security.mode == VS_SEC_UNSET)
+        return vs_fail(EINVAL, "choose how the migration is secured: tls_psk=FILE, or "
+                       "tls_cert=FILE tls_key=FILE tls_ca=FILE, or insecure=true");
     if (o->streams > VS_WIRE_MAX_STREAMS)
         return vs_fail(EINVAL, "%u streams is too many: use 1..%d", o->streams,
                        VS_WIRE_MAX_STREAMS);
@@ -509,9 +548,15 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     int rc = check_opts(opts);
     if (rc)
         return rc;
+    struct vs_tls *tls;
+    if ((rc = vs_tls_new(&opts->security, VS_TLS_SOURCE, &tls)))
+        return rc;
     struct vs_migration *m = calloc(1, sizeof(*m));
-    if (!m)
+    if (!m) {
+        vs_tls_free(tls);
         return vs_fail(ENOMEM, "out of memory for a migration");
+    }
+    m->tls = tls;
     m->vm = vm;
     m->opts = *opts;
     m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
@@ -529,6 +574,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->nr_streams = m->nr_streams;
     s->compress = compress_name(opts->compress);
     s->zerocopy = opts->zerocopy;
+    s->security = vs_security_mode_name(opts->security.mode);
     s->bw_interval_ms = 100;
     s->status = "setup";
     snprintf(s->peer, sizeof(s->peer), "%s", opts->to);
@@ -538,6 +584,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->max_passes = opts->max_passes;
     s->start_ns = vs_clock_ns();
     if ((rc = vs_bw_sampler_start(&m->sampler, s->bw_interval_ms, 36000, sample_bytes, m))) {
+        vs_tls_free(m->tls);
         free(m);
         return rc;
     }
@@ -546,6 +593,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     if (err) {
         vs_bw_sampler_free(&m->sampler);
         pthread_mutex_destroy(&m->lock);
+        vs_tls_free(m->tls);
         free(m);
         return vs_fail(err, "cannot start the migration thread: %s", strerror(err));
     }
@@ -596,5 +644,6 @@ void vs_migration_free(struct vs_migration *m)
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);
     pthread_mutex_destroy(&m->lock);
+    vs_tls_free(m->tls);
     free(m);
 }

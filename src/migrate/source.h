@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "migrate/report.h"
+#include "transport/security.h"
 #include "vmm/vm.h"
 
 struct vs_migration_opts {
@@ -19,6 +20,7 @@ struct vs_migration_opts {
     uint32_t streams;           /* TCP connections, 1..VS_WIRE_MAX_STREAMS (0: default) */
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
+    struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */

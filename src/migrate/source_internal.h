@@ -10,6 +10,7 @@
 #include "migrate/digest_tracker.h"
 #include "migrate/dirty.h"
 #include "migrate/source.h"
+#include "transport/tls.h"
 #include "wire/format.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
@@ -43,6 +44,7 @@ struct vs_send_stream {
 struct vs_migration {
     struct vs_vm *vm;
     struct vs_migration_opts opts;
+    struct vs_tls *tls;             /* NULL: --insecure */
     pthread_t thread;
     pthread_mutex_t lock;           /* guards stats, ch, committed */
     struct vs_migration_stats stats;

@@ -1,0 +1,152 @@
+/* The TLS channel: the channel ops over an SSL whose handshake is done. Writes gather
+ * small pieces (record headers, page lists) into full TLS records and hand large ones
+ * (page data) to OpenSSL as they are; reads come from OpenSSL's read-ahead buffer. */
+#include "transport/tls_internal.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STAGE_BYTES 16384           /* one full TLS record of plaintext */
+#define MAX_WRITE (1 << 30)
+
+struct tls_channel {
+    struct vs_channel base;         /* first: the channel helpers see only this */
+    SSL *ssl;
+    uint8_t stage[STAGE_BYTES];
+};
+
+static struct tls_channel *tls_of(struct vs_channel *ch)
+{
+    return (struct tls_channel *)ch;
+}
+
+/* Turn an OpenSSL failure into the channel contract: -1 with errno, EAGAIN for a
+ * timeout, 0 for the peer's end of stream (reads); ch->failure says what TLS found. */
+static ssize_t io_failed(struct tls_channel *tc, int ret, int saved_errno, bool reading)
+{
+    switch (SSL_get_error(tc->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        ERR_clear_error();
+        errno = EAGAIN;          /* SO_RCVTIMEO / SO_SNDTIMEO ran out */
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        ERR_clear_error();
+        if (reading)
+            return 0;
+        errno = EPIPE;
+        return -1;
+    case SSL_ERROR_SYSCALL:
+        ERR_clear_error();
+        if (saved_errno == 0 && reading)
+            return 0;
+        errno = saved_errno ? saved_errno : EPIPE;
+        return -1;
+    default: {
+        unsigned long e = ERR_peek_error();
+        int reason = ERR_GET_REASON(e);
+        char why[160];
+        vs_tls_error_string(why, sizeof(why));
+        if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
+            snprintf(tc->base.failure, sizeof(tc->base.failure), "TLS: %s sent the alert "
+                     "'%s'", tc->base.peer,
+                     SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+        else
+            snprintf(tc->base.failure, sizeof(tc->base.failure), "TLS: %s (the data from %s "
+                     "was altered in transit, or it is not a TLS peer)", why, tc->base.peer);
+        errno = EPROTO;
+        return -1;
+    }
+    }
+}
+
+static ssize_t tls_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt,
+                          int flags)
+{
+    (void)flags;                    /* OpenSSL writes each record at once: nothing to hold */
+    struct tls_channel *tc = tls_of(ch);
+    const void *buf;
+    size_t len;
+    if (iov[0].iov_len >= STAGE_BYTES) {
+        buf = iov[0].iov_base;      /* page data: encrypted straight from where it lies */
+        len = iov[0].iov_len < MAX_WRITE ? iov[0].iov_len : MAX_WRITE;
+    } else {
+        len = 0;                    /* headers and lists: gathered into one record */
+        for (int i = 0; i < iovcnt && len < STAGE_BYTES; i++) {
+            size_t n = iov[i].iov_len < STAGE_BYTES - len ? iov[i].iov_len : STAGE_BYTES - len;
+            memcpy(tc->stage + len, iov[i].iov_base, n);
+            len += n;
+        }
+        buf = tc->stage;
+    }
+    size_t written = 0;
+    ERR_clear_error();
+    int ret = SSL_write_ex(tc->ssl, buf, len, &written);
+    if (ret <= 0)
+        return io_failed(tc, ret, errno, false);
+    return (ssize_t)written;
+}
+
+static ssize_t tls_read(struct vs_channel *ch, void *buf, size_t len)
+{
+    struct tls_channel *tc = tls_of(ch);
+    size_t got = 0;
+    ERR_clear_error();
+    int ret = SSL_read_ex(tc->ssl, buf, len < MAX_WRITE ? len : MAX_WRITE, &got);
+    if (ret <= 0)
+        return io_failed(tc, ret, errno, true);
+    return (ssize_t)got;
+}
+
+static void tls_shutdown(struct vs_channel *ch)
+{
+    shutdown(ch->fd, SHUT_RDWR);    /* blocked OpenSSL calls see the socket fail */
+}
+
+static void tls_close(struct vs_channel *ch)
+{
+    struct tls_channel *tc = tls_of(ch);
+    SSL_free(tc->ssl);              /* its socket BIO does not close the fd */
+    if (ch->fd >= 0)
+        close(ch->fd);
+    free(tc);
+}
+
+static const char *tls_cipher(struct vs_channel *ch, bool *kernel)
+{
+    SSL *ssl = tls_of(ch)->ssl;
+    *kernel = BIO_get_ktls_send(SSL_get_wbio(ssl)) > 0;
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    return c ? SSL_CIPHER_get_name(c) : "?";
+}
+
+static const struct vs_channel_ops tls_ops = {
+    .name = "tls",
+    .writev = tls_writev,
+    .read = tls_read,
+    .shutdown = tls_shutdown,
+    .close = tls_close,
+    .can_zerocopy = false,          /* the data is encrypted into OpenSSL's buffers */
+    .cipher = tls_cipher,
+};
+
+int vs_tls_channel_new(struct vs_channel *plain, SSL *ssl, struct vs_channel **out)
+{
+    struct tls_channel *tc = calloc(1, sizeof(*tc));
+    if (!tc)
+        return vs_fail(ENOMEM, "out of memory for the TLS channel to %s", plain->peer);
+    tc->base.ops = &tls_ops;
+    tc->base.fd = plain->fd;
+    snprintf(tc->base.peer, sizeof(tc->base.peer), "%s", plain->peer);
+    tc->ssl = ssl;
+    plain->fd = -1;                 /* the socket is the TLS channel's now */
+    vs_channel_close(plain);
+    *out = &tc->base;
+    return 0;
+}
