@@ -166,23 +166,12 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
     return vs_wire_send(m->w, VS_REC_HELLO, h, sizeof(*h));
 }
 
-static int handshake(struct vs_migration *m)
+/* The destination's answer to HELLO on stream 0: HELLO_REPLY or ABORT. */
+static int read_reply(struct vs_migration *m, const struct vs_wire_hello *h)
 {
-    struct vs_wire_hello h;
-    int rc = send_hello(m, &h);
-    if (!rc && m->nr_streams > 1)
-        rc = connect_streams(m, 1, m->nr_streams - 1);
-    if (!rc)
-        rc = vs_send_streams_init(m);
-    for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
-        struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
-        memcpy(sh.session, h.session, sizeof(sh.session));
-        rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
-    }
-    if (rc)
-        return rc;
     struct vs_wire_header hdr;
     struct vs_wire_hello_reply reply;
+    int rc;
     if ((rc = vs_wire_read_header(&m->r, &hdr)))
         return rc;
     if (hdr.type == VS_REC_ABORT) {
@@ -196,14 +185,44 @@ static int handshake(struct vs_migration *m)
     if (!reply.accepted)
         return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
                        reply.reason);
-    if (reply.codecs != h.codecs)
+    if (reply.codecs != h->codecs)
         return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
                        "(it offers codec mask 0x%x); use --compress none", m->opts.to,
                        m->stats.compress, reply.codecs);
     pthread_mutex_lock(&m->lock);
-    m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
+    m->stats.downtime_exact = memcmp(reply.boot_id, h->boot_id, sizeof(h->boot_id)) == 0;
     pthread_mutex_unlock(&m->lock);
     return 0;
+}
+
+/* The other streams could not be opened: the destination may have refused the VM right
+ * after HELLO (and stopped listening). Its reason, if it gave one, beats ours. */
+static int extra_streams_failed(struct vs_migration *m, const struct vs_wire_hello *h, int rc)
+{
+    char ours[512];
+    snprintf(ours, sizeof(ours), "%s", vs_last_error());
+    vs_channel_set_timeout(m->ch, 1000);
+    int why = read_reply(m, h);
+    if (why == -ECONNREFUSED)
+        return why;
+    return vs_fail(rc, "%s", ours);
+}
+
+static int handshake(struct vs_migration *m)
+{
+    struct vs_wire_hello h;
+    int rc = send_hello(m, &h);
+    if (rc)
+        return rc;
+    if (m->nr_streams > 1 && (rc = connect_streams(m, 1, m->nr_streams - 1)))
+        return extra_streams_failed(m, &h, rc);
+    rc = vs_send_streams_init(m);
+    for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
+        struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
+        memcpy(sh.session, h.session, sizeof(sh.session));
+        rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
+    }
+    return rc ? rc : read_reply(m, &h);
 }
 
 /* Everything the destination needs once the vCPUs are stopped, then the digests. */

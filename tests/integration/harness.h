@@ -40,9 +40,19 @@ struct test_hosts {
 };
 void test_hosts_create(struct test_hosts *h, const char *rate);
 void test_hosts_destroy(struct test_hosts *h);
+/* How migrations started through this harness are secured, unless a test's own
+ * arguments say otherwise: TEST_SEC_PSK (the default), TEST_SEC_CERT, TEST_SEC_INSECURE. */
+enum test_security { TEST_SEC_PSK, TEST_SEC_CERT, TEST_SEC_INSECURE };
+void test_security_use(enum test_security s);
+/* A file of the test credentials (scripts/make-test-certs.sh, made once per test binary
+ * in a temporary directory): "psk", "other-psk", "ca.pem", "source.pem", "dest.key",
+ * "other.pem", "expired.pem", ... Static buffer, one per call site. */
+const char *test_cred(const char *file);
+
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
- * set. Its control socket answers only after a VM arrived. */
+ * set. Its control socket answers only after a VM arrived. Unless ARGS name a security
+ * option (--insecure, --tls-*), the harness's security is added. */
 void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
                        const char *const *args);
 /* Wait for a process started by the harness to exit on its own; returns its exit status
@@ -51,8 +61,11 @@ int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
 /* Wait until the receiver's control socket answers (the VM has arrived). */
 void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
 
-/* Start a migration of src to HOST:PORT with extra request fields (may be NULL), then
- * poll until it finishes; returns the final "migration" report (caller puts it). */
+/* Start a migration of src to HOST:PORT with extra request fields (may be NULL; unless
+ * they name a security field, insecure or tls_*, the harness's security is added). */
+void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args);
+/* The same, then poll until it finishes; returns the final "migration" report (caller
+ * puts it). */
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s);
 /* Poll the running migration of src until it ends (completed, failed, cancelled or

@@ -1,6 +1,6 @@
 /* Integration: a real `vmshift receive` fed a corrupted, truncated or reordered stream by
  * a fake source rejects it with an error naming the record and its offset, and runs
- * nothing. */
+ * nothing. The fake source speaks the plain stream, so the receivers run --insecure. */
 #include "harness.h"
 #include "transport/channel.h"
 #include "transport/tcp.h"
@@ -58,7 +58,7 @@ static void capture_pages(struct captured *c, size_t *first_len)
 static void feed(const uint8_t *bytes, size_t len, char *err, size_t errlen)
 {
     struct vm_proc dst;
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure", "--timeout", "5"));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
     struct vs_channel *ch;
@@ -151,7 +151,7 @@ static void old_version_is_told_to_upgrade(void **state)
 {
     (void)state;
     struct vm_proc dst;
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure", "--timeout", "5"));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
     struct vs_channel *ch;
