@@ -192,11 +192,11 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
                 return rc;
             }
             vs_fail_context(-EPROTO, "%s sent no valid HELLO", ch->peer);
+            vs_warn("refused a connection: %s", vs_last_error());
             vs_channel_linger_close(ch, 500);
         }
         char last[512];
         snprintf(last, sizeof(last), "%s", vs_last_error());
-        vs_warn("refused a connection: %s", last);
         if (++refused > o->max_refused)
             return vs_fail(EACCES, "gave up after refusing %u connection(s) (--max-refused "
                            "%u); the last: %.380s", refused, o->max_refused, last);

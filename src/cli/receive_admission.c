@@ -1,5 +1,6 @@
 #include "cli/receive_admission.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "wire/writer.h"
 
 #include <stdio.h>
@@ -48,6 +49,7 @@ static int accept_batch(struct vs_admission *a, unsigned want, int timeout_ms)
         }
         e->err = res[i].err;
         snprintf(e->error, sizeof(e->error), "%s", res[i].error);
+        vs_warn("refused a connection: %s", res[i].error);
         if (res[i].plain_peer)
             tell_plain_peer(batch[i], res[i].error);
         vs_channel_linger_close(batch[i], REFUSAL_LINGER_MS);

@@ -28,9 +28,9 @@ struct vs_admission {
 
 /* The next connection: one already secured, or accept up to `want` that arrive together
  * (waiting up to timeout_ms for the first, 0 = forever) and secure them. Returns 0 with
- * *out a secured channel; 1 when the connection was refused (vs_last_error() says who
- * and why; the caller logs it and may ask again); a negative errno when nothing arrived
- * or the listener failed. */
+ * *out a secured channel; 1 when the connection was refused (logged when it happened;
+ * vs_last_error() says who and why; the caller may ask again); a negative errno when
+ * nothing arrived or the listener failed. */
 int vs_admission_next(struct vs_admission *a, unsigned want, int timeout_ms,
                       struct vs_channel **out);
 

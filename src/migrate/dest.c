@@ -74,10 +74,8 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
                                          in->opts->timeout_ms, &ch);
         if (rc < 0)
             return vs_fail_context(rc, "waiting for stream %u of %u", have, hello->nr_streams);
-        if (rc > 0) {
-            vs_warn("refused a connection: %s", vs_last_error());
-            continue;
-        }
+        if (rc > 0)
+            continue;           /* refused (and logged) before it could be a stream */
         vs_channel_set_timeout(ch, in->opts->timeout_ms);
         vs_channel_set_deadline(ch, in->opts->handshake_timeout_ms, "its STREAM_HELLO");
         struct vs_wire_reader r;

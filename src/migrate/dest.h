@@ -21,7 +21,7 @@ struct vs_incoming_opts {
     /* Where the extra streams of a multi-stream migration come from (NULL: one stream
      * only): the next secured connection, waiting up to timeout_ms; `want` says how many
      * more are expected (they may be secured together). Returns 0 with *out; 1 when a
-     * connection was refused (vs_last_error() says why); a negative errno when none came. */
+     * connection was refused (it logged why); a negative errno when none came. */
     int (*accept_stream)(void *ctx, unsigned want, int timeout_ms, struct vs_channel **out);
     void *accept_ctx;
 };
