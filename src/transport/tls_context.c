@@ -217,9 +217,10 @@ static int load_certs(struct vs_tls *t)
     const struct vs_security_opts *o = &t->opts;
     if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1)
         return load_failed("--tls-cert", o->cert, "a PEM certificate");
-    if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) != 1)
+    bool loaded = SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) == 1;
+    if (!loaded && ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
         return load_failed("--tls-key", o->key, "a PEM private key");
-    if (SSL_CTX_check_private_key(t->ctx) != 1) {
+    if (!loaded || SSL_CTX_check_private_key(t->ctx) != 1) {
         ERR_clear_error();
         return vs_fail(EINVAL, "--tls-key %s is not the key of the certificate in --tls-cert "
                        "%s; give the matching pair", o->key, o->cert);
