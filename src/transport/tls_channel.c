@@ -80,7 +80,8 @@ static ssize_t tls_writev(struct vs_channel *ch, const struct iovec *iov, int io
         len = 0;                    /* headers and lists: gathered into one record */
         for (int i = 0; i < iovcnt && len < STAGE_BYTES; i++) {
             size_t n = iov[i].iov_len < STAGE_BYTES - len ? iov[i].iov_len : STAGE_BYTES - len;
-            memcpy(tc->stage + len, iov[i].iov_base, n);
+            if (n)                  /* an empty entry may have no base */
+                memcpy(tc->stage + len, iov[i].iov_base, n);
             len += n;
         }
         buf = tc->stage;

@@ -311,6 +311,18 @@ void vs_tls_free(struct vs_tls *t)
     free(t);
 }
 
+/* Note the first byte the peer sent, even when OpenSSL read it before we could peek
+ * (a plain vmshift peer answers "VSR1..."). */
+static void note_record(int write_p, int version, int content_type, const void *buf,
+                        size_t len, SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    struct vs_tls_peer *p = arg;
+    if (!write_p && content_type == SSL3_RT_HEADER && len > 0 && p->first_rx < 0)
+        p->first_rx = ((const unsigned char *)buf)[0];
+}
+
 SSL *vs_tls_ssl_new(const struct vs_tls *t, int fd, struct vs_tls_peer *peer)
 {
     SSL *ssl = SSL_new(t->ctx);
@@ -318,6 +330,9 @@ SSL *vs_tls_ssl_new(const struct vs_tls *t, int fd, struct vs_tls_peer *peer)
         return NULL;
     memset(peer, 0, sizeof(*peer));
     peer->t = t;
+    peer->first_rx = -1;
+    SSL_set_msg_callback(ssl, note_record);
+    SSL_set_msg_callback_arg(ssl, peer);
     if (!SSL_set_fd(ssl, fd) || !SSL_set_ex_data(ssl, peer_index, peer)) {
         SSL_free(ssl);
         return NULL;

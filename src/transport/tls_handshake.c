@@ -63,6 +63,18 @@ static const char *peer_name(const struct hs *h, char *buf, size_t len)
     return buf;
 }
 
+/* The peer spoke the vmshift stream without TLS. */
+static void plain_peer(struct hs *h, const char *who)
+{
+    h->res->plain_peer = true;
+    fail(h, EPROTO, is_source(h) ?
+         "TLS: %s answered without TLS: it runs `vmshift receive --insecure`, this source "
+         "uses %s; give both sides the same security options" :
+         "TLS: %s speaks vmshift without TLS (it was started with --insecure), but this "
+         "destination requires %s; migrate with the same security options", who,
+         vs_security_flags(h->peer.t->mode));
+}
+
 /* The peer's first byte says what it speaks. Returns true to go on with TLS. */
 static bool check_first_byte(struct hs *h)
 {
@@ -89,13 +101,7 @@ static bool check_first_byte(struct hs *h)
         return true;
     }
     if (b == VMSHIFT_FIRST_BYTE) {
-        h->res->plain_peer = true;
-        fail(h, EPROTO, is_source(h) ?
-             "TLS: %s answered without TLS: it runs `vmshift receive --insecure`, this source "
-             "uses %s; give both sides the same security options" :
-             "TLS: %s speaks vmshift without TLS (it was started with --insecure), but this "
-             "destination requires %s; migrate with the same security options", who,
-             vs_security_flags(h->peer.t->mode));
+        plain_peer(h, who);
         return false;
     }
     fail(h, EPROTO, "TLS: %s does not speak TLS (its first byte is 0x%02x); is it a vmshift "
@@ -164,7 +170,9 @@ static void explain(struct hs *h, int ssl_err, int saved_errno)
                 ? reason - SSL_AD_REASON_OFFSET : -1;
     const char *alert_text = alert >= 0 ? SSL_alert_desc_string_long(alert) : "";
 
-    if (p->verify_err || (is_source(h) && t->mode == VS_SEC_PSK && p->cert_seen)) {
+    if (p->first_rx == VMSHIFT_FIRST_BYTE) {
+        plain_peer(h, who);     /* it answered before we could peek */
+    } else if (p->verify_err || (is_source(h) && t->mode == VS_SEC_PSK && p->cert_seen)) {
         explain_verify(h, who);
     } else if (!is_source(h) && t->mode == VS_SEC_PSK) {
         if (!p->psk_offered)

@@ -30,6 +30,8 @@ struct vs_tls_peer {
     char cert_subject[160];        /* of the certificate that failed */
     char cert_time[40];            /* its notAfter (expired) or notBefore (not yet valid) */
     bool got_ticket;               /* source: the destination finished its checks */
+    int first_rx;                  /* first byte of the first record header OpenSSL read
+                                      from the peer (-1: none yet) */
 };
 
 /* A new SSL for one connection on fd, with peer attached (ex_data). */
