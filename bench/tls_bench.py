@@ -2,18 +2,21 @@
 """What encryption costs a migration: the same migration (a VM of incompressible random
 memory, --workload once, so the migration is one pass of all RAM) with --insecure and
 with TLS 1.3 -- pre-shared key, certificates, and other cipher suites -- in the same run,
-alternating, on each link: loopback (127.0.0.1) and two network-namespace hosts joined by
-an unshaped veth (198.18.0.1 -> .2). QEMU (TCG, same guest and memory image) migrates the
+alternating, on each link: loopback (127.0.0.1), two network-namespace hosts joined by
+an unshaped veth (198.18.0.1 -> .2), and that veth shaped to a rate (e.g. 2gbit: a link
+slower than the CPU, where TLS should cost nothing). Each link's iperf3 ceiling with the
+same stream count is measured first. QEMU (TCG, same guest and memory image) migrates the
 same VM over plain TCP and over TLS with a pre-shared key (tls-creds-psk, GnuTLS) in the
 same run, so both VMMs' TLS costs can be set side by side.
 
-    bench/tls_bench.py [--mem 2G] [--reps 3] [--streams 2] [--links loopback,unshaped]
+    bench/tls_bench.py [--mem 2G] [--reps 3] [--streams 2] [--links loopback,unshaped,2gbit]
                        [--modes insecure,psk,cert,psk-chacha20,cert-aes256] [--no-qemu]
                        [--out DIR]
 
 Prints a table (median of --reps runs per cell): throughput (RAM bytes transferred over
-the migration's total time), time, CPU seconds on each side, and the ratio of the
-throughput to --insecure's on the same link (TLS / plain, 1.00 = free). Writes
+the migration's total time), time, CPU seconds on each side, the ratio of the throughput
+to --insecure's on the same link (TLS / plain, 1.00 = free) and to the link's iperf3
+ceiling. Writes
 results.json, table.md and tls-cost.png (gnuplot) into --out. Absolute numbers on a
 shared machine are noise; read the ratios of the same run.
 """
@@ -124,17 +127,17 @@ plot "tls-cost.dat" using 2:xtic(1)
         print("gnuplot failed: " + r.stderr[-500:], file=sys.stderr)
 
 
-def row(link, who, mode, c, base):
+def row(link, who, mode, c, base, ceiling):
     if not c:
-        return "| %s | %s | %s | failed | | | | |" % (link, who, mode)
+        return "| %s | %s | %s | failed | | | | | |" % (link, who, mode)
     ratio = "%.2f" % (c["gbit"] / base["gbit"]) if base else "-"
-    return "| %s | %s | %s | %s | %.2f | %.2f | %.2f / %.2f | %s |" % (
+    return "| %s | %s | %s | %s | %.2f | %.2f | %.2f / %.2f | %s | %.0f%% |" % (
         link, who, mode, c["cipher"] or "-", c["gbit"], c["time_s"], c["cpu_src_s"],
-        c["cpu_dst_s"], ratio)
+        c["cpu_dst_s"], ratio, 100 * c["gbit"] / ceiling if ceiling else 0)
 
 
 HEADER = ("| link | VMM | security | cipher | Gbit/s | time s | CPU src / dst s "
-          "| throughput vs plain TCP |\n|---|---|---|---|---|---|---|---|")
+          "| throughput vs plain TCP | vs iperf3 ceiling |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def main():
@@ -143,7 +146,8 @@ def main():
     ap.add_argument("--mem", default="2G")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--streams", type=int, default=2)
-    ap.add_argument("--links", default="loopback,unshaped")
+    ap.add_argument("--links", default="loopback,unshaped,2gbit",
+                    help="loopback, unshaped, or a tc rate for the veth (e.g. 2gbit)")
     ap.add_argument("--modes", default="insecure,psk,cert,psk-chacha20,cert-aes256")
     ap.add_argument("--settle", type=float, default=1.0)
     ap.add_argument("--no-qemu", action="store_true")
@@ -171,6 +175,11 @@ def main():
     print(HEADER, flush=True)
     with netlab.Hosts() as hosts:
         for link in args.links.split(","):
+            if link != "loopback":
+                hosts.reshape(None if link == "unshaped" else link)
+            ceiling = netlab.iperf_ceiling(None if link == "loopback" else hosts, args.streams)
+            print("| %s | iperf3 ceiling, %d streams: %.1f Gbit/s |" % (link, args.streams,
+                                                                        ceiling), flush=True)
             runs = {m: [] for m in modes}
             qruns = {"plain": [], "tls-psk": []}
             for rep in range(args.reps):       # alternate, so drift hits every mode alike
@@ -189,15 +198,16 @@ def main():
                             runs_q["cipher"] = "GnuTLS PSK" if tls else ""
                         qruns[q].append(runs_q)
             lr = results["links"][link] = {
+                "iperf3_gbit": ceiling,
                 "vmshift": {m: median_cell(runs[m]) for m in modes},
                 "qemu": {q: median_cell(v) for q, v in qruns.items()} if not args.no_qemu else {}}
             base = lr["vmshift"]["insecure"]
             for m in modes:
-                rows.append(row(link, "vmshift", m, lr["vmshift"][m], base))
+                rows.append(row(link, "vmshift", m, lr["vmshift"][m], base, ceiling))
                 print(rows[-1], flush=True)
             qbase = lr["qemu"].get("plain")
             for q, c in lr["qemu"].items():
-                rows.append(row(link, "QEMU", q, c, qbase))
+                rows.append(row(link, "QEMU", q, c, qbase, ceiling))
                 print(rows[-1], flush=True)
     results["loadavg_after"] = list(os.getloadavg())
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -205,6 +215,8 @@ def main():
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write("# TLS cost, %s, %d CPUs, %s VM (random memory), %d streams, median of %d\n\n"
                 % (results["started"], results["cpus"], args.mem, args.streams, args.reps))
+        f.write("iperf3 ceilings: %s\n\n" % ", ".join(
+            "%s %.1f Gbit/s" % (k, v["iperf3_gbit"]) for k, v in results["links"].items()))
         f.write(HEADER + "\n" + "\n".join(rows) + "\n")
     plot(results, args.out)
     print("results, table and plot in %s" % args.out)

@@ -48,6 +48,19 @@ int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
     return vs_channel_write_all_flags(ch, iov, iovcnt, 0);
 }
 
+/* What write_all says when a send fails after `done` of `total` bytes. */
+static int send_failed(struct vs_channel *ch, int err, uint64_t done, uint64_t total)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return vs_fail(ETIMEDOUT, "sending to %s timed out after %llu of %llu bytes (no "
+                       "progress for %ld ms); is the peer stuck or the network down?",
+                       ch->peer, (unsigned long long)done, (unsigned long long)total,
+                       channel_timeout_ms(ch, SO_SNDTIMEO));
+    return vs_fail(err, "sending to %s failed after %llu bytes (%llu on this channel): %s",
+                   ch->peer, (unsigned long long)done, (unsigned long long)ch->bytes_sent,
+                   why(ch, err));
+}
+
 int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iovcnt,
                                int flags)
 {
@@ -68,16 +81,7 @@ int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iov
             int err = errno;
             if (err == EINTR)
                 continue;
-            if (err == EAGAIN || err == EWOULDBLOCK)
-                return vs_fail(ETIMEDOUT,
-                               "sending to %s timed out after %llu of %llu bytes (no "
-                               "progress for %ld ms); is the peer stuck or the network down?",
-                               ch->peer, (unsigned long long)done,
-                               (unsigned long long)total,
-                               channel_timeout_ms(ch, SO_SNDTIMEO));
-            return vs_fail(err, "sending to %s failed after %llu bytes (%llu on this "
-                           "channel): %s", ch->peer, (unsigned long long)done,
-                           (unsigned long long)ch->bytes_sent, why(ch, err));
+            return send_failed(ch, err, done, total);
         }
         if (w == 0)
             return vs_fail(EPIPE, "sending to %s failed after %llu bytes: the channel "
@@ -95,6 +99,9 @@ int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iov
             iov->iov_len -= left;
         }
     }
+    while (ch->ops->flush && !(flags & VS_CH_MORE) && ch->ops->flush(ch) < 0)
+        if (errno != EINTR)
+            return send_failed(ch, errno, done, total);
     return 0;
 }
 

@@ -21,6 +21,9 @@ struct vs_channel_ops {
     /* Like writev(2)/read(2): may be partial; -1 with errno on error; read 0 = EOF. */
     ssize_t (*writev)(struct vs_channel *ch, const struct iovec *iov, int iovcnt, int flags);
     ssize_t (*read)(struct vs_channel *ch, void *buf, size_t len);
+    /* Push out what writev held back (NULL: it holds nothing back). Called at the end of
+     * every vs_channel_write_all without VS_CH_MORE. 0, or -1 with errno. */
+    int (*flush)(struct vs_channel *ch);
     /* Make blocked and future reads/writes on this channel fail at once (any thread). */
     void (*shutdown)(struct vs_channel *ch);
     /* Release everything; ch is freed. */

@@ -1,6 +1,9 @@
 /* The TLS channel: the channel ops over an SSL whose handshake is done. Writes gather
  * small pieces (record headers, page lists) into full TLS records and hand large ones
- * (page data) to OpenSSL as they are; reads come from OpenSSL's read-ahead buffer. */
+ * (page data) to OpenSSL as they are; the encrypted records collect in a 256 KiB buffer
+ * that goes to the socket when full and at the end of every write_all (one send per
+ * 16 KiB record was measured to lose a third of the throughput on a rate-limited link).
+ * Reads come from OpenSSL's read-ahead buffer. */
 #include "transport/tls_internal.h"
 #include "common/error.h"
 
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #define STAGE_BYTES 16384           /* one full TLS record of plaintext */
+#define SEND_BUFFER (256 * 1024)    /* encrypted records collected per send */
 #define MAX_WRITE (1 << 30)
 
 struct tls_channel {
@@ -69,7 +73,7 @@ static ssize_t io_failed(struct tls_channel *tc, int ret, int saved_errno, bool 
 static ssize_t tls_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt,
                           int flags)
 {
-    (void)flags;                    /* OpenSSL writes each record at once: nothing to hold */
+    (void)flags;                    /* the buffer is flushed at the end of write_all */
     struct tls_channel *tc = tls_of(ch);
     const void *buf;
     size_t len;
@@ -105,6 +109,15 @@ static ssize_t tls_read(struct vs_channel *ch, void *buf, size_t len)
     return (ssize_t)got;
 }
 
+static int tls_flush(struct vs_channel *ch)
+{
+    struct tls_channel *tc = tls_of(ch);
+    ERR_clear_error();
+    if (BIO_flush(SSL_get_wbio(tc->ssl)) > 0)
+        return 0;
+    return (int)io_failed(tc, -1, errno, false);
+}
+
 static void tls_shutdown(struct vs_channel *ch)
 {
     shutdown(ch->fd, SHUT_RDWR);    /* blocked OpenSSL calls see the socket fail */
@@ -131,6 +144,7 @@ static const struct vs_channel_ops tls_ops = {
     .name = "tls",
     .writev = tls_writev,
     .read = tls_read,
+    .flush = tls_flush,
     .shutdown = tls_shutdown,
     .close = tls_close,
     .can_zerocopy = false,          /* the data is encrypted into OpenSSL's buffers */
@@ -145,6 +159,15 @@ int vs_tls_channel_new(struct vs_channel *plain, SSL *ssl, struct vs_channel **o
     tc->base.ops = &tls_ops;
     tc->base.fd = plain->fd;
     snprintf(tc->base.peer, sizeof(tc->base.peer), "%s", plain->peer);
+    /* Encrypted records go through a buffer in front of the socket (the handshake did
+     * not: it is done). */
+    BIO *sock = SSL_get_rbio(ssl), *buffer = BIO_new(BIO_f_buffer());
+    if (!buffer || !BIO_up_ref(sock) || BIO_set_write_buffer_size(buffer, SEND_BUFFER) <= 0) {
+        BIO_free(buffer);
+        free(tc);
+        return vs_fail(ENOMEM, "out of memory for the TLS channel to %s", plain->peer);
+    }
+    SSL_set0_wbio(ssl, BIO_push(buffer, sock));
     tc->ssl = ssl;
     plain->fd = -1;                 /* the socket is the TLS channel's now */
     vs_channel_close(plain);
