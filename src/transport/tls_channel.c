@@ -160,14 +160,19 @@ int vs_tls_channel_new(struct vs_channel *plain, SSL *ssl, struct vs_channel **o
     tc->base.fd = plain->fd;
     snprintf(tc->base.peer, sizeof(tc->base.peer), "%s", plain->peer);
     /* Encrypted records go through a buffer in front of the socket (the handshake did
-     * not: it is done). */
-    BIO *sock = SSL_get_rbio(ssl), *buffer = BIO_new(BIO_f_buffer());
-    if (!buffer || !BIO_up_ref(sock) || BIO_set_write_buffer_size(buffer, SEND_BUFFER) <= 0) {
-        BIO_free(buffer);
-        free(tc);
-        return vs_fail(ENOMEM, "out of memory for the TLS channel to %s", plain->peer);
+     * not: it is done). Not with kernel TLS: the kernel makes the records, and OpenSSL
+     * must write to the socket itself. */
+    BIO *sock = SSL_get_rbio(ssl);
+    if (BIO_get_ktls_send(SSL_get_wbio(ssl)) <= 0) {
+        BIO *buffer = BIO_new(BIO_f_buffer());
+        if (!buffer || BIO_set_write_buffer_size(buffer, SEND_BUFFER) <= 0 ||
+            !BIO_up_ref(sock)) {
+            BIO_free(buffer);
+            free(tc);
+            return vs_fail(ENOMEM, "out of memory for the TLS channel to %s", plain->peer);
+        }
+        SSL_set0_wbio(ssl, BIO_push(buffer, sock));
     }
-    SSL_set0_wbio(ssl, BIO_push(buffer, sock));
     tc->ssl = ssl;
     plain->fd = -1;                 /* the socket is the TLS channel's now */
     vs_channel_close(plain);

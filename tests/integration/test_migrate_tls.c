@@ -4,8 +4,12 @@
  * CA, expired or issued to another name) is refused before HELLO, and both sides say who
  * failed which check; the source's VM runs on. The receiver drops silent and trickling
  * peers within its handshake timeout and keeps waiting, up to --max-refused of them;
- * it refuses more vCPUs than --max-vcpus; no command migrates without a security choice. */
+ * it refuses more vCPUs than --max-vcpus, and more RAM than it has free; no command
+ * migrates without a security choice. */
 #include "harness.h"
+#include "transport/tcp.h"
+#include "wire/reader.h"
+#include "wire/writer.h"
 
 #include <arpa/inet.h>
 #include <json-c/json.h>
@@ -373,6 +377,37 @@ static void too_many_vcpus_refused(void **state)
     vm_proc_stop(&dst);
 }
 
+/* A (fake, plain) source that asks for 1 TiB of RAM is refused before anything is made. */
+static void more_ram_than_free_refused(void **state)
+{
+    (void)state;
+    struct vm_proc dst;
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure"));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct vs_channel *ch;
+    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
+    vs_wire_reader_init(&r, ch);
+    struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
+                               .version_minor = VS_WIRE_VERSION_MINOR,
+                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = 1ULL << 40,
+                               .nr_vcpus = 1, .nr_streams = 1 };
+    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
+    struct vs_wire_header hdr;
+    struct vs_wire_hello_reply reply;
+    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
+    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
+    assert_int_equal(reply.accepted, 0);
+    expect_text("the refusal", reply.reason, "its RAM (1.0 TiB)", "more than this host has free");
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    vs_wire_writer_destroy(&w);
+    vs_channel_close(ch);
+    vm_proc_stop(&dst);
+}
+
 static void security_must_be_chosen(void **state)
 {
     (void)state;
@@ -418,6 +453,7 @@ int main(void)
         cmocka_unit_test(silent_and_trickling_peers_dropped),
         cmocka_unit_test(plain_receiver_drops_trickling_hello_and_bounds_refusals),
         cmocka_unit_test(too_many_vcpus_refused),
+        cmocka_unit_test(more_ram_than_free_refused),
         cmocka_unit_test(security_must_be_chosen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
