@@ -313,7 +313,7 @@ unsigned vs_tls_secure(struct vs_tls *t, struct vs_channel **chs, unsigned n, in
 {
     for (unsigned i = 0; i < n; i++)
         memset(&res[i], 0, sizeof(res[i]));
-    if (!t)
+    if (!t || n == 0)
         return n;
     struct hs hs[n];
     struct pollfd pfd[n];
