@@ -85,6 +85,12 @@ struct vs_migration {
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 };
 
+/* ECANCELED (with the message) once the operator has cancelled, else 0. */
+int vs_source_check_cancel(struct vs_migration *m);
+/* Connect and secure every stream, HELLO / STREAM_HELLO, and the destination's
+ * HELLO_REPLY (source_handshake.c). */
+int vs_source_handshake(struct vs_migration *m);
+
 /* Open the streams' resources (codec, buffers) once their channels are set. */
 int vs_send_streams_init(struct vs_migration *m);
 /* Start one thread per stream. */
