@@ -1,5 +1,6 @@
 #include "harness.h"
 #include "ctl/ctl_client.h"
+#include "transport/tcp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,6 +242,35 @@ double json_num(struct json_object *o, const char *key)
 {
     struct json_object *v;
     return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+void fake_source_hello(struct fake_source *f, int port, const void *hello, uint32_t len)
+{
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+    assert_int_equal(vs_tcp_connect(to, 5000, &f->ch), 0);
+    assert_int_equal(vs_wire_writer_init(&f->w, f->ch), 0);
+    vs_wire_reader_init(&f->r, f->ch);
+    assert_int_equal(vs_wire_send(&f->w, VS_REC_HELLO, hello, len), 0);
+    struct vs_wire_header hdr;
+    assert_int_equal(vs_wire_read_header(&f->r, &hdr), 0);
+    assert_int_equal(vs_wire_read_fixed(&f->r, &hdr, VS_REC_HELLO_REPLY, &f->reply,
+                                        sizeof(f->reply)), 0);
+}
+
+struct vs_wire_hello fake_hello(uint64_t ram)
+{
+    return (struct vs_wire_hello){ .version_major = VS_WIRE_VERSION_MAJOR,
+                                   .version_minor = VS_WIRE_VERSION_MINOR,
+                                   .page_size = VS_WIRE_PAGE_SIZE, .ram_size = ram,
+                                   .nr_vcpus = 1, .nr_streams = 1 };
+}
+
+void fake_source_close(struct fake_source *f)
+{
+    vs_wire_writer_destroy(&f->w);
+    vs_wire_reader_destroy(&f->r);
+    vs_channel_close(f->ch);
 }
 
 void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <cmocka.h>
+#include "wire/reader.h"
+#include "wire/writer.h"
 
 struct json_object;
 
@@ -60,6 +62,19 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
 int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
 /* Wait until the receiver's control socket answers (the VM has arrived). */
 void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
+
+/* A fake source speaking the plain stream (receivers run --insecure for it): connected to
+ * 127.0.0.1:port, it sent a HELLO of len bytes (any version) and read the HELLO_REPLY. */
+struct fake_source {
+    struct vs_channel *ch;
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    struct vs_wire_hello_reply reply;
+};
+void fake_source_hello(struct fake_source *f, int port, const void *hello, uint32_t len);
+/* The HELLO of a current source for a VM of ram bytes and one vCPU, one stream. */
+struct vs_wire_hello fake_hello(uint64_t ram);
+void fake_source_close(struct fake_source *f);
 
 /* Start a migration of src to HOST:PORT with extra request fields (may be NULL; unless
  * they name a security field, insecure or tls_*, the harness's security is added). */

@@ -7,9 +7,6 @@
  * it refuses more vCPUs than --max-vcpus, and more RAM than it has free; no command
  * migrates without a security choice. */
 #include "harness.h"
-#include "transport/tcp.h"
-#include "wire/reader.h"
-#include "wire/writer.h"
 
 #include <arpa/inet.h>
 #include <json-c/json.h>
@@ -383,28 +380,13 @@ static void more_ram_than_free_refused(void **state)
     (void)state;
     struct vm_proc dst;
     vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure"));
-    char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
-    struct vs_channel *ch;
-    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
-    struct vs_wire_writer w;
-    struct vs_wire_reader r;
-    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
-    vs_wire_reader_init(&r, ch);
-    struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
-                               .version_minor = VS_WIRE_VERSION_MINOR,
-                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = 1ULL << 40,
-                               .nr_vcpus = 1, .nr_streams = 1 };
-    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
-    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
-    assert_int_equal(reply.accepted, 0);
-    expect_text("the refusal", reply.reason, "its RAM (1.0 TiB)", "more than this host has free");
+    struct fake_source f;
+    struct vs_wire_hello h = fake_hello(1ULL << 40);
+    fake_source_hello(&f, dst.port, &h, sizeof(h));
+    assert_int_equal(f.reply.accepted, 0);
+    expect_text("the refusal", f.reply.reason, "its RAM (1.0 TiB)", "more than this host has free");
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    vs_wire_writer_destroy(&w);
-    vs_channel_close(ch);
+    fake_source_close(&f);
     vm_proc_stop(&dst);
 }
 
