@@ -17,6 +17,10 @@ vmshift's fraction of the ceiling, writes results.json, results.csv and table.md
 draws PNG plots with gnuplot.
 
     bench/run.sh [--quick] [--out DIR] [--streams N] [--compress none|lz4|zstd|auto]
+                 [--tls none|psk|cert]
+
+vmshift runs with --insecure unless --tls says otherwise, like QEMU's plain tcp: migration
+it is compared with; bench/tls_bench.py measures what TLS costs.
 """
 import argparse
 import json
@@ -64,7 +68,10 @@ def run_vmshift(case, hosts, args, barrier=None):
         mem=case["mem"], workload=workload, fill=fill, streams=args.streams,
         compress=args.compress, src_prefix=hosts.exec_args("a"),
         dst_prefix=hosts.exec_args("b"), dst_addr=hosts.addr("b"), settle_s=args.settle,
-        start_barrier=barrier)
+        start_barrier=barrier, security=SECURITY[args.tls])
+
+
+SECURITY = {"none": "insecure", "psk": "psk", "cert": "cert"}
 
 
 def qemu_runner(multifd):
@@ -228,6 +235,8 @@ def main():
                                                   time.strftime("%Y%m%d-%H%M%S")))
     ap.add_argument("--streams", type=int, default=2)
     ap.add_argument("--compress", default="none", choices=("none", "lz4", "zstd", "auto"))
+    ap.add_argument("--tls", default="none", choices=("none", "psk", "cert"),
+                    help="secure vmshift's migrations (QEMU's stay plain TCP)")
     ap.add_argument("--big", default="4G", help="memory of the one large VM")
     ap.add_argument("--small", default="512M", help="memory of each of the eight VMs")
     ap.add_argument("--idle-big", default="16G", help="memory of the idle giant VM")
@@ -243,7 +252,8 @@ def main():
     cases = [c for c in cases_for(args) if not args.only or args.only in c["name"]]
     netlab.install_sigterm_handler()
     results = {"machine": os.uname().nodename, "cpus": os.cpu_count(), "streams": args.streams,
-               "compress": args.compress, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "compress": args.compress, "tls": args.tls,
+               "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                "host_memory": host_memory_setup(), "links": {}}
     rows = []
     print(HEADER, flush=True)
@@ -268,8 +278,8 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write("# Migration benchmark, %s, %d CPUs, %d streams, compress %s\n\n"
-                % (results["started"], results["cpus"], args.streams, args.compress))
+        f.write("# Migration benchmark, %s, %d CPUs, %d streams, compress %s, vmshift TLS %s\n\n"
+                % (results["started"], results["cpus"], args.streams, args.compress, args.tls))
         f.write("iperf3 ceilings: %s\n\n" % ", ".join(
             "%s %.1f Gbit/s" % (k, v["iperf3_gbit"]) for k, v in results["links"].items()))
         f.write("Host memory: %s\n\n" % results["host_memory"])

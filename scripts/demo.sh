@@ -20,8 +20,10 @@ echo "== source: a 512 MiB, 2-vCPU VM with random memory, running the verify wor
 build/vmshift run --mem 512M --vcpus 2 --workload verify --fill random \
   --ctl "$dir/src.sock" --serial "$dir/src-serial.log" 2>"$dir/src.log" &
 src_pid=$!
-echo "== destination: vmshift receive on 127.0.0.1"
-build/vmshift receive --listen 127.0.0.1:0 --port-file "$dir/port" \
+echo "== a pre-shared key for the migration's TLS 1.3 (both sides use the same file)"
+scripts/make-test-certs.sh "$dir/creds" >/dev/null
+echo "== destination: vmshift receive on 127.0.0.1, TLS with the key"
+build/vmshift receive --listen 127.0.0.1:0 --port-file "$dir/port" --tls-psk "$dir/creds/psk" \
   --ctl "$dir/dst.sock" --serial "$dir/dst-serial.log" 2>"$dir/dst.log" &
 dst_pid=$!
 wait_for "$dir/src.sock"; wait_for "$dir/port"
@@ -29,8 +31,9 @@ sleep 3
 echo "== guest before the move:"
 build/vmshift ctl "$dir/src.sock" status --raw | grep -o '"passes":[0-9]*,"pages_written":[0-9]*,"pages_checked":[0-9]*,"errors":[0-9]*' | head -1
 
-echo "== live migration"
-build/vmshift migrate "$dir/src.sock" --to "127.0.0.1:$(cat "$dir/port")" --report "$dir/report.json"
+echo "== live migration over TLS 1.3 (pre-shared key)"
+build/vmshift migrate "$dir/src.sock" --to "127.0.0.1:$(cat "$dir/port")" \
+  --tls-psk "$dir/creds/psk" --report "$dir/report.json"
 
 wait_for "$dir/dst.sock"
 sleep 3

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev
-          libzstd-dev iproute2
+          libzstd-dev libssl-dev openssl iproute2
           # the benchmark and its CI quick mode: the peer VMM, the link ceiling, the plots
           python3 qemu-system-x86 iperf3 gnuplot-nox)
 

@@ -618,7 +618,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                  verify_passes=2, machine="pc", cpu="max", qemu=QEMU, capabilities=None,
                  parameters=None, sample_interval_s=0.1, wire_dev=None, workdir=None,
                  keep_workdir=False, extra_args=(), dst_prealloc=False, compare_memory=False,
-                 start_barrier=None, log=None, postcopy_after_s=None):
+                 start_barrier=None, log=None, postcopy_after_s=None, tls_psk_dir=None):
     """Run one migration; return a dict (see README of this module / the CLI).
 
     streams: 1 = plain pre-copy; >= 2 = multifd with that many channels; multifd=True
@@ -634,6 +634,8 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
     capabilities={"postcopy-ram": True}). guest_progress: [(t_s since `migrate`, pages
     written by the guest)] just before `migrate` and at every destination check;
     guest_rate_pages_s: the guest's write rate during settle_s before it.
+    tls_psk_dir: migrate over TLS with QEMU's tls-creds-psk (GnuTLS), the key in
+    DIR/keys.psk as "qemu:HEXKEY" (the client's default username); None = plain TCP.
     """
     say = log or (lambda s: None)
     t_start = time.time()
@@ -663,6 +665,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
            "images": [[p, a] for p, a in imgs], "streams": streams, "multifd": use_multifd,
            "compress": compress, "downtime_limit_ms": downtime_limit_ms,
            "max_bandwidth": max_bandwidth, "dst_addr": dst_addr, "dst_prealloc": dst_prealloc,
+           "tls": bool(tls_psk_dir),
            "workdir": wd}
     src = dst = None
     qs = qd = None
@@ -677,6 +680,9 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                  "-serial", "chardev:ser0",
                  "-qmp", "unix:%s/%s.qmp,server=on,wait=off" % (wd, role),
                  "-no-reboot"] + list(extra_args)
+            if tls_psk_dir:
+                a += ["-object", "tls-creds-psk,id=vstls0,endpoint=%s,dir=%s"
+                      % ("client" if role == "src" else "server", tls_psk_dir)]
             if role == "src":
                 for p, ad in loader_imgs:
                     a += ["-device", "loader,file=%s,addr=%#x,force-raw=on" % (p, ad)]
@@ -766,6 +772,8 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
         if use_multifd:
             params["multifd-channels"] = streams
             params["multifd-compression"] = compress
+        if tls_psk_dir:
+            params["tls-creds"] = "vstls0"
         params.update(parameters or {})
         for q in (qd, qs):
             q.execute("migrate-set-capabilities", {"capabilities": [

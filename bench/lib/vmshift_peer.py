@@ -8,7 +8,14 @@ the same shape as qemu_peer.qemu_migrate() so the two can be put side by side.
 
 A threading.Barrier may be passed as start_barrier: every migration of a group then waits
 for the others before it starts (eight VMs migrated at once).
+
+security: "insecure" (plain TCP, the default: what QEMU's plain tcp: migration compares
+with), "psk" (TLS 1.3 with a pre-shared key) or "cert" (TLS 1.3 with certificates both
+ways), with credentials made once per process by scripts/make-test-certs.sh.
+ciphersuites: an OpenSSL TLS 1.3 suite list for both sides (VMSHIFT_TLS_CIPHERSUITES), to
+compare ciphers; None = vmshift's default.
 """
+import atexit
 import json
 import os
 import shutil
@@ -23,6 +30,36 @@ VMSHIFT = os.environ.get("VMSHIFT_BIN") or os.path.join(ROOT, "build", "vmshift"
 
 class VmshiftPeerError(RuntimeError):
     pass
+
+
+_creds = None
+
+
+def credentials():
+    """The directory of the test credentials (made on first use, removed at exit)."""
+    global _creds
+    if _creds is None:
+        d = tempfile.mkdtemp(prefix="vmshift-bench-creds-")
+        subprocess.run([os.path.join(ROOT, "scripts", "make-test-certs.sh"), d], check=True,
+                       stdout=subprocess.DEVNULL)
+        atexit.register(shutil.rmtree, d, ignore_errors=True)
+        _creds = d
+    return _creds
+
+
+def security_options(security):
+    """(vmshift receive arguments, migrate request fields) for a security mode."""
+    if security == "insecure":
+        return ["--insecure"], {"insecure": True}
+    c = credentials()
+    if security == "psk":
+        return ["--tls-psk", c + "/psk"], {"tls_psk": c + "/psk"}
+    if security == "cert":
+        return (["--tls-cert", c + "/dest.pem", "--tls-key", c + "/dest.key",
+                 "--tls-ca", c + "/ca.pem"],
+                {"tls_cert": c + "/source.pem", "tls_key": c + "/source.key",
+                 "tls_ca": c + "/ca.pem"})
+    raise ValueError("security must be insecure, psk or cert, not %r" % security)
 
 
 def ctl(sock, cmd, timeout=10, **args):
@@ -60,11 +97,16 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                     streams=2, compress="none", zerocopy=False, downtime_limit_ms=300,
                     max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
                     settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False,
-                    postcopy_after_s=None, after_s=0):
+                    postcopy_after_s=None, after_s=0, security="insecure", ciphersuites=None):
     """postcopy_after_s: `start-postcopy` this long after `migrate`. guest_progress:
     [(t_s since `migrate`, pages written by the guest)] just before `migrate` and on the
     destination for after_s seconds after the end; guest_rate_pages_s: the guest's write
-    rate during settle_s before `migrate` (as in qemu_peer)."""
+    rate during settle_s before `migrate` (as in qemu_peer). security: "insecure", "psk"
+    or "cert" (see security_options); ciphersuites: TLS 1.3 suites to offer."""
+    recv_sec, migrate_sec = security_options(security)
+    env = dict(os.environ)
+    if ciphersuites:
+        env["VMSHIFT_TLS_CIPHERSUITES"] = ciphersuites
     d = tempfile.mkdtemp(prefix="vmshift-bench-")
     src_sock, dst_sock = os.path.join(d, "src.sock"), os.path.join(d, "dst.sock")
     port_file = os.path.join(d, "port")
@@ -80,10 +122,12 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         dst_cmd = list(dst_prefix) + [VMSHIFT, "receive", "--listen", dst_addr + ":0",
                                       "--port-file", port_file, "--ctl", dst_sock,
                                       "--serial", "none", "--report", dst_report,
-                                      "--timeout", str(int(timeout_s))]
-        src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=open(src_log, "w"))
+                                      "--timeout", str(int(timeout_s))] + recv_sec
+        src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=open(src_log, "w"),
+                               env=env)
         procs.append(src)
-        dst = subprocess.Popen(dst_cmd, stdout=subprocess.DEVNULL, stderr=open(dst_log, "w"))
+        dst = subprocess.Popen(dst_cmd, stdout=subprocess.DEVNULL, stderr=open(dst_log, "w"),
+                               env=env)
         procs.append(dst)
         _wait_for(lambda: os.path.exists(src_sock), 120, "the source VM", src, src_log)
         _wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 60,
@@ -99,6 +143,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         args = {"to": "%s:%d" % (dst_addr, port), "streams": streams, "compress": compress,
                 "zerocopy": bool(zerocopy), "downtime_limit": downtime_limit_ms,
                 "timeout_ms": int(timeout_s * 1000)}
+        args.update(migrate_sec)
         if max_bandwidth:
             args["max_bandwidth"] = int(max_bandwidth)
         if start_barrier is not None:
@@ -161,6 +206,8 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
             "iterations": report.get("iterations"),
             "cpu_src_s": report.get("cpu", {}).get("seconds"),
             "streams": report.get("streams", {}).get("count"),
+            "security": report.get("security", {}).get("mode"),
+            "cipher": report.get("security", {}).get("cipher"),
             "samples": samples,
             "report": report,
         })
@@ -186,8 +233,9 @@ if __name__ == "__main__":
     ap.add_argument("--fill", default="random")
     ap.add_argument("--streams", type=int, default=2)
     ap.add_argument("--compress", default="none")
+    ap.add_argument("--security", default="insecure", choices=("insecure", "psk", "cert"))
     a = ap.parse_args()
     r = vmshift_migrate(mem=a.mem, workload=a.workload, fill=a.fill, streams=a.streams,
-                        compress=a.compress)
+                        compress=a.compress, security=a.security)
     r.pop("report", None)
     print(json.dumps(r, indent=1))

@@ -3,8 +3,11 @@
 #include "common/size.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
+#include "transport/security.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,14 @@ static const char usage[] =
     "  --converge postcopy    when pre-copy stops converging, switch to post-copy: the VM\n"
     "                         runs on the destination while its missing pages follow\n"
     "                         (`vmshift ctl SOCKET start-postcopy` switches at any time)\n"
+    "security (choose one; `vmshift receive` must choose the same kind):\n"
+    "  --tls-psk FILE         TLS 1.3 with the pre-shared key in FILE (the receiver's file)\n"
+    "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+    "                         TLS 1.3 with this host's certificate and key; the receiver's\n"
+    "                         certificate must be signed by the CA in --tls-ca\n"
+    "  --tls-name NAME        ... and must be issued to NAME (DNS name or IP address)\n"
+    "  --insecure             plain TCP: the VM's memory crosses the network readable\n"
+    "  --ktls                 let the kernel encrypt (kernel TLS), where it can\n"
     "  --report FILE          write the final report (JSON) to FILE\n"
     "  --quiet                no progress lines\n";
 
@@ -73,6 +84,31 @@ static void pass_table(struct json_object *m)
     }
 }
 
+/* A security option: checked here, sent as a field of the request (the VM process reads
+ * the files, so they go as absolute paths). */
+static int add_security(struct json_object *req, struct vs_security_opts *sec, const char *name,
+                        const char *value)
+{
+    int rc = vs_security_set(sec, name, value);
+    if (rc)
+        return vs_fail_context(rc, "--%s", name);
+    char key[32], path[PATH_MAX];
+    snprintf(key, sizeof(key), "%s", name);
+    for (char *p = key; *p; p++)
+        *p = *p == '-' ? '_' : *p;
+    if (!value) {
+        json_object_object_add(req, key, json_object_new_boolean(1));
+        return 0;
+    }
+    if (strcmp(name, "tls-name") != 0) {
+        if (!realpath(value, path))
+            return vs_fail(errno, "--%s %s: %s", name, value, strerror(errno));
+        value = path;
+    }
+    json_object_object_add(req, key, json_object_new_string(value));
+    return 0;
+}
+
 int cli_migrate_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -81,17 +117,22 @@ int cli_migrate_main(int argc, char **argv)
         { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
         { "streams", required_argument, NULL, 's' }, { "compress", required_argument, NULL, 'c' },
         { "zerocopy", no_argument, NULL, 'z' }, { "converge", required_argument, NULL, 'v' },
+        { "tls-psk", required_argument, NULL, 'S' }, { "tls-cert", required_argument, NULL, 'S' },
+        { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
+        { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
+        { "ktls", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
+    struct vs_security_opts security = { 0 };
     const char *report = NULL;
     bool quiet = false;
     struct json_object *req = json_object_new_object();
     json_object_object_add(req, "cmd", json_object_new_string("migrate"));
     optind = 1;
     opterr = 0;
-    int c;
+    int c, opt_index = 0;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
         const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" :
                           c == 's' ? "streams" : "timeout_ms";
         switch (c) {
@@ -116,6 +157,13 @@ int cli_migrate_main(int argc, char **argv)
             }
             json_object_object_add(req, "max_bandwidth", json_object_new_uint64(v));
             break;
+        case 'S':
+            if (add_security(req, &security, opts[opt_index].name, optarg)) {
+                fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
+                json_object_put(req);
+                return 2;
+            }
+            break;
         case 'r': report = optarg; break;
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); json_object_put(req); return 0;
@@ -129,6 +177,11 @@ int cli_migrate_main(int argc, char **argv)
     if (optind + 1 != argc || !json_object_object_get_ex(req, "to", NULL)) {
         fprintf(stderr, "vmshift migrate: give the VM's control socket and --to HOST:PORT\n%s",
                 usage);
+        json_object_put(req);
+        return 2;
+    }
+    if (vs_security_finish(&security, true)) {
+        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
         json_object_put(req);
         return 2;
     }

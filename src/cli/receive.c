@@ -1,11 +1,15 @@
 #include "cli/receive.h"
 #include "cli/monitor_loop.h"
 #include "common/error.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "cli/receive_admission.h"
 #include "migrate/dest.h"
 #include "migrate/postcopy_dest.h"
+#include "transport/security.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -19,9 +23,23 @@ static const char usage[] =
     "  --port-file FILE       write the port actually listened on to FILE\n"
     "  --ctl SOCKET           control socket of the VM once it has arrived\n"
     "  --serial DEST          stdout | none | FILE for the guest's COM1 (default stdout)\n"
-    "  --max-mem SIZE         refuse VMs with more RAM than this\n"
-    "  --report FILE          write this side's migration report (JSON)\n"
+    "security (choose one; the source must choose the same kind):\n"
+    "  --tls-psk FILE         TLS 1.3 with the pre-shared key in FILE (hex, e.g. from\n"
+    "                         `openssl rand -hex 32`; the same file on the source)\n"
+    "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+    "                         TLS 1.3 with this host's certificate and key; the source's\n"
+    "                         certificate must be signed by the CA in --tls-ca\n"
+    "  --tls-name NAME        ... and must be issued to NAME (DNS name or IP address)\n"
+    "  --insecure             plain TCP: anyone who reaches the port can send a VM\n"
+    "  --ktls                 let the kernel encrypt (kernel TLS), where it can\n"
+    "bounds (what a peer can make this host do):\n"
+    "  --max-mem SIZE         refuse VMs with more RAM than this (default: what is free)\n"
+    "  --max-vcpus N          refuse VMs with more vCPUs than this (default 32)\n"
+    "  --handshake-timeout SECONDS  a connection must finish TLS, then its first record,\n"
+    "                         each within this (default 10)\n"
+    "  --max-refused N        give up after refusing N connections (default 16)\n"
     "  --timeout SECONDS      a silent source is an error after this (default 60)\n"
+    "  --report FILE          write this side's migration report (JSON)\n"
     "  --accept-timeout SECONDS  give up if no migration arrives (default: wait forever)\n"
     "  --run-for SECONDS      quit this long after the VM arrived (default: until 'quit')\n"
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n";
@@ -29,8 +47,21 @@ static const char usage[] =
 struct receive_options {
     const char *listen, *port_file, *ctl, *report;
     struct vs_incoming_opts in;
+    struct vs_security_opts security;
     double accept_timeout_s, run_for_s;
+    unsigned max_refused;
 };
+
+/* A whole number in [lo, hi] for option opt. */
+static int parse_count(const char *opt, const char *text, unsigned lo, unsigned hi,
+                       unsigned *out)
+{
+    uint64_t v;
+    if (vs_parse_u64(text, &v) || v < lo || v > hi)
+        return vs_fail(EINVAL, "%s '%s' is not a whole number in %u..%u", opt, text, lo, hi);
+    *out = (unsigned)v;
+    return 0;
+}
 
 static int parse(int argc, char **argv, struct receive_options *o)
 {
@@ -41,19 +72,41 @@ static int parse(int argc, char **argv, struct receive_options *o)
         { "timeout", required_argument, NULL, 't' },
         { "accept-timeout", required_argument, NULL, 'a' },
         { "run-for", required_argument, NULL, 'f' }, { "kvm-device", required_argument, NULL, 'k' },
+        { "max-vcpus", required_argument, NULL, 'v' },
+        { "handshake-timeout", required_argument, NULL, 'H' },
+        { "max-refused", required_argument, NULL, 'R' },
+        { "tls-psk", required_argument, NULL, 'S' }, { "tls-cert", required_argument, NULL, 'S' },
+        { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
+        { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
+        { "ktls", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof(*o));
     o->in.kvm_device = "/dev/kvm";
     o->in.serial = "stdout";
     o->in.timeout_ms = 60000;
+    o->in.handshake_timeout_ms = 10000;
+    o->in.max_vcpus = 32;
+    o->max_refused = 16;
     optind = 1;
     opterr = 0;
-    int c;
+    int c, opt_index = 0;
     char *end;
     double secs;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
         switch (c) {
+        case 'S':
+            if (vs_security_set(&o->security, opts[opt_index].name, optarg))
+                return vs_fail_context(-EINVAL, "--%s", opts[opt_index].name);
+            break;
+        case 'v':
+            if (parse_count("--max-vcpus", optarg, 1, 32, &o->in.max_vcpus))
+                return -EINVAL;
+            break;
+        case 'R':
+            if (parse_count("--max-refused", optarg, 0, 1000000, &o->max_refused))
+                return -EINVAL;
+            break;
         case 'l': o->listen = optarg; break;
         case 'p': o->port_file = optarg; break;
         case 'c': o->ctl = optarg; break;
@@ -64,13 +117,15 @@ static int parse(int argc, char **argv, struct receive_options *o)
             if (vs_parse_size(optarg, &o->in.max_mem))
                 return vs_fail_context(-EINVAL, "--max-mem");
             break;
-        case 't': case 'a': case 'f':
+        case 't': case 'a': case 'f': case 'H':
             secs = strtod(optarg, &end);
-            if (end == optarg || *end || secs < 0)
-                return vs_fail(EINVAL, "%s '%s' is not a number of seconds", argv[optind - 1],
-                               optarg);
+            if (end == optarg || *end || secs < 0 || secs > 86400 || (c == 'H' && secs <= 0))
+                return vs_fail(EINVAL, "%s '%s' is not a number of seconds%s", argv[optind - 1],
+                               optarg, c == 'H' ? " above 0" : "");
             if (c == 't')
                 o->in.timeout_ms = (int)(secs * 1000);
+            else if (c == 'H')
+                o->in.handshake_timeout_ms = secs * 1000 < 1 ? 1 : (int)(secs * 1000);
             else if (c == 'a')
                 o->accept_timeout_s = secs;
             else
@@ -87,7 +142,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
                        argv[optind]);
     if (!o->listen)
         return vs_fail(EINVAL, "--listen HOST:PORT is required");
-    return 0;
+    return vs_security_finish(&o->security, true);
 }
 
 static void write_report(const char *path, const struct vs_migration_stats *s)
@@ -100,9 +155,9 @@ static void write_report(const char *path, const struct vs_migration_stats *s)
     json_object_put(j);
 }
 
-static int accept_stream(void *ctx, int timeout_ms, struct vs_channel **out)
+static int accept_stream(void *ctx, unsigned want, int timeout_ms, struct vs_channel **out)
 {
-    return vs_tcp_accept(ctx, timeout_ms, out);
+    return vs_admission_next(ctx, want, timeout_ms, out);
 }
 
 static int write_port(const char *path, int port)
@@ -115,6 +170,41 @@ static int write_port(const char *path, int port)
     return 0;
 }
 
+/* Wait for a source: refuse (and log) every connection that fails authentication or does
+ * not start with a valid HELLO, up to --max-refused of them. */
+static int receive_vm(struct receive_options *o, struct vs_admission *a, struct vm_commands *cmds)
+{
+    unsigned refused = 0;
+    double deadline = o->accept_timeout_s > 0 ? vs_clock_ns() / 1e9 + o->accept_timeout_s : 0;
+    for (;;) {
+        int wait_ms = 0;
+        if (deadline > 0) {
+            double left = deadline - vs_clock_ns() / 1e9;
+            wait_ms = left * 1000 < 1 ? 1 : (int)(left * 1000);
+        }
+        struct vs_channel *ch;
+        int rc = vs_admission_next(a, 1, wait_ms, &ch);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            rc = vs_incoming_run(ch, &o->in, &cmds->vm, &cmds->incoming);
+            if (rc != VS_INCOMING_NOT_A_SOURCE) {
+                if (rc != VS_INCOMING_POSTCOPY)   /* else stream 0 is the post-copy's */
+                    vs_channel_close(ch);
+                return rc;
+            }
+            vs_fail_context(-EPROTO, "%s sent no valid HELLO", ch->peer);
+            vs_warn("refused a connection: %s", vs_last_error());
+            vs_channel_linger_close(ch, 500);
+        }
+        char last[512];
+        snprintf(last, sizeof(last), "%s", vs_last_error());
+        if (++refused > o->max_refused)
+            return vs_fail(EACCES, "gave up after refusing %u connection(s) (--max-refused "
+                           "%u); the last: %.380s", refused, o->max_refused, last);
+    }
+}
+
 int cli_receive_main(int argc, char **argv)
 {
     struct receive_options o;
@@ -123,31 +213,33 @@ int cli_receive_main(int argc, char **argv)
         return 2;
     }
     monitor_install_signals();
-    struct vs_tcp_listener *l;
-    if (vs_tcp_listen(o.listen, &l) ||
-        (o.port_file && write_port(o.port_file, vs_tcp_listener_port(l)))) {
+    struct vs_admission a = { .handshake_timeout_ms = o.in.handshake_timeout_ms };
+    if (vs_tls_new(&o.security, VS_TLS_DESTINATION, &a.tls)) {
         fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
+        return 2;
+    }
+    if (vs_tcp_listen(o.listen, &a.listener) ||
+        (o.port_file && write_port(o.port_file, vs_tcp_listener_port(a.listener)))) {
+        fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
+        vs_tcp_listener_close(a.listener);
+        vs_tls_free(a.tls);
         return 1;
     }
-    vs_info("waiting for an incoming VM on %s (port %d)", o.listen, vs_tcp_listener_port(l));
-    struct vs_channel *ch;
-    int rc = vs_tcp_accept(l, (int)(o.accept_timeout_s * 1000), &ch);
-    if (rc) {
-        vs_tcp_listener_close(l);
-        fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
-        return 1;
-    }
+    vs_info("waiting for an incoming VM on %s (port %d, %s)", o.listen,
+            vs_tcp_listener_port(a.listener), vs_security_mode_name(o.security.mode));
     struct vm_commands cmds = { .has_incoming = true };
     o.in.accept_stream = accept_stream;   /* the other streams come to the same port */
-    o.in.accept_ctx = l;
+    o.in.accept_ctx = &a;
+    o.in.security = vs_security_mode_name(o.security.mode);
     o.in.postcopy = &cmds.postcopy;       /* ... and a lost post-copy comes back there */
     char where[96];
-    snprintf(where, sizeof(where), "%s (port %d)", o.listen, vs_tcp_listener_port(l));
+    snprintf(where, sizeof(where), "%s (port %d)", o.listen, vs_tcp_listener_port(a.listener));
     o.in.resume_addr = where;
-    rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming);
-    if (rc != VS_INCOMING_POSTCOPY) {     /* else the post-copy still needs them */
-        vs_tcp_listener_close(l);
-        vs_channel_close(ch);
+    int rc = receive_vm(&o, &a, &cmds);
+    if (rc != VS_INCOMING_POSTCOPY) {     /* else the post-copy still needs the listener */
+        vs_admission_drain(&a);
+        vs_tcp_listener_close(a.listener);
+        vs_tls_free(a.tls);
         write_report(o.report, &cmds.incoming);
     }
     if (rc < 0) {
@@ -161,7 +253,9 @@ int cli_receive_main(int argc, char **argv)
         vs_postcopy_dest_stats(cmds.postcopy, &cmds.incoming);
         write_report(o.report, &cmds.incoming);
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
-        vs_tcp_listener_close(l);
+        vs_admission_drain(&a);
+        vs_tcp_listener_close(a.listener);
+        vs_tls_free(a.tls);
     }
     vs_vm_destroy(cmds.vm);
     return status;

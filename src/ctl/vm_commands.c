@@ -229,8 +229,34 @@ static int migrate_stream_opts(struct json_object *req, struct vs_migration_opts
     return 0;
 }
 
+/* tls_psk=FILE | tls_cert=FILE tls_key=FILE tls_ca=FILE [tls_name=NAME] | insecure=true,
+ * and ktls=BOOL, of a migrate request. Files are read by this process: give absolute
+ * paths (`vmshift migrate` does). */
+static int migrate_security_opts(struct json_object *req, struct vs_security_opts *o)
+{
+    static const char *const files[] = { "tls_psk", "tls_cert", "tls_key", "tls_ca", "tls_name" };
+    static const char *const flags[] = { "insecure", "ktls" };
+    const char *value;
+    bool b;
+    int rc;
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if ((rc = ctl_json_get_string(req, files[i], &value)) == 0)
+            rc = vs_security_set(o, files[i], value);
+        if (rc && rc != -ENOENT)
+            return rc;
+    }
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if ((rc = ctl_json_get_bool(req, flags[i], &b)) == 0 && b)
+            rc = vs_security_set(o, flags[i], NULL);
+        if (rc && rc != -ENOENT)
+            return rc;
+    }
+    return vs_security_finish(o, false);
+}
+
 /* migrate to=HOST:PORT [downtime_limit=MS] [max_passes=N] [max_bandwidth=BYTES/S]
- *         [timeout_ms=MS] [streams=N] [compress=none|lz4|zstd|auto] [zerocopy=BOOL] */
+ *         [timeout_ms=MS] [streams=N] [compress=none|lz4|zstd|auto] [zerocopy=BOOL]
+ *         and the security fields above */
 static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct json_object *reply)
 {
     struct vs_migration_opts o;
@@ -263,7 +289,7 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
         o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
     else if (rc != -ENOENT)
         return rc;
-    if ((rc = migrate_stream_opts(req, &o)))
+    if ((rc = migrate_stream_opts(req, &o)) || (rc = migrate_security_opts(req, &o.security)))
         return rc;
     if (c->migration) {
         struct vs_migration_stats s;

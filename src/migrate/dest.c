@@ -44,6 +44,7 @@ struct incoming {
     bool machine_done;
     uint8_t session[VS_WIRE_SESSION_LEN];
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
+    bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
 };
 
 static const char *phase_name(enum phase p)
@@ -61,7 +62,7 @@ static int refuse(struct incoming *in, const char *reason)
 
 /* Streams 1.. of this migration: connections that start with STREAM_HELLO naming the
  * session of HELLO. Strangers are dropped; at most twice as many connections as streams
- * are looked at. */
+ * are looked at, and each must send its STREAM_HELLO within the handshake timeout. */
 static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello)
 {
     unsigned have = 1, tries = 0;
@@ -73,10 +74,14 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
             return vs_fail(EPROTO, "only %u of %u streams arrived among %u connections",
                            have, hello->nr_streams, tries - 1);
         struct vs_channel *ch;
-        int rc = in->opts->accept_stream(in->opts->accept_ctx, in->opts->timeout_ms, &ch);
-        if (rc)
+        int rc = in->opts->accept_stream(in->opts->accept_ctx, hello->nr_streams - have,
+                                         in->opts->timeout_ms, &ch);
+        if (rc < 0)
             return vs_fail_context(rc, "waiting for stream %u of %u", have, hello->nr_streams);
+        if (rc > 0)
+            continue;           /* refused (and logged) before it could be a stream */
         vs_channel_set_timeout(ch, in->opts->timeout_ms);
+        vs_channel_set_deadline(ch, in->opts->handshake_timeout_ms, "its STREAM_HELLO");
         struct vs_wire_reader r;
         struct vs_wire_header h;
         struct vs_wire_stream_hello sh;
@@ -88,6 +93,8 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
             rc = vs_wire_check_stream_hello(&sh, hello);
         if (!rc && in->rs.s[sh.index].ch)
             rc = vs_fail(EPROTO, "stream %u arrived twice", sh.index);
+        if (!rc)
+            rc = vs_channel_set_deadline(ch, 0, NULL);
         if (rc) {
             vs_warn("dropped a connection from %s: %s", ch->peer, vs_last_error());
             vs_channel_close(ch);
@@ -101,10 +108,33 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
     return 0;
 }
 
+/* Whether this host can take a VM of hello's size and shape (what --max-mem, --max-vcpus
+ * and the free memory allow). Fills why when not. */
+static bool fits_here(const struct incoming *in, const struct vs_wire_hello *hello,
+                      char *why, size_t len)
+{
+    char a[32], b[32];
+    uint64_t avail = vs_host_available_memory();
+    if (in->opts->max_mem && hello->ram_size > in->opts->max_mem)
+        snprintf(why, len, "its RAM (%s) exceeds this host's --max-mem %s",
+                 vs_format_size(hello->ram_size, a, sizeof(a)),
+                 vs_format_size(in->opts->max_mem, b, sizeof(b)));
+    else if (avail && hello->ram_size > avail)
+        snprintf(why, len, "its RAM (%s) is more than this host has free (%s)",
+                 vs_format_size(hello->ram_size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
+    else if (in->opts->max_vcpus && hello->nr_vcpus > in->opts->max_vcpus)
+        snprintf(why, len, "its %u vCPUs exceed this host's --max-vcpus %u", hello->nr_vcpus,
+                 in->opts->max_vcpus);
+    else
+        return true;
+    return false;
+}
+
 static int handshake(struct incoming *in)
 {
     struct vs_wire_header h;
     struct vs_wire_hello hello;
+    vs_channel_set_deadline(in->ch, in->opts->handshake_timeout_ms, "its HELLO");
     int rc = vs_wire_read_header(in->r, &h);
     if (!rc && h.type != VS_REC_HELLO)
         rc = vs_fail(EPROTO, "migration stream: the first record is %s, not HELLO: is the "
@@ -112,23 +142,22 @@ static int handshake(struct incoming *in)
     memset(&hello, 0, sizeof(hello));
     if (!rc)
         rc = vs_wire_read_payload(in->r, &h, &hello, sizeof(hello));
+    if (!rc)
+        rc = vs_channel_set_deadline(in->ch, 0, NULL);
     if (rc)
         return rc;
+    in->hello_read = true;
     if ((rc = vs_wire_check_hello(&hello)))
         return refuse(in, vs_last_error());
     if (h.length != sizeof(hello))
         return refuse(in, "HELLO is not 64 bytes long although its version matches");
-    char a[32], b[32];
+    char a[32];
     vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
             hello.version_major, hello.version_minor);
-    if (in->opts->max_mem && hello.ram_size > in->opts->max_mem) {
-        char why[160];
-        snprintf(why, sizeof(why), "its RAM (%s) exceeds this host's --max-mem %s",
-                 vs_format_size(hello.ram_size, a, sizeof(a)),
-                 vs_format_size(in->opts->max_mem, b, sizeof(b)));
+    char why[160];
+    if (!fits_here(in, &hello, why, sizeof(why)))
         return refuse(in, why);
-    }
     struct vs_vm_config cfg = {
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
@@ -139,7 +168,6 @@ static int handshake(struct incoming *in)
     };
     uint32_t unknown = hello.codecs & ~vs_codec_supported_mask();
     if (unknown) {
-        char why[160];
         snprintf(why, sizeof(why), "this vmshift cannot decompress codec mask 0x%x; migrate "
                  "with --compress none or upgrade the destination", unknown);
         return refuse(in, why);
@@ -410,6 +438,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     stats->status = "setup";
     stats->start_ns = vs_clock_ns();
     snprintf(stats->peer, sizeof(stats->peer), "%s", ch->peer);
+    stats->security = opts->security;
+    snprintf(stats->tls_cipher, sizeof(stats->tls_cipher), "%s", vs_channel_cipher(ch, &stats->ktls));
     *vm_out = NULL;
     vs_wire_reader_init(&in.r0, ch);
     in.r = &in.r0;
@@ -481,5 +511,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     XXH3_freeState(in.vcpu_hash);
     vs_wire_writer_destroy(&in.w);
     *vm_out = in.vm;
+    if (rc && !in.hello_read)
+        return VS_INCOMING_NOT_A_SOURCE;    /* vs_last_error() says why */
     return rc ? rc : result;
 }

@@ -15,10 +15,16 @@ struct vs_incoming_opts {
     const char *kvm_device;
     const char *serial;         /* the migrated guest's COM1 output */
     uint64_t max_mem;           /* refuse VMs with more RAM (0: only what the host has) */
+    unsigned max_vcpus;         /* refuse VMs with more vCPUs (0: up to VS_MAX_VCPUS) */
     int timeout_ms;             /* a silent source is an error after this */
+    int handshake_timeout_ms;   /* each stream's first record must arrive within this,
+                                   however slowly the peer sends it (0: no limit) */
+    const char *security;       /* "tls-psk", "tls-cert", "insecure": for the report */
     /* Where the extra streams of a multi-stream migration come from (NULL: one stream
-     * only): wait up to timeout_ms for the next connection. */
-    int (*accept_stream)(void *ctx, int timeout_ms, struct vs_channel **out);
+     * only): the next secured connection, waiting up to timeout_ms; `want` says how many
+     * more are expected (they may be secured together). Returns 0 with *out; 1 when a
+     * connection was refused (it logged why); a negative errno when none came. */
+    int (*accept_stream)(void *ctx, unsigned want, int timeout_ms, struct vs_channel **out);
     void *accept_ctx;
     /* Post-copy: when the VM continues in post-copy, *postcopy gets the engine that
      * fetches the rest (NULL: this caller cannot serve one; the source is not offered it).
@@ -34,10 +40,13 @@ enum vs_incoming_result {
     VS_INCOMING_POSTCOPY = 2,   /* verified, continuing in post-copy: *vm is about to run
                                    here (after COMMIT) while *opts->postcopy fetches the
                                    pages it lacks; stream 0's channel belongs to it now */
+    VS_INCOMING_NOT_A_SOURCE = 3,   /* the connection never sent a valid HELLO (silent,
+                                   trickling, not vmshift): nothing was created, the
+                                   reason is in vs_last_error(); wait for another */
 };
 
 /* Receive one VM over ch. On success returns VS_INCOMING_RUNNING or VS_INCOMING_IN_DOUBT
- * with *vm set; on failure a negative errno (with the reason in vs_last_error()) and no
+ * with *vm set; VS_INCOMING_NOT_A_SOURCE without one; on failure a negative errno (with the reason in vs_last_error()) and no
  * VM. stats gets the destination's view (bytes, passes, verify time). */
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
                     struct vs_vm **vm, struct vs_migration_stats *stats);

@@ -38,7 +38,10 @@ static int accept_resume(struct vs_postcopy_dest *pc, struct vs_channel *ch)
         if (++tries > 2 * pc->n)
             return vs_fail(EPROTO, "post-copy resume: only %u of %u streams arrived", have, pc->n);
         struct vs_channel *c;
-        if ((rc = o->accept_stream(o->accept_ctx, o->timeout_ms, &c)))
+        rc = o->accept_stream(o->accept_ctx, pc->n - have, o->timeout_ms, &c);
+        if (rc > 0)
+            continue;          /* refused (not authenticated, say): logged, try again */
+        if (rc < 0)
             return vs_fail_context(rc, "post-copy resume: waiting for stream %u", have);
         vs_channel_set_timeout(c, o->timeout_ms);
         struct vs_wire_reader sr;
@@ -85,7 +88,7 @@ int vs_postcopy_wait_for_source(struct vs_postcopy_dest *pc)
                        "cannot resume");
     while (!atomic_load(&pc->stopping)) {
         struct vs_channel *ch;
-        if (o->accept_stream(o->accept_ctx, 500, &ch))
+        if (o->accept_stream(o->accept_ctx, 1, 500, &ch))
             continue;
         if (accept_resume(pc, ch) == 0) {
             pthread_mutex_lock(&pc->lock);

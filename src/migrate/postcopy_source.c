@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -392,35 +393,59 @@ static int wait_for_resume(struct vs_postcopy_source *pc, char *to, size_t len)
                              (unsigned long long)atomic_load(&pc->left)) : 0;
 }
 
-/* New connections; RESUME on stream 0 and STREAM_HELLO on the others; the destination
- * answers with the pages it still lacks, which become to_send. */
-static int reconnect(struct vs_postcopy_source *pc, const char *to)
+/* Connect streams [first, first + n) to `to`, secure them as the first connection was
+ * (their TLS handshakes in parallel; nothing with --insecure), and make them the streams'
+ * channels, closing the lost ones. */
+static int reconnect_streams(struct vs_migration *m, const char *to, unsigned first, unsigned n)
 {
-    struct vs_migration *m = pc->m;
-    for (unsigned i = 0; i < m->nr_streams; i++) {
-        struct vs_send_stream *s = &m->streams[i];
-        struct vs_channel *ch = NULL;
-        int rc = vs_tcp_connect(to, m->opts.timeout_ms, &ch);
+    struct vs_channel *chs[VS_WIRE_MAX_STREAMS] = { NULL };
+    struct vs_tls_result res[VS_WIRE_MAX_STREAMS];
+    int rc = 0;
+    for (unsigned i = 0; i < n && !rc; i++)
+        if ((rc = vs_tcp_connect(to, m->opts.timeout_ms, &chs[i])))
+            rc = vs_fail_context(rc, "post-copy resume: stream %u to %s", first + i, to);
+    if (!rc)
+        vs_tls_secure(m->tls, chs, n, m->opts.timeout_ms, res);
+    for (unsigned i = 0; i < n && !rc && m->tls; i++)
+        if (res[i].err)
+            rc = vs_fail(res[i].err, "post-copy resume: stream %u to %s: %s", first + i, to,
+                         res[i].error);
+    for (unsigned i = 0; i < n; i++) {
+        struct vs_send_stream *s = &m->streams[first + i];
         pthread_mutex_lock(&m->lock);
         struct vs_channel *old = s->ch;
         if (old)
             m->closed_bytes += vs_channel_sent(old);
-        s->ch = ch;
-        if (i == 0)
-            m->ch = ch;
+        s->ch = chs[i];
+        if (first + i == 0)
+            m->ch = chs[i];
         pthread_mutex_unlock(&m->lock);
         vs_channel_close(old);
         vs_wire_writer_destroy(&s->w);
-        if (rc || (rc = vs_wire_writer_init(&s->w, ch)) ||
-            (rc = vs_channel_set_timeout(ch, m->opts.timeout_ms)))
-            return vs_fail_context(rc, "post-copy resume: stream %u to %s", i, to);
+        if (!rc && ((rc = vs_wire_writer_init(&s->w, chs[i])) ||
+                    (rc = vs_channel_set_timeout(chs[i], m->opts.timeout_ms))))
+            rc = vs_fail_context(rc, "post-copy resume: stream %u to %s", first + i, to);
     }
+    return rc;
+}
+
+/* New connections: stream 0 first with RESUME (the destination reads it before it takes
+ * further connections, as with HELLO), then the others with STREAM_HELLO; the destination
+ * answers with the pages it still lacks, which become to_send. */
+static int reconnect(struct vs_postcopy_source *pc, const char *to)
+{
+    struct vs_migration *m = pc->m;
+    int rc = reconnect_streams(m, to, 0, 1);
+    if (rc)
+        return rc;
     vs_wire_reader_destroy(&m->r);
     vs_wire_reader_init(&m->r, m->ch);
     m->r.postcopy = true;
     struct vs_wire_postcopy_resume rq = { .nr_streams = m->nr_streams };
     memcpy(rq.session, m->session, sizeof(rq.session));
-    int rc = vs_wire_send(m->w, VS_REC_POSTCOPY_RESUME, &rq, sizeof(rq));
+    rc = vs_wire_send(m->w, VS_REC_POSTCOPY_RESUME, &rq, sizeof(rq));
+    if (!rc && m->nr_streams > 1)
+        rc = reconnect_streams(m, to, 1, m->nr_streams - 1);
     for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
         struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
         memcpy(sh.session, m->session, sizeof(sh.session));

@@ -53,6 +53,12 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     add_u64(streams, "zerocopy-copied", s->zerocopy_copied);
     json_object_object_add(r, "streams", streams);
 
+    struct json_object *sec = json_object_new_object();
+    json_object_object_add(sec, "mode", json_object_new_string(s->security ? s->security : ""));
+    json_object_object_add(sec, "cipher", json_object_new_string(s->tls_cipher));
+    json_object_object_add(sec, "ktls", json_object_new_boolean(s->ktls));
+    json_object_object_add(r, "security", sec);
+
     struct json_object *cpu = json_object_new_object();
     add_double(cpu, "seconds", (double)s->cpu_ns / 1e9);
     add_double(cpu, "seconds-per-gb-transferred",

@@ -80,6 +80,9 @@ struct vs_migration_stats {
     uint64_t compressed_raw_bytes;    /* their size before ... */
     uint64_t compressed_wire_bytes;   /* ... and after compression */
     bool zerocopy;
+    const char *security;         /* "tls-psk", "tls-cert", "insecure" */
+    char tls_cipher[48];          /* the TLS 1.3 suite of stream 0 ("" without TLS) */
+    bool ktls;                    /* the kernel encrypts stream 0's sends */
     uint64_t zerocopy_sends, zerocopy_copied;  /* MSG_ZEROCOPY sends, and those the kernel
                                                   copied anyway */
     /* Cost: CPU time of the migration's own work (not the guest's) on this side. */

@@ -224,7 +224,8 @@ int vs_send_streams_init(struct vs_migration *m)
         struct vs_send_stream *s = &m->streams[i];
         s->m = m;
         s->index = i;
-        int rc = vs_wire_writer_init(&s->w, s->ch);
+        /* Stream 0's writer exists already: HELLO went out before the others connected. */
+        int rc = s->w.ch ? 0 : vs_wire_writer_init(&s->w, s->ch);
         if (rc)
             return rc;
         if (m->opts.zerocopy && (rc = vs_channel_enable_zerocopy(s->ch)))

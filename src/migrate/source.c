@@ -7,12 +7,10 @@
 #include "common/cpu_time.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "transport/tcp.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
 #include <stdlib.h>
-#include <sys/random.h>
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -46,7 +44,7 @@ static bool cancelled(struct vs_migration *m)
     return atomic_load(&m->cancel);
 }
 
-static int check_cancel(struct vs_migration *m)
+int vs_source_check_cancel(struct vs_migration *m)
 {
     return cancelled(m) ? vs_fail(ECANCELED, "migration cancelled by the operator") : 0;
 }
@@ -93,86 +91,6 @@ static void record_remaining_sent(struct vs_migration *m)
     m->stats.remaining_bytes = 0;
     m->stats.expected_downtime_ms = 0;
     pthread_mutex_unlock(&m->lock);
-}
-
-/* Connect every stream (stream 0 first: the destination takes its first connection as
- * stream 0) and give each its writer. */
-static int open_streams(struct vs_migration *m)
-{
-    for (unsigned i = 0; i < m->nr_streams; i++) {
-        struct vs_channel *ch;
-        int rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &ch);
-        if (rc)
-            return i ? vs_fail_context(rc, "opening stream %u of %u", i, m->nr_streams) : rc;
-        pthread_mutex_lock(&m->lock);
-        m->streams[i].ch = ch;
-        if (i == 0)
-            m->ch = ch;
-        pthread_mutex_unlock(&m->lock);
-        if ((rc = vs_channel_set_timeout(ch, m->opts.timeout_ms)) || (rc = check_cancel(m)))
-            return rc;
-    }
-    vs_wire_reader_init(&m->r, m->ch);
-    return vs_send_streams_init(m);
-}
-
-static uint32_t wanted_codecs(const struct vs_migration_opts *o)
-{
-    if (o->compress == VS_COMPRESS_AUTO)
-        return 1u << VS_CODEC_ZSTD;
-    return o->compress == VS_CODEC_NONE ? 0 : 1u << o->compress;
-}
-
-static int handshake(struct vs_migration *m)
-{
-    struct vs_vm *vm = m->vm;
-    struct vs_wire_hello h = {
-        .version_major = VS_WIRE_VERSION_MAJOR,
-        .version_minor = VS_WIRE_VERSION_MINOR,
-        .page_size = VS_WIRE_PAGE_SIZE,
-        .ram_size = vm->mem.size,
-        .nr_vcpus = vm->nr_vcpus,
-        .nr_streams = m->nr_streams,
-        .codecs = wanted_codecs(&m->opts),
-        .features = VS_FEATURE_POSTCOPY,   /* used only if the migration switches to it */
-    };
-    vs_boot_id(h.boot_id);
-    if (getrandom(h.session, sizeof(h.session), 0) != (ssize_t)sizeof(h.session))
-        return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
-    memcpy(m->session, h.session, sizeof(m->session));
-    int rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
-    for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
-        struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
-        memcpy(sh.session, h.session, sizeof(sh.session));
-        rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
-    }
-    if (rc)
-        return rc;
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    if ((rc = vs_wire_read_header(&m->r, &hdr)))
-        return rc;
-    if (hdr.type == VS_REC_ABORT) {
-        char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
-        return vs_fail(ECONNREFUSED, "the destination aborted: %s", why);
-    }
-    if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply))) ||
-        (rc = vs_wire_check_reason(reply.reason, sizeof(reply.reason))))
-        return rc;
-    if (!reply.accepted)
-        return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
-                       reply.reason);
-    if (reply.codecs != h.codecs)
-        return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
-                       "(it offers codec mask 0x%x); use --compress none", m->opts.to,
-                       m->stats.compress, reply.codecs);
-    m->postcopy_ok = reply.features & VS_FEATURE_POSTCOPY;
-    m->r.postcopy = m->postcopy_ok;   /* PAGE_REQUEST may come back */
-    pthread_mutex_lock(&m->lock);
-    m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
-    pthread_mutex_unlock(&m->lock);
-    return 0;
 }
 
 /* Everything the destination needs once the vCPUs are stopped, then the digests. */
@@ -351,8 +269,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
 static int run_source(struct vs_migration *m)
 {
     struct vs_vm *vm = m->vm;
-    int rc = open_streams(m);
-    if (rc || (rc = handshake(m)) || (rc = vs_send_streams_start(m)))
+    int rc = vs_source_handshake(m);
+    if (rc || (rc = vs_send_streams_start(m)))
         return rc;
     if ((rc = vs_digest_tracker_new(&m->digest, &vm->mem)) ||
         (rc = vs_digest_tracker_start(m->digest, 20)) || (rc = vs_dirty_start(&m->dirty, vm)))
@@ -366,11 +284,11 @@ static int run_source(struct vs_migration *m)
     m->cap_start_ns = vs_clock_ns();
     atomic_store(&m->cap_bytes, 0);
     m->capped = true;
-    if ((rc = precopy(m)) || (rc = check_cancel(m)) || (rc = vs_postcopy_prepare(m)))
+    if ((rc = precopy(m)) || (rc = vs_source_check_cancel(m)) || (rc = vs_postcopy_prepare(m)))
         return rc;
     m->capped = false;
     uint64_t pause_ns;
-    if ((rc = blackout(m, &pause_ns)) || (rc = check_cancel(m)))
+    if ((rc = blackout(m, &pause_ns)) || (rc = vs_source_check_cancel(m)))
         return rc;
 
     /* The point of no return: from here on the source never runs this VM again. */
@@ -500,6 +418,9 @@ static const char *compress_name(int compress)
 
 static int check_opts(const struct vs_migration_opts *o)
 {
+    if (o->security.mode == VS_SEC_UNSET)
+        return vs_fail(EINVAL, "choose how the migration is secured: tls_psk=FILE, or "
+                       "tls_cert=FILE tls_key=FILE tls_ca=FILE, or insecure=true");
     if (o->streams > VS_WIRE_MAX_STREAMS)
         return vs_fail(EINVAL, "%u streams is too many: use 1..%d", o->streams,
                        VS_WIRE_MAX_STREAMS);
@@ -516,9 +437,15 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     int rc = check_opts(opts);
     if (rc)
         return rc;
+    struct vs_tls *tls;
+    if ((rc = vs_tls_new(&opts->security, VS_TLS_SOURCE, &tls)))
+        return rc;
     struct vs_migration *m = calloc(1, sizeof(*m));
-    if (!m)
+    if (!m) {
+        vs_tls_free(tls);
         return vs_fail(ENOMEM, "out of memory for a migration");
+    }
+    m->tls = tls;
     m->vm = vm;
     m->opts = *opts;
     m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
@@ -536,6 +463,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->nr_streams = m->nr_streams;
     s->compress = compress_name(opts->compress);
     s->zerocopy = opts->zerocopy;
+    s->security = vs_security_mode_name(opts->security.mode);
     s->bw_interval_ms = 100;
     s->status = "setup";
     snprintf(s->peer, sizeof(s->peer), "%s", opts->to);
@@ -545,6 +473,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->max_passes = opts->max_passes;
     s->start_ns = vs_clock_ns();
     if ((rc = vs_bw_sampler_start(&m->sampler, s->bw_interval_ms, 36000, sample_bytes, m))) {
+        vs_tls_free(m->tls);
         free(m);
         return rc;
     }
@@ -553,6 +482,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     if (err) {
         vs_bw_sampler_free(&m->sampler);
         pthread_mutex_destroy(&m->lock);
+        vs_tls_free(m->tls);
         free(m);
         return vs_fail(err, "cannot start the migration thread: %s", strerror(err));
     }
@@ -605,5 +535,6 @@ void vs_migration_free(struct vs_migration *m)
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);
     pthread_mutex_destroy(&m->lock);
+    vs_tls_free(m->tls);
     free(m);
 }

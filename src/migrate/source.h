@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "migrate/report.h"
+#include "transport/security.h"
 #include "vmm/vm.h"
 
 enum vs_converge { VS_CONVERGE_NONE, VS_CONVERGE_THROTTLE, VS_CONVERGE_POSTCOPY };
@@ -22,6 +23,7 @@ struct vs_migration_opts {
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
     enum vs_converge converge;   /* what to do when pre-copy stops converging */
+    struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */

@@ -10,6 +10,7 @@
 #include "migrate/digest_tracker.h"
 #include "migrate/dirty.h"
 #include "migrate/source.h"
+#include "transport/tls.h"
 #include "wire/format.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
@@ -43,6 +44,7 @@ struct vs_send_stream {
 struct vs_migration {
     struct vs_vm *vm;
     struct vs_migration_opts opts;
+    struct vs_tls *tls;             /* NULL: --insecure */
     pthread_t thread;
     pthread_mutex_t lock;           /* guards stats, ch, committed */
     struct vs_migration_stats stats;
@@ -96,6 +98,11 @@ int vs_source_await_verdict(struct vs_migration *m);
 
 /* Is this 4 KiB page all zero? (send_streams.c) */
 bool vs_page_is_zero(const uint8_t *p);
+/* ECANCELED (with the message) once the operator has cancelled, else 0. */
+int vs_source_check_cancel(struct vs_migration *m);
+/* Connect and secure every stream, HELLO / STREAM_HELLO, and the destination's
+ * HELLO_REPLY (source_handshake.c). */
+int vs_source_handshake(struct vs_migration *m);
 
 /* Open the streams' resources (codec, buffers) once their channels are set. */
 int vs_send_streams_init(struct vs_migration *m);

@@ -13,7 +13,27 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The transport's own explanation of an EPROTO failure, else strerror. */
+static const char *why(const struct vs_channel *ch, int err)
+{
+    return err == EPROTO && ch->failure[0] ? ch->failure : strerror(err);
+}
+
+static int set_rcvtimeo(struct vs_channel *ch, long ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+    return setsockopt(ch->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
 
 /* The timeout set on the socket (for messages), 0 if none or unknown. */
 static long channel_timeout_ms(const struct vs_channel *ch, int opt)
@@ -28,6 +48,19 @@ static long channel_timeout_ms(const struct vs_channel *ch, int opt)
 int vs_channel_write_all(struct vs_channel *ch, struct iovec *iov, int iovcnt)
 {
     return vs_channel_write_all_flags(ch, iov, iovcnt, 0);
+}
+
+/* What write_all says when a send fails after `done` of `total` bytes. */
+static int send_failed(struct vs_channel *ch, int err, uint64_t done, uint64_t total)
+{
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        return vs_fail(ETIMEDOUT, "sending to %s timed out after %llu of %llu bytes (no "
+                       "progress for %ld ms); is the peer stuck or the network down?",
+                       ch->peer, (unsigned long long)done, (unsigned long long)total,
+                       channel_timeout_ms(ch, SO_SNDTIMEO));
+    return vs_fail(err, "sending to %s failed after %llu bytes (%llu on this channel): %s",
+                   ch->peer, (unsigned long long)done, (unsigned long long)ch->bytes_sent,
+                   why(ch, err));
 }
 
 int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iovcnt,
@@ -50,16 +83,7 @@ int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iov
             int err = errno;
             if (err == EINTR)
                 continue;
-            if (err == EAGAIN || err == EWOULDBLOCK)
-                return vs_fail(ETIMEDOUT,
-                               "sending to %s timed out after %llu of %llu bytes (no "
-                               "progress for %ld ms); is the peer stuck or the network down?",
-                               ch->peer, (unsigned long long)done,
-                               (unsigned long long)total,
-                               channel_timeout_ms(ch, SO_SNDTIMEO));
-            return vs_fail(err, "sending to %s failed after %llu bytes (%llu on this "
-                           "channel): %s", ch->peer, (unsigned long long)done,
-                           (unsigned long long)ch->bytes_sent, strerror(err));
+            return send_failed(ch, err, done, total);
         }
         if (w == 0)
             return vs_fail(EPIPE, "sending to %s failed after %llu bytes: the channel "
@@ -77,6 +101,9 @@ int vs_channel_write_all_flags(struct vs_channel *ch, struct iovec *iov, int iov
             iov->iov_len -= left;
         }
     }
+    while (ch->ops->flush && !(flags & VS_CH_MORE) && ch->ops->flush(ch) < 0)
+        if (errno != EINTR)
+            return send_failed(ch, errno, done, total);
     return 0;
 }
 
@@ -86,21 +113,42 @@ int vs_channel_write(struct vs_channel *ch, const void *buf, size_t len)
     return vs_channel_write_all(ch, &iov, 1);
 }
 
+/* With a deadline, each read waits at most until it (and never longer than the timeout). */
+static int arm_deadline(struct vs_channel *ch, size_t done, size_t len)
+{
+    uint64_t now = mono_ns();
+    if (now >= ch->deadline_ns)
+        return vs_fail(ETIMEDOUT, "%s did not complete %s in time (got %zu of %zu bytes "
+                       "when the time allowed ran out): a silent or trickling peer",
+                       ch->peer, ch->deadline_what, done, len);
+    long left = (long)((ch->deadline_ns - now + 999999) / 1000000);
+    if (ch->timeout_ms > 0 && ch->timeout_ms < left)
+        left = ch->timeout_ms;
+    set_rcvtimeo(ch, left);
+    return 0;
+}
+
 int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
 {
     size_t done = 0;
     while (done < len) {
+        int rc;
+        if (ch->deadline_ns && (rc = arm_deadline(ch, done, len)))
+            return rc;
         ssize_t r = ch->ops->read(ch, (uint8_t *)buf + done, len - done);
         if (r < 0) {
             int err = errno;
             if (err == EINTR)
                 continue;
+            if ((err == EAGAIN || err == EWOULDBLOCK) && ch->deadline_ns &&
+                mono_ns() >= ch->deadline_ns)
+                continue;           /* the deadline's message, above */
             if (err == EAGAIN || err == EWOULDBLOCK)
                 return vs_fail(ETIMEDOUT, "no data from %s for %ld ms (got %zu of %zu "
                                "bytes); is the peer stuck or the network down?", ch->peer,
                                channel_timeout_ms(ch, SO_RCVTIMEO), done, len);
             return vs_fail(err, "receiving from %s failed after %zu of %zu bytes: %s",
-                           ch->peer, done, len, strerror(err));
+                           ch->peer, done, len, why(ch, err));
         }
         if (r == 0)
             return vs_fail(EPIPE, "connection closed by %s after %zu of %zu bytes",
@@ -111,6 +159,37 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
     return 0;
 }
 
+int vs_channel_set_deadline(struct vs_channel *ch, int ms, const char *what)
+{
+    if (ms <= 0) {
+        ch->deadline_ns = 0;
+        return set_rcvtimeo(ch, ch->timeout_ms) < 0 ? -errno : 0;
+    }
+    ch->deadline_ns = mono_ns() + (uint64_t)ms * 1000000ULL;
+    ch->deadline_what = what;
+    return 0;
+}
+
+void vs_channel_linger_close(struct vs_channel *ch, int ms)
+{
+    if (!ch)
+        return;
+    if (ch->fd >= 0) {
+        shutdown(ch->fd, SHUT_WR);
+        uint64_t until = mono_ns() + (uint64_t)ms * 1000000ULL;
+        char sink[4096];
+        size_t total = 0;
+        for (uint64_t now = mono_ns(); now < until && total < (1u << 20); now = mono_ns()) {
+            set_rcvtimeo(ch, (long)((until - now) / 1000000) + 1);
+            ssize_t n = recv(ch->fd, sink, sizeof(sink), 0);
+            if (n <= 0 && !(n < 0 && errno == EINTR))
+                break;
+            total += n > 0 ? (size_t)n : 0;
+        }
+    }
+    vs_channel_close(ch);
+}
+
 int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms)
 {
     if (timeout_ms < 0)
@@ -118,6 +197,7 @@ int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms)
                        "forever", timeout_ms, ch->peer);
     struct timeval tv = { .tv_sec = timeout_ms / 1000,
                           .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+    ch->timeout_ms = timeout_ms;
     if (setsockopt(ch->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
         setsockopt(ch->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
         int err = errno;
@@ -183,6 +263,7 @@ static const struct vs_channel_ops fd_ops = {
     .read = fd_read,
     .shutdown = fd_shutdown,
     .close = fd_close,
+    .can_zerocopy = true,
 };
 
 int vs_channel_from_fd(int fd, const char *peer, struct vs_channel **out)

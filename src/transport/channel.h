@@ -21,16 +21,28 @@ struct vs_channel_ops {
     /* Like writev(2)/read(2): may be partial; -1 with errno on error; read 0 = EOF. */
     ssize_t (*writev)(struct vs_channel *ch, const struct iovec *iov, int iovcnt, int flags);
     ssize_t (*read)(struct vs_channel *ch, void *buf, size_t len);
+    /* Push out what writev held back (NULL: it holds nothing back). Called at the end of
+     * every vs_channel_write_all without VS_CH_MORE. 0, or -1 with errno. */
+    int (*flush)(struct vs_channel *ch);
     /* Make blocked and future reads/writes on this channel fail at once (any thread). */
     void (*shutdown)(struct vs_channel *ch);
     /* Release everything; ch is freed. */
     void (*close)(struct vs_channel *ch);
+    bool can_zerocopy;          /* VS_CH_ZEROCOPY writes can go out with MSG_ZEROCOPY */
+    /* The cipher suite protecting the channel, and whether the kernel encrypts its sends
+     * (NULL: none, plain). */
+    const char *(*cipher)(struct vs_channel *ch, bool *kernel);
 };
 
 struct vs_channel {
     const struct vs_channel_ops *ops;
     int fd;
     char peer[80];               /* "198.18.0.2:4444", for messages */
+    char failure[320];           /* what the transport found when it failed with EPROTO
+                                    (TLS: an alert, a record that failed its check) */
+    int timeout_ms;              /* of vs_channel_set_timeout */
+    uint64_t deadline_ns;        /* of vs_channel_set_deadline (0: none) */
+    const char *deadline_what;
     uint64_t bytes_sent;         /* updated atomically: other threads may sample them */
     uint64_t bytes_received;
     bool zerocopy;               /* MSG_ZEROCOPY is on (vs_channel_enable_zerocopy) */
@@ -55,13 +67,23 @@ int vs_channel_set_timeout(struct vs_channel *ch, int timeout_ms);
  * forever, but a peer that is gone (link down, host dead) is detected by TCP keepalive
  * and TCP_USER_TIMEOUT within about dead_ms, and then they fail. */
 int vs_channel_set_liveness(struct vs_channel *ch, int dead_ms);
+/* Until cleared (ms 0), reads must complete within ms from now, however the peer spaces
+ * its bytes: a peer that trickles them fails like a silent one. `what` names what is
+ * being waited for ("the handshake"), for the message. */
+int vs_channel_set_deadline(struct vs_channel *ch, int ms, const char *what);
+
+/* Close a connection the peer may still be writing to: stop sending, then read and
+ * discard what it sends for up to ms, so that what we wrote last (a refusal) reaches it
+ * instead of a reset. ch is freed. */
+void vs_channel_linger_close(struct vs_channel *ch, int ms);
 
 /* The rate at which the peer is receiving this channel's data, in bytes/s, as measured
  * by the transport (TCP's delivery rate), when the sender kept the link busy during the
  * measurement; 0 when unknown or when the sender (not the link) was the limit. */
 double vs_channel_link_rate(struct vs_channel *ch);
 
-/* Send VS_CH_ZEROCOPY writes with MSG_ZEROCOPY from now on. Fails if the socket cannot. */
+/* Send VS_CH_ZEROCOPY writes with MSG_ZEROCOPY from now on. Fails if the socket cannot;
+ * does nothing (and says so once) on a channel that copies anyway (TLS). */
 int vs_channel_enable_zerocopy(struct vs_channel *ch);
 /* Wait up to timeout_ms until the kernel has finished with every zero-copy send. */
 int vs_channel_zerocopy_drain(struct vs_channel *ch, int timeout_ms);
@@ -81,6 +103,12 @@ int vs_channel_from_fd(int fd, const char *peer, struct vs_channel **out);
 
 /* Make blocked and future reads fail (EOF) while writes still work. */
 void vs_channel_shutdown_read(struct vs_channel *ch);
+/* The channel's cipher suite ("" when it is not encrypted); *kernel: kernel TLS sends. */
+static inline const char *vs_channel_cipher(struct vs_channel *ch, bool *kernel)
+{
+    *kernel = false;
+    return ch && ch->ops->cipher ? ch->ops->cipher(ch, kernel) : "";
+}
 static inline void vs_channel_shutdown(struct vs_channel *ch) { ch->ops->shutdown(ch); }
 static inline void vs_channel_close(struct vs_channel *ch) { if (ch) ch->ops->close(ch); }
 

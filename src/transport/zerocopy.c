@@ -1,5 +1,6 @@
 #include "transport/zerocopy.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <linux/errqueue.h>
@@ -17,6 +18,13 @@
 
 int vs_channel_enable_zerocopy(struct vs_channel *ch)
 {
+    static bool said;
+    if (!ch->ops->can_zerocopy) {
+        if (!__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+            vs_info("--zerocopy does nothing on %s channels: the data is copied as it is "
+                    "encrypted", ch->ops->name);
+        return 0;
+    }
     int one = 1;
     if (setsockopt(ch->fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) < 0) {
         int err = errno;

@@ -149,6 +149,11 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
     if (rc < 0)
         return vs_fail_context(rc, "migration stream: reading record #%llu header at offset "
                                "%llu", (ull)r->next_seq, (ull)at);
+    const uint8_t *b = (const uint8_t *)h;
+    if (h->magic != VS_WIRE_MAGIC && at == 0 && (b[0] == 0x16 || b[0] == 0x15) && b[1] == 3)
+        return rec_fail(EPROTO, h, 0, at, r->next_seq, "the peer speaks TLS (its first bytes "
+                        "are a TLS record) but this side runs with --insecure; give both "
+                        "sides the same security options");
     if (h->magic != VS_WIRE_MAGIC)
         return rec_fail(EPROTO, h, 0, at, r->next_seq, "bad magic 0x%08x (expected 0x%08x): "
                         "not a vmshift migration stream or out of sync", h->magic,

@@ -1,5 +1,6 @@
 #include "harness.h"
 #include "ctl/ctl_client.h"
+#include "transport/tcp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +86,71 @@ static pid_t spawn(const char *const *args, const char *stderr_path, const char 
     return spawn_in(NULL, args, stderr_path, pre);
 }
 
+static enum test_security security = TEST_SEC_PSK;
+static char creds_dir[64];
+
+void test_security_use(enum test_security s)
+{
+    security = s;
+}
+
+static void remove_creds(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", creds_dir);
+    if (creds_dir[0] && system(cmd) != 0)
+        print_message("could not remove %s\n", creds_dir);
+}
+
+const char *test_cred(const char *file)
+{
+    static char paths[16][128];
+    static unsigned next;
+    if (!creds_dir[0]) {
+        strcpy(creds_dir, "/tmp/vmshift-creds-XXXXXX");
+        assert_non_null(mkdtemp(creds_dir));
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "%s/scripts/make-test-certs.sh %s >/dev/null",
+                 VMSHIFT_SOURCE_DIR, creds_dir);
+        if (system(cmd) != 0)
+            fail_msg("could not make test credentials: %s", cmd);
+        atexit(remove_creds);
+    }
+    char *path = paths[next++ % 16];
+    snprintf(path, 128, "%s/%s", creds_dir, file);
+    return path;
+}
+
+static bool names_security(const char *const *args)
+{
+    for (int i = 0; args && args[i]; i++)
+        if (!strcmp(args[i], "--insecure") || !strncmp(args[i], "--tls-", 6))
+            return true;
+    return false;
+}
+
+/* The harness's security options for one side (NULL-terminated, static strings). */
+static const char *const *security_args(bool source)
+{
+    static const char *argv[8];
+    int n = 0;
+    if (security == TEST_SEC_INSECURE) {
+        argv[n++] = "--insecure";
+    } else if (security == TEST_SEC_PSK) {
+        argv[n++] = "--tls-psk";
+        argv[n++] = test_cred("psk");
+    } else {
+        argv[n++] = "--tls-cert";
+        argv[n++] = test_cred(source ? "source.pem" : "dest.pem");
+        argv[n++] = "--tls-key";
+        argv[n++] = test_cred(source ? "source.key" : "dest.key");
+        argv[n++] = "--tls-ca";
+        argv[n++] = test_cred("ca.pem");
+    }
+    argv[n] = NULL;
+    return argv;
+}
+
 static void make_dir(struct vm_proc *p)
 {
     strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
@@ -105,8 +171,15 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     char listen[96], port_file[160];
     snprintf(listen, sizeof(listen), "%s:0", host);
     snprintf(port_file, sizeof(port_file), "%s/port", p->dir);
-    const char *pre[] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
-                          p->sock, "--serial", p->serial, NULL };
+    const char *pre[24] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
+                            p->sock, "--serial", p->serial, NULL };
+    if (!names_security(args)) {
+        const char *const *sec = security_args(false);
+        int n = 9;
+        for (int i = 0; sec[i]; i++)
+            pre[n++] = sec[i];
+        pre[n] = NULL;
+    }
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
@@ -171,20 +244,68 @@ double json_num(struct json_object *o, const char *key)
     return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
-struct json_object *vm_migrate_start(struct vm_proc *src, const char *to,
-                                     struct json_object *args)
+void fake_source_hello(struct fake_source *f, int port, const void *hello, uint32_t len)
 {
-    struct json_object *req = args ? json_object_get(args) : json_object_new_object();
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", port);
+    assert_int_equal(vs_tcp_connect(to, 5000, &f->ch), 0);
+    assert_int_equal(vs_wire_writer_init(&f->w, f->ch), 0);
+    vs_wire_reader_init(&f->r, f->ch);
+    assert_int_equal(vs_wire_send(&f->w, VS_REC_HELLO, hello, len), 0);
+    struct vs_wire_header hdr;
+    assert_int_equal(vs_wire_read_header(&f->r, &hdr), 0);
+    assert_int_equal(vs_wire_read_fixed(&f->r, &hdr, VS_REC_HELLO_REPLY, &f->reply,
+                                        sizeof(f->reply)), 0);
+}
+
+struct vs_wire_hello fake_hello(uint64_t ram)
+{
+    return (struct vs_wire_hello){ .version_major = VS_WIRE_VERSION_MAJOR,
+                                   .version_minor = VS_WIRE_VERSION_MINOR,
+                                   .page_size = VS_WIRE_PAGE_SIZE, .ram_size = ram,
+                                   .nr_vcpus = 1, .nr_streams = 1 };
+}
+
+void fake_source_close(struct fake_source *f)
+{
+    vs_wire_writer_destroy(&f->w);
+    vs_wire_reader_destroy(&f->r);
+    vs_channel_close(f->ch);
+}
+
+void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args)
+{
+    struct json_object *req = json_object_new_object();
+    if (args) {
+        json_object_object_foreach(args, key, val)
+            json_object_object_add(req, key, json_object_get(val));
+    }
     json_object_object_add(req, "to", json_object_new_string(to));
-    struct json_object *reply = vm_cmd(src, "migrate", req);
+    bool chosen = false;
+    json_object_object_foreach(req, k, v) {
+        (void)v;
+        chosen |= !strcmp(k, "insecure") || !strncmp(k, "tls_", 4);
+    }
+    if (!chosen) {
+        const char *const *sec = security_args(true);
+        for (int i = 0; sec[i]; i++) {
+            char key[32];
+            snprintf(key, sizeof(key), "%s", sec[i] + 2);   /* "--tls-psk" -> "tls_psk" */
+            for (char *c = key; *c; c++)
+                *c = *c == '-' ? '_' : *c;
+            bool flag = !sec[i + 1] || !strncmp(sec[i + 1], "--", 2);
+            json_object_object_add(req, key, flag ? json_object_new_boolean(1)
+                                                  : json_object_new_string(sec[++i]));
+        }
+    }
+    json_object_put(vm_cmd(src, "migrate", req));
     json_object_put(req);
-    return reply;
 }
 
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s)
 {
-    json_object_put(vm_migrate_start(src, to, args));
+    vm_migrate_start(src, to, args);
     return vm_migration_wait(src, timeout_s);
 }
 

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <cmocka.h>
+#include "wire/reader.h"
+#include "wire/writer.h"
 
 struct json_object;
 
@@ -42,9 +44,19 @@ void test_hosts_create(struct test_hosts *h, const char *rate);
 void test_hosts_destroy(struct test_hosts *h);
 /* Cut (up = false) or restore the link between the two hosts. */
 void test_hosts_link(struct test_hosts *h, bool up);
+/* How migrations started through this harness are secured, unless a test's own
+ * arguments say otherwise: TEST_SEC_PSK (the default), TEST_SEC_CERT, TEST_SEC_INSECURE. */
+enum test_security { TEST_SEC_PSK, TEST_SEC_CERT, TEST_SEC_INSECURE };
+void test_security_use(enum test_security s);
+/* A file of the test credentials (scripts/make-test-certs.sh, made once per test binary
+ * in a temporary directory): "psk", "other-psk", "ca.pem", "source.pem", "dest.key",
+ * "other.pem", "expired.pem", ... Static buffer, one per call site. */
+const char *test_cred(const char *file);
+
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
- * set. Its control socket answers only after a VM arrived. */
+ * set. Its control socket answers only after a VM arrived. Unless ARGS name a security
+ * option (--insecure, --tls-*), the harness's security is added. */
 void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
                        const char *const *args);
 /* Wait for a process started by the harness to exit on its own; returns its exit status
@@ -53,10 +65,22 @@ int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
 /* Wait until the receiver's control socket answers (the VM has arrived). */
 void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
 
-/* Start a migration of src to HOST:PORT with extra request fields (may be NULL); returns
- * the reply (caller puts it). */
-struct json_object *vm_migrate_start(struct vm_proc *src, const char *to,
-                                     struct json_object *args);
+/* A fake source speaking the plain stream (receivers run --insecure for it): connected to
+ * 127.0.0.1:port, it sent a HELLO of len bytes (any version) and read the HELLO_REPLY. */
+struct fake_source {
+    struct vs_channel *ch;
+    struct vs_wire_writer w;
+    struct vs_wire_reader r;
+    struct vs_wire_hello_reply reply;
+};
+void fake_source_hello(struct fake_source *f, int port, const void *hello, uint32_t len);
+/* The HELLO of a current source for a VM of ram bytes and one vCPU, one stream. */
+struct vs_wire_hello fake_hello(uint64_t ram);
+void fake_source_close(struct fake_source *f);
+
+/* Start a migration of src to HOST:PORT with extra request fields (may be NULL; unless
+ * they name a security field, insecure or tls_*, the harness's security is added). */
+void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args);
 /* The same, then poll until it finishes; returns the final "migration" report (caller
  * puts it). */
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,

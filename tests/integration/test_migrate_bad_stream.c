@@ -1,6 +1,7 @@
 /* Integration: a real `vmshift receive` fed a corrupted, truncated or reordered stream by
  * a fake source rejects it with an error naming the record and its offset, and runs
- * nothing; so are post-copy records it did not agree to or that come out of turn. */
+ * nothing; so are post-copy records it did not agree to or that come out of turn. The fake
+ * source speaks the plain stream, so the receivers run --insecure. */
 #include "harness.h"
 #include "transport/channel.h"
 #include "transport/tcp.h"
@@ -86,36 +87,22 @@ static void feed_features(const uint8_t *bytes, size_t len, uint32_t features, c
                           size_t errlen)
 {
     struct vm_proc dst;
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
-    char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
-    struct vs_channel *ch;
-    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
-    struct vs_wire_writer w;
-    struct vs_wire_reader r;
-    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
-    vs_wire_reader_init(&r, ch);
-    struct vs_wire_hello h = { .version_major = VS_WIRE_VERSION_MAJOR,
-                               .version_minor = VS_WIRE_VERSION_MINOR,
-                               .page_size = VS_WIRE_PAGE_SIZE, .ram_size = RAM, .nr_vcpus = 1,
-                               .nr_streams = 1, .features = features };
-    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, &h, sizeof(h)), 0);
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
-    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
-    assert_int_equal(reply.accepted, 1);
-    assert_int_equal(reply.features, features);   /* this host can do post-copy */
-    vs_channel_write(ch, bytes, len);
-    shutdown(ch->fd, SHUT_WR);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure", "--timeout", "5"));
+    struct fake_source f;
+    struct vs_wire_hello h = fake_hello(RAM);
+    h.features = features;
+    fake_source_hello(&f, dst.port, &h, sizeof(h));
+    assert_int_equal(f.reply.accepted, 1);
+    assert_int_equal(f.reply.features, features);   /* this host can do post-copy */
+    vs_channel_write(f.ch, bytes, len);
+    shutdown(f.ch->fd, SHUT_WR);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    FILE *f = fopen(dst.stderr_path, "r");
-    size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+    FILE *log = fopen(dst.stderr_path, "r");
+    size_t n = log ? fread(err, 1, errlen - 1, log) : 0;
     err[n] = '\0';
-    if (f)
-        fclose(f);
-    vs_wire_writer_destroy(&w);
-    vs_channel_close(ch);
+    if (log)
+        fclose(log);
+    fake_source_close(&f);
     vm_proc_stop(&dst);
     assert_non_null(strstr(err, "nothing runs here"));
 }
@@ -185,27 +172,15 @@ static void old_version_is_told_to_upgrade(void **state)
 {
     (void)state;
     struct vm_proc dst;
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "5"));
-    char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
-    struct vs_channel *ch;
-    assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
-    struct vs_wire_writer w;
-    struct vs_wire_reader r;
-    assert_int_equal(vs_wire_writer_init(&w, ch), 0);
-    vs_wire_reader_init(&r, ch);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure", "--timeout", "5"));
+    struct fake_source f;
     uint8_t v1_hello[48] = { 1, 0, 0, 0 };      /* version 1.0, the rest as v1 had it */
-    assert_int_equal(vs_wire_send(&w, VS_REC_HELLO, v1_hello, sizeof(v1_hello)), 0);
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    assert_int_equal(vs_wire_read_header(&r, &hdr), 0);
-    assert_int_equal(vs_wire_read_fixed(&r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply)), 0);
-    assert_int_equal(reply.accepted, 0);
-    if (!strstr(reply.reason, "version 1.0") || !strstr(reply.reason, "upgrade the source"))
-        fail_msg("refusal does not ask to upgrade the source: %s", reply.reason);
+    fake_source_hello(&f, dst.port, v1_hello, sizeof(v1_hello));
+    assert_int_equal(f.reply.accepted, 0);
+    if (!strstr(f.reply.reason, "version 1.0") || !strstr(f.reply.reason, "upgrade the source"))
+        fail_msg("refusal does not ask to upgrade the source: %s", f.reply.reason);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    vs_wire_writer_destroy(&w);
-    vs_channel_close(ch);
+    fake_source_close(&f);
     vm_proc_stop(&dst);
 }
 

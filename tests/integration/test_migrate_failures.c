@@ -19,11 +19,10 @@ static void start_endless_migration(struct vm_proc *src, struct vm_proc *dst)
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
     struct json_object *a = json_object_new_object();
-    json_object_object_add(a, "to", json_object_new_string(to));
     json_object_object_add(a, "downtime_limit", json_object_new_int(0));
     json_object_object_add(a, "max_passes", json_object_new_int(1000));
     json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
-    json_object_put(vm_cmd(src, "migrate", a));
+    vm_migrate_start(src, to, a);
     json_object_put(a);
     /* wait until pre-copy is under way: 8 MiB of the first pass sent */
     for (int i = 0; i < 600; i++) {

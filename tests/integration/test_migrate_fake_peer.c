@@ -91,6 +91,7 @@ static void run_script(enum script script, const char *expect)
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "max_passes", json_object_new_int(2));
     json_object_object_add(a, "streams", json_object_new_int(1)); /* this fake reads one */
+    json_object_object_add(a, "insecure", json_object_new_boolean(1)); /* it speaks plain */
     struct json_object *r = vm_migrate(&src, to, a, 60);
     json_object_put(a);
     pthread_join(t, NULL);

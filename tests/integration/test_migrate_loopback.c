@@ -120,9 +120,8 @@ static void monitor_writes_during_migration_arrive(void **state)
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
     struct json_object *a = json_object_new_object();
-    json_object_object_add(a, "to", json_object_new_string(to));
     json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
-    json_object_put(vm_cmd(&src, "migrate", a));
+    vm_migrate_start(&src, to, a);
     json_object_put(a);
     for (int i = 0;; i++) { /* until the first 16 MiB are across, pre-copy still going */
         struct json_object *st = vm_cmd(&src, "migrate-status", NULL), *m, *ram;

@@ -132,7 +132,7 @@ static void cut_link_pauses_and_resume_completes(void **state)
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "max_bandwidth", json_object_new_int(20 << 20));
     json_object_object_add(a, "streams", json_object_new_int(2));
-    json_object_put(vm_migrate_start(&src, to, a));
+    vm_migrate_start(&src, to, a);
     json_object_put(a);
     usleep(500000);
     json_object_put(vm_cmd(&src, "start-postcopy", NULL));

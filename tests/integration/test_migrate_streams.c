@@ -1,5 +1,6 @@
 /* Integration: every sending path of issue 4 moves a busy VM intact. Streams 1..8, each
- * codec (none, lz4, zstd, auto) and zero-copy on and off, each time with the end-to-end
+ * codec (none, lz4, zstd, auto) and zero-copy on and off (zero-copy over plain TCP, the
+ * others over TLS with a key or with certificates), each time with the end-to-end
  * digest checked by the migration itself, both sides' reports agreeing, and the guest's
  * verify workload finding no bad page afterwards; and the bandwidth cap holds within 5%. */
 #include "harness.h"
@@ -13,7 +14,10 @@ struct path_case {
     int streams;
     const char *compress;
     bool zerocopy;
+    enum test_security security;
 };
+
+static const char *const security_names[] = { "tls-psk", "tls-cert", "insecure" };
 
 static struct json_object *sub(struct json_object *o, const char *key)
 {
@@ -31,17 +35,19 @@ static void migrate_path(const struct path_case *c)
     struct json_object *st = wait_guest_at_least(&src, "passes", 1, 60);
     uint64_t passes = guest_u64(st, "passes");
     json_object_put(st);
+    test_security_use(c->security);
     vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
-    char to[64], label[64];
+    char to[64], label[96];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
-    snprintf(label, sizeof(label), "streams=%d compress=%s zerocopy=%d", c->streams,
-             c->compress, c->zerocopy);
+    snprintf(label, sizeof(label), "streams=%d compress=%s zerocopy=%d %s", c->streams,
+             c->compress, c->zerocopy, security_names[c->security]);
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "streams", json_object_new_int(c->streams));
     json_object_object_add(a, "compress", json_object_new_string(c->compress));
     json_object_object_add(a, "zerocopy", json_object_new_boolean(c->zerocopy));
     struct json_object *r = vm_migrate(&src, to, a, 120);
     json_object_put(a);
+    test_security_use(TEST_SEC_PSK);
     print_migration(label, r);
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("%s: migration %s: %s", label, json_str(r, "status"), json_str(r, "error"));
@@ -68,6 +74,9 @@ static void migrate_path(const struct path_case *c)
     if (c->zerocopy && json_num(ram, "raw") > 0)   /* compressed batches are copies */
         assert_true(json_num(streams, "zerocopy-sends") > 0);
     assert_true(json_num(sub(r, "cpu"), "seconds") > 0);
+    struct json_object *sec = sub(r, "security");
+    assert_string_equal(json_str(sec, "mode"), security_names[c->security]);
+    assert_int_equal(strlen(json_str(sec, "cipher")) > 0, c->security != TEST_SEC_INSECURE);
     assert_true(json_num(sub(r, "bandwidth"), "interval-ms") == 100);
 
     /* Both sides computed the same RAM digest, and the guest finds every page intact. */
@@ -77,6 +86,7 @@ static void migrate_path(const struct path_case *c)
     assert_non_null(incoming);
     assert_string_equal(json_str(incoming, "ram-digest"), json_str(r, "ram-digest"));
     assert_int_equal((int)json_num(sub(incoming, "streams"), "count"), c->streams);
+    assert_string_equal(json_str(sub(incoming, "security"), "cipher"), json_str(sec, "cipher"));
     json_object_put(dst_status);
     json_object_put(r);
     st = wait_guest_at_least(&dst, "passes", passes + 1, 120);
@@ -91,8 +101,10 @@ static void every_path(void **state)
     (void)state;
     require_kvm();
     static const struct path_case cases[] = {
-        { 1, "none", false }, { 2, "lz4", false }, { 3, "zstd", false }, { 4, "auto", false },
-        { 5, "none", true },  { 6, "lz4", true },  { 7, "zstd", true },  { 8, "auto", true },
+        { 1, "none", false, TEST_SEC_PSK }, { 2, "lz4", false, TEST_SEC_CERT },
+        { 3, "zstd", false, TEST_SEC_PSK }, { 4, "auto", false, TEST_SEC_CERT },
+        { 5, "none", true, TEST_SEC_INSECURE }, { 6, "lz4", true, TEST_SEC_INSECURE },
+        { 7, "zstd", true, TEST_SEC_INSECURE }, { 8, "auto", true, TEST_SEC_INSECURE },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         migrate_path(&cases[i]);
