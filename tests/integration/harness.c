@@ -42,8 +42,18 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
-static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
-                      const char *const *pre)
+/* The one place for migration security options in tests: every `vmshift receive` a test
+ * starts (directly, or through vmshiftd --receive-opt) gets these arguments, and every
+ * migrate request (vm_migrate, vmshift evacuate --migrate-opt) these fields. */
+const char *const harness_receive_security_args[] = { NULL };
+
+void harness_add_migrate_security(struct json_object *req)
+{
+    (void)req;
+}
+
+pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
+                    const char *stderr_path, const char *const *pre)
 {
     const char *argv[72];
     int n = 0;
@@ -53,10 +63,10 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
         argv[n++] = "exec";
         argv[n++] = netns;
     }
-    argv[n++] = VMSHIFT_BIN;
+    argv[n++] = bin;
     for (int i = 0; pre && pre[i]; i++)
         argv[n++] = pre[i];
-    for (int i = 0; args && args[i] && n < 63; i++)
+    for (int i = 0; args && args[i] && n < 71; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
@@ -80,15 +90,26 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
     return pid;
 }
 
+static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
+                      const char *const *pre)
+{
+    return harness_spawn(VMSHIFT_BIN, netns, args, stderr_path, pre);
+}
+
 static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
 {
     return spawn_in(NULL, args, stderr_path, pre);
 }
 
+void harness_temp_dir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/vmshift-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
 static void make_dir(struct vm_proc *p)
 {
-    strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
-    assert_non_null(mkdtemp(p->dir));
+    harness_temp_dir(p->dir, sizeof(p->dir));
     snprintf(p->sock, sizeof(p->sock), "%s/ctl.sock", p->dir);
     snprintf(p->serial, sizeof(p->serial), "%s/serial.log", p->dir);
     snprintf(p->stderr_path, sizeof(p->stderr_path), "%s/stderr.log", p->dir);
@@ -105,8 +126,10 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     char listen[96], port_file[160];
     snprintf(listen, sizeof(listen), "%s:0", host);
     snprintf(port_file, sizeof(port_file), "%s/port", p->dir);
-    const char *pre[] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
-                          p->sock, "--serial", p->serial, NULL };
+    const char *pre[24] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
+                            p->sock, "--serial", p->serial };
+    for (int i = 0, n = 9; harness_receive_security_args[i] && n < 23; i++)
+        pre[n++] = harness_receive_security_args[i];
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
@@ -176,6 +199,7 @@ struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_
 {
     struct json_object *req = args ? json_object_get(args) : json_object_new_object();
     json_object_object_add(req, "to", json_object_new_string(to));
+    harness_add_migrate_security(req);
     json_object_put(vm_cmd(src, "migrate", req));
     json_object_put(req);
     return vm_migration_wait(src, timeout_s);

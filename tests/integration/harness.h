@@ -91,6 +91,18 @@ const char *vm_serial_log(struct vm_proc *p);
 
 double now_s(void);
 
+/* Migration security options, in one place (see harness.c): arguments for every
+ * `vmshift receive` (NULL-terminated), and fields for every migrate request. */
+extern const char *const harness_receive_security_args[];
+void harness_add_migrate_security(struct json_object *req);
+
+/* Start BIN PRE... ARGS... (inside netns unless NULL or ""), stdin/stdout on /dev/null,
+ * stderr into stderr_path; it dies with the test binary. */
+pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
+                    const char *stderr_path, const char *const *pre);
+/* A fresh /tmp/vmshift-test-XXXXXX directory. */
+void harness_temp_dir(char *dir, size_t len);
+
 #endif
 
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })

@@ -1,0 +1,267 @@
+#include "host_harness.h"
+#include "ctl/ctl_client.h"
+#include "ctl/ctl_json.h"
+
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void print_file(const char *label, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    print_message("---- %s (%s) ----\n%s\n", label, path, buf);
+}
+
+void host_proc_start(struct host_proc *h, const char *name, const char *netns,
+                     const char *migration_addr, const char *const *args)
+{
+    require_kvm();
+    memset(h, 0, sizeof(*h));
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    harness_temp_dir(h->dir, sizeof(h->dir));
+    snprintf(h->sock, sizeof(h->sock), "%s/host.sock", h->dir);
+    snprintf(h->stderr_path, sizeof(h->stderr_path), "%s/vmshiftd.log", h->dir);
+    char state[96];
+    snprintf(state, sizeof(state), "%s/vms", h->dir);
+    const char *pre[40] = { "--ctl", h->sock, "--name", h->name, "--state-dir", state,
+                            "--vms-die-with-daemon", "--migration-addr", migration_addr,
+                            "--vmshift", VMSHIFT_BIN };
+    int n = 11;
+    for (int i = 0; harness_receive_security_args[i] && n < 38; i++) {
+        pre[n++] = "--receive-opt";
+        pre[n++] = harness_receive_security_args[i];
+    }
+    h->pid = harness_spawn(VMSHIFTD_BIN, netns, args, h->stderr_path, pre);
+    double deadline = now_s() + 20;
+    while (now_s() < deadline) {
+        struct json_object *r = NULL;
+        if (access(h->sock, F_OK) == 0 && ctl_command(h->sock, "host-status", NULL, &r, 2000) == 0) {
+            json_object_put(r);
+            return;
+        }
+        int st;
+        if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
+            print_file("vmshiftd", h->stderr_path);
+            fail_msg("vmshiftd %s exited early", name);
+        }
+        usleep(20000);
+    }
+    print_file("vmshiftd", h->stderr_path);
+    fail_msg("vmshiftd %s did not answer on %s within 20 s", name, h->sock);
+}
+
+void host_proc_stop(struct host_proc *h)
+{
+    if (h->pid > 0) {
+        struct json_object *r = NULL;
+        if (ctl_command(h->sock, "host-shutdown", NULL, &r, 5000) == 0)
+            json_object_put(r);
+        int st;
+        double deadline = now_s() + 20;
+        pid_t got;
+        while ((got = waitpid(h->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+            usleep(20000);
+        if (got == 0) {
+            print_file("vmshiftd (did not stop)", h->stderr_path);
+            kill(h->pid, SIGKILL);
+            waitpid(h->pid, &st, 0);
+        }
+        h->pid = 0;
+    }
+    if (h->dir[0]) {
+        if (getenv("VS_TEST_SHOW_HOST_LOGS"))
+            print_file(h->name, h->stderr_path);
+        char cmd[160];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
+        if (system(cmd) != 0)
+            print_message("could not remove %s\n", h->dir);
+        h->dir[0] = '\0';
+    }
+}
+
+struct json_object *host_cmd_any(struct host_proc *h, const char *cmd, struct json_object *args)
+{
+    struct json_object *r = NULL;
+    if (ctl_command(h->sock, cmd, args, &r, 60000) != 0) {
+        print_file("vmshiftd", h->stderr_path);
+        fail_msg("host %s: %s did not get a reply", h->name, cmd);
+    }
+    return r;
+}
+
+struct json_object *host_cmd(struct host_proc *h, const char *cmd, struct json_object *args)
+{
+    struct json_object *r = host_cmd_any(h, cmd, args), *ok;
+    if (!json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok))
+        fail_msg("host %s: %s failed: %s", h->name, cmd, json_object_to_json_string(r));
+    return r;
+}
+
+static struct json_object *name_and_tokens(const char *name, const char *const *kv)
+{
+    int n = 0;
+    while (kv && kv[n])
+        n++;
+    struct json_object *a = NULL;
+    if (ctl_json_parse_args(n, (char **)kv, &a))
+        fail_msg("bad key=value tokens in a test");
+    json_object_object_add(a, "name", json_object_new_string(name));
+    return a;
+}
+
+struct json_object *host_vm_cmd(struct host_proc *h, const char *cmd, const char *name,
+                                const char *const *kv)
+{
+    struct json_object *a = name_and_tokens(name, kv);
+    struct json_object *r = host_cmd(h, cmd, a);
+    json_object_put(a);
+    return r;
+}
+
+struct json_object *host_vm_entry(struct host_proc *h, const char *name)
+{
+    struct json_object *r = host_cmd(h, "vm-list", NULL), *vms, *found = NULL;
+    assert_true(json_object_object_get_ex(r, "vms", &vms));
+    for (size_t i = 0; i < json_object_array_length(vms); i++) {
+        struct json_object *v = json_object_array_get_idx(vms, i);
+        if (!strcmp(json_str(v, "name"), name))
+            found = json_object_get(v);
+    }
+    json_object_put(r);
+    return found;
+}
+
+const char *host_vm_state(struct host_proc *h, const char *name)
+{
+    static char buf[32];
+    struct json_object *v = host_vm_entry(h, name);
+    snprintf(buf, sizeof(buf), "%s", v ? json_str(v, "state") : "");
+    json_object_put(v);
+    return buf;
+}
+
+void host_vm_start_wait(struct host_proc *h, const char *name, const char *const *kv)
+{
+    json_object_put(host_vm_cmd(h, "vm-start", name, kv));
+    double deadline = now_s() + 60;
+    while (now_s() < deadline) {
+        const char *st = host_vm_state(h, name);
+        if (!strcmp(st, "running"))
+            return;
+        if (strcmp(st, "starting")) {
+            struct json_object *v = host_vm_entry(h, name);
+            fail_msg("VM %s on %s: %s", name, h->name, json_object_to_json_string(v));
+        }
+        usleep(20000);
+    }
+    fail_msg("VM %s on %s did not start within 60 s", name, h->name);
+}
+
+struct json_object *host_vm_status(struct host_proc *h, const char *name)
+{
+    return host_vm_cmd(h, "vm-ctl", name, ARGS("vm-cmd=status"));
+}
+
+struct json_object *host_vm_wait_guest(struct host_proc *h, const char *name, const char *key,
+                                       uint64_t value, double timeout_s)
+{
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        struct json_object *st = host_vm_status(h, name);
+        if (guest_u64(st, key) >= value)
+            return st;
+        if (now_s() > deadline) {
+            print_message("last status of %s on %s: %s\n", name, h->name,
+                          json_object_to_json_string(st));
+            json_object_put(st);
+            fail_msg("guest %s of VM %s did not reach %llu within %.0f s", key, name,
+                     (unsigned long long)value, timeout_s);
+        }
+        json_object_put(st);
+        usleep(50000);
+    }
+}
+
+char *host_vm_digest(struct host_proc *h, const char *name, uint64_t start, uint64_t len)
+{
+    char s[40], l[40];
+    snprintf(s, sizeof(s), "start=%llu", (unsigned long long)start);
+    snprintf(l, sizeof(l), "length=%llu", (unsigned long long)len);
+    struct json_object *r = host_vm_cmd(h, "vm-ctl", name, ARGS("vm-cmd=digest", s, l));
+    char *d = strdup(json_str(r, "xxh3"));
+    json_object_put(r);
+    assert_int_equal(strlen(d), 16);
+    return d;
+}
+
+int host_evacuate(struct host_proc *from, struct host_proc *const *to, unsigned nto,
+                  const char *const *args, struct json_object **report, double timeout_s)
+{
+    char dir[64], to_list[1024] = "", report_path[96], out_path[96];
+    harness_temp_dir(dir, sizeof(dir));
+    snprintf(report_path, sizeof(report_path), "%s/report.json", dir);
+    snprintf(out_path, sizeof(out_path), "%s/out.log", dir);
+    for (unsigned i = 0; i < nto; i++)
+        snprintf(to_list + strlen(to_list), sizeof(to_list) - strlen(to_list), "%s%s",
+                 i ? "," : "", to[i]->sock);
+    const char *pre[64] = { "evacuate", "--from", from->sock, "--to", to_list, "--report",
+                            report_path };
+    int n = 7;
+    struct json_object *sec = json_object_new_object();
+    harness_add_migrate_security(sec);
+    char fields[16][256];
+    int nf = 0;
+    json_object_object_foreach(sec, k, v) {
+        if (nf < 16 && n < 60) {
+            snprintf(fields[nf], sizeof(fields[nf]), "%s=%s", k, json_object_get_string(v));
+            pre[n++] = "--migrate-opt";
+            pre[n++] = fields[nf++];
+        }
+    }
+    /* stdout (the table) and stderr (progress) both into out.log. */
+    pid_t pid = harness_spawn(VMSHIFT_BIN, NULL, args, out_path, pre);
+    int st = 0;
+    double deadline = now_s() + timeout_s;
+    pid_t got;
+    while ((got = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+        usleep(50000);
+    if (got == 0) {
+        kill(pid, SIGINT);      /* it cancels what runs and reports */
+        sleep(10);
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        print_file("vmshift evacuate", out_path);
+        fail_msg("vmshift evacuate did not finish within %.0f s", timeout_s);
+    }
+    json_object_put(sec);
+    print_file("vmshift evacuate", out_path);
+    *report = json_object_from_file(report_path);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        print_message("could not remove %s\n", dir);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+struct json_object *evac_report_vm(struct json_object *report, const char *name)
+{
+    struct json_object *vms;
+    if (!report || !json_object_object_get_ex(report, "vms", &vms))
+        return NULL;
+    for (size_t i = 0; i < json_object_array_length(vms); i++) {
+        struct json_object *v = json_object_array_get_idx(vms, i);
+        if (!strcmp(json_str(v, "name"), name))
+            return v;
+    }
+    return NULL;
+}
