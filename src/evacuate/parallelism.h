@@ -25,8 +25,8 @@
 #include <stdbool.h>
 
 #define PAR_START_DEGREE 2
-#define PAR_SETTLE_S 0.5
-#define PAR_WINDOW_S 1.5
+#define PAR_SETTLE_S 0.3
+#define PAR_WINDOW_S 0.7
 #define PAR_GAIN 1.10
 #define PAR_STRUGGLE 0.8
 #define PAR_PROBE_WINDOWS 4

@@ -15,11 +15,11 @@ static void print_file(const char *label, const char *path)
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
+    print_message("---- %s (%s) ----\n", label, path);
+    char line[1024];
+    for (int n = 0; n < 400 && fgets(line, sizeof(line), f); n++)
+        print_message("%s", line);
     fclose(f);
-    print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
 void host_proc_start(struct host_proc *h, const char *name, const char *netns,
