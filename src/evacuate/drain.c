@@ -3,10 +3,10 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "host/host_client.h"
 
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +14,6 @@
 
 #define ADOPT_TIMEOUT_S 30.0    /* a completed VM must show up running at the destination */
 #define MAX_POLL_FAILURES 25    /* looks at a migration that failed in a row: source lost */
-
-static volatile sig_atomic_t interrupt_signal;
-
-static void on_interrupt(int sig)
-{
-    interrupt_signal = sig;
-}
 
 const char *evac_state_name(enum evac_state s)
 {
@@ -346,9 +339,11 @@ static void adopt_item(struct evac_drain *d, struct evac_item *it)
                      "the source '%s'", host_json_str(in, "ram-digest"),
                      host_json_str(it->report, "ram-digest"));
     } else {
-        snprintf(it->error, sizeof(it->error), "migrated, but %s does not list it running "
-                 "after %.0f s (%s)", dst->name, ADOPT_TIMEOUT_S,
+        char msg[sizeof(it->error)];
+        snprintf(msg, sizeof(msg), "migrated, but %s does not list it running after %.0f s "
+                 "(%s)", dst->name, ADOPT_TIMEOUT_S,
                  rc ? vs_last_error() : host_json_str(vm, "state"));
+        set_error(it, msg);
     }
     json_object_put(r);
     host_vm_stop_quietly(d->opt->from, it->name);
@@ -376,7 +371,7 @@ static void record_sample(struct evac_drain *d, double t, double mbps, unsigned 
                                                       .degree = d->degree };
 }
 
-static unsigned count(const struct evac_drain *d, enum evac_state s)
+unsigned evac_count(const struct evac_drain *d, enum evac_state s)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < d->nitems; i++)
@@ -395,7 +390,7 @@ static unsigned waiting(const struct evac_drain *d)
 /* Look at every running migration; feed the controller; start what the degree allows. */
 static void step(struct evac_drain *d, double *last_t)
 {
-    unsigned active = count(d, EVAC_MIGRATING);
+    unsigned active = evac_count(d, EVAC_MIGRATING);
     double bytes = 0;
     for (unsigned i = 0; i < d->nitems; i++) {
         struct evac_item *it = &d->items[i];
@@ -421,11 +416,11 @@ static void step(struct evac_drain *d, double *last_t)
             say(d, "parallel %u -> %u: %s", before, d->degree, d->par.reason);
     }
     record_sample(d, t, dt > 0 ? bytes * 8 / dt / 1e6 : 0, active);
-    if (interrupt_signal && !d->interrupted) {
+    if (vs_stop_signal() && !d->interrupted) {
         d->interrupted = true;
         say(d, "interrupted: no more migrations start; running ones are cancelled");
     }
-    while (!d->interrupted && count(d, EVAC_MIGRATING) < d->degree && d->next < d->nitems) {
+    while (!d->interrupted && evac_count(d, EVAC_MIGRATING) < d->degree && d->next < d->nitems) {
         struct evac_item *it = &d->items[d->order[d->next++]];
         if (it->state == EVAC_PENDING)
             start_item(d, it);
@@ -463,23 +458,18 @@ int evac_drain_run(const struct evacuate_options *o, struct evac_drain *d)
     plan_order(d);
     par_init(&d->par, o->max_parallel);
     d->degree = o->parallel_auto ? d->par.degree : o->parallel;
-    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    vs_stop_signal_install();
     d->t0_ns = vs_clock_ns();
     say(d, "draining %s: %u VM(s) to %u host(s), %s %u at a time", d->source_name,
-        count(d, EVAC_PENDING), d->ndests, o->parallel_auto ? "parallel auto, starting with" :
+        evac_count(d, EVAC_PENDING), d->ndests, o->parallel_auto ? "parallel auto, starting with" :
         "parallel", d->degree);
     double last_t = 0;
     for (;;) {
         step(d, &last_t);
-        if (!count(d, EVAC_PENDING) && !count(d, EVAC_MIGRATING) && !count(d, EVAC_ADOPTING))
+        if (!evac_count(d, EVAC_PENDING) && !evac_count(d, EVAC_MIGRATING) && !evac_count(d, EVAC_ADOPTING))
             break;
         vs_sleep_ns((uint64_t)(o->poll_s * 1e9));
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     finish_times(d);
     for (unsigned i = 0; i < d->nitems; i++)
         if (d->items[i].state != EVAC_COMPLETED || !d->items[i].digest_match)

@@ -82,6 +82,8 @@ int evac_drain_run(const struct evacuate_options *o, struct evac_drain *d);
 void evac_drain_free(struct evac_drain *d);
 
 const char *evac_state_name(enum evac_state s);
+/* How many VMs are in state s. */
+unsigned evac_count(const struct evac_drain *d, enum evac_state s);
 
 /* drain_report.c: the JSON report, and the human table on f. */
 struct json_object *evac_report_json(const struct evac_drain *d);

@@ -98,14 +98,6 @@ static struct json_object *samples_json(const struct evac_drain *d)
     return o;
 }
 
-static unsigned moved(const struct evac_drain *d)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < d->nitems; i++)
-        n += d->items[i].state == EVAC_COMPLETED;
-    return n;
-}
-
 static double total_bytes(const struct evac_drain *d)
 {
     double b = 0;
@@ -132,7 +124,7 @@ struct json_object *evac_report_json(const struct evac_drain *d)
     add_num(r, "drain-time", d->drain_s * 1000);
     add_num(r, "elapsed", d->elapsed_s * 1000);
     json_object_object_add(r, "vms-total", json_object_new_int((int)d->nitems));
-    json_object_object_add(r, "vms-moved", json_object_new_int((int)moved(d)));
+    json_object_object_add(r, "vms-moved", json_object_new_int((int)evac_count(d, EVAC_COMPLETED)));
     add_num(r, "bytes", total_bytes(d));
     add_num(r, "mbps", d->drain_s > 0 ? total_bytes(d) * 8 / d->drain_s / 1e6 : 0);
     json_object_object_add(r, "interrupted", json_object_new_boolean(d->interrupted));
@@ -177,7 +169,7 @@ void evac_print_summary(const struct evac_drain *d, FILE *f)
     char path[256];
     degree_path(d, path, sizeof(path));
     fprintf(f, "drain time %.2f s: %u of %u VM(s) moved, %.1f MiB sent, %.0f Mbit/s on average; "
-            "parallel %s (%s)\n", d->drain_s, moved(d), d->nitems, total_bytes(d) / 1048576.0,
+            "parallel %s (%s)\n", d->drain_s, evac_count(d, EVAC_COMPLETED), d->nitems, total_bytes(d) / 1048576.0,
             d->drain_s > 0 ? total_bytes(d) * 8 / d->drain_s / 1e6 : 0,
             d->opt->parallel_auto ? "auto" : "fixed", path[0] ? path : "-");
     /* Aggregate bandwidth per second, from the VMs' own 100 ms samples. */

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_server.h"
 
@@ -19,24 +20,6 @@
 #define NS_PER_S 1000000000ull
 #define PORT_WAIT_NS (10 * NS_PER_S)     /* a receiver must listen within this */
 #define ANSWER_TIMEOUT_MS 1000           /* a status probe of a VM's socket */
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig)
-{
-    stop_signal = sig;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 static uint64_t after_s(double s)
 {
@@ -373,7 +356,7 @@ static void stop_all(struct host_daemon *d)
 
 int host_daemon_main(struct host_daemon *d)
 {
-    install_signals();
+    vs_stop_signal_install();
     d->table.max_mem = d->opt.max_mem;
     if (mkdir(d->opt.state_dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "vmshiftd: cannot create --state-dir %s: %s\n", d->opt.state_dir,
@@ -395,7 +378,7 @@ int host_daemon_main(struct host_daemon *d)
             d->opt.name, d->opt.ctl, d->opt.state_dir,
             d->opt.max_mem ? vs_format_size(d->opt.max_mem, budget, sizeof(budget)) : "unlimited",
             d->opt.receive.listen_addr);
-    while (!d->shutdown && !stop_signal) {
+    while (!d->shutdown && !vs_stop_signal()) {
         if (ctl_server_poll(ctl, 100) < 0)
             vs_warn("control socket: %s", vs_last_error());
         host_daemon_tick(d);

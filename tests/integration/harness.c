@@ -294,6 +294,22 @@ void test_hosts_destroy(struct test_hosts *h)
         print_message("could not remove namespaces %s %s\n", h->a, h->b);
 }
 
+struct test_hosts test_group_hosts;
+
+int test_hosts_group_setup(void **state)
+{
+    (void)state;
+    test_hosts_create(&test_group_hosts, NULL);
+    return 0;
+}
+
+int test_hosts_group_teardown(void **state)
+{
+    (void)state;
+    test_hosts_destroy(&test_group_hosts);
+    return 0;
+}
+
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args)
 {
     require_kvm();

@@ -40,6 +40,10 @@ struct test_hosts {
 };
 void test_hosts_create(struct test_hosts *h, const char *rate);
 void test_hosts_destroy(struct test_hosts *h);
+/* cmocka group setup and teardown: create and remove test_group_hosts (unshaped). */
+extern struct test_hosts test_group_hosts;
+int test_hosts_group_setup(void **state);
+int test_hosts_group_teardown(void **state);
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
  * set. Its control socket answers only after a VM arrived. */

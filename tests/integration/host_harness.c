@@ -62,6 +62,7 @@ void host_proc_start(struct host_proc *h, const char *name, const char *netns,
 
 void host_proc_stop(struct host_proc *h)
 {
+    int status = 0;
     if (h->pid > 0) {
         struct json_object *r = NULL;
         if (ctl_command(h->sock, "host-shutdown", NULL, &r, 5000) == 0)
@@ -77,6 +78,9 @@ void host_proc_stop(struct host_proc *h)
             waitpid(h->pid, &st, 0);
         }
         h->pid = 0;
+        status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (status)
+            print_file("vmshiftd", h->stderr_path);
     }
     if (h->dir[0]) {
         if (getenv("VS_TEST_SHOW_HOST_LOGS"))
@@ -87,6 +91,8 @@ void host_proc_stop(struct host_proc *h)
             print_message("could not remove %s\n", h->dir);
         h->dir[0] = '\0';
     }
+    if (status)
+        fail_msg("vmshiftd %s ended with status %d", h->name, status);
 }
 
 struct json_object *host_cmd_any(struct host_proc *h, const char *cmd, struct json_object *args)

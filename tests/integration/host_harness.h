@@ -21,7 +21,7 @@ struct host_proc {
 void host_proc_start(struct host_proc *h, const char *name, const char *netns,
                      const char *migration_addr, const char *const *args);
 /* host-shutdown (which stops its VMs), wait for the exit (SIGKILL after 20 s), remove the
- * directory. */
+ * directory; fails the test unless the daemon exited with status 0 (under ASan: no leak). */
 void host_proc_stop(struct host_proc *h);
 
 /* A command to the daemon; the _any form returns ok:false replies too. Caller puts. */

@@ -13,21 +13,7 @@
 #define MiB (1ull << 20)
 #define DATA_START (4 * MiB)    /* where --fill writes and the workloads work */
 
-static struct test_hosts hosts;
-
-static int make_hosts(void **state)
-{
-    (void)state;
-    test_hosts_create(&hosts, NULL);
-    return 0;
-}
-
-static int remove_hosts(void **state)
-{
-    (void)state;
-    test_hosts_destroy(&hosts);
-    return 0;
-}
+#define hosts test_group_hosts
 
 struct test_vm {
     const char *name, *workload;
@@ -218,5 +204,5 @@ int main(void)
         cmocka_unit_test(eight_vms_drain_between_hosts),
         cmocka_unit_test(a_full_destination_refuses_the_rest),
     };
-    return cmocka_run_group_tests(tests, make_hosts, remove_hosts);
+    return cmocka_run_group_tests(tests, test_hosts_group_setup, test_hosts_group_teardown);
 }

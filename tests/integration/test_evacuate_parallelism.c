@@ -11,21 +11,7 @@
 
 #define NVMS 8
 
-static struct test_hosts hosts;
-
-static int make_hosts(void **state)
-{
-    (void)state;
-    test_hosts_create(&hosts, NULL);
-    return 0;
-}
-
-static int remove_hosts(void **state)
-{
-    (void)state;
-    test_hosts_destroy(&hosts);
-    return 0;
-}
+#define hosts test_group_hosts
 
 /* Drain `from` into `to` with --parallel `degree`; returns the drain time in seconds. */
 static double drain(struct host_proc *from, struct host_proc *to, const char *degree)
@@ -95,5 +81,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(auto_is_not_slower_than_the_worst_fixed_degree),
     };
-    return cmocka_run_group_tests(tests, make_hosts, remove_hosts);
+    return cmocka_run_group_tests(tests, test_hosts_group_setup, test_hosts_group_teardown);
 }
