@@ -188,7 +188,7 @@ def gnuplot(script, out):
 
 def plot(res, out):
     with open(os.path.join(out, "drain.dat"), "w") as f:
-        f.write("case seconds\n")
+        f.write("# case seconds\n")
         for r in res["rows"]:
             f.write('"%s" %s\n' % (r["case"], r["drain_s"] if r.get("status") == "completed"
                                    and r.get("drain_s") else "NaN"))

@@ -210,18 +210,19 @@ char *host_vm_digest(struct host_proc *h, const char *name, uint64_t start, uint
     return d;
 }
 
-int host_evacuate(struct host_proc *from, struct host_proc *const *to, unsigned nto,
-                  const char *const *args, struct json_object **report, double timeout_s)
+void host_evacuate_start(struct evac_run *run, struct host_proc *from,
+                         struct host_proc *const *to, unsigned nto, const char *const *args)
 {
-    char dir[64], to_list[1024] = "", report_path[96], out_path[96];
-    harness_temp_dir(dir, sizeof(dir));
-    snprintf(report_path, sizeof(report_path), "%s/report.json", dir);
-    snprintf(out_path, sizeof(out_path), "%s/out.log", dir);
+    char to_list[1024] = "";
+    memset(run, 0, sizeof(*run));
+    harness_temp_dir(run->dir, sizeof(run->dir));
+    snprintf(run->report, sizeof(run->report), "%s/report.json", run->dir);
+    snprintf(run->out, sizeof(run->out), "%s/out.log", run->dir);
     for (unsigned i = 0; i < nto; i++)
         snprintf(to_list + strlen(to_list), sizeof(to_list) - strlen(to_list), "%s%s",
                  i ? "," : "", to[i]->sock);
     const char *pre[64] = { "evacuate", "--from", from->sock, "--to", to_list, "--report",
-                            report_path };
+                            run->report };
     int n = 7;
     struct json_object *sec = json_object_new_object();
     harness_add_migrate_security(sec);
@@ -234,29 +235,40 @@ int host_evacuate(struct host_proc *from, struct host_proc *const *to, unsigned 
             pre[n++] = fields[nf++];
         }
     }
-    /* stdout (the table) and stderr (progress) both into out.log. */
-    pid_t pid = harness_spawn(VMSHIFT_BIN, NULL, args, out_path, pre);
+    run->pid = harness_spawn(VMSHIFT_BIN, NULL, args, run->out, pre);
+    json_object_put(sec);
+}
+
+int host_evacuate_wait(struct evac_run *run, struct json_object **report, double timeout_s)
+{
     int st = 0;
     double deadline = now_s() + timeout_s;
     pid_t got;
-    while ((got = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+    while ((got = waitpid(run->pid, &st, WNOHANG)) == 0 && now_s() < deadline)
         usleep(50000);
     if (got == 0) {
-        kill(pid, SIGINT);      /* it cancels what runs and reports */
+        kill(run->pid, SIGINT);     /* it cancels what runs and reports */
         sleep(10);
-        kill(pid, SIGKILL);
-        waitpid(pid, &st, 0);
-        print_file("vmshift evacuate", out_path);
+        kill(run->pid, SIGKILL);
+        waitpid(run->pid, &st, 0);
+        print_file("vmshift evacuate", run->out);
         fail_msg("vmshift evacuate did not finish within %.0f s", timeout_s);
     }
-    json_object_put(sec);
-    print_file("vmshift evacuate", out_path);
-    *report = json_object_from_file(report_path);
+    print_file("vmshift evacuate", run->out);
+    *report = json_object_from_file(run->report);
     char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run->dir);
     if (system(cmd) != 0)
-        print_message("could not remove %s\n", dir);
+        print_message("could not remove %s\n", run->dir);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int host_evacuate(struct host_proc *from, struct host_proc *const *to, unsigned nto,
+                  const char *const *args, struct json_object **report, double timeout_s)
+{
+    struct evac_run run;
+    host_evacuate_start(&run, from, to, nto, args);
+    return host_evacuate_wait(&run, report, timeout_s);
 }
 
 struct json_object *evac_report_vm(struct json_object *report, const char *name)

@@ -46,8 +46,16 @@ struct json_object *host_vm_wait_guest(struct host_proc *h, const char *name, co
 char *host_vm_digest(struct host_proc *h, const char *name, uint64_t start, uint64_t len);
 
 /* `vmshift evacuate --from FROM --to TO[,TO...] --report FILE ARGS...` with the security
- * fields as --migrate-opt; returns its exit status and *report (caller puts). Its output
- * goes into the test log. */
+ * fields as --migrate-opt, in the background; wait returns its exit status and *report
+ * (caller puts). Its output goes into the test log. */
+struct evac_run {
+    pid_t pid;
+    char dir[64], report[96], out[96];
+};
+void host_evacuate_start(struct evac_run *run, struct host_proc *from,
+                         struct host_proc *const *to, unsigned nto, const char *const *args);
+int host_evacuate_wait(struct evac_run *run, struct json_object **report, double timeout_s);
+/* Both in one. */
 int host_evacuate(struct host_proc *from, struct host_proc *const *to, unsigned nto,
                   const char *const *args, struct json_object **report, double timeout_s);
 /* The report's entry for a VM (borrowed). */

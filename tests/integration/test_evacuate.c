@@ -1,11 +1,13 @@
 /* Integration: `vmshift evacuate` drains a vmshiftd between two test hosts (network
  * namespaces joined by veth): eight VMs with mixed workloads, each checked after the move
  * by the migration's own end-to-end digest, by a digest of memory the guest never writes,
- * and by the guest's own counters; and a destination that runs out of room refuses the
- * rest, which keep running, intact, on the source. */
+ * and by the guest's own counters; a destination that runs out of room refuses the rest,
+ * which keep running, intact, on the source; one failed migration does not stop the
+ * others; an interrupted evacuation cancels what runs and starts nothing more. */
 #include "host_harness.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,11 +200,123 @@ static void a_full_destination_refuses_the_rest(void **state)
     host_proc_stop(&b2);
 }
 
+/* Wait until the source's migration of `name` runs (pre-copy). */
+static void wait_migrating(struct host_proc *h, const char *name, double timeout_s)
+{
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        struct json_object *a = json_object_new_object(), *m;
+        json_object_object_add(a, "name", json_object_new_string(name));
+        json_object_object_add(a, "vm-cmd", json_object_new_string("migrate-status"));
+        struct json_object *r = host_cmd_any(h, "vm-ctl", a);
+        json_object_put(a);
+        bool active = json_object_object_get_ex(r, "migration", &m) &&
+                      !strcmp(json_str(m, "status"), "active");
+        json_object_put(r);
+        if (active)
+            return;
+        if (now_s() > deadline)
+            fail_msg("the migration of %s did not become active within %.0f s", name, timeout_s);
+        usleep(20000);
+    }
+}
+
+/* n VMs of 32 MiB named PREFIX1.. running `workload`. */
+static void start_named_vms(struct host_proc *h, struct test_vm *vms, unsigned n,
+                            const char *prefix, const char *workload)
+{
+    static char names[8][16];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s%u", prefix, i + 1);
+        vms[i] = (struct test_vm){ names[i], workload, 32 * MiB, NULL, 0 };
+    }
+    start_vms(h, vms, n);
+}
+
+static void one_failure_does_not_stop_the_others(void **state)
+{
+    (void)state;
+    struct host_proc a, b;
+    host_proc_start(&a, "A", hosts.a, "198.18.0.1", NULL);
+    host_proc_start(&b, "B", hosts.b, "198.18.0.2", NULL);
+    struct test_vm vms[4];
+    start_named_vms(&a, vms, 4, "f", "once");
+    /* Capped, so that each migration takes about two seconds. */
+    struct evac_run run;
+    struct host_proc *to[] = { &b };
+    host_evacuate_start(&run, &a, to, 1, ARGS("--parallel", "4", "--max-bandwidth", "16M"));
+    wait_migrating(&a, "f2", 30);
+    /* The receiver of f2 dies in the middle of its migration. */
+    struct json_object *e = host_vm_entry(&b, "f2");
+    assert_non_null(e);
+    assert_string_equal(json_str(e, "state"), "incoming");
+    kill((pid_t)json_num(e, "pid"), SIGKILL);
+    json_object_put(e);
+    struct json_object *r;
+    int rc = host_evacuate_wait(&run, &r, 120);
+    assert_non_null(r);
+    print_report(r);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_num(r, "vms-moved"), 3);
+    for (unsigned i = 0; i < 4; i++) {
+        struct json_object *v = evac_report_vm(r, vms[i].name);
+        assert_non_null(v);
+        if (i == 1) {
+            assert_string_equal(json_str(v, "result"), "failed");
+            check_vm(&a, &vms[i], "started");       /* rolled back: runs on at the source */
+        } else {
+            assert_string_equal(json_str(v, "result"), "completed");
+            check_vm(&b, &vms[i], "migrated-in");
+        }
+    }
+    json_object_put(r);
+    free_vms(vms, 4);
+    host_proc_stop(&a);
+    host_proc_stop(&b);
+}
+
+static void an_interrupted_evacuation_rolls_back(void **state)
+{
+    (void)state;
+    struct host_proc a, b;
+    host_proc_start(&a, "A", hosts.a, "198.18.0.1", NULL);
+    host_proc_start(&b, "B", hosts.b, "198.18.0.2", NULL);
+    struct test_vm vms[3];
+    start_named_vms(&a, vms, 3, "i", "verify");
+    struct evac_run run;
+    struct host_proc *to[] = { &b };
+    host_evacuate_start(&run, &a, to, 1, ARGS("--parallel", "1", "--max-bandwidth", "8M"));
+    wait_migrating(&a, "i1", 30);
+    kill(run.pid, SIGINT);
+    struct json_object *r;
+    int rc = host_evacuate_wait(&run, &r, 60);
+    assert_non_null(r);
+    print_report(r);
+    assert_int_equal(rc, 1);
+    assert_int_equal(json_num(r, "vms-moved"), 0);
+    struct json_object *in;
+    assert_true(json_object_object_get_ex(r, "interrupted", &in) && json_object_get_boolean(in));
+    assert_string_equal(json_str(evac_report_vm(r, "i1"), "result"), "cancelled");
+    assert_string_equal(json_str(evac_report_vm(r, "i2"), "result"), "skipped");
+    assert_string_equal(json_str(evac_report_vm(r, "i3"), "result"), "skipped");
+    for (unsigned i = 0; i < 3; i++)
+        check_vm(&a, &vms[i], "started");
+    struct json_object *l = host_cmd(&b, "host-status", NULL);
+    assert_int_equal(json_num(l, "vms_live"), 0);
+    json_object_put(l);
+    json_object_put(r);
+    free_vms(vms, 3);
+    host_proc_stop(&a);
+    host_proc_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(eight_vms_drain_between_hosts),
         cmocka_unit_test(a_full_destination_refuses_the_rest),
+        cmocka_unit_test(one_failure_does_not_stop_the_others),
+        cmocka_unit_test(an_interrupted_evacuation_rolls_back),
     };
     return cmocka_run_group_tests(tests, test_hosts_group_setup, test_hosts_group_teardown);
 }
