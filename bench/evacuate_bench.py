@@ -243,7 +243,8 @@ def main():
     ap.add_argument("--degrees", default="1,2,4,8,auto")
     ap.add_argument("--streams", type=int, default=2)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="8 x 64M, no QEMU (a smoke run)")
+    ap.add_argument("--quick", action="store_true",
+                    help="8 x 64M, no QEMU: checks that the drains, the table and the plots work (CI)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results",
                                                   "evacuate-" + time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()
@@ -307,7 +308,15 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     write_outputs(res, args.out)
     print("results, table and plots in %s" % args.out)
-    return 0 if all(r.get("status") == "completed" for r in res["rows"]) else 1
+    failed = [r["case"] for r in res["rows"] if r.get("status") != "completed"]
+    missing = [f for f in ("table.md", "results.json", "drain-time.png",
+                           "bandwidth-over-time.png")
+               if not os.path.exists(os.path.join(args.out, f)) or
+               (f.endswith(".png") and open(os.path.join(args.out, f), "rb").read(4) != b"\x89PNG")]
+    for what, items in (("did not complete", failed), ("missing or not a PNG", missing)):
+        if items:
+            print("evacuate_bench: %s: %s" % (what, ", ".join(items)), file=sys.stderr)
+    return 1 if failed or missing else 0
 
 
 def vmshift_peer_size(s):

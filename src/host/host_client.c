@@ -3,6 +3,8 @@
 #include "ctl/ctl_client.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
 
 int host_call(const char *host, const char *cmd, struct json_object *args,
               struct json_object **reply)
@@ -10,8 +12,16 @@ int host_call(const char *host, const char *cmd, struct json_object *args,
     struct json_object *r = NULL, *ok;
     if (reply)
         *reply = NULL;
-    if (ctl_command(host, cmd, args, &r, HOST_CALL_TIMEOUT_MS))
-        return vs_fail_context(-EIO, "host %s", host);
+    if (ctl_command(host, cmd, args, &r, HOST_CALL_TIMEOUT_MS)) {
+        /* The client's hint speaks of a VM; here a host agent is missing. */
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", vs_last_error());
+        char *hint = strstr(msg, "; is the VM running");
+        if (hint)
+            *hint = '\0';
+        return vs_fail(EIO, "host %s: %s%s%s%s", host, msg, hint ? "; is vmshiftd running there "
+                       "(vmshiftd --ctl " : "", hint ? host : "", hint ? ")?" : "");
+    }
     if (!json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok)) {
         int rc = vs_fail(EINVAL, "host %s: %s: %s", host, cmd, host_json_str(r, "error"));
         json_object_put(r);

@@ -202,6 +202,36 @@ static void incoming_migrations_are_adopted(void **state)
     host_proc_stop(&h);
 }
 
+static void evacuate_usage_and_missing_hosts(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc = run_vmshift(ARGS("evacuate", "--from", "/nonexistent/a.sock", "--to", "/x.sock"),
+                         err, sizeof(err), 30);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "cannot list the VMs of /nonexistent/a.sock"));
+    assert_non_null(strstr(err, "is vmshiftd running there"));
+    rc = run_vmshift(ARGS("evacuate", "--from", "a.sock", "--to", "b.sock", "--parallel", "0"),
+                     err, sizeof(err), 30);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "--parallel '0'"));
+    /* An empty host: nothing to do, and that is success. */
+    struct host_proc a;
+    host_proc_start(&a, "A", NULL, "127.0.0.1", NULL);
+    rc = run_vmshift(ARGS("evacuate", "--from", a.sock, "--to", "/nonexistent/b.sock"), err,
+                     sizeof(err), 30);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(err, "runs no VMs"));
+    /* A destination that cannot be reached refuses the VM; it stays. */
+    host_vm_start_wait(&a, "v", ARGS("mem=16M", "workload=idle"));
+    rc = run_vmshift(ARGS("evacuate", "--from", a.sock, "--to", "/nonexistent/b.sock"), err,
+                     sizeof(err), 30);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "v refused: no destination took it: host unreachable"));
+    assert_string_equal(host_vm_state(&a, "v"), "running");
+    host_proc_stop(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +239,7 @@ int main(void)
         cmocka_unit_test(one_monitor_crash_takes_down_one_vm),
         cmocka_unit_test(budget_and_failed_starts),
         cmocka_unit_test(incoming_migrations_are_adopted),
+        cmocka_unit_test(evacuate_usage_and_missing_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
