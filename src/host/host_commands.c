@@ -34,6 +34,8 @@ static struct json_object *vm_json(const struct host_daemon *d, const struct hos
     add_str(o, "ctl", vm->ctl);
     if (vm->pid > 0)
         json_object_object_add(o, "pid", json_object_new_int((int)vm->pid));
+    if (vm->adopted)
+        json_object_object_add(o, "adopted", json_object_new_boolean(1));
     if (vm->state == HOST_VM_INCOMING) {
         char to[128];
         snprintf(to, sizeof(to), "%s:%d", d->opt.receive.listen_addr, vm->port);

@@ -1,4 +1,5 @@
 #include "host/host_daemon.h"
+#include "host/host_adopt.h"
 #include "host/host_spawn.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -282,9 +283,11 @@ static void reap_children(struct host_daemon *d)
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         struct host_vm *vm = host_table_find_pid(&d->table, pid);
-        if (vm)
+        if (vm && !vm->adopted)
             reaped(vm, st);
     }
+    for (unsigned i = 0; i < d->table.count; i++)
+        host_adopted_gone(d->table.vms[i]);
 }
 
 void host_daemon_tick(struct host_daemon *d)
@@ -348,8 +351,12 @@ static void stop_all(struct host_daemon *d)
         if (host_vm_is_live(vm) && vm->pid > 0) {
             int st;
             kill(vm->pid, SIGKILL);
-            if (waitpid(vm->pid, &st, 0) == vm->pid)
+            if (vm->adopted) {
+                for (int k = 0; k < 100 && !host_adopted_gone(vm); k++)
+                    vs_sleep_ns(10000000);
+            } else if (waitpid(vm->pid, &st, 0) == vm->pid) {
                 reaped(vm, st);
+            }
         }
     }
 }
@@ -373,6 +380,7 @@ int host_daemon_main(struct host_daemon *d)
         fprintf(stderr, "vmshiftd: %s\n", vs_last_error());
         return 1;
     }
+    host_adopt_orphans(d);
     char budget[32];
     vs_info("vmshiftd '%s' serves %s; VMs in %s; budget %s; incoming migrations on %s",
             d->opt.name, d->opt.ctl, d->opt.state_dir,

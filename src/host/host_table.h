@@ -42,6 +42,7 @@ struct host_vm {
     uint64_t deadline_ns;       /* starting/incoming/stopping: when to give up */
     bool quit_sent;             /* stopping: "quit" was delivered (else it is killed) */
     bool was_migrated;          /* stopping: its VM had migrated away (-> MIGRATED) */
+    bool adopted;               /* left running by an earlier daemon: not our child */
     int exit_status;            /* exit code, or 128 + signal, once reaped */
     char error[256];            /* why it crashed or failed to start ("" if none) */
 };

@@ -22,26 +22,20 @@ static void print_file(const char *label, const char *path)
     fclose(f);
 }
 
-void host_proc_start(struct host_proc *h, const char *name, const char *netns,
-                     const char *migration_addr, const char *const *args)
+static void spawn_daemon(struct host_proc *h, const char *const *args)
 {
-    require_kvm();
-    memset(h, 0, sizeof(*h));
-    snprintf(h->name, sizeof(h->name), "%s", name);
-    harness_temp_dir(h->dir, sizeof(h->dir));
-    snprintf(h->sock, sizeof(h->sock), "%s/host.sock", h->dir);
-    snprintf(h->stderr_path, sizeof(h->stderr_path), "%s/vmshiftd.log", h->dir);
     char state[96];
     snprintf(state, sizeof(state), "%s/vms", h->dir);
     const char *pre[40] = { "--ctl", h->sock, "--name", h->name, "--state-dir", state,
-                            "--vms-die-with-daemon", "--migration-addr", migration_addr,
-                            "--vmshift", VMSHIFT_BIN };
-    int n = 11;
+                            "--migration-addr", h->addr, "--vmshift", VMSHIFT_BIN };
+    int n = 10;
+    if (!h->vms_outlive)
+        pre[n++] = "--vms-die-with-daemon";
     for (int i = 0; harness_receive_security_args[i] && n < 38; i++) {
         pre[n++] = "--receive-opt";
         pre[n++] = harness_receive_security_args[i];
     }
-    h->pid = harness_spawn(VMSHIFTD_BIN, netns, args, h->stderr_path, pre);
+    h->pid = harness_spawn(VMSHIFTD_BIN, h->netns, args, h->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
         struct json_object *r = NULL;
@@ -52,12 +46,44 @@ void host_proc_start(struct host_proc *h, const char *name, const char *netns,
         int st;
         if (waitpid(h->pid, &st, WNOHANG) == h->pid) {
             print_file("vmshiftd", h->stderr_path);
-            fail_msg("vmshiftd %s exited early", name);
+            fail_msg("vmshiftd %s exited early", h->name);
         }
         usleep(20000);
     }
     print_file("vmshiftd", h->stderr_path);
-    fail_msg("vmshiftd %s did not answer on %s within 20 s", name, h->sock);
+    fail_msg("vmshiftd %s did not answer on %s within 20 s", h->name, h->sock);
+}
+
+static void start_daemon(struct host_proc *h, const char *name, const char *netns,
+                         const char *migration_addr, const char *const *args, bool outlive)
+{
+    require_kvm();
+    memset(h, 0, sizeof(*h));
+    h->vms_outlive = outlive;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    snprintf(h->netns, sizeof(h->netns), "%s", netns ? netns : "");
+    snprintf(h->addr, sizeof(h->addr), "%s", migration_addr);
+    harness_temp_dir(h->dir, sizeof(h->dir));
+    snprintf(h->sock, sizeof(h->sock), "%s/host.sock", h->dir);
+    snprintf(h->stderr_path, sizeof(h->stderr_path), "%s/vmshiftd.log", h->dir);
+    spawn_daemon(h, args);
+}
+
+void host_proc_start(struct host_proc *h, const char *name, const char *netns,
+                     const char *migration_addr, const char *const *args)
+{
+    start_daemon(h, name, netns, migration_addr, args, false);
+}
+
+void host_proc_start_outliving(struct host_proc *h, const char *name, const char *netns,
+                               const char *migration_addr, const char *const *args)
+{
+    start_daemon(h, name, netns, migration_addr, args, true);
+}
+
+void host_proc_restart(struct host_proc *h, const char *const *args)
+{
+    spawn_daemon(h, args);
 }
 
 void host_proc_stop(struct host_proc *h)

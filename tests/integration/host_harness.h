@@ -9,6 +9,8 @@
 
 struct host_proc {
     pid_t pid;
+    bool vms_outlive;       /* started without --vms-die-with-daemon */
+    char netns[32], addr[32];
     char name[16];
     char dir[64];           /* temporary directory: socket, state dir, stderr */
     char sock[128];
@@ -20,6 +22,11 @@ struct host_proc {
  * until it answers. */
 void host_proc_start(struct host_proc *h, const char *name, const char *netns,
                      const char *migration_addr, const char *const *args);
+/* The same, but the VMs outlive the daemon (no --vms-die-with-daemon). */
+void host_proc_start_outliving(struct host_proc *h, const char *name, const char *netns,
+                               const char *migration_addr, const char *const *args);
+/* Start the daemon again on the same socket and state directory (after it died). */
+void host_proc_restart(struct host_proc *h, const char *const *args);
 /* host-shutdown (which stops its VMs), wait for the exit (SIGKILL after 20 s), remove the
  * directory; fails the test unless the daemon exited with status 0 (under ASan: no leak). */
 void host_proc_stop(struct host_proc *h);

@@ -1,5 +1,7 @@
 /* Integration: vmshiftd starts, lists and stops VMs, each its own monitor process (one
- * crash ends one VM), keeps to its memory budget, and adopts VMs that migrate in. */
+ * crash ends one VM), keeps to its memory budget, adopts VMs that migrate in, and VMs
+ * outlive a crashed daemon and are adopted by the next one. `vmshift evacuate`'s usage
+ * errors and unreachable hosts. */
 #include "host_harness.h"
 
 #include <errno.h>
@@ -232,6 +234,52 @@ static void evacuate_usage_and_missing_hosts(void **state)
     host_proc_stop(&a);
 }
 
+static pid_t orphan;     /* a VM that outlives its daemon: killed if the test fails */
+
+static int kill_orphan(void **state)
+{
+    (void)state;
+    if (orphan > 0)
+        kill(orphan, SIGKILL);
+    return 0;
+}
+
+static void vms_outlive_a_crashed_daemon_and_are_adopted(void **state)
+{
+    (void)state;
+    struct host_proc h;
+    host_proc_start_outliving(&h, "H", NULL, "127.0.0.1", ARGS("--max-mem", "64M"));
+    host_vm_start_wait(&h, "keep", ARGS("mem=32M", "workload=verify"));
+    orphan = entry_pid(&h, "keep");
+    json_object_put(host_vm_wait_guest(&h, "keep", "passes", 1, 60));
+    kill(h.pid, SIGKILL);
+    assert_int_equal(vm_proc_wait_exit(&(struct vm_proc){ .pid = h.pid }, 10), 128 + 9);
+    assert_int_equal(kill(orphan, 0), 0);              /* the VM runs on */
+    host_proc_restart(&h, ARGS("--max-mem", "64M"));
+    struct json_object *e = host_vm_entry(&h, "keep");
+    assert_non_null(e);
+    assert_string_equal(json_str(e, "state"), "running");
+    assert_int_equal(json_num(e, "pid"), orphan);
+    assert_int_equal(json_num(e, "mem"), 32 * MiB);
+    assert_string_equal(json_str(e, "origin"), "started");
+    json_object_put(e);
+    struct json_object *l = host_cmd(&h, "host-status", NULL);
+    assert_int_equal(json_num(l, "mem_reserved"), 32 * MiB);
+    json_object_put(l);
+    struct json_object *st = host_vm_status(&h, "keep");
+    uint64_t passes = guest_u64(st, "passes");
+    json_object_put(st);
+    st = host_vm_wait_guest(&h, "keep", "passes", passes + 1, 60);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+    /* It is the daemon's again: stopping it works, though it is not its child. */
+    json_object_put(host_vm_cmd(&h, "vm-stop", "keep", NULL));
+    wait_state(&h, "keep", "stopped", 20);
+    assert_int_equal(kill(orphan, 0), -1);
+    orphan = 0;
+    host_proc_stop(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +288,7 @@ int main(void)
         cmocka_unit_test(budget_and_failed_starts),
         cmocka_unit_test(incoming_migrations_are_adopted),
         cmocka_unit_test(evacuate_usage_and_missing_hosts),
+        cmocka_unit_test(vms_outlive_a_crashed_daemon_and_are_adopted),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, kill_orphan);
 }
