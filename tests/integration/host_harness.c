@@ -224,6 +224,20 @@ struct json_object *host_vm_wait_guest(struct host_proc *h, const char *name, co
     }
 }
 
+void host_vm_expect_progress(struct host_proc *h, const char *name, const char *key,
+                             uint64_t step, double timeout_s)
+{
+    struct json_object *st = host_vm_status(h, name);
+    uint64_t now = guest_u64(st, key);
+    json_object_put(st);
+    st = host_vm_wait_guest(h, name, key, now + step, timeout_s);
+    uint64_t errors = guest_u64(st, "errors");
+    json_object_put(st);
+    if (errors)
+        fail_msg("the guest of VM %s on %s found %llu bad page(s)", name, h->name,
+                 (unsigned long long)errors);
+}
+
 char *host_vm_digest(struct host_proc *h, const char *name, uint64_t start, uint64_t len)
 {
     char s[40], l[40];

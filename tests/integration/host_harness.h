@@ -49,6 +49,9 @@ struct json_object *host_vm_status(struct host_proc *h, const char *name);
 /* Poll until guest[key] >= value (through the daemon); returns the status (caller puts). */
 struct json_object *host_vm_wait_guest(struct host_proc *h, const char *name, const char *key,
                                        uint64_t value, double timeout_s);
+/* The guest goes on: guest[key] grows by `step` from now, and it finds no bad page. */
+void host_vm_expect_progress(struct host_proc *h, const char *name, const char *key,
+                             uint64_t step, double timeout_s);
 /* The XXH3 digest of a range of the VM's RAM (caller frees). */
 char *host_vm_digest(struct host_proc *h, const char *name, uint64_t start, uint64_t len);
 

@@ -174,12 +174,7 @@ static void incoming_migrations_are_adopted(void **state)
     assert_string_equal(json_str(in, "ram-digest"), json_str(rep, "ram-digest"));
     json_object_put(vs);
     json_object_put(rep);
-    struct json_object *st = host_vm_status(&h, "mig");
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
-    st = host_vm_wait_guest(&h, "mig", "passes", passes + 2, 60);
-    assert_int_equal(guest_u64(st, "errors"), 0);
-    json_object_put(st);
+    host_vm_expect_progress(&h, "mig", "passes", 2, 60);
     vm_proc_stop(&src);
 
     /* A VM larger than it was announced is refused by the receiver: the migration fails,
@@ -193,7 +188,7 @@ static void incoming_migrations_are_adopted(void **state)
     rep = vm_migrate(&big, to, NULL, 60);
     assert_string_equal(json_str(rep, "status"), "failed");
     json_object_put(rep);
-    st = vm_cmd(&big, "status", NULL);
+    struct json_object *st = vm_cmd(&big, "status", NULL);
     assert_string_equal(json_str(st, "state"), "running");
     json_object_put(st);
     wait_state(&h, "big", "failed", 20);
@@ -266,12 +261,7 @@ static void vms_outlive_a_crashed_daemon_and_are_adopted(void **state)
     struct json_object *l = host_cmd(&h, "host-status", NULL);
     assert_int_equal(json_num(l, "mem_reserved"), 32 * MiB);
     json_object_put(l);
-    struct json_object *st = host_vm_status(&h, "keep");
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
-    st = host_vm_wait_guest(&h, "keep", "passes", passes + 1, 60);
-    assert_int_equal(guest_u64(st, "errors"), 0);
-    json_object_put(st);
+    host_vm_expect_progress(&h, "keep", "passes", 1, 60);
     /* It is the daemon's again: stopping it works, though it is not its child. */
     json_object_put(host_vm_cmd(&h, "vm-stop", "keep", NULL));
     wait_state(&h, "keep", "stopped", 20);
