@@ -19,5 +19,5 @@ if grep "vmshift" "$out/results.csv" | grep -v ",completed," | grep -q .; then
   exit 1
 fi
 rows=$(grep -c '^| .*x' "$out/table.md" || true)
-[ "$rows" -ge 12 ] || { echo "quick_check: table.md has $rows case rows, expected 12" >&2; exit 1; }
+[ "$rows" -ge 14 ] || { echo "quick_check: table.md has $rows case rows, expected 14" >&2; exit 1; }
 echo "quick_check: tables and plots in $out"

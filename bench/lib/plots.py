@@ -25,16 +25,17 @@ def _gnuplot(script, out_dir):
 def write_csv(results, out_dir):
     path = os.path.join(out_dir, "results.csv")
     with open(path, "w") as f:
-        f.write("link,iperf3_gbit,case,impl,status,vms,bw_gbit,time_s,data_gbit,downtime_ms,"
-                "cpu_src_s,cpu_dst_s,guest_errors\n")
+        keys = ("bw_gbit", "time_s", "data_gbit", "downtime_ms", "cpu_src_s", "cpu_dst_s",
+                "cpu_src_s_per_gb", "cpu_dst_s_per_gb")
+        f.write("link,iperf3_gbit,case,impl,config,status,vms,%s,guest_errors\n" % ",".join(keys))
         for link, lr in results["links"].items():
             for case, cr in lr["cases"].items():
                 for impl, r in cr.items():
-                    f.write("%s,%.2f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n" % (
-                        link, lr["iperf3_gbit"], case, impl, r.get("status"), r.get("vms", ""),
-                        *("%.3f" % r[k] if isinstance(r.get(k), (int, float)) else ""
-                          for k in ("bw_gbit", "time_s", "data_gbit", "downtime_ms",
-                                    "cpu_src_s", "cpu_dst_s")),
+                    f.write("%s,%.2f,%s,%s,%s,%s,%s,%s,%s\n" % (
+                        link, lr["iperf3_gbit"], case, impl, r.get("config") or "",
+                        r.get("status"), r.get("vms", ""),
+                        ",".join("%.3f" % r[k] if isinstance(r.get(k), (int, float)) else ""
+                                 for k in keys),
                         r.get("guest_errors", "")))
     return path
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>   /* the widest vector unit this CPU has (AVX2/AVX-512) */
 
 #define MAX_THREADS 16
 
@@ -38,30 +39,23 @@ static void compute_zero_block_digest(void)
     XXH3_freeState(st);
 }
 
-/* XXH3 of [off, off+len) of guest RAM, reading only the memfd's data ranges: holes read
+/* XXH3 of [off, off+len) of guest RAM, reading only the memfd's data runs: holes read
  * as zero, so zeros are hashed in their place without touching (allocating) them. */
 static uint64_t hash_range(const struct vs_memory *m, uint64_t off, uint64_t len)
 {
-    if (m->memfd < 0)
-        return XXH3_64bits(m->base + off, len);
+    uint64_t end = off + len, run_end, data = vs_memory_next_data(m, off, end, &run_end);
+    if (data == off && run_end == end)
+        return XXH3_64bits(m->base + off, len);   /* all data: the common case */
     XXH3_state_t *st = XXH3_createState();
     if (!st) /* no memory for a streaming state: read the range instead, same result */
         return XXH3_64bits(m->base + off, len);
     XXH3_64bits_reset(st);
-    uint64_t pos = off, end = off + len;
-    while (pos < end) {
-        off_t d = lseek(m->memfd, (off_t)pos, SEEK_DATA);
-        if (d < 0 && errno != ENXIO)
-            d = (off_t)pos; /* cannot tell: read it */
-        uint64_t data = d < 0 || (uint64_t)d > end ? end : (uint64_t)d;
+    for (uint64_t pos = off; pos < end; pos = run_end) {
+        data = vs_memory_next_data(m, pos, end, &run_end);
         for (uint64_t z = pos; z < data; z += sizeof(zeros))
             XXH3_64bits_update(st, zeros, data - z < sizeof(zeros) ? data - z : sizeof(zeros));
-        if (data >= end)
-            break;
-        off_t h = lseek(m->memfd, (off_t)data, SEEK_HOLE);
-        uint64_t hole = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
-        XXH3_64bits_update(st, m->base + data, hole - data);
-        pos = hole;
+        if (data < end)
+            XXH3_64bits_update(st, m->base + data, run_end - data);
     }
     uint64_t digest = XXH3_64bits_digest(st);
     XXH3_freeState(st);
@@ -73,9 +67,9 @@ uint64_t vs_digest_block(const struct vs_memory *m, uint64_t b)
     pthread_once(&zero_block_once, compute_zero_block_digest);
     uint64_t off = b * VS_DIGEST_BLOCK;
     uint64_t len = m->size - off < VS_DIGEST_BLOCK ? m->size - off : VS_DIGEST_BLOCK;
-    off_t data = m->memfd >= 0 ? lseek(m->memfd, (off_t)off, SEEK_DATA) : 0;
+    uint64_t run_end;
     bool hole = len == VS_DIGEST_BLOCK && zero_block_digest &&
-                ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len));
+                vs_memory_next_data(m, off, off + len, &run_end) == off + len;
     /* A block that is one hole is zeros: its digest is known without hashing. */
     return hole ? zero_block_digest : hash_range(m, off, len);
 }

@@ -90,9 +90,12 @@ static void *background(void *arg)
     struct vs_digest_tracker *t = arg;
     while (!atomic_load(&t->stop)) {
         bool busy = false;
+        unsigned now = clock_ms(t);
         for (uint64_t b = 0; b < t->nblocks && !atomic_load(&t->stop); b++) {
-            unsigned now = clock_ms(t);
-            atomic_store_explicit(&t->now_ms, now, memory_order_relaxed);
+            if (busy || b % 256 == 0) {   /* hashing takes time; a skipped block does not */
+                now = clock_ms(t);
+                atomic_store_explicit(&t->now_ms, now, memory_order_relaxed);
+            }
             unsigned at = atomic_load_explicit(&t->mark_ms[b], memory_order_relaxed);
             if (!atomic_load_explicit(&t->marked[b], memory_order_relaxed) ||
                 at == NEVER_MARKED || (now >= at && now - at < t->settle_ms))

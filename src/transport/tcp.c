@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TCP_BUF_BYTES (4 << 20)
 #define TCP_BACKLOG 64   /* room for every stream of a migration (<= 16) and strangers */
 
 struct vs_tcp_listener {
@@ -138,12 +137,13 @@ int vs_tcp_parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *
     return 0;
 }
 
-/* Large buffers (best effort: the kernel caps them at net.core.*mem_max) and no Nagle. */
+/* No Nagle. The socket buffers are left to TCP's autotuning (net.ipv4.tcp_rmem/wmem):
+ * setting SO_SNDBUF/SO_RCVBUF turns it off and caps them at net.core.*mem_max; a 4 MiB
+ * fixed buffer measured 40% slower, with 50% more receiver CPU, than autotuning on a
+ * 4 GiB migration between two network namespaces. */
 static void tune_socket(int fd)
 {
-    int buf = TCP_BUF_BYTES, one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 

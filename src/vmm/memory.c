@@ -81,6 +81,14 @@ int vs_memory_create(struct vs_memory *m, uint64_t size)
         return vs_fail(err, "cannot map %s of guest RAM: %s",
                        vs_format_size(size, a, sizeof(a)), strerror(err));
     }
+    m->data_blocks = calloc((size / TWO_MIB + 63) / 64, sizeof(uint64_t));
+    if (!m->data_blocks) {
+        munmap(p, size);
+        close(m->memfd);
+        m->memfd = -1;
+        return vs_fail(ENOMEM, "out of memory for the data map of %s of guest RAM",
+                       vs_format_size(size, a, sizeof(a)));
+    }
     madvise(p, size, MADV_DONTDUMP);
     /* 2 MiB pages where the host allows them for shmem: first touch (filling, receiving a
      * migration) is several times faster, and so are guest TLB misses. */
@@ -95,6 +103,8 @@ void vs_memory_destroy(struct vs_memory *m)
 {
     free(m->written);
     m->written = NULL;
+    free(m->data_blocks);
+    m->data_blocks = NULL;
     if (m->base)
         munmap(m->base, m->size);
     if (m->memfd >= 0)
@@ -183,28 +193,67 @@ void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap)
             bitmap[i] |= __atomic_exchange_n(&m->written[i], 0, __ATOMIC_RELAXED);
 }
 
+static bool block_known_data(const struct vs_memory *m, uint64_t off)
+{
+    uint64_t b = off / TWO_MIB;
+    return m->data_blocks &&
+           (__atomic_load_n(&m->data_blocks[b / 64], __ATOMIC_RELAXED) >> (b % 64)) & 1;
+}
+
+/* Remember the 2 MiB blocks that lie wholly inside the data run [lo, hi). */
+static void mark_known_data(const struct vs_memory *m, uint64_t lo, uint64_t hi)
+{
+    if (!m->data_blocks)
+        return;
+    for (uint64_t b = (lo + TWO_MIB - 1) / TWO_MIB; (b + 1) * TWO_MIB <= hi; b++)
+        __atomic_fetch_or(&m->data_blocks[b / 64], 1ULL << (b % 64), __ATOMIC_RELAXED);
+}
+
+uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t end,
+                             uint64_t *run_end)
+{
+    *run_end = end;
+    if (off >= end)
+        return end;
+    if (m->memfd < 0)
+        return off;
+    if (!block_known_data(m, off)) {
+        off_t d = lseek(m->memfd, (off_t)off, SEEK_DATA);
+        if (d < 0)
+            return errno == ENXIO ? end : off; /* cannot tell: call it data, still correct */
+        if ((uint64_t)d >= end)
+            return end;
+        off = (uint64_t)d;
+        if (!block_known_data(m, off)) {
+            off_t h = lseek(m->memfd, (off_t)off, SEEK_HOLE);
+            uint64_t hole = h < 0 ? end : (uint64_t)h;
+            if (h >= 0)
+                mark_known_data(m, off, hole);
+            *run_end = hole < end ? hole : end;
+            return off;
+        }
+    }
+    uint64_t hi = (off / TWO_MIB + 1) * TWO_MIB;
+    while (hi < end && block_known_data(m, hi))
+        hi += TWO_MIB;
+    *run_end = hi < end ? hi : end;
+    return off;
+}
+
 uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint64_t first,
                               uint64_t end)
 {
     uint64_t dropped = 0, off = first * 4096, stop = end * 4096;
     while (off < stop) {
-        off_t data = lseek(m->memfd, (off_t)off, SEEK_DATA);
-        uint64_t hole_end = data < 0 ? stop : (uint64_t)data < stop ? (uint64_t)data : stop;
-        if (data < 0 && errno != ENXIO)
-            return dropped; /* cannot tell: keep the pages, reading them is still correct */
-        for (uint64_t p = (off + 4095) / 4096; p < hole_end / 4096; p++) {
+        uint64_t run_end, data = vs_memory_next_data(m, off, stop, &run_end);
+        for (uint64_t p = off / 4096; p < data / 4096; p++) {
             uint64_t bit = 1ULL << (p % 64);
             if (bitmap[p / 64] & bit) {
                 bitmap[p / 64] &= ~bit;
                 dropped++;
             }
         }
-        if (hole_end >= stop)
-            break;
-        off_t hole = lseek(m->memfd, (off_t)hole_end, SEEK_HOLE);
-        if (hole < 0)
-            break;
-        off = (uint64_t)hole;
+        off = run_end;
     }
     return dropped;
 }

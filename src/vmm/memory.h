@@ -15,6 +15,8 @@ struct vs_memory {
     uint8_t *base;     /* host address of guest-physical 0 */
     uint64_t size;     /* bytes, multiple of 2 MiB */
     uint64_t *written;            /* pages the monitor wrote while tracking is on */
+    uint64_t *data_blocks;        /* 2 MiB blocks known to be data in every page (atomic
+                                     bits; see vs_memory_next_data) */
     _Atomic bool tracking;        /* kept allocated once made: writers never race a free */
 };
 
@@ -38,6 +40,15 @@ int vs_memory_track_writes(struct vs_memory *m, bool on);
 void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len);
 /* OR the pages written since the last call into bitmap (one bit per page) and forget them. */
 void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
+
+/* The next run of data (allocated pages) of the memfd in [off, end): returns its start
+ * (end if [off, end) is all hole) and sets *run_end (<= end). Page-aligned offsets.
+ * SEEK_HOLE scans to the end of a data run, however far, so asking block by block would
+ * cost O(n^2) on a fully written RAM; every 2 MiB block a scan has seen full of data is
+ * remembered instead. That knowledge never goes stale: vmshift never punches holes into
+ * guest RAM, so a page that holds data keeps holding it. */
+uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t end,
+                             uint64_t *run_end);
 
 /* Pages the guest and the monitor never wrote are holes of the memfd: they read as zero
  * and reading them through the mapping would allocate them. Clear the bits of such pages

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>   /* the widest vector unit this CPU has */
 
 /* Feature bits this version understands (none in 2.0). */
 #define VS_WIRE_KNOWN_FEATURES 0u

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>   /* the widest vector unit this CPU has */
 
 int vs_wire_writer_init(struct vs_wire_writer *w, struct vs_channel *ch)
 {

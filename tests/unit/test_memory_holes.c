@@ -1,0 +1,111 @@
+/* Unit tests: the data runs of guest RAM (vs_memory_next_data) and the first pass's hole
+ * skipping (vs_memory_drop_holes) agree with the memfd itself, page by page, before and
+ * after the remembered data blocks come into play, and after holes turn into data. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "vmm/memory.h"
+
+#define SIZE (64ULL << 20)
+#define NPAGES (SIZE / 4096)
+
+/* The reference: one lseek per page. */
+static int page_has_data(const struct vs_memory *m, uint64_t p)
+{
+    off_t d = lseek(m->memfd, (off_t)(p * 4096), SEEK_DATA);
+    return d >= 0 && (uint64_t)d == p * 4096;
+}
+
+/* Every page of [0, SIZE) is reported as data by vs_memory_next_data exactly when the
+ * memfd holds it, asked in pieces of `step` bytes. */
+static void check_runs(const struct vs_memory *m, uint64_t step)
+{
+    for (uint64_t lo = 0; lo < SIZE; lo += step) {
+        uint64_t hi = lo + step < SIZE ? lo + step : SIZE, pos = lo;
+        while (pos < hi) {
+            uint64_t run_end, data = vs_memory_next_data(m, pos, hi, &run_end);
+            assert_true(data >= pos && data <= hi);
+            for (uint64_t p = pos / 4096; p < data / 4096; p++)
+                assert_false(page_has_data(m, p));
+            if (data == hi)
+                break;
+            assert_true(run_end > data && run_end <= hi);
+            for (uint64_t p = data / 4096; p < run_end / 4096; p++)
+                assert_true(page_has_data(m, p));
+            pos = run_end;
+        }
+    }
+}
+
+static void check_drop_holes(const struct vs_memory *m)
+{
+    uint64_t *bm = malloc(NPAGES / 8);
+    assert_non_null(bm);
+    memset(bm, 0xff, NPAGES / 8);
+    uint64_t dropped = vs_memory_drop_holes(m, bm, 0, NPAGES), holes = 0;
+    for (uint64_t p = 0; p < NPAGES; p++) {
+        int kept = (bm[p / 64] >> (p % 64)) & 1;
+        assert_int_equal(kept, page_has_data(m, p));
+        holes += !kept;
+    }
+    assert_int_equal(dropped, holes);
+    free(bm);
+}
+
+static void runs_match_the_memfd(void **state)
+{
+    (void)state;
+    struct vs_memory m;
+    assert_int_equal(vs_memory_create(&m, SIZE), 0);
+    /* A page, a run crossing 2 MiB blocks, a fully written stretch, the last page. */
+    memset(m.base + 4096 * 9, 1, 4096);
+    memset(m.base + (3ULL << 20) + 8192, 2, (5ULL << 20));
+    memset(m.base + (20ULL << 20), 3, 24ULL << 20);
+    m.base[SIZE - 1] = 4;
+    for (int round = 0; round < 2; round++) {   /* the second round uses what was learnt */
+        check_runs(&m, SIZE);
+        check_runs(&m, 16ULL << 20);
+        check_runs(&m, 1ULL << 20);
+        check_drop_holes(&m);
+    }
+    /* Holes become data: nothing learnt before may hide them. */
+    m.base[(50ULL << 20) + 77] = 5;
+    memset(m.base + (1ULL << 20), 6, 4096);
+    check_runs(&m, 16ULL << 20);
+    check_drop_holes(&m);
+    vs_memory_destroy(&m);
+}
+
+/* RAM written in full is one run, whatever piece is asked, and every 2 MiB block is
+ * remembered after the first scan (no second scan to the end of the run). */
+static void full_ram_is_one_run(void **state)
+{
+    (void)state;
+    struct vs_memory m;
+    assert_int_equal(vs_memory_create(&m, SIZE), 0);
+    memset(m.base, 0xa5, SIZE);
+    uint64_t run_end;
+    assert_int_equal(vs_memory_next_data(&m, 4096, SIZE, &run_end), 4096);
+    assert_int_equal(run_end, SIZE);
+    for (uint64_t b = 1; b < SIZE / (2ULL << 20); b++)
+        assert_true((m.data_blocks[b / 64] >> (b % 64)) & 1);
+    assert_int_equal(vs_memory_next_data(&m, 40ULL << 20, 42ULL << 20, &run_end), 40ULL << 20);
+    assert_int_equal(run_end, 42ULL << 20);
+    check_drop_holes(&m);
+    vs_memory_destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(runs_match_the_memfd),
+        cmocka_unit_test(full_ram_is_one_run),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
