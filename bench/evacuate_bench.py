@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Host evacuation benchmark (issue 6; bench/run.sh --evacuate runs it with the host set up): the total drain time of N VMs between two
+"""Host evacuation benchmark (issue 6; `bench/run.sh --evacuate` runs it with the host's
+memory set up as for the migration benchmark): the total drain time of N VMs between two
 network-namespace hosts, each running vmshiftd, with `vmshift evacuate --parallel 1, 2,
 4, 8` and `auto`, and the time to migrate one VM of the same total memory; QEMU (TCG,
 same guest, multifd with the same stream count) migrates the same N VMs all at once (no
