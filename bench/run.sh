@@ -4,6 +4,8 @@
 # up the host's memory as below, and runs bench/migration_bench.py (see --help).
 #   bench/run.sh            the full matrix (4 GiB VM, 16 GiB idle VM, 8 x 512 MiB)
 #   bench/run.sh --quick    small VMs, two links (CI: checks tables and plots appear)
+#   bench/run.sh --evacuate [ARGS]   the host evacuation benchmark instead
+#                           (bench/evacuate_bench.py: 8 VMs by --parallel degree, 1 large VM)
 #
 # Host memory. Moving a VM means first-touching as much fresh memory on the destination
 # as the VM has; both VMMs pay it. Two host settings decide what that costs:
@@ -25,4 +27,6 @@ if [ -w "$order" ]; then
   trap 'echo "$old" > "$order"' EXIT
   echo 11 > "$order"
 fi
-/usr/bin/python3 bench/migration_bench.py "$@"
+driver=bench/migration_bench.py
+if [ "${1:-}" = "--evacuate" ]; then driver=bench/evacuate_bench.py; shift; fi
+/usr/bin/python3 "$driver" "$@"

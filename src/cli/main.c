@@ -1,5 +1,6 @@
 /* vmshift: a KVM virtual machine monitor built for live migration. */
 #include "cli/ctl.h"
+#include "cli/evacuate.h"
 #include "cli/fill_image.h"
 #include "cli/migrate.h"
 #include "cli/receive.h"
@@ -15,6 +16,7 @@ static const char usage[] =
     "  ctl     send a command to a running VM's control socket (vmshift ctl --help)\n"
     "  receive wait for one incoming VM and run it (vmshift receive --help)\n"
     "  migrate live-migrate a running VM to a `vmshift receive` (vmshift migrate --help)\n"
+    "  evacuate  live-migrate every VM of a vmshiftd host to others (vmshift evacuate --help)\n"
     "  fill-image  write the memory image of --fill to a file, for other VMMs\n";
 
 int main(int argc, char **argv)
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
         return cli_migrate_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "fill-image") == 0)
         return cli_fill_image_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "evacuate") == 0)
+        return cli_evacuate_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "ctl") == 0)
         return cli_ctl_main(argc - 1, argv + 1);
     fprintf(stderr, "vmshift: unknown command '%s'; try vmshift --help\n", argv[1]);

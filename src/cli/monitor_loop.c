@@ -2,31 +2,18 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/stop_signal.h"
 #include "ctl/ctl_server.h"
 #include "migrate/postcopy_dest.h"
 
 #include <json-c/json.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-static volatile sig_atomic_t stop_signal;
-
-static void on_stop_signal(int sig)
-{
-    stop_signal = sig;
-}
-
 void monitor_install_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    vs_stop_signal_install();
 }
 
 static enum vs_vm_state vm_state(struct vs_vm *vm)
@@ -48,7 +35,7 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     }
     bool failed = false;
     uint64_t deadline = run_for_s > 0 ? vs_clock_ns() + (uint64_t)(run_for_s * 1e9) : 0;
-    while (!cmds->quit && !stop_signal) {
+    while (!cmds->quit && !vs_stop_signal()) {
         if (deadline && vs_clock_ns() >= deadline)
             break;
         if (cmds->postcopy && vs_postcopy_dest_failed(cmds->postcopy)) {

@@ -43,8 +43,8 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
-static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
-                      const char *const *pre)
+pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
+                    const char *stderr_path, const char *const *pre)
 {
     const char *argv[72];
     int n = 0;
@@ -54,10 +54,10 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
         argv[n++] = "exec";
         argv[n++] = netns;
     }
-    argv[n++] = VMSHIFT_BIN;
+    argv[n++] = bin;
     for (int i = 0; pre && pre[i]; i++)
         argv[n++] = pre[i];
-    for (int i = 0; args && args[i] && n < 63; i++)
+    for (int i = 0; args && args[i] && n < 71; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     pid_t pid = fork();
@@ -79,6 +79,12 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
+                      const char *const *pre)
+{
+    return harness_spawn(VMSHIFT_BIN, netns, args, stderr_path, pre);
 }
 
 static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
@@ -129,8 +135,7 @@ static bool names_security(const char *const *args)
     return false;
 }
 
-/* The harness's security options for one side (NULL-terminated, static strings). */
-static const char *const *security_args(bool source)
+const char *const *harness_security_args(bool source)
 {
     static const char *argv[8];
     int n = 0;
@@ -151,10 +156,34 @@ static const char *const *security_args(bool source)
     return argv;
 }
 
+void harness_add_migrate_security(struct json_object *req)
+{
+    json_object_object_foreach(req, k, v) {
+        (void)v;
+        if (!strcmp(k, "insecure") || !strncmp(k, "tls_", 4))
+            return;   /* the test chose */
+    }
+    const char *const *sec = harness_security_args(true);
+    for (int i = 0; sec[i]; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "%s", sec[i] + 2);   /* "--tls-psk" -> "tls_psk" */
+        for (char *c = key; *c; c++)
+            *c = *c == '-' ? '_' : *c;
+        bool flag = !sec[i + 1] || !strncmp(sec[i + 1], "--", 2);
+        json_object_object_add(req, key, flag ? json_object_new_boolean(1)
+                                              : json_object_new_string(sec[++i]));
+    }
+}
+
+void harness_temp_dir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/vmshift-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
 static void make_dir(struct vm_proc *p)
 {
-    strcpy(p->dir, "/tmp/vmshift-test-XXXXXX");
-    assert_non_null(mkdtemp(p->dir));
+    harness_temp_dir(p->dir, sizeof(p->dir));
     snprintf(p->sock, sizeof(p->sock), "%s/ctl.sock", p->dir);
     snprintf(p->serial, sizeof(p->serial), "%s/serial.log", p->dir);
     snprintf(p->stderr_path, sizeof(p->stderr_path), "%s/stderr.log", p->dir);
@@ -174,7 +203,7 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     const char *pre[24] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
                             p->sock, "--serial", p->serial, NULL };
     if (!names_security(args)) {
-        const char *const *sec = security_args(false);
+        const char *const *sec = harness_security_args(false);
         int n = 9;
         for (int i = 0; sec[i]; i++)
             pre[n++] = sec[i];
@@ -281,23 +310,7 @@ void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *a
             json_object_object_add(req, key, json_object_get(val));
     }
     json_object_object_add(req, "to", json_object_new_string(to));
-    bool chosen = false;
-    json_object_object_foreach(req, k, v) {
-        (void)v;
-        chosen |= !strcmp(k, "insecure") || !strncmp(k, "tls_", 4);
-    }
-    if (!chosen) {
-        const char *const *sec = security_args(true);
-        for (int i = 0; sec[i]; i++) {
-            char key[32];
-            snprintf(key, sizeof(key), "%s", sec[i] + 2);   /* "--tls-psk" -> "tls_psk" */
-            for (char *c = key; *c; c++)
-                *c = *c == '-' ? '_' : *c;
-            bool flag = !sec[i + 1] || !strncmp(sec[i + 1], "--", 2);
-            json_object_object_add(req, key, flag ? json_object_new_boolean(1)
-                                                  : json_object_new_string(sec[++i]));
-        }
-    }
+    harness_add_migrate_security(req);
     json_object_put(vm_cmd(src, "migrate", req));
     json_object_put(req);
 }
@@ -402,6 +415,22 @@ void test_hosts_destroy(struct test_hosts *h)
              h->a, h->b);
     if (system(cmd) != 0)
         print_message("could not remove namespaces %s %s\n", h->a, h->b);
+}
+
+struct test_hosts test_group_hosts;
+
+int test_hosts_group_setup(void **state)
+{
+    (void)state;
+    test_hosts_create(&test_group_hosts, NULL);
+    return 0;
+}
+
+int test_hosts_group_teardown(void **state)
+{
+    (void)state;
+    test_hosts_destroy(&test_group_hosts);
+    return 0;
 }
 
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args)

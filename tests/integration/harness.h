@@ -53,6 +53,10 @@ void test_security_use(enum test_security s);
  * "other.pem", "expired.pem", ... Static buffer, one per call site. */
 const char *test_cred(const char *file);
 
+/* cmocka group setup and teardown: create and remove test_group_hosts (unshaped). */
+extern struct test_hosts test_group_hosts;
+int test_hosts_group_setup(void **state);
+int test_hosts_group_teardown(void **state);
 /* Start `vmshift receive --listen HOST:0 --port-file ... --ctl SOCK --serial LOG ARGS...`
  * (inside network namespace netns unless NULL) and wait until it listens; p->port is
  * set. Its control socket answers only after a VM arrived. Unless ARGS name a security
@@ -121,6 +125,20 @@ int run_vmshift(const char *const *args, char *err, size_t errlen, double timeou
 const char *vm_serial_log(struct vm_proc *p);
 
 double now_s(void);
+
+/* Migration security options, in one place (test_security_use chooses them): the
+ * arguments of one side (NULL-terminated, static; the receiver's for every `vmshift
+ * receive`, also through vmshiftd --receive-opt), and the fields every migrate request gets
+ * unless it names its own (vm_migrate, vmshift evacuate --migrate-opt). */
+const char *const *harness_security_args(bool source);
+void harness_add_migrate_security(struct json_object *req);
+
+/* Start BIN PRE... ARGS... (inside netns unless NULL or ""), stdin/stdout on /dev/null,
+ * stderr into stderr_path; it dies with the test binary. */
+pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
+                    const char *stderr_path, const char *const *pre);
+/* A fresh /tmp/vmshift-test-XXXXXX directory. */
+void harness_temp_dir(char *dir, size_t len);
 
 #endif
 

@@ -1,0 +1,229 @@
+#include "evacuate/evacuate_options.h"
+#include "common/error.h"
+#include "common/size.h"
+#include "ctl/ctl_json.h"
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char evacuate_usage[] =
+    "usage: vmshift evacuate --from HOST --to HOST[,HOST...] [options]\n"
+    "Live-migrate every VM of the source host to the destination hosts. A HOST is the\n"
+    "control socket of a vmshiftd. Each VM keeps every guarantee of `vmshift migrate`\n"
+    "(end-to-end digest, rollback); a VM that fails or is refused keeps running on the\n"
+    "source, and the others go on.\n"
+    "  --from HOST            the host to drain\n"
+    "  --to HOST[,HOST...]    where the VMs go (each VM to the one with most room)\n"
+    "  --parallel N|auto      migrations at a time (default auto: adapts the degree to the\n"
+    "                         measured aggregate throughput and per-migration progress)\n"
+    "  --max-parallel N       the most auto may use (default 8)\n"
+    "  --vms NAME[,NAME...]   only these VMs (default: every running VM of the source)\n"
+    "  --streams N, --compress CODEC, --downtime-limit MS, --max-passes N,\n"
+    "  --timeout-ms MS, --max-bandwidth RATE (per migration), --zerocopy\n"
+    "                         as for vmshift migrate, for every migration\n"
+    "  --migrate-opt KEY=VALUE  another field for every migrate request (repeatable; e.g.\n"
+    "                         migration security options)\n"
+    "  --report FILE          write the drain report (JSON) to FILE\n"
+    "  --poll-ms MS           how often the migrations are looked at (default 100)\n"
+    "  --quiet                no progress lines\n"
+    "Exit status: 0 every VM moved; 1 some VM did not (failed, refused); 2 usage error or\n"
+    "a host could not be reached.\n";
+
+enum { OPT_FROM = 256, OPT_TO, OPT_PARALLEL, OPT_MAX_PARALLEL, OPT_VMS, OPT_STREAMS,
+       OPT_COMPRESS, OPT_DOWNTIME, OPT_MAX_PASSES, OPT_TIMEOUT_MS, OPT_MAX_BW, OPT_ZEROCOPY,
+       OPT_MIGRATE_OPT, OPT_REPORT, OPT_POLL, OPT_QUIET, OPT_HELP };
+
+static const struct option long_options[] = {
+    { "from", required_argument, NULL, OPT_FROM },
+    { "to", required_argument, NULL, OPT_TO },
+    { "parallel", required_argument, NULL, OPT_PARALLEL },
+    { "max-parallel", required_argument, NULL, OPT_MAX_PARALLEL },
+    { "vms", required_argument, NULL, OPT_VMS },
+    { "streams", required_argument, NULL, OPT_STREAMS },
+    { "compress", required_argument, NULL, OPT_COMPRESS },
+    { "downtime-limit", required_argument, NULL, OPT_DOWNTIME },
+    { "max-passes", required_argument, NULL, OPT_MAX_PASSES },
+    { "timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS },
+    { "max-bandwidth", required_argument, NULL, OPT_MAX_BW },
+    { "zerocopy", no_argument, NULL, OPT_ZEROCOPY },
+    { "migrate-opt", required_argument, NULL, OPT_MIGRATE_OPT },
+    { "report", required_argument, NULL, OPT_REPORT },
+    { "poll-ms", required_argument, NULL, OPT_POLL },
+    { "quiet", no_argument, NULL, OPT_QUIET },
+    { "help", no_argument, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
+};
+
+/* Options that become migrate request fields, and the field each becomes. */
+static const struct { int opt; const char *field; } migrate_fields[] = {
+    { OPT_STREAMS, "streams" }, { OPT_COMPRESS, "compress" },
+    { OPT_DOWNTIME, "downtime_limit" }, { OPT_MAX_PASSES, "max_passes" },
+    { OPT_TIMEOUT_MS, "timeout_ms" }, { OPT_MAX_BW, "max_bandwidth" },
+};
+
+static int parse_count(const char *opt, const char *arg, unsigned max, unsigned *out)
+{
+    uint64_t v;
+    if (vs_parse_u64(arg, &v) || v < 1 || v > max)
+        return vs_fail(EINVAL, "--%s '%s' is not a whole number from 1 to %u", opt, arg, max);
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* Split a comma list in place into out[]; empty items are an error. */
+static int split_list(const char *opt, char *list, const char **out, unsigned max, unsigned *n)
+{
+    *n = 0;
+    char *save = NULL;
+    if (!*list || list[0] == ',' || list[strlen(list) - 1] == ',' || strstr(list, ",,"))
+        return vs_fail(EINVAL, "--%s '%s' has an empty item; give NAME[,NAME...]", opt, list);
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n >= max)
+            return vs_fail(E2BIG, "--%s names more than %u items", opt, max);
+        for (unsigned i = 0; i < *n; i++)
+            if (strcmp(out[i], tok) == 0)
+                return vs_fail(EINVAL, "--%s names '%s' twice", opt, tok);
+        out[(*n)++] = tok;
+    }
+    return 0;
+}
+
+static int replace_dup(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = strdup(src);
+    return *dst ? 0 : vs_fail(ENOMEM, "out of memory");
+}
+
+static int parse_parallel(const char *arg, struct evacuate_options *o)
+{
+    if (strcmp(arg, "auto") == 0) {
+        o->parallel_auto = true;
+        return 0;
+    }
+    o->parallel_auto = false;
+    return parse_count("parallel", arg, EVAC_MAX_PARALLEL, &o->parallel);
+}
+
+/* Collected key=value tokens for the migrate request; each owned. */
+struct field_tokens {
+    char *tok[EVAC_MAX_MIGRATE_FIELDS];
+    int n;
+};
+
+static int add_token(struct field_tokens *t, const char *key, const char *value)
+{
+    if (t->n >= EVAC_MAX_MIGRATE_FIELDS)
+        return vs_fail(E2BIG, "more than %d migrate fields", EVAC_MAX_MIGRATE_FIELDS);
+    if (asprintf(&t->tok[t->n], "%s%s%s", key, value ? "=" : "", value ? value : "") < 0)
+        return vs_fail(ENOMEM, "out of memory");
+    t->n++;
+    return 0;
+}
+
+static int parse_option(int c, const char *arg, struct evacuate_options *o,
+                        struct field_tokens *fields)
+{
+    for (size_t i = 0; i < sizeof(migrate_fields) / sizeof(migrate_fields[0]); i++)
+        if (migrate_fields[i].opt == c)
+            return add_token(fields, migrate_fields[i].field, arg);
+    uint64_t ms;
+    switch (c) {
+    case OPT_FROM: o->from = arg; return 0;
+    case OPT_TO: return replace_dup(&o->to_list, arg);
+    case OPT_VMS: return replace_dup(&o->vm_list, arg);
+    case OPT_PARALLEL: return parse_parallel(arg, o);
+    case OPT_MAX_PARALLEL:
+        return parse_count("max-parallel", arg, EVAC_MAX_PARALLEL, &o->max_parallel);
+    case OPT_ZEROCOPY: return add_token(fields, "zerocopy", "true");
+    case OPT_MIGRATE_OPT:
+        if (!strchr(arg, '=') || arg[0] == '=')
+            return vs_fail(EINVAL, "--migrate-opt '%s' is not KEY=VALUE", arg);
+        if (strncmp(arg, "to=", 3) == 0 || strncmp(arg, "cmd=", 4) == 0)
+            return vs_fail(EINVAL, "--migrate-opt '%s': evacuate sets that field itself", arg);
+        return add_token(fields, arg, NULL);
+    case OPT_REPORT: o->report = arg; return 0;
+    case OPT_POLL:
+        if (vs_parse_u64(arg, &ms) || ms < 10 || ms > 10000)
+            return vs_fail(EINVAL, "--poll-ms '%s' is not a number of milliseconds from 10 to "
+                                   "10000", arg);
+        o->poll_s = (double)ms / 1000.0;
+        return 0;
+    case OPT_QUIET: o->quiet = true; return 0;
+    default: return vs_fail(EINVAL, "unknown option");
+    }
+}
+
+static void free_tokens(struct field_tokens *t)
+{
+    for (int i = 0; i < t->n; i++)
+        free(t->tok[i]);
+    t->n = 0;
+}
+
+static int finish(struct evacuate_options *o, struct field_tokens *fields)
+{
+    if (!o->from)
+        return vs_fail(EINVAL, "--from HOST is required: the control socket of the vmshiftd "
+                               "to drain");
+    if (!o->to_list)
+        return vs_fail(EINVAL, "--to HOST[,HOST...] is required: the control socket(s) of the "
+                               "destination vmshiftd(s)");
+    int rc = split_list("to", o->to_list, o->to, EVAC_MAX_DESTS, &o->nto);
+    if (!rc && o->vm_list)
+        rc = split_list("vms", o->vm_list, o->vms, EVAC_MAX_VMS, &o->nvms);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < o->nto; i++)
+        if (strcmp(o->to[i], o->from) == 0)
+            return vs_fail(EINVAL, "--to names the source host %s; a host cannot be drained "
+                                   "into itself", o->from);
+    if (!o->max_parallel)
+        o->max_parallel = o->parallel && !o->parallel_auto ? o->parallel
+                                                           : EVAC_DEFAULT_MAX_PARALLEL;
+    return ctl_json_parse_args(fields->n, fields->tok, &o->migrate);
+}
+
+int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->parallel_auto = true;
+    o->poll_s = 0.1;
+    struct field_tokens fields = { .n = 0 };
+    optind = 1;
+    opterr = 0;
+    int c, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            o->help = true;
+            free_tokens(&fields);
+            return 0;
+        }
+        if (c == '?' || c == ':')
+            rc = vs_fail(EINVAL, "unknown or incomplete option '%s'; see vmshift evacuate --help",
+                         argv[optind - 1]);
+        else
+            rc = parse_option(c, optarg, o, &fields);
+    }
+    if (!rc && optind < argc)
+        rc = vs_fail(EINVAL, "unexpected argument '%s'; see vmshift evacuate --help",
+                     argv[optind]);
+    if (!rc)
+        rc = finish(o, &fields);
+    free_tokens(&fields);
+    if (rc)
+        evacuate_options_free(o);
+    return rc;
+}
+
+void evacuate_options_free(struct evacuate_options *o)
+{
+    free(o->to_list);
+    free(o->vm_list);
+    json_object_put(o->migrate);
+    o->to_list = o->vm_list = NULL;
+    o->migrate = NULL;
+}
