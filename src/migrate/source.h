@@ -9,16 +9,26 @@
 #include "migrate/report.h"
 #include "vmm/vm.h"
 
+#define VS_DOWNTIME_MAX_STEPS 8
+
+enum vs_converge { VS_CONVERGE_NONE, VS_CONVERGE_THROTTLE, VS_CONVERGE_POSTCOPY };
+
 struct vs_migration_opts {
     char to[128];               /* "HOST:PORT" of `vmshift receive` */
     uint64_t downtime_limit_ms; /* switch over when the rest can be sent within this */
-    uint32_t max_passes;        /* ... or after this many pre-copy passes */
+    uint64_t downtime_schedule_ms[VS_DOWNTIME_MAX_STEPS]; /* raised to these, in order, each
+                                   time the passes stop shrinking */
+    uint32_t nr_downtime_steps;
+    uint64_t max_downtime_ms;   /* never switch over when more is expected; 0 = no limit */
+    uint32_t max_passes;        /* pre-copy passes before giving up as "not converging";
+                                   0 = go on until it converges or is cancelled */
     int timeout_ms;             /* connect, and any wait for the peer */
     uint64_t max_bandwidth;     /* bytes/s during pre-copy, 0 = unlimited (the blackout
                                    pass is never capped: it is downtime) */
     uint32_t streams;           /* TCP connections, 1..VS_WIRE_MAX_STREAMS (0: default) */
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
+    enum vs_converge converge;   /* what to do when pre-copy stops converging */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */
