@@ -30,7 +30,7 @@ const char run_usage[] =
     "  --run-for SECONDS      quit after this long (default: until 'quit' or SIGINT)\n"
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
-    "                         (power of two, 256..65536; e.g. 4096) instead of the dirty-log\n"
+    "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
     "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";
 
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
@@ -216,7 +216,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_KVM_DEVICE: o->vm.kvm_device = optarg; break;
         case OPT_DIRTY_RING:
             if (vs_parse_u64(optarg, &v))
-                return vs_fail(EINVAL, "--dirty-ring '%s' is not a number of entries; try 4096",
+                return vs_fail(EINVAL, "--dirty-ring '%s' is not a number of entries; try 65536",
                                optarg);
             if ((rc = vs_dirty_ring_check_entries(v)))
                 return rc;

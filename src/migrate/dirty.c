@@ -44,12 +44,16 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
             vs_warn("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 could not be enabled (%s); "
                     "falling back to get-and-clear dirty logs", strerror(errno));
     }
-    int rc = vs_memory_track_writes(&vm->mem, true);
+    int rc = d->ring ? vs_dirty_ring_reaper(vm->ring, true) : 0;
+    if (!rc)
+        rc = vs_memory_track_writes(&vm->mem, true);
     if (!rc && (rc = set_logging(vm, true))) {
         vs_memory_track_writes(&vm->mem, false);
         rc = vs_fail_context(rc, "cannot enable dirty page logging");
     }
     if (rc) {
+        if (d->ring)
+            vs_dirty_ring_reaper(vm->ring, false);
         free(d->bitmap);
         free(d->scratch);
         d->bitmap = d->scratch = NULL;
@@ -133,8 +137,11 @@ void vs_dirty_stop(struct vs_dirty *d)
     if (set_logging(d->vm, false))
         vs_warn("cannot disable dirty logging: %s", vs_last_error());
     /* Empty the rings, so that a later start does not find stale entries. */
-    if (d->ring && vs_dirty_ring_collect(d->vm->ring, d->scratch))
-        vs_warn("%s", vs_last_error());
+    if (d->ring) {
+        vs_dirty_ring_reaper(d->vm->ring, false);
+        if (vs_dirty_ring_collect(d->vm->ring, d->scratch))
+            vs_warn("%s", vs_last_error());
+    }
     vs_memory_track_writes(&d->vm->mem, false);
     free(d->bitmap);
     free(d->scratch);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include "codec/codec.h"
 #include "migrate/bw_sampler.h"
+#include "migrate/converge.h"
 #include "migrate/digest_tracker.h"
 #include "migrate/dirty.h"
 #include "migrate/source.h"
@@ -81,6 +82,7 @@ struct vs_migration {
 
     struct vs_bw_sampler sampler;
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
+    struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
 };
 
 /* Open the streams' resources (codec, buffers) once their channels are set. */
@@ -95,5 +97,8 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
 void vs_send_streams_stop(struct vs_migration *m);
 /* Bytes sent on all streams so far. */
 uint64_t vs_send_streams_bytes(struct vs_migration *m);
+/* With the vCPUs stopped and the final pass sent: VCPU_STATE per vCPU, MACHINE_STATE and
+ * DIGEST on stream 0 (source_state.c). pause_ns goes into DIGEST for the downtime. */
+int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns);
 
 #endif

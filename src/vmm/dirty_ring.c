@@ -1,5 +1,6 @@
 #include "vmm/dirty_ring.h"
 #include "vmm/kvm.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -16,7 +17,7 @@ int vs_dirty_ring_check_entries(uint64_t entries)
 {
     if (entries < VS_DIRTY_RING_MIN || entries > VS_DIRTY_RING_MAX || (entries & (entries - 1)))
         return vs_fail(EINVAL, "--dirty-ring %llu is not a power of two from %u to %u entries "
-                       "per vCPU; try 4096", (unsigned long long)entries, VS_DIRTY_RING_MIN,
+                       "per vCPU; try 65536", (unsigned long long)entries, VS_DIRTY_RING_MIN,
                        VS_DIRTY_RING_MAX);
     return 0;
 }
@@ -60,6 +61,7 @@ int vs_dirty_ring_create(struct vs_dirty_ring **out, struct vs_kvm *kvm, uint32_
     r->npages = npages;
     r->nr_vcpus = nr_vcpus;
     pthread_mutex_init(&r->lock, NULL);
+    atomic_init(&r->reaper_stop, false);
     for (unsigned i = 0; i < nr_vcpus; i++) {
         atomic_init(&r->vcpu[i].pages, 0);
         atomic_init(&r->vcpu[i].full_exits, 0);
@@ -83,6 +85,7 @@ void vs_dirty_ring_destroy(struct vs_dirty_ring *r)
 {
     if (!r)
         return;
+    vs_dirty_ring_reaper(r, false);
     size_t len = (size_t)r->entries * sizeof(struct kvm_dirty_gfn);
     for (unsigned i = 0; i < r->nr_vcpus; i++)
         if (r->vcpu[i].gfns)
@@ -124,6 +127,54 @@ static int reset_rings(struct vs_dirty_ring *r)
     return 0;
 }
 
+/* Is ring `index` at least 1/8 full? (Entries are published in order.) */
+static bool filling(struct vs_dirty_ring *r, unsigned index)
+{
+    struct vs_dirty_ring_vcpu *v = &r->vcpu[index];
+    if (!v->gfns)
+        return false;
+    struct kvm_dirty_gfn *g = &v->gfns[(v->fetch + r->entries / 8) & (r->entries - 1)];
+    return __atomic_load_n(&g->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY;
+}
+
+static void *reaper_thread(void *arg)
+{
+    struct vs_dirty_ring *r = arg;
+    while (!atomic_load(&r->reaper_stop)) {
+        vs_sleep_ns(VS_DIRTY_RING_REAP_NS);
+        pthread_mutex_lock(&r->lock);
+        bool any = false;
+        for (unsigned i = 0; i < r->nr_vcpus; i++)
+            if (filling(r, i)) {
+                harvest_ring(r, i);
+                any = true;
+            }
+        if (any && reset_rings(r))
+            vs_warn("dirty ring reaper: %s", vs_last_error());
+        pthread_mutex_unlock(&r->lock);
+    }
+    return NULL;
+}
+
+int vs_dirty_ring_reaper(struct vs_dirty_ring *r, bool on)
+{
+    if (on == r->reaper_running)
+        return 0;
+    if (!on) {
+        atomic_store(&r->reaper_stop, true);
+        pthread_join(r->reaper, NULL);
+        r->reaper_running = false;
+        return 0;
+    }
+    atomic_store(&r->reaper_stop, false);
+    int err = pthread_create(&r->reaper, NULL, reaper_thread, r);
+    if (err)
+        return vs_fail(err, "cannot start the dirty ring reaper thread: %s", strerror(err));
+    pthread_setname_np(r->reaper, "ring-reaper");
+    r->reaper_running = true;
+    return 0;
+}
+
 int vs_dirty_ring_collect(struct vs_dirty_ring *r, uint64_t *bitmap)
 {
     pthread_mutex_lock(&r->lock);
@@ -142,16 +193,27 @@ int vs_dirty_ring_collect(struct vs_dirty_ring *r, uint64_t *bitmap)
     return rc;
 }
 
-int vs_dirty_ring_harvest_vcpu(struct vs_dirty_ring *r, unsigned index, bool reset)
+int vs_dirty_ring_harvest_vcpu(struct vs_dirty_ring *r, unsigned index, bool full)
 {
     if (index >= r->nr_vcpus)
         return vs_fail(EINVAL, "no dirty ring for vCPU %u", index);
     pthread_mutex_lock(&r->lock);
+    uint64_t before = atomic_load(&r->vcpu[index].pages);
     harvest_ring(r, index);
-    int rc = reset ? reset_rings(r) : 0;
+    int rc = full ? reset_rings(r) : 0;
+    bool empty = atomic_load(&r->vcpu[index].pages) == before;
     pthread_mutex_unlock(&r->lock);
-    if (reset)
-        atomic_fetch_add(&r->vcpu[index].full_exits, 1);
+    if (!full)
+        return 0;
+    /* Full, yet nothing published where the next entry should be: KVM wrote past the end
+     * of the ring and the two sides no longer agree where it starts (the guest dirtied
+     * more between two checks than KVM's reserve). Pages may have been missed. */
+    if (!rc && empty && atomic_fetch_add(&r->vcpu[index].full_exits, 1) > 0)
+        return vs_fail(EOVERFLOW, "the KVM dirty ring of vCPU %u overflowed; dirty pages may "
+                       "have been lost: restart the VM with a bigger --dirty-ring (e.g. 65536) "
+                       "or without it", index);
+    if (!empty)
+        atomic_store(&r->vcpu[index].full_exits, 0);
     return rc;
 }
 

@@ -9,9 +9,14 @@
  * With it KVM refuses KVM_GET_DIRTY_LOG, so src/migrate/dirty.c collects through
  * vs_dirty_ring_collect() instead.
  *
- * Who harvests: the migration (or dirty-rate measurement) thread at every sync; a vCPU
+ * Who harvests: the migration (or dirty-rate measurement) thread at every sync; a reaper
+ * thread, every 5 ms while dirty logging is on, each ring that is 1/8 full; a vCPU
  * thread whose ring is full (KVM_EXIT_DIRTY_RING_FULL: it cannot run before its ring
  * has room); a dirty-limited vCPU at its throttle points. One lock serialises them.
+ * The reaper is not optional: KVM asks a vCPU to exit when its ring is nearly full, but a
+ * guest running in KVM's instruction emulator can dirty more than KVM's reserve before
+ * it checks, and a ring that overflows loses pages and stops the vCPU for good (seen
+ * here with 4096-entry rings under full-speed dirtying).
  * Invariant: a page is moved into a caller's bitmap only after the reset that
  * re-protected it, so a write after the caller reads the page always leaves a new
  * entry. */
@@ -30,7 +35,8 @@ struct vs_dirty_ring_vcpu {
     struct kvm_dirty_gfn *gfns;        /* the mapped ring (NULL until mapped) */
     uint32_t fetch;                    /* next entry to harvest */
     atomic_uint_fast64_t pages;        /* entries harvested so far (cumulative) */
-    atomic_uint_fast64_t full_exits;   /* KVM_EXIT_DIRTY_RING_FULL seen */
+    atomic_uint_fast64_t full_exits;   /* KVM_EXIT_DIRTY_RING_FULL in a row with nothing
+                                          to harvest */
 };
 
 struct vs_dirty_ring {
@@ -41,10 +47,15 @@ struct vs_dirty_ring {
     pthread_mutex_t lock;              /* harvest + reset + collect */
     _Atomic uint64_t *harvested;       /* npages bits: harvested, not yet collected */
     struct vs_dirty_ring_vcpu *vcpu;
+    pthread_t reaper;
+    bool reaper_running;
+    atomic_bool reaper_stop;
 };
 
+#define VS_DIRTY_RING_REAP_NS 5000000ULL
+
 /* Smallest and largest ring a user may ask for (entries per vCPU). */
-#define VS_DIRTY_RING_MIN 256u
+#define VS_DIRTY_RING_MIN 4096u
 #define VS_DIRTY_RING_MAX 65536u
 
 /* Check a ring size a user gave (entries per vCPU): a power of two in range. */
@@ -60,9 +71,11 @@ void vs_dirty_ring_destroy(struct vs_dirty_ring *r);
 /* Harvest every ring, reset, and OR the pages harvested since the last collect into
  * bitmap (npages bits). */
 int vs_dirty_ring_collect(struct vs_dirty_ring *r, uint64_t *bitmap);
-/* A vCPU thread: its ring is full (or it wants its count current): harvest its ring,
- * and reset when reset is true. */
-int vs_dirty_ring_harvest_vcpu(struct vs_dirty_ring *r, unsigned index, bool reset);
+/* A vCPU thread: its ring is full (full: harvest and reset; an error when KVM overflowed
+ * the ring), or it wants its count current (harvest only). */
+int vs_dirty_ring_harvest_vcpu(struct vs_dirty_ring *r, unsigned index, bool full);
+/* Start (while dirty logging is on) or stop the reaper thread. */
+int vs_dirty_ring_reaper(struct vs_dirty_ring *r, bool on);
 /* Pages vCPU `index` has dirtied so far (entries harvested from its ring). */
 uint64_t vs_dirty_ring_vcpu_pages(struct vs_dirty_ring *r, unsigned index);
 
