@@ -1,7 +1,7 @@
 #include "ctl/converge_commands.h"
 #include "ctl/ctl_json.h"
 #include "common/error.h"
-#include "common/size.h"
+#include "migrate/converge_model.h"
 #include "migrate/dirty_rate.h"
 
 #include <json-c/json.h>
@@ -21,53 +21,34 @@ static int parse_converge(const char *name, enum vs_converge *out)
     return 0;
 }
 
-static int add_step(struct vs_migration_opts *o, uint64_t ms, const char *shown)
-{
-    if (o->nr_downtime_steps >= VS_DOWNTIME_MAX_STEPS)
-        return vs_fail(E2BIG, "downtime_schedule '%s' has more than %d steps", shown,
-                       VS_DOWNTIME_MAX_STEPS);
-    if (ms == 0)
-        return vs_fail(EINVAL, "downtime_schedule '%s': a step of 0 ms; give milliseconds "
-                       "above the downtime limit", shown);
-    o->downtime_schedule_ms[o->nr_downtime_steps++] = ms;
-    return 0;
-}
-
 /* "500,1000,2000" or [500, 1000, 2000]; the order and bounds are checked with the rest of
  * the policy when the migration starts. */
 static int parse_schedule(struct json_object *v, struct vs_migration_opts *o)
 {
-    o->nr_downtime_steps = 0;
+    double steps[VS_CONV_MAX_STEPS];
+    unsigned n = 0;
     if (json_object_is_type(v, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
+        size_t len = json_object_array_length(v);
+        if (len == 0 || len > VS_CONV_MAX_STEPS)
+            return vs_fail(EINVAL, "downtime_schedule has %zu steps; give 1 to %d", len,
+                           VS_CONV_MAX_STEPS);
+        for (size_t i = 0; i < len; i++) {
             struct json_object *e = json_object_array_get_idx(v, i);
-            if (!json_object_is_type(e, json_type_int) || json_object_get_int64(e) < 0)
+            if (!json_object_is_type(e, json_type_int) || json_object_get_int64(e) <= 0)
                 return vs_fail(EINVAL, "downtime_schedule entry %zu is not a number of "
-                               "milliseconds", i + 1);
-            int rc = add_step(o, (uint64_t)json_object_get_int64(e), "[...]");
-            if (rc)
-                return rc;
+                               "milliseconds above 0", i + 1);
+            steps[n++] = (double)json_object_get_int64(e);
         }
-        return 0;
-    }
-    if (!json_object_is_type(v, json_type_string))
-        return vs_fail(EINVAL, "downtime_schedule must be milliseconds like \"500,1000,2000\"");
-    const char *text = json_object_get_string(v);
-    char buf[256];
-    if (strlen(text) >= sizeof(buf))
-        return vs_fail(EINVAL, "downtime_schedule '%.40s...' is too long", text);
-    snprintf(buf, sizeof(buf), "%s", text);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        uint64_t ms;
-        if (vs_parse_u64(tok, &ms))
-            return vs_fail(EINVAL, "downtime_schedule '%s': '%s' is not a number of "
-                           "milliseconds; give e.g. 500,1000,2000", text, tok);
-        int rc = add_step(o, ms, text);
+    } else if (json_object_is_type(v, json_type_string)) {
+        int rc = vs_conv_parse_schedule(json_object_get_string(v), steps, &n);
         if (rc)
             return rc;
+    } else {
+        return vs_fail(EINVAL, "downtime_schedule must be milliseconds like \"500,1000,2000\"");
     }
-    if (!o->nr_downtime_steps)
-        return vs_fail(EINVAL, "downtime_schedule '%s' has no steps; give e.g. 500,1000,2000", text);
+    for (unsigned i = 0; i < n; i++)
+        o->downtime_schedule_ms[i] = (uint64_t)steps[i];
+    o->nr_downtime_steps = n;
     return 0;
 }
 

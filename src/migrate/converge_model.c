@@ -1,6 +1,7 @@
 #include "migrate/converge_model.h"
 #include "common/error.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,30 @@ const char *vs_conv_action_name(enum vs_conv_action a)
     case VS_CONV_NOT_CONVERGING: return "not-converging";
     }
     return "?";
+}
+
+int vs_conv_parse_schedule(const char *text, double *out, unsigned *n)
+{
+    *n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        if (!isdigit((unsigned char)*p))
+            return vs_fail(EINVAL, "downtime schedule '%s' is not a list of milliseconds; give "
+                           "e.g. 500,1000,2000", text);
+        double v = strtod(p, &end);
+        if (v <= 0 || (*end && *end != ','))
+            return vs_fail(EINVAL, "downtime schedule '%s' is not a list of milliseconds above "
+                           "0; give e.g. 500,1000,2000", text);
+        if (*n >= VS_CONV_MAX_STEPS)
+            return vs_fail(E2BIG, "downtime schedule '%s' has more than %d steps", text,
+                           VS_CONV_MAX_STEPS);
+        out[(*n)++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (!*n)
+        return vs_fail(EINVAL, "the downtime schedule is empty; give e.g. 500,1000,2000");
+    return 0;
 }
 
 int vs_conv_check_policy(const struct vs_conv_policy *p)

@@ -66,6 +66,10 @@ enum vs_conv_action {
 
 const char *vs_conv_action_name(enum vs_conv_action a);
 
+/* "500,1000,2000" (milliseconds) into out[VS_CONV_MAX_STEPS]; *n steps. Order and bounds
+ * are checked by vs_conv_check_policy. */
+int vs_conv_parse_schedule(const char *text, double *out, unsigned *n);
+
 /* Check a policy a user gave; errors name the value and the fix. */
 int vs_conv_check_policy(const struct vs_conv_policy *p);
 
