@@ -113,6 +113,8 @@ int vs_converge_after_pass(struct vs_migration *m, uint64_t dirty_pages,
     pthread_mutex_unlock(&m->lock);
     double secs = (double)last.duration_ns / 1e9, sent = (double)last.dirty_pages * 4096;
     double pending = (double)dirty_pages * 4096, rate = secs > 0 ? pending / secs : 0;
+    if (c->state.passes == 0)
+        rate *= 2;   /* pass 0 absorbed about half of the writes (converge_model.h) */
     if (pending > c->working_set)
         c->working_set = pending;
     double share[VS_MAX_VCPUS] = { 0 }, raw_pps[VS_MAX_VCPUS] = { 0 };

@@ -44,8 +44,8 @@ int vs_conv_parse_schedule(const char *text, double *out, unsigned *n)
 
 int vs_conv_check_policy(const struct vs_conv_policy *p)
 {
-    if (p->downtime_limit_ms <= 0)
-        return vs_fail(EINVAL, "the downtime limit must be above 0 ms");
+    if (p->downtime_limit_ms < 0)
+        return vs_fail(EINVAL, "the downtime limit must not be negative");
     if (p->max_downtime_ms > 0 && p->downtime_limit_ms > p->max_downtime_ms)
         return vs_fail(EINVAL, "--downtime-limit %.0f ms is above --max-downtime %.0f ms; lower "
                        "the limit or raise the maximum", p->downtime_limit_ms, p->max_downtime_ms);
@@ -84,10 +84,11 @@ static bool fits(double bytes, double bandwidth, double limit_ms)
     return bandwidth > 0 && bytes / bandwidth * 1e3 <= limit_ms;
 }
 
-/* Bytes the guest dirties while a pass of `seconds` runs. */
-static double dirtied_in(const struct vs_conv_link *l, double rate, double seconds)
+/* Bytes a pass of `seconds` leaves dirty for the next (first: pass 0, which absorbs the
+ * writes that come before the sender reaches them: half, on average). */
+static double dirtied_in(const struct vs_conv_link *l, double rate, double seconds, bool first)
 {
-    double d = rate * seconds;
+    double d = rate * seconds * (first ? 0.5 : 1.0);
     return l->working_set > 0 && d > l->working_set ? l->working_set : d;
 }
 
@@ -98,7 +99,7 @@ bool vs_conv_reaches(const struct vs_conv_link *link, double pending, double lim
     for (unsigned i = 0; i < VS_CONV_MAX_ROWS; i++) {
         if (fits(pending, link->bandwidth, limit_ms))
             return true;
-        double next = dirtied_in(link, link->dirty_rate, pending / link->bandwidth);
+        double next = dirtied_in(link, link->dirty_rate, pending / link->bandwidth, false);
         if (next >= pending)
             return false;   /* never shrinks again: it only grows towards the working set */
         pending = next;
@@ -213,7 +214,7 @@ void vs_conv_simulate(const struct vs_conv_sim *in, struct vs_conv_plan *o)
     o->outcome = VS_CONV_RUNS_ON;
     while (o->nr_rows < VS_CONV_MAX_ROWS - 1) {
         double r = st.throttling && budget < rate ? budget : rate;
-        double secs = pending / bw, dirtied = dirtied_in(l, r, secs);
+        double secs = pending / bw, dirtied = dirtied_in(l, r, secs, st.passes == 0);
         uint32_t pass = st.passes;
         o->total_ms += secs * 1e3;
         o->transferred += pending;

@@ -5,8 +5,11 @@
  * Model: pass i sends D_i bytes at the link's bandwidth B, taking t_i = D_i / B; meanwhile
  * the guest dirties min(W, R * t_i) bytes (R its dirty rate, W its working set: a pass can
  * never find more dirty than the memory the guest writes), which the next pass sends.
- * Pass 0 sends all of RAM. The switchover comes when what is pending can be sent within
- * the downtime limit; that last transfer plus a fixed switchover cost is the downtime.
+ * Pass 0 sends all of RAM, and re-arms dirty tracking for each piece of RAM just before
+ * sending it: what the guest writes ahead of the sender goes out in pass 0 itself, so on
+ * average only half of its writes are left for pass 1: min(W, R * t_0 / 2). The
+ * switchover comes when what is pending can be sent within the downtime limit; that last
+ * transfer plus a fixed switchover cost is the downtime.
  *
  * Policy (vs_conv_after_pass): a pass "shrinks" when it leaves less than
  * VS_CONV_SHRINK of what it sent. Pre-copy has stalled after two passes in a row that did
