@@ -8,6 +8,12 @@ the same shape as qemu_peer.qemu_migrate() so the two can be put side by side.
 
 A threading.Barrier may be passed as start_barrier: every migration of a group then waits
 for the others before it starts (eight VMs migrated at once).
+
+run_args: more `vmshift run` options (e.g. ["--dirty-ring", "65536"]); migrate_args: more
+fields of the migrate request (e.g. {"converge": "throttle"}); guest_samples: poll the
+guest's telemetry (pages written, all vCPUs) every 0.1 s from 1 s before the migration
+until the switchover, as result["guest_samples"] [(t_s since migrate, pages)] and
+result["guest_baseline_pps"] (pages/s in that last second before it).
 """
 import json
 import os
@@ -44,6 +50,11 @@ def ctl(sock, cmd, timeout=10, **args):
     return reply
 
 
+def guest_pages(sock):
+    """Pages the guest workload has written so far, all vCPUs (its telemetry)."""
+    return ctl(sock, "status").get("guest", {}).get("pages_written", 0)
+
+
 def _wait_for(pred, timeout, what, proc=None, log=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,7 +70,8 @@ def _wait_for(pred, timeout, what, proc=None, log=None):
 def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, rate=0,
                     streams=2, compress="none", zerocopy=False, downtime_limit_ms=300,
                     max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
-                    settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False):
+                    settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False,
+                    run_args=(), migrate_args=None, guest_samples=False):
     d = tempfile.mkdtemp(prefix="vmshift-bench-")
     src_sock, dst_sock = os.path.join(d, "src.sock"), os.path.join(d, "dst.sock")
     port_file = os.path.join(d, "port")
@@ -72,6 +84,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                                       "--ctl", src_sock, "--serial", "none"]
         if rate:
             src_cmd += ["--rate", str(rate)]
+        src_cmd += list(run_args)
         dst_cmd = list(dst_prefix) + [VMSHIFT, "receive", "--listen", dst_addr + ":0",
                                       "--port-file", port_file, "--ctl", dst_sock,
                                       "--serial", "none", "--report", dst_report,
@@ -93,22 +106,36 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                 "timeout_ms": int(timeout_s * 1000)}
         if max_bandwidth:
             args["max_bandwidth"] = int(max_bandwidth)
+        args.update(migrate_args or {})
         if start_barrier is not None:
             start_barrier.wait()
+        gsamples = []
+        if guest_samples:
+            b0 = (time.monotonic(), guest_pages(src_sock))
+            time.sleep(1.0)
+            b1 = (time.monotonic(), guest_pages(src_sock))
+            baseline = (b1[1] - b0[1]) / (b1[0] - b0[0])
         t0 = time.monotonic()
         ctl(src_sock, "migrate", **args)
         report = None
+        next_sample = t0
         while time.monotonic() - t0 < timeout_s:
+            if guest_samples and time.monotonic() >= next_sample:
+                gsamples.append((time.monotonic() - t0, guest_pages(src_sock)))
+                next_sample += 0.1
             m = ctl(src_sock, "migrate-status").get("migration", {})
             if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed"):
                 report = m
                 break
-            time.sleep(0.05)
+            time.sleep(0.02 if guest_samples else 0.05)
         wall_s = time.monotonic() - t0
         if report is None:
             raise VmshiftPeerError("migration did not finish in %d s" % timeout_s)
         result = {"impl": "vmshift", "status": report.get("status"), "error": report.get("error"),
                   "wall_s": wall_s, "t0_mono": t0}
+        if guest_samples:
+            result["guest_samples"] = gsamples
+            result["guest_baseline_pps"] = baseline
         if report.get("status") == "completed":
             _wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst, dst_log)
             time.sleep(0.3)

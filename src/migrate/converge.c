@@ -8,6 +8,10 @@
 
 #include <string.h>
 
+/* A pass shorter or smaller than this says little about the link's rate. */
+#define MIN_RATE_NS    100000000ULL
+#define MIN_RATE_BYTES (1 << 20)
+
 static const char *strategy_name(enum vs_converge c)
 {
     return c == VS_CONVERGE_THROTTLE ? "throttle" : c == VS_CONVERGE_POSTCOPY ? "postcopy" : "none";
@@ -46,10 +50,20 @@ int vs_converge_init(struct vs_migration *m)
     return 0;
 }
 
+/* Bytes written to the streams that have not left this host yet. */
+static uint64_t queued(struct vs_migration *m)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < m->nr_streams; i++)
+        n += vs_channel_queued(m->streams[i].ch);
+    return n;
+}
+
 void vs_converge_pass_start(struct vs_migration *m)
 {
     struct vs_convergence *c = &m->conv;
     c->pass_start_ns = vs_clock_ns();
+    c->queued0 = queued(m);
     c->slept0_ns = vs_vm_throttle_slept_ns(m->vm);
     for (unsigned i = 0; m->vm->ring && i < m->vm->nr_vcpus; i++)
         c->ring_pages0[i] = vs_dirty_ring_vcpu_pages(m->vm->ring, i);
@@ -106,17 +120,27 @@ int vs_converge_after_pass(struct vs_migration *m, uint64_t dirty_pages,
     struct vs_convergence *c = &m->conv;
     struct vs_vm *vm = m->vm;
     unsigned n = vm->nr_vcpus;
+    uint64_t q = queued(m), elapsed = vs_clock_ns() - c->pass_start_ns;
     pthread_mutex_lock(&m->lock);
     struct vs_pass_stats last = m->stats.nr_passes && m->stats.nr_passes <= VS_REPORT_MAX_PASSES ?
                                 m->stats.passes[m->stats.nr_passes - 1] : (struct vs_pass_stats){ 0 };
+    /* What the link really carried: a pass "ends" when its last bytes are in the socket
+     * buffers, which can hold megabytes; count what left this host over the whole time. */
+    double delivered = (double)last.bytes + (double)c->queued0 - (double)q;
+    if (elapsed >= MIN_RATE_NS && delivered >= MIN_RATE_BYTES)  /* else keep the last one */
+        m->bandwidth = delivered * 1e9 / (double)elapsed;
     double bw = m->bandwidth;
+    m->stats.mbps = bw * 8 / 1e6;
+    /* Still to go before a switchover completes: the dirty pages and the queued bytes. */
+    double pending = (double)dirty_pages * 4096 + (double)q;
+    m->stats.expected_downtime_ms = bw > 0 ? pending * 1e3 / bw : 0;
     pthread_mutex_unlock(&m->lock);
     double secs = (double)last.duration_ns / 1e9, sent = (double)last.dirty_pages * 4096;
-    double pending = (double)dirty_pages * 4096, rate = secs > 0 ? pending / secs : 0;
+    double rate = secs > 0 ? (double)dirty_pages * 4096 / secs : 0;
     if (c->state.passes == 0)
         rate *= 2;   /* pass 0 absorbed about half of the writes (converge_model.h) */
-    if (pending > c->working_set)
-        c->working_set = pending;
+    if ((double)dirty_pages * 4096 > c->working_set)
+        c->working_set = (double)dirty_pages * 4096;
     double share[VS_MAX_VCPUS] = { 0 }, raw_pps[VS_MAX_VCPUS] = { 0 };
     if (vm->ring)
         vcpu_rates(m, secs, rate, share, raw_pps);
@@ -133,7 +157,7 @@ int vs_converge_after_pass(struct vs_migration *m, uint64_t dirty_pages,
     if (*action == VS_CONV_THROTTLE) {
         double budget = vs_conv_throttle_budget(pending, bw, limit,
                                                 vs_conv_throttle_passes_left(&c->state));
-        bool saturated = pending >= 0.9 * c->working_set;
+        bool saturated = (double)dirty_pages * 4096 >= 0.9 * c->working_set;
         rc = vs_throttle_apply(&c->throttle, budget, rate, vm->ring ? share : NULL, saturated);
     }
     /* The guest's unthrottled appetite drives the prediction while throttled. */
@@ -189,13 +213,15 @@ int vs_converge_give_up(struct vs_migration *m)
     double bw = m->bandwidth > 0 ? m->bandwidth : 1;
     const struct vs_pass_stats *last = s.nr_passes && s.nr_passes <= VS_REPORT_MAX_PASSES ?
                                        &s.passes[s.nr_passes - 1] : NULL;
+    double q = (double)queued(m);
     return vs_fail(ETIMEDOUT, "not converging: after %u pre-copy passes %.1f MiB are still "
-                   "dirty, %.0f ms of transfer at the link's %.0f MiB/s, above the downtime "
-                   "limit of %.0f ms (the last pass sent %.1f MiB in %.0f ms and the guest "
-                   "dirtied %.1f MiB meanwhile); the VM keeps running here. Use --converge "
-                   "throttle, a higher --downtime-limit or a --downtime-schedule, or "
-                   "--max-passes 0 to keep iterating", c->state.passes,
-                   (double)s.remaining_bytes / 1048576.0, (double)s.remaining_bytes / bw * 1e3,
+                   "dirty (and %.1f MiB queued to send), %.0f ms of transfer at the link's "
+                   "%.0f MiB/s, above the downtime limit of %.0f ms (the last pass sent %.1f MiB "
+                   "in %.0f ms and the guest dirtied %.1f MiB meanwhile); the VM keeps running "
+                   "here. Use --converge throttle, a higher --downtime-limit or a "
+                   "--downtime-schedule, or --max-passes 0 to keep iterating", c->state.passes,
+                   (double)s.remaining_bytes / 1048576.0, q / 1048576.0,
+                   ((double)s.remaining_bytes + q) / bw * 1e3,
                    bw / 1048576.0, vs_conv_effective_limit_ms(&c->policy, &c->state),
                    last ? (double)last->dirty_pages * 4096 / 1048576.0 : 0.0,
                    last ? (double)last->duration_ns / 1e6 : 0.0,
@@ -208,15 +234,15 @@ bool vs_converge_switchover_ok(struct vs_migration *m, uint64_t dirty_pages)
     double bw = m->bandwidth;
     if (c->policy.max_downtime_ms <= 0 || bw <= 0)
         return true;
-    double expected = (double)dirty_pages * 4096 / bw * 1e3;
+    double expected = ((double)dirty_pages * 4096 + (double)queued(m)) / bw * 1e3;
     if (expected <= c->policy.max_downtime_ms)
         return true;
     c->force_pass = true;
     pthread_mutex_lock(&m->lock);
     m->stats.conv.switchover_retries++;
     pthread_mutex_unlock(&m->lock);
-    vs_warn("switchover called off: with the vCPUs stopped %llu pages are dirty, %.0f ms to "
-            "send, more than --max-downtime %.0f ms; pre-copy goes on",
+    vs_warn("switchover called off: with the vCPUs stopped %llu pages are dirty, with what is "
+            "still queued %.0f ms to send, more than --max-downtime %.0f ms; pre-copy goes on",
             (unsigned long long)dirty_pages, expected, c->policy.max_downtime_ms);
     return false;
 }

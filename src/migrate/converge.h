@@ -26,6 +26,7 @@ struct vs_convergence {
     struct vs_throttle throttle;
     bool started;
     uint64_t pass_start_ns;
+    uint64_t queued0;                         /* bytes in the send queues at the pass start */
     uint64_t slept0_ns;                       /* throttle sleeps at the pass start */
     uint64_t ring_pages0[VS_MAX_VCPUS];       /* per-vCPU ring counts at the pass start */
     double working_set;                       /* the most a pass found dirty (bytes) */
