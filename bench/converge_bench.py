@@ -101,7 +101,8 @@ def run_qemu(hosts, a):
         timeout_s=a.timeout, capabilities={"auto-converge": True}, guest_samples=True)
     samples = r.get("samples", [])
     gs = [(s["t_s"], s["guest_pages"]) for s in samples if "guest_pages" in s]
-    sw = (r.get("switchover_at_ms") or 0) / 1e3 or (r.get("total_time_ms") or 0) / 1e3
+    sw = ((r.get("switchover_at_ms") or 0) / 1e3 or (r.get("total_time_ms") or 0) / 1e3
+          or (gs[-1][0] if gs else 0))
     lost = lost_progress(gs, r.get("guest_baseline_pps") or 0, sw)
     down = r.get("blackout_ms") or r.get("downtime_ms") or 0
     return {
@@ -151,8 +152,8 @@ def plot(results, out):
             if not gs or base <= 0:
                 continue
             path = os.path.join(out, "progress-%s-%s.dat" % (link, case))
-            with open(path, "w") as f:
-                for (t0, p0), (t1, p1) in zip(gs, gs[1:]):
+            with open(path, "w") as f:   # over 1 s windows: the telemetry comes in bursts
+                for (t0, p0), (t1, p1) in zip(gs, gs[10:]):
                     if t1 > t0:
                         f.write("%.3f %.1f\n" % (t1, 100.0 * (p1 - p0) / (base * (t1 - t0))))
             files.append((os.path.basename(path), case))
@@ -162,7 +163,7 @@ def plot(results, out):
         script = """
 set terminal pngcairo size 1000,500 font ",10"
 set output "converge-%s.png"
-set title "Guest progress during migration, link %s (%% of its speed before; 100 = unhindered)"
+set title "Guest progress during migration, link %s (%% of its speed before, over 1 s; 100 = unhindered)"
 set xlabel "seconds since the migration started"
 set ylabel "guest progress %%"
 set yrange [0:150]

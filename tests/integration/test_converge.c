@@ -28,14 +28,6 @@ static int remove_hosts(void **state)
     return 0;
 }
 
-static struct json_object *obj(struct json_object *o, const char *key)
-{
-    struct json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v))
-        fail_msg("no \"%s\" in %s", key, json_object_to_json_string(o));
-    return v;
-}
-
 /* Start a VM in host a and a receiver in host b; returns the migrate target. */
 static void start_pair(struct vm_proc *src, struct vm_proc *dst, const char *const *args,
                        char *to, size_t len)
@@ -104,7 +96,7 @@ static void throttle_converges_and_reports_the_stall(void **state)
     print_migration("throttle (sleep)", r);
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
-    struct json_object *t = obj(r, "throttle");
+    struct json_object *t = json_member(r, "throttle");
     print_message("throttle %s from %.0f ms, deepest %.0f%%, guest stall %.0f ms (baseline %.0f "
                   "pages/s)\n", json_str(t, "mode"), json_num(t, "started-at"),
                   json_num(t, "max-percent"), json_num(t, "guest-stall-time"),
@@ -117,7 +109,7 @@ static void throttle_converges_and_reports_the_stall(void **state)
     assert_true(json_num(t, "guest-stall-time") > 100);
     /* It is released: the last samples show no sleeping. */
     assert_true(json_num(t, "percent") == 0);
-    struct json_object *pct = obj(t, "percent-samples");
+    struct json_object *pct = json_member(t, "percent-samples");
     assert_true(json_object_array_length(pct) > 10);
     /* The downtime stayed near the limit (the transfer is bounded by 300 ms). */
     assert_true(json_num(r, "blackout-send-time") < 1000);
@@ -144,14 +136,14 @@ static void dirty_limits_with_the_ring(void **state)
     print_migration("throttle (dirty limit)", r);
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
-    struct json_object *t = obj(r, "throttle"), *ram = obj(r, "ram");
+    struct json_object *t = json_member(r, "throttle"), *ram = json_member(r, "ram");
     assert_string_equal(json_str(ram, "dirty-tracking"), "dirty-ring");
-    struct json_object *rates = obj(ram, "vcpu-dirty-rate");
+    struct json_object *rates = json_member(ram, "vcpu-dirty-rate");
     assert_int_equal(json_object_array_length(rates), 2);
     assert_string_equal(json_str(t, "mode"), "dirty-limit");
     assert_true(json_num(t, "guest-stall-time") > 0);
     /* Some pass ran throttled, and the guest slowed down while it did. */
-    struct json_object *passes = obj(r, "passes");
+    struct json_object *passes = json_member(r, "passes");
     double most = 0;
     for (size_t i = 0; i < json_object_array_length(passes); i++) {
         double p = json_num(json_object_array_get_idx(passes, i), "throttle-percent");
@@ -212,7 +204,7 @@ static void the_schedule_raises_the_limit_up_to_the_maximum(void **state)
     /* The final transfer fit the raised limit, not the first one. */
     double send = json_num(r, "blackout-send-time");
     assert_true(send > 300 && send < 1500);
-    struct json_object *passes = obj(r, "passes");
+    struct json_object *passes = json_member(r, "passes");
     size_t n = json_object_array_length(passes);
     assert_true(json_num(json_object_array_get_idx(passes, 0), "downtime-limit") == 300);
     assert_true(json_num(json_object_array_get_idx(passes, n - 2), "downtime-limit") == 1000);

@@ -31,14 +31,6 @@ static int remove_hosts(void **state)
     return 0;
 }
 
-static struct json_object *member(struct json_object *o, const char *key)
-{
-    struct json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v))
-        fail_msg("no \"%s\" in %s", key, json_object_to_json_string(o));
-    return v;
-}
-
 static struct json_object *dirty_rate(struct vm_proc *p, int period_ms)
 {
     struct json_object *a = json_object_new_object();
@@ -49,7 +41,7 @@ static struct json_object *dirty_rate(struct vm_proc *p, int period_ms)
                   "%.1f MiB%s\n", json_num(r, "dirty-pages-rate"), period_ms,
                   json_str(r, "tracking"), json_num(r, "dirty-pages"),
                   json_num(r, "working-set") / 1048576.0,
-                  json_object_get_boolean(member(r, "saturated")) ? " (saturated)" : "");
+                  json_object_get_boolean(json_member(r, "saturated")) ? " (saturated)" : "");
     return r;
 }
 
@@ -69,9 +61,9 @@ static void measures_a_steady_rate(void **state)
     struct json_object *r = dirty_rate(&p, 1000);
     assert_string_equal(json_str(r, "tracking"), "dirty-log");
     assert_true(within(json_num(r, "dirty-pages-rate"), 20000, 0.2));
-    assert_false(json_object_get_boolean(member(r, "saturated")));
-    assert_int_equal(json_object_array_length(member(r, "samples")), 8);
-    assert_int_equal(json_object_array_length(member(r, "vcpu-dirty-rate")), 0);
+    assert_false(json_object_get_boolean(json_member(r, "saturated")));
+    assert_int_equal(json_object_array_length(json_member(r, "samples")), 8);
+    assert_int_equal(json_object_array_length(json_member(r, "vcpu-dirty-rate")), 0);
     json_object_put(r);
     /* A bad period is refused with the range. */
     struct json_object *a = json_tokener_parse("{\"period_ms\": 20}");
@@ -93,7 +85,7 @@ static void measures_per_vcpu_rates_with_the_ring(void **state)
     struct json_object *r = dirty_rate(&p, 1000);
     assert_string_equal(json_str(r, "tracking"), "dirty-ring");
     assert_true(within(json_num(r, "dirty-pages-rate"), 20000, 0.2));
-    struct json_object *per = member(r, "vcpu-dirty-rate");
+    struct json_object *per = json_member(r, "vcpu-dirty-rate");
     assert_int_equal(json_object_array_length(per), 2);
     for (size_t i = 0; i < 2; i++) {
         double v = json_object_get_double(json_object_array_get_idx(per, i));
@@ -112,7 +104,7 @@ static void finds_the_working_set(void **state)
     vm_proc_start(&p, ARGS("--mem", "64M", "--workload", "continuous", "--range", "4M:8M"));
     json_object_put(wait_guest_at_least(&p, "passes", 2, 60));
     struct json_object *r = dirty_rate(&p, 800);
-    assert_true(json_object_get_boolean(member(r, "saturated")));
+    assert_true(json_object_get_boolean(json_member(r, "saturated")));
     assert_true(within(json_num(r, "working-set"), 8 << 20, 0.05));
     json_object_put(r);
     vm_proc_stop(&p);
@@ -142,15 +134,15 @@ static void plans_from_given_numbers(void **state)
     (void)state;
     struct json_object *j = run_plan("--mem 2048M --dirty-rate 32M --bandwidth 128M "
                                      "--downtime-limit 100");
-    struct json_object *pre = member(j, "precopy");
+    struct json_object *pre = json_member(j, "precopy");
     assert_string_equal(json_str(pre, "outcome"), "converges");
     assert_int_equal((int)json_num(pre, "precopy-passes"), 4);
-    assert_int_equal(json_object_array_length(member(pre, "passes")), 5);
+    assert_int_equal(json_object_array_length(json_member(pre, "passes")), 5);
     assert_string_equal(json_str(j, "recommended"), "precopy");
     json_object_put(j);
     j = run_plan("--mem 1G --dirty-rate 50000p --working-set 512M --bandwidth 1gbit");
-    assert_string_equal(json_str(member(j, "precopy"), "outcome"), "not-converging");
-    assert_string_equal(json_str(member(j, "throttle"), "outcome"), "converges");
+    assert_string_equal(json_str(json_member(j, "precopy"), "outcome"), "not-converging");
+    assert_string_equal(json_str(json_member(j, "throttle"), "outcome"), "converges");
     assert_string_equal(json_str(j, "recommended"), "throttle");
     json_object_put(j);
     char err[4096];
@@ -173,7 +165,7 @@ static void plan_predicts_the_migration(void **state)
     char args[256];
     snprintf(args, sizeof(args), "%s --bandwidth %s", src.sock, LINK_PAYLOAD);
     struct json_object *plan = run_plan(args);
-    struct json_object *pre = member(plan, "precopy");
+    struct json_object *pre = json_member(plan, "precopy");
     double predicted = json_num(pre, "total-time");
     print_message("plan: %s after %.0f passes, total %.0f ms, downtime %.0f ms, rate %.0f "
                   "pages/s (%s)\n", json_str(pre, "outcome"), json_num(pre, "precopy-passes"),
@@ -200,7 +192,7 @@ static void plan_predicts_the_migration(void **state)
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
     double total = json_num(r, "total-time");
-    double live = json_num(json_object_array_get_idx(member(r, "passes"), 0),
+    double live = json_num(json_object_array_get_idx(json_member(r, "passes"), 0),
                            "expected-total-time");
     print_message("measured total %.0f ms; planned %.0f ms (%+.0f%%); predicted after pass 0 "
                   "%.0f ms (%+.0f%%)\n", total, predicted, (predicted / total - 1) * 100, live,
