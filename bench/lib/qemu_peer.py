@@ -432,6 +432,11 @@ def read_telemetry(qmp, addr, path):
             "seed": seed, "cpus": cpus, "errors": sum(c["errors"] for c in cpus)}
 
 
+def _guest_pages(tel):
+    """Pages written by all vCPUs, from a read_telemetry() result (0 if none)."""
+    return sum(c["pages_written"] for c in tel["cpus"]) if tel else 0
+
+
 SERIAL_BAD = re.compile(r"^(bad page .*|verify error .*|vmshift-guest: error: .*)$", re.M)
 
 
@@ -618,7 +623,8 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                  verify_passes=2, machine="pc", cpu="max", qemu=QEMU, capabilities=None,
                  parameters=None, sample_interval_s=0.1, wire_dev=None, workdir=None,
                  keep_workdir=False, extra_args=(), dst_prealloc=False, compare_memory=False,
-                 start_barrier=None, log=None, postcopy_after_s=None, tls_psk_dir=None):
+                 start_barrier=None, log=None, postcopy_after_s=None, tls_psk_dir=None,
+                 guest_samples=False):
     """Run one migration; return a dict (see README of this module / the CLI).
 
     streams: 1 = plain pre-copy; >= 2 = multifd with that many channels; multifd=True
@@ -636,6 +642,9 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
     guest_rate_pages_s: the guest's write rate during settle_s before it.
     tls_psk_dir: migrate over TLS with QEMU's tls-creds-psk (GnuTLS), the key in
     DIR/keys.psk as "qemu:HEXKEY" (the client's default username); None = plain TCP.
+    guest_samples: also read the guest's telemetry at every sample (samples[i]
+    ["guest_pages"]: pages written, all vCPUs) and, for 1 s before `migrate`, its rate
+    (guest_baseline_pps); samples[i]["throttle"] is QEMU's cpu-throttle-percentage.
     """
     say = log or (lambda s: None)
     t_start = time.time()
@@ -797,6 +806,11 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
         if start_barrier is not None:
             barrier, start_barrier = start_barrier, None   # reached: nothing to abort
             barrier.wait()
+        if guest_samples:
+            g0 = (time.monotonic(), _guest_pages(read_telemetry(qs, tel_addr, tpath)))
+            time.sleep(1.0)
+            g1 = (time.monotonic(), _guest_pages(read_telemetry(qs, tel_addr, tpath)))
+            res["guest_baseline_pps"] = (g1[1] - g0[1]) / (g1[0] - g0[0])
         cs, cd = CpuMeter(src.pid), CpuMeter(dst.pid)
         samples = []
         t0 = time.monotonic()
@@ -818,6 +832,11 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                             "remaining": ram.get("remaining"),
                             "dirty_sync_count": ram.get("dirty-sync-count"),
                             "status": status})
+            if guest_samples:
+                samples[-1]["throttle"] = info.get("cpu-throttle-percentage", 0)
+                if status in ("active", "setup"):
+                    samples[-1]["guest_pages"] = _guest_pages(
+                        read_telemetry(qs, tel_addr, tpath))
             if status in ("completed", "failed", "cancelled"):
                 break
             if not postcopy_started and t >= postcopy_after_s and status == "active":

@@ -14,6 +14,11 @@ with), "psk" (TLS 1.3 with a pre-shared key) or "cert" (TLS 1.3 with certificate
 ways), with credentials made once per process by scripts/make-test-certs.sh.
 ciphersuites: an OpenSSL TLS 1.3 suite list for both sides (VMSHIFT_TLS_CIPHERSUITES), to
 compare ciphers; None = vmshift's default.
+run_args: more `vmshift run` options (e.g. ["--dirty-ring", "65536"]); migrate_args: more
+fields of the migrate request (e.g. {"converge": "throttle"}); guest_samples: poll the
+guest's telemetry (pages written, all vCPUs) every 0.1 s from 1 s before the migration
+until the switchover, as result["guest_samples"] [(t_s since migrate, pages)] and
+result["guest_baseline_pps"] (pages/s in that last second before it).
 """
 import atexit
 import json
@@ -81,6 +86,11 @@ def ctl(sock, cmd, timeout=10, **args):
     return reply
 
 
+def guest_pages(sock):
+    """Pages the guest workload has written so far, all vCPUs (its telemetry)."""
+    return ctl(sock, "status").get("guest", {}).get("pages_written", 0)
+
+
 def _wait_for(pred, timeout, what, proc=None, log=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,7 +107,8 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                     streams=2, compress="none", zerocopy=False, downtime_limit_ms=300,
                     max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
                     settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False,
-                    postcopy_after_s=None, after_s=0, security="insecure", ciphersuites=None):
+                    postcopy_after_s=None, after_s=0, security="insecure", ciphersuites=None,
+                    run_args=(), migrate_args=None, guest_samples=False):
     """postcopy_after_s: `start-postcopy` this long after `migrate`. guest_progress:
     [(t_s since `migrate`, pages written by the guest)] just before `migrate` and on the
     destination for after_s seconds after the end; guest_rate_pages_s: the guest's write
@@ -119,6 +130,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                                       "--ctl", src_sock, "--serial", "none"]
         if rate:
             src_cmd += ["--rate", str(rate)]
+        src_cmd += list(run_args)
         dst_cmd = list(dst_prefix) + [VMSHIFT, "receive", "--listen", dst_addr + ":0",
                                       "--port-file", port_file, "--ctl", dst_sock,
                                       "--serial", "none", "--report", dst_report,
@@ -146,12 +158,23 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         args.update(migrate_sec)
         if max_bandwidth:
             args["max_bandwidth"] = int(max_bandwidth)
+        args.update(migrate_args or {})
         if start_barrier is not None:
             start_barrier.wait()
+        gsamples = []
+        if guest_samples:
+            b0 = (time.monotonic(), guest_pages(src_sock))
+            time.sleep(1.0)
+            b1 = (time.monotonic(), guest_pages(src_sock))
+            baseline = (b1[1] - b0[1]) / (b1[0] - b0[0])
         t0 = time.monotonic()
         ctl(src_sock, "migrate", **args)
         report = None
+        next_sample = t0
         while time.monotonic() - t0 < timeout_s:
+            if guest_samples and time.monotonic() >= next_sample:
+                gsamples.append((time.monotonic() - t0, guest_pages(src_sock)))
+                next_sample += 0.1
             m = ctl(src_sock, "migrate-status").get("migration", {})
             if m.get("status") in ("completed", "failed", "cancelled", "unconfirmed",
                                    "postcopy-paused"):
@@ -161,7 +184,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                     and m.get("status") == "active":
                 ctl(src_sock, "start-postcopy")
                 postcopy_after_s = None
-            time.sleep(0.05)
+            time.sleep(0.02 if guest_samples else 0.05)
         wall_s = time.monotonic() - t0
         if report is None:
             raise VmshiftPeerError("migration did not finish in %d s" % timeout_s)
@@ -169,6 +192,9 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                   "wall_s": wall_s, "t0_mono": t0,
                   "guest_rate_pages_s": (wb - wa) / max(tb - ta, 1e-3),
                   "guest_progress": [(tb - t0, wb)]}
+        if guest_samples:
+            result["guest_samples"] = gsamples
+            result["guest_baseline_pps"] = baseline
         if report.get("status") == "completed":
             _wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst, dst_log)
             time.sleep(0.3)

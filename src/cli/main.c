@@ -3,6 +3,7 @@
 #include "cli/evacuate.h"
 #include "cli/fill_image.h"
 #include "cli/migrate.h"
+#include "cli/plan.h"
 #include "cli/receive.h"
 #include "cli/run.h"
 
@@ -17,6 +18,7 @@ static const char usage[] =
     "  receive wait for one incoming VM and run it (vmshift receive --help)\n"
     "  migrate live-migrate a running VM to a `vmshift receive` (vmshift migrate --help)\n"
     "  evacuate  live-migrate every VM of a vmshiftd host to others (vmshift evacuate --help)\n"
+    "  plan    predict a migration pass by pass and recommend a strategy (vmshift plan --help)\n"
     "  fill-image  write the memory image of --fill to a file, for other VMMs\n";
 
 int main(int argc, char **argv)
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
         return cli_receive_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "migrate") == 0)
         return cli_migrate_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "plan") == 0)
+        return cli_plan_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "fill-image") == 0)
         return cli_fill_image_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "evacuate") == 0)

@@ -18,16 +18,26 @@ static const char usage[] =
     "usage: vmshift migrate SOCKET --to HOST:PORT [options]\n"
     "  --to HOST:PORT         where `vmshift receive --listen` waits\n"
     "  --downtime-limit MS    switch over when the rest fits in this (default 300)\n"
-    "  --max-passes N         ... or after this many pre-copy passes (default 30)\n"
+    "  --downtime-schedule MS,MS,...\n"
+    "                         raise the limit to these, one step each time the passes stop\n"
+    "                         shrinking (e.g. 500,1000,2000)\n"
+    "  --max-downtime MS      never switch over when more is expected (default: no limit)\n"
+    "  --converge STRATEGY    what to do when pre-copy stops converging (after the schedule\n"
+    "                         is used up): none (default: give up after --max-passes),\n"
+    "                         throttle (slow the vCPUs that dirty memory), postcopy (run the\n"
+    "                         VM on the destination while its missing pages follow; `vmshift\n"
+    "                         ctl SOCKET start-postcopy` switches at any time), or auto\n"
+    "                         (throttle, but post-copy once the throttle would take away\n"
+    "                         more than 80% of the guest's dirtying)\n"
+    "  --max-passes N         give up as \"not converging\" after N pre-copy passes\n"
+    "                         (default 30; 0 = go on until it converges or is cancelled)\n"
     "  --timeout-ms MS        connect, and any wait for the peer (default 60000)\n"
     "  --max-bandwidth RATE   cap pre-copy at RATE bytes/s (suffixes K, M, G; e.g. 100M)\n"
     "  --streams N            TCP connections in parallel, 1..16 (default: one per CPU, <= 4)\n"
     "  --compress CODEC       none (default), lz4, zstd, or auto (zstd where the link, not\n"
     "                         the CPU, is the bottleneck, measured per batch)\n"
     "  --zerocopy             send page data with MSG_ZEROCOPY\n"
-    "  --converge postcopy    when pre-copy stops converging, switch to post-copy: the VM\n"
-    "                         runs on the destination while its missing pages follow\n"
-    "                         (`vmshift ctl SOCKET start-postcopy` switches at any time)\n"
+
     "security (choose one; `vmshift receive` must choose the same kind):\n"
     "  --tls-psk FILE         TLS 1.3 with the pre-shared key in FILE (the receiver's file)\n"
     "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
@@ -60,13 +70,16 @@ static bool is_final(const char *status)
 
 static void progress(struct json_object *m)
 {
-    struct json_object *ram = NULL;
+    struct json_object *ram = NULL, *thr = NULL;
     json_object_object_get_ex(m, "ram", &ram);
+    json_object_object_get_ex(m, "throttle", &thr);
     fprintf(stderr, "  %-10s pass %2.0f  sent %9.1f MiB  remaining %8.1f MiB  dirty %8.0f p/s  "
-            "%7.0f Mbit/s  expected downtime %7.1f ms\n", str_of(m, "status"),
+            "%7.0f Mbit/s  expected downtime %7.1f ms (limit %.0f)  expected total %7.0f ms  "
+            "%s  throttle %3.0f%%\n", str_of(m, "status"),
             num_of(m, "iterations"), num_of(ram, "transferred") / 1048576.0,
             num_of(ram, "remaining") / 1048576.0, num_of(ram, "dirty-pages-rate"),
-            num_of(ram, "mbps"), num_of(m, "expected-downtime"));
+            num_of(ram, "mbps"), num_of(m, "expected-downtime"), num_of(m, "downtime-limit"),
+            num_of(m, "expected-total-time"), str_of(m, "convergence"), num_of(thr, "percent"));
 }
 
 static void pass_table(struct json_object *m)
@@ -74,14 +87,23 @@ static void pass_table(struct json_object *m)
     struct json_object *passes;
     if (!json_object_object_get_ex(m, "passes", &passes))
         return;
-    fprintf(stderr, "  pass  to send (MiB)  time (ms)  dirtied meanwhile (MiB)\n");
+    fprintf(stderr, "  pass  to send (MiB)  time (ms)  dirtied meanwhile (MiB)  limit (ms)  "
+            "throttle  expected total (ms)\n");
     for (size_t i = 0; i < json_object_array_length(passes); i++) {
         struct json_object *p = json_object_array_get_idx(passes, i), *f;
         bool final = json_object_object_get_ex(p, "final", &f) && json_object_get_boolean(f);
-        fprintf(stderr, "  %4.0f%s %14.1f %10.1f %24.1f\n", num_of(p, "pass"), final ? "*" : " ",
-                num_of(p, "bytes-to-send") / 1048576.0, num_of(p, "time"),
-                num_of(p, "pages-dirtied") * 4096 / 1048576.0);
+        fprintf(stderr, "  %4.0f%s %14.1f %10.1f %24.1f %11.0f %8.0f%% %20.0f\n",
+                num_of(p, "pass"), final ? "*" : " ", num_of(p, "bytes-to-send") / 1048576.0,
+                num_of(p, "time"), num_of(p, "pages-dirtied") * 4096 / 1048576.0,
+                num_of(p, "downtime-limit"), num_of(p, "throttle-percent"),
+                num_of(p, "expected-total-time"));
     }
+    struct json_object *thr;
+    if (json_object_object_get_ex(m, "throttle", &thr) && strcmp(str_of(thr, "mode"), "none"))
+        fprintf(stderr, "  throttle: %s from %.0f ms, deepest %.0f%%; guest progress lost to it: "
+                "%.0f ms (guest wrote %.0f pages/s before)\n", str_of(thr, "mode"),
+                num_of(thr, "started-at"), num_of(thr, "max-percent"),
+                num_of(thr, "guest-stall-time"), num_of(thr, "guest-baseline-pages-per-second"));
 }
 
 /* A security option: checked here, sent as a field of the request (the VM process reads
@@ -116,7 +138,9 @@ int cli_migrate_main(int argc, char **argv)
         { "max-passes", required_argument, NULL, 'p' }, { "timeout-ms", required_argument, NULL, 'o' },
         { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
         { "streams", required_argument, NULL, 's' }, { "compress", required_argument, NULL, 'c' },
-        { "zerocopy", no_argument, NULL, 'z' }, { "converge", required_argument, NULL, 'v' },
+        { "zerocopy", no_argument, NULL, 'z' }, { "converge", required_argument, NULL, 'C' },
+        { "downtime-schedule", required_argument, NULL, 'D' },
+        { "max-downtime", required_argument, NULL, 'M' },
         { "tls-psk", required_argument, NULL, 'S' }, { "tls-cert", required_argument, NULL, 'S' },
         { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
         { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
@@ -134,13 +158,16 @@ int cli_migrate_main(int argc, char **argv)
     uint64_t v;
     while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
         const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" :
-                          c == 's' ? "streams" : "timeout_ms";
+                          c == 's' ? "streams" : c == 'M' ? "max_downtime" : "timeout_ms";
         switch (c) {
         case 't': json_object_object_add(req, "to", json_object_new_string(optarg)); break;
         case 'c': json_object_object_add(req, "compress", json_object_new_string(optarg)); break;
         case 'z': json_object_object_add(req, "zerocopy", json_object_new_boolean(1)); break;
-        case 'v': json_object_object_add(req, "converge", json_object_new_string(optarg)); break;
-        case 'd': case 'p': case 'o': case 's':
+        case 'C': json_object_object_add(req, "converge", json_object_new_string(optarg)); break;
+        case 'D':
+            json_object_object_add(req, "downtime_schedule", json_object_new_string(optarg));
+            break;
+        case 'd': case 'p': case 'o': case 's': case 'M':
             if (vs_parse_u64(optarg, &v)) {
                 fprintf(stderr, "vmshift migrate: %s '%s' is not a whole number\n",
                         argv[optind - 1], optarg);

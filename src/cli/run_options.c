@@ -1,6 +1,7 @@
 #include "cli/run_options.h"
 #include "common/error.h"
 #include "common/size.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
 #include "vmshift/page_format.h"
 
@@ -27,11 +28,14 @@ const char run_usage[] =
     "  --ctl SOCKET           serve the JSON control protocol on this unix socket\n"
     "  --paused               create the VM but do not run it until 'resume'\n"
     "  --run-for SECONDS      quit after this long (default: until 'quit' or SIGINT)\n"
-    "  --kvm-device PATH      KVM device (default /dev/kvm)\n";
+    "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+    "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
+    "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
+    "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";
 
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
-       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_HELP };
+       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -50,6 +54,7 @@ static const struct option long_options[] = {
     { "paused", no_argument, NULL, OPT_PAUSED },
     { "run-for", required_argument, NULL, OPT_RUN_FOR },
     { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+    { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -209,6 +214,14 @@ static int parse_all(int argc, char **argv, struct run_options *o)
                 return vs_fail(EINVAL, "--run-for '%s' is not a number of seconds", optarg);
             break;
         case OPT_KVM_DEVICE: o->vm.kvm_device = optarg; break;
+        case OPT_DIRTY_RING:
+            if (vs_parse_u64(optarg, &v))
+                return vs_fail(EINVAL, "--dirty-ring '%s' is not a number of entries; try 65536",
+                               optarg);
+            if ((rc = vs_dirty_ring_check_entries(v)))
+                return rc;
+            o->vm.dirty_ring = (uint32_t)v;
+            break;
         case OPT_HELP: o->help = true; return 0;
         case ':':
             return vs_fail(EINVAL, "%s needs a value; see vmshift run --help", argv[optind - 1]);

@@ -1,5 +1,6 @@
 #include "ctl/vm_commands.h"
 #include "ctl/ctl_json.h"
+#include "ctl/converge_commands.h"
 #include "common/error.h"
 #include "migrate/postcopy_dest.h"
 #include "migrate/postcopy_source.h"
@@ -216,16 +217,6 @@ static int migrate_stream_opts(struct json_object *req, struct vs_migration_opts
         o->zerocopy = b;
     else if (rc != -ENOENT)
         return rc;
-    if ((rc = ctl_json_get_string(req, "converge", &name)) == 0) {
-        if (!strcmp(name, "postcopy"))
-            o->converge = VS_CONVERGE_POSTCOPY;
-        else if (!strcmp(name, "none"))
-            o->converge = VS_CONVERGE_NONE;
-        else
-            return vs_fail(EINVAL, "converge='%s' is unknown; use none or postcopy", name);
-    } else if (rc != -ENOENT) {
-        return rc;
-    }
     return 0;
 }
 
@@ -274,9 +265,9 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
     else if (rc != -ENOENT)
         return rc;
     if ((rc = ctl_json_get_u64(req, "max_passes", &v)) == 0) {
-        if (v < 1 || v > 1000)
-            return vs_fail(EINVAL, "max_passes=%llu is out of range; give 1 to 1000",
-                           (unsigned long long)v);
+        if (v > 1000)
+            return vs_fail(EINVAL, "max_passes=%llu is out of range; give 1 to 1000, or 0 to "
+                           "go on until it converges or is cancelled", (unsigned long long)v);
         o.max_passes = (uint32_t)v;
     } else if (rc != -ENOENT) {
         return rc;
@@ -289,7 +280,8 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
         o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
     else if (rc != -ENOENT)
         return rc;
-    if ((rc = migrate_stream_opts(req, &o)) || (rc = migrate_security_opts(req, &o.security)))
+    if ((rc = migrate_stream_opts(req, &o)) || (rc = converge_migrate_opts(req, &o)) ||
+        (rc = migrate_security_opts(req, &o.security)))
         return rc;
     if (c->migration) {
         struct vs_migration_stats s;
@@ -380,6 +372,13 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
             vm_commands_status(vm, reply);
     } else if (strcmp(cmd, "quit") == 0) {
         c->quit = true;
+    } else if (strcmp(cmd, "dirty-rate") == 0) {
+        bool finished = true;
+        if (c->migration) {
+            struct vs_migration_stats s;
+            vs_migration_stats(c->migration, &s, &finished);
+        }
+        rc = converge_cmd_dirty_rate(vm, !finished, request, reply);
     } else if (strcmp(cmd, "set-rate") == 0) {
         rc = cmd_set_rate(vm, request, reply);
     } else if (strcmp(cmd, "digest") == 0) {
@@ -394,8 +393,8 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
         rc = cmd_resume_migration(c, request, reply);
     } else {
         rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
-                     "set-rate, digest, debug-poke, migrate, migrate-status, cancel, start-postcopy, "
-                     "resume-migration", cmd);
+                     "set-rate, dirty-rate, digest, debug-poke, migrate, migrate-status, cancel, "
+                     "start-postcopy, resume-migration", cmd);
     }
     return rc;
 }

@@ -1,5 +1,6 @@
 /* The control-socket commands of a running VM (status, pause, resume, quit, set-rate,
- * digest, debug-poke): a ctl_handler_fn that maps JSON requests onto VM operations. */
+ * digest, debug-poke, migrate, migrate-status, cancel; dirty-rate through
+ * converge_commands.c): a ctl_handler_fn that maps JSON requests onto VM operations. */
 #ifndef VS_VM_COMMANDS_H
 #define VS_VM_COMMANDS_H
 

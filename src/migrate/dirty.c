@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "vmm/dirty_ring.h"
 
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -31,7 +32,8 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
                        (unsigned long long)d->npages);
     }
     uint64_t t0 = vs_clock_ns();
-    if (vm->kvm.caps.manual_dirty_log_protect) {
+    d->ring = vm->ring != NULL;
+    if (!d->ring && vm->kvm.caps.manual_dirty_log_protect) {
         struct kvm_enable_cap cap = {
             .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
             .args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET,
@@ -42,12 +44,16 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
             vs_warn("KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 could not be enabled (%s); "
                     "falling back to get-and-clear dirty logs", strerror(errno));
     }
-    int rc = vs_memory_track_writes(&vm->mem, true);
+    int rc = d->ring ? vs_dirty_ring_reaper(vm->ring, true) : 0;
+    if (!rc)
+        rc = vs_memory_track_writes(&vm->mem, true);
     if (!rc && (rc = set_logging(vm, true))) {
         vs_memory_track_writes(&vm->mem, false);
         rc = vs_fail_context(rc, "cannot enable dirty page logging");
     }
     if (rc) {
+        if (d->ring)
+            vs_dirty_ring_reaper(vm->ring, false);
         free(d->bitmap);
         free(d->scratch);
         d->bitmap = d->scratch = NULL;
@@ -68,14 +74,20 @@ static uint64_t popcount_bitmap(const uint64_t *b, uint64_t words)
 int vs_dirty_sync(struct vs_dirty *d, uint64_t *count)
 {
     uint64_t t0 = vs_clock_ns(), words = (d->npages + 63) / 64;
-    struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->scratch };
-    if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-        return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+    if (d->ring) {
+        int rc = vs_dirty_ring_collect(d->vm->ring, d->bitmap);
+        if (rc)
+            return rc;
+    } else {
+        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->scratch };
+        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+    }
     if (!d->first_sync_done && !d->manual) {
         /* Without the initially-set bitmap KVM only knows writes since logging began
          * (that first GET drained them): the first pass must still cover all of RAM. */
         memset(d->bitmap, 0xff, words * sizeof(uint64_t));
-    } else {
+    } else if (!d->ring) {
         /* OR, never overwrite: pages still pending from an earlier sync (the switchover
          * can come between a sync and the pass that would have sent them) stay pending,
          * and without manual clearing KVM has already forgotten them. */
@@ -124,6 +136,12 @@ void vs_dirty_stop(struct vs_dirty *d)
         return;
     if (set_logging(d->vm, false))
         vs_warn("cannot disable dirty logging: %s", vs_last_error());
+    /* Empty the rings, so that a later start does not find stale entries. */
+    if (d->ring) {
+        vs_dirty_ring_reaper(d->vm->ring, false);
+        if (vs_dirty_ring_collect(d->vm->ring, d->scratch))
+            vs_warn("%s", vs_last_error());
+    }
     vs_memory_track_writes(&d->vm->mem, false);
     free(d->bitmap);
     free(d->scratch);

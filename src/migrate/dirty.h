@@ -4,7 +4,11 @@
  *
  * Each pass: vs_dirty_sync() snapshots the bitmap without stopping the guest; then, unit
  * by unit (src/migrate/send_streams.c), vs_dirty_clear() re-protects the pages about to
- * be sent, and only after that are they read. A write after the clear marks the page dirty again for the next pass. */
+ * be sent, and only after that are they read. A write after the clear marks the page dirty again for the next pass.
+ *
+ * With the KVM dirty ring (vmshift run --dirty-ring) the same interface collects the
+ * rings instead (src/vmm/dirty_ring.c): a sync harvests and resets every vCPU's ring,
+ * which re-protects the pages before they are read; vs_dirty_clear() has nothing to do. */
 #ifndef VS_DIRTY_H
 #define VS_DIRTY_H
 
@@ -15,6 +19,7 @@
 struct vs_dirty {
     struct vs_vm *vm;
     bool manual;               /* manual clear with initially-set bitmap */
+    bool ring;                 /* collected from the KVM dirty ring */
     bool first_sync_done;
     uint64_t npages;
     uint64_t *bitmap;          /* npages bits: dirty and not yet sent (accumulates across

@@ -70,30 +70,15 @@ int vs_postcopy_switch(struct vs_migration *m)
     return 0;
 }
 
-bool vs_postcopy_wanted(struct vs_migration *m, uint32_t pass)
+int vs_postcopy_take_over(struct vs_migration *m, const char *why)
 {
     if (!m->postcopy_ok)
-        return false;
-    if (atomic_load(&m->postcopy_request))
-        return true;
-    if (m->opts.converge != VS_CONVERGE_POSTCOPY)
-        return false;
-    pthread_mutex_lock(&m->lock);
-    unsigned n = m->stats.nr_passes;
-    bool stalled = false;
-    if (n >= 2 && n <= VS_REPORT_MAX_PASSES) {
-        uint64_t now = m->stats.passes[n - 1].dirtied_pages;
-        uint64_t before = m->stats.passes[n - 2].dirtied_pages;
-        stalled = now * 100 >= before * 95;   /* passes stopped shrinking */
-    }
-    pthread_mutex_unlock(&m->lock);
-    if (stalled || pass >= m->opts.max_passes) {
-        vs_info("pre-copy is not converging after %u passes (%s): switching to post-copy",
-                pass, stalled ? "passes stopped shrinking" : "pass limit reached");
-        atomic_store(&m->postcopy_request, true);
-        return true;
-    }
-    return false;
+        return vs_fail(ENOTSUP, "%s, but the destination %s cannot run post-copy (it did not "
+                       "agree to it in the handshake); upgrade it, or use --converge throttle",
+                       why, m->opts.to);
+    vs_info("%s: switching to post-copy", why);
+    atomic_store(&m->postcopy_request, true);
+    return 0;
 }
 
 int vs_postcopy_prepare(struct vs_migration *m)

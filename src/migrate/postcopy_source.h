@@ -20,9 +20,10 @@ int vs_postcopy_switch(struct vs_migration *m);
 int vs_migration_resume(struct vs_migration *m, const char *to);
 
 /* ---- Hooks of the source state machine (source.c) ---- */
-/* After pass `pass` (> 0): should pre-copy stop and switch to post-copy? True when asked
- * to, or with --converge postcopy when passes stop shrinking or the pass limit is reached. */
-bool vs_postcopy_wanted(struct vs_migration *m, uint32_t pass);
+/* Pre-copy stops here and goes on in post-copy (the operator's start-postcopy, or the
+ * convergence policy decided, src/migrate/converge.c): 0 when the switchover that follows
+ * will be a post-copy one; an error naming `why` when the destination cannot do it. */
+int vs_postcopy_take_over(struct vs_migration *m, const char *why);
 /* After pre-copy: set up post-copy if it was asked for (no-op otherwise). */
 int vs_postcopy_prepare(struct vs_migration *m);
 /* In the blackout, instead of the final pass (vCPUs paused, last sync done): PASS_END

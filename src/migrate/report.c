@@ -2,6 +2,7 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <string.h>
 
 #define MS(ns) ((double)(ns) / 1e6)
 
@@ -13,6 +14,53 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 static void add_double(struct json_object *o, const char *k, double v)
 {
     json_object_object_add(o, k, json_object_new_double(v));
+}
+
+static struct json_object *double_array(const double *v, unsigned n)
+{
+    struct json_object *a = json_object_new_array();
+    for (unsigned i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_double(v[i]));
+    return a;
+}
+
+/* --converge, the downtime policy, the throttle and the guest's progress. */
+static void add_convergence(struct json_object *r, const struct vs_converge_stats *c)
+{
+    unsigned nv = c->nr_vcpus < VS_REPORT_MAX_VCPUS ? c->nr_vcpus : VS_REPORT_MAX_VCPUS;
+    json_object_object_add(r, "converge", json_object_new_string(c->strategy ? c->strategy : "none"));
+    json_object_object_add(r, "convergence", json_object_new_string(c->state ? c->state : "none"));
+    add_double(r, "expected-total-time", c->expected_total_ms);
+    add_u64(r, "expected-passes", c->expected_passes);
+    add_u64(r, "max-downtime", c->max_downtime_ms);
+    struct json_object *steps = json_object_new_array();
+    for (unsigned i = 0; i < c->nr_steps && i < VS_REPORT_MAX_STEPS; i++)
+        json_object_array_add(steps, json_object_new_uint64(c->schedule_ms[i]));
+    json_object_object_add(r, "downtime-schedule", steps);
+    add_u64(r, "downtime-steps-used", c->steps_used);
+    add_u64(r, "switchover-retries", c->switchover_retries);
+
+    struct json_object *t = json_object_new_object();
+    json_object_object_add(t, "mode", json_object_new_string(c->throttle_mode ? c->throttle_mode : "none"));
+    add_double(t, "started-at", MS(c->throttle_start_ns));
+    add_double(t, "percent", c->throttle_pct);
+    add_double(t, "max-percent", c->throttle_max_pct);
+    json_object_object_add(t, "vcpu-dirty-limit", double_array(c->vcpu_dirty_limit, nv));
+    add_double(t, "guest-baseline-pages-per-second", c->guest_baseline_pps);
+    add_double(t, "guest-stall-time", c->guest_stall_ms);
+    add_u64(t, "interval-ms", c->sample_ms);
+    struct json_object *pct = json_object_new_array(), *gps = json_object_new_array();
+    for (uint32_t i = 1; c->sample_ms && i < c->nr_samples; i++) {
+        double ns = (double)(c->slept_ns[i] - c->slept_ns[i - 1]);
+        double share = nv ? ns * 100 / (nv * c->sample_ms * 1e6) : 0;
+        json_object_array_add(pct, json_object_new_double(share > 100 ? 100 : share));
+        double pages = c->guest_pages[i] >= c->guest_pages[i - 1] ?
+                       (double)(c->guest_pages[i] - c->guest_pages[i - 1]) : 0;
+        json_object_array_add(gps, json_object_new_double(pages * 1000 / c->sample_ms));
+    }
+    json_object_object_add(t, "percent-samples", pct);
+    json_object_object_add(t, "guest-pages-per-second", gps);
+    json_object_object_add(r, "throttle", t);
 }
 
 struct json_object *vs_report_json(const struct vs_migration_stats *s)
@@ -92,6 +140,12 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
                (double)s->compressed_raw_bytes / (double)s->compressed_wire_bytes : 1.0);
     add_double(ram, "mbps", s->mbps);
     add_double(ram, "dirty-pages-rate", s->dirty_pages_rate);
+    json_object_object_add(ram, "dirty-tracking",
+                           json_object_new_string(s->conv.tracking ? s->conv.tracking : "dirty-log"));
+    bool ring = s->conv.tracking && strcmp(s->conv.tracking, "dirty-ring") == 0;
+    unsigned nv = s->conv.nr_vcpus < VS_REPORT_MAX_VCPUS ? s->conv.nr_vcpus : VS_REPORT_MAX_VCPUS;
+    json_object_object_add(ram, "vcpu-dirty-rate", double_array(s->conv.vcpu_dirty_rate,
+                                                                ring ? nv : 0));
     add_u64(ram, "dirty-sync-count", s->nr_passes);
     add_double(ram, "pages-per-second",
                s->total_ns ? (double)(s->normal_pages + s->zero_pages) * 1e9 / (double)s->total_ns : 0);
@@ -135,18 +189,26 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         add_double(o, "time", MS(p->duration_ns));
         add_u64(o, "pages-dirtied", p->dirtied_pages);
         add_double(o, "dirty-sync-time", MS(p->sync_ns));
+        add_double(o, "dirty-pages-rate", p->duration_ns && !p->final ?
+                   (double)p->dirtied_pages * 1e9 / (double)p->duration_ns : 0);
+        add_double(o, "downtime-limit", p->limit_ms);
+        add_double(o, "throttle-percent", p->throttle_pct);
+        add_double(o, "expected-total-time", p->expected_total_ms);
         json_object_object_add(o, "final", json_object_new_boolean(p->final));
         json_object_array_add(passes, o);
     }
     json_object_object_add(r, "passes", passes);
+    if (s->conv.strategy)
+        add_convergence(r, &s->conv);
     return r;
 }
 
 void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t len)
 {
     snprintf(buf, len, "%s: pass %u, sent %.1f MiB, remaining %.1f MiB, dirty %.0f pages/s, "
-             "%.0f Mbit/s, expected downtime %.1f ms", s->status ? s->status : "none",
-             s->nr_passes, (double)s->transferred_bytes / 1048576.0,
-             (double)s->remaining_bytes / 1048576.0, s->dirty_pages_rate, s->mbps,
-             s->expected_downtime_ms);
+             "%.0f Mbit/s, expected downtime %.1f ms, expected total %.0f ms, throttle %.0f%%",
+             s->status ? s->status : "none", s->nr_passes,
+             (double)s->transferred_bytes / 1048576.0, (double)s->remaining_bytes / 1048576.0,
+             s->dirty_pages_rate, s->mbps, s->expected_downtime_ms, s->conv.expected_total_ms,
+             s->conv.throttle_pct);
 }

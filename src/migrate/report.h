@@ -9,6 +9,8 @@
 
 #define VS_REPORT_MAX_PASSES 64
 #define VS_REPORT_MAX_STREAMS 16
+#define VS_REPORT_MAX_VCPUS 32
+#define VS_REPORT_MAX_STEPS 8
 
 struct json_object;
 
@@ -23,6 +25,39 @@ struct vs_pass_stats {
     uint64_t dirtied_pages;    /* pages the guest dirtied meanwhile (next pass's work) */
     uint64_t sync_ns;          /* collecting the dirty log before this pass */
     bool final;                /* the blackout pass, with the vCPUs stopped */
+    double limit_ms;           /* the downtime limit in force after the pass */
+    double throttle_pct;       /* share of vCPU time slept for the throttle during it */
+    double expected_total_ms;  /* the prediction made after it (0: not converging) */
+};
+
+/* --converge and what it did (src/migrate/converge.c, throttle.c). */
+struct vs_converge_stats {
+    const char *strategy;         /* --converge: "none", "throttle", "postcopy" */
+    const char *state;            /* the last decision: "converging", "stalled",
+                                     "throttling", "switchover", "not-converging",
+                                     "postcopy" */
+    const char *tracking;         /* "dirty-log" or "dirty-ring" */
+    double expected_total_ms;     /* predicted total time; 0 = not predictable */
+    uint32_t expected_passes;     /* pre-copy passes the prediction still expects */
+    uint64_t max_downtime_ms;     /* 0 = none */
+    uint64_t schedule_ms[VS_REPORT_MAX_STEPS];
+    uint32_t nr_steps, steps_used;
+    uint32_t switchover_retries;  /* switchovers called off because the final sync found
+                                     more than max_downtime allows */
+    uint32_t nr_vcpus;
+    double vcpu_dirty_rate[VS_REPORT_MAX_VCPUS];  /* pages/s in the last pass (ring only) */
+    /* The throttle. */
+    const char *throttle_mode;    /* "none", "dirty-limit", "sleep" */
+    uint64_t throttle_start_ns;   /* relative to start_ns; 0 = never throttled */
+    double throttle_pct;          /* level now */
+    double throttle_max_pct;
+    double vcpu_dirty_limit[VS_REPORT_MAX_VCPUS];   /* pages/s now, 0 = none */
+    double guest_baseline_pps;    /* guest pages/s before the throttle */
+    double guest_stall_ms;        /* guest progress lost to the throttle, as time */
+    /* Every VS_THROTTLE_SAMPLE_MS: cumulative vCPU ns slept, cumulative guest pages. */
+    uint32_t sample_ms, nr_samples;
+    const uint64_t *slept_ns;
+    const uint64_t *guest_pages;
 };
 
 /* Post-copy: what happened after the destination started running the VM. */
@@ -93,6 +128,8 @@ struct vs_migration_stats {
     uint32_t bw_count;
     uint32_t bw_interval_ms;
     uint64_t switchover_at_ns;    /* vCPUs stopped, relative to start_ns (0: not yet) */
+
+    struct vs_converge_stats conv;
 
     uint64_t ram_digest;
     struct vs_postcopy_stats postcopy;

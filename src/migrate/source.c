@@ -93,59 +93,6 @@ static void record_remaining_sent(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* Everything the destination needs once the vCPUs are stopped, then the digests. */
-static int send_state(struct vs_migration *m, uint64_t pause_ns)
-{
-    struct vs_vm *vm = m->vm;
-    XXH3_state_t *vh = XXH3_createState();
-    if (!vh)
-        return vs_fail(ENOMEM, "out of memory for a digest state");
-    XXH3_64bits_reset(vh);
-    struct vs_blob blob = { 0 };
-    int rc = 0;
-    for (unsigned i = 0; i < vm->nr_vcpus && !rc; i++) {
-        blob.len = 0;
-        if ((rc = vs_vstate_save_vcpu(&vm->vcpus[i], &blob)))
-            break;
-        XXH3_64bits_update(vh, blob.data, blob.len);
-        size_t len = sizeof(struct vs_wire_vcpu_state) + blob.len;
-        uint8_t *rec = malloc(len);
-        if (!rec) {
-            rc = vs_fail(ENOMEM, "out of memory for vCPU %u state", i);
-            break;
-        }
-        struct vs_wire_vcpu_state vh_rec = { .index = i };
-        memcpy(rec, &vh_rec, sizeof(vh_rec));
-        memcpy(rec + sizeof(vh_rec), blob.data, blob.len);
-        rc = vs_wire_send(m->w, VS_REC_VCPU_STATE, rec, (uint32_t)len);
-        free(rec);
-    }
-    struct vs_wire_digest dg = { .vcpu_xxh3 = XXH3_64bits_digest(vh), .pause_ns = pause_ns };
-    XXH3_freeState(vh);
-    if (!rc) {
-        blob.len = 0;
-        rc = vs_vstate_save_machine(vm, &blob);
-        if (!rc) {
-            dg.machine_xxh3 = XXH3_64bits(blob.data, blob.len);
-            rc = vs_wire_send(m->w, VS_REC_MACHINE_STATE, blob.data, (uint32_t)blob.len);
-        }
-    }
-    vs_blob_free(&blob);
-    if (rc)
-        return rc;
-    /* RAM is frozen: only blocks changed since the background thread hashed them are
-     * hashed here. */
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    rc = vs_digest_tracker_finish(m->digest, cpus > 0 ? (unsigned)cpus : 1, &dg.ram_xxh3, NULL);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&m->lock);
-    m->stats.ram_digest = dg.ram_xxh3;
-    pthread_mutex_unlock(&m->lock);
-    return m->pc ? vs_postcopy_send_digests(m, &dg)
-                 : vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
-}
-
 int vs_source_await_verdict(struct vs_migration *m)
 {
     struct vs_wire_header hdr;
@@ -196,29 +143,27 @@ static void await_resumed(struct vs_migration *m, uint64_t pause_ns, uint64_t co
 
 static int precopy(struct vs_migration *m)
 {
-    for (uint32_t pass = 0;; pass++) {
+    for (uint32_t pass = m->stats.nr_passes;; pass++) {
         uint64_t dirty;
         int rc = vs_dirty_sync(&m->dirty, &dirty);
         if (rc)
             return rc;
         record_dirtied(m, dirty);
-        if (pass > 0) {
-            struct vs_migration_stats s;
-            vs_migration_stats(m, &s, NULL);
-            bool fits = s.expected_downtime_ms <= (double)m->opts.downtime_limit_ms;
-            vs_info("pass %u done: %.1f MiB sent in %.1f ms (%.0f Mbit/s), %llu pages dirtied "
-                    "meanwhile (%.0f pages/s), expected downtime %.1f ms", pass - 1,
-                    (double)s.passes[s.nr_passes - 1].bytes / 1048576.0,
-                    (double)s.passes[s.nr_passes - 1].duration_ns / 1e6, s.mbps,
-                    (unsigned long long)dirty, s.dirty_pages_rate, s.expected_downtime_ms);
-            if (fits || vs_postcopy_wanted(m, pass) || pass >= m->opts.max_passes) {
-                if (!fits && !atomic_load(&m->postcopy_request))
-                    vs_info("switching over after %u passes although the expected downtime "
-                            "%.1f ms exceeds the limit %llu ms", pass, s.expected_downtime_ms,
-                            (unsigned long long)m->opts.downtime_limit_ms);
+        if (pass > 0 && !m->conv.force_pass) {
+            enum vs_conv_action action;
+            if ((rc = vs_converge_after_pass(m, dirty, &action)))
+                return rc;
+            if (action == VS_CONV_SWITCHOVER)
                 return 0;
-            }
+            bool asked = atomic_load(&m->postcopy_request);
+            if (asked || vs_converge_should_switch_postcopy(action))
+                return vs_postcopy_take_over(m, asked ? "start-postcopy was asked for"
+                                                      : "pre-copy is not converging");
+            if (action == VS_CONV_NOT_CONVERGING)
+                return vs_converge_give_up(m);
         }
+        m->conv.force_pass = false;
+        vs_converge_pass_start(m);
         struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
                                     .sync_ns = m->dirty.last_sync_ns };
         rc = vs_send_streams_pass(m, pass, false, &ps);
@@ -228,7 +173,9 @@ static int precopy(struct vs_migration *m)
     }
 }
 
-static int blackout(struct vs_migration *m, uint64_t *pause_ns)
+/* Stop the vCPUs and send the rest; *called_off when --max-downtime forbids it after all
+ * (the VM then runs on and pre-copy goes on). */
+static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off)
 {
     struct vs_vm *vm = m->vm;
     vs_source_set_status(m, "switchover");
@@ -236,12 +183,22 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
     vs_vm_pause(vm);
+    uint64_t dirty;
+    int rc = vs_dirty_sync(&m->dirty, &dirty);
+    if (!rc && !m->pc && !vs_converge_switchover_ok(m, dirty)) {   /* post-copy: no final pass */
+        vs_vm_block_resume(vm, NULL);
+        if (m->paused_by_us && (rc = vs_vm_resume(vm)))
+            return rc;
+        m->paused_by_us = false;
+        vs_source_set_status(m, "active");
+        *called_off = true;
+        return 0;
+    }
+    vs_converge_release(m);   /* stopped anyway; and the destination starts at full speed */
     pthread_mutex_lock(&m->lock);
     m->stats.switchover_at_ns = *pause_ns - m->stats.start_ns;
     pthread_mutex_unlock(&m->lock);
     vs_digest_tracker_stop(m->digest);   /* its CPU is better spent on the last pages */
-    uint64_t dirty;
-    int rc = vs_dirty_sync(&m->dirty, &dirty);
     struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true,
                                 .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
@@ -253,7 +210,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
-        rc = send_state(m, *pause_ns);
+        rc = vs_source_send_state(m, *pause_ns);
     }
     if (rc)
         return rc;
@@ -284,12 +241,17 @@ static int run_source(struct vs_migration *m)
     m->cap_start_ns = vs_clock_ns();
     atomic_store(&m->cap_bytes, 0);
     m->capped = true;
-    if ((rc = precopy(m)) || (rc = vs_source_check_cancel(m)) || (rc = vs_postcopy_prepare(m)))
-        return rc;
-    m->capped = false;
     uint64_t pause_ns;
-    if ((rc = blackout(m, &pause_ns)) || (rc = vs_source_check_cancel(m)))
-        return rc;
+    for (bool called_off = true; called_off;) {
+        called_off = false;
+        if ((rc = precopy(m)) || (rc = vs_source_check_cancel(m)) ||
+            (rc = vs_postcopy_prepare(m)))
+            return rc;
+        m->capped = false;
+        if ((rc = blackout(m, &pause_ns, &called_off)) || (rc = vs_source_check_cancel(m)))
+            return rc;
+        m->capped = called_off;
+    }
 
     /* The point of no return: from here on the source never runs this VM again. */
     pthread_mutex_lock(&m->lock);
@@ -333,6 +295,7 @@ static const char *roll_back(struct vs_migration *m, int rc)
         vs_channel_set_timeout(m->ch, 1000);
         vs_wire_send(m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
     }
+    vs_converge_release(m);
     if (m->dirty_on)
         vs_dirty_stop(&m->dirty);
     m->dirty_on = false;
@@ -367,6 +330,7 @@ static void *migration_thread(void *arg)
         if (m->streams[i].ch && vs_channel_zerocopy_drain(m->streams[i].ch, 1000))
             vs_warn("%s", vs_last_error());
     vs_bw_sampler_stop(&m->sampler);
+    vs_converge_finish(m);
     vs_digest_tracker_free(m->digest);
     m->digest = NULL;
     uint64_t cpu_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(m->vm);
@@ -478,8 +442,14 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         return rc;
     }
     s->bw_bytes = m->sampler.bytes;
+    if ((rc = vs_converge_init(m))) {
+        vs_bw_sampler_free(&m->sampler);
+        free(m);
+        return rc;
+    }
     int err = pthread_create(&m->thread, NULL, migration_thread, m);
     if (err) {
+        vs_converge_free(m);
         vs_bw_sampler_free(&m->sampler);
         pthread_mutex_destroy(&m->lock);
         vs_tls_free(m->tls);
@@ -514,6 +484,7 @@ void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, 
     if (!m->finished) {
         out->total_ns = vs_clock_ns() - m->stats.start_ns;
         out->bw_count = atomic_load(&m->sampler.count);
+        vs_converge_snapshot(m, out);
     }
     if (finished)
         *finished = m->finished;
@@ -531,6 +502,7 @@ void vs_migration_free(struct vs_migration *m)
         vs_channel_close(m->streams[i].ch);
     vs_wire_reader_destroy(&m->r);
     vs_bw_sampler_free(&m->sampler);
+    vs_converge_free(m);
     pthread_mutex_destroy(&m->pass_lock);
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);

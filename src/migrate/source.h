@@ -10,12 +10,24 @@
 #include "transport/security.h"
 #include "vmm/vm.h"
 
-enum vs_converge { VS_CONVERGE_NONE, VS_CONVERGE_THROTTLE, VS_CONVERGE_POSTCOPY };
+#define VS_DOWNTIME_MAX_STEPS 8
+
+/* What to do when pre-copy stops converging: nothing (fail as "not converging" after
+ * max_passes), slow the guest, switch to post-copy, or auto: slow the guest, and switch
+ * to post-copy when the throttle would take away more than VS_CONV_AUTO_MAX_THROTTLE of
+ * its dirtying (src/migrate/converge_model.h). */
+enum vs_converge { VS_CONVERGE_NONE, VS_CONVERGE_THROTTLE, VS_CONVERGE_POSTCOPY,
+                   VS_CONVERGE_AUTO };
 
 struct vs_migration_opts {
     char to[128];               /* "HOST:PORT" of `vmshift receive` */
     uint64_t downtime_limit_ms; /* switch over when the rest can be sent within this */
-    uint32_t max_passes;        /* ... or after this many pre-copy passes */
+    uint64_t downtime_schedule_ms[VS_DOWNTIME_MAX_STEPS]; /* raised to these, in order, each
+                                   time the passes stop shrinking */
+    uint32_t nr_downtime_steps;
+    uint64_t max_downtime_ms;   /* never switch over when more is expected; 0 = no limit */
+    uint32_t max_passes;        /* pre-copy passes before giving up as "not converging";
+                                   0 = go on until it converges or is cancelled */
     int timeout_ms;             /* connect, and any wait for the peer */
     uint64_t max_bandwidth;     /* bytes/s during pre-copy, 0 = unlimited (the blackout
                                    pass is never capped: it is downtime) */

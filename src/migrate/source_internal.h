@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include "codec/codec.h"
 #include "migrate/bw_sampler.h"
+#include "migrate/converge.h"
 #include "migrate/digest_tracker.h"
 #include "migrate/dirty.h"
 #include "migrate/source.h"
@@ -90,6 +91,7 @@ struct vs_migration {
     atomic_bool postcopy_request;   /* switch to post-copy: the pass ends early */
     struct vs_postcopy_source *pc;  /* from the switch on */
     uint64_t closed_bytes;          /* sent on channels a post-copy resume replaced */
+    struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
 };
 
 /* source.c, for postcopy_source.c. */
@@ -116,5 +118,8 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
 void vs_send_streams_stop(struct vs_migration *m);
 /* Bytes sent on all streams so far. */
 uint64_t vs_send_streams_bytes(struct vs_migration *m);
+/* With the vCPUs stopped and the final pass sent: VCPU_STATE per vCPU, MACHINE_STATE and
+ * DIGEST on stream 0 (source_state.c). pause_ns goes into DIGEST for the downtime. */
+int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns);
 
 #endif

@@ -81,6 +81,9 @@ void vs_channel_linger_close(struct vs_channel *ch, int ms);
  * by the transport (TCP's delivery rate), when the sender kept the link busy during the
  * measurement; 0 when unknown or when the sender (not the link) was the limit. */
 double vs_channel_link_rate(struct vs_channel *ch);
+/* Bytes written to the channel that the peer has not acknowledged yet (still in this
+ * host's send queue); 0 when unknown. */
+uint64_t vs_channel_queued(struct vs_channel *ch);
 
 /* Send VS_CH_ZEROCOPY writes with MSG_ZEROCOPY from now on. Fails if the socket cannot;
  * does nothing (and says so once) on a channel that copies anyway (TLS). */

@@ -1,10 +1,13 @@
 /* How fast the link drains a TCP channel: the kernel's delivery-rate estimate (the one
- * BBR uses), trusted only when the sample was not limited by the application. */
+ * BBR uses), trusted only when the sample was not limited by the application; and how
+ * much is still queued in this host (SIOCOUTQ: unsent and unacknowledged bytes). */
 #include "transport/channel.h"
 
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 double vs_channel_link_rate(struct vs_channel *ch)
@@ -19,4 +22,12 @@ double vs_channel_link_rate(struct vs_channel *ch)
     if (ti.tcpi_delivery_rate_app_limited)
         return 0;               /* we were the limit, not the link */
     return (double)ti.tcpi_delivery_rate;
+}
+
+uint64_t vs_channel_queued(struct vs_channel *ch)
+{
+    int n = 0;
+    if (!ch || ch->fd < 0 || ioctl(ch->fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (uint64_t)n;
 }

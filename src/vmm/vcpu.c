@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "vmm/dirty_ring.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -120,17 +121,16 @@ static bool wait_until_runnable(struct vs_vcpu *v)
     return run;
 }
 
-/* The guest asked to be stalled (pvport SLEEP): wait, but give way to pause and quit. */
-static void stall(struct vs_vcpu *v, uint64_t us)
+void vs_vcpu_stall_ns(struct vs_vcpu *v, uint64_t ns, atomic_bool *while_set)
 {
     struct vs_vm *vm = v->vm;
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
-    uint64_t ns = (uint64_t)deadline.tv_nsec + us * 1000;
+    ns += (uint64_t)deadline.tv_nsec;
     deadline.tv_sec += (time_t)(ns / 1000000000ULL);
     deadline.tv_nsec = (long)(ns % 1000000000ULL);
     pthread_mutex_lock(&vm->lock);
-    while (!vm->pause_requested && !vm->quit_requested &&
+    while (!vm->pause_requested && !vm->quit_requested && (!while_set || atomic_load(while_set)) &&
            pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline) == 0)
         ;
     pthread_mutex_unlock(&vm->lock);
@@ -152,8 +152,8 @@ static void handle_io(struct vs_vcpu *v)
             vs_pvport_io(&v->vm->pvport, v->index, port, is_write, &value, &stall_us);
             if (!is_write)
                 memcpy(data, &value, run->io.size <= 4 ? run->io.size : 4);
-            if (stall_us)
-                stall(v, stall_us);
+            if (stall_us) /* the guest asked to be stalled (pvport SLEEP) */
+                vs_vcpu_stall_ns(v, stall_us * 1000, NULL);
         } else if (!is_write) {
             memset(data, 0xff, run->io.size); /* nothing there: the bus floats high */
         }
@@ -177,6 +177,7 @@ void *vs_vcpu_thread(void *arg)
     struct vs_vcpu *v = arg;
     char why[96];
     while (wait_until_runnable(v)) {
+        vs_vcpu_throttle_point(v);
         int r = ioctl(v->fd, KVM_RUN, 0);
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -197,6 +198,11 @@ void *vs_vcpu_thread(void *arg)
             pthread_mutex_unlock(&v->vm->lock);
             break;
         case KVM_EXIT_INTR:
+            break;
+        case KVM_EXIT_DIRTY_RING_FULL:
+            /* The ring must have room before the vCPU can run again. */
+            if (!v->vm->ring || vs_dirty_ring_harvest_vcpu(v->vm->ring, v->index, true))
+                fail_vcpu(v, v->vm->ring ? vs_last_error() : "dirty ring full without a ring");
             break;
         case KVM_EXIT_MMIO:
             /* No MMIO devices: reads float high, writes vanish. */

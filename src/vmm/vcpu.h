@@ -3,6 +3,7 @@
 #ifndef VS_VCPU_H
 #define VS_VCPU_H
 
+#include <stdatomic.h>
 #include "vmm/vm.h"
 
 /* Create vCPU v->index of v->vm, map its kvm_run, set CPUID and the boot registers. */
@@ -15,6 +16,10 @@ void vs_vcpu_personalise_cpuid(struct kvm_cpuid2 *c, unsigned index);
 
 /* Thread body: runs until vm->quit_requested. */
 void *vs_vcpu_thread(void *arg);
+
+/* Called by the vCPU's own thread: sleep ns, but return early when the VM is paused or
+ * quits, or when *while_set (if given) becomes false. */
+void vs_vcpu_stall_ns(struct vs_vcpu *v, uint64_t ns, atomic_bool *while_set);
 
 /* Make the vCPU leave KVM_RUN soon (call with vm->lock held). */
 void vs_vcpu_kick(struct vs_vcpu *v);

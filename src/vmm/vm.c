@@ -1,5 +1,6 @@
 #include "vmm/vm.h"
 #include "common/cpu_time.h"
+#include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
 #include "vmm/vcpu.h"
 #include "common/error.h"
@@ -121,8 +122,15 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         vm->vcpus[i] = (struct vs_vcpu){ .vm = vm, .index = i, .fd = -1 };
     }
+    /* The dirty ring can only be enabled while the VM has no vCPU. */
+    if (cfg->dirty_ring &&
+        (rc = vs_dirty_ring_create(&vm->ring, &vm->kvm, cfg->dirty_ring, vm->nr_vcpus,
+                                   vm->mem.size / 4096)))
+        goto fail;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         rc = vs_vcpu_create(&vm->vcpus[i], cfg->incoming ? 0 : VS_BOOT_PT_ADDR);
+        if (!rc && vm->ring)
+            rc = vs_dirty_ring_map(vm->ring, i, vm->vcpus[i].fd);
         if (rc)
             goto fail;
     }
@@ -246,6 +254,7 @@ void vs_vm_destroy(struct vs_vm *vm)
 {
     if (!vm)
         return;
+    vs_vm_throttle_release(vm);
     pthread_mutex_lock(&vm->lock);
     vm->quit_requested = true;
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -257,6 +266,7 @@ void vs_vm_destroy(struct vs_vm *vm)
             pthread_join(vm->vcpus[i].thread, NULL);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vs_vcpu_destroy(&vm->vcpus[i]);
+    vs_dirty_ring_destroy(vm->ring);
     free(vm->vcpus);
     vs_memory_destroy(&vm->mem);
     vs_kvm_close(&vm->kvm);

@@ -9,6 +9,7 @@
 #include "vmm/boot.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
+#include "vmm/vcpu_throttle.h"
 #include "vmm/devices/pvport.h"
 #include "vmm/devices/serial.h"
 
@@ -34,9 +35,11 @@ struct vs_vm_config {
     unsigned nr_preloads;
     bool incoming;               /* skeleton for an incoming migration: RAM stays zero, no
                                     kernel is loaded, vCPUs get their state from the stream */
+    uint32_t dirty_ring;         /* KVM dirty ring entries per vCPU, 0 = dirty-log bitmap */
 };
 
 struct vs_vm;
+struct vs_dirty_ring;
 
 struct vs_vcpu {
     struct vs_vm *vm;
@@ -49,6 +52,7 @@ struct vs_vcpu {
     bool halted;        /* the guest executed HLT with nothing to wake it */
     bool stopped;       /* fatal exit: this vCPU never runs again */
     uint64_t exits;
+    struct vs_vcpu_throttle throttle;   /* migration convergence (vcpu_throttle.h) */
 };
 
 enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED, VS_VM_MIGRATED };
@@ -61,6 +65,8 @@ struct vs_vm {
     struct vs_boot_entry boot;
     unsigned nr_vcpus;
     struct vs_vcpu *vcpus;
+    struct vs_dirty_ring *ring;  /* KVM dirty ring, or NULL (dirty_ring.h) */
+    struct vs_vm_throttle throttle;
 
     pthread_mutex_t lock;        /* guards the fields below and every vCPU's flags */
     pthread_cond_t cond;         /* any change of them */

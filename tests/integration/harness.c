@@ -315,6 +315,14 @@ void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *a
     json_object_put(req);
 }
 
+struct json_object *json_member(struct json_object *o, const char *key)
+{
+    struct json_object *v = NULL;
+    if (!o || !json_object_object_get_ex(o, key, &v))
+        fail_msg("no \"%s\" in %s", key, o ? json_object_to_json_string(o) : "(null)");
+    return v;
+}
+
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s)
 {

@@ -98,6 +98,8 @@ char *vm_digest(struct vm_proc *p, uint64_t start, uint64_t len);
 /* A string / number field of a JSON object ("" / 0 if absent). */
 const char *json_str(struct json_object *o, const char *key);
 double json_num(struct json_object *o, const char *key);
+/* A member that must be there (fails the test otherwise); borrowed from o. */
+struct json_object *json_member(struct json_object *o, const char *key);
 /* Print a migration report in the test log (total time, downtime, bytes). */
 void print_migration(const char *label, struct json_object *report);
 

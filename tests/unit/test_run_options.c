@@ -80,6 +80,19 @@ static void bad_values_name_the_option_and_value(void **state)
     expect_error(PARSE(&o, "--frobnicate"), "--frobnicate");
     expect_error(PARSE(&o, "extra"), "extra");
     expect_error(PARSE(&o, "--rate", "fast"), "--rate");
+    expect_error(PARSE(&o, "--dirty-ring", "5000"), "--dirty-ring 5000 is not a power of two");
+    expect_error(PARSE(&o, "--dirty-ring", "1024"), "from 4096 to 65536");
+    expect_error(PARSE(&o, "--dirty-ring", "big"), "--dirty-ring 'big'");
+}
+
+static void dirty_ring_size(void **state)
+{
+    (void)state;
+    struct run_options o;
+    assert_int_equal(PARSE(&o, "--dirty-ring", "65536"), 0);
+    assert_int_equal(o.vm.dirty_ring, 65536);
+    assert_int_equal(PARSE(&o, "--mem", "64M"), 0);
+    assert_int_equal(o.vm.dirty_ring, 0);   /* off unless asked for */
 }
 
 static void help_flag(void **state)
@@ -97,6 +110,7 @@ int main(void)
         cmocka_unit_test(full_command_line),
         cmocka_unit_test(bad_values_name_the_option_and_value),
         cmocka_unit_test(help_flag),
+        cmocka_unit_test(dirty_ring_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
