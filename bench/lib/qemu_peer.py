@@ -127,7 +127,8 @@ CPU accounting
   the kernel's TCP receive work for loopback/veth traffic partly runs in the sender's
   context, so the source/destination split is not what two machines would show.
 
-stdlib only.
+stdlib only. Helpers it shares with the benchmarks: guest_image.py (the guest's telemetry,
+serial log and fill images), qmp.py (the QMP client), proc_stats.py (CPU accounting).
 """
 import json
 import os
@@ -135,38 +136,27 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-DEFAULT_ELF = "/work/main/build/guest/vmshift-guest.elf"
+from guest_image import (IMAGE_ADDR, SERIAL_BAD, elf_symbol, guest_pages, make_fill_image,
+                         parse_size, read_serial, read_telemetry, split_image)
+from proc_stats import CLK_TCK, CpuMeter, cpu_steal, rollup_kb, status_kb
+from qmp import Qmp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_ELF = (os.environ.get("VMSHIFT_GUEST") or
+               os.path.join(ROOT, "build", "guest", "vmshift-guest.elf"))
 QEMU = "qemu-system-x86_64"
-IMAGE_ADDR = 0x400000
 WORK_START = 0x400000
 TOP_RESERVE = 32 << 20          # kept out of the workload range below the low-RAM end
-TELEMETRY_MAGIC = 0x59524D454C455456
-VS_MAX_VCPUS = 32
-GUEST_STATES = {0: "booting", 1: "running", 2: "idle", 3: "failed"}
-WORKLOADS = {0: "idle", 1: "once", 2: "continuous", 3: "verify"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-VCPU_THREAD = re.compile(r"^CPU \d+/(TCG|KVM)$")
 
 
 class QemuPeerError(RuntimeError):
     pass
-
-
-def parse_size(s):
-    """'4G' -> 4 << 30 (binary K/M/G/T, optional trailing B/iB); ints pass through."""
-    if isinstance(s, int):
-        return s
-    m = re.match(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", str(s), re.I)
-    if not m:
-        raise ValueError("bad size %r" % (s,))
-    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}[m.group(2).lower()]
 
 
 def qemu_low_ram_end(mem, machine="pc"):
@@ -183,367 +173,6 @@ def qemu_workload_range(mem, machine="pc", start=WORK_START, reserve=TOP_RESERVE
     if end <= start:
         raise ValueError("no room for a workload range in %s" % (mem,))
     return start, end - start
-
-
-# -- ELF: where the guest's telemetry page is -----------------------------------------------
-def elf_symbol(path, name):
-    """Value of symbol `name` in an ELF64 little-endian file, or None."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        return None
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-    secs = []
-    for i in range(shnum):
-        off = shoff + i * shentsize
-        (sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info,
-         sh_align, sh_entsize) = struct.unpack_from("<IIQQQQIIQQ", data, off)
-        secs.append((sh_type, sh_offset, sh_size, sh_link, sh_entsize))
-    want = name.encode()
-    for sh_type, off, size, link, entsize in secs:
-        if sh_type != 2 or not entsize:         # SHT_SYMTAB
-            continue
-        stroff = secs[link][1]
-        for k in range(size // entsize):
-            st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
-                "<IBBHQQ", data, off + k * entsize)
-            end = data.index(b"\0", stroff + st_name)
-            if data[stroff + st_name:end] == want:
-                return st_value
-    return None
-
-
-# -- QMP --------------------------------------------------------------------------------
-class QmpError(QemuPeerError):
-    pass
-
-
-class Qmp:
-    """Minimal QMP client: greeting, qmp_capabilities, execute(); events are kept in
-    self.events (dicts with 'event', 'data', 'ts' = host wall-clock seconds)."""
-
-    def __init__(self, path, timeout=30, proc=None):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                self.sock.close()
-                if proc is not None and proc.poll() is not None:
-                    raise QmpError("QEMU exited (%s) before its QMP socket %s was up"
-                                   % (proc.returncode, path))
-                if time.time() > deadline:
-                    raise QmpError("no QMP socket at %s" % path)
-                time.sleep(0.05)
-        self.path = path
-        self.events = []
-        self._replies = {}
-        self._cv = threading.Condition()
-        self._closed = False
-        self._next_id = 0
-        self._greeting = None
-        self._reader = threading.Thread(target=self._read_loop, daemon=True)
-        self._reader.start()
-        with self._cv:
-            if not self._cv.wait_for(lambda: self._greeting is not None or self._closed,
-                                     timeout):
-                raise QmpError("no QMP greeting")
-        if self._greeting is None:
-            raise QmpError("QMP closed before the greeting")
-        self.version = self._greeting.get("QMP", {}).get("version", {})
-        self.execute("qmp_capabilities")
-
-    def _read_loop(self):
-        f = self.sock.makefile("rb")
-        try:
-            for line in f:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                with self._cv:
-                    if "QMP" in msg:
-                        self._greeting = msg
-                    elif "event" in msg:
-                        ts = msg.get("timestamp", {})
-                        msg["ts"] = ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
-                        self.events.append(msg)
-                    elif "id" in msg:
-                        self._replies[msg["id"]] = msg
-                    self._cv.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._cv:
-                self._closed = True
-                self._cv.notify_all()
-
-    def execute(self, cmd, args=None, timeout=60):
-        with self._cv:
-            self._next_id += 1
-            cid = "c%d" % self._next_id
-        msg = {"execute": cmd, "id": cid}
-        if args:
-            msg["arguments"] = args
-        try:
-            self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        except OSError as e:
-            raise QmpError("%s: %s" % (cmd, e))
-        with self._cv:
-            if not self._cv.wait_for(lambda: cid in self._replies or self._closed, timeout):
-                raise QmpError("%s: no reply in %ss" % (cmd, timeout))
-            if cid not in self._replies:
-                raise QmpError("%s: QMP connection closed" % cmd)
-            r = self._replies.pop(cid)
-        if "error" in r:
-            raise QmpError("%s: %s: %s" % (cmd, r["error"].get("class"), r["error"].get("desc")))
-        return r.get("return")
-
-    def event(self, name):
-        """The first event called name, or None."""
-        with self._cv:
-            for e in self.events:
-                if e["event"] == name:
-                    return e
-        return None
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-# -- /proc ------------------------------------------------------------------------------
-def _stat_ticks(path):
-    """(comm, utime+stime ticks) from a /proc stat file."""
-    with open(path) as f:
-        s = f.read()
-    lp, rp = s.index("("), s.rindex(")")
-    rest = s[rp + 2:].split()
-    return s[lp + 1:rp], int(rest[11]) + int(rest[12])   # fields 14, 15
-
-
-def _threads(pid):
-    out = {}
-    try:
-        tids = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            out[int(tid)] = _stat_ticks("/proc/%d/task/%s/stat" % (pid, tid))
-        except (OSError, ValueError):
-            pass
-    return out
-
-
-def _proc_ticks(pid):
-    return _stat_ticks("/proc/%d/stat" % pid)[1]
-
-
-def _status_kb(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _rollup_kb(pid, key):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-class CpuMeter:
-    """CPU of one process over a window, minus its vCPU threads."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.total0 = _proc_ticks(pid)
-        self.thr0 = _threads(pid)
-        self.last = dict(self.thr0)          # tid -> (name, ticks) last seen
-        self.total1 = None
-
-    def sample(self):
-        self.last.update(_threads(self.pid))
-
-    def stop(self):
-        """End the window (only the first call counts)."""
-        if self.total1 is not None:
-            return
-        self.sample()
-        self.total1 = _proc_ticks(self.pid)
-
-    def result(self):
-        per_tid = {}
-        for tid, (name, t) in self.last.items():
-            t0 = self.thr0.get(tid, (name, 0))[1]
-            per_tid[tid] = (name, t - t0)
-        vcpu = sum(d for n, d in per_tid.values() if VCPU_THREAD.match(n))
-        mig = (self.total1 - self.total0) - vcpu
-        names = {}
-        for n, d in per_tid.values():
-            if not VCPU_THREAD.match(n):
-                names[n] = names.get(n, 0) + d
-        return {
-            "cpu_s": mig / CLK_TCK,
-            "vcpu_s": vcpu / CLK_TCK,
-            "threads": {n: d / CLK_TCK for n, d in sorted(names.items())},
-            "counted": sorted(names),
-            "excluded": sorted({n for n, _ in per_tid.values() if VCPU_THREAD.match(n)}),
-        }
-
-
-# -- guest telemetry -------------------------------------------------------------------
-def read_telemetry(qmp, addr, path):
-    """Parse the guest's telemetry page via pmemsave. None when not (yet) valid."""
-    qmp.execute("pmemsave", {"val": addr, "size": 4096, "filename": path})
-    with open(path, "rb") as f:
-        b = f.read()
-    if len(b) < 4096:
-        return None
-    magic, version, workload, nr_cpus, fill, rstart, rpages, rate, seed, _ = struct.unpack_from(
-        "<QIIIIQQQQQ", b, 0)
-    if magic != TELEMETRY_MAGIC:
-        return None
-    cpus = []
-    for i in range(min(max(nr_cpus, 1), VS_MAX_VCPUS)):
-        passes, written, checked, errors, gen, first_bad, state, _, _ = struct.unpack_from(
-            "<QQQQQQIIQ", b, 64 + 64 * i)
-        cpus.append({"passes": passes, "pages_written": written, "pages_checked": checked,
-                     "errors": errors, "generation": gen, "first_bad_addr": first_bad,
-                     "state": GUEST_STATES.get(state, str(state))})
-    return {"workload": WORKLOADS.get(workload, str(workload)), "nr_cpus": nr_cpus,
-            "fill": fill, "range_start": rstart, "range_pages": rpages, "rate": rate,
-            "seed": seed, "cpus": cpus, "errors": sum(c["errors"] for c in cpus)}
-
-
-def _guest_pages(tel):
-    """Pages written by all vCPUs, from a read_telemetry() result (0 if none)."""
-    return sum(c["pages_written"] for c in tel["cpus"]) if tel else 0
-
-
-SERIAL_BAD = re.compile(r"^(bad page .*|verify error .*|vmshift-guest: error: .*)$", re.M)
-
-
-def _serial(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("latin-1").replace("\x1b", "")
-    except OSError:
-        return ""
-
-
-# -- fill images (smoke tests; the benchmark gets its image from the lead) --------------
-_FILL_C = r"""
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-static inline uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-int main(int argc, char **argv) {
-    /* out base size seed kind(1 pattern, 2 random) */
-    FILE *f = fopen(argv[1], "wb");
-    uint64_t base = strtoull(argv[2], 0, 0), size = strtoull(argv[3], 0, 0);
-    uint64_t seed = strtoull(argv[4], 0, 0), kind = strtoull(argv[5], 0, 0);
-    static uint64_t buf[1 << 17];
-    if (!f) return 1;
-    for (uint64_t off = 0; off < size; ) {
-        uint64_t n = size - off < sizeof(buf) ? size - off : sizeof(buf);
-        for (uint64_t i = 0; i < n / 8; i++) {
-            uint64_t pa = base + off + 8 * i;
-            buf[i] = kind == 1 ? (pa | 0xa500000000000000ULL)
-                               : mix(seed ^ (pa * 0x2545f4914f6cdd1dULL));
-        }
-        if (fwrite(buf, 1, n, f) != n) return 1;
-        off += n;
-    }
-    return fclose(f) ? 1 : 0;
-}
-"""
-
-
-def make_fill_image(path, size, base=IMAGE_ADDR, seed=1, fill="random"):
-    """Write the bytes vs_fill_word() gives for guest-physical [base, base+size) to path
-    (compiles a 30-line C helper with cc; pure Python would take minutes per GiB)."""
-    kind = {"pattern": 1, "random": 2}[fill]
-    d = tempfile.mkdtemp(prefix="vsb-fill-")
-    try:
-        src, exe = os.path.join(d, "fill.c"), os.path.join(d, "fill")
-        with open(src, "w") as f:
-            f.write(_FILL_C)
-        subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
-        subprocess.run([exe, path, str(base), str(parse_size(size)), str(seed), str(kind)],
-                       check=True)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    return path
-
-
-# QEMU 7.2's loader reads a whole image with one read(), and Linux returns at most
-# 0x7ffff000 bytes per read: images over 2 GiB - 4 KiB fail with "rom: file ...: read
-# error: rc=2147479552". Bigger images are split into pieces of this size.
-LOADER_MAX = 1 << 30
-
-
-def split_image(path, addr, outdir, chunk=LOADER_MAX, low_end=None, high_size=0):
-    """Loader pieces [(path, guest_addr)] for one raw image meant for guest-physical
-    [addr, addr + size): at most chunk bytes each (files written to outdir with
-    copy_file_range; the image itself when it needs no cutting). With low_end, bytes that
-    would land at or above low_end (QEMU's PCI hole) go to RAM above 4 GiB instead,
-    0x100000000 + (paddr - low_end), as far as high_size reaches; the rest is dropped.
-    Returns (pieces, relocated_bytes, dropped_bytes)."""
-    size = os.path.getsize(path)
-    spans = []                                    # (file offset, length, guest address)
-    if low_end is None or addr + size <= low_end:
-        spans.append((0, size, addr))
-        relocated = dropped = 0
-    else:
-        keep = max(0, low_end - addr)
-        if keep:
-            spans.append((0, keep, addr))
-        rest = size - keep
-        hstart = max(addr, low_end) - low_end     # offset into high RAM
-        relocated = max(0, min(rest, high_size - hstart))
-        dropped = rest - relocated
-        if relocated:
-            spans.append((keep, relocated, (1 << 32) + hstart))
-    if len(spans) == 1 and spans[0][0] == 0 and spans[0][1] == size and size <= chunk:
-        return [(path, addr)], relocated, dropped
-    out = []
-    with open(path, "rb") as src:
-        for foff, flen, gaddr in spans:
-            for off in range(0, flen, chunk):
-                n = min(chunk, flen - off)
-                piece = os.path.join(outdir, "%s.%02d" % (os.path.basename(path), len(out)))
-                with open(piece, "wb") as dst:
-                    done = 0
-                    while done < n:
-                        k = os.copy_file_range(src.fileno(), dst.fileno(), n - done,
-                                               foff + off + done)
-                        if k <= 0:
-                            raise QemuPeerError("short copy splitting %s" % path)
-                        done += k
-                out.append((piece, gaddr + off))
-    return out, relocated, dropped
 
 
 # -- the migration ---------------------------------------------------------------------
@@ -741,7 +370,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
             if src.poll() is not None:
                 raise QemuPeerError("source QEMU exited: %s" % _tail(os.path.join(wd, "src.log")))
             tel = read_telemetry(qs, tel_addr, tpath)
-            ser = _serial(os.path.join(wd, "src.serial"))
+            ser = read_serial(os.path.join(wd, "src.serial"))
             m = re.search(r"vmshift-guest: error: .*", ser)
             if m:
                 raise QemuPeerError("guest failed on the source: " + m.group(0))
@@ -801,15 +430,15 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
 
         # 3. Migrate.
         res["loadavg_before"] = list(os.getloadavg())
-        steal0 = _cpu_steal()
+        steal0 = cpu_steal()
         wire0 = _wire_bytes(src_prefix, wire_dev)
         if start_barrier is not None:
             barrier, start_barrier = start_barrier, None   # reached: nothing to abort
             barrier.wait()
         if guest_samples:
-            g0 = (time.monotonic(), _guest_pages(read_telemetry(qs, tel_addr, tpath)))
+            g0 = (time.monotonic(), guest_pages(read_telemetry(qs, tel_addr, tpath)))
             time.sleep(1.0)
-            g1 = (time.monotonic(), _guest_pages(read_telemetry(qs, tel_addr, tpath)))
+            g1 = (time.monotonic(), guest_pages(read_telemetry(qs, tel_addr, tpath)))
             res["guest_baseline_pps"] = (g1[1] - g0[1]) / (g1[0] - g0[0])
         cs, cd = CpuMeter(src.pid), CpuMeter(dst.pid)
         samples = []
@@ -835,7 +464,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
             if guest_samples:
                 samples[-1]["throttle"] = info.get("cpu-throttle-percentage", 0)
                 if status in ("active", "setup"):
-                    samples[-1]["guest_pages"] = _guest_pages(
+                    samples[-1]["guest_pages"] = guest_pages(
                         read_telemetry(qs, tel_addr, tpath))
             if status in ("completed", "failed", "cancelled"):
                 break
@@ -858,7 +487,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
                 requery += 1
             res["completed_requeries"] = requery
         cs.stop()
-        steal1 = _cpu_steal()
+        steal1 = cpu_steal()
         res["host_steal_s"] = (steal1 - steal0) / CLK_TCK if steal0 is not None else None
         res["loadavg_after"] = list(os.getloadavg())
         wire1 = _wire_bytes(src_prefix, wire_dev)
@@ -949,9 +578,9 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
             if not res["guest_ok"] and res["status"] == "completed":
                 res["status"] = "failed"
                 res["error"] = "guest check failed on the destination: %s" % res["guest_problem"]
-        res["rss_src_max_mb"] = (_status_kb(src.pid, "VmHWM") or 0) / 1024.0
-        res["rss_dst_max_mb"] = (_status_kb(dst.pid, "VmHWM") or 0) / 1024.0
-        res["dst_anon_huge_mb"] = (_rollup_kb(dst.pid, "AnonHugePages") or 0) / 1024.0
+        res["rss_src_max_mb"] = (status_kb(src.pid, "VmHWM") or 0) / 1024.0
+        res["rss_dst_max_mb"] = (status_kb(dst.pid, "VmHWM") or 0) / 1024.0
+        res["dst_anon_huge_mb"] = (rollup_kb(dst.pid, "AnonHugePages") or 0) / 1024.0
     except Exception as e:
         res["status"] = "error"
         res["error"] = "%s: %s" % (type(e).__name__, e)
@@ -965,7 +594,7 @@ def qemu_migrate(mem="1G", vcpus=1, guest_elf=DEFAULT_ELF, cmdline="workload=idl
         _kill(dst)
         res["src_log"] = _tail(os.path.join(wd, "src.log"))
         res["dst_log"] = _tail(os.path.join(wd, "dst.log"))
-        res["dst_serial_tail"] = _serial(os.path.join(wd, "dst.serial"))[-1000:]
+        res["dst_serial_tail"] = read_serial(os.path.join(wd, "dst.serial"))[-1000:]
         res["wall_s"] = time.time() - t_start
         if own_dir and not keep_workdir:
             shutil.rmtree(wd, ignore_errors=True)
@@ -1035,7 +664,7 @@ def _check_dest(qd, dst, tel_addr, tpath, before, wd, timeout_s, passes_needed):
     out["guest_errors"] = tel["errors"]
     out["guest_check_s"] = time.time() - t0
     status = qd.execute("query-status").get("status")
-    ser = _serial(os.path.join(wd, "dst.serial"))
+    ser = read_serial(os.path.join(wd, "dst.serial"))
     bad = SERIAL_BAD.findall(ser)
     problems = []
     if status != "running":
@@ -1053,16 +682,6 @@ def _check_dest(qd, dst, tel_addr, tpath, before, wd, timeout_s, passes_needed):
     out["guest_ok"] = not problems
     out["guest_problem"] = "; ".join(problems) or None
     return out
-
-
-def _cpu_steal():
-    """Steal ticks of all CPUs (/proc/stat): time the hypervisor ran something else."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return int(fields[8])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _wire_bytes(prefix, dev):
