@@ -7,8 +7,9 @@ same stream count, then migrates, with vmshift and with QEMU (TCG, same guest EL
 memory image through QEMU's loader device):
   idle       memory never written (also as one 16 GiB VM)
   once       random, incompressible memory allocated once (the guest only reads it)
-  continuous the guest dirties memory continuously, at the same rate under both VMMs
-             (--continuous-rate pages/s, shared by the eight small VMs)
+  continuous random memory allocated once, then dirtied by the guest continuously, at the
+             same rate under both VMMs (--continuous-rate pages/s, shared by the eight
+             small VMs)
 each as one large VM and as eight VMs migrated at once. QEMU runs each cell twice, with
 plain pre-copy (one connection) and with multifd (the same stream count as vmshift, zstd
 where vmshift compresses); the faster of the two is "QEMU's best" and the ratio is taken
@@ -200,7 +201,7 @@ def host_memory_setup():
 def cases_for(args):
     big, small, n = ("256M", "64M", 2) if args.quick else (args.big, args.small, 8)
     cases = []
-    for workload, fill in (("idle", "none"), ("once", "random"), ("continuous", "none")):
+    for workload, fill in (("idle", "none"), ("once", "random"), ("continuous", "random")):
         cases.append({"name": "%s-1x%s" % (workload, big), "workload": workload, "fill": fill,
                       "mem": big, "vms": 1})
         cases.append({"name": "%s-%dx%s" % (workload, n, small), "workload": workload,

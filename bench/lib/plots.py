@@ -56,16 +56,16 @@ def plot_times(results, out_dir):
     _gnuplot("""
 set terminal pngcairo size %d,600 font ",9"
 set output "migration-time.png"
-set title "Migration time per case (lower is better)"
+set title "Migration time per case (lower is better; log scale)"
 set ylabel "seconds"
+set logscale y
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set key top left
 set xtics rotate by -35 scale 0
-set grid ytics
-set yrange [0:*]
+set grid ytics mytics
 plot "times.dat" using 2:xtic(1) title "vmshift", "" using 3 title "QEMU"
 """ % (max(900, 90 * n)), out_dir)
 
