@@ -139,7 +139,8 @@ int cli_receive_main(int argc, char **argv)
     struct vm_commands cmds = { .has_incoming = true };
     o.in.accept_stream = accept_stream;   /* the other streams come to the same port */
     o.in.accept_ctx = l;
-    rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming);
+    struct vs_incoming_session session;
+    rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming, &session);
     vs_tcp_listener_close(l);
     vs_channel_close(ch);
     write_report(o.report, &cmds.incoming);

@@ -1,6 +1,7 @@
 #include "migrate/dest.h"
 #include "migrate/boot_id.h"
 #include "migrate/digest_tracker.h"
+#include "migrate/handshake.h"
 #include "migrate/recv_streams.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
@@ -22,6 +23,7 @@ enum phase { PHASE_PAGES, PHASE_STATE, PHASE_VERIFIED };
 
 struct incoming {
     const struct vs_incoming_opts *opts;
+    struct vs_incoming_session *session;
     struct vs_channel *ch;
     struct vs_wire_reader r0;   /* stream 0 until the streams are set up */
     struct vs_wire_reader *r;   /* stream 0 */
@@ -99,32 +101,18 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
 
 static int handshake(struct incoming *in)
 {
-    struct vs_wire_header h;
     struct vs_wire_hello hello;
-    int rc = vs_wire_read_header(in->r, &h);
-    if (!rc && h.type != VS_REC_HELLO)
-        rc = vs_fail(EPROTO, "migration stream: the first record is %s, not HELLO: is the "
-                     "peer a vmshift source?", vs_wire_type_name(h.type));
-    memset(&hello, 0, sizeof(hello));
-    if (!rc)
-        rc = vs_wire_read_payload(in->r, &h, &hello, sizeof(hello));
-    if (rc)
-        return rc;
-    if ((rc = vs_wire_check_hello(&hello)))
+    int len = vs_handshake_read_hello(in->r, &hello);
+    if (len < 0)
+        return len;
+    if (vs_handshake_admit(&hello, (uint32_t)len, in->opts->max_mem))
         return refuse(in, vs_last_error());
-    if (h.length != sizeof(hello))
-        return refuse(in, "HELLO is not 64 bytes long although its version matches");
-    char a[32], b[32];
+    char a[32];
     vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
             hello.version_major, hello.version_minor);
-    if (in->opts->max_mem && hello.ram_size > in->opts->max_mem) {
-        char why[160];
-        snprintf(why, sizeof(why), "its RAM (%s) exceeds this host's --max-mem %s",
-                 vs_format_size(hello.ram_size, a, sizeof(a)),
-                 vs_format_size(in->opts->max_mem, b, sizeof(b)));
-        return refuse(in, why);
-    }
+    memcpy(in->session->id, hello.session, sizeof(hello.session));
+    in->session->resolve_port = hello.resolve_port;
     struct vs_vm_config cfg = {
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
@@ -133,13 +121,6 @@ static int handshake(struct incoming *in)
         .cmdline = "",
         .incoming = true,
     };
-    uint32_t unknown = hello.codecs & ~vs_codec_supported_mask();
-    if (unknown) {
-        char why[160];
-        snprintf(why, sizeof(why), "this vmshift cannot decompress codec mask 0x%x; migrate "
-                 "with --compress none or upgrade the destination", unknown);
-        return refuse(in, why);
-    }
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
     if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
@@ -153,7 +134,7 @@ static int handshake(struct incoming *in)
     in->rs.s[0].r.next_seq = in->r0.next_seq;
     in->rs.s[0].r.offset = in->r0.offset;
     in->r = &in->rs.s[0].r;
-    if ((rc = accept_streams(in, &hello)))
+    if (accept_streams(in, &hello))
         return refuse(in, vs_last_error());
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
@@ -345,9 +326,12 @@ static int receive(struct incoming *in)
 }
 
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
-                    struct vs_vm **vm_out, struct vs_migration_stats *stats)
+                    struct vs_vm **vm_out, struct vs_migration_stats *stats,
+                    struct vs_incoming_session *session)
 {
-    struct incoming in = { .opts = opts, .ch = ch, .stats = stats };
+    struct incoming in = { .opts = opts, .ch = ch, .stats = stats, .session = session };
+    memset(session, 0, sizeof(*session));
+    snprintf(session->source, sizeof(session->source), "%s", ch->peer);
     in.cpu0_ns = vs_process_cpu_ns();
     memset(stats, 0, sizeof(*stats));
     stats->status = "setup";

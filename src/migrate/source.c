@@ -1,6 +1,7 @@
 #include "migrate/source_internal.h"
 #include "migrate/boot_id.h"
 #include "migrate/digest.h"
+#include "migrate/handshake.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
 #include "common/cpu_time.h"
@@ -145,27 +146,11 @@ static int handshake(struct vs_migration *m)
     }
     if (rc)
         return rc;
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    if ((rc = vs_wire_read_header(&m->r, &hdr)))
+    bool same_boot = false;
+    if ((rc = vs_handshake_read_reply(&m->r, &h, m->opts.to, m->stats.compress, &same_boot)))
         return rc;
-    if (hdr.type == VS_REC_ABORT) {
-        char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
-        return vs_fail(ECONNREFUSED, "the destination aborted: %s", why);
-    }
-    if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply))) ||
-        (rc = vs_wire_check_reason(reply.reason, sizeof(reply.reason))))
-        return rc;
-    if (!reply.accepted)
-        return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
-                       reply.reason);
-    if (reply.codecs != h.codecs)
-        return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
-                       "(it offers codec mask 0x%x); use --compress none", m->opts.to,
-                       m->stats.compress, reply.codecs);
     pthread_mutex_lock(&m->lock);
-    m->stats.downtime_exact = memcmp(reply.boot_id, h.boot_id, sizeof(h.boot_id)) == 0;
+    m->stats.downtime_exact = same_boot;
     pthread_mutex_unlock(&m->lock);
     return 0;
 }

@@ -242,10 +242,10 @@ static int require_section(const struct sections *s, uint32_t tag, const char *w
                    "incomplete", who, tags[tag].name, tag);
 }
 
-static int parse_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len, struct sections *s)
+static int parse_vcpu(unsigned index, const uint8_t *blob, size_t len, struct sections *s)
 {
     char who[32];
-    snprintf(who, sizeof(who), "vCPU %u state", v->index);
+    snprintf(who, sizeof(who), "vCPU %u state", index);
     int rc = parse(blob, len, false, who, s);
     static const uint32_t mandatory[] = { TAG_CPUID, TAG_REGS, TAG_SREGS, TAG_MONITOR };
     for (size_t i = 0; !rc && i < sizeof(mandatory) / sizeof(mandatory[0]); i++)
@@ -257,6 +257,41 @@ static int parse_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len, struct
                        "(tag %u), found %s; the stream is corrupt", who, TAG_FPU, TAG_XSAVE,
                        s->data[TAG_FPU] ? "both" : "neither");
     return 0;
+}
+
+int vs_vstate_validate_vcpu(unsigned index, const uint8_t *blob, size_t len)
+{
+    struct sections s;
+    return parse_vcpu(index, blob, len, &s);
+}
+
+static int parse_machine(uint64_t ram_size, const uint8_t *blob, size_t len, struct sections *s)
+{
+    const char *who = "machine state";
+    int rc = parse(blob, len, true, who, s);
+    if (!rc)
+        rc = require_section(s, TAG_PVPORT, who);
+    if (!rc)
+        rc = require_section(s, TAG_SERIAL, who);
+    if (rc)
+        return rc;
+    struct pvport_rec pr;
+    memcpy(&pr, s->data[TAG_PVPORT], sizeof(pr));
+    /* The same rule pvport.c applies when the guest registers: a whole page inside RAM,
+     * below 4 GiB (the port takes 32 bits). */
+    if (pr.registered && (pr.telemetry_gpa % 4096 || pr.telemetry_gpa > UINT32_MAX ||
+                          pr.telemetry_gpa + 4096 > ram_size))
+        return vs_fail(EINVAL, "%s: section PVPORT (tag %u): telemetry page 0x%llx is not a "
+                       "page inside this VM's 0x%llx bytes of RAM; give the destination the "
+                       "source's memory size", who, TAG_PVPORT,
+                       (unsigned long long)pr.telemetry_gpa, (unsigned long long)ram_size);
+    return 0;
+}
+
+int vs_vstate_validate_machine(uint64_t ram_size, const uint8_t *blob, size_t len)
+{
+    struct sections s;
+    return parse_machine(ram_size, blob, len, &s);
 }
 
 /* ---- vCPU helpers ---- */
@@ -434,7 +469,7 @@ int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
     struct sections s;
     int rc = require_idle(v, "load state into", true);
     if (!rc)
-        rc = parse_vcpu(v, blob, len, &s);
+        rc = parse_vcpu(v->index, blob, len, &s);
     if (rc)
         return rc;
     /* Capabilities of this host that the blob's sections need, before anything is set. */
@@ -497,7 +532,7 @@ int vs_vstate_check_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
     struct sections s;
     int rc = require_idle(v, "check the state of", false);
     if (!rc)
-        rc = parse_vcpu(v, blob, len, &s);
+        rc = parse_vcpu(v->index, blob, len, &s);
     if (rc)
         return rc;
     struct kvm_regs kr, br;
@@ -596,23 +631,11 @@ int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len)
     struct sections s;
     int rc = require_vm_idle(vm, "load the machine state");
     if (!rc)
-        rc = parse(blob, len, true, who, &s);
-    if (!rc)
-        rc = require_section(&s, TAG_PVPORT, who);
-    if (!rc)
-        rc = require_section(&s, TAG_SERIAL, who);
+        rc = parse_machine(vm->mem.size, blob, len, &s);
     if (rc)
         return rc;
     struct pvport_rec pr;
     memcpy(&pr, s.data[TAG_PVPORT], sizeof(pr));
-    /* The same rule pvport.c applies when the guest registers: a whole page inside RAM,
-     * below 4 GiB (the port takes 32 bits). */
-    if (pr.registered && (pr.telemetry_gpa % 4096 || pr.telemetry_gpa > UINT32_MAX ||
-                          pr.telemetry_gpa + 4096 > vm->mem.size))
-        return vs_fail(EINVAL, "%s: section PVPORT (tag %u): telemetry page 0x%llx is not a "
-                       "page inside this VM's 0x%llx bytes of RAM; give the destination the "
-                       "source's memory size", who, TAG_PVPORT,
-                       (unsigned long long)pr.telemetry_gpa, (unsigned long long)vm->mem.size);
     struct serial_rec sr;
     memcpy(&sr, s.data[TAG_SERIAL], sizeof(sr));
 
