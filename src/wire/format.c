@@ -8,7 +8,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 _Static_assert(sizeof(struct vs_wire_header) == 32, "record header is 32 bytes");
 _Static_assert(offsetof(struct vs_wire_header, seq) == 16, "header layout");
 _Static_assert(offsetof(struct vs_wire_header, payload_sum) == 24, "header layout");
-_Static_assert(sizeof(struct vs_wire_hello) == 64, "HELLO layout");
+_Static_assert(offsetof(struct vs_wire_hello, resolve_port) == VS_WIRE_HELLO_V20_SIZE,
+               "HELLO 2.0 layout");
+_Static_assert(sizeof(struct vs_wire_hello) == 72, "HELLO layout");
+_Static_assert(sizeof(struct vs_wire_resolve) == 24, "RESOLVE layout");
 _Static_assert(sizeof(struct vs_wire_hello_reply) == 288, "HELLO_REPLY layout");
 _Static_assert(sizeof(struct vs_wire_pages) == 8, "PAGES header layout");
 _Static_assert(sizeof(struct vs_wire_stream_hello) == 24, "STREAM_HELLO layout");
@@ -34,6 +37,7 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_ABORT] = "ABORT",
     [VS_REC_STREAM_HELLO] = "STREAM_HELLO",
     [VS_REC_CPAGES] = "CPAGES",
+    [VS_REC_RESOLVE] = "RESOLVE",
 };
 
 const char *vs_wire_type_name(unsigned type)

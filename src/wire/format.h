@@ -13,7 +13,7 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  0
+#define VS_WIRE_VERSION_MINOR  1
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -38,7 +38,10 @@ enum vs_wire_type {
                                             streams 1.. */
     VS_REC_CPAGES = 14,        /* src->dst  struct vs_wire_cpages, gpa[count], compressed
                                             data of the count pages */
-    VS_REC_TYPE_MAX = 14,
+    VS_REC_RESOLVE = 15,       /* either    struct vs_wire_resolve, on a fresh connection:
+                                            settling the outcome of a migration whose
+                                            stream 0 was lost in the commit window */
+    VS_REC_TYPE_MAX = 15,
 };
 
 /* Header flags. */
@@ -69,6 +72,31 @@ struct vs_wire_hello {
     uint32_t nr_streams;       /* 1..VS_WIRE_MAX_STREAMS; the source has already opened
                                   streams 1..nr_streams-1 when it sends HELLO */
     uint32_t codecs;           /* bit (1 << enum vs_codec) per codec CPAGES may use */
+    /* Version 2.1 (a 2.0 HELLO ends here, 64 bytes): */
+    uint16_t resolve_port;     /* TCP port on the source's address of stream 0 where it
+                                  answers RESOLVE queries (0: none) */
+    uint16_t reserved0;
+    uint32_t reserved1;
+};
+#define VS_WIRE_HELLO_V20_SIZE 64u   /* HELLO of version 2.0: without resolve_port */
+
+/* States a side reports in RESOLVE (docs/state-machine.md, "The commit window"). */
+enum vs_wire_outcome {
+    VS_OUTCOME_SRC_UNDECIDED = 1,  /* the source has not decided yet: ask again */
+    VS_OUTCOME_SRC_COMMITTED = 2,  /* the VM belongs to the destination */
+    VS_OUTCOME_SRC_ABORTED = 3,    /* the source keeps the VM: discard your copy (the
+                                      source resumes only once it knows you did) */
+    VS_OUTCOME_DST_IN_DOUBT = 4,   /* verified, paused, waiting for the outcome */
+    VS_OUTCOME_DST_RUNNING = 5,    /* the destination runs the VM */
+    VS_OUTCOME_DST_DISCARDED = 6,  /* the destination's copy is gone for good */
+    VS_OUTCOME_UNKNOWN = 7,        /* this process knows no such session */
+    VS_OUTCOME_MAX = 7,
+};
+
+struct vs_wire_resolve {
+    uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's session */
+    uint32_t state;            /* enum vs_wire_outcome: the sender's state */
+    uint32_t reserved;
 };
 
 struct vs_wire_stream_hello {

@@ -73,6 +73,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_VERIFY_REPLY: return sizeof(struct vs_wire_verdict);
     case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
     case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
+    case VS_REC_RESOLVE: return sizeof(struct vs_wire_resolve);
     default: return 0;
     }
 }
@@ -404,6 +405,14 @@ int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
     if (sh->nr_streams != h->nr_streams || sh->index < 1 || sh->index >= h->nr_streams)
         return vs_fail(EPROTO, "migration stream: STREAM_HELLO: stream %u of %u does not fit "
                        "the %u streams of HELLO", sh->index, sh->nr_streams, h->nr_streams);
+    return 0;
+}
+
+int vs_wire_check_resolve(const struct vs_wire_resolve *rs)
+{
+    if (rs->state < 1 || rs->state > VS_OUTCOME_MAX)
+        return vs_fail(EPROTO, "migration stream: RESOLVE: state %u is out of range 1..%d",
+                       rs->state, VS_OUTCOME_MAX);
     return 0;
 }
 
