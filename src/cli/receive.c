@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "migrate/dest.h"
+#include "migrate/dest_resolve.h"
 #include "transport/tcp.h"
 
 #include <getopt.h>
@@ -141,15 +142,32 @@ int cli_receive_main(int argc, char **argv)
     o.in.accept_ctx = l;
     struct vs_incoming_session session;
     rc = vs_incoming_run(ch, &o.in, &cmds.vm, &cmds.incoming, &session);
-    vs_tcp_listener_close(l);
     vs_channel_close(ch);
-    write_report(o.report, &cmds.incoming);
     if (rc < 0) {
+        vs_tcp_listener_close(l);
+        write_report(o.report, &cmds.incoming);
         fprintf(stderr, "vmshift receive: %s; nothing runs here\n", vs_last_error());
         return 1;
     }
-    vs_info("the VM runs here now%s", rc == VS_INCOMING_IN_DOUBT ? " (paused: in doubt)" : "");
+    write_report(o.report, &cmds.incoming);   /* written again when this process ends */
+    /* The listener stays open while this process holds the VM: the source settles a lost
+     * commit window through it, and "connection refused" there means this copy is gone. */
+    struct vs_dest_resolver *resolver = NULL;
+    if (vs_dest_resolver_start(&resolver, l, cmds.vm, &session, rc == VS_INCOMING_IN_DOUBT,
+                               &cmds.quit, &cmds.incoming))
+        vs_warn("%s", vs_last_error());
+    vs_info("the VM %s", rc == VS_INCOMING_IN_DOUBT ? "is here, paused in doubt until the "
+            "outcome is settled" : "runs here now");
     int status = monitor_serve(&cmds, o.ctl, o.run_for_s, "vmshift receive");
+    bool discarded = resolver && vs_dest_resolver_state(resolver) == VS_OUTCOME_DST_DISCARDED;
+    vs_dest_resolver_stop(resolver);
+    vs_tcp_listener_close(l);
+    write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
+    if (discarded) {
+        fprintf(stderr, "vmshift receive: the source kept the VM; the copy here was "
+                "discarded and never ran\n");
+        return 1;
+    }
     return status;
 }

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/cpu_time.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/size.h"
 #include "wire/reader.h"
@@ -141,6 +142,7 @@ static int handshake(struct incoming *in)
     in->stats->nr_streams = hello.nr_streams;
     struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs };
     vs_boot_id(reply.boot_id);
+    vs_fault_point("dst.hello", 0, in->ch);
     return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
 
@@ -169,6 +171,7 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     st->nr_passes++;
     in->pass_start_ns = vs_clock_ns();
     in->pass_start_bytes = st->transferred_bytes;
+    vs_fault_point("dst.pass_end", pe.pass, in->ch);
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
@@ -215,6 +218,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
         return vs_fail_context(rc, "loading machine state");
     in->machine_hash = XXH3_64bits(in->state_buf, h->length);
     in->machine_done = true;
+    vs_fault_point("dst.state", 0, in->ch);
     return 0;
 }
 
@@ -225,6 +229,7 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg));
     if (rc)
         return rc;
+    vs_fault_point("dst.digest", 0, in->ch);
     uint64_t ram;
     struct vs_wire_verdict v = { .ok = 1 };
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -245,14 +250,19 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     v.ok = v.reason[0] == '\0';
     in->stats->ram_digest = ram;
     in->stats->verify_ns = vs_clock_ns() - in->digest_start_ns;
+    if (v.ok) {
+        /* Verified, whether or not the source hears it: from here a lost stream leaves
+         * the copy in doubt, not discarded. */
+        in->phase = PHASE_VERIFIED;
+        in->stats->status = "verified";
+        vs_info("end-to-end check passed: RAM digest %016llx, %u vCPU(s), in %.1f ms",
+                (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
+    }
     if ((rc = vs_wire_send(&in->w, VS_REC_VERIFY_REPLY, &v, sizeof(v))))
         return rc;
     if (!v.ok)
         return vs_fail(EIO, "end-to-end check failed: %s", v.reason);
-    vs_info("end-to-end check passed: RAM digest %016llx, %u vCPU(s), in %.1f ms",
-            (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
-    in->phase = PHASE_VERIFIED;
-    in->stats->status = "verified";
+    vs_fault_point("dst.verified", 0, in->ch);
     return 0;
 }
 
@@ -265,17 +275,32 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
     return vs_fail(ECANCELED, "the source aborted the migration: %s", why);
 }
 
-/* COMMIT: the VM is ours. Start the vCPUs and tell the source when they run. */
+/* COMMIT: the source offers the VM. CLAIM it, and start the vCPUs once the source GRANTs
+ * the claim (so a source that never got the CLAIM knows they never ran here); then tell
+ * the source when they run. */
 static int on_commit(struct incoming *in, const struct vs_wire_header *h)
 {
     int rc = vs_wire_read_payload(in->r, h, NULL, 0);
     if (rc)
         return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
+    vs_fault_point("dst.commit", 0, in->ch);
+    if ((rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0)))
+        return rc;
+    vs_fault_point("dst.claimed", 0, in->ch);
+    struct vs_wire_header g;
+    if ((rc = vs_wire_read_header(in->r, &g)))
+        return rc;
+    if (g.type != VS_REC_GRANT)
+        return unexpected(in, &g);
+    if ((rc = vs_wire_read_payload(in->r, &g, NULL, 0)))
+        return rc;
+    vs_fault_point("dst.granted", 0, in->ch);
     if ((rc = vs_vm_start(in->vm)))
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";
+    vs_fault_point("dst.resumed", 0, in->ch);
     if (vs_wire_send(&in->w, VS_REC_RESUMED, &res, sizeof(res)))
         vs_warn("the VM runs here, but the source did not get RESUMED: %s", vs_last_error());
     return 0;
@@ -369,9 +394,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         /* Verified, then silence: the source may or may not have committed. Keep the VM
          * paused; never run it on a guess. */
         vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
-               "is kept paused here. Check the source: if it reports the migration completed "
-               "or unconfirmed, resume this VM (vmshift ctl SOCKET resume); otherwise quit it.",
-               vs_last_error());
+               "is kept paused here (in doubt) until the outcome is settled with the source "
+               "(docs/state-machine.md, \"The commit window\")", vs_last_error());
         stats->status = "in-doubt";
         snprintf(stats->error, sizeof(stats->error), "%s", vs_last_error());
         in.vm->pause_requested = true;

@@ -2,6 +2,7 @@
 #include "common/error.h"
 #include "transport/tcp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int vs_resolve_read(struct vs_wire_reader *r, const uint8_t *session, uint32_t *state)
@@ -82,7 +83,14 @@ const char *vs_outcome_name(uint32_t state)
         [VS_OUTCOME_SRC_UNDECIDED] = "undecided", [VS_OUTCOME_SRC_COMMITTED] = "committed",
         [VS_OUTCOME_SRC_ABORTED] = "aborted", [VS_OUTCOME_DST_IN_DOUBT] = "in-doubt",
         [VS_OUTCOME_DST_RUNNING] = "running", [VS_OUTCOME_DST_DISCARDED] = "discarded",
-        [VS_OUTCOME_UNKNOWN] = "unknown session",
+        [VS_OUTCOME_UNKNOWN] = "unknown session", [VS_OUTCOME_SRC_GRANTED] = "granted",
     };
     return state >= 1 && state <= VS_OUTCOME_MAX ? names[state] : "invalid";
+}
+
+void vs_resolve_endpoint(const char *peer, uint16_t port, char *out, size_t size)
+{
+    const char *colon = strrchr(peer, ':');
+    int host_len = colon ? (int)(colon - peer) : (int)strlen(peer);
+    snprintf(out, size, "%.*s:%u", host_len, peer, (unsigned)port);
 }

@@ -4,6 +4,7 @@
 #ifndef VS_RESOLVE_WIRE_H
 #define VS_RESOLVE_WIRE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "transport/channel.h"
 #include "wire/reader.h"
@@ -31,5 +32,8 @@ int vs_resolve_accept(struct vs_channel *ch, int timeout_ms, const uint8_t *sess
 void vs_resolve_close(struct vs_resolve_conn *c);
 
 const char *vs_outcome_name(uint32_t state);
+/* The source's RESOLVE endpoint: the host of stream 0's peer address ("HOST:PORT" or
+ * "[V6]:PORT") with the port HELLO announced. */
+void vs_resolve_endpoint(const char *peer, uint16_t port, char *out, size_t size);
 
 #endif

@@ -6,6 +6,7 @@
 #include "common/clock.h"
 #include "common/cpu_time.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "transport/tcp.h"
 #include "wire/reader.h"
@@ -138,12 +139,17 @@ static int handshake(struct vs_migration *m)
     vs_boot_id(h.boot_id);
     if (getrandom(h.session, sizeof(h.session), 0) != (ssize_t)sizeof(h.session))
         return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
-    int rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
+    memcpy(m->session, h.session, sizeof(h.session));
+    int rc = vs_source_resolve_listen(m, &h.resolve_port);
+    if (rc)
+        return rc;
+    rc = vs_wire_send(m->w, VS_REC_HELLO, &h, sizeof(h));
     for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
         struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
         memcpy(sh.session, h.session, sizeof(sh.session));
         rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
     }
+    vs_fault_point("src.handshake", 0, m->ch);
     if (rc)
         return rc;
     bool same_boot = false;
@@ -203,8 +209,11 @@ static int send_state(struct vs_migration *m, uint64_t pause_ns)
         return rc;
     pthread_mutex_lock(&m->lock);
     m->stats.ram_digest = dg.ram_xxh3;
+    m->digest_sent = true;   /* from the first byte on, the destination may verify */
     pthread_mutex_unlock(&m->lock);
-    return vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
+    rc = vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
+    vs_fault_point("src.digest", 0, m->ch);
+    return rc;
 }
 
 static int await_verdict(struct vs_migration *m)
@@ -215,44 +224,19 @@ static int await_verdict(struct vs_migration *m)
         return vs_fail_context(rc, "waiting for the destination's verification");
     if (hdr.type == VS_REC_ABORT) {
         char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
+        if (vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON) == 0)
+            m->dest_refused = true;   /* it discards its copy */
         return vs_fail(EIO, "the destination aborted: %s", why);
     }
     struct vs_wire_verdict v;
     if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_VERIFY_REPLY, &v, sizeof(v))) ||
         (rc = vs_wire_check_reason(v.reason, sizeof(v.reason))))
         return rc;
-    if (!v.ok)
+    if (!v.ok) {
+        m->dest_refused = true;   /* a destination whose check failed discards its copy */
         return vs_fail(EIO, "the destination's copy does not match: %s", v.reason);
-    return 0;
-}
-
-/* After COMMIT the VM is the destination's: wait for it to say it runs, for the downtime. */
-static void await_resumed(struct vs_migration *m, uint64_t pause_ns, uint64_t commit_ns)
-{
-    struct vs_wire_header hdr;
-    struct vs_wire_resumed res;
-    int rc = vs_wire_read_header(&m->r, &hdr);
-    if (!rc)
-        rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_RESUMED, &res, sizeof(res));
-    uint64_t now = vs_clock_ns();
-    pthread_mutex_lock(&m->lock);
-    if (rc) {
-        m->unconfirmed = true;
-        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but the destination did "
-                 "not confirm that it resumed the VM (%s); check it with `vmshift ctl` there",
-                 vs_last_error());
-        m->stats.downtime_ns = now - pause_ns;
-    } else if (m->stats.downtime_exact) {
-        m->stats.downtime_ns = res.resume_ns - pause_ns;
-    } else {
-        /* Different clocks: the round trip COMMIT -> RESUMED, less the destination's own
-         * delay, is two one-way trips; count one of them. */
-        uint64_t dst_delay = res.resume_ns - res.commit_rx_ns;
-        uint64_t rtt = now - commit_ns > dst_delay ? now - commit_ns - dst_delay : 0;
-        m->stats.downtime_ns = commit_ns - pause_ns + rtt / 2 + dst_delay;
     }
-    pthread_mutex_unlock(&m->lock);
+    return 0;
 }
 
 static int precopy(struct vs_migration *m)
@@ -280,6 +264,7 @@ static int precopy(struct vs_migration *m)
                 return 0;
             }
         }
+        vs_fault_point("src.pass", pass, m->ch);
         struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
                                     .sync_ns = m->dirty.last_sync_ns };
         rc = vs_send_streams_pass(m, pass, false, &ps);
@@ -297,6 +282,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
     vs_vm_pause(vm);
+    vs_fault_point("src.switchover", 0, m->ch);
     pthread_mutex_lock(&m->lock);
     m->stats.switchover_at_ns = *pause_ns - m->stats.start_ns;
     pthread_mutex_unlock(&m->lock);
@@ -313,6 +299,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns)
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
+        vs_fault_point("src.state", 0, m->ch);
         rc = send_state(m, *pause_ns);
     }
     if (rc)
@@ -351,24 +338,7 @@ static int run_source(struct vs_migration *m)
     if ((rc = blackout(m, &pause_ns)) || (rc = check_cancel(m)))
         return rc;
 
-    /* The point of no return: from here on the source never runs this VM again. */
-    pthread_mutex_lock(&m->lock);
-    m->committed = true;
-    pthread_mutex_unlock(&m->lock);
-    vs_vm_mark_migrated(vm);
-    uint64_t commit_ns = vs_clock_ns();
-    rc = vs_wire_send(m->w, VS_REC_COMMIT, NULL, 0);
-    if (rc) {
-        pthread_mutex_lock(&m->lock);
-        m->unconfirmed = true;
-        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but COMMIT did not reach "
-                 "the destination (%s): it holds the verified VM paused; resume it there with "
-                 "`vmshift ctl SOCKET resume`", vs_last_error());
-        pthread_mutex_unlock(&m->lock);
-    } else {
-        await_resumed(m, pause_ns, commit_ns);
-    }
-    return 0;
+    return vs_source_commit(m, pause_ns);
 }
 
 /* Undo everything before the commit: the source VM runs on as if nothing happened.
@@ -392,6 +362,13 @@ static const char *roll_back(struct vs_migration *m, int rc)
         const char *msg = rc == -ECANCELED ? "cancelled by the operator" : "the source failed";
         vs_channel_set_timeout(m->ch, 1000);
         vs_wire_send(m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
+    }
+    const char *settled = vs_source_settle_abort(m);
+    if (settled) {
+        pthread_mutex_lock(&m->lock);
+        snprintf(m->stats.error, sizeof(m->stats.error), "%s", why);
+        pthread_mutex_unlock(&m->lock);
+        return settled;
     }
     if (m->dirty_on)
         vs_dirty_stop(&m->dirty);
@@ -417,11 +394,11 @@ static void *migration_thread(void *arg)
     if (rc) {
         status = roll_back(m, rc);
     } else {
-        if (m->dirty_on)
-            vs_dirty_stop(&m->dirty);
-        m->dirty_on = false;
         status = m->unconfirmed ? "unconfirmed" : "completed";
     }
+    if (m->dirty_on)
+        vs_dirty_stop(&m->dirty);
+    m->dirty_on = false;
     vs_send_streams_stop(m);
     for (unsigned i = 0; i < m->nr_streams; i++)   /* count every zero-copy completion */
         if (m->streams[i].ch && vs_channel_zerocopy_drain(m->streams[i].ch, 1000))
@@ -503,6 +480,9 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->pass_lock, NULL);
+    pthread_cond_init(&m->settle_cv, NULL);
+    atomic_init(&m->closing, false);
+    m->outcome = VS_OUTCOME_SRC_UNDECIDED;
     pthread_cond_init(&m->pass_cv, NULL);
     pthread_cond_init(&m->done_cv, NULL);
     atomic_init(&m->cancel, false);
@@ -572,6 +552,7 @@ void vs_migration_free(struct vs_migration *m)
 {
     if (!m)
         return;
+    vs_source_resolve_stop(m);   /* and stop any settling: this process is done with it */
     pthread_join(m->thread, NULL);
     for (unsigned i = 0; i < m->nr_streams; i++)
         vs_channel_close(m->streams[i].ch);
@@ -580,6 +561,7 @@ void vs_migration_free(struct vs_migration *m)
     pthread_mutex_destroy(&m->pass_lock);
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);
+    pthread_cond_destroy(&m->settle_cv);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

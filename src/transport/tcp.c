@@ -286,6 +286,24 @@ int vs_tcp_listen(const char *addr, struct vs_tcp_listener **out)
     return 0;
 }
 
+int vs_tcp_listen_beside(struct vs_channel *ch, struct vs_tcp_listener **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(ch->fd, (struct sockaddr *)&ss, &len) < 0) {
+        int err = errno;
+        return vs_fail(err, "cannot read the local address of the connection to %s: %s",
+                       ch->peer, strerror(err));
+    }
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+    char text[80];
+    addr_text(&ss, text, sizeof(text));
+    return vs_tcp_listen(text, out);
+}
+
 int vs_tcp_listener_port(struct vs_tcp_listener *l)
 {
     struct sockaddr_storage ss;

@@ -38,6 +38,8 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_STREAM_HELLO] = "STREAM_HELLO",
     [VS_REC_CPAGES] = "CPAGES",
     [VS_REC_RESOLVE] = "RESOLVE",
+    [VS_REC_CLAIM] = "CLAIM",
+    [VS_REC_GRANT] = "GRANT",
 };
 
 const char *vs_wire_type_name(unsigned type)

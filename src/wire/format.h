@@ -41,7 +41,11 @@ enum vs_wire_type {
     VS_REC_RESOLVE = 15,       /* either    struct vs_wire_resolve, on a fresh connection:
                                             settling the outcome of a migration whose
                                             stream 0 was lost in the commit window */
-    VS_REC_TYPE_MAX = 15,
+    VS_REC_CLAIM = 16,         /* dst->src  empty: after COMMIT, the destination asks to run
+                                            the VM */
+    VS_REC_GRANT = 17,         /* src->dst  empty: the source grants the claim (its point of
+                                            no return); the destination resumes */
+    VS_REC_TYPE_MAX = 17,
 };
 
 /* Header flags. */
@@ -83,14 +87,17 @@ struct vs_wire_hello {
 /* States a side reports in RESOLVE (docs/state-machine.md, "The commit window"). */
 enum vs_wire_outcome {
     VS_OUTCOME_SRC_UNDECIDED = 1,  /* the source has not decided yet: ask again */
-    VS_OUTCOME_SRC_COMMITTED = 2,  /* the VM belongs to the destination */
+    VS_OUTCOME_SRC_COMMITTED = 2,  /* verified: the destination may claim the VM (the
+                                      source still resumes it if the destination is gone
+                                      before claiming) */
     VS_OUTCOME_SRC_ABORTED = 3,    /* the source keeps the VM: discard your copy (the
                                       source resumes only once it knows you did) */
     VS_OUTCOME_DST_IN_DOUBT = 4,   /* verified, paused, waiting for the outcome */
     VS_OUTCOME_DST_RUNNING = 5,    /* the destination runs the VM */
     VS_OUTCOME_DST_DISCARDED = 6,  /* the destination's copy is gone for good */
     VS_OUTCOME_UNKNOWN = 7,        /* this process knows no such session */
-    VS_OUTCOME_MAX = 7,
+    VS_OUTCOME_SRC_GRANTED = 8,    /* the VM is the destination's: run it */
+    VS_OUTCOME_MAX = 8,
 };
 
 struct vs_wire_resolve {

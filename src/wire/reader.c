@@ -85,6 +85,8 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
     *min = *max = fixed;
     switch (type) {
     case VS_REC_COMMIT:
+    case VS_REC_CLAIM:
+    case VS_REC_GRANT:
         *min = *max = 0;
         break;
     case VS_REC_HELLO:
