@@ -42,9 +42,19 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
+static char next_env[256];
+
+void harness_child_env(const char *kv)
+{
+    snprintf(next_env, sizeof(next_env), "%s", kv ? kv : "");
+}
+
 static pid_t spawn_in(const char *netns, const char *const *args, const char *stderr_path,
                       const char *const *pre)
 {
+    char env[sizeof(next_env)];
+    snprintf(env, sizeof(env), "%s", next_env);
+    next_env[0] = '\0';
     const char *argv[72];
     int n = 0;
     if (netns && netns[0]) {
@@ -74,6 +84,8 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
             dup2(nul, 0);
             dup2(nul, 1);
         }
+        if (env[0])
+            putenv(env);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -171,13 +183,18 @@ double json_num(struct json_object *o, const char *key)
     return o && json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
 }
 
-struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
-                               double timeout_s)
+void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args)
 {
     struct json_object *req = args ? json_object_get(args) : json_object_new_object();
     json_object_object_add(req, "to", json_object_new_string(to));
     json_object_put(vm_cmd(src, "migrate", req));
     json_object_put(req);
+}
+
+struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
+                               double timeout_s)
+{
+    vm_migrate_start(src, to, args);
     return vm_migration_wait(src, timeout_s);
 }
 

@@ -24,6 +24,10 @@ struct vm_proc {
     char netns[32];        /* run inside this network namespace ("" = none) */
 };
 
+/* Put KEY=VALUE into the environment of the next process the harness starts (only
+ * that one), e.g. VMSHIFT_FAULT=... */
+void harness_child_env(const char *kv);
+
 /* Fail the test loudly unless /dev/kvm can be opened: these tests never skip. */
 void require_kvm(void);
 
@@ -51,8 +55,10 @@ int vm_proc_wait_exit(struct vm_proc *p, double timeout_s);
 /* Wait until the receiver's control socket answers (the VM has arrived). */
 void vm_proc_wait_ctl(struct vm_proc *p, double timeout_s);
 
-/* Start a migration of src to HOST:PORT with extra request fields (may be NULL), then
- * poll until it finishes; returns the final "migration" report (caller puts it). */
+/* Start a migration of src to HOST:PORT with extra request fields (may be NULL). */
+void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *args);
+/* The same, then poll until it finishes; returns the final "migration" report (caller
+ * puts it). */
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s);
 /* Poll the running migration of src until it ends (completed, failed, cancelled or

@@ -1,0 +1,31 @@
+/* One trial of the fault suite: migrate an 8 MiB VM running the verify workload with a
+ * fault injected (a fault point in either process, VMSHIFT_FAULT, or a byte-level fault
+ * on stream 0 through the test proxy), wait until both sides have settled, and check
+ * what the migration promises: never two VMs; the expected one runs; its RAM digest is
+ * the source's at the pause when it is the destination's copy; the guest's verify
+ * workload finds no bad page. */
+#ifndef VS_FAULT_TRIAL_H
+#define VS_FAULT_TRIAL_H
+
+#include "proxy.h"
+
+enum fault_expect {
+    EXPECT_SOURCE,      /* the source runs the VM (the migration failed or rolled back) */
+    EXPECT_DEST,        /* the destination runs it */
+    EXPECT_ONE,         /* either one, but exactly one (timing decides which) */
+    EXPECT_NONE,        /* the process that owned the VM was killed: it died with it, and
+                           the other side runs no copy */
+};
+
+struct fault_trial {
+    const char *src_fault, *dst_fault;   /* VMSHIFT_FAULT values, or NULL */
+    struct proxy_fault link;             /* byte-level fault on stream 0 */
+    enum fault_expect expect;
+};
+
+void run_fault_trial(const struct fault_trial *t);
+
+/* What run_fault_trial saw, for the closing summary of each test program. */
+void fault_trials_summary(void);
+
+#endif
