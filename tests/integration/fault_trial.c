@@ -11,7 +11,7 @@
 
 static unsigned trials, survived;
 
-static bool alive(struct vm_proc *p)
+bool fault_proc_alive(struct vm_proc *p)
 {
     if (p->pid <= 0)
         return false;
@@ -25,10 +25,10 @@ static bool alive(struct vm_proc *p)
 }
 
 /* A control reply, or NULL when the process does not answer (gone or not ready). */
-static struct json_object *ask(struct vm_proc *p, const char *cmd)
+struct json_object *fault_ask(struct vm_proc *p, const char *cmd)
 {
     struct json_object *reply = NULL;
-    if (!alive(p) || access(p->sock, F_OK) || ctl_command(p->sock, cmd, NULL, &reply, 3000))
+    if (!fault_proc_alive(p) || access(p->sock, F_OK) || ctl_command(p->sock, cmd, NULL, &reply, 3000))
         return NULL;
     return reply;
 }
@@ -55,7 +55,7 @@ static const char *fault_text(const struct fault_trial *t, char *buf, size_t n)
     return buf;
 }
 
-static bool fired(struct vm_proc *p)
+bool fault_fired(struct vm_proc *p)
 {
     char path[160], buf[65536];
     snprintf(path, sizeof(path), "%s", p->stderr_path);
@@ -67,7 +67,7 @@ static bool fired(struct vm_proc *p)
     return strstr(buf, "fault injected:") != NULL;
 }
 
-static void assert_verify_clean(struct vm_proc *p, const char *who)
+void assert_verify_clean(struct vm_proc *p, const char *who)
 {
     struct json_object *st = vm_cmd(p, "status", NULL);
     uint64_t passes = guest_u64(st, "passes");
@@ -128,10 +128,10 @@ void run_fault_trial(const struct fault_trial *t)
     for (;;) {
         json_object_put(sst);
         json_object_put(dstt);
-        sst = ask(&src, "status");
-        dstt = ask(&dst, "status");
-        bool src_done = !alive(&src) || (sst && is_final(migration_status(sst)));
-        bool dst_done = !alive(&dst) || (dstt && !strcmp(json_str(dstt, "state"), "running"));
+        sst = fault_ask(&src, "status");
+        dstt = fault_ask(&dst, "status");
+        bool src_done = !fault_proc_alive(&src) || (sst && is_final(migration_status(sst)));
+        bool dst_done = !fault_proc_alive(&dst) || (dstt && !strcmp(json_str(dstt, "state"), "running"));
         if (src_done && dst_done)
             break;
         if (now_s() > deadline) {
@@ -139,11 +139,11 @@ void run_fault_trial(const struct fault_trial *t)
             dump(&dst, "destination");
             fail_msg("%s: not settled after 45 s: source %s, destination %s", what,
                      sst ? migration_status(sst) : "gone",
-                     dstt ? json_str(dstt, "state") : alive(&dst) ? "busy" : "gone");
+                     dstt ? json_str(dstt, "state") : fault_proc_alive(&dst) ? "busy" : "gone");
         }
         usleep(100000);
     }
-    if ((t->src_fault && !fired(&src)) || (t->dst_fault && !fired(&dst)) ||
+    if ((t->src_fault && !fault_fired(&src)) || (t->dst_fault && !fault_fired(&dst)) ||
         (proxy && !proxy_fired(proxy))) {
         dump(&src, "source");
         dump(&dst, "destination");

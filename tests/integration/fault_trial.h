@@ -7,6 +7,7 @@
 #ifndef VS_FAULT_TRIAL_H
 #define VS_FAULT_TRIAL_H
 
+#include <stdbool.h>
 #include "proxy.h"
 
 enum fault_expect {
@@ -24,6 +25,17 @@ struct fault_trial {
 };
 
 void run_fault_trial(const struct fault_trial *t);
+
+struct vm_proc;
+struct json_object;
+/* Whether the process still runs (reaps it if not). */
+bool fault_proc_alive(struct vm_proc *p);
+/* A control reply, or NULL when the process does not answer (gone or not ready). */
+struct json_object *fault_ask(struct vm_proc *p, const char *cmd);
+/* Whether the process logged "fault injected". */
+bool fault_fired(struct vm_proc *p);
+/* The guest's verify workload completes two more passes and has found no bad page. */
+void assert_verify_clean(struct vm_proc *p, const char *who);
 
 /* What run_fault_trial saw, for the closing summary of each test program. */
 void fault_trials_summary(void);
