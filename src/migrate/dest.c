@@ -41,6 +41,7 @@ struct incoming {
     uint64_t pass_start_ns, pass_start_bytes;
     uint64_t cpu0_ns;
     enum phase phase;
+    bool legacy_commit;         /* a 2.0 source: resume on COMMIT, no CLAIM/GRANT */
     unsigned next_vcpu;
     bool machine_done;
 };
@@ -113,6 +114,7 @@ static int handshake(struct incoming *in)
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
             hello.version_major, hello.version_minor);
     memcpy(in->session->id, hello.session, sizeof(hello.session));
+    in->legacy_commit = hello.version_minor == 0;
     in->session->resolve_port = hello.resolve_port;
     struct vs_vm_config cfg = {
         .kvm_device = in->opts->kvm_device,
@@ -275,17 +277,12 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
     return vs_fail(ECANCELED, "the source aborted the migration: %s", why);
 }
 
-/* COMMIT: the source offers the VM. CLAIM it, and start the vCPUs once the source GRANTs
- * the claim (so a source that never got the CLAIM knows they never ran here); then tell
- * the source when they run. */
-static int on_commit(struct incoming *in, const struct vs_wire_header *h)
+/* After COMMIT: CLAIM the VM and wait for the source's GRANT, so that a source that never
+ * got the CLAIM knows the vCPUs never ran here. */
+static int claim(struct incoming *in)
 {
-    int rc = vs_wire_read_payload(in->r, h, NULL, 0);
+    int rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0);
     if (rc)
-        return rc;
-    struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
-    vs_fault_point("dst.commit", 0, in->ch);
-    if ((rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0)))
         return rc;
     vs_fault_point("dst.claimed", 0, in->ch);
     struct vs_wire_header g;
@@ -296,7 +293,19 @@ static int on_commit(struct incoming *in, const struct vs_wire_header *h)
     if ((rc = vs_wire_read_payload(in->r, &g, NULL, 0)))
         return rc;
     vs_fault_point("dst.granted", 0, in->ch);
-    if ((rc = vs_vm_start(in->vm)))
+    return 0;
+}
+
+/* COMMIT: the source offers the VM. Claim it (not a 2.0 source: it resumes on COMMIT),
+ * start the vCPUs, and tell the source when they run. */
+static int on_commit(struct incoming *in, const struct vs_wire_header *h)
+{
+    int rc = vs_wire_read_payload(in->r, h, NULL, 0);
+    if (rc)
+        return rc;
+    struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
+    vs_fault_point("dst.commit", 0, in->ch);
+    if ((!in->legacy_commit && (rc = claim(in))) || (rc = vs_vm_start(in->vm)))
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";
