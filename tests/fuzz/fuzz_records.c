@@ -20,7 +20,7 @@
 
 static uint8_t state_buf[sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE];
 
-/* What dest.c's receive loop does with each record, minus KVM. */
+/* What dest.c's receive loop (and its claim) does with each record, minus KVM. */
 static int receive(struct vs_recv_streams *rs)
 {
     struct vs_wire_reader *r = &rs->s[0].r;
@@ -59,6 +59,7 @@ static int receive(struct vs_recv_streams *rs)
             rc = vs_wire_read_fixed(r, &h, VS_REC_DIGEST, &dg, sizeof(dg));
             break;
         case VS_REC_COMMIT:
+        case VS_REC_GRANT:
             rc = vs_wire_read_payload(r, &h, NULL, 0);
             break;
         case VS_REC_ABORT:

@@ -85,7 +85,11 @@ def main():
             if not recs:
                 continue
             first = recs[0][0][1]
-            if f.endswith('connect.bin'):     # what a source received
+            if first == RESOLVE:                # a settling connection, either side
+                write(out_dir, 'handshake', tag + '-resolve',
+                      bytes([2, 0, 0, 0]) + b''.join(pack(h, p) for h, p in recs))
+                continue
+            if f.endswith('connect.bin'):     # what a source received on stream 0
                 write(out_dir, 'handshake', tag + '-src-reply',
                       bytes([1, 0, 0, 0]) + pack(*recs[0]))
                 continue
@@ -93,9 +97,6 @@ def main():
                 streams[0] = recs
             elif first == STREAM_HELLO:
                 streams[len(streams) + 1] = recs
-            elif first == RESOLVE:
-                write(out_dir, 'handshake', tag + '-resolve',
-                      bytes([2, 0, 0, 0]) + b''.join(pack(h, p) for h, p in recs))
         if 0 not in streams:
             continue
         s0 = streams[0]
@@ -112,7 +113,7 @@ def main():
         else:
             write(out_dir, 'records', tag + '-stream', bytes([FIX]) + body0)
         for h, p in s0:
-            if h[1] == VCPU:
+            if h[1] == VCPU and struct.unpack_from('<I', p)[0] == 0:   # vCPU 0's only
                 write(out_dir, 'vstate', tag + '-vcpu', bytes([0]) + p[8:])
             elif h[1] == MACHINE:
                 write(out_dir, 'vstate', tag + '-machine', bytes([1]) + p)
