@@ -79,6 +79,28 @@ void assert_verify_clean(struct vm_proc *p, const char *who)
     json_object_put(st);
 }
 
+/* Quit the process if it still runs, and fail the trial if a sanitizer complained in it
+ * (the ASan build runs the same suite); then remove its directory. */
+static void stop_checked(struct vm_proc *p, const char *who)
+{
+    if (fault_proc_alive(p)) {
+        struct json_object *r = NULL;
+        if (ctl_command(p->sock, "quit", NULL, &r, 5000) == 0)
+            json_object_put(r);
+        vm_proc_wait_exit(p, 20);
+    }
+    FILE *f = fopen(p->stderr_path, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof(line), f))
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) {
+            fclose(f);
+            fail_msg("the %s reported: %s", who, line);
+        }
+    if (f)
+        fclose(f);
+    vm_proc_stop(p);
+}
+
 static void dump(struct vm_proc *p, const char *who)
 {
     FILE *f = fopen(p->stderr_path, "r");
@@ -186,8 +208,8 @@ void run_fault_trial(const struct fault_trial *t)
     json_object_put(sst);
     json_object_put(dstt);
     proxy_stop(proxy);
-    vm_proc_stop(&src);   /* a killed one: only its directory is removed */
-    vm_proc_stop(&dst);
+    stop_checked(&src, "source");
+    stop_checked(&dst, "destination");
 }
 
 void fault_trials_summary(void)
