@@ -1,6 +1,8 @@
 #include "fuzz_common.h"
+#include "common/log.h"
 #include "wire/format.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -50,4 +52,22 @@ uint8_t *fuzz_ram(void)
             abort();
     }
     return ram;
+}
+
+void fuzz_quiet(void)
+{
+    static bool quiet;
+    if (!quiet) {
+        vs_log_set_level(VS_LOG_ERROR);
+        quiet = true;
+    }
+}
+
+uint8_t *fuzz_copy(const uint8_t *data, size_t size)
+{
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        abort();
+    memcpy(buf, data, size);
+    return buf;
 }

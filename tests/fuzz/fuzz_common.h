@@ -15,6 +15,12 @@
  * first header that does not fit. */
 void fuzz_fix_records(uint8_t *buf, size_t len, unsigned flags);
 
+/* Log errors only (the targets feed the parsers garbage on purpose). */
+void fuzz_quiet(void);
+/* A heap copy of exactly size bytes (ASan then sees any read past its end); aborts when
+ * out of memory. */
+uint8_t *fuzz_copy(const uint8_t *data, size_t size);
+
 /* Guest RAM for the receiving side: FUZZ_RAM bytes, mapped once. */
 #define FUZZ_RAM (8ull << 20)   /* the recorded seed migrations are 8 MiB VMs */
 uint8_t *fuzz_ram(void);

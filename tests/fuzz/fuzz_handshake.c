@@ -82,11 +82,7 @@ static void resolve(const uint8_t *buf, size_t size, size_t max_read)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool quiet;
-    if (!quiet) {
-        vs_log_set_level(VS_LOG_ERROR);
-        quiet = true;
-    }
+    fuzz_quiet();
     if (size < 4)
         return 0;
     unsigned side = data[0] % 3, flags = data[1];
@@ -94,10 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 4, size -= 4;
     if (split > size)
         split = size;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
-        return 0;
-    memcpy(buf, data, size);
+    uint8_t *buf = fuzz_copy(data, size);
     size_t max_read = flags & FUZZ_SMALL_READS ? 7 : 0;
     if (side == 0) {
         fuzz_fix_records(buf, split, flags);

@@ -76,11 +76,7 @@ static int receive(struct vs_recv_streams *rs)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool quiet;
-    if (!quiet) {
-        vs_log_set_level(VS_LOG_ERROR);
-        quiet = true;
-    }
+    fuzz_quiet();
     if (size < 1)
         return 0;
     unsigned flags = data[0];
@@ -94,10 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (split > size)
             split = size;
     }
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf)
-        return 0;
-    memcpy(buf, data, size);
+    uint8_t *buf = fuzz_copy(data, size);
     fuzz_fix_records(buf, split, flags);
     fuzz_fix_records(buf + split, size - split, flags);
 
