@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -215,4 +216,38 @@ void run_fault_trial(const struct fault_trial *t)
 void fault_trials_summary(void)
 {
     print_message("fault trials: %u run, %u survived\n", trials, survived);
+}
+
+static void trial_test(void **state)
+{
+    run_fault_trial(*state);
+}
+
+int run_fault_trials(const char *group, const struct fault_trial *cases, size_t n)
+{
+    const char *e = getenv("VMSHIFT_FAULT_SAMPLE");
+    size_t sample = e && atoi(e) > 1 ? (size_t)atoi(e) : 1, count = 0;
+    struct CMUnitTest *tests = calloc(n, sizeof(*tests));
+    char (*names)[96] = calloc(n, sizeof(*names));
+    static const char *const act[] = { "", "cut", "corrupt", "stall" };
+    assert_non_null(tests);
+    assert_non_null(names);
+    for (size_t i = 0; i < n; i += sample, count++) {
+        const struct fault_trial *c = &cases[i];
+        if (c->src_fault || c->dst_fault)
+            snprintf(names[count], sizeof(names[count]), "%s", c->src_fault ? c->src_fault
+                                                                              : c->dst_fault);
+        else
+            snprintf(names[count], sizeof(names[count]), "link %s %s at %llu",
+                     act[c->link.action], c->link.dir == PROXY_TO_DST ? "to destination"
+                                                                        : "to source",
+                     (unsigned long long)c->link.offset);
+        tests[count] = (struct CMUnitTest){ .name = names[count], .test_func = trial_test,
+                                            .initial_state = (void *)c };
+    }
+    int rc = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
+    fault_trials_summary();
+    free(tests);
+    free(names);
+    return rc;
 }

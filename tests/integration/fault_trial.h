@@ -8,6 +8,7 @@
 #define VS_FAULT_TRIAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "proxy.h"
 
 enum fault_expect {
@@ -36,6 +37,11 @@ struct json_object *fault_ask(struct vm_proc *p, const char *cmd);
 bool fault_fired(struct vm_proc *p);
 /* The guest's verify workload completes two more passes and has found no bad page. */
 void assert_verify_clean(struct vm_proc *p, const char *who);
+
+/* Run the cases as a cmocka group, one test per case, and print the summary. With
+ * VMSHIFT_FAULT_SAMPLE=N only every Nth case runs (the ASan pass of scripts/test.sh: the
+ * code paths, not every fault point again). */
+int run_fault_trials(const char *group, const struct fault_trial *cases, size_t n);
 
 /* What run_fault_trial saw, for the closing summary of each test program. */
 void fault_trials_summary(void);

@@ -5,7 +5,6 @@
 #include "fault_trial.h"
 #include "harness.h"
 
-#include <stdio.h>
 
 #define SRC(f, e) { .src_fault = (f), .expect = (e) }
 #define DST(f, e) { .dst_fault = (f), .expect = (e) }
@@ -48,23 +47,7 @@ static const struct fault_trial cases[] = {
     DST("dst.claimed:0:stall=4500", EXPECT_ONE),
 };
 
-static void trial(void **state)
-{
-    run_fault_trial(*state);
-}
-
 int main(void)
 {
-    struct CMUnitTest tests[sizeof(cases) / sizeof(cases[0])];
-    char names[sizeof(cases) / sizeof(cases[0])][96];
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(names[i], sizeof(names[i]), "%s%s", cases[i].src_fault ? cases[i].src_fault : "",
-                 cases[i].dst_fault ? cases[i].dst_fault : "");
-        tests[i] = (struct CMUnitTest){ .name = names[i], .test_func = trial,
-                                        .initial_state = (void *)&cases[i] };
-    }
-    int rc = _cmocka_run_group_tests("faults_commit", tests, sizeof(cases) / sizeof(cases[0]),
-                                     NULL, NULL);
-    fault_trials_summary();
-    return rc;
+    return run_fault_trials("faults_commit", cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -7,7 +7,6 @@
 #include "fault_trial.h"
 #include "harness.h"
 
-#include <stdio.h>
 
 #define SRC(f, e) { .src_fault = (f), .expect = (e) }
 #define DST(f, e) { .dst_fault = (f), .expect = (e) }
@@ -72,29 +71,7 @@ static const struct fault_trial cases[] = {
     LINK(PROXY_STALL, PROXY_TO_SRC, AT_VERIFY_REPLY, EXPECT_SOURCE),
 };
 
-static void trial(void **state)
-{
-    run_fault_trial(*state);
-}
-
 int main(void)
 {
-    enum { N = sizeof(cases) / sizeof(cases[0]) };
-    struct CMUnitTest tests[N];
-    char names[N][96];
-    static const char *const act[] = { "", "cut", "corrupt", "stall" };
-    for (size_t i = 0; i < N; i++) {
-        const struct fault_trial *c = &cases[i];
-        if (c->src_fault || c->dst_fault)
-            snprintf(names[i], sizeof(names[i]), "%s", c->src_fault ? c->src_fault : c->dst_fault);
-        else
-            snprintf(names[i], sizeof(names[i]), "link %s %s at %llu", act[c->link.action],
-                     c->link.dir == PROXY_TO_DST ? "to destination" : "to source",
-                     (unsigned long long)c->link.offset);
-        tests[i] = (struct CMUnitTest){ .name = names[i], .test_func = trial,
-                                        .initial_state = (void *)c };
-    }
-    int rc = _cmocka_run_group_tests("faults_transfer", tests, N, NULL, NULL);
-    fault_trials_summary();
-    return rc;
+    return run_fault_trials("faults_transfer", cases, sizeof(cases) / sizeof(cases[0]));
 }
