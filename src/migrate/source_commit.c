@@ -130,6 +130,7 @@ const char *vs_source_settle_abort(struct vs_migration *m)
         m->settled = true;
         return NULL;
     case VS_SETTLED_DEST:   /* the operator resumed it there: it is the destination's now */
+        vs_vm_mark_migrated(m->vm);
         note_error(m, "%s", "the destination's operator resumed its copy: the VM runs there");
         return "completed";
     default:
