@@ -41,7 +41,7 @@ struct incoming {
     uint64_t pass_start_ns, pass_start_bytes;
     uint64_t cpu0_ns;
     enum phase phase;
-    bool legacy_commit;         /* a 2.0 source: resume on COMMIT, no CLAIM/GRANT */
+    bool legacy_commit;         /* a 2.0/2.1 source: resume on COMMIT, no CLAIM/GRANT */
     unsigned next_vcpu;
     bool machine_done;
 };
@@ -114,7 +114,7 @@ static int handshake(struct incoming *in)
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
             hello.version_major, hello.version_minor);
     memcpy(in->session->id, hello.session, sizeof(hello.session));
-    in->legacy_commit = hello.version_minor == 0;
+    in->legacy_commit = hello.version_minor < 2;
     in->session->resolve_port = hello.resolve_port;
     struct vs_vm_config cfg = {
         .kvm_device = in->opts->kvm_device,
@@ -296,7 +296,7 @@ static int claim(struct incoming *in)
     return 0;
 }
 
-/* COMMIT: the source offers the VM. Claim it (not a 2.0 source: it resumes on COMMIT),
+/* COMMIT: the source offers the VM. Claim it (not a 2.0/2.1 source: it resumes on COMMIT),
  * start the vCPUs, and tell the source when they run. */
 static int on_commit(struct incoming *in, const struct vs_wire_header *h)
 {

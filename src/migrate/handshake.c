@@ -35,7 +35,7 @@ int vs_handshake_admit(const struct vs_wire_hello *hello, uint32_t length, uint6
 {
     if (vs_wire_check_hello(hello))
         return vs_fail(EPERM, "%s", vs_last_error());
-    uint32_t want = hello->version_minor == 0 ? VS_WIRE_HELLO_V20_SIZE
+    uint32_t want = hello->version_minor < 2 ? VS_WIRE_HELLO_OLD_SIZE
                                               : (uint32_t)sizeof(struct vs_wire_hello);
     if (length != want)
         return refusal("HELLO of version %u.%u is %u bytes long, expected %u",

@@ -13,7 +13,8 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  1
+#define VS_WIRE_VERSION_MINOR  2         /* 2.2: settling the commit window (RESOLVE,
+                                               CLAIM, GRANT, HELLO resolve_port) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -38,14 +39,15 @@ enum vs_wire_type {
                                             streams 1.. */
     VS_REC_CPAGES = 14,        /* src->dst  struct vs_wire_cpages, gpa[count], compressed
                                             data of the count pages */
-    VS_REC_RESOLVE = 15,       /* either    struct vs_wire_resolve, on a fresh connection:
+    /* 15..20: post-copy (version 2.1, on the post-copy branch). */
+    VS_REC_RESOLVE = 21,       /* either    struct vs_wire_resolve, on a fresh connection:
                                             settling the outcome of a migration whose
                                             stream 0 was lost in the commit window */
-    VS_REC_CLAIM = 16,         /* dst->src  empty: after COMMIT, the destination asks to run
+    VS_REC_CLAIM = 22,         /* dst->src  empty: after COMMIT, the destination asks to run
                                             the VM */
-    VS_REC_GRANT = 17,         /* src->dst  empty: the source grants the claim (its point of
+    VS_REC_GRANT = 23,         /* src->dst  empty: the source grants the claim (its point of
                                             no return); the destination resumes */
-    VS_REC_TYPE_MAX = 17,
+    VS_REC_TYPE_MAX = 23,
 };
 
 /* Header flags. */
@@ -76,13 +78,13 @@ struct vs_wire_hello {
     uint32_t nr_streams;       /* 1..VS_WIRE_MAX_STREAMS; the source has already opened
                                   streams 1..nr_streams-1 when it sends HELLO */
     uint32_t codecs;           /* bit (1 << enum vs_codec) per codec CPAGES may use */
-    /* Version 2.1 (a 2.0 HELLO ends here, 64 bytes): */
+    /* Version 2.2 (a 2.0 or 2.1 HELLO ends here, 64 bytes): */
     uint16_t resolve_port;     /* TCP port on the source's address of stream 0 where it
                                   answers RESOLVE queries (0: none) */
     uint16_t reserved0;
     uint32_t reserved1;
 };
-#define VS_WIRE_HELLO_V20_SIZE 64u   /* HELLO of version 2.0: without resolve_port */
+#define VS_WIRE_HELLO_OLD_SIZE 64u   /* HELLO of versions 2.0 and 2.1: no resolve_port */
 
 /* States a side reports in RESOLVE (docs/state-machine.md, "The commit window"). */
 enum vs_wire_outcome {

@@ -142,9 +142,9 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
         return rec_fail(EBADMSG, h, 0, at, r->next_seq, "header checksum mismatch (header "
                         "says 0x%08x, computed 0x%08x): the header was corrupted in transit",
                         h->header_sum, sum);
-    if (h->type < 1 || h->type > VS_REC_TYPE_MAX)
+    if (!strcmp(vs_wire_type_name(h->type), "unknown"))
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "unknown record type %u (this vmshift "
-                        "knows 1..%u); is the source a newer vmshift?", h->type,
+                        "knows 1..14 and 21..%u); is the source a newer vmshift?", h->type,
                         VS_REC_TYPE_MAX);
     uint16_t allowed = h->type == VS_REC_PAGES ? VS_WIRE_FLAG_META_SUM : 0;
     if (h->flags & ~allowed)

@@ -16,7 +16,7 @@ import sys
 
 HDR = struct.Struct('<IHHIIQQ')
 HELLO, HELLO_REPLY, PAGES, ZERO, PASS_END, VCPU, MACHINE = 1, 2, 3, 4, 5, 6, 7
-STREAM_HELLO, CPAGES, RESOLVE = 13, 14, 15
+STREAM_HELLO, CPAGES, RESOLVE = 13, 14, 21
 FIX = 3          # FUZZ_FIX_SUMS | FUZZ_FIX_SEQ
 TWO = 8          # two streams (fuzz_records)
 

@@ -88,8 +88,8 @@ static void a_v20_source_commits_the_v20_way(void **state)
             struct vs_wire_hello hello;
             memcpy(&hello, p, sizeof(hello));
             hello.version_minor = 0;
-            memcpy(p, &hello, VS_WIRE_HELLO_V20_SIZE);
-            h.length = VS_WIRE_HELLO_V20_SIZE;
+            memcpy(p, &hello, VS_WIRE_HELLO_OLD_SIZE);
+            h.length = VS_WIRE_HELLO_OLD_SIZE;
         }
         h.seq = seq++;
         reseal(&h, p);

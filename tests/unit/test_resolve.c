@@ -62,10 +62,10 @@ static void admission(void **state)
     (void)state;
     struct vs_wire_hello h = good_hello();
     assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0), 0);
-    expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_V20_SIZE, 0), "2.1 is 64 bytes long",
+    expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0), "2.2 is 64 bytes long",
                "expected 72");
-    h.version_minor = 0;   /* a 2.0 source: 64 bytes */
-    assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_V20_SIZE, 0), 0);
+    h.version_minor = 1;   /* a 2.1 source: 64 bytes */
+    assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0), 0);
     h = good_hello();
     expect_msg(vs_handshake_admit(&h, sizeof(h), 32 << 20), "exceeds this host's --max-mem",
                "32.0 MiB");
