@@ -29,7 +29,7 @@ for t in "${targets[@]}"; do
     grep -E "ERROR|SUMMARY|runtime error" "$log" | head -5
     status=1
   fi
-  runs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo 0)
+  runs=$(grep -aoE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" | tail -1 || echo 0)
   echo "fuzz_$t: $runs executions in $secs s (corpus: $(ls "build-fuzz/corpus/$t" | wc -l) files)"
 done
 exit $status
