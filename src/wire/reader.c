@@ -72,6 +72,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
     case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
     case VS_REC_POSTCOPY_END: return sizeof(struct vs_wire_postcopy_end);
+    case VS_REC_RESOLVE: return sizeof(struct vs_wire_resolve);
     default: return 0;
     }
 }
@@ -83,6 +84,8 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
     *min = *max = fixed;
     switch (type) {
     case VS_REC_COMMIT:
+    case VS_REC_CLAIM:
+    case VS_REC_GRANT:
         *min = *max = 0;
         break;
     case VS_REC_HELLO:
@@ -433,6 +436,14 @@ int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
     if (sh->nr_streams != h->nr_streams || sh->index < 1 || sh->index >= h->nr_streams)
         return vs_fail(EPROTO, "migration stream: STREAM_HELLO: stream %u of %u does not fit "
                        "the %u streams of HELLO", sh->index, sh->nr_streams, h->nr_streams);
+    return 0;
+}
+
+int vs_wire_check_resolve(const struct vs_wire_resolve *rs)
+{
+    if (rs->state < 1 || rs->state > VS_OUTCOME_MAX)
+        return vs_fail(EPROTO, "migration stream: RESOLVE: state %u is out of range 1..%d",
+                       rs->state, VS_OUTCOME_MAX);
     return 0;
 }
 

@@ -90,5 +90,7 @@ int vs_wire_check_hello(const struct vs_wire_hello *h);
 int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
                                const struct vs_wire_hello *h);
 int vs_wire_check_reason(const char *reason, size_t cap);
+/* A RESOLVE record's fields: a known state. */
+int vs_wire_check_resolve(const struct vs_wire_resolve *rs);
 
 #endif
