@@ -3,6 +3,8 @@
 # into the fuzz seed corpus: tests/fuzz/record_seeds.sh BUILD_DIR OUT_CORPUS_DIR
 # Cases: raw pages, lz4 and zstd (two streams) over a compressible fill, zstd auto over a
 # random fill, and a commit window lost after verification (settled over RESOLVE).
+# Plain TCP (--insecure): what is recorded is the record stream itself, as the fuzz
+# targets read it after TLS.
 set -euo pipefail
 build=$(realpath "$1")
 out=$2
@@ -18,12 +20,12 @@ record() {   # NAME FILL DST_FAULT MIGRATE_ARGS...
   local src=$!
   VMSHIFT_RECORD_DIR="$tmp/$name" VMSHIFT_FAULT="$fault" "$build/vmshift" receive \
     --listen 127.0.0.1:0 --port-file "$tmp/port" --ctl "$tmp/dst.sock" --serial none \
-    --timeout 3 --run-for 2 2>"$tmp/$name.dst.log" &
+    --timeout 3 --run-for 2 --insecure 2>"$tmp/$name.dst.log" &
   local dst=$!
   for _ in $(seq 100); do [ -s "$tmp/port" ] && [ -S "$tmp/src.sock" ] && break; sleep 0.1; done
   sleep 0.5
   "$build/vmshift" migrate "$tmp/src.sock" --to "127.0.0.1:$(cat "$tmp/port")" --quiet \
-    --timeout-ms 3000 "$@" >/dev/null 2>&1 || true
+    --timeout-ms 3000 --insecure "$@" >/dev/null 2>&1 || true
   wait "$dst" || true
   "$build/vmshift" ctl "$tmp/src.sock" quit >/dev/null 2>&1 || true
   wait "$src" || true

@@ -131,7 +131,9 @@ void run_fault_trial(const struct fault_trial *t)
     vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "verify"));
     snprintf(env, sizeof(env), "VMSHIFT_FAULT=%s", t->dst_fault ? t->dst_fault : "");
     harness_child_env(env);
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "3"));
+    /* One attempt: a receiver whose first connection fails before a valid HELLO exits
+     * (by default it would wait for another source). */
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--timeout", "3", "--max-refused", "0"));
     json_object_put(wait_guest_at_least(&src, "passes", 1, 30));
     int port = dst.port;
     struct test_proxy *proxy = NULL;
@@ -139,12 +141,17 @@ void run_fault_trial(const struct fault_trial *t)
         proxy = proxy_start(dst.port, &t->link, &port);
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", port);
-    /* Three pre-copy passes (0, 1, 2), then the switchover; capped at 16 MB/s so that the
-     * guest dirties pages during each pass (uncapped, loopback sends all in a few ms). */
+    /* At least three pre-copy passes (0, 1, 2), then the switchover; capped at 16 MB/s so
+     * that the guest dirties pages during each pass (uncapped, loopback sends all in a
+     * few ms). A limit of 0 never fits; each pass that leaves as much as it sent is a
+     * stall and takes one step of the schedule: after the third the limit fits. */
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
     json_object_object_add(a, "downtime_limit", json_object_new_int(0));
-    json_object_object_add(a, "max_passes", json_object_new_int(3));
+    if (t->postcopy)
+        json_object_object_add(a, "converge", json_object_new_string("postcopy"));
+    else
+        json_object_object_add(a, "downtime_schedule", json_object_new_string("1,2,60000"));
     json_object_object_add(a, "timeout_ms", json_object_new_int(3000));
     json_object_object_add(a, "streams", json_object_new_int(1));
     vm_migrate_start(&src, to, a);

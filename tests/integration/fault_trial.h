@@ -27,6 +27,7 @@ struct fault_trial {
                                the plain record stream (otherwise TLS, as every migration
                                the harness starts) */
     const char *expect_log; /* text that the source's or the destination's log must hold */
+    bool postcopy;          /* switch to post-copy at the first stall of pre-copy */
 };
 
 void run_fault_trial(const struct fault_trial *t);

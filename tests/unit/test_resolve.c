@@ -16,6 +16,7 @@
 #include "transport/tcp.h"
 #include "transport/tls.h"
 #include "expect_error.h"
+#include "wire_pair.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -32,10 +33,7 @@ struct pair {
 static int setup(void **state)
 {
     struct pair *p = calloc(1, sizeof(*p));
-    int sv[2];
-    if (!p || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-        vs_channel_from_fd(sv[0], "the-peer", &p->tx) || vs_channel_from_fd(sv[1], "us", &p->rx) ||
-        vs_wire_writer_init(&p->w, p->tx))
+    if (!p || wire_pair_open(&p->tx, &p->rx) || vs_wire_writer_init(&p->w, p->tx))
         return -1;
     vs_wire_reader_init(&p->r, p->rx);
     *state = p;
