@@ -152,7 +152,7 @@ static void *resolver_thread(void *arg)
     unsigned backoff_ms = 100;
     while (!atomic_load(&r->stop)) {
         struct vs_channel *ch;
-        if (r->o.accept(r->o.accept_ctx, 1, 100, &ch) == 0)   /* admitted: TLS done */
+        if (r->o.accept(r->o.accept_ctx, 1, 20, &ch) == 0)   /* admitted (TLS); short: quit waits */
             answer(r, ch);
         if (vs_dest_resolver_state(r) == VS_OUTCOME_DST_IN_DOUBT && r->source[0] &&
             vs_clock_ns() >= next_ask) {

@@ -77,7 +77,7 @@ static void *resolve_server(void *arg)
     while (!atomic_load(&m->closing)) {
         struct vs_channel *ch;
         struct vs_tls_result res;
-        if (vs_tcp_accept(m->resolve_l, 200, &ch))
+        if (vs_tcp_accept(m->resolve_l, 20, &ch))   /* short: quitting waits for it */
             continue;
         vs_tls_secure(m->resolve_tls, &ch, 1, RESOLVE_TIMEOUT_MS, &res);
         if (res.err) {
