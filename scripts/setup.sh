@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev
           libzstd-dev libssl-dev openssl iproute2
+          # the fuzz harness (-DVMSHIFT_FUZZ=ON): clang and its libFuzzer/sanitizer runtimes
+          clang libclang-rt-14-dev
           # the benchmark and its CI quick mode: the peer VMM, the link ceiling, the plots
           python3 qemu-system-x86 iperf3 gnuplot-nox)
 

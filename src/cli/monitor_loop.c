@@ -39,8 +39,8 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
         if (deadline && vs_clock_ns() >= deadline)
             break;
         if (cmds->postcopy && vs_postcopy_dest_failed(cmds->postcopy)) {
-            fprintf(stderr, "%s: the source aborted the post-copy before COMMIT; the VM never "
-                    "ran here\n", who);
+            fprintf(stderr, "%s: the source kept the VM (it aborted the post-copy before "
+                    "granting it); the VM never ran here\n", who);
             failed = true;
             break;
         }

@@ -6,6 +6,7 @@
 #include "common/size.h"
 #include "cli/receive_admission.h"
 #include "migrate/dest.h"
+#include "migrate/dest_resolve.h"
 #include "migrate/postcopy_dest.h"
 #include "transport/security.h"
 #include "transport/tcp.h"
@@ -172,7 +173,8 @@ static int write_port(const char *path, int port)
 
 /* Wait for a source: refuse (and log) every connection that fails authentication or does
  * not start with a valid HELLO, up to --max-refused of them. */
-static int receive_vm(struct receive_options *o, struct vs_admission *a, struct vm_commands *cmds)
+static int receive_vm(struct receive_options *o, struct vs_admission *a, struct vm_commands *cmds,
+                      struct vs_incoming_session *session)
 {
     unsigned refused = 0;
     double deadline = o->accept_timeout_s > 0 ? vs_clock_ns() / 1e9 + o->accept_timeout_s : 0;
@@ -187,7 +189,7 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
         if (rc < 0)
             return rc;
         if (rc == 0) {
-            rc = vs_incoming_run(ch, &o->in, &cmds->vm, &cmds->incoming);
+            rc = vs_incoming_run(ch, &o->in, &cmds->vm, &cmds->incoming, session);
             if (rc != VS_INCOMING_NOT_A_SOURCE) {
                 if (rc != VS_INCOMING_POSTCOPY)   /* else stream 0 is the post-copy's */
                     vs_channel_close(ch);
@@ -203,6 +205,13 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
             return vs_fail(EACCES, "gave up after refusing %u connection(s) (--max-refused "
                            "%u); the last: %.380s", refused, o->max_refused, last);
     }
+}
+
+static void close_listener(struct vs_admission *a)
+{
+    vs_admission_drain(a);
+    vs_tcp_listener_close(a->listener);
+    vs_tls_free(a->tls);
 }
 
 int cli_receive_main(int argc, char **argv)
@@ -235,28 +244,49 @@ int cli_receive_main(int argc, char **argv)
     char where[96];
     snprintf(where, sizeof(where), "%s (port %d)", o.listen, vs_tcp_listener_port(a.listener));
     o.in.resume_addr = where;
-    int rc = receive_vm(&o, &a, &cmds);
-    if (rc != VS_INCOMING_POSTCOPY) {     /* else the post-copy still needs the listener */
-        vs_admission_drain(&a);
-        vs_tcp_listener_close(a.listener);
-        vs_tls_free(a.tls);
-        write_report(o.report, &cmds.incoming);
-    }
+    struct vs_incoming_session session;
+    int rc = receive_vm(&o, &a, &cmds, &session);
     if (rc < 0) {
+        close_listener(&a);
+        write_report(o.report, &cmds.incoming);
         fprintf(stderr, "vmshift receive: %s; nothing runs here\n", vs_last_error());
         return 1;
     }
-    vs_info("the VM runs here now%s", rc == VS_INCOMING_IN_DOUBT ? " (paused: in doubt)" :
-            rc == VS_INCOMING_POSTCOPY ? " (post-copy: its missing pages follow)" : "");
+    /* The listener stays open while this process holds the VM, with one user at a time:
+     * in post-copy the post-copy engine (a lost connection comes back there; the source's
+     * RESOLVE too, in the commit window), otherwise the outcome resolver (the source
+     * settles a lost commit window there). "Connection refused" there means this copy is
+     * gone. Every connection is admitted (TLS) first. */
+    struct vs_dest_resolver *resolver = NULL;
+    struct vs_tls *resolve_tls = NULL;    /* for asking the source: the TLS client side */
+    if (rc != VS_INCOMING_POSTCOPY) {
+        write_report(o.report, &cmds.incoming);   /* written again when this process ends */
+        struct vs_dest_resolver_opts ro = { .accept = accept_stream, .accept_ctx = &a,
+                                            .in_doubt = rc == VS_INCOMING_IN_DOUBT,
+                                            .quit = &cmds.quit, .stats = &cmds.incoming };
+        int err = vs_tls_new(&o.security, VS_TLS_SOURCE, &resolve_tls);
+        ro.tls = resolve_tls;
+        if (err || vs_dest_resolver_start(&resolver, &ro, cmds.vm, &session))
+            vs_warn("cannot settle a lost commit window with the source: %s", vs_last_error());
+    }
+    vs_info("the VM %s", rc == VS_INCOMING_IN_DOUBT ? "is here, paused in doubt until the "
+            "outcome is settled" : rc == VS_INCOMING_POSTCOPY ? "runs here once the source "
+            "grants it (post-copy: its missing pages follow)" : "runs here now");
     int status = monitor_serve(&cmds, o.ctl, o.run_for_s, "vmshift receive");
+    bool discarded = resolver && vs_dest_resolver_state(resolver) == VS_OUTCOME_DST_DISCARDED;
+    vs_dest_resolver_stop(resolver);
+    vs_tls_free(resolve_tls);
     if (cmds.postcopy) {
         vs_postcopy_dest_stats(cmds.postcopy, &cmds.incoming);
-        write_report(o.report, &cmds.incoming);
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
-        vs_admission_drain(&a);
-        vs_tcp_listener_close(a.listener);
-        vs_tls_free(a.tls);
     }
+    close_listener(&a);
+    write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
+    if (discarded) {
+        fprintf(stderr, "vmshift receive: the source kept the VM; the copy here was "
+                "discarded and never ran\n");
+        return 1;
+    }
     return status;
 }

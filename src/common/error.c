@@ -15,10 +15,13 @@ static int normalise(int err)
 
 int vs_fail(int err, const char *fmt, ...)
 {
+    /* Through a copy: the arguments may include vs_last_error() itself. */
+    char msg[sizeof(last_error)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof(msg));
     return normalise(err);
 }
 

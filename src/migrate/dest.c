@@ -3,11 +3,13 @@
 #include "migrate/digest_tracker.h"
 #include "migrate/postcopy_dest.h"
 #include "migrate/uffd.h"
+#include "migrate/handshake.h"
 #include "migrate/recv_streams.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
 #include "common/cpu_time.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/size.h"
 #include "wire/reader.h"
@@ -24,6 +26,7 @@ enum phase { PHASE_PAGES, PHASE_STATE, PHASE_VERIFIED };
 
 struct incoming {
     const struct vs_incoming_opts *opts;
+    struct vs_incoming_session *session;
     struct vs_channel *ch;
     struct vs_wire_reader r0;   /* stream 0 until the streams are set up */
     struct vs_wire_reader *r;   /* stream 0 */
@@ -40,9 +43,9 @@ struct incoming {
     uint64_t pass_start_ns, pass_start_bytes;
     uint64_t cpu0_ns;
     enum phase phase;
+    bool legacy_commit;         /* a 2.0/2.1 source: resume on COMMIT, no CLAIM/GRANT */
     unsigned next_vcpu;
     bool machine_done;
-    uint8_t session[VS_WIRE_SESSION_LEN];
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
     bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
 };
@@ -108,56 +111,41 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
     return 0;
 }
 
-/* Whether this host can take a VM of hello's size and shape (what --max-mem, --max-vcpus
- * and the free memory allow). Fills why when not. */
-static bool fits_here(const struct incoming *in, const struct vs_wire_hello *hello,
-                      char *why, size_t len)
+/* Whether this host has the free memory for a VM of hello's size (--max-mem and
+ * --max-vcpus are checked with the rest of HELLO, vs_handshake_admit). Fills why when
+ * not. */
+static bool fits_here(const struct vs_wire_hello *hello, char *why, size_t len)
 {
     char a[32], b[32];
     uint64_t avail = vs_host_available_memory();
-    if (in->opts->max_mem && hello->ram_size > in->opts->max_mem)
-        snprintf(why, len, "its RAM (%s) exceeds this host's --max-mem %s",
-                 vs_format_size(hello->ram_size, a, sizeof(a)),
-                 vs_format_size(in->opts->max_mem, b, sizeof(b)));
-    else if (avail && hello->ram_size > avail)
-        snprintf(why, len, "its RAM (%s) is more than this host has free (%s)",
-                 vs_format_size(hello->ram_size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
-    else if (in->opts->max_vcpus && hello->nr_vcpus > in->opts->max_vcpus)
-        snprintf(why, len, "its %u vCPUs exceed this host's --max-vcpus %u", hello->nr_vcpus,
-                 in->opts->max_vcpus);
-    else
+    if (!avail || hello->ram_size <= avail)
         return true;
+    snprintf(why, len, "its RAM (%s) is more than this host has free (%s)",
+             vs_format_size(hello->ram_size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
     return false;
 }
 
 static int handshake(struct incoming *in)
 {
-    struct vs_wire_header h;
     struct vs_wire_hello hello;
     vs_channel_set_deadline(in->ch, in->opts->handshake_timeout_ms, "its HELLO");
-    int rc = vs_wire_read_header(in->r, &h);
-    if (!rc && h.type != VS_REC_HELLO)
-        rc = vs_fail(EPROTO, "migration stream: the first record is %s, not HELLO: is the "
-                     "peer a vmshift source?", vs_wire_type_name(h.type));
-    memset(&hello, 0, sizeof(hello));
-    if (!rc)
-        rc = vs_wire_read_payload(in->r, &h, &hello, sizeof(hello));
-    if (!rc)
-        rc = vs_channel_set_deadline(in->ch, 0, NULL);
+    int len = vs_handshake_read_hello(in->r, &hello);
+    int rc = len < 0 ? len : vs_channel_set_deadline(in->ch, 0, NULL);
     if (rc)
         return rc;
     in->hello_read = true;
-    if ((rc = vs_wire_check_hello(&hello)))
+    if (vs_handshake_admit(&hello, (uint32_t)len, in->opts->max_mem, in->opts->max_vcpus))
         return refuse(in, vs_last_error());
-    if (h.length != sizeof(hello))
-        return refuse(in, "HELLO is not 64 bytes long although its version matches");
     char a[32];
     vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
             hello.version_major, hello.version_minor);
     char why[160];
-    if (!fits_here(in, &hello, why, sizeof(why)))
+    if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
+    memcpy(in->session->id, hello.session, sizeof(hello.session));
+    in->legacy_commit = hello.version_minor < 2;
+    in->session->resolve_port = hello.resolve_port;
     struct vs_vm_config cfg = {
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
@@ -166,12 +154,6 @@ static int handshake(struct incoming *in)
         .cmdline = "",
         .incoming = true,
     };
-    uint32_t unknown = hello.codecs & ~vs_codec_supported_mask();
-    if (unknown) {
-        snprintf(why, sizeof(why), "this vmshift cannot decompress codec mask 0x%x; migrate "
-                 "with --compress none or upgrade the destination", unknown);
-        return refuse(in, why);
-    }
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
     if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
@@ -185,7 +167,7 @@ static int handshake(struct incoming *in)
     in->rs.s[0].r.next_seq = in->r0.next_seq;
     in->rs.s[0].r.offset = in->r0.offset;
     in->r = &in->rs.s[0].r;
-    if ((rc = accept_streams(in, &hello)))
+    if (accept_streams(in, &hello))
         return refuse(in, vs_last_error());
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
@@ -194,10 +176,10 @@ static int handshake(struct incoming *in)
                     vs_uffd_available();
     for (unsigned i = 0; i < hello.nr_streams; i++)
         in->rs.s[i].r.postcopy = postcopy;
-    memcpy(in->session, hello.session, sizeof(in->session));
     struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs,
                                          .features = postcopy ? VS_FEATURE_POSTCOPY : 0 };
     vs_boot_id(reply.boot_id);
+    vs_fault_point("dst.hello", 0, in->ch);
     return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
 
@@ -226,6 +208,7 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     st->nr_passes++;
     in->pass_start_ns = vs_clock_ns();
     in->pass_start_bytes = st->transferred_bytes;
+    vs_fault_point("dst.pass_end", pe.pass, in->ch);
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
@@ -272,6 +255,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
         return vs_fail_context(rc, "loading machine state");
     in->machine_hash = XXH3_64bits(in->state_buf, h->length);
     in->machine_done = true;
+    vs_fault_point("dst.state", 0, in->ch);
     return 0;
 }
 
@@ -297,6 +281,7 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (!in->pc && (rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg))))
         return rc;
+    vs_fault_point("dst.digest", 0, in->ch);
     rc = vs_digest_tracker_finish(in->digest, cpus > 0 ? (unsigned)cpus : 1, &ram, NULL);
     if (rc)
         snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
@@ -320,22 +305,28 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     v.ok = v.reason[0] == '\0';
     in->stats->ram_digest = ram;
     in->stats->verify_ns = vs_clock_ns() - in->digest_start_ns;
+    if (v.ok) {
+        /* Verified, whether or not the source hears it: from here a lost stream leaves
+         * the copy in doubt, not discarded. */
+        in->phase = PHASE_VERIFIED;
+        in->stats->status = "verified";
+        vs_info("end-to-end check passed: RAM digest %016llx, %u vCPU(s), in %.1f ms",
+                (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
+    }
     if ((rc = vs_wire_send(&in->w, VS_REC_VERIFY_REPLY, &v, sizeof(v))))
         return rc;
     if (!v.ok)
         return vs_fail(EIO, "end-to-end check failed: %s", v.reason);
-    vs_info("end-to-end check passed: RAM digest %016llx, %u vCPU(s), in %.1f ms",
-            (unsigned long long)ram, in->vm->nr_vcpus, (double)in->stats->verify_ns / 1e6);
-    in->phase = PHASE_VERIFIED;
-    in->stats->status = "verified";
+    vs_fault_point("dst.verified", 0, in->ch);
     return in->pc ? VS_INCOMING_POSTCOPY : 0;
 }
 
 /* Verified in post-copy: the post-copy engine takes the streams and waits for COMMIT. */
 static int hand_over(struct incoming *in)
 {
-    struct vs_postcopy_handover ho = { .nr_streams = in->rs.n, .w0_seq = in->w.seq };
-    memcpy(ho.session, in->session, sizeof(ho.session));
+    struct vs_postcopy_handover ho = { .nr_streams = in->rs.n, .w0_seq = in->w.seq,
+                                       .claim = !in->legacy_commit };
+    memcpy(ho.session, in->session->id, sizeof(ho.session));
     vs_recv_streams_totals(&in->rs, in->stats);
     in->stats->status = "verified";
     ho.stats = *in->stats;
@@ -363,17 +354,39 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
     return vs_fail(ECANCELED, "the source aborted the migration: %s", why);
 }
 
-/* COMMIT: the VM is ours. Start the vCPUs and tell the source when they run. */
+/* After COMMIT: CLAIM the VM and wait for the source's GRANT, so that a source that never
+ * got the CLAIM knows the vCPUs never ran here. */
+static int claim(struct incoming *in)
+{
+    int rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0);
+    if (rc)
+        return rc;
+    vs_fault_point("dst.claimed", 0, in->ch);
+    struct vs_wire_header g;
+    if ((rc = vs_wire_read_header(in->r, &g)))
+        return rc;
+    if (g.type != VS_REC_GRANT)
+        return unexpected(in, &g);
+    if ((rc = vs_wire_read_payload(in->r, &g, NULL, 0)))
+        return rc;
+    vs_fault_point("dst.granted", 0, in->ch);
+    return 0;
+}
+
+/* COMMIT: the source offers the VM. Claim it (not a 2.0/2.1 source: it resumes on COMMIT),
+ * start the vCPUs, and tell the source when they run. */
 static int on_commit(struct incoming *in, const struct vs_wire_header *h)
 {
     int rc = vs_wire_read_payload(in->r, h, NULL, 0);
     if (rc)
         return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
-    if ((rc = vs_vm_start(in->vm)))
+    vs_fault_point("dst.commit", 0, in->ch);
+    if ((!in->legacy_commit && (rc = claim(in))) || (rc = vs_vm_start(in->vm)))
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";
+    vs_fault_point("dst.resumed", 0, in->ch);
     if (vs_wire_send(&in->w, VS_REC_RESUMED, &res, sizeof(res)))
         vs_warn("the VM runs here, but the source did not get RESUMED: %s", vs_last_error());
     return 0;
@@ -429,10 +442,13 @@ static int receive(struct incoming *in)
 }
 
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
-                    struct vs_vm **vm_out, struct vs_migration_stats *stats)
+                    struct vs_vm **vm_out, struct vs_migration_stats *stats,
+                    struct vs_incoming_session *session)
 {
-    struct incoming in = { .opts = opts, .ch = ch, .stats = stats };
+    struct incoming in = { .opts = opts, .ch = ch, .stats = stats, .session = session };
     int result = 0;
+    memset(session, 0, sizeof(*session));
+    snprintf(session->source, sizeof(session->source), "%s", ch->peer);
     in.cpu0_ns = vs_process_cpu_ns();
     memset(stats, 0, sizeof(*stats));
     stats->status = "setup";
@@ -473,9 +489,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         /* Verified, then silence: the source may or may not have committed. Keep the VM
          * paused; never run it on a guess. */
         vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
-               "is kept paused here. Check the source: if it reports the migration completed "
-               "or unconfirmed, resume this VM (vmshift ctl SOCKET resume); otherwise quit it.",
-               vs_last_error());
+               "is kept paused here (in doubt) until the outcome is settled with the source "
+               "(docs/state-machine.md, \"The commit window\")", vs_last_error());
         stats->status = "in-doubt";
         snprintf(stats->error, sizeof(stats->error), "%s", vs_last_error());
         in.vm->pause_requested = true;

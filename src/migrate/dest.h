@@ -8,6 +8,7 @@
 #include "migrate/report.h"
 #include "transport/channel.h"
 #include "vmm/vm.h"
+#include "wire/format.h"
 
 struct vs_postcopy_dest;
 
@@ -33,6 +34,13 @@ struct vs_incoming_opts {
     const char *resume_addr;
 };
 
+/* Who sent the VM, for settling the outcome if stream 0 is lost in the commit window. */
+struct vs_incoming_session {
+    uint8_t id[VS_WIRE_SESSION_LEN];   /* HELLO's session */
+    uint16_t resolve_port;             /* the source's RESOLVE port (0: it has none) */
+    char source[80];                   /* stream 0's peer address, "HOST:PORT" */
+};
+
 enum vs_incoming_result {
     VS_INCOMING_RUNNING = 0,    /* committed: *vm runs here */
     VS_INCOMING_IN_DOUBT = 1,   /* verified, but COMMIT never came: *vm is paused here, and
@@ -46,9 +54,12 @@ enum vs_incoming_result {
 };
 
 /* Receive one VM over ch. On success returns VS_INCOMING_RUNNING or VS_INCOMING_IN_DOUBT
- * with *vm set; VS_INCOMING_NOT_A_SOURCE without one; on failure a negative errno (with the reason in vs_last_error()) and no
- * VM. stats gets the destination's view (bytes, passes, verify time). */
+ * with *vm set; VS_INCOMING_POSTCOPY (see above); VS_INCOMING_NOT_A_SOURCE without one;
+ * on failure a negative errno (with the reason in vs_last_error()) and no VM. stats gets
+ * the destination's view (bytes, passes, verify time); session who sent it (set once
+ * HELLO has been read). */
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
-                    struct vs_vm **vm, struct vs_migration_stats *stats);
+                    struct vs_vm **vm, struct vs_migration_stats *stats,
+                    struct vs_incoming_session *session);
 
 #endif

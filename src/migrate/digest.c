@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,7 +84,7 @@ static void *worker(void *arg)
 {
     struct vs_digest_job *j = arg;
     for (;;) {
-        uint64_t b = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        uint64_t b = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (b >= j->nblocks)
             return NULL;
         j->blocks[b] = vs_digest_block(j->m, b);

@@ -10,6 +10,7 @@
 #include "migrate/uffd.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "wire/writer.h"
 
@@ -278,7 +279,8 @@ static int start_vm(struct vs_postcopy_dest *pc)
     return 0;
 }
 
-/* The first session begins with COMMIT: then the VM runs here, never at the source. */
+/* The first session begins with COMMIT (and, from a 2.2 source, CLAIM and GRANT): then
+ * the VM runs here, never at the source. */
 static int await_commit(struct vs_postcopy_dest *pc)
 {
     struct pc_stream *s0 = &pc->s[0];
@@ -297,9 +299,11 @@ static int await_commit(struct vs_postcopy_dest *pc)
                      (unsigned long long)h.seq, vs_wire_type_name(h.type));
     if (!rc)
         rc = vs_wire_read_payload(&s0->r, &h, NULL, 0);
-    if (rc)
-        return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
+    if (!rc)
+        vs_fault_point("dst.commit", 0, s0->ch);
+    if (rc || (pc->claim && (rc = vs_postcopy_claim(pc))))
+        return rc;
     /* RESUMED must be the first record after COMMIT: a vCPU may fault at once, and its
      * PAGE_REQUEST waits for the writer until RESUMED is out. */
     pthread_mutex_lock(&pc->w0_lock);
@@ -452,8 +456,11 @@ static void *control_thread(void *arg)
         vs_log(VS_LOG_ERROR, "post-copy lost the source (%s); the VM is paused here until the "
                "source resumes the migration (vmshift ctl SOURCE resume-migration)",
                pc->stats.error);
-        if (vs_postcopy_wait_for_source(pc))
+        if (vs_postcopy_wait_for_source(pc)) {
+            if (vs_postcopy_dest_failed(pc))
+                set_status(pc, "discarded", true);
             return NULL;
+        }
         set_status(pc, "postcopy-recover", false);
     }
 }
@@ -461,6 +468,7 @@ static void *control_thread(void *arg)
 int vs_postcopy_dest_start(struct vs_postcopy_dest *pc, const struct vs_postcopy_handover *ho)
 {
     pc->n = ho->nr_streams;
+    pc->claim = ho->claim;
     memcpy(pc->session, ho->session, sizeof(pc->session));
     pthread_mutex_lock(&pc->lock);
     struct vs_postcopy_stats keep = pc->stats.postcopy;

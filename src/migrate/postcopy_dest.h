@@ -23,6 +23,7 @@ struct vs_postcopy_handover {
     uint64_t next_seq[VS_WIRE_MAX_STREAMS], offset[VS_WIRE_MAX_STREAMS];   /* readers */
     uint64_t w0_seq;                                /* stream 0's writer */
     uint8_t session[VS_WIRE_SESSION_LEN];
+    bool claim;                 /* a 2.2 source: CLAIM after COMMIT, run only after GRANT */
     struct vs_migration_stats stats;                /* the destination's view so far */
 };
 

@@ -42,6 +42,7 @@ struct vs_postcopy_dest {
     struct vs_wire_writer w0;
     bool connected;
     uint8_t session[VS_WIRE_SESSION_LEN];
+    bool claim;                     /* CLAIM after COMMIT, wait for GRANT (a 2.2 source) */
     pthread_mutex_t lock;           /* everything below */
     pthread_cond_t cv;
     struct vs_migration_stats stats;
@@ -53,7 +54,10 @@ struct vs_postcopy_dest {
 
 /* Tear a broken session down and pause the VM (postcopy_dest.c). */
 void vs_postcopy_lost(struct vs_postcopy_dest *pc);
-/* Wait on the listening address until the source resumes (0), or until stopped. */
+/* postcopy_resume.c: after COMMIT from a 2.2 source, CLAIM the VM and wait for GRANT. */
+int vs_postcopy_claim(struct vs_postcopy_dest *pc);
+/* Wait on the listening address until the source resumes (0), or until stopped, or until
+ * the source says over RESOLVE that it kept the VM (the copy here is discarded: failed). */
 int vs_postcopy_wait_for_source(struct vs_postcopy_dest *pc);
 
 /* postcopy_faults.c: the fault thread; page gpa is in place (time its waiter); ask the

@@ -1,37 +1,64 @@
-/* Post-copy, destination side: taking the source back after a lost connection. It must
- * come to the original listening address with a POSTCOPY_RESUME naming this migration's
- * session, and its other streams with STREAM_HELLO; the answer is the map of the pages
- * still missing. Anything else is dropped and the wait goes on. */
+/* Post-copy, destination side: the commit window and taking the source back after a lost
+ * connection. The source must come to the original listening address with a
+ * POSTCOPY_RESUME naming this migration's session, and its other streams with
+ * STREAM_HELLO; the answer is the map of the pages still missing. In the commit window
+ * (COMMIT arrived, GRANT did not) the source may instead settle the outcome there with
+ * RESOLVE (docs/state-machine.md, "Post-copy and the commit window"). Anything else is
+ * dropped and the wait goes on. Every connection was admitted (TLS) by accept_stream. */
 #include "migrate/postcopy_dest_internal.h"
+#include "migrate/dest_resolve.h"
 #include "migrate/page_bitmap.h"
+#include "migrate/resolve_wire.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 
 #include <string.h>
 
-/* A new stream 0 from the source: POSTCOPY_RESUME with our session; then its streams. */
-static int accept_resume(struct vs_postcopy_dest *pc, struct vs_channel *ch)
+/* After COMMIT from a 2.2 source: CLAIM the VM and wait for the GRANT (the source's point
+ * of no return). Lost in between, the VM is in doubt here: it runs only once the source
+ * comes back with POSTCOPY_RESUME (which it sends only when it granted the VM), and it is
+ * discarded when the source says over RESOLVE that it kept it. */
+int vs_postcopy_claim(struct vs_postcopy_dest *pc)
+{
+    struct pc_stream *s0 = &pc->s[0];
+    pthread_mutex_lock(&pc->w0_lock);
+    int rc = vs_wire_send(&pc->w0, VS_REC_CLAIM, NULL, 0);
+    pthread_mutex_unlock(&pc->w0_lock);
+    vs_fault_point("dst.claimed", 0, s0->ch);
+    struct vs_wire_header g;
+    if (!rc)
+        rc = vs_wire_read_header(&s0->r, &g);
+    if (!rc && g.type != VS_REC_GRANT)
+        rc = vs_fail(EPROTO, "post-copy: expected GRANT, got record #%llu (%s)",
+                     (unsigned long long)g.seq, vs_wire_type_name(g.type));
+    if (!rc)
+        rc = vs_wire_read_payload(&s0->r, &g, NULL, 0);
+    if (!rc)
+        vs_fault_point("dst.granted", 0, s0->ch);
+    return rc;
+}
+
+/* A new stream 0 from the source (c, first record h): POSTCOPY_RESUME with our session;
+ * then its streams. */
+static int accept_resume(struct vs_postcopy_dest *pc, struct vs_resolve_conn *first,
+                         const struct vs_wire_header *h0)
 {
     const struct vs_incoming_opts *o = pc->opts;
-    vs_channel_set_timeout(ch, o->timeout_ms);
-    struct vs_wire_reader r;
-    vs_wire_reader_init(&r, ch);
-    r.postcopy = true;
     struct vs_wire_header h;
     struct vs_wire_postcopy_resume rq;
-    int rc = vs_wire_read_header(&r, &h);
-    if (!rc)
-        rc = vs_wire_read_postcopy_resume(&r, &h, pc->vm->mem.size, &rq, NULL);
+    int rc = vs_wire_read_postcopy_resume(&first->r, h0, pc->vm->mem.size, &rq, NULL);
     if (!rc && (memcmp(rq.session, pc->session, sizeof(rq.session)) || rq.nr_streams != pc->n))
         rc = vs_fail(EACCES, "POSTCOPY_RESUME names another migration (or %u streams, not %u)",
                      rq.nr_streams, pc->n);
     if (rc) {
-        vs_wire_reader_destroy(&r);
-        vs_channel_close(ch);
+        vs_resolve_close(first);
         return rc;
     }
-    pc->s[0].ch = ch;
-    pc->s[0].r = r;
+    vs_wire_writer_destroy(&first->w);   /* stream 0's writer is pc->w0 */
+    pc->s[0].ch = first->ch;
+    pc->s[0].r = first->r;
+    first->ch = NULL;
     struct vs_wire_hello hello = { .nr_streams = pc->n };
     memcpy(hello.session, pc->session, sizeof(hello.session));
     for (unsigned have = 1, tries = 0; have < pc->n;) {
@@ -79,6 +106,52 @@ static int accept_resume(struct vs_postcopy_dest *pc, struct vs_channel *ch)
     return rc;
 }
 
+/* What the source's RESOLVE means for the copy here: it runs once the VM started (after
+ * GRANT, or a POSTCOPY_RESUME, which only a source that granted sends); before that it is
+ * in doubt, and discarded when the source kept the VM. */
+static uint32_t decide(void *arg, uint32_t said)
+{
+    struct vs_postcopy_dest *pc = arg;
+    uint32_t mine = VS_OUTCOME_DST_IN_DOUBT;
+    pthread_mutex_lock(&pc->lock);
+    if (said == VS_OUTCOME_UNKNOWN)
+        mine = VS_OUTCOME_UNKNOWN;
+    else if (pc->vm_started || said == VS_OUTCOME_SRC_GRANTED)
+        mine = VS_OUTCOME_DST_RUNNING;   /* ours: it runs when the source resumes post-copy */
+    else if (pc->failed || said == VS_OUTCOME_SRC_ABORTED)
+        mine = VS_OUTCOME_DST_DISCARDED;
+    if (mine == VS_OUTCOME_DST_DISCARDED && !pc->failed) {
+        pc->failed = true;             /* the VM never runs here */
+        vs_log(VS_LOG_ERROR, "the source kept the VM: the post-copy copy here is discarded");
+    }
+    pthread_mutex_unlock(&pc->lock);
+    return mine;
+}
+
+/* One admitted connection while the source is away: RESOLVE (answered here) or a
+ * POSTCOPY_RESUME (0: the source is back). */
+static int take_connection(struct vs_postcopy_dest *pc, struct vs_channel *ch)
+{
+    struct vs_resolve_conn c;
+    struct vs_wire_header h;
+    int rc = vs_resolve_open(ch, pc->opts->timeout_ms, &c);
+    if (rc)
+        return rc;
+    c.r.postcopy = true;
+    if ((rc = vs_wire_read_header(&c.r, &h)) == 0) {
+        uint32_t said;
+        if (h.type == VS_REC_POSTCOPY_RESUME)
+            return accept_resume(pc, &c, &h);
+        if (h.type != VS_REC_RESOLVE)
+            rc = vs_fail(EPROTO, "its first record is %s, not POSTCOPY_RESUME or RESOLVE",
+                         vs_wire_type_name(h.type));
+        else if ((rc = vs_resolve_read_payload(&c.r, &h, pc->session, &said)) == 0)
+            vs_dest_resolve_answer(&c, pc->session, said, decide, pc);
+    }
+    vs_resolve_close(&c);
+    return rc ? rc : 1;
+}
+
 /* Wait on the listening address for the source to come back (until stopped). */
 int vs_postcopy_wait_for_source(struct vs_postcopy_dest *pc)
 {
@@ -86,19 +159,25 @@ int vs_postcopy_wait_for_source(struct vs_postcopy_dest *pc)
     if (!o->accept_stream)
         return vs_fail(ENOTSUP, "this receiver cannot take connections again: post-copy "
                        "cannot resume");
-    while (!atomic_load(&pc->stopping)) {
+    while (!atomic_load(&pc->stopping) && !vs_postcopy_dest_failed(pc)) {
         struct vs_channel *ch;
         if (o->accept_stream(o->accept_ctx, 1, 500, &ch))
             continue;
-        if (accept_resume(pc, ch) == 0) {
+        char peer[sizeof(ch->peer)];
+        snprintf(peer, sizeof(peer), "%s", ch->peer);
+        int rc = take_connection(pc, ch);
+        if (rc == 0) {
             pthread_mutex_lock(&pc->lock);
             pc->stats.postcopy.resumes++;
             pthread_mutex_unlock(&pc->lock);
             return 0;
         }
-        vs_warn("post-copy resume from %s failed: %s", ch->peer, vs_last_error());
-        vs_postcopy_lost(pc);
+        if (rc < 0) {
+            vs_warn("post-copy resume from %s failed: %s", peer, vs_last_error());
+            vs_postcopy_lost(pc);
+        }
     }
-    return vs_fail(ECANCELED, "stopped while waiting for the source to resume post-copy");
+    return vs_fail(ECANCELED, vs_postcopy_dest_failed(pc) ? "the source kept the VM: the copy "
+                   "here is discarded" : "stopped while waiting for the source to resume "
+                   "post-copy");
 }
-

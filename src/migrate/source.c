@@ -2,10 +2,12 @@
 #include "migrate/boot_id.h"
 #include "migrate/postcopy_source.h"
 #include "migrate/digest.h"
+#include "migrate/handshake.h"
 #include "migrate/vstate.h"
 #include "common/clock.h"
 #include "common/cpu_time.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
@@ -101,44 +103,19 @@ int vs_source_await_verdict(struct vs_migration *m)
         return vs_fail_context(rc, "waiting for the destination's verification");
     if (hdr.type == VS_REC_ABORT) {
         char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
+        if (vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON) == 0)
+            m->dest_refused = true;   /* it discards its copy */
         return vs_fail(EIO, "the destination aborted: %s", why);
     }
     struct vs_wire_verdict v;
     if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_VERIFY_REPLY, &v, sizeof(v))) ||
         (rc = vs_wire_check_reason(v.reason, sizeof(v.reason))))
         return rc;
-    if (!v.ok)
+    if (!v.ok) {
+        m->dest_refused = true;   /* a destination whose check failed discards its copy */
         return vs_fail(EIO, "the destination's copy does not match: %s", v.reason);
-    return 0;
-}
-
-/* After COMMIT the VM is the destination's: wait for it to say it runs, for the downtime. */
-static void await_resumed(struct vs_migration *m, uint64_t pause_ns, uint64_t commit_ns)
-{
-    struct vs_wire_header hdr;
-    struct vs_wire_resumed res;
-    int rc = vs_wire_read_header(&m->r, &hdr);
-    if (!rc)
-        rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_RESUMED, &res, sizeof(res));
-    uint64_t now = vs_clock_ns();
-    pthread_mutex_lock(&m->lock);
-    if (rc) {
-        m->unconfirmed = true;
-        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but the destination did "
-                 "not confirm that it resumed the VM (%s); check it with `vmshift ctl` there",
-                 vs_last_error());
-        m->stats.downtime_ns = now - pause_ns;
-    } else if (m->stats.downtime_exact) {
-        m->stats.downtime_ns = res.resume_ns - pause_ns;
-    } else {
-        /* Different clocks: the round trip COMMIT -> RESUMED, less the destination's own
-         * delay, is two one-way trips; count one of them. */
-        uint64_t dst_delay = res.resume_ns - res.commit_rx_ns;
-        uint64_t rtt = now - commit_ns > dst_delay ? now - commit_ns - dst_delay : 0;
-        m->stats.downtime_ns = commit_ns - pause_ns + rtt / 2 + dst_delay;
     }
-    pthread_mutex_unlock(&m->lock);
+    return 0;
 }
 
 static int precopy(struct vs_migration *m)
@@ -164,6 +141,7 @@ static int precopy(struct vs_migration *m)
         }
         m->conv.force_pass = false;
         vs_converge_pass_start(m);
+        vs_fault_point("src.pass", pass, m->ch);
         struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
                                     .sync_ns = m->dirty.last_sync_ns };
         rc = vs_send_streams_pass(m, pass, false, &ps);
@@ -183,6 +161,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     m->paused_by_us = vs_vm_is_running(vm);
     *pause_ns = vs_clock_ns();
     vs_vm_pause(vm);
+    vs_fault_point("src.switchover", 0, m->ch);
     uint64_t dirty;
     int rc = vs_dirty_sync(&m->dirty, &dirty);
     if (!rc && !m->pc && !vs_converge_switchover_ok(m, dirty)) {   /* post-copy: no final pass */
@@ -210,6 +189,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
+        vs_fault_point("src.state", 0, m->ch);
         rc = vs_source_send_state(m, *pause_ns);
     }
     if (rc)
@@ -253,23 +233,9 @@ static int run_source(struct vs_migration *m)
         m->capped = called_off;
     }
 
-    /* The point of no return: from here on the source never runs this VM again. */
-    pthread_mutex_lock(&m->lock);
-    m->committed = true;
-    pthread_mutex_unlock(&m->lock);
-    vs_vm_mark_migrated(vm);
-    uint64_t commit_ns = vs_clock_ns();
-    rc = vs_wire_send(m->w, VS_REC_COMMIT, NULL, 0);
-    if (rc) {
-        pthread_mutex_lock(&m->lock);
-        m->unconfirmed = true;
-        snprintf(m->stats.error, sizeof(m->stats.error), "committed, but COMMIT did not reach "
-                 "the destination (%s): it holds the verified VM paused; resume it there with "
-                 "`vmshift ctl SOCKET resume`", vs_last_error());
-        pthread_mutex_unlock(&m->lock);
-    } else {
-        await_resumed(m, pause_ns, commit_ns);
-    }
+    /* COMMIT, CLAIM, GRANT: from the grant on the source never runs this VM again. */
+    if ((rc = vs_source_commit(m, pause_ns)))
+        return rc;
     return m->pc ? vs_postcopy_source_serve(m) : 0;   /* the pages the destination lacks */
 }
 
@@ -296,6 +262,13 @@ static const char *roll_back(struct vs_migration *m, int rc)
         vs_wire_send(m->w, VS_REC_ABORT, msg, (uint32_t)strlen(msg) + 1);
     }
     vs_converge_release(m);
+    const char *settled = vs_source_settle_abort(m);
+    if (settled) {
+        pthread_mutex_lock(&m->lock);
+        snprintf(m->stats.error, sizeof(m->stats.error), "%s", why);
+        pthread_mutex_unlock(&m->lock);
+        return settled;
+    }
     if (m->dirty_on)
         vs_dirty_stop(&m->dirty);
     m->dirty_on = false;
@@ -317,14 +290,17 @@ static void *migration_thread(void *arg)
     struct vs_migration *m = arg;
     int rc = run_source(m);
     const char *status;
-    if (rc && !m->committed) {
+    pthread_mutex_lock(&m->lock);
+    bool granted = m->outcome == VS_OUTCOME_SRC_GRANTED;
+    pthread_mutex_unlock(&m->lock);
+    if (rc && !granted) {
         status = roll_back(m, rc);
-    } else {    /* a post-copy given up after the commit has nothing to roll back */
-        if (m->dirty_on)
-            vs_dirty_stop(&m->dirty);
-        m->dirty_on = false;
+    } else {    /* granted: nothing to roll back (a post-copy given up after the grant) */
         status = rc ? "failed" : m->unconfirmed ? "unconfirmed" : "completed";
     }
+    if (m->dirty_on)
+        vs_dirty_stop(&m->dirty);
+    m->dirty_on = false;
     vs_send_streams_stop(m);
     for (unsigned i = 0; i < m->nr_streams; i++)   /* count every zero-copy completion */
         if (m->streams[i].ch && vs_channel_zerocopy_drain(m->streams[i].ch, 1000))
@@ -416,6 +392,9 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->pass_lock, NULL);
+    pthread_cond_init(&m->settle_cv, NULL);
+    atomic_init(&m->closing, false);
+    m->outcome = VS_OUTCOME_SRC_UNDECIDED;
     pthread_cond_init(&m->pass_cv, NULL);
     pthread_cond_init(&m->done_cv, NULL);
     atomic_init(&m->cancel, false);
@@ -495,6 +474,7 @@ void vs_migration_free(struct vs_migration *m)
 {
     if (!m)
         return;
+    vs_source_resolve_stop(m);   /* and stop any settling: this process is done with it */
     vs_postcopy_abandon(m);
     pthread_join(m->thread, NULL);
     vs_postcopy_source_free(m);
@@ -506,7 +486,9 @@ void vs_migration_free(struct vs_migration *m)
     pthread_mutex_destroy(&m->pass_lock);
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);
+    pthread_cond_destroy(&m->settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);
+    vs_tls_free(m->resolve_tls);
     free(m);
 }

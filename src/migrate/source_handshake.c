@@ -3,7 +3,9 @@
  * each, and the destination's answer. See docs/stream-format.md (Security, Streams). */
 #include "migrate/source_internal.h"
 #include "migrate/boot_id.h"
+#include "migrate/handshake.h"
 #include "common/error.h"
+#include "common/fault.h"
 #include "transport/tcp.h"
 
 #include <stdio.h>
@@ -77,6 +79,8 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
     if (getrandom(h->session, sizeof(h->session), 0) != (ssize_t)sizeof(h->session))
         return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));
     memcpy(m->session, h->session, sizeof(m->session));
+    if ((rc = vs_source_resolve_listen(m, &h->resolve_port)))
+        return rc;
     pthread_mutex_lock(&m->lock);
     snprintf(m->stats.tls_cipher, sizeof(m->stats.tls_cipher), "%s",
              vs_channel_cipher(m->ch, &m->stats.ktls));
@@ -87,30 +91,16 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
 /* The destination's answer to HELLO on stream 0: HELLO_REPLY or ABORT. */
 static int read_reply(struct vs_migration *m, const struct vs_wire_hello *h)
 {
-    struct vs_wire_header hdr;
-    struct vs_wire_hello_reply reply;
-    int rc;
-    if ((rc = vs_wire_read_header(&m->r, &hdr)))
+    bool same_boot = false;
+    uint32_t features = 0;
+    int rc = vs_handshake_read_reply(&m->r, h, m->opts.to, m->stats.compress, &same_boot,
+                                     &features);
+    if (rc)
         return rc;
-    if (hdr.type == VS_REC_ABORT) {
-        char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON);
-        return vs_fail(ECONNREFUSED, "the destination aborted: %s", why);
-    }
-    if ((rc = vs_wire_read_fixed(&m->r, &hdr, VS_REC_HELLO_REPLY, &reply, sizeof(reply))) ||
-        (rc = vs_wire_check_reason(reply.reason, sizeof(reply.reason))))
-        return rc;
-    if (!reply.accepted)
-        return vs_fail(ECONNREFUSED, "the destination %s refused the VM: %s", m->opts.to,
-                       reply.reason);
-    if (reply.codecs != h->codecs)
-        return vs_fail(EPROTONOSUPPORT, "the destination %s cannot decode --compress %s "
-                       "(it offers codec mask 0x%x); use --compress none", m->opts.to,
-                       m->stats.compress, reply.codecs);
-    m->postcopy_ok = reply.features & VS_FEATURE_POSTCOPY;
+    m->postcopy_ok = features & VS_FEATURE_POSTCOPY;
     m->r.postcopy = m->postcopy_ok;   /* PAGE_REQUEST may come back */
     pthread_mutex_lock(&m->lock);
-    m->stats.downtime_exact = memcmp(reply.boot_id, h->boot_id, sizeof(h->boot_id)) == 0;
+    m->stats.downtime_exact = same_boot;
     pthread_mutex_unlock(&m->lock);
     return 0;
 }
@@ -142,5 +132,6 @@ int vs_source_handshake(struct vs_migration *m)
         memcpy(sh.session, h.session, sizeof(sh.session));
         rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
     }
+    vs_fault_point("src.handshake", 0, m->ch);
     return rc ? rc : read_reply(m, &h);
 }

@@ -15,6 +15,7 @@
 #include "wire/format.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
+#include "transport/tcp.h"
 
 /* Pages a stream claims at a time: 16 MiB, one dirty-log clear each. */
 #define VS_SEND_UNIT_PAGES 4096ULL
@@ -86,12 +87,28 @@ struct vs_migration {
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 
     /* Post-copy (postcopy_source.c). */
-    uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's, repeated when post-copy resumes */
     bool postcopy_ok;               /* the destination agreed VS_FEATURE_POSTCOPY */
     atomic_bool postcopy_request;   /* switch to post-copy: the pass ends early */
     struct vs_postcopy_source *pc;  /* from the switch on */
     uint64_t closed_bytes;          /* sent on channels a post-copy resume replaced */
     struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
+
+    /* The commit window (source_resolve.c, docs/state-machine.md). Under lock. */
+    uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's: RESOLVE and post-copy resumes */
+    uint32_t outcome;               /* VS_OUTCOME_SRC_*: undecided -> committed -> granted,
+                                       or undecided/committed -> aborted; never back */
+    uint32_t dest_state;            /* the destination's last RESOLVE state (0: none) */
+    bool digest_sent;               /* DIGEST may have arrived: the destination may hold a
+                                       verified copy */
+    bool dest_refused;              /* it said its copy is bad or aborted: it holds none */
+    bool settled;                   /* settling decided that the VM resumes here */
+    pthread_cond_t settle_cv;       /* dest_state changed, or closing */
+    struct vs_tcp_listener *resolve_l;  /* where the destination asks for the outcome */
+    struct vs_tls *resolve_tls;     /* its TLS server side: m->tls's credentials (NULL:
+                                       --insecure) */
+    pthread_t resolve_thread;
+    bool resolve_thread_started;
+    atomic_bool closing;            /* vs_migration_free: stop waiting */
 };
 
 /* source.c, for postcopy_source.c. */
@@ -121,5 +138,40 @@ uint64_t vs_send_streams_bytes(struct vs_migration *m);
 /* With the vCPUs stopped and the final pass sent: VCPU_STATE per vCPU, MACHINE_STATE and
  * DIGEST on stream 0 (source_state.c). pause_ns goes into DIGEST for the downtime. */
 int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns);
+
+/* The RESOLVE endpoint: listen beside stream 0 (its port goes into HELLO) and answer the
+ * destination's questions about the outcome for as long as the migration object lives. */
+int vs_source_resolve_listen(struct vs_migration *m, uint16_t *port);
+void vs_source_resolve_stop(struct vs_migration *m);
+/* committed -> granted (the point of no return: the VM is marked migrated). Returns
+ * whether the outcome is now granted. */
+bool vs_source_grant(struct vs_migration *m);
+/* committed -> aborted, unless the outcome was granted meanwhile. Returns whether the
+ * outcome is now aborted. */
+bool vs_source_withdraw(struct vs_migration *m);
+
+enum vs_settled {
+    VS_SETTLED_SOURCE,      /* the destination holds no copy any more: resume here */
+    VS_SETTLED_DEST,        /* the destination runs the VM */
+    VS_SETTLED_LOST,        /* granted, and the destination is gone: the VM was lost */
+    VS_SETTLED_UNKNOWN,     /* granted and no answer within the timeout, or the
+                               migration is being freed: resume nothing */
+};
+/* Stream 0 was lost after DIGEST: reach the destination over fresh connections (or
+ * hear from it on the RESOLVE endpoint) until the outcome is settled. Waits as long as
+ * it must while the outcome is aborted or committed (resuming on a guess could run the
+ * VM twice); gives up after the timeout once granted. */
+enum vs_settled vs_source_settle(struct vs_migration *m);
+
+/* After a positive VERIFY_REPLY (source_commit.c): COMMIT, the destination's CLAIM, GRANT,
+ * RESUMED, settling if stream 0 breaks; the status ends completed, unconfirmed or (the
+ * destination died before claiming: the VM resumed here) failed. Returns 0 when the VM
+ * left, else the error that made it resume here (roll_back does the rest). */
+int vs_source_commit(struct vs_migration *m, uint64_t pause_ns);
+/* Rolling back after DIGEST may have reached the destination: the outcome becomes
+ * aborted, and the VM may resume only once the destination discarded its copy or is
+ * gone. Returns NULL when the rollback may go on (resume here), else the final status
+ * (the VM must not resume here). */
+const char *vs_source_settle_abort(struct vs_migration *m);
 
 #endif

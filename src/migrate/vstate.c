@@ -42,60 +42,6 @@
 
 #include "migrate/vstate_internal.h"
 
-enum {
-    TAG_CPUID = 1, TAG_REGS = 2, TAG_SREGS = 3, TAG_FPU = 4, TAG_XSAVE = 5, TAG_XCRS = 6,
-    TAG_MSRS = 7, TAG_EVENTS = 8, TAG_DEBUGREGS = 9, TAG_MP_STATE = 10, TAG_MONITOR = 11,
-    TAG_CLOCK = 32, TAG_PVPORT = 33, TAG_SERIAL = 34,
-    TAG_LIMIT
-};
-
-#define MONITOR_HALTED  1u
-#define MONITOR_STOPPED 2u
-#define MAX_CPUID_ENTRIES 4096u    /* as many as kvm.c ever asks KVM for */
-#define MAX_XSAVE_SIZE (1u << 20)  /* far above any CPU's XSAVE area */
-
-struct pvport_rec {
-    uint32_t registered;           /* 0 or 1 */
-    uint32_t rate_override;
-    uint64_t telemetry_gpa;
-    uint64_t doorbells;
-    uint64_t clock_us;             /* guest clock at save time */
-    struct vs_telemetry snapshot;
-};
-_Static_assert(sizeof(struct pvport_rec) == 2144, "PVPORT section layout");
-
-struct serial_rec {
-    uint8_t ier, lcr, mcr, scr, dll, dlm, pad[2];
-    uint64_t bytes_out;
-};
-_Static_assert(sizeof(struct serial_rec) == 16, "SERIAL section layout");
-
-static const struct {
-    const char *name;
-    uint32_t size;      /* exact length; 0: variable, checked in check_section() */
-    bool machine;       /* belongs in a machine blob rather than a vCPU blob */
-} tags[TAG_LIMIT] = {
-    [TAG_CPUID] = { "CPUID", 0, false },
-    [TAG_REGS] = { "REGS", sizeof(struct kvm_regs), false },
-    [TAG_SREGS] = { "SREGS", sizeof(struct kvm_sregs), false },
-    [TAG_FPU] = { "FPU", sizeof(struct kvm_fpu), false },
-    [TAG_XSAVE] = { "XSAVE", 0, false },
-    [TAG_XCRS] = { "XCRS", sizeof(struct kvm_xcrs), false },
-    [TAG_MSRS] = { "MSRS", 0, false },
-    [TAG_EVENTS] = { "VCPU_EVENTS", sizeof(struct kvm_vcpu_events), false },
-    [TAG_DEBUGREGS] = { "DEBUGREGS", sizeof(struct kvm_debugregs), false },
-    [TAG_MP_STATE] = { "MP_STATE", sizeof(struct kvm_mp_state), false },
-    [TAG_MONITOR] = { "MONITOR", sizeof(uint32_t), false },
-    [TAG_CLOCK] = { "CLOCK", sizeof(struct kvm_clock_data), true },
-    [TAG_PVPORT] = { "PVPORT", sizeof(struct pvport_rec), true },
-    [TAG_SERIAL] = { "SERIAL", sizeof(struct serial_rec), true },
-};
-
-static const char *tag_name(uint32_t tag)
-{
-    return tag < TAG_LIMIT && tags[tag].name ? tags[tag].name : "unknown";
-}
-
 /* ---- blobs ---- */
 
 void vs_blob_free(struct vs_blob *b)
@@ -124,138 +70,6 @@ static int blob_put(struct vs_blob *b, uint32_t tag, const void *data, size_t le
     memcpy(b->data + b->len + 8, data, len);
     memset(b->data + b->len + 8 + len, 0, padded - len);
     b->len = need;
-    return 0;
-}
-
-/* ---- parsing: everything is validated before any of it is used ---- */
-
-struct sections {
-    const uint8_t *data[TAG_LIMIT];    /* NULL: absent */
-    uint32_t len[TAG_LIMIT];
-};
-
-static int invalid(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int invalid(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
-/* Content checks of one section: its length, and the fields that size or bound it. */
-static int check_section(uint32_t tag, const uint8_t *d, uint32_t len, char *why, size_t n)
-{
-    if (tags[tag].size && len != tags[tag].size)
-        return invalid(why, n, "length %u, expected %u", len, tags[tag].size);
-    if (tag == TAG_CPUID) {
-        struct kvm_cpuid2 h;
-        const size_t ent = sizeof(struct kvm_cpuid_entry2);
-        if (len < sizeof(h) || (len - sizeof(h)) % ent)
-            return invalid(why, n, "length %u is not 8 + 40 * entries", len);
-        memcpy(&h, d, sizeof(h));
-        if (h.nent != (len - sizeof(h)) / ent || h.nent == 0 || h.nent > MAX_CPUID_ENTRIES)
-            return invalid(why, n, "%u entries declared, length %u holds %zu (1 to %u allowed)",
-                           h.nent, len, (len - sizeof(h)) / ent, MAX_CPUID_ENTRIES);
-    } else if (tag == TAG_XSAVE) {
-        if (len < sizeof(struct kvm_xsave) || len > MAX_XSAVE_SIZE)
-            return invalid(why, n, "length %u, expected %zu to %u", len,
-                           sizeof(struct kvm_xsave), MAX_XSAVE_SIZE);
-    } else if (tag == TAG_MSRS) {
-        return vs_vstate_msrs_validate(d, len, why, n);
-    } else if (tag == TAG_XCRS) {
-        struct kvm_xcrs x;
-        memcpy(&x, d, sizeof(x));
-        if (x.nr_xcrs > KVM_MAX_XCRS || x.flags)
-            return invalid(why, n, "nr_xcrs %u (at most %d), flags 0x%x (must be 0)",
-                           x.nr_xcrs, KVM_MAX_XCRS, x.flags);
-    } else if (tag == TAG_MONITOR) {
-        uint32_t f;
-        memcpy(&f, d, sizeof(f));
-        if (f & ~(MONITOR_HALTED | MONITOR_STOPPED))
-            return invalid(why, n, "unknown flags 0x%x", f);
-    } else if (tag == TAG_PVPORT) {
-        struct pvport_rec r;
-        memcpy(&r, d, sizeof(r));
-        if (r.registered > 1)
-            return invalid(why, n, "registered is %u, expected 0 or 1", r.registered);
-    } else if (tag == TAG_SERIAL) {
-        struct serial_rec r;
-        memcpy(&r, d, sizeof(r));
-        if (r.pad[0] || r.pad[1] || (r.ier & ~0x0f))
-            return invalid(why, n, "ier 0x%x or padding out of range", r.ier);
-    }
-    return 0;
-}
-
-/* Split a blob into its sections, refusing anything malformed. Nothing is used before the
- * whole blob has passed, so a bad blob never leaves a half-loaded vCPU. */
-static int parse(const uint8_t *blob, size_t len, bool machine, const char *who,
-                 struct sections *s)
-{
-    memset(s, 0, sizeof(*s));
-    size_t off = 0;
-    while (off < len) {
-        size_t left = len - off;
-        uint32_t tag = 0, slen = 0;
-        memcpy(&tag, blob + off, left < 4 ? left : 4);
-        if (left < 8)
-            return vs_fail(EINVAL, "%s: truncated at offset %zu in the header of section %s "
-                           "(%zu bytes left); the stream is corrupt", who, off,
-                           left < 4 ? "?" : tag_name(tag), left);
-        memcpy(&slen, blob + off + 4, 4);
-        if (tag >= TAG_LIMIT || !tags[tag].name)
-            return vs_fail(EINVAL, "%s: unknown section tag %u (length %u) at offset %zu; the "
-                           "stream is corrupt or from a newer vmshift", who, tag, slen, off);
-        size_t padded = ((size_t)slen + 7) & ~(size_t)7;
-        const uint8_t *d = blob + off + 8;
-        char why[160] = "";
-        if (tags[tag].machine != machine)
-            snprintf(why, sizeof(why), "belongs in a %s state blob", machine ? "vCPU" : "machine");
-        else if (padded > left - 8)
-            snprintf(why, sizeof(why), "declares length %u but only %zu bytes remain", slen,
-                     left - 8);
-        else if (s->data[tag])
-            snprintf(why, sizeof(why), "appears a second time");
-        else
-            check_section(tag, d, slen, why, sizeof(why));
-        for (size_t i = slen; !why[0] && i < padded; i++)
-            if (d[i])
-                snprintf(why, sizeof(why), "has non-zero padding");
-        if (why[0])
-            return vs_fail(EINVAL, "%s: section %s (tag %u) at offset %zu: %s; the stream is "
-                           "truncated, corrupt or from an incompatible vmshift", who,
-                           tags[tag].name, tag, off, why);
-        s->data[tag] = d;
-        s->len[tag] = slen;
-        off += 8 + padded;
-    }
-    return 0;
-}
-
-static int require_section(const struct sections *s, uint32_t tag, const char *who)
-{
-    if (s->data[tag])
-        return 0;
-    return vs_fail(EINVAL, "%s: section %s (tag %u) is missing; the stream is corrupt or "
-                   "incomplete", who, tags[tag].name, tag);
-}
-
-static int parse_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len, struct sections *s)
-{
-    char who[32];
-    snprintf(who, sizeof(who), "vCPU %u state", v->index);
-    int rc = parse(blob, len, false, who, s);
-    static const uint32_t mandatory[] = { TAG_CPUID, TAG_REGS, TAG_SREGS, TAG_MONITOR };
-    for (size_t i = 0; !rc && i < sizeof(mandatory) / sizeof(mandatory[0]); i++)
-        rc = require_section(s, mandatory[i], who);
-    if (rc)
-        return rc;
-    if (!s->data[TAG_FPU] == !s->data[TAG_XSAVE])
-        return vs_fail(EINVAL, "%s: needs exactly one of sections FPU (tag %u) and XSAVE "
-                       "(tag %u), found %s; the stream is corrupt", who, TAG_FPU, TAG_XSAVE,
-                       s->data[TAG_FPU] ? "both" : "neither");
     return 0;
 }
 
@@ -345,7 +159,7 @@ static int save_struct(struct vs_vcpu *v, unsigned long req, const char *name, u
                    "buffer fits every struct read this way");
     memset(buf, 0, sizeof(buf));
     int rc = vcpu_ioctl(v, req, name, buf);
-    return rc ? rc : blob_put(out, tag, buf, tags[tag].size);
+    return rc ? rc : blob_put(out, tag, buf, vs_vstate_tags[tag].size);
 }
 #define SAVE_STRUCT(v, req, tag, out) save_struct(v, req, #req, tag, out)
 
@@ -405,17 +219,17 @@ int vs_vstate_save_vcpu(struct vs_vcpu *v, struct vs_blob *out)
 /* ---- vCPU load ---- */
 
 /* A section as an aligned, writable copy (blobs may sit at any address in a stream). */
-static void *section_copy(const struct sections *s, uint32_t tag, size_t size, unsigned vcpu)
+static void *section_copy(const struct vs_vstate_sections *s, uint32_t tag, size_t size, unsigned vcpu)
 {
     void *p = calloc(1, size > s->len[tag] ? size : s->len[tag]);
     if (!p)
-        vs_fail(ENOMEM, "out of memory for section %s of vCPU %u", tags[tag].name, vcpu);
+        vs_fail(ENOMEM, "out of memory for section %s of vCPU %u", vs_vstate_tags[tag].name, vcpu);
     else
         memcpy(p, s->data[tag], s->len[tag]);
     return p;
 }
 
-static int load_struct(struct vs_vcpu *v, const struct sections *s, uint32_t tag,
+static int load_struct(struct vs_vcpu *v, const struct vs_vstate_sections *s, uint32_t tag,
                        unsigned long req, const char *name)
 {
     if (!s->data[tag])
@@ -431,10 +245,10 @@ static int load_struct(struct vs_vcpu *v, const struct sections *s, uint32_t tag
 
 int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
 {
-    struct sections s;
+    struct vs_vstate_sections s;
     int rc = require_idle(v, "load state into", true);
     if (!rc)
-        rc = parse_vcpu(v, blob, len, &s);
+        rc = vs_vstate_parse_vcpu(v->index, blob, len, &s);
     if (rc)
         return rc;
     /* Capabilities of this host that the blob's sections need, before anything is set. */
@@ -494,10 +308,10 @@ int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
 
 int vs_vstate_check_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
 {
-    struct sections s;
+    struct vs_vstate_sections s;
     int rc = require_idle(v, "check the state of", false);
     if (!rc)
-        rc = parse_vcpu(v, blob, len, &s);
+        rc = vs_vstate_parse_vcpu(v->index, blob, len, &s);
     if (rc)
         return rc;
     struct kvm_regs kr, br;
@@ -593,26 +407,14 @@ int vs_vstate_save_machine(struct vs_vm *vm, struct vs_blob *out)
 int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len)
 {
     const char *who = "machine state";
-    struct sections s;
+    struct vs_vstate_sections s;
     int rc = require_vm_idle(vm, "load the machine state");
     if (!rc)
-        rc = parse(blob, len, true, who, &s);
-    if (!rc)
-        rc = require_section(&s, TAG_PVPORT, who);
-    if (!rc)
-        rc = require_section(&s, TAG_SERIAL, who);
+        rc = vs_vstate_parse_machine(vm->mem.size, blob, len, &s);
     if (rc)
         return rc;
     struct pvport_rec pr;
     memcpy(&pr, s.data[TAG_PVPORT], sizeof(pr));
-    /* The same rule pvport.c applies when the guest registers: a whole page inside RAM,
-     * below 4 GiB (the port takes 32 bits). */
-    if (pr.registered && (pr.telemetry_gpa % 4096 || pr.telemetry_gpa > UINT32_MAX ||
-                          pr.telemetry_gpa + 4096 > vm->mem.size))
-        return vs_fail(EINVAL, "%s: section PVPORT (tag %u): telemetry page 0x%llx is not a "
-                       "page inside this VM's 0x%llx bytes of RAM; give the destination the "
-                       "source's memory size", who, TAG_PVPORT,
-                       (unsigned long long)pr.telemetry_gpa, (unsigned long long)vm->mem.size);
     struct serial_rec sr;
     memcpy(&sr, s.data[TAG_SERIAL], sizeof(sr));
 

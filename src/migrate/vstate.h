@@ -35,4 +35,10 @@ int vs_vstate_check_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len);
 int vs_vstate_save_machine(struct vs_vm *vm, struct vs_blob *out);
 int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len);
 
+/* The checks the loads make before touching KVM, on their own (no VM needed): every
+ * section well-formed, the mandatory ones present, the telemetry page inside ram_size.
+ * Used by the loads and by the fuzz harness. */
+int vs_vstate_validate_vcpu(unsigned index, const uint8_t *blob, size_t len);
+int vs_vstate_validate_machine(uint64_t ram_size, const uint8_t *blob, size_t len);
+
 #endif

@@ -7,6 +7,7 @@
 #include "common/error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,8 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
         if (r == 0)
             return vs_fail(EPIPE, "connection closed by %s after %zu of %zu bytes",
                            ch->peer, done, len);
+        if (ch->record_fd > 0 && write(ch->record_fd, (uint8_t *)buf + done, (size_t)r) != r)
+            ch->record_fd = -1;   /* a recording is best effort: stop, keep migrating */
         done += (size_t)r;
         __atomic_fetch_add(&ch->bytes_received, (uint64_t)r, __ATOMIC_RELAXED);
     }
@@ -229,6 +232,23 @@ void vs_channel_shutdown_read(struct vs_channel *ch)
         shutdown(ch->fd, SHUT_RD);
 }
 
+void vs_channel_record_from_env(struct vs_channel *ch, const char *role)
+{
+    static unsigned counter;
+    const char *dir = getenv("VMSHIFT_RECORD_DIR");
+    if (!dir || !dir[0])
+        return;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%d-%u-%s.bin", dir, (int)getpid(),
+             __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED), role);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == 0) {   /* 0 means "not recording" in the channel */
+        fd = fcntl(0, F_DUPFD_CLOEXEC, 1);
+        close(0);
+    }
+    ch->record_fd = fd;
+}
+
 /* Generic operations on a connected stream socket. */
 
 static ssize_t fd_writev(struct vs_channel *ch, const struct iovec *iov, int iovcnt, int flags)
@@ -254,6 +274,8 @@ static void fd_close(struct vs_channel *ch)
 {
     if (ch->fd >= 0)
         close(ch->fd);
+    if (ch->record_fd > 0)
+        close(ch->record_fd);
     free(ch);
 }
 

@@ -49,6 +49,7 @@ struct vs_channel {
     uint64_t zc_sends;           /* zero-copy sends issued ... */
     uint64_t zc_done;            /* ... and completed by the kernel ... */
     uint64_t zc_copied;          /* ... of which the kernel copied after all (loopback, veth) */
+    int record_fd;               /* > 0: every byte received is also appended here */
 };
 
 /* Write every byte of iov (iov is modified). Errors name the peer: "sending to PEER
@@ -103,6 +104,11 @@ static inline uint64_t vs_channel_received(const struct vs_channel *ch)
 /* A channel over any connected stream socket fd (takes ownership). For tests
  * (socketpair) and local transports. */
 int vs_channel_from_fd(int fd, const char *peer, struct vs_channel **out);
+
+/* With VMSHIFT_RECORD_DIR set in the environment, append every byte this channel
+ * receives to a new file DIR/PID-N-ROLE.bin (the fuzz harness's seed corpus is made of
+ * such recordings of real migrations). No-op otherwise. */
+void vs_channel_record_from_env(struct vs_channel *ch, const char *role);
 
 /* Make blocked and future reads fail (EOF) while writes still work. */
 void vs_channel_shutdown_read(struct vs_channel *ch);

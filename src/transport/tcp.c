@@ -147,11 +147,15 @@ static void tune_socket(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static int make_channel(int fd, const struct sockaddr_storage *peer, struct vs_channel **out)
+static int make_channel(int fd, const struct sockaddr_storage *peer, const char *role,
+                        struct vs_channel **out)
 {
     char text[80];
     addr_text(peer, text, sizeof(text));
-    return vs_channel_from_fd(fd, text, out); /* a TCP socket is a plain socket channel */
+    int rc = vs_channel_from_fd(fd, text, out); /* a TCP socket is a plain socket channel */
+    if (!rc)
+        vs_channel_record_from_env(*out, role);
+    return rc;
 }
 
 static uint64_t now_ms(void)
@@ -230,7 +234,7 @@ int vs_tcp_connect(const char *addr, int timeout_ms, struct vs_channel **out)
         close(fd);
         return vs_fail(err, "cannot connect to %s: fcntl: %s", addr, strerror(err));
     }
-    return make_channel(fd, &ss, out);
+    return make_channel(fd, &ss, "connect", out);
 }
 
 int vs_tcp_listen(const char *addr, struct vs_tcp_listener **out)
@@ -282,6 +286,24 @@ int vs_tcp_listen(const char *addr, struct vs_tcp_listener **out)
     return 0;
 }
 
+int vs_tcp_listen_beside(struct vs_channel *ch, struct vs_tcp_listener **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(ch->fd, (struct sockaddr *)&ss, &len) < 0) {
+        int err = errno;
+        return vs_fail(err, "cannot read the local address of the connection to %s: %s",
+                       ch->peer, strerror(err));
+    }
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+    char text[80];
+    addr_text(&ss, text, sizeof(text));
+    return vs_tcp_listen(text, out);
+}
+
 int vs_tcp_listener_port(struct vs_tcp_listener *l)
 {
     struct sockaddr_storage ss;
@@ -320,7 +342,7 @@ int vs_tcp_accept(struct vs_tcp_listener *l, int timeout_ms, struct vs_channel *
                            strerror(err));
         }
         tune_socket(fd);
-        return make_channel(fd, &ss, out);
+        return make_channel(fd, &ss, "accept", out);
     }
 }
 

@@ -14,6 +14,9 @@ int vs_tcp_connect(const char *addr, int timeout_ms, struct vs_channel **out);
 
 struct vs_tcp_listener;
 int vs_tcp_listen(const char *addr, struct vs_tcp_listener **out);
+/* Listen on a free port of the local address of connection ch (a second endpoint its
+ * peer can reach the same way). */
+int vs_tcp_listen_beside(struct vs_channel *ch, struct vs_tcp_listener **out);
 /* The local port (useful after listening on port 0). */
 int vs_tcp_listener_port(struct vs_tcp_listener *l);
 /* Wait up to timeout_ms (0 = forever) for one connection. */

@@ -323,6 +323,13 @@ static void note_record(int write_p, int version, int content_type, const void *
         p->first_rx = ((const unsigned char *)buf)[0];
 }
 
+void vs_tls_ssl_detach_peer(SSL *ssl)
+{
+    SSL_set_msg_callback(ssl, NULL);
+    SSL_set_msg_callback_arg(ssl, NULL);
+    SSL_set_ex_data(ssl, peer_index, NULL);
+}
+
 SSL *vs_tls_ssl_new(const struct vs_tls *t, int fd, struct vs_tls_peer *peer)
 {
     SSL *ssl = SSL_new(t->ctx);

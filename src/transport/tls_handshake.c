@@ -299,6 +299,7 @@ static void finish(struct hs *h, struct vs_channel **ch)
     if (h->fl >= 0)
         fcntl(h->plain->fd, F_SETFL, h->fl);
     if (h->state == HS_DONE) {
+        vs_tls_ssl_detach_peer(h->ssl);
         int rc = vs_tls_channel_new(h->plain, h->ssl, ch);
         if (rc == 0)
             return;

@@ -37,6 +37,10 @@ struct vs_tls_peer {
 /* A new SSL for one connection on fd, with peer attached (ex_data). */
 SSL *vs_tls_ssl_new(const struct vs_tls *t, int fd, struct vs_tls_peer *peer);
 
+/* The handshake is over: the SSL no longer refers to its peer record (it lives only as
+ * long as the handshake; OpenSSL calls the message callback on every later record too). */
+void vs_tls_ssl_detach_peer(SSL *ssl);
+
 /* Wrap a connection whose handshake is done: the TLS channel takes over plain's fd and
  * ssl; plain is freed. */
 int vs_tls_channel_new(struct vs_channel *plain, SSL *ssl, struct vs_channel **out);

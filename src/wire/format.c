@@ -8,7 +8,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 _Static_assert(sizeof(struct vs_wire_header) == 32, "record header is 32 bytes");
 _Static_assert(offsetof(struct vs_wire_header, seq) == 16, "header layout");
 _Static_assert(offsetof(struct vs_wire_header, payload_sum) == 24, "header layout");
-_Static_assert(sizeof(struct vs_wire_hello) == 64, "HELLO layout");
+_Static_assert(offsetof(struct vs_wire_hello, resolve_port) == VS_WIRE_HELLO_OLD_SIZE,
+               "HELLO 2.0/2.1 layout");
+_Static_assert(sizeof(struct vs_wire_hello) == 72, "HELLO layout");
+_Static_assert(sizeof(struct vs_wire_resolve) == 24, "RESOLVE layout");
 _Static_assert(sizeof(struct vs_wire_hello_reply) == 288, "HELLO_REPLY layout");
 _Static_assert(sizeof(struct vs_wire_pages) == 8, "PAGES header layout");
 _Static_assert(sizeof(struct vs_wire_stream_hello) == 24, "STREAM_HELLO layout");
@@ -46,11 +49,14 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_PAGE_REQUEST] = "PAGE_REQUEST",
     [VS_REC_POSTCOPY_END] = "POSTCOPY_END",
     [VS_REC_POSTCOPY_RESUME] = "POSTCOPY_RESUME",
+    [VS_REC_RESOLVE] = "RESOLVE",
+    [VS_REC_CLAIM] = "CLAIM",
+    [VS_REC_GRANT] = "GRANT",
 };
 
 const char *vs_wire_type_name(unsigned type)
 {
-    if (type == 0 || type > VS_REC_TYPE_MAX)
+    if (type == 0 || type > VS_REC_TYPE_MAX || !type_names[type])
         return "unknown";
     return type_names[type];
 }

@@ -13,7 +13,9 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  1         /* 2.1: post-copy records 15..20 */
+#define VS_WIRE_VERSION_MINOR  2         /* 2.1: post-copy records 15..20; 2.2: settling
+                                               the commit window (RESOLVE, CLAIM, GRANT,
+                                               HELLO resolve_port) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -55,9 +57,17 @@ enum vs_wire_type {
     VS_REC_POSTCOPY_RESUME = 20,   /* either    struct vs_wire_postcopy_resume (+ bitmap from
                                                 the destination): first record of a
                                                 reconnected stream 0 */
+    /* Settling the commit window (version 2.2): */
+    VS_REC_RESOLVE = 21,       /* either    struct vs_wire_resolve, on a fresh connection:
+                                            settling the outcome of a migration whose
+                                            stream 0 was lost in the commit window */
+    VS_REC_CLAIM = 22,         /* dst->src  empty: after COMMIT, the destination asks to run
+                                            the VM */
+    VS_REC_GRANT = 23,         /* src->dst  empty: the source grants the claim (its point of
+                                            no return); the destination resumes */
     VS_REC_POSTCOPY_FIRST = 15,
     VS_REC_POSTCOPY_LAST = 20,
-    VS_REC_TYPE_MAX = 20,
+    VS_REC_TYPE_MAX = 23,
 };
 
 /* HELLO / HELLO_REPLY feature bits. */
@@ -93,6 +103,34 @@ struct vs_wire_hello {
     uint32_t nr_streams;       /* 1..VS_WIRE_MAX_STREAMS; the source has already opened
                                   streams 1..nr_streams-1 when it sends HELLO */
     uint32_t codecs;           /* bit (1 << enum vs_codec) per codec CPAGES may use */
+    /* Version 2.2 (a 2.0 or 2.1 HELLO ends here, 64 bytes): */
+    uint16_t resolve_port;     /* TCP port on the source's address of stream 0 where it
+                                  answers RESOLVE queries (0: none) */
+    uint16_t reserved0;
+    uint32_t reserved1;
+};
+#define VS_WIRE_HELLO_OLD_SIZE 64u   /* HELLO of versions 2.0 and 2.1: no resolve_port */
+
+/* States a side reports in RESOLVE (docs/state-machine.md, "The commit window"). */
+enum vs_wire_outcome {
+    VS_OUTCOME_SRC_UNDECIDED = 1,  /* the source has not decided yet: ask again */
+    VS_OUTCOME_SRC_COMMITTED = 2,  /* verified: the destination may claim the VM (the
+                                      source still resumes it if the destination is gone
+                                      before claiming) */
+    VS_OUTCOME_SRC_ABORTED = 3,    /* the source keeps the VM: discard your copy (the
+                                      source resumes only once it knows you did) */
+    VS_OUTCOME_DST_IN_DOUBT = 4,   /* verified, paused, waiting for the outcome */
+    VS_OUTCOME_DST_RUNNING = 5,    /* the destination runs the VM */
+    VS_OUTCOME_DST_DISCARDED = 6,  /* the destination's copy is gone for good */
+    VS_OUTCOME_UNKNOWN = 7,        /* this process knows no such session */
+    VS_OUTCOME_SRC_GRANTED = 8,    /* the VM is the destination's: run it */
+    VS_OUTCOME_MAX = 8,
+};
+
+struct vs_wire_resolve {
+    uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's session */
+    uint32_t state;            /* enum vs_wire_outcome: the sender's state */
+    uint32_t reserved;
 };
 
 struct vs_wire_stream_hello {

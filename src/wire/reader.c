@@ -72,6 +72,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_RESUMED: return sizeof(struct vs_wire_resumed);
     case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
     case VS_REC_POSTCOPY_END: return sizeof(struct vs_wire_postcopy_end);
+    case VS_REC_RESOLVE: return sizeof(struct vs_wire_resolve);
     default: return 0;
     }
 }
@@ -83,6 +84,8 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
     *min = *max = fixed;
     switch (type) {
     case VS_REC_COMMIT:
+    case VS_REC_CLAIM:
+    case VS_REC_GRANT:
         *min = *max = 0;
         break;
     case VS_REC_HELLO:
@@ -392,56 +395,6 @@ int vs_wire_read_fixed(struct vs_wire_reader *r, const struct vs_wire_header *h,
         return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: expected exactly %zu "
                         "bytes", h->length, size);
     return vs_wire_read_payload(r, h, out, size);
-}
-
-int vs_wire_check_hello(const struct vs_wire_hello *h)
-{
-    if (h->version_major != VS_WIRE_VERSION_MAJOR)
-        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: stream version %u.%u is not "
-                       "supported by this vmshift (speaks %d.x); %s", h->version_major,
-                       h->version_minor, VS_WIRE_VERSION_MAJOR,
-                       h->version_major > VS_WIRE_VERSION_MAJOR ? "upgrade the destination"
-                                                                : "upgrade the source");
-    if (h->page_size != VS_WIRE_PAGE_SIZE)
-        return vs_fail(EPROTO, "migration stream: HELLO: page size %u is not supported "
-                       "(only %u)", h->page_size, VS_WIRE_PAGE_SIZE);
-    if (h->ram_size == 0 || h->ram_size % VS_WIRE_PAGE_SIZE)
-        return vs_fail(EPROTO, "migration stream: HELLO: RAM size %llu is not a positive "
-                       "multiple of %u", (ull)h->ram_size, VS_WIRE_PAGE_SIZE);
-    if (h->nr_vcpus < 1 || h->nr_vcpus > VS_MAX_VCPUS)
-        return vs_fail(EPROTO, "migration stream: HELLO: %u vCPUs is out of range 1..%d",
-                       h->nr_vcpus, VS_MAX_VCPUS);
-    if (h->features & ~VS_WIRE_KNOWN_FEATURES)
-        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown feature bits 0x%x "
-                       "(this vmshift knows 0x%x); upgrade the destination",
-                       h->features & ~VS_WIRE_KNOWN_FEATURES, VS_WIRE_KNOWN_FEATURES);
-    if (h->nr_streams < 1 || h->nr_streams > VS_WIRE_MAX_STREAMS)
-        return vs_fail(EPROTO, "migration stream: HELLO: %u streams is out of range 1..%d",
-                       h->nr_streams, VS_WIRE_MAX_STREAMS);
-    if (h->codecs & ~((1u << VS_CODEC_COUNT) - 1))
-        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown codec bits 0x%x; "
-                       "upgrade the destination", h->codecs & ~((1u << VS_CODEC_COUNT) - 1));
-    return 0;
-}
-
-int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
-                               const struct vs_wire_hello *h)
-{
-    if (memcmp(sh->session, h->session, sizeof(sh->session)) != 0)
-        return vs_fail(EACCES, "migration stream: STREAM_HELLO names another migration "
-                       "session; a connection from a different source?");
-    if (sh->nr_streams != h->nr_streams || sh->index < 1 || sh->index >= h->nr_streams)
-        return vs_fail(EPROTO, "migration stream: STREAM_HELLO: stream %u of %u does not fit "
-                       "the %u streams of HELLO", sh->index, sh->nr_streams, h->nr_streams);
-    return 0;
-}
-
-int vs_wire_check_reason(const char *reason, size_t cap)
-{
-    if (!reason || cap == 0 || !memchr(reason, '\0', cap))
-        return vs_fail(EPROTO, "migration stream: reason string is not NUL-terminated "
-                       "within %zu bytes", cap);
-    return 0;
 }
 
 /* ---- Post-copy records ---- */

@@ -83,12 +83,14 @@ int vs_wire_read_page_request(struct vs_wire_reader *r, const struct vs_wire_hea
                               uint64_t ram_size, struct vs_wire_page_request *info,
                               uint64_t *gpa);
 
-/* Validate a received hello / reason string (NUL within bounds, versions). */
+/* Validate a received hello / reason string (NUL within bounds, versions); field_checks.c. */
 int vs_wire_check_hello(const struct vs_wire_hello *h);
 /* An extra stream's STREAM_HELLO against stream 0's HELLO: same session, index in
  * 1..nr_streams-1. */
 int vs_wire_check_stream_hello(const struct vs_wire_stream_hello *sh,
                                const struct vs_wire_hello *h);
 int vs_wire_check_reason(const char *reason, size_t cap);
+/* A RESOLVE record's fields: a known state. */
+int vs_wire_check_resolve(const struct vs_wire_resolve *rs);
 
 #endif

@@ -43,9 +43,19 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
+static char next_env[256];
+
+void harness_child_env(const char *kv)
+{
+    snprintf(next_env, sizeof(next_env), "%s", kv ? kv : "");
+}
+
 pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
                     const char *stderr_path, const char *const *pre)
 {
+    char env[sizeof(next_env)];
+    snprintf(env, sizeof(env), "%s", next_env);
+    next_env[0] = '\0';
     const char *argv[72];
     int n = 0;
     if (netns && netns[0]) {
@@ -75,6 +85,8 @@ pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
             dup2(nul, 0);
             dup2(nul, 1);
         }
+        if (env[0])
+            putenv(env);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }

@@ -26,6 +26,10 @@ struct vm_proc {
     char netns[32];        /* run inside this network namespace ("" = none) */
 };
 
+/* Put KEY=VALUE into the environment of the next process the harness starts (only
+ * that one), e.g. VMSHIFT_FAULT=... */
+void harness_child_env(const char *kv);
+
 /* Fail the test loudly unless /dev/kvm can be opened: these tests never skip. */
 void require_kvm(void);
 

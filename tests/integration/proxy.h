@@ -1,0 +1,27 @@
+/* A TCP proxy for the fault suite: listens on 127.0.0.1, forwards every connection to a
+ * target port, and applies one byte-level fault to the first connection (stream 0 of a
+ * migration): cut it, corrupt one byte, or stall one direction, at a byte offset. */
+#ifndef VS_TEST_PROXY_H
+#define VS_TEST_PROXY_H
+
+#include <stdint.h>
+
+enum proxy_dir { PROXY_TO_DST = 0, PROXY_TO_SRC = 1 };
+enum proxy_action { PROXY_NONE, PROXY_CUT, PROXY_CORRUPT, PROXY_STALL };
+
+struct proxy_fault {
+    enum proxy_action action;
+    enum proxy_dir dir;
+    uint64_t offset;          /* bytes of that direction before the fault */
+    unsigned stall_ms;        /* PROXY_STALL */
+};
+
+struct test_proxy;
+
+/* Start forwarding 127.0.0.1:port (returned) to 127.0.0.1:target_port. */
+struct test_proxy *proxy_start(int target_port, const struct proxy_fault *fault, int *port);
+/* Whether the fault was applied (the offset was reached). */
+int proxy_fired(struct test_proxy *p);
+void proxy_stop(struct test_proxy *p);
+
+#endif
