@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_socket.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -483,161 +484,34 @@ int ctl_server_poll(struct ctl_server *s, int timeout_ms)
 
 /* ---- open/close ------------------------------------------------------------------ */
 
-static void dir_of(const char *path, char *buf, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(buf, len, ".");
-    else if (slash == path)
-        snprintf(buf, len, "/");
-    else
-        snprintf(buf, len, "%.*s", (int)(slash - path), path);
-}
-
-/* Is somebody accepting connections at the socket `path`? 1 yes, 0 no (stale), <0 error. */
-static int probe_live(const char *path, const struct sockaddr_un *addr)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return vs_fail(errno, "cannot create a socket to check control socket %s: %s", path,
-                       strerror(errno));
-    int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-    int err = errno;
-    close(fd);
-    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
-        return 1; /* accepted, or a live listener with a full backlog */
-    if (err == ECONNREFUSED)
-        return 0;
-    if (err == ENOENT)
-        return 0; /* vanished meanwhile */
-    return vs_fail(err, "cannot check whether control socket %s is in use: %s; choose another "
-                        "--ctl path",
-                   path, strerror(err));
-}
-
-static char *absolute_path(const char *path)
-{
-    if (path[0] == '/')
-        return strdup(path);
-    char *cwd = getcwd(NULL, 0);
-    if (!cwd)
-        return strdup(path);
-    char *abs = NULL;
-    if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-        abs = NULL;
-    free(cwd);
-    return abs;
-}
-
 int ctl_server_open(struct ctl_server **out, const char *socket_path, ctl_handler_fn fn,
                     void *ctx)
 {
     *out = NULL;
-    if (!socket_path || !*socket_path)
-        return vs_fail(EINVAL, "control socket path is empty; give a path such as "
-                               "--ctl /tmp/vmshift.sock");
     if (!fn)
-        return vs_fail(EINVAL, "control socket %s: no request handler given", socket_path);
-
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    size_t plen = strlen(socket_path);
-    if (plen >= sizeof(addr.sun_path))
-        return vs_fail(ENAMETOOLONG,
-                       "control socket path %s is too long (%zu bytes, the limit is %zu); use a "
-                       "shorter --ctl path such as /tmp/vmshift.sock",
-                       socket_path, plen, sizeof(addr.sun_path) - 1);
-    memcpy(addr.sun_path, socket_path, plen + 1);
-
-    char dir[PATH_MAX];
-    dir_of(socket_path, dir, sizeof(dir));
-
-    struct stat st;
-    if (lstat(socket_path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            return vs_fail(EEXIST, "control socket path %s exists and is not a socket; remove "
-                                   "it or choose another --ctl path",
-                           socket_path);
-        int live = probe_live(socket_path, &addr);
-        if (live < 0)
-            return live;
-        if (live)
-            return vs_fail(EADDRINUSE, "control socket %s is in use by another process; "
-                                       "choose another --ctl path",
-                           socket_path);
-        if (unlink(socket_path) < 0 && errno != ENOENT)
-            return vs_fail(errno, "cannot remove stale control socket %s: %s; remove it by "
-                                  "hand or choose another --ctl path",
-                           socket_path, strerror(errno));
-        vs_debug("control: replaced stale socket %s", socket_path);
-    } else if (errno == ENOTDIR || (errno == ENOENT && access(dir, F_OK) != 0)) {
-        return vs_fail(ENOENT, "cannot create control socket %s: directory %s does not exist; "
-                               "create it or choose another --ctl path",
-                       socket_path, dir);
-    } else if (errno != ENOENT) {
-        return vs_fail(errno, "cannot use control socket path %s: %s; choose another --ctl "
-                              "path",
-                       socket_path, strerror(errno));
-    }
-
+        return vs_fail(EINVAL, "control socket %s: no request handler given",
+                       socket_path ? socket_path : "(none)");
     struct ctl_server *s = calloc(1, sizeof(*s));
     if (!s)
         return vs_fail(ENOMEM, "out of memory creating control socket %s", socket_path);
     s->listen_fd = -1;
     s->fn = fn;
     s->ctx = ctx;
+    int rc = ctl_socket_listen(socket_path, &s->listen_fd, &s->dev, &s->ino);
+    if (rc < 0) {
+        ctl_server_close(s);
+        return rc;
+    }
     s->path = strdup(socket_path);
-    s->abs_path = absolute_path(socket_path);
+    s->abs_path = ctl_socket_absolute_path(socket_path);
     if (!s->path || !s->abs_path) {
+        unlink(socket_path);
+        s->ino = 0;
         ctl_server_close(s);
         return vs_fail(ENOMEM, "out of memory creating control socket %s", socket_path);
     }
-
-    int rc;
-    s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (s->listen_fd < 0) {
-        rc = vs_fail(errno, "cannot create control socket %s: %s", socket_path,
-                     strerror(errno));
-        goto fail;
-    }
-    if (bind(s->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        int err = errno;
-        if (err == EADDRINUSE)
-            rc = vs_fail(err, "control socket %s is in use by another process; choose "
-                              "another --ctl path",
-                         socket_path);
-        else if (err == ENOENT || err == ENOTDIR)
-            rc = vs_fail(err, "cannot create control socket %s: directory %s does not exist; "
-                              "create it or choose another --ctl path",
-                         socket_path, dir);
-        else
-            rc = vs_fail(err, "cannot create control socket %s: %s; choose another --ctl "
-                              "path in a directory you can write to",
-                         socket_path, strerror(err));
-        goto fail;
-    }
-    /* Nobody can connect before listen(), so tightening the mode here leaves no window. */
-    if (chmod(socket_path, 0600) < 0 || stat(socket_path, &st) < 0) {
-        rc = vs_fail(errno, "cannot set permissions of control socket %s: %s", socket_path,
-                     strerror(errno));
-        unlink(socket_path);
-        goto fail;
-    }
-    s->dev = st.st_dev;
-    s->ino = st.st_ino;
-    if (listen(s->listen_fd, CTL_MAX_CLIENTS) < 0) {
-        rc = vs_fail(errno, "cannot listen on control socket %s: %s", socket_path,
-                     strerror(errno));
-        unlink(socket_path);
-        goto fail;
-    }
     *out = s;
     return 0;
-
-fail:
-    s->ino = 0;
-    s->dev = 0;
-    ctl_server_close(s);
-    return rc;
 }
 
 void ctl_server_close(struct ctl_server *s)
@@ -649,10 +523,7 @@ void ctl_server_close(struct ctl_server *s)
     s->nconns = 0;
     if (s->listen_fd >= 0) {
         close(s->listen_fd);
-        struct stat st;
-        if (s->abs_path && s->ino && stat(s->abs_path, &st) == 0 && st.st_dev == s->dev &&
-            st.st_ino == s->ino && S_ISSOCK(st.st_mode))
-            unlink(s->abs_path);
+        ctl_socket_remove_if_ours(s->abs_path, s->dev, s->ino);
     }
     free(s->path);
     free(s->abs_path);
