@@ -365,10 +365,13 @@ def iperf_run(hosts, streams=1, seconds=3, port=None, extra_args=()):
         server.wait()
 
 
-def iperf_ceiling(hosts, streams, seconds=3):
+def iperf_ceiling(hosts, streams, seconds=3, samples=2):
     """Gbit/s received by an iperf3 server in B from a client in A with -P streams
-    (hosts=None: both on 127.0.0.1 in the caller's namespace)."""
-    return iperf_run(hosts, streams, seconds)["gbit_received"]
+    (hosts=None: both on 127.0.0.1 in the caller's namespace): the best of `samples` runs.
+    A ceiling is a maximum, and on a 2-core machine one run now and then comes out at half
+    the usual figure (one run at 40gbit gave 11.6 Gbit/s where four others gave 21-25)."""
+    return max(iperf_run(hosts, streams, seconds)["gbit_received"]
+               for _ in range(max(1, samples)))
 
 
 def _main():
