@@ -522,8 +522,9 @@ void ctl_server_close(struct ctl_server *s)
         conn_free(s->conns[i]);
     s->nconns = 0;
     if (s->listen_fd >= 0) {
-        close(s->listen_fd);
+        /* The name goes first: a client never finds the path without a listener. */
         ctl_socket_remove_if_ours(s->abs_path, s->dev, s->ino);
+        close(s->listen_fd);
     }
     free(s->path);
     free(s->abs_path);

@@ -1,5 +1,6 @@
 /* The control socket's file: checking its path, replacing a stale socket nobody listens
- * on, binding and listening with mode 0600, and removing it only while it is still ours. */
+ * on, binding and listening with mode 0600 before the path appears, and removing it only
+ * while it is still ours. */
 #include "ctl/ctl_socket.h"
 
 #include "common/error.h"
@@ -7,6 +8,9 @@
 #include "ctl/ctl_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +112,18 @@ int ctl_socket_listen(const char *socket_path, int *fd_out, dev_t *dev, ino_t *i
                        socket_path, strerror(errno));
     }
 
+    /* The socket is made under a temporary name and renamed into place once it listens:
+     * a client that waits for the path to appear (scripts, the benchmark, vmshiftd) must
+     * never find it refusing connections between bind() and listen(). */
+    struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+    static atomic_uint seq; /* several servers of one process may open at once */
+    int tlen = snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s/.vmshift-ctl-%ld-%u.tmp", dir,
+                        (long)getpid(), atomic_fetch_add(&seq, 1));
+    bool staged = tlen > 0 && (size_t)tlen < sizeof(tmp.sun_path);
+    const char *bound = staged ? tmp.sun_path : socket_path;
+    if (staged)
+        unlink(tmp.sun_path); /* left by an earlier process with our pid, killed here */
+
     int rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -115,12 +131,13 @@ int ctl_socket_listen(const char *socket_path, int *fd_out, dev_t *dev, ino_t *i
                      strerror(errno));
         goto fail;
     }
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+    if (bind(fd, staged ? (struct sockaddr *)&tmp : (struct sockaddr *)&addr,
+             sizeof(addr)) < 0) {
         int err = errno;
         if (err == EADDRINUSE)
             rc = vs_fail(err, "control socket %s is in use by another process; choose "
                               "another --ctl path",
-                         socket_path);
+                         bound);
         else if (err == ENOENT || err == ENOTDIR)
             rc = vs_fail(err, "cannot create control socket %s: directory %s does not exist; "
                               "create it or choose another --ctl path",
@@ -128,20 +145,34 @@ int ctl_socket_listen(const char *socket_path, int *fd_out, dev_t *dev, ino_t *i
         else
             rc = vs_fail(err, "cannot create control socket %s: %s; choose another --ctl "
                               "path in a directory you can write to",
-                         socket_path, strerror(err));
+                         bound, strerror(err));
         goto fail;
     }
     /* Nobody can connect before listen(), so tightening the mode here leaves no window. */
-    if (chmod(socket_path, 0600) < 0 || stat(socket_path, &st) < 0) {
-        rc = vs_fail(errno, "cannot set permissions of control socket %s: %s", socket_path,
+    if (chmod(bound, 0600) < 0 || stat(bound, &st) < 0) {
+        rc = vs_fail(errno, "cannot set permissions of control socket %s: %s", bound,
                      strerror(errno));
-        unlink(socket_path);
+        unlink(bound);
         goto fail;
     }
     if (listen(fd, CTL_MAX_CLIENTS) < 0) {
         rc = vs_fail(errno, "cannot listen on control socket %s: %s", socket_path,
                      strerror(errno));
-        unlink(socket_path);
+        unlink(bound);
+        goto fail;
+    }
+    if (staged && renameat2(AT_FDCWD, tmp.sun_path, AT_FDCWD, socket_path,
+                            RENAME_NOREPLACE) < 0) {
+        int err = errno;
+        unlink(tmp.sun_path);
+        if (err == EEXIST)
+            rc = vs_fail(err, "control socket %s is in use by another process; choose "
+                              "another --ctl path",
+                         socket_path);
+        else
+            rc = vs_fail(err, "cannot move control socket %s into place as %s: %s; choose "
+                              "another --ctl path",
+                         tmp.sun_path, socket_path, strerror(err));
         goto fail;
     }
     *dev = st.st_dev;

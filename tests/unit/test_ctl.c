@@ -1,4 +1,4 @@
-/* Unit tests for the control plane: the server and client (protocol, errors, the socket file). */
+/* Unit tests of the control plane's server and client: the protocol, client errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,7 @@
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -422,114 +423,6 @@ static void test_client_timeout(void **state)
     json_object_put(arr);
 }
 
-/* ---- tests: server open/close --------------------------------------------------- */
-
-static int dummy_handler(void *ctx, const char *cmd, struct json_object *req,
-                         struct json_object *reply)
-{
-    (void)ctx;
-    (void)req;
-    json_object_object_add(reply, "from", json_object_new_string(cmd));
-    return 0;
-}
-
-static void test_second_server_on_live_path(void **state)
-{
-    struct fixture *f = *state;
-    struct ctl_server *s2 = (struct ctl_server *)1;
-    char expect[300];
-    int rc = ctl_server_open(&s2, f->path, dummy_handler, NULL);
-    assert_int_equal(rc, -EADDRINUSE);
-    assert_null(s2);
-    snprintf(expect, sizeof(expect),
-             "control socket %s is in use by another process; choose another --ctl path",
-             f->path);
-    assert_string_equal(vs_last_error(), expect);
-    /* The first server is unharmed. */
-    struct json_object *reply;
-    assert_int_equal(ctl_command(f->path, "echo", NULL, &reply, 2000), 0);
-    assert_true(reply_ok(reply));
-    json_object_put(reply);
-}
-
-static void test_stale_socket_replaced(void **state)
-{
-    struct fixture *f = *state;
-    char path[200];
-    snprintf(path, sizeof(path), "%s/stale.sock", f->dir);
-    /* A socket file with nobody listening, as left by a crashed VM. */
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un a = { .sun_family = AF_UNIX };
-    assert_true(strlen(path) < sizeof(a.sun_path));
-    memcpy(a.sun_path, path, strlen(path) + 1);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    close(fd);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-
-    struct ctl_server *s2;
-    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), 0);
-    /* Serve one request single-threaded: the client's bytes wait in the socket buffers. */
-    int c = raw_connect(path);
-    raw_send(c, "{\"cmd\":\"hello\"}\n", 16);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(ctl_server_poll(s2, 20), 0);
-    bool eof;
-    char *text = raw_read_lines(c, 1, &eof);
-    struct json_object *r = line_json(text, 0);
-    assert_true(reply_ok(r));
-    assert_string_equal(reply_str(r, "from"), "hello");
-    json_object_put(r);
-    free(text);
-    close(c);
-    assert_int_equal(ctl_server_poll(s2, 0), 0);
-    ctl_server_close(s2);
-    /* close unlinks the path. */
-    assert_int_equal(stat(path, &st), -1);
-    assert_int_equal(errno, ENOENT);
-}
-
-static void test_open_errors(void **state)
-{
-    struct fixture *f = *state;
-    struct ctl_server *s2;
-    char path[300], expect[600];
-
-    /* A regular file is never deleted. */
-    snprintf(path, sizeof(path), "%s/file", f->dir);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs("keep me", fp);
-    fclose(fp);
-    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), -EEXIST);
-    assert_non_null(strstr(vs_last_error(), "exists and is not a socket"));
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_size, 7);
-
-    /* A missing directory. */
-    snprintf(path, sizeof(path), "%s/no/such/dir/x.sock", f->dir);
-    assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), -ENOENT);
-    snprintf(expect, sizeof(expect),
-             "cannot create control socket %s: directory %s/no/such/dir does not exist; "
-             "create it or choose another --ctl path",
-             path, f->dir);
-    assert_string_equal(vs_last_error(), expect);
-
-    /* Too long for sun_path. */
-    char longp[200];
-    memset(longp, 'a', sizeof(longp) - 1);
-    longp[0] = '/';
-    longp[sizeof(longp) - 1] = '\0';
-    assert_int_equal(ctl_server_open(&s2, longp, dummy_handler, NULL), -ENAMETOOLONG);
-    assert_non_null(strstr(vs_last_error(), "is too long (199 bytes, the limit is 107)"));
-    struct json_object *reply;
-    assert_int_equal(ctl_command(longp, "x", NULL, &reply, 100), -ENAMETOOLONG);
-
-    assert_int_equal(ctl_server_open(&s2, "", dummy_handler, NULL), -EINVAL);
-    assert_non_null(strstr(vs_last_error(), "empty"));
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* belt and braces: the code under test uses MSG_NOSIGNAL */
@@ -546,9 +439,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_many_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_socket_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_second_server_on_live_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
