@@ -493,7 +493,8 @@ int ctl_server_open(struct ctl_server **out, const char *socket_path, ctl_handle
                        socket_path ? socket_path : "(none)");
     struct ctl_server *s = calloc(1, sizeof(*s));
     if (!s)
-        return vs_fail(ENOMEM, "out of memory creating control socket %s", socket_path);
+        return vs_fail(ENOMEM, "out of memory creating control socket %s",
+                       socket_path ? socket_path : "(none)");
     s->listen_fd = -1;
     s->fn = fn;
     s->ctx = ctx;
