@@ -46,6 +46,36 @@ static struct json_object *args_of(const char *json)
     return a;
 }
 
+/* Migrate with the fields in `json`; the test fails unless the migration completed. */
+static struct json_object *migrate_completed(struct vm_proc *src, const char *to,
+                                             const char *json, const char *label, int timeout_s)
+{
+    struct json_object *a = args_of(json);
+    struct json_object *r = vm_migrate(src, to, a, timeout_s);
+    json_object_put(a);
+    print_migration(label, r);
+    if (strcmp(json_str(r, "status"), "completed"))
+        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    return r;
+}
+
+static uint64_t guest_passes(struct vm_proc *vm)
+{
+    struct json_object *st = vm_cmd(vm, "status", NULL);
+    uint64_t passes = guest_u64(st, "passes");
+    json_object_put(st);
+    return passes;
+}
+
+/* The verify guest, moved, checks every page twice more and finds none bad. */
+static void expect_clean_guest_after_move(struct vm_proc *dst, uint64_t passes_before)
+{
+    vm_proc_wait_ctl(dst, 30);
+    struct json_object *st = wait_guest_at_least(dst, "passes", passes_before + 2, 120);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+}
+
 static void plain_precopy_gives_up_and_the_vm_runs_on(void **state)
 {
     (void)state;
@@ -88,15 +118,9 @@ static void throttle_converges_and_reports_the_stall(void **state)
     char to[64];
     start_pair(&src, &dst, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify",
                                 "--fill", "random"), to, sizeof(to));
-    struct json_object *st = vm_cmd(&src, "status", NULL);
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
-    struct json_object *a = args_of("{\"converge\": \"throttle\", \"max_passes\": 12}");
-    struct json_object *r = vm_migrate(&src, to, a, 180);
-    json_object_put(a);
-    print_migration("throttle (sleep)", r);
-    if (strcmp(json_str(r, "status"), "completed"))
-        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    uint64_t passes = guest_passes(&src);
+    struct json_object *r = migrate_completed(&src, to, "{\"converge\": \"throttle\", "
+                                              "\"max_passes\": 12}", "throttle (sleep)", 180);
     struct json_object *t = json_member(r, "throttle");
     print_message("throttle %s from %.0f ms, deepest %.0f%%, guest stall %.0f ms (baseline %.0f "
                   "pages/s)\n", json_str(t, "mode"), json_num(t, "started-at"),
@@ -115,10 +139,7 @@ static void throttle_converges_and_reports_the_stall(void **state)
     /* The downtime stayed near the limit (the transfer is bounded by 300 ms). */
     assert_true(json_num(r, "blackout-send-time") < 1000);
     json_object_put(r);
-    vm_proc_wait_ctl(&dst, 30);
-    st = wait_guest_at_least(&dst, "passes", passes + 2, 120);
-    assert_int_equal(guest_u64(st, "errors"), 0);
-    json_object_put(st);
+    expect_clean_guest_after_move(&dst, passes);
     vm_proc_stop(&src);
     vm_proc_stop(&dst);
 }
@@ -131,12 +152,9 @@ static void dirty_limits_with_the_ring(void **state)
     char to[64];
     start_pair(&src, &dst, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "continuous",
                                 "--dirty-ring", "65536"), to, sizeof(to));
-    struct json_object *a = args_of("{\"converge\": \"throttle\", \"max_passes\": 12}");
-    struct json_object *r = vm_migrate(&src, to, a, 180);
-    json_object_put(a);
-    print_migration("throttle (dirty limit)", r);
-    if (strcmp(json_str(r, "status"), "completed"))
-        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    struct json_object *r = migrate_completed(&src, to, "{\"converge\": \"throttle\", "
+                                              "\"max_passes\": 12}", "throttle (dirty limit)",
+                                              180);
     struct json_object *t = json_member(r, "throttle"), *ram = json_member(r, "ram");
     assert_string_equal(json_str(ram, "dirty-tracking"), "dirty-ring");
     struct json_object *rates = json_member(ram, "vcpu-dirty-rate");
@@ -195,12 +213,8 @@ static void the_schedule_raises_the_limit_up_to_the_maximum(void **state)
     vm_receiver_start(&dst, "198.18.0.2", hosts.b, NULL);
     snprintf(to, sizeof(to), "198.18.0.2:%d", dst.port);
 
-    a = args_of("{\"downtime_schedule\": [500, 1000], \"max_passes\": 8}");
-    r = vm_migrate(&src, to, a, 120);
-    json_object_put(a);
-    print_migration("schedule 500,1000", r);
-    if (strcmp(json_str(r, "status"), "completed"))
-        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    r = migrate_completed(&src, to, "{\"downtime_schedule\": [500, 1000], \"max_passes\": 8}",
+                          "schedule 500,1000", 120);
     assert_int_equal((int)json_num(r, "downtime-steps-used"), 2);
     assert_int_equal((int)json_num(r, "downtime-limit"), 1000);
     /* The final transfer fit the raised limit, not the first one. */
@@ -225,25 +239,16 @@ static void auto_goes_postcopy_when_the_throttle_would_be_too_deep(void **state)
     char to[64];
     start_pair(&src, &dst, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify",
                                 "--fill", "random"), to, sizeof(to));
-    struct json_object *st = vm_cmd(&src, "status", NULL);
-    uint64_t passes = guest_u64(st, "passes");
-    json_object_put(st);
+    uint64_t passes = guest_passes(&src);
     /* 8 MB/s in pre-copy: the verify guests rewrite their pages several times faster. */
-    struct json_object *a = args_of("{\"converge\": \"auto\", \"max_passes\": 12, "
-                                    "\"max_bandwidth\": 8000000}");
-    struct json_object *r = vm_migrate(&src, to, a, 180);
-    json_object_put(a);
-    print_migration("auto", r);
-    if (strcmp(json_str(r, "status"), "completed"))
-        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    struct json_object *r = migrate_completed(&src, to, "{\"converge\": \"auto\", "
+                                              "\"max_passes\": 12, \"max_bandwidth\": 8000000}",
+                                              "auto", 180);
     assert_string_equal(json_str(r, "converge"), "auto");
     struct json_object *pc = json_member(r, "postcopy");
     assert_true(json_num(pc, "missing-pages") > 0);
     json_object_put(r);
-    vm_proc_wait_ctl(&dst, 30);
-    st = wait_guest_at_least(&dst, "passes", passes + 2, 120);
-    assert_int_equal(guest_u64(st, "errors"), 0);
-    json_object_put(st);
+    expect_clean_guest_after_move(&dst, passes);
     vm_proc_stop(&src);
     vm_proc_stop(&dst);
 }
