@@ -33,9 +33,8 @@ struct pair {
 static int setup(void **state)
 {
     struct pair *p = calloc(1, sizeof(*p));
-    if (!p || wire_pair_open(&p->tx, &p->rx) || vs_wire_writer_init(&p->w, p->tx))
+    if (!p || wire_stream_open(&p->tx, &p->rx, &p->w, &p->r) < 0)
         return -1;
-    vs_wire_reader_init(&p->r, p->rx);
     *state = p;
     return 0;
 }
@@ -43,10 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct pair *p = *state;
-    vs_wire_writer_destroy(&p->w);
-    vs_wire_reader_destroy(&p->r);
-    vs_channel_close(p->tx);
-    vs_channel_close(p->rx);
+    wire_stream_close(p->tx, p->rx, &p->w, &p->r);
     free(p);
     return 0;
 }

@@ -33,9 +33,8 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (!f || wire_pair_open(&f->tx, &f->rx) < 0 || vs_wire_writer_init(&f->w, f->tx) < 0)
+    if (!f || wire_stream_open(&f->tx, &f->rx, &f->w, &f->r) < 0)
         return -1;
-    vs_wire_reader_init(&f->r, f->rx);
     f->r.postcopy = true;
     f->ram = malloc(RAM);
     f->buf = malloc((size_t)VS_WIRE_MAX_PAGES * PG);
@@ -49,10 +48,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    vs_wire_writer_destroy(&f->w);
-    vs_wire_reader_destroy(&f->r);
-    vs_channel_close(f->tx);
-    vs_channel_close(f->rx);
+    wire_stream_close(f->tx, f->rx, &f->w, &f->r);
     free(f->ram);
     free(f->buf);
     free(f);
