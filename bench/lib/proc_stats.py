@@ -38,26 +38,24 @@ def _proc_ticks(pid):
     return _stat_ticks("/proc/%d/stat" % pid)[1]
 
 
-def status_kb(pid, key):
+def _proc_field_kb(path, key):
+    """The kB figure of `key:` in a /proc file such as status or smaps_rollup."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def status_kb(pid, key):
+    return _proc_field_kb("/proc/%d/status" % pid, key)
 
 
 def rollup_kb(pid, key):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return _proc_field_kb("/proc/%d/smaps_rollup" % pid, key)
 
 
 class CpuMeter:
