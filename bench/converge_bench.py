@@ -30,13 +30,13 @@ Absolute times on a shared 2-core machine are noise; compare within one run.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import netlab        # noqa: E402
+import plots         # noqa: E402
 import qemu_peer     # noqa: E402
 import vmshift_peer  # noqa: E402
 
@@ -171,7 +171,7 @@ set grid
 set key top right
 plot %s
 """ % (link, link, lines)
-        subprocess.run(["gnuplot"], input=script, text=True, cwd=out, check=True)
+        plots.gnuplot(script, out)
 
 
 def main():

@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, HERE)
 import netlab            # noqa: E402
+from plots import gnuplot  # noqa: E402
 import vmshift_peer      # noqa: E402
 
 ROOT = os.path.dirname(HERE)
@@ -186,12 +187,6 @@ def write_outputs(res, out):
         json.dump(res, f, indent=1)
     print(table)
     plot(res, out)
-
-
-def gnuplot(script, out):
-    p = subprocess.run(["gnuplot"], input=script, text=True, cwd=out, capture_output=True)
-    if p.returncode != 0:
-        raise RuntimeError("gnuplot: " + p.stderr[-2000:])
 
 
 def plot(res, out):

@@ -26,13 +26,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import netlab        # noqa: E402
+import plots         # noqa: E402
 import qemu_peer     # noqa: E402
 import vmshift_peer  # noqa: E402
 
@@ -159,9 +159,9 @@ plot '%s' using 2:xtic(1) title 'total time', '' using 3 title 'downtime', \\
      '' using 4 title 'guest stall'
 """ % (os.path.join(out, "postcopy.png"), results["mem"], dat)
     try:
-        subprocess.run(["gnuplot"], input=script.encode(), check=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as e:
-        print("gnuplot failed: %s" % e)
+        plots.gnuplot(script, out)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
 
 
 def main():

@@ -31,6 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import netlab        # noqa: E402
+import plots         # noqa: E402
 import qemu_peer     # noqa: E402
 import vmshift_peer  # noqa: E402
 
@@ -122,9 +123,10 @@ set yrange [0:*]
 set key off
 plot "tls-cost.dat" using 2:xtic(1)
 """ % results["reps"]
-    r = subprocess.run(["gnuplot"], input=script, text=True, cwd=out, capture_output=True)
-    if r.returncode != 0:
-        print("gnuplot failed: " + r.stderr[-500:], file=sys.stderr)
+    try:
+        plots.gnuplot(script, out)
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
 
 
 def row(link, who, mode, c, base, ceiling):

@@ -15,9 +15,14 @@ def _rates(samples):
     return out
 
 
-def _gnuplot(script, out_dir):
-    r = subprocess.run(["gnuplot"], input=script, text=True, cwd=out_dir,
-                       capture_output=True)
+def gnuplot(script, out_dir):
+    """Run a gnuplot script in out_dir (relative file names land there); RuntimeError with
+    gnuplot's own message when it fails."""
+    try:
+        r = subprocess.run(["gnuplot"], input=script, text=True, cwd=out_dir,
+                           capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError("gnuplot could not run: %s (apt-get install gnuplot-nox)" % e)
     if r.returncode != 0:
         raise RuntimeError("gnuplot failed: " + r.stderr[-2000:])
 
@@ -53,7 +58,7 @@ def plot_times(results, out_dir):
                 f.write('"%s\\n%s" %s %s\n' % (case, link, vt if vt is not None else "NaN",
                                                 qt if qt is not None else "NaN"))
                 n += 1
-    _gnuplot("""
+    gnuplot("""
 set terminal pngcairo size %d,600 font ",9"
 set output "migration-time.png"
 set title "Migration time per case (lower is better; log scale)"
@@ -89,7 +94,7 @@ def plot_bandwidth(results, out_dir):
                              % (name, impl, link, case))
     if not plots:
         return
-    _gnuplot("""
+    gnuplot("""
 set terminal pngcairo size 1100,600 font ",10"
 set output "bandwidth-over-time.png"
 set title "Throughput during pre-copy and switchover (100 ms samples)"
