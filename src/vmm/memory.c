@@ -176,6 +176,13 @@ int vs_memory_track_writes(struct vs_memory *m, bool on)
     return 0;
 }
 
+void *vs_memory_gpa_ptr(const struct vs_memory *m, uint64_t gpa, uint64_t len)
+{
+    if (gpa >= m->size || len > m->size - gpa)
+        return NULL;
+    return m->base + gpa;
+}
+
 void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len)
 {
     if (!atomic_load(&m->tracking) || len == 0)

@@ -33,6 +33,11 @@ static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t gpa)
     return m->base + gpa;
 }
 
+/* The host address of guest-physical [gpa, gpa+len) if all of it is guest RAM (one
+ * contiguous RAM range), else NULL. Devices reach every guest buffer through this: a
+ * guest-given address is never trusted. */
+void *vs_memory_gpa_ptr(const struct vs_memory *m, uint64_t gpa, uint64_t len);
+
 /* Tracking of writes the monitor itself makes to guest RAM (device emulation, debug
  * writes): migration needs them as dirty pages, and KVM's dirty log only sees the guest's.
  * Every monitor write goes through vs_memory_note_write(). */

@@ -20,7 +20,16 @@ struct vs_preload {
     uint64_t addr;
 };
 
+/* The machine: what hardware the VM has and where its RAM lies.
+ *  flat: RAM from guest-physical 0, no interrupt controller, serial and pvport only (the
+ *        VMs of vmshift before the device platform; streams from 2.0-2.2 sources);
+ *  pc:   RAM below 3 GiB at 0 and the rest from 4 GiB (the gap holds device MMIO, the
+ *        IOAPIC and the LAPIC), in-kernel irqchip (PIC, IOAPIC, LAPIC) and PIT, devices on
+ *        the bus, described to the guest by the e820 map and an MP table. */
+enum vs_machine { VS_MACHINE_PC = 0, VS_MACHINE_FLAT = 1 };
+
 struct vs_vm_config {
+    enum vs_machine machine;
     const char *kvm_device;      /* "/dev/kvm" */
     const char *kernel;          /* guest ELF */
     enum vs_boot_mode boot;
