@@ -115,6 +115,26 @@ bool host_vm_refresh(struct host_daemon *d, struct host_vm *vm)
     return true;
 }
 
+/* A VM of this name that is still stopping (the VM of an earlier visit, asked to quit:
+ * VMs move back and forth during maintenance) must not refuse a new one of that name.
+ * Wait until its monitor has exited (it is killed at its stop deadline), so the name,
+ * its directory and its memory are free again. Other commands wait meanwhile: a stop
+ * takes well under a second unless the monitor hangs. */
+static void await_namesake_stopped(struct host_daemon *d, const char *name)
+{
+    struct host_vm *old = host_table_find(&d->table, name);
+    if (!old || old->state != HOST_VM_STOPPING)
+        return;
+    vs_info("VM '%s': waiting for the earlier VM of this name (pid %d) to finish stopping",
+            name, (int)old->pid);
+    uint64_t give_up = after_s(d->opt.stop_timeout_s + 5);
+    while (old->state == HOST_VM_STOPPING && vs_clock_ns() < give_up) {
+        host_daemon_tick(d);    /* reaps it; kills it at its stop deadline */
+        if (old->state == HOST_VM_STOPPING)
+            vs_sleep_ns(10000000);
+    }
+}
+
 int host_vm_start(struct host_daemon *d, const char *name, struct json_object *req,
                   struct host_vm **out)
 {
@@ -125,6 +145,7 @@ int host_vm_start(struct host_daemon *d, const char *name, struct json_object *r
     snprintf(n.name, sizeof(n.name), "%s", name);
     if ((rc = vm_paths(d, &n)))
         return rc;
+    await_namesake_stopped(d, name);
     char serial[HOST_PATH_BUF], err[HOST_PATH_BUF];
     vm_file(&n, "serial.log", serial, sizeof(serial));
     vm_file(&n, "stderr.log", err, sizeof(err));
@@ -178,6 +199,8 @@ int host_vm_receive(struct host_daemon *d, const char *name, uint64_t mem, unsig
 {
     struct host_vm n = { .state = HOST_VM_INCOMING, .origin = HOST_ORIGIN_MIGRATED_IN,
                          .mem = mem, .vcpus = vcpus };
+    if (host_check_name(name) == 0)
+        await_namesake_stopped(d, name);
     int rc = host_table_admit(&d->table, name, mem);
     if (rc)
         return rc;

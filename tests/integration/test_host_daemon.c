@@ -270,6 +270,42 @@ static void vms_outlive_a_crashed_daemon_and_are_adopted(void **state)
     host_proc_stop(&h);
 }
 
+/* VMs move back and forth during maintenance: a VM that comes back while the monitor of
+ * its earlier visit is still stopping is taken, not refused as "already stopping". The
+ * old monitor is frozen (SIGSTOP) so it cannot quit before its stop deadline: without the
+ * wait in the daemon both requests below are refused, every time. */
+static void a_stopping_namesake_does_not_refuse_a_new_vm(void **state)
+{
+    (void)state;
+    struct host_proc h;
+    host_proc_start(&h, "H", NULL, "127.0.0.1", ARGS("--stop-timeout", "2"));
+    const char *kinds[] = { "vm-receive", "vm-start" };
+    for (int k = 0; k < 2; k++) {
+        host_vm_start_wait(&h, "back", ARGS("mem=32M", "workload=idle"));
+        int old = entry_pid(&h, "back");
+        assert_int_equal(kill(old, SIGSTOP), 0);
+        json_object_put(host_vm_cmd(&h, "vm-stop", "back", NULL));
+        assert_string_equal(host_vm_state(&h, "back"), "stopping");
+        struct json_object *a = json_tokener_parse("{\"name\":\"back\",\"mem\":\"32M\","
+                                                   "\"workload\":\"idle\"}");
+        struct json_object *r = host_cmd_any(&h, kinds[k], a);
+        json_object_put(a);
+        struct json_object *ok;
+        if (!json_object_object_get_ex(r, "ok", &ok) || !json_object_get_boolean(ok))
+            fail_msg("%s of a VM whose namesake is stopping was refused: %s", kinds[k],
+                     json_object_to_json_string(r));
+        json_object_put(r);
+        /* The old monitor is gone (killed at its deadline, reaped), the new entry is live. */
+        assert_int_equal(kill(old, 0), -1);
+        int now = entry_pid(&h, "back");
+        assert_true(now > 0 && now != old);
+        json_object_put(host_vm_cmd(&h, "vm-stop", "back", NULL));
+        wait_state(&h, "back", "stopped", 20);
+        json_object_put(host_vm_cmd(&h, "vm-stop", "back", NULL));   /* forget it */
+    }
+    host_proc_stop(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +315,7 @@ int main(void)
         cmocka_unit_test(incoming_migrations_are_adopted),
         cmocka_unit_test(evacuate_usage_and_missing_hosts),
         cmocka_unit_test(vms_outlive_a_crashed_daemon_and_are_adopted),
+        cmocka_unit_test(a_stopping_namesake_does_not_refuse_a_new_vm),
     };
     return cmocka_run_group_tests(tests, NULL, kill_orphan);
 }
