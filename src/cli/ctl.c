@@ -36,6 +36,22 @@ static const char usage_text[] =
     "Exit status: 0 if the reply has \"ok\": true, 1 if \"ok\": false, 2 for usage\n"
     "errors and when the VM cannot be reached.\n"
     "\n"
+    "Commands of a VM (vmshift run --ctl, vmshift receive --ctl; docs/control-protocol.md):\n"
+    "  status            state, vCPUs, RAM, guest counters, incoming-migration report\n"
+    "  pause | resume    stop or restart the vCPUs\n"
+    "  quit              stop the VM and end its monitor\n"
+    "  set-rate rate=N   the guest's dirty rate in pages/s (0 = full speed)\n"
+    "  dirty-rate        measure the guest's dirty rate (no migration)\n"
+    "  digest            XXH3 of guest RAM (start=, len= for a range)\n"
+    "  migrate to=HOST:PORT ...   start a live migration (see vmshift migrate --help)\n"
+    "  migrate-status    progress and report of the current or last migration\n"
+    "  cancel            cancel the outgoing migration (the VM keeps running here)\n"
+    "  start-postcopy    switch the running migration to post-copy\n"
+    "  resume-migration  reconnect a post-copy migration that lost its connection\n"
+    "  debug-poke addr= value=   write 8 bytes of guest RAM (tests)\n"
+    "Commands of a host agent (vmshiftd --ctl): host-status, vm-list, vm-start,\n"
+    "  vm-receive, vm-status, vm-stop, vm-ctl, host-shutdown (docs/control-protocol.md).\n"
+    "\n"
     "Example: vmshift ctl /tmp/vm.sock status\n";
 
 static int usage_error(void)

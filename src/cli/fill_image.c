@@ -2,6 +2,7 @@
  * RAM to a file, so another VMM (QEMU's loader device in bench/) can start from the same
  * memory image. */
 #include "cli/fill_image.h"
+#include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
 #include "vmm/fill.h"
@@ -35,7 +36,7 @@ int cli_fill_image_main(int argc, char **argv)
     int c, rc = 0;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1 && !rc) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1 && !rc) {
         switch (c) {
         case 's': rc = vs_parse_size(optarg, &size); break;
         case 'o': out = optarg; break;
@@ -44,8 +45,8 @@ int cli_fill_image_main(int argc, char **argv)
         case 'a': rc = vs_parse_size(optarg, &start); break;
         case 'h': fputs(usage, stdout); return 0;
         default:
-            fprintf(stderr, "vmshift fill-image: unknown or incomplete option '%s'\n%s",
-                    argv[optind - 1], usage);
+            vs_option_error(c, argv, optind, "vmshift fill-image --help");
+            fprintf(stderr, "vmshift fill-image: %s\n", vs_last_error());
             return 2;
         }
     }

@@ -1,4 +1,5 @@
 #include "cli/migrate.h"
+#include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
 #include "ctl/ctl_client.h"
@@ -156,7 +157,7 @@ int cli_migrate_main(int argc, char **argv)
     opterr = 0;
     int c, opt_index = 0;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
         const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" :
                           c == 's' ? "streams" : c == 'M' ? "max_downtime" : "timeout_ms";
         switch (c) {
@@ -169,8 +170,8 @@ int cli_migrate_main(int argc, char **argv)
             break;
         case 'd': case 'p': case 'o': case 's': case 'M':
             if (vs_parse_u64(optarg, &v)) {
-                fprintf(stderr, "vmshift migrate: %s '%s' is not a whole number\n",
-                        argv[optind - 1], optarg);
+                fprintf(stderr, "vmshift migrate: --%s '%s' is not a whole number\n",
+                        opts[opt_index].name, optarg);
                 json_object_put(req);
                 return 2;
             }
@@ -195,8 +196,8 @@ int cli_migrate_main(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'h': fputs(usage, stdout); json_object_put(req); return 0;
         default:
-            fprintf(stderr, "vmshift migrate: unknown or incomplete option '%s'\n%s",
-                    argv[optind - 1], usage);
+            vs_option_error(c, argv, optind, "vmshift migrate --help");
+            fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
             json_object_put(req);
             return 2;
         }

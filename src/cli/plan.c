@@ -1,4 +1,5 @@
 #include "cli/plan.h"
+#include "common/option_error.h"
 #include "common/error.h"
 #include "common/rate.h"
 #include "common/size.h"
@@ -104,7 +105,7 @@ static int parse_args(int argc, char **argv, struct plan_input *in)
     opterr = 0;
     int c, rc = 0;
     uint64_t v;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *opt = argv[optind - 1];
         switch (c) {
         case 'b': rc = vs_parse_rate(optarg, &in->bandwidth); break;
@@ -134,7 +135,7 @@ static int parse_args(int argc, char **argv, struct plan_input *in)
         case 'j': in->json = true; break;
         case 'h': fputs(usage, stdout); return 1;
         default:
-            return vs_fail(EINVAL, "unknown or incomplete option '%s'", opt);
+            return vs_option_error(c, argv, optind, "vmshift plan --help");
         }
         if (rc)
             return vs_fail_context(rc, "%s", opt);

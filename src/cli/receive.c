@@ -1,4 +1,5 @@
 #include "cli/receive.h"
+#include "common/option_error.h"
 #include "cli/monitor_loop.h"
 #include "common/error.h"
 #include "common/clock.h"
@@ -94,7 +95,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
     int c, opt_index = 0;
     char *end;
     double secs;
-    while ((c = getopt_long(argc, argv, "", opts, &opt_index)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
         switch (c) {
         case 'S':
             if (vs_security_set(&o->security, opts[opt_index].name, optarg))
@@ -134,8 +135,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
             break;
         case 'h': fputs(usage, stdout); exit(0);
         default:
-            return vs_fail(EINVAL, "unknown or incomplete option '%s'; see vmshift receive --help",
-                           argv[optind - 1]);
+            return vs_option_error(c, argv, optind, "vmshift receive --help");
         }
     }
     if (optind < argc)

@@ -1,4 +1,5 @@
 #include "cli/run_options.h"
+#include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
 #include "vmm/dirty_ring.h"
@@ -116,6 +117,25 @@ static int parse_range(const char *arg, struct run_options *o)
     return 0;
 }
 
+/* --mem before anything derived from it (the workload range) is checked. */
+static int check_mem(const struct run_options *o)
+{
+    char given[64], size[32];
+    snprintf(given, sizeof(given), "%s", o->mem_text ? o->mem_text : "256M");
+    uint64_t mem = o->vm.mem_size, two_mib = 2ULL << 20;
+    if (mem < VS_MIN_RAM || mem > VS_MAX_RAM)
+        return vs_fail(EINVAL, "--mem %s (%s) is out of range; give between %llu MiB and "
+                       "%llu GiB, e.g. --mem 256M", given,
+                       vs_format_size(mem, size, sizeof(size)),
+                       (unsigned long long)(VS_MIN_RAM >> 20),
+                       (unsigned long long)(VS_MAX_RAM >> 30));
+    if (mem % two_mib)
+        return vs_fail(EINVAL, "--mem %s (%s) is not a multiple of 2 MiB; give e.g. "
+                       "--mem %lluM", given, vs_format_size(mem, size, sizeof(size)),
+                       (unsigned long long)((mem + two_mib - 1) / two_mib * 2));
+    return 0;
+}
+
 static int validate(struct run_options *o)
 {
     bool known = false;
@@ -124,11 +144,9 @@ static int validate(struct run_options *o)
     if (!known)
         return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous or verify",
                        o->workload);
-    if (o->vm.mem_size < VS_MIN_RAM || o->vm.mem_size > VS_MAX_RAM)
-        return vs_fail(EINVAL, "--mem %llu MiB is out of range; give between %llu MiB and "
-                       "%llu GiB", (unsigned long long)(o->vm.mem_size >> 20),
-                       (unsigned long long)(VS_MIN_RAM >> 20),
-                       (unsigned long long)(VS_MAX_RAM >> 30));
+    int rc = check_mem(o);
+    if (rc)
+        return rc;
     if (o->range_start < VS_WORK_DEFAULT_START || o->range_start % VS_PAGE_SIZE ||
         o->range_size % VS_PAGE_SIZE)
         return vs_fail(EINVAL, "--range 0x%llx:0x%llx must be 4 KiB aligned and start at 4M "
@@ -178,9 +196,12 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     int c, rc = 0;
     uint64_t v;
     char *end;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
         switch (c) {
-        case OPT_MEM: rc = parse_size_opt("mem", optarg, &o->vm.mem_size); break;
+        case OPT_MEM:
+            o->mem_text = optarg;
+            rc = parse_size_opt("mem", optarg, &o->vm.mem_size);
+            break;
         case OPT_VCPUS:
             rc = vs_parse_u64(optarg, &v);
             if (rc || v < 1 || v > VS_MAX_VCPUS)
@@ -223,11 +244,8 @@ static int parse_all(int argc, char **argv, struct run_options *o)
             o->vm.dirty_ring = (uint32_t)v;
             break;
         case OPT_HELP: o->help = true; return 0;
-        case ':':
-            return vs_fail(EINVAL, "%s needs a value; see vmshift run --help", argv[optind - 1]);
         default:
-            return vs_fail(EINVAL, "unknown option '%s'; see vmshift run --help",
-                           argv[optind - 1]);
+            return vs_option_error(c, argv, optind, "vmshift run --help");
         }
         if (rc)
             return rc;

@@ -10,6 +10,7 @@
 
 struct run_options {
     struct vs_vm_config vm;      /* kernel, mem, vCPUs, boot, serial, fill, preloads */
+    const char *mem_text;        /* --mem as given (messages), or NULL */
     const char *workload;        /* idle | once | continuous | verify */
     uint64_t range_start;        /* workload range; size 0 = up to the end of RAM */
     uint64_t range_size;

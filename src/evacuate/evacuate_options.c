@@ -1,4 +1,5 @@
 #include "evacuate/evacuate_options.h"
+#include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
 #include "ctl/ctl_json.h"
@@ -196,15 +197,14 @@ int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o)
     optind = 1;
     opterr = 0;
     int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
         if (c == OPT_HELP) {
             o->help = true;
             free_tokens(&fields);
             return 0;
         }
         if (c == '?' || c == ':')
-            rc = vs_fail(EINVAL, "unknown or incomplete option '%s'; see vmshift evacuate --help",
-                         argv[optind - 1]);
+            rc = vs_option_error(c, argv, optind, "vmshift evacuate --help");
         else
             rc = parse_option(c, optarg, o, &fields);
     }

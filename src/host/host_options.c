@@ -1,4 +1,5 @@
 #include "host/host_options.h"
+#include "common/option_error.h"
 #include "host/host_table.h"
 #include "common/error.h"
 #include "common/size.h"
@@ -112,7 +113,7 @@ int host_options_parse(int argc, char **argv, const char *self_exe, struct host_
     optind = 1;
     opterr = 0;
     int c, rc = 0;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
         switch (c) {
         case OPT_CTL: o->ctl = optarg; break;
         case OPT_STATE_DIR: rc = copy(o->state_dir, sizeof(o->state_dir), "state-dir", optarg); break;
@@ -136,8 +137,7 @@ int host_options_parse(int argc, char **argv, const char *self_exe, struct host_
         case OPT_DIE: o->die_with_daemon = true; break;
         case OPT_HELP: o->help = true; return 0;
         default:
-            return vs_fail(EINVAL, "unknown or incomplete option '%s'; see vmshiftd --help",
-                           argv[optind - 1]);
+            return vs_option_error(c, argv, optind, "vmshiftd --help");
         }
         if (rc)
             return rc;

@@ -41,6 +41,13 @@ static void bad_sizes_and_values(void **state)
     expect_failure(ARGS("run", "--workload", "busy"), "'busy'", "continuous");
     expect_failure(ARGS("run", "--mem", "64M", "--range", "4M:128M"), "does not fit", NULL);
     expect_failure(ARGS("frobnicate"), "frobnicate", "--help");
+    /* Every command names the option whose value is missing or wrong, not its value. */
+    expect_failure(ARGS("migrate", "/tmp/none.sock", "--to", "127.0.0.1:1", "--downtime-limit",
+                        "abc"), "--downtime-limit 'abc' is not a whole number", NULL);
+    expect_failure(ARGS("migrate", "/tmp/none.sock", "--to"), "--to needs a value", NULL);
+    expect_failure(ARGS("receive", "--listen"), "--listen needs a value", NULL);
+    expect_failure(ARGS("plan", "--mem"), "--mem needs a value", NULL);
+    expect_failure(ARGS("evacuate", "--from"), "--from needs a value", NULL);
 }
 
 static void missing_kvm_device(void **state)

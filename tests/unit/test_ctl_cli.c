@@ -110,6 +110,14 @@ static void test_cli(void **state)
     run_cli(&c, 2, help);
     assert_int_equal(c.status, 0);
     assert_non_null(strstr(c.out, "usage: vmshift ctl SOCKET COMMAND"));
+    /* It lists the commands a VM and a host agent take. */
+    const char *commands[] = { "status", "pause", "resume", "quit", "set-rate", "dirty-rate",
+                               "digest", "debug-poke", "migrate", "migrate-status", "cancel",
+                               "start-postcopy", "resume-migration", "host-status", "vm-list",
+                               "vm-start", "vm-receive", "vm-stop", "vm-ctl", "host-shutdown" };
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strstr(c.out, commands[i]))
+            fail_msg("vmshift ctl --help does not list '%s'", commands[i]);
 
     char *noargs[] = { "ctl" };
     run_cli(&c, 1, noargs);

@@ -83,6 +83,12 @@ static void bad_values_name_the_option_and_value(void **state)
     expect_error(PARSE(&o, "--dirty-ring", "5000"), "--dirty-ring 5000 is not a power of two");
     expect_error(PARSE(&o, "--dirty-ring", "1024"), "from 4096 to 65536");
     expect_error(PARSE(&o, "--dirty-ring", "big"), "--dirty-ring 'big'");
+    /* --mem is named with the value as given, checked before what derives from it. */
+    expect_error(PARSE(&o, "--mem", "5"), "--mem 5 (5 B) is out of range");
+    expect_error(PARSE(&o, "--mem", "100001K"), "--mem 100001K (97.7 MiB) is not a multiple "
+                                                "of 2 MiB; give e.g. --mem 98M");
+    expect_error(PARSE(&o, "--mem"), "--mem needs a value");
+    expect_error(PARSE(&o, "--vcpus"), "--vcpus needs a value");
 }
 
 static void dirty_ring_size(void **state)
