@@ -74,9 +74,12 @@ static void progress(struct json_object *m)
     struct json_object *ram = NULL, *thr = NULL;
     json_object_object_get_ex(m, "ram", &ram);
     json_object_object_get_ex(m, "throttle", &thr);
-    fprintf(stderr, "  %-10s pass %2.0f  sent %9.1f MiB  remaining %8.1f MiB  dirty %8.0f p/s  "
+    /* Passes are numbered from 0; "iterations" counts them: while one runs it is the
+     * number of the running pass, at the end the number of passes made. */
+    bool done = is_final(str_of(m, "status"));
+    fprintf(stderr, "  %-10s %s %2.0f  sent %9.1f MiB  remaining %8.1f MiB  dirty %8.0f p/s  "
             "%7.0f Mbit/s  expected downtime %7.1f ms (limit %.0f)  expected total %7.0f ms  "
-            "%s  throttle %3.0f%%\n", str_of(m, "status"),
+            "%s  throttle %3.0f%%\n", str_of(m, "status"), done ? "passes" : "pass  ",
             num_of(m, "iterations"), num_of(ram, "transferred") / 1048576.0,
             num_of(ram, "remaining") / 1048576.0, num_of(ram, "dirty-pages-rate"),
             num_of(ram, "mbps"), num_of(m, "expected-downtime"), num_of(m, "downtime-limit"),
@@ -105,6 +108,17 @@ static void pass_table(struct json_object *m)
                 "%.0f ms (guest wrote %.0f pages/s before)\n", str_of(thr, "mode"),
                 num_of(thr, "started-at"), num_of(thr, "max-percent"),
                 num_of(thr, "guest-stall-time"), num_of(thr, "guest-baseline-pages-per-second"));
+}
+
+/* With --report FILE the whole report goes to the file and stdout gets this. */
+static void print_summary(struct json_object *m, const char *report)
+{
+    struct json_object *ram = NULL;
+    json_object_object_get_ex(m, "ram", &ram);
+    printf("migration %s: total %.0f ms, downtime %.1f ms, %.0f passes, %.1f MiB sent at "
+           "%.0f Mbit/s; full report in %s\n", str_of(m, "status"), num_of(m, "total-time"),
+           num_of(m, "downtime"), num_of(m, "iterations"),
+           num_of(ram, "transferred") / 1048576.0, num_of(ram, "mbps"), report);
 }
 
 /* A security option: checked here, sent as a field of the request (the VM process reads
@@ -254,9 +268,12 @@ int cli_migrate_main(int argc, char **argv)
     }
     if (!quiet)
         pass_table(m);
-    printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
-    if (report && json_object_to_file_ext(report, m, JSON_C_TO_STRING_PRETTY) < 0)
+    if (!report)
+        printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
+    else if (json_object_to_file_ext(report, m, JSON_C_TO_STRING_PRETTY) < 0)
         fprintf(stderr, "vmshift migrate: cannot write the report to %s\n", report);
+    else
+        print_summary(m, report);
     const char *status = str_of(m, "status");
     int exit_code = !strcmp(status, "completed") ? 0 : 1;
     if (exit_code)

@@ -203,6 +203,47 @@ static void untouched_memory_is_skipped(void **state)
     vm_proc_stop(&dst);
 }
 
+/* `vmshift migrate --report FILE`: the whole report goes to the file, stdout gets one
+ * summary line; the progress line at the end counts the passes the table shows. */
+static void the_cli_prints_a_summary_with_a_report_file(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    vm_proc_start(&src, ARGS("--mem", "32M", "--workload", "once"));
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--insecure"));
+    char cmd[1024], out[4096] = "", err_path[160], report[160];
+    snprintf(report, sizeof(report), "%s/report.json", src.dir);
+    snprintf(err_path, sizeof(err_path), "%s/migrate.err", src.dir);
+    snprintf(cmd, sizeof(cmd), "%s migrate %s --to 127.0.0.1:%d --insecure --report %s 2>%s",
+             VMSHIFT_BIN, src.sock, dst.port, report, err_path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    const char *head = "migration completed: total ";
+    if (strncmp(out, head, strlen(head)) || !strstr(out, report) ||
+        strchr(out, '\n') != out + n - 1)
+        fail_msg("stdout is not one summary line: '%s'", out);
+    struct json_object *r = json_object_from_file(report), *passes;
+    assert_non_null(r);
+    assert_string_equal(json_str(r, "status"), "completed");
+    assert_true(json_object_object_get_ex(r, "passes", &passes));
+    char want[64];
+    snprintf(want, sizeof(want), "completed  passes %2zu", json_object_array_length(passes));
+    FILE *e = fopen(err_path, "r");
+    assert_non_null(e);
+    char errs[8192];
+    errs[fread(errs, 1, sizeof(errs) - 1, e)] = '\0';
+    fclose(e);
+    if (!strstr(errs, want))
+        fail_msg("the progress does not end with '%s': %s", want, errs);
+    json_object_put(r);
+    vm_proc_wait_ctl(&dst, 30);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +252,7 @@ int main(void)
         cmocka_unit_test(verify_vm_migrates_there_and_back),
         cmocka_unit_test(monitor_writes_during_migration_arrive),
         cmocka_unit_test(untouched_memory_is_skipped),
+        cmocka_unit_test(the_cli_prints_a_summary_with_a_report_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
