@@ -120,6 +120,8 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     add_u64(reply, "ram_allocated_bytes", vs_memory_allocated(&vm->mem));
     json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
     add_u64(reply, "serial_bytes", vm->serial.bytes_out);
+    add_u64(reply, "unclaimed_pio", vs_bus_unclaimed(&vm->bus, VS_BUS_PIO, NULL));
+    add_u64(reply, "unclaimed_mmio", vs_bus_unclaimed(&vm->bus, VS_BUS_MMIO, NULL));
     json_object_object_add(reply, "guest", guest_status(vm));
 }
 

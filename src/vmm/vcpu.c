@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "vmm/bus.h"
 #include "vmm/dirty_ring.h"
 
 #include <signal.h>
@@ -136,28 +137,33 @@ void vs_vcpu_stall_ns(struct vs_vcpu *v, uint64_t ns, atomic_bool *while_set)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* One access through the bus; a device may ask that this vCPU stall afterwards (pvport
+ * SLEEP). */
+static void bus_access(struct vs_vcpu *v, enum vs_bus_space space, uint64_t addr, uint8_t *data,
+                       unsigned size, bool is_write)
+{
+    struct vs_bus_io io = { .data = data, .size = size, .is_write = is_write,
+                            .vcpu = v->index };
+    vs_bus_dispatch(&v->vm->bus, space, addr, &io);
+    if (io.stall_us)
+        vs_vcpu_stall_ns(v, io.stall_us * 1000, NULL);
+}
+
 static void handle_io(struct vs_vcpu *v)
 {
     struct kvm_run *run = v->run;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-    uint16_t port = run->io.port;
-    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-        if (port >= VS_SERIAL_BASE && port < VS_SERIAL_BASE + VS_SERIAL_PORTS && run->io.size == 1) {
-            vs_serial_io(&v->vm->serial, port, is_write, data);
-        } else if (port >= VS_PVPORT_BASE && port < VS_PVPORT_BASE + VS_PVPORT_SIZE) {
-            uint32_t value = 0;
-            uint64_t stall_us = 0;
-            memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
-            vs_pvport_io(&v->vm->pvport, v->index, port, is_write, &value, &stall_us);
-            if (!is_write)
-                memcpy(data, &value, run->io.size <= 4 ? run->io.size : 4);
-            if (stall_us) /* the guest asked to be stalled (pvport SLEEP) */
-                vs_vcpu_stall_ns(v, stall_us * 1000, NULL);
-        } else if (!is_write) {
-            memset(data, 0xff, run->io.size); /* nothing there: the bus floats high */
-        }
-    }
+    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+        bus_access(v, VS_BUS_PIO, run->io.port, data, run->io.size, is_write);
+}
+
+static void handle_mmio(struct vs_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    unsigned len = run->mmio.len <= sizeof(run->mmio.data) ? run->mmio.len
+                                                            : (unsigned)sizeof(run->mmio.data);
+    bus_access(v, VS_BUS_MMIO, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
 static void fail_vcpu(struct vs_vcpu *v, const char *what)
@@ -205,9 +211,7 @@ void *vs_vcpu_thread(void *arg)
                 fail_vcpu(v, v->vm->ring ? vs_last_error() : "dirty ring full without a ring");
             break;
         case KVM_EXIT_MMIO:
-            /* No MMIO devices: reads float high, writes vanish. */
-            if (!v->run->mmio.is_write)
-                memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+            handle_mmio(v);
             break;
         case KVM_EXIT_SHUTDOWN:
             fail_vcpu(v, "the guest shut down (triple fault)");

@@ -61,6 +61,15 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
     return vs_boot_write_info(&vm->mem, &vm->boot, cfg->cmdline);
 }
 
+/* Every device of the machine on the bus. */
+static int attach_devices(struct vs_vm *vm)
+{
+    int rc = vs_pvport_attach(&vm->pvport, &vm->bus);
+    if (!rc)
+        rc = vs_serial_attach(&vm->serial, &vm->bus);
+    return rc;
+}
+
 int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
 {
     *out = NULL;
@@ -78,9 +87,14 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     pthread_cond_init(&vm->cond, &ca);
     pthread_condattr_destroy(&ca);
     vm->state = VS_VM_CREATED;
+    vm->machine = cfg->machine;
+    vs_bus_init(&vm->bus);
     vs_pvport_init(&vm->pvport, &vm->mem);
 
     int rc = vs_serial_open(&vm->serial, cfg->serial);
+    if (rc)
+        goto fail;
+    rc = attach_devices(vm);
     if (rc)
         goto fail;
     rc = vs_vcpu_init_signals();

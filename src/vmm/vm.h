@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/boot.h"
+#include "vmm/bus.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
 #include "vmm/vcpu_throttle.h"
@@ -67,8 +68,10 @@ struct vs_vcpu {
 enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED, VS_VM_MIGRATED };
 
 struct vs_vm {
+    enum vs_machine machine;
     struct vs_kvm kvm;
     struct vs_memory mem;
+    struct vs_bus bus;           /* port I/O and MMIO devices (bus.h) */
     struct vs_serial serial;
     struct vs_pvport pvport;
     struct vs_boot_entry boot;

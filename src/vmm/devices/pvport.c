@@ -1,6 +1,7 @@
 #include "vmm/devices/pvport.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "vmm/bus.h"
 
 #include <string.h>
 
@@ -108,4 +109,24 @@ void vs_pvport_view(struct vs_pvport *p, struct vs_pvport_view *out)
 void vs_pvport_set_rate(struct vs_pvport *p, uint32_t rate)
 {
     atomic_store(&p->rate_override, rate);
+}
+
+/* A bus access: up to 4 bytes of the port at VS_PVPORT_BASE + offset. */
+static void pvport_bus_io(void *dev, struct vs_bus_io *io)
+{
+    unsigned n = io->size <= 4 ? io->size : 4;
+    uint32_t value = 0;
+    memcpy(&value, io->data, n);
+    vs_pvport_io(dev, io->vcpu, (uint16_t)(VS_PVPORT_BASE + io->offset), io->is_write, &value,
+                 &io->stall_us);
+    if (!io->is_write) {
+        memset(io->data, 0xff, io->size);
+        memcpy(io->data, &value, n);
+    }
+}
+
+int vs_pvport_attach(struct vs_pvport *p, struct vs_bus *bus)
+{
+    return vs_bus_register(bus, VS_BUS_PIO, VS_PVPORT_BASE, VS_PVPORT_SIZE, "pvport",
+                           pvport_bus_io, p);
 }

@@ -12,6 +12,8 @@
 #include "vmshift/guest_abi.h"
 #include "vmm/memory.h"
 
+struct vs_bus;
+
 struct vs_pvport {
     pthread_mutex_t lock;
     const struct vs_memory *mem;
@@ -38,6 +40,9 @@ void vs_pvport_destroy(struct vs_pvport *p);
  * On a SLEEP write, *stall_us is set to the requested stall (the caller performs it). */
 void vs_pvport_io(struct vs_pvport *p, unsigned vcpu, uint16_t port, bool is_write,
                   uint32_t *value, uint64_t *stall_us);
+
+/* Claim ports VS_PVPORT_BASE..+VS_PVPORT_SIZE on the bus. */
+int vs_pvport_attach(struct vs_pvport *p, struct vs_bus *bus);
 
 void vs_pvport_view(struct vs_pvport *p, struct vs_pvport_view *out);
 void vs_pvport_set_rate(struct vs_pvport *p, uint32_t rate);

@@ -1,5 +1,6 @@
 #include "vmm/devices/serial.h"
 #include "common/error.h"
+#include "vmm/bus.h"
 
 #include <string.h>
 
@@ -84,4 +85,19 @@ void vs_serial_io(struct vs_serial *s, uint16_t port, bool is_write, uint8_t *da
         }
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* A bus access: the registers are one byte wide; wider accesses read as all ones. */
+static void serial_bus_io(void *dev, struct vs_bus_io *io)
+{
+    if (io->size == 1)
+        vs_serial_io(dev, (uint16_t)(VS_SERIAL_BASE + io->offset), io->is_write, io->data);
+    else if (!io->is_write)
+        memset(io->data, 0xff, io->size);
+}
+
+int vs_serial_attach(struct vs_serial *s, struct vs_bus *bus)
+{
+    return vs_bus_register(bus, VS_BUS_PIO, VS_SERIAL_BASE, VS_SERIAL_PORTS, "serial0",
+                           serial_bus_io, s);
 }

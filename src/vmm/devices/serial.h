@@ -19,11 +19,16 @@ struct vs_serial {
     uint64_t bytes_out;
 };
 
+struct vs_bus;
+
 /* target: "stdout", "none", or a file path (created or appended to). */
 int vs_serial_open(struct vs_serial *s, const char *target);
 void vs_serial_close(struct vs_serial *s);
 
 /* A one-byte access to port base..base+7. *data is read or written. */
 void vs_serial_io(struct vs_serial *s, uint16_t port, bool is_write, uint8_t *data);
+
+/* Claim ports VS_SERIAL_BASE..+VS_SERIAL_PORTS on the bus. */
+int vs_serial_attach(struct vs_serial *s, struct vs_bus *bus);
 
 #endif
