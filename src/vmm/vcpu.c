@@ -42,6 +42,44 @@ void vs_vcpu_personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
     }
 }
 
+/* Find the "blocking" statistic among the vCPU's binary stats (KVM_GET_STATS_FD). Only
+ * the status report uses it: without it, a halted pc vCPU reads as running. */
+static void open_stats(struct vs_vcpu *v)
+{
+    if (v->vm->machine != VS_MACHINE_PC ||
+        ioctl(v->vm->kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD) <= 0)
+        return;
+    int fd = ioctl(v->fd, KVM_GET_STATS_FD, 0);
+    struct kvm_stats_header h;
+    if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.name_size > 4096) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    size_t dsize = sizeof(struct kvm_stats_desc) + h.name_size;
+    uint8_t *descs = calloc(h.num_desc, dsize);
+    if (descs && pread(fd, descs, dsize * h.num_desc, h.desc_offset) == (ssize_t)(dsize * h.num_desc))
+        for (uint32_t i = 0; i < h.num_desc; i++) {
+            const struct kvm_stats_desc *d = (const void *)(descs + i * dsize);
+            if (strncmp(d->name, "blocking", h.name_size) == 0 && d->size == 1)
+                v->blocking_at = h.data_offset + d->offset;
+        }
+    free(descs);
+    if (v->blocking_at)
+        v->stats_fd = fd;
+    else
+        close(fd);
+}
+
+bool vs_vcpu_halted_in_kernel(const struct vs_vcpu *v)
+{
+    uint64_t blocking = 0;
+    return v->stats_fd >= 0 &&
+           pread(v->stats_fd, &blocking, sizeof(blocking), (off_t)v->blocking_at) ==
+               (ssize_t)sizeof(blocking) &&
+           blocking != 0;
+}
+
 int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
 {
     struct vs_vm *vm = v->vm;
@@ -79,6 +117,16 @@ int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
     struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
     if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
         return vs_fail(errno, "KVM_SET_FPU on vCPU %u: %s", v->index, strerror(errno));
+    open_stats(v);
+    return 0;
+}
+
+int vs_vcpu_set_mp_state(struct vs_vcpu *v, uint32_t mp_state)
+{
+    struct kvm_mp_state mp = { .mp_state = mp_state };
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+        return vs_fail(errno, "KVM_SET_MP_STATE %u on vCPU %u: %s", mp_state, v->index,
+                       strerror(errno));
     return 0;
 }
 
@@ -88,6 +136,9 @@ void vs_vcpu_destroy(struct vs_vcpu *v)
         munmap(v->run, (size_t)v->vm->kvm.vcpu_mmap_size);
     if (v->fd >= 0)
         close(v->fd);
+    if (v->stats_fd >= 0)
+        close(v->stats_fd);
+    v->stats_fd = -1;
     v->run = NULL;
     v->fd = -1;
 }
