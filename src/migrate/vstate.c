@@ -183,7 +183,7 @@ static int save_vcpu_sections(struct vs_vcpu *v, struct vs_blob *out)
     if (!rc) {
         struct kvm_msrs *m;
         size_t len;
-        rc = vs_vstate_msrs_read(v->fd, v->index, &m, &len);
+        rc = vs_vstate_msrs_read(v->fd, v->index, v->vm->machine == VS_MACHINE_PC, &m, &len);
         if (!rc) {
             rc = blob_put(out, TAG_MSRS, m, len);
             free(m);

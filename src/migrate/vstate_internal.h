@@ -43,7 +43,8 @@ int vs_vstate_parse_machine(const uint8_t *blob, size_t len, struct vs_vstate_se
 
 int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
                          struct kvm_cpuid2 **out, size_t *out_len);
-int vs_vstate_msrs_read(int fd, unsigned vcpu, struct kvm_msrs **out, size_t *out_len);
+int vs_vstate_msrs_read(int fd, unsigned vcpu, bool lapic, struct kvm_msrs **out,
+                        size_t *out_len);
 int vs_vstate_msrs_validate(const uint8_t *data, size_t len, char *why, size_t why_len);
 int vs_vstate_msrs_write(int fd, unsigned vcpu, const uint8_t *data, size_t len);
 int vs_vstate_msrs_compare(int fd, unsigned vcpu, const uint8_t *data, size_t len);

@@ -33,6 +33,31 @@
 #define APIC_LDR 0xd0
 #define APIC_LVT1 0x360
 #define APIC_TMCCT 0x390
+#define APIC_LVTT 0x320
+#define LVTT_MASKED_TSC_DEADLINE ((1u << 16) | (2u << 17) | 0xef)
+#define MSR_IA32_TSC 0x10
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
+static uint64_t get_msr(int vcpu_fd, uint32_t index)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e;
+    } m = { .hdr.nmsrs = 1, .e.index = index };
+    if (ioctl(vcpu_fd, KVM_GET_MSRS, &m) != 1)
+        fail_msg("KVM_GET_MSRS 0x%x: %s", index, strerror(errno));
+    return m.e.data;
+}
+
+static void set_msr(int vcpu_fd, uint32_t index, uint64_t data)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e;
+    } m = { .hdr.nmsrs = 1, .e.index = index, .e.data = data };
+    if (ioctl(vcpu_fd, KVM_SET_MSRS, &m) != 1)
+        fail_msg("KVM_SET_MSRS 0x%x: %s", index, strerror(errno));
+}
 
 static struct vs_vm *make_vm(void)
 {
@@ -105,7 +130,7 @@ static void set_lapic_reg(struct kvm_lapic_state *l, unsigned off, uint32_t v)
 
 /* Distinctive state everywhere, all of it masked so that no interrupt reaches the guest
  * (it has no handlers): PIC bases and masks, IOAPIC pins, PIT channel 2, LAPIC TPR,
- * logical ID and LINT1. */
+ * logical ID, LINT1 and a masked TSC-deadline timer armed far in the future. */
 static void mark_state(struct vs_vm *vm)
 {
     for (uint32_t id = 0; id < 2; id++) {
@@ -136,7 +161,10 @@ static void mark_state(struct vs_vm *vm)
         set_lapic_reg(&l, APIC_TPR, 0x20 + i);
         set_lapic_reg(&l, APIC_LDR, 1u << (24 + i));
         set_lapic_reg(&l, APIC_LVT1, (1u << 16) | (0x51 + i));
+        set_lapic_reg(&l, APIC_LVTT, LVTT_MASKED_TSC_DEADLINE);   /* armed far ahead below */
         vm_ioctl(vm->vcpus[i].fd, KVM_SET_LAPIC, &l, "KVM_SET_LAPIC");
+        uint64_t tsc = get_msr(vm->vcpus[i].fd, MSR_IA32_TSC);
+        set_msr(vm->vcpus[i].fd, MSR_IA32_TSC_DEADLINE, tsc + (1ULL << 50) + i);
     }
     assert_int_equal(vs_vm_resume(vm), 0);
 }
@@ -257,6 +285,11 @@ static void compare_machines(struct vs_vm *src, struct vs_vm *dst)
                          lapic_reg(&a, off), lapic_reg(&b, off));
         assert_int_equal(lapic_reg(&b, APIC_TPR), 0x20 + i);
         assert_int_equal(lapic_reg(&b, APIC_LVT1), (1u << 16) | (0x51 + i));
+        assert_int_equal(lapic_reg(&b, APIC_LVTT), LVTT_MASKED_TSC_DEADLINE);
+        uint64_t da = get_msr(src->vcpus[i].fd, MSR_IA32_TSC_DEADLINE);
+        uint64_t db = get_msr(dst->vcpus[i].fd, MSR_IA32_TSC_DEADLINE);
+        assert_true(da > (1ULL << 50));
+        assert_int_equal(da, db);
         struct kvm_mp_state ma, mb;
         vm_ioctl(src->vcpus[i].fd, KVM_GET_MP_STATE, &ma, "KVM_GET_MP_STATE (source)");
         vm_ioctl(dst->vcpus[i].fd, KVM_GET_MP_STATE, &mb, "KVM_GET_MP_STATE (destination)");
