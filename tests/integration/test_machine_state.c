@@ -3,7 +3,8 @@
  * distinctive (masked, harmless) state; it migrates over loopback TCP through the real
  * source and destination engines; the destination's KVM then holds exactly the state
  * the source's KVM held when it stopped (read back with KVM_GET_IRQCHIP, _PIT2, _LAPIC,
- * _MP_STATE on both), the end-to-end digest matched and the guest keeps running clean.
+ * _MP_STATE on both) — interrupt requests raised through a line and an irqfd included —
+ * the end-to-end digest matched and the guest keeps running clean.
  * Needs /dev/kvm (fails without). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,6 +170,35 @@ static void mark_state(struct vs_vm *vm)
     assert_int_equal(vs_vm_resume(vm), 0);
 }
 
+/* Devices' interrupts reach the controllers: a level held high on GSI 5 through a line
+ * (KVM_IRQ_LINE) and an edge on GSI 3 through an irqfd leave their marks in the (masked)
+ * PIC's and IOAPIC's request registers, which must migrate too. Returns the irqfd. */
+static int raise_lines(struct vs_vm *vm)
+{
+    struct vs_irq_line line;
+    if (vs_irqchip_line(&vm->irqchip, VS_IRQCHIP_MAX_GSI + 1, &line) == 0)
+        fail_msg("a line beyond the IOAPIC's pins was accepted");
+    assert_non_null(strstr(vs_last_error(), "GSI 24"));
+    assert_int_equal(vs_irqchip_line(&vm->irqchip, 5, &line), 0);
+    vs_irq_set_level(&line, true);
+    int efd;
+    if (vs_irqchip_irqfd(&vm->irqchip, 3, &efd))
+        fail_msg("vs_irqchip_irqfd: %s", vs_last_error());
+    uint64_t one = 1;
+    assert_int_equal(write(efd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    for (int i = 0; i < 200; i++) {     /* KVM injects an irqfd's edge asynchronously */
+        struct kvm_irqchip pic = get_chip(vm, KVM_IRQCHIP_PIC_MASTER);
+        if (pic.chip.pic.irr & (1u << 3))
+            break;
+        vs_sleep_ns(5 * 1000 * 1000);
+    }
+    struct kvm_irqchip pic = get_chip(vm, KVM_IRQCHIP_PIC_MASTER);
+    struct kvm_irqchip io = get_chip(vm, KVM_IRQCHIP_IOAPIC);
+    assert_int_equal(pic.chip.pic.irr & 0x28, 0x28);
+    assert_int_equal(io.chip.ioapic.irr & (1u << 5), 1u << 5);
+    return efd;
+}
+
 struct receiver {
     struct vs_tcp_listener *l;
     struct vs_vm *vm;
@@ -258,12 +288,15 @@ static void compare_machines(struct vs_vm *src, struct vs_vm *dst)
             fail_msg("irqchip %u (%s) differs after migration", id,
                      id == KVM_IRQCHIP_IOAPIC ? "IOAPIC" : "PIC");
     }
+    struct kvm_irqchip pic0 = get_chip(dst, KVM_IRQCHIP_PIC_MASTER);
+    assert_int_equal(pic0.chip.pic.irr & 0x28, 0x28);      /* GSI 3 (irqfd) and 5 (line) */
     struct kvm_irqchip pic1 = get_chip(dst, KVM_IRQCHIP_PIC_SLAVE);
     assert_int_equal(pic1.chip.pic.irq_base, 0x28);
     assert_int_equal(pic1.chip.pic.imr, 0xff);
     struct kvm_irqchip io = get_chip(dst, KVM_IRQCHIP_IOAPIC);
     assert_int_equal(io.chip.ioapic.redirtbl[5].bits, (1ULL << 16) | 0x45 | (5ULL << 56));
     assert_int_equal(io.chip.ioapic.ioregsel, 0x12);
+    assert_int_equal(io.chip.ioapic.irr & (1u << 5), 1u << 5);
     struct kvm_pit_state2 pa, pb;
     memset(&pa, 0, sizeof(pa));
     memset(&pb, 0, sizeof(pb));
@@ -318,6 +351,7 @@ static void pc_machine_state_migrates(void **state)
     assert_int_equal(vs_vm_start(src), 0);
     wait_more_passes(src, 1);
     mark_state(src);
+    int efd = raise_lines(src);
     wait_more_passes(src, 1);   /* the guest runs on with the marked state */
 
     struct receiver r;
@@ -332,6 +366,7 @@ static void pc_machine_state_migrates(void **state)
 
     compare_machines(src, r.vm);
     wait_more_passes(r.vm, 2);   /* clean passes on the destination */
+    assert_int_equal(vs_irqchip_irqfd_release(&src->irqchip, 3, efd), 0);
     vs_vm_destroy(r.vm);
     vs_vm_destroy(src);
 }
