@@ -138,8 +138,9 @@ static int handshake(struct incoming *in)
     if (vs_handshake_admit(&hello, (uint32_t)len, in->opts->max_mem, in->opts->max_vcpus))
         return refuse(in, vs_last_error());
     char a[32];
-    vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
+    vs_info("incoming VM: %s RAM, %u vCPU(s), %s machine, stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
+            hello.version_minor < 3 || hello.machine == VS_WIRE_MACHINE_FLAT ? "flat" : "pc",
             hello.version_major, hello.version_minor);
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
