@@ -1,4 +1,5 @@
-/* Integration: a pc machine's interrupt controllers, PIT and LAPICs migrate. A VM with
+/* Integration: a pc machine's interrupt controllers, PIT and LAPICs migrate (and a flat
+ * machine stays flat). A VM with
  * the verify workload runs in this process; its PICs, IOAPIC, PIT and LAPICs are given
  * distinctive (masked, harmless) state; it migrates over loopback TCP through the real
  * source and destination engines; the destination's KVM then holds exactly the state
@@ -60,14 +61,14 @@ static void set_msr(int vcpu_fd, uint32_t index, uint64_t data)
         fail_msg("KVM_SET_MSRS 0x%x: %s", index, strerror(errno));
 }
 
-static struct vs_vm *make_vm(void)
+static struct vs_vm *make_vm(enum vs_machine machine)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         fail_msg("cannot open /dev/kvm: %s; this test needs KVM", strerror(errno));
     close(fd);
     struct vs_vm_config cfg = {
-        .machine = VS_MACHINE_PC, .kvm_device = "/dev/kvm", .kernel = VMSHIFT_GUEST,
+        .machine = machine, .kvm_device = "/dev/kvm", .kernel = VMSHIFT_GUEST,
         .boot = VS_BOOT_AUTO, .mem_size = 32 * MiB, .nr_vcpus = 2,
         .cmdline = "workload=verify start=0x400000 size=0x800000 cpus=2 quiet=1",
         .serial = "none", .fill_start = 0x400000, .seed = 3,
@@ -347,7 +348,7 @@ static void report_sizes(const struct vs_vm *vm, const struct vs_migration_stats
 static void pc_machine_state_migrates(void **state)
 {
     (void)state;
-    struct vs_vm *src = make_vm();
+    struct vs_vm *src = make_vm(VS_MACHINE_PC);
     assert_int_equal(vs_vm_start(src), 0);
     wait_more_passes(src, 1);
     mark_state(src);
@@ -371,10 +372,35 @@ static void pc_machine_state_migrates(void **state)
     vs_vm_destroy(src);
 }
 
+/* A flat machine (no irqchip) from a 2.3 source arrives as a flat machine: HELLO says so,
+ * the destination registers only pvport, serial and kvmclock, and the guest runs on. */
+static void flat_machine_stays_flat(void **state)
+{
+    (void)state;
+    struct vs_vm *src = make_vm(VS_MACHINE_FLAT);
+    assert_int_equal(src->irqchip.vm_fd, -1);
+    assert_int_equal(src->devices.count, 3);
+    assert_int_equal(vs_vm_start(src), 0);
+    wait_more_passes(src, 1);
+    struct receiver r;
+    memset(&r, 0, sizeof(r));
+    struct vs_migration_stats ss;
+    migrate(src, &r, &ss);
+    assert_int_equal(r.vm->machine, VS_MACHINE_FLAT);
+    assert_int_equal(r.vm->irqchip.vm_fd, -1);
+    assert_int_equal(r.vm->devices.count, 3);
+    assert_int_equal(ss.device_state_bytes, 2328);
+    assert_int_equal(ss.ram_digest, r.stats.ram_digest);
+    wait_more_passes(r.vm, 2);
+    vs_vm_destroy(r.vm);
+    vs_vm_destroy(src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pc_machine_state_migrates),
+        cmocka_unit_test(flat_machine_stays_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
