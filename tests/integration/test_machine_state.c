@@ -358,7 +358,17 @@ static void pc_machine_state_migrates(void **state)
     struct receiver r;
     memset(&r, 0, sizeof(r));
     struct vs_migration_stats ss;
+    uint64_t before = vs_clock_ns();
     migrate(src, &r, &ss);
+    /* The KVM clock continues from the value saved while the source was paused: not
+     * behind it, and ahead by no more than the time since (no jump). */
+    struct kvm_clock_data now;
+    memset(&now, 0, sizeof(now));
+    vm_ioctl(r.vm->kvm.vm_fd, KVM_GET_CLOCK, &now, "KVM_GET_CLOCK (destination)");
+    uint64_t saved = src->kvmclock.rec.clock;
+    assert_true(saved > 0);
+    assert_true(now.clock >= saved);
+    assert_true(now.clock - saved <= vs_clock_ns() - before);
     assert_int_equal(r.vm->machine, VS_MACHINE_PC);
     assert_int_equal(ss.ram_digest, r.stats.ram_digest);
     assert_true(ss.device_state_bytes > 0);
