@@ -44,6 +44,7 @@ struct incoming {
     uint64_t cpu0_ns;
     enum phase phase;
     bool legacy_commit;         /* a 2.0/2.1 source: resume on COMMIT, no CLAIM/GRANT */
+    bool legacy_machine;        /* a 2.0-2.2 source: flat machine, tagged machine blob */
     unsigned next_vcpu;
     bool machine_done;
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
@@ -137,16 +138,21 @@ static int handshake(struct incoming *in)
     if (vs_handshake_admit(&hello, (uint32_t)len, in->opts->max_mem, in->opts->max_vcpus))
         return refuse(in, vs_last_error());
     char a[32];
-    vs_info("incoming VM: %s RAM, %u vCPU(s), stream version %u.%u",
+    vs_info("incoming VM: %s RAM, %u vCPU(s), %s machine, stream version %u.%u",
             vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
+            hello.version_minor < 3 || hello.machine == VS_WIRE_MACHINE_FLAT ? "flat" : "pc",
             hello.version_major, hello.version_minor);
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
     memcpy(in->session->id, hello.session, sizeof(hello.session));
     in->legacy_commit = hello.version_minor < 2;
+    in->legacy_machine = hello.version_minor < 3;
     in->session->resolve_port = hello.resolve_port;
+    _Static_assert(VS_WIRE_MACHINE_PC == VS_MACHINE_PC &&
+                   VS_WIRE_MACHINE_FLAT == VS_MACHINE_FLAT, "HELLO machine is enum vs_machine");
     struct vs_vm_config cfg = {
+        .machine = in->legacy_machine ? VS_MACHINE_FLAT : (enum vs_machine)hello.machine,
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
         .nr_vcpus = hello.nr_vcpus,
@@ -251,7 +257,11 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_payload(in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
     if (rc)
         return rc;
-    if ((rc = vs_vstate_load_machine(in->vm, in->state_buf, h->length)))
+    uint64_t t0 = vs_clock_ns();
+    rc = vs_vstate_load_machine(in->vm, in->legacy_machine, in->state_buf, h->length);
+    in->stats->device_state_load_ns = vs_clock_ns() - t0;
+    in->stats->device_state_bytes = h->length;
+    if (rc)
         return vs_fail_context(rc, "loading machine state");
     in->machine_hash = XXH3_64bits(in->state_buf, h->length);
     in->machine_done = true;

@@ -44,27 +44,32 @@ int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,
 
 #define MSR_IA32_TSC          0x10u
 #define MSR_IA32_TSC_ADJUST   0x3bu
+#define MSR_IA32_TSC_DEADLINE 0x6e0u
 
 /* Order matters on load: KVM treats a host write of IA32_TSC as "synchronise the TSC",
- * which older kernels let disturb TSC_ADJUST, so TSC_ADJUST comes after it. */
+ * which older kernels let disturb TSC_ADJUST, so TSC_ADJUST comes after it; the TSC
+ * deadline is a TSC value and needs the LAPIC (loaded before MSRS), so it comes last and
+ * only with an in-kernel LAPIC (pc machine, stream 2.3). */
 static const struct {
     uint32_t index;
     const char *name;
+    bool lapic;             /* only with an in-kernel LAPIC */
 } msr_list[] = {
-    { 0x174, "IA32_SYSENTER_CS" },
-    { 0x175, "IA32_SYSENTER_ESP" },
-    { 0x176, "IA32_SYSENTER_EIP" },
-    { 0xc0000081, "STAR" },
-    { 0xc0000082, "LSTAR" },
-    { 0xc0000083, "CSTAR" },
-    { 0xc0000084, "SFMASK" },
-    { 0xc0000102, "KERNEL_GS_BASE" },
-    { 0xc0000103, "TSC_AUX" },
-    { 0x1a0, "IA32_MISC_ENABLE" },
-    { 0x277, "IA32_PAT" },
-    { 0x2ff, "MTRRdefType" },
-    { MSR_IA32_TSC, "IA32_TSC" },
-    { MSR_IA32_TSC_ADJUST, "IA32_TSC_ADJUST" },
+    { 0x174, "IA32_SYSENTER_CS", false },
+    { 0x175, "IA32_SYSENTER_ESP", false },
+    { 0x176, "IA32_SYSENTER_EIP", false },
+    { 0xc0000081, "STAR", false },
+    { 0xc0000082, "LSTAR", false },
+    { 0xc0000083, "CSTAR", false },
+    { 0xc0000084, "SFMASK", false },
+    { 0xc0000102, "KERNEL_GS_BASE", false },
+    { 0xc0000103, "TSC_AUX", false },
+    { 0x1a0, "IA32_MISC_ENABLE", false },
+    { 0x277, "IA32_PAT", false },
+    { 0x2ff, "MTRRdefType", false },
+    { MSR_IA32_TSC, "IA32_TSC", false },
+    { MSR_IA32_TSC_ADJUST, "IA32_TSC_ADJUST", false },
+    { MSR_IA32_TSC_DEADLINE, "IA32_TSC_DEADLINE", true },
 };
 #define NR_MSRS (sizeof(msr_list) / sizeof(msr_list[0]))
 
@@ -89,21 +94,25 @@ static size_t msrs_size(size_t n)
     return sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry);
 }
 
-int vs_vstate_msrs_read(int fd, unsigned vcpu, struct kvm_msrs **out, size_t *out_len)
+int vs_vstate_msrs_read(int fd, unsigned vcpu, bool lapic, struct kvm_msrs **out,
+                        size_t *out_len)
 {
     *out = NULL;
     struct kvm_msrs *m = alloc_msrs(NR_MSRS);
     if (!m)
         return vs_fail(ENOMEM, "out of memory for the MSRs of vCPU %u", vcpu);
+    size_t want = 0;
     for (size_t i = 0; i < NR_MSRS; i++)
-        m->entries[i].index = msr_list[i].index;
+        if (lapic || !msr_list[i].lapic)
+            m->entries[want++].index = msr_list[i].index;
+    m->nmsrs = (uint32_t)want;
     int r = ioctl(fd, KVM_GET_MSRS, m);
     if (r < 0) {
         int err = errno;
         free(m);
         return vs_fail(err, "KVM_GET_MSRS on vCPU %u: %s", vcpu, strerror(err));
     }
-    if ((size_t)r < NR_MSRS) {
+    if ((size_t)r < want) {
         /* KVM stops at the first MSR it cannot read (e.g. TSC_ADJUST or TSC_AUX when the
          * host lacks the feature): read them one by one and keep only the readable ones,
          * so the destination is never asked to set an MSR the source did not have. */
@@ -113,6 +122,8 @@ int vs_vstate_msrs_read(int fd, unsigned vcpu, struct kvm_msrs **out, size_t *ou
                 struct kvm_msrs hdr;
                 struct kvm_msr_entry e;
             } one = { .hdr.nmsrs = 1, .e.index = msr_list[i].index };
+            if (msr_list[i].lapic && !lapic)
+                continue;
             if (ioctl(fd, KVM_GET_MSRS, &one) == 1)
                 m->entries[kept++] = one.e;
         }
@@ -204,8 +215,10 @@ int vs_vstate_msrs_compare(int fd, unsigned vcpu, const uint8_t *data, size_t le
     }
     for (uint32_t i = 0; i < want->nmsrs; i++) {
         const struct kvm_msr_entry *w = &want->entries[i], *g = &got->entries[i];
-        /* The TSC runs on between load and check; TSC_ADJUST follows host TSC writes. */
-        if (w->index == MSR_IA32_TSC || w->index == MSR_IA32_TSC_ADJUST)
+        /* The TSC runs on between load and check; TSC_ADJUST follows host TSC writes; a
+         * TSC deadline already past fires on load and reads 0. */
+        if (w->index == MSR_IA32_TSC || w->index == MSR_IA32_TSC_ADJUST ||
+            w->index == MSR_IA32_TSC_DEADLINE)
             continue;
         if (w->data != g->data) {
             char field[48];
