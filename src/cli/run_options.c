@@ -15,7 +15,9 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify (default idle)\n"
+    "  --workload W           idle | once | continuous | verify | timer (default idle;\n"
+    "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
+    "                         timer=pit|lapic; needs the pc machine)\n"
     "  --range START:SIZE     guest-physical range the workload uses (default 4M to end of RAM)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
     "  --fill KIND            none | pattern | random: host writes RAM from 4M up before boot\n"
@@ -59,7 +61,7 @@ static const struct option long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static const char *const workloads[] = { "idle", "once", "continuous", "verify" };
+static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
 
 const char *run_options_default_kernel(void)
 {
@@ -122,7 +124,8 @@ static int validate(struct run_options *o)
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
-        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous or verify",
+        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify or "
+                       "timer",
                        o->workload);
     if (o->vm.mem_size < VS_MIN_RAM || o->vm.mem_size > VS_MAX_RAM)
         return vs_fail(EINVAL, "--mem %llu MiB is out of range; give between %llu MiB and "
