@@ -26,6 +26,9 @@ const char run_usage[] =
     "  --append ARGS          extra guest parameters (key=value ...), override the above\n"
     "  --kernel ELF           guest kernel (default: the workload guest built with vmshift)\n"
     "  --boot MODE            auto | long | pvh (default auto: long if the ELF supports it)\n"
+    "  --machine M            pc | flat: pc has the in-kernel PIC, IOAPIC, LAPICs and PIT;\n"
+    "                         flat has no interrupt controller (the VMs of vmshift 2.2)\n"
+    "                         (default pc)\n"
     "  --serial DEST          stdout | none | FILE for the guest's COM1 (default stdout)\n"
     "  --ctl SOCKET           serve the JSON control protocol on this unix socket\n"
     "  --paused               create the VM but do not run it until 'resume'\n"
@@ -37,7 +40,7 @@ const char run_usage[] =
 
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
-       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_HELP };
+       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -57,11 +60,23 @@ static const struct option long_options[] = {
     { "run-for", required_argument, NULL, OPT_RUN_FOR },
     { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
     { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
+    { "machine", required_argument, NULL, OPT_MACHINE },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
 
 static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
+
+static int parse_machine(const char *s, enum vs_machine *out)
+{
+    if (strcmp(s, "pc") == 0)
+        *out = VS_MACHINE_PC;
+    else if (strcmp(s, "flat") == 0)
+        *out = VS_MACHINE_FLAT;
+    else
+        return vs_fail(EINVAL, "--machine '%s' is unknown; use pc or flat", s);
+    return 0;
+}
 
 const char *run_options_default_kernel(void)
 {
@@ -208,6 +223,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_APPEND: o->append = optarg; break;
         case OPT_KERNEL: o->vm.kernel = optarg; break;
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
+        case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;
         case OPT_PAUSED: o->start_paused = true; break;

@@ -8,6 +8,7 @@
 #include "codec/codec.h"
 #include "wire/format.h"
 #include "vmshift/guest_abi.h"
+#include "vmm/vcpu.h"
 
 #include <json-c/json.h>
 #include <string.h>
@@ -105,7 +106,8 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         const struct vs_vcpu *v = &vm->vcpus[i];
         const char *s = v->stopped ? "stopped" : v->halted ? "halted"
-                        : v->parked ? "paused" : "running";
+                        : v->parked ? "paused"
+                        : vs_vcpu_halted_in_kernel(v) ? "halted" : "running";
         json_object_array_add(vcpus, json_object_new_string(s));
     }
     char failure[sizeof(vm->failure)];
@@ -121,6 +123,8 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     add_u64(reply, "ram_allocated_bytes", vs_memory_allocated(&vm->mem));
     json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
     add_u64(reply, "serial_bytes", vm->serial.bytes_out);
+    add_u64(reply, "unclaimed_pio", vs_bus_unclaimed(&vm->bus, VS_BUS_PIO, NULL));
+    add_u64(reply, "unclaimed_mmio", vs_bus_unclaimed(&vm->bus, VS_BUS_MMIO, NULL));
     json_object_object_add(reply, "guest", guest_status(vm));
 }
 

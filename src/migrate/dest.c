@@ -44,6 +44,7 @@ struct incoming {
     uint64_t cpu0_ns;
     enum phase phase;
     bool legacy_commit;         /* a 2.0/2.1 source: resume on COMMIT, no CLAIM/GRANT */
+    bool legacy_machine;        /* a 2.0-2.2 source: flat machine, tagged machine blob */
     unsigned next_vcpu;
     bool machine_done;
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
@@ -145,8 +146,12 @@ static int handshake(struct incoming *in)
         return refuse(in, why);
     memcpy(in->session->id, hello.session, sizeof(hello.session));
     in->legacy_commit = hello.version_minor < 2;
+    in->legacy_machine = hello.version_minor < 3;
     in->session->resolve_port = hello.resolve_port;
+    _Static_assert(VS_WIRE_MACHINE_PC == VS_MACHINE_PC &&
+                   VS_WIRE_MACHINE_FLAT == VS_MACHINE_FLAT, "HELLO machine is enum vs_machine");
     struct vs_vm_config cfg = {
+        .machine = in->legacy_machine ? VS_MACHINE_FLAT : (enum vs_machine)hello.machine,
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
         .nr_vcpus = hello.nr_vcpus,
@@ -251,7 +256,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_payload(in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
     if (rc)
         return rc;
-    if ((rc = vs_vstate_load_machine(in->vm, in->state_buf, h->length)))
+    if ((rc = vs_vstate_load_machine(in->vm, in->legacy_machine, in->state_buf, h->length)))
         return vs_fail_context(rc, "loading machine state");
     in->machine_hash = XXH3_64bits(in->state_buf, h->length);
     in->machine_done = true;

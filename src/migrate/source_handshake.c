@@ -74,6 +74,7 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
         .nr_streams = m->nr_streams,
         .codecs = wanted_codecs(&m->opts),
         .features = VS_FEATURE_POSTCOPY,   /* used only if the migration switches to it */
+        .machine = (uint16_t)vm->machine,
     };
     vs_boot_id(h->boot_id);
     if (getrandom(h->session, sizeof(h->session), 0) != (ssize_t)sizeof(h->session))

@@ -16,15 +16,17 @@
  *    9 DEBUGREGS    vCPU     128                       struct kvm_debugregs
  *   10 MP_STATE     vCPU     4                         struct kvm_mp_state (absent if KVM refuses it)
  *   11 MONITOR      vCPU     4                         u32: bit 0 halted, bit 1 stopped
- *   32 CLOCK        machine  48                        struct kvm_clock_data (KVM_GET_CLOCK)
- *   33 PVPORT       machine  2144                      struct pvport_rec below
- *   34 SERIAL       machine  16                        struct serial_rec below
+ *   12 LAPIC        vCPU     1024                      struct kvm_lapic_state (pc machine, 2.3)
+ *   13 TSC_KHZ      vCPU     4                         u32: the guest's TSC frequency (2.3;
+ *                                                      KVM_GET_TSC_KHZ)
  *
- * Mandatory: CPUID, REGS, SREGS, exactly one of FPU/XSAVE, MONITOR (vCPU); PVPORT, SERIAL
- * (machine). The others depend on the source host's KVM; a destination that lacks the
- * capability a present section needs refuses the blob rather than drop state. */
+ * Mandatory: CPUID, REGS, SREGS, exactly one of FPU/XSAVE, MONITOR. The others depend on
+ * the source host's KVM; a destination that lacks the capability a present section needs
+ * refuses the blob rather than drop state.
+ *
+ * The machine blob is the device registry's (vmm/vmstate.h, docs/device-state.md); the
+ * tagged machine blob of 2.0-2.2 sources is converted to it (vstate_parse.c). */
 #include "migrate/vstate.h"
-#include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -44,32 +46,17 @@
 
 /* ---- blobs ---- */
 
-void vs_blob_free(struct vs_blob *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
 static int blob_put(struct vs_blob *b, uint32_t tag, const void *data, size_t len)
 {
     size_t padded = (len + 7) & ~(size_t)7;
-    size_t need = b->len + 8 + padded;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *p = realloc(b->data, cap);
-        if (!p)
-            return vs_fail(ENOMEM, "out of memory growing a state blob to %zu bytes", cap);
-        b->data = p;
-        b->cap = cap;
-    }
+    int rc = vs_blob_reserve(b, 8 + padded);
+    if (rc)
+        return rc;
     uint32_t hdr[2] = { tag, (uint32_t)len };
     memcpy(b->data + b->len, hdr, sizeof(hdr));
     memcpy(b->data + b->len + 8, data, len);
     memset(b->data + b->len + 8 + len, 0, padded - len);
-    b->len = need;
+    b->len += 8 + padded;
     return 0;
 }
 
@@ -154,8 +141,9 @@ static int save_fpu(struct vs_vcpu *v, struct vs_blob *out)
 static int save_struct(struct vs_vcpu *v, unsigned long req, const char *name, uint32_t tag,
                        struct vs_blob *out)
 {
-    uint8_t buf[512];
-    _Static_assert(sizeof(struct kvm_sregs) <= sizeof(buf) && sizeof(struct kvm_xcrs) <= sizeof(buf),
+    uint8_t buf[1024];
+    _Static_assert(sizeof(struct kvm_sregs) <= sizeof(buf) && sizeof(struct kvm_xcrs) <= sizeof(buf)
+                   && sizeof(struct kvm_lapic_state) <= sizeof(buf),
                    "buffer fits every struct read this way");
     memset(buf, 0, sizeof(buf));
     int rc = vcpu_ioctl(v, req, name, buf);
@@ -163,13 +151,31 @@ static int save_struct(struct vs_vcpu *v, unsigned long req, const char *name, u
 }
 #define SAVE_STRUCT(v, req, tag, out) save_struct(v, req, #req, tag, out)
 
+/* The guest's TSC frequency, so a destination of another frequency scales to it. */
+static int save_tsc_khz(struct vs_vcpu *v, struct vs_blob *out)
+{
+    if (!kvm_cap(v->vm, KVM_CAP_GET_TSC_KHZ))
+        return 0;
+    int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0) {
+        vs_debug("KVM_GET_TSC_KHZ on vCPU %u: %s; not saved", v->index, strerror(errno));
+        return 0;
+    }
+    uint32_t k = (uint32_t)khz;
+    return blob_put(out, TAG_TSC_KHZ, &k, sizeof(k));
+}
+
 static int save_vcpu_sections(struct vs_vcpu *v, struct vs_blob *out)
 {
     int rc = save_cpuid(v, out);
     if (!rc)
+        rc = save_tsc_khz(v, out);
+    if (!rc)
         rc = SAVE_STRUCT(v, KVM_GET_REGS, TAG_REGS, out);
     if (!rc)
         rc = SAVE_STRUCT(v, KVM_GET_SREGS, TAG_SREGS, out);
+    if (!rc && v->vm->machine == VS_MACHINE_PC)
+        rc = SAVE_STRUCT(v, KVM_GET_LAPIC, TAG_LAPIC, out);
     if (!rc)
         rc = save_fpu(v, out);
     if (!rc && kvm_cap(v->vm, KVM_CAP_XCRS))
@@ -243,6 +249,25 @@ static int load_struct(struct vs_vcpu *v, const struct vs_vstate_sections *s, ui
 }
 #define LOAD_STRUCT(v, s, tag, req) load_struct(v, s, tag, req, #req)
 
+/* Run the guest's TSC at the source's frequency when this host's differs (KVM scales it
+ * with TSC scaling; within 250 ppm it needs none). */
+static int load_tsc_khz(struct vs_vcpu *v, const struct vs_vstate_sections *s)
+{
+    uint32_t want;
+    memcpy(&want, s->data[TAG_TSC_KHZ], sizeof(want));
+    int have = kvm_cap(v->vm, KVM_CAP_GET_TSC_KHZ) ? ioctl(v->fd, KVM_GET_TSC_KHZ, 0) : -1;
+    if (have == (int)want)
+        return 0;
+    if (!kvm_cap(v->vm, KVM_CAP_TSC_CONTROL) || ioctl(v->fd, KVM_SET_TSC_KHZ, want) < 0)
+        return vs_fail(ENOTSUP, "vCPU %u: the source's TSC runs at %u kHz, this host's at %d "
+                       "kHz, and KVM cannot run the guest at %u kHz (KVM_SET_TSC_KHZ: %s); "
+                       "migrate between hosts of one TSC frequency or with TSC scaling",
+                       v->index, want, have, want, strerror(errno));
+    vs_info("vCPU %u: TSC scaled from this host's %d kHz to the source's %u kHz", v->index,
+            have, want);
+    return 0;
+}
+
 int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
 {
     struct vs_vstate_sections s;
@@ -264,14 +289,25 @@ int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
                        "host's KVM lacks KVM_CAP_XCRS; migrate to a host with XSAVE support",
                        v->index, TAG_XCRS);
 
+    if (s.data[TAG_LAPIC] && v->vm->machine != VS_MACHINE_PC)
+        return vs_fail(ENOTSUP, "vCPU %u state: section LAPIC (tag %u) is present but this VM "
+                       "has no in-kernel irqchip (flat machine); the destination must build "
+                       "the source's machine", v->index, TAG_LAPIC);
+
     /* CPUID first: KVM checks later state (CR4 bits, XCR0, MSRs) against it. */
     struct kvm_cpuid2 *cpuid = section_copy(&s, TAG_CPUID, 0, v->index);
     if (!cpuid)
         return -ENOMEM;
     rc = VCPU_IOCTL(v, KVM_SET_CPUID2, cpuid);
     free(cpuid);
+    if (!rc && s.data[TAG_TSC_KHZ])     /* before IA32_TSC is written (MSRS) */
+        rc = load_tsc_khz(v, &s);
+    /* SREGS carry the APIC base (enabled, x2APIC): before the LAPIC's registers; the
+     * LAPIC before MSRS (TSC deadline), VCPU_EVENTS and MP_STATE. */
     if (!rc)
         rc = LOAD_STRUCT(v, &s, TAG_SREGS, KVM_SET_SREGS);
+    if (!rc)
+        rc = LOAD_STRUCT(v, &s, TAG_LAPIC, KVM_SET_LAPIC);
     if (!rc)
         rc = LOAD_STRUCT(v, &s, TAG_REGS, KVM_SET_REGS);
     if (!rc && s.data[TAG_XSAVE]) {
@@ -369,83 +405,18 @@ int vs_vstate_save_machine(struct vs_vm *vm, struct vs_blob *out)
 {
     out->len = 0;
     int rc = require_vm_idle(vm, "save the machine state");
-    if (rc)
-        return rc;
-    if (kvm_cap(vm, KVM_CAP_ADJUST_CLOCK)) {
-        struct kvm_clock_data clock;
-        memset(&clock, 0, sizeof(clock));
-        if (ioctl(vm->kvm.vm_fd, KVM_GET_CLOCK, &clock) < 0)
-            return vs_fail(errno, "KVM_GET_CLOCK: %s", strerror(errno));
-        rc = blob_put(out, TAG_CLOCK, &clock, sizeof(clock));
-    }
-
-    struct vs_pvport *p = &vm->pvport;
-    pthread_mutex_lock(&p->lock);
-    struct pvport_rec pr = {
-        .registered = p->registered, .telemetry_gpa = p->telemetry_gpa,
-        .doorbells = p->doorbells, .snapshot = p->snapshot, .clock_us = vs_pvport_clock_us(p),
-        .rate_override = atomic_load(&p->rate_override),
-    };
-    pthread_mutex_unlock(&p->lock);
-    if (!rc)
-        rc = blob_put(out, TAG_PVPORT, &pr, sizeof(pr));
-
-    struct vs_serial *sp = &vm->serial;
-    pthread_mutex_lock(&sp->lock);
-    struct serial_rec sr = {
-        .ier = sp->ier, .lcr = sp->lcr, .mcr = sp->mcr, .scr = sp->scr, .dll = sp->dll,
-        .dlm = sp->dlm, .bytes_out = sp->bytes_out,
-    };
-    pthread_mutex_unlock(&sp->lock);
-    if (!rc)
-        rc = blob_put(out, TAG_SERIAL, &sr, sizeof(sr));
-    if (rc)
-        out->len = 0;
-    return rc;
+    return rc ? rc : vs_vmstate_save_all(&vm->devices, out);
 }
 
-int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len)
+int vs_vstate_load_machine(struct vs_vm *vm, bool legacy, const uint8_t *blob, size_t len)
 {
-    const char *who = "machine state";
-    struct vs_vstate_sections s;
     int rc = require_vm_idle(vm, "load the machine state");
+    if (rc || !legacy)
+        return rc ? rc : vs_vmstate_load_all(&vm->devices, blob, len);
+    struct vs_blob conv = { 0 };
+    rc = vs_vstate_convert_legacy_machine(blob, len, &conv);
     if (!rc)
-        rc = vs_vstate_parse_machine(vm->mem.size, blob, len, &s);
-    if (rc)
-        return rc;
-    struct pvport_rec pr;
-    memcpy(&pr, s.data[TAG_PVPORT], sizeof(pr));
-    struct serial_rec sr;
-    memcpy(&sr, s.data[TAG_SERIAL], sizeof(sr));
-
-    if (s.data[TAG_CLOCK]) {
-        struct kvm_clock_data saved, clock;
-        memcpy(&saved, s.data[TAG_CLOCK], sizeof(saved));
-        /* The clock resumes where it stopped: no KVM_CLOCK_REALTIME, so the migration's
-         * downtime is not added (the pvport clock below behaves the same way). */
-        memset(&clock, 0, sizeof(clock));
-        clock.clock = saved.clock;
-        if (ioctl(vm->kvm.vm_fd, KVM_SET_CLOCK, &clock) < 0)
-            return vs_fail(errno, "%s: KVM_SET_CLOCK to %llu ns: %s; the destination KVM "
-                           "refused the source's clock", who,
-                           (unsigned long long)saved.clock, strerror(errno));
-    }
-
-    struct vs_pvport *p = &vm->pvport;
-    pthread_mutex_lock(&p->lock);
-    p->registered = pr.registered;
-    p->telemetry_gpa = pr.telemetry_gpa;
-    p->doorbells = pr.doorbells;
-    p->snapshot = pr.snapshot;
-    /* guest clock = host monotonic + offset: continue from the value at save time */
-    p->clock_offset_us = (int64_t)pr.clock_us - (int64_t)(vs_clock_ns() / 1000);
-    pthread_mutex_unlock(&p->lock);
-    atomic_store(&p->rate_override, pr.rate_override);
-
-    struct vs_serial *sp = &vm->serial;
-    pthread_mutex_lock(&sp->lock);
-    sp->ier = sr.ier, sp->lcr = sr.lcr, sp->mcr = sr.mcr, sp->scr = sr.scr;
-    sp->dll = sr.dll, sp->dlm = sr.dlm, sp->bytes_out = sr.bytes_out;
-    pthread_mutex_unlock(&sp->lock);
-    return 0;
+        rc = vs_vmstate_load_all(&vm->devices, conv.data, conv.len);
+    vs_blob_free(&conv);
+    return rc;
 }

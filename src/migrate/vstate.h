@@ -8,14 +8,10 @@
 #define VS_VSTATE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include "common/blob.h"
 #include "vmm/vm.h"
-
-struct vs_blob {
-    uint8_t *data;
-    size_t len, cap;
-};
-void vs_blob_free(struct vs_blob *b);
 
 /* vCPU sections: CPUID, REGS, SREGS, FPU or XSAVE, XCRS, MSRS (a fixed list of the
  * architectural MSRs a guest can change), VCPU_EVENTS, DEBUGREGS, MP_STATE, and the
@@ -29,16 +25,21 @@ int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len);
  * and the monitor flags. The error names the first field that differs. */
 int vs_vstate_check_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len);
 
-/* Machine sections: KVM clock (KVM_GET_CLOCK), the pvport device (registration,
- * telemetry snapshot, doorbells, guest clock value, rate override), and the serial port
- * registers. The VM must be paused. */
+/* The machine state: every registered device's section (vmm/vmstate.h). The VM must be
+ * paused. A legacy blob (from a 2.0-2.2 source: tagged sections CLOCK, PVPORT, SERIAL) is
+ * converted to the registry's form first. */
 int vs_vstate_save_machine(struct vs_vm *vm, struct vs_blob *out);
-int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len);
+int vs_vstate_load_machine(struct vs_vm *vm, bool legacy, const uint8_t *blob, size_t len);
+
+/* A 2.0-2.2 machine blob as registry sections: CLOCK -> kvmclock v1, PVPORT -> pvport v1,
+ * SERIAL -> serial v1 (the same bytes; the devices check their content on load). */
+int vs_vstate_convert_legacy_machine(const uint8_t *blob, size_t len, struct vs_blob *out);
 
 /* The checks the loads make before touching KVM, on their own (no VM needed): every
- * section well-formed, the mandatory ones present, the telemetry page inside ram_size.
- * Used by the loads and by the fuzz harness. */
+ * section well-formed, the mandatory ones present. Used by the loads and by the fuzz
+ * harness; a machine blob is checked against the devices of registry r. */
 int vs_vstate_validate_vcpu(unsigned index, const uint8_t *blob, size_t len);
-int vs_vstate_validate_machine(uint64_t ram_size, const uint8_t *blob, size_t len);
+int vs_vstate_validate_machine(const struct vs_vmstate_registry *r, bool legacy,
+                               const uint8_t *blob, size_t len);
 
 #endif

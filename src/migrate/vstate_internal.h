@@ -13,6 +13,7 @@
 enum {
     TAG_CPUID = 1, TAG_REGS = 2, TAG_SREGS = 3, TAG_FPU = 4, TAG_XSAVE = 5, TAG_XCRS = 6,
     TAG_MSRS = 7, TAG_EVENTS = 8, TAG_DEBUGREGS = 9, TAG_MP_STATE = 10, TAG_MONITOR = 11,
+    TAG_LAPIC = 12, TAG_TSC_KHZ = 13,   /* 2.3 */
     TAG_CLOCK = 32, TAG_PVPORT = 33, TAG_SERIAL = 34,
     TAG_LIMIT
 };
@@ -21,22 +22,6 @@ enum {
 #define MONITOR_STOPPED 2u
 #define MAX_CPUID_ENTRIES 4096u    /* as many as kvm.c ever asks KVM for */
 #define MAX_XSAVE_SIZE (1u << 20)  /* far above any CPU's XSAVE area */
-
-struct pvport_rec {
-    uint32_t registered;           /* 0 or 1 */
-    uint32_t rate_override;
-    uint64_t telemetry_gpa;
-    uint64_t doorbells;
-    uint64_t clock_us;             /* guest clock at save time */
-    struct vs_telemetry snapshot;
-};
-_Static_assert(sizeof(struct pvport_rec) == 2144, "PVPORT section layout");
-
-struct serial_rec {
-    uint8_t ier, lcr, mcr, scr, dll, dlm, pad[2];
-    uint64_t bytes_out;
-};
-_Static_assert(sizeof(struct serial_rec) == 16, "SERIAL section layout");
 
 struct vs_vstate_tag {
     const char *name;
@@ -53,8 +38,7 @@ struct vs_vstate_sections {
 /* Split a blob into its sections, refusing anything malformed (vstate_parse.c). */
 int vs_vstate_parse_vcpu(unsigned index, const uint8_t *blob, size_t len,
                          struct vs_vstate_sections *s);
-int vs_vstate_parse_machine(uint64_t ram_size, const uint8_t *blob, size_t len,
-                            struct vs_vstate_sections *s);
+int vs_vstate_parse_machine(const uint8_t *blob, size_t len, struct vs_vstate_sections *s);
 
 
 int vs_vstate_cpuid_read(int fd, unsigned vcpu, const struct kvm_cpuid2 *given,

@@ -20,9 +20,12 @@ const struct vs_vstate_tag vs_vstate_tags[TAG_LIMIT] = {
     [TAG_DEBUGREGS] = { "DEBUGREGS", sizeof(struct kvm_debugregs), false },
     [TAG_MP_STATE] = { "MP_STATE", sizeof(struct kvm_mp_state), false },
     [TAG_MONITOR] = { "MONITOR", sizeof(uint32_t), false },
-    [TAG_CLOCK] = { "CLOCK", sizeof(struct kvm_clock_data), true },
-    [TAG_PVPORT] = { "PVPORT", sizeof(struct pvport_rec), true },
-    [TAG_SERIAL] = { "SERIAL", sizeof(struct serial_rec), true },
+    [TAG_LAPIC] = { "LAPIC", sizeof(struct kvm_lapic_state), false },
+    [TAG_TSC_KHZ] = { "TSC_KHZ", sizeof(uint32_t), false },
+    /* 2.0-2.2 machine blobs: the device checks the length and content (vmm/vmstate.h) */
+    [TAG_CLOCK] = { "CLOCK", 0, true },
+    [TAG_PVPORT] = { "PVPORT", 0, true },
+    [TAG_SERIAL] = { "SERIAL", 0, true },
 };
 
 static const char *tag_name(uint32_t tag)
@@ -68,21 +71,16 @@ static int check_section(uint32_t tag, const uint8_t *d, uint32_t len, char *why
         if (x.nr_xcrs > KVM_MAX_XCRS || x.flags)
             return invalid(why, n, "nr_xcrs %u (at most %d), flags 0x%x (must be 0)",
                            x.nr_xcrs, KVM_MAX_XCRS, x.flags);
+    } else if (tag == TAG_TSC_KHZ) {
+        uint32_t khz;
+        memcpy(&khz, d, sizeof(khz));
+        if (khz == 0)
+            return invalid(why, n, "a TSC of 0 kHz");
     } else if (tag == TAG_MONITOR) {
         uint32_t f;
         memcpy(&f, d, sizeof(f));
         if (f & ~(MONITOR_HALTED | MONITOR_STOPPED))
             return invalid(why, n, "unknown flags 0x%x", f);
-    } else if (tag == TAG_PVPORT) {
-        struct pvport_rec r;
-        memcpy(&r, d, sizeof(r));
-        if (r.registered > 1)
-            return invalid(why, n, "registered is %u, expected 0 or 1", r.registered);
-    } else if (tag == TAG_SERIAL) {
-        struct serial_rec r;
-        memcpy(&r, d, sizeof(r));
-        if (r.pad[0] || r.pad[1] || (r.ier & ~0x0f))
-            return invalid(why, n, "ier 0x%x or padding out of range", r.ier);
     }
     return 0;
 }
@@ -163,7 +161,7 @@ int vs_vstate_validate_vcpu(unsigned index, const uint8_t *blob, size_t len)
     return vs_vstate_parse_vcpu(index, blob, len, &s);
 }
 
-int vs_vstate_parse_machine(uint64_t ram_size, const uint8_t *blob, size_t len, struct vs_vstate_sections *s)
+int vs_vstate_parse_machine(const uint8_t *blob, size_t len, struct vs_vstate_sections *s)
 {
     const char *who = "machine state";
     int rc = parse(blob, len, true, who, s);
@@ -171,24 +169,38 @@ int vs_vstate_parse_machine(uint64_t ram_size, const uint8_t *blob, size_t len, 
         rc = require_section(s, TAG_PVPORT, who);
     if (!rc)
         rc = require_section(s, TAG_SERIAL, who);
-    if (rc)
-        return rc;
-    struct pvport_rec pr;
-    memcpy(&pr, s->data[TAG_PVPORT], sizeof(pr));
-    /* The same rule pvport.c applies when the guest registers: a whole page inside RAM,
-     * below 4 GiB (the port takes 32 bits). */
-    if (pr.registered && (pr.telemetry_gpa % 4096 || pr.telemetry_gpa > UINT32_MAX ||
-                          pr.telemetry_gpa + 4096 > ram_size))
-        return vs_fail(EINVAL, "%s: section PVPORT (tag %u): telemetry page 0x%llx is not a "
-                       "page inside this VM's 0x%llx bytes of RAM; give the destination the "
-                       "source's memory size", who, TAG_PVPORT,
-                       (unsigned long long)pr.telemetry_gpa, (unsigned long long)ram_size);
-    return 0;
+    return rc;
 }
 
-int vs_vstate_validate_machine(uint64_t ram_size, const uint8_t *blob, size_t len)
+/* The 2.0-2.2 tags and the registry sections (version 1) they became, in the order a
+ * flat machine registers its devices. */
+static const struct { uint32_t tag; const char *device; } legacy_devices[] = {
+    { TAG_PVPORT, "pvport" }, { TAG_SERIAL, "serial" }, { TAG_CLOCK, "kvmclock" },
+};
+
+int vs_vstate_convert_legacy_machine(const uint8_t *blob, size_t len, struct vs_blob *out)
 {
     struct vs_vstate_sections s;
-    return vs_vstate_parse_machine(ram_size, blob, len, &s);
+    int rc = vs_vstate_parse_machine(blob, len, &s);
+    out->len = 0;
+    for (size_t i = 0; !rc && i < sizeof(legacy_devices) / sizeof(legacy_devices[0]); i++) {
+        uint32_t tag = legacy_devices[i].tag;
+        if (s.data[tag])
+            rc = vs_vmstate_append_section(out, legacy_devices[i].device, 0, 1, s.data[tag],
+                                           s.len[tag]);
+    }
+    return rc;
 }
 
+int vs_vstate_validate_machine(const struct vs_vmstate_registry *r, bool legacy,
+                               const uint8_t *blob, size_t len)
+{
+    if (!legacy)
+        return vs_vmstate_validate(r, blob, len);
+    struct vs_blob conv = { 0 };
+    int rc = vs_vstate_convert_legacy_machine(blob, len, &conv);
+    if (!rc)
+        rc = vs_vmstate_validate(r, conv.data, conv.len);
+    vs_blob_free(&conv);
+    return rc;
+}

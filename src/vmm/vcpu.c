@@ -2,6 +2,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "vmm/bus.h"
 #include "vmm/dirty_ring.h"
 
 #include <signal.h>
@@ -41,6 +42,44 @@ void vs_vcpu_personalise_cpuid(struct kvm_cpuid2 *c, unsigned index)
     }
 }
 
+/* Find the "blocking" statistic among the vCPU's binary stats (KVM_GET_STATS_FD). Only
+ * the status report uses it: without it, a halted pc vCPU reads as running. */
+static void open_stats(struct vs_vcpu *v)
+{
+    if (v->vm->machine != VS_MACHINE_PC ||
+        ioctl(v->vm->kvm.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_BINARY_STATS_FD) <= 0)
+        return;
+    int fd = ioctl(v->fd, KVM_GET_STATS_FD, 0);
+    struct kvm_stats_header h;
+    if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.name_size > 4096) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    size_t dsize = sizeof(struct kvm_stats_desc) + h.name_size;
+    uint8_t *descs = calloc(h.num_desc, dsize);
+    if (descs && pread(fd, descs, dsize * h.num_desc, h.desc_offset) == (ssize_t)(dsize * h.num_desc))
+        for (uint32_t i = 0; i < h.num_desc; i++) {
+            const struct kvm_stats_desc *d = (const void *)(descs + i * dsize);
+            if (strncmp(d->name, "blocking", h.name_size) == 0 && d->size == 1)
+                v->blocking_at = h.data_offset + d->offset;
+        }
+    free(descs);
+    if (v->blocking_at)
+        v->stats_fd = fd;
+    else
+        close(fd);
+}
+
+bool vs_vcpu_halted_in_kernel(const struct vs_vcpu *v)
+{
+    uint64_t blocking = 0;
+    return v->stats_fd >= 0 &&
+           pread(v->stats_fd, &blocking, sizeof(blocking), (off_t)v->blocking_at) ==
+               (ssize_t)sizeof(blocking) &&
+           blocking != 0;
+}
+
 int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
 {
     struct vs_vm *vm = v->vm;
@@ -78,6 +117,16 @@ int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3)
     struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
     if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
         return vs_fail(errno, "KVM_SET_FPU on vCPU %u: %s", v->index, strerror(errno));
+    open_stats(v);
+    return 0;
+}
+
+int vs_vcpu_set_mp_state(struct vs_vcpu *v, uint32_t mp_state)
+{
+    struct kvm_mp_state mp = { .mp_state = mp_state };
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
+        return vs_fail(errno, "KVM_SET_MP_STATE %u on vCPU %u: %s", mp_state, v->index,
+                       strerror(errno));
     return 0;
 }
 
@@ -87,6 +136,9 @@ void vs_vcpu_destroy(struct vs_vcpu *v)
         munmap(v->run, (size_t)v->vm->kvm.vcpu_mmap_size);
     if (v->fd >= 0)
         close(v->fd);
+    if (v->stats_fd >= 0)
+        close(v->stats_fd);
+    v->stats_fd = -1;
     v->run = NULL;
     v->fd = -1;
 }
@@ -136,28 +188,33 @@ void vs_vcpu_stall_ns(struct vs_vcpu *v, uint64_t ns, atomic_bool *while_set)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* One access through the bus; a device may ask that this vCPU stall afterwards (pvport
+ * SLEEP). */
+static void bus_access(struct vs_vcpu *v, enum vs_bus_space space, uint64_t addr, uint8_t *data,
+                       unsigned size, bool is_write)
+{
+    struct vs_bus_io io = { .data = data, .size = size, .is_write = is_write,
+                            .vcpu = v->index };
+    vs_bus_dispatch(&v->vm->bus, space, addr, &io);
+    if (io.stall_us)
+        vs_vcpu_stall_ns(v, io.stall_us * 1000, NULL);
+}
+
 static void handle_io(struct vs_vcpu *v)
 {
     struct kvm_run *run = v->run;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-    uint16_t port = run->io.port;
-    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-        if (port >= VS_SERIAL_BASE && port < VS_SERIAL_BASE + VS_SERIAL_PORTS && run->io.size == 1) {
-            vs_serial_io(&v->vm->serial, port, is_write, data);
-        } else if (port >= VS_PVPORT_BASE && port < VS_PVPORT_BASE + VS_PVPORT_SIZE) {
-            uint32_t value = 0;
-            uint64_t stall_us = 0;
-            memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
-            vs_pvport_io(&v->vm->pvport, v->index, port, is_write, &value, &stall_us);
-            if (!is_write)
-                memcpy(data, &value, run->io.size <= 4 ? run->io.size : 4);
-            if (stall_us) /* the guest asked to be stalled (pvport SLEEP) */
-                vs_vcpu_stall_ns(v, stall_us * 1000, NULL);
-        } else if (!is_write) {
-            memset(data, 0xff, run->io.size); /* nothing there: the bus floats high */
-        }
-    }
+    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+        bus_access(v, VS_BUS_PIO, run->io.port, data, run->io.size, is_write);
+}
+
+static void handle_mmio(struct vs_vcpu *v)
+{
+    struct kvm_run *run = v->run;
+    unsigned len = run->mmio.len <= sizeof(run->mmio.data) ? run->mmio.len
+                                                            : (unsigned)sizeof(run->mmio.data);
+    bus_access(v, VS_BUS_MMIO, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
 static void fail_vcpu(struct vs_vcpu *v, const char *what)
@@ -205,9 +262,7 @@ void *vs_vcpu_thread(void *arg)
                 fail_vcpu(v, v->vm->ring ? vs_last_error() : "dirty ring full without a ring");
             break;
         case KVM_EXIT_MMIO:
-            /* No MMIO devices: reads float high, writes vanish. */
-            if (!v->run->mmio.is_write)
-                memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+            handle_mmio(v);
             break;
         case KVM_EXIT_SHUTDOWN:
             fail_vcpu(v, "the guest shut down (triple fault)");

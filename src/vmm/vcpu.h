@@ -9,6 +9,11 @@
 /* Create vCPU v->index of v->vm, map its kvm_run, set CPUID and the boot registers. */
 int vs_vcpu_create(struct vs_vcpu *v, uint64_t cr3);
 void vs_vcpu_destroy(struct vs_vcpu *v);
+/* pc machine: whether the vCPU sits in KVM halted (HLT no longer exits to user space),
+ * read from KVM's "blocking" statistic; false when KVM does not offer it. */
+bool vs_vcpu_halted_in_kernel(const struct vs_vcpu *v);
+/* KVM_SET_MP_STATE (pc machine: start an AP without INIT-SIPI). */
+int vs_vcpu_set_mp_state(struct vs_vcpu *v, uint32_t mp_state);
 
 /* Give vCPU `index` its own APIC ID in a CPUID table, so a guest can tell vCPUs apart. */
 struct kvm_cpuid2;

@@ -65,9 +65,28 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
     return rc;
 }
 
+/* Every device of the machine on the bus, and its state in the registry. Registration
+ * order is restore order (docs/device-state.md): the interrupt controllers and the PIT
+ * first (pc), the devices, the KVM clock last. */
+static int attach_devices(struct vs_vm *vm)
+{
+    int rc = 0;
+    if (vm->machine == VS_MACHINE_PC)
+        rc = vs_irqchip_create(&vm->irqchip, &vm->kvm, &vm->devices);
+    if (!rc)
+        rc = vs_pvport_attach(&vm->pvport, &vm->bus, &vm->devices);
+    if (!rc)
+        rc = vs_serial_attach(&vm->serial, &vm->bus, &vm->devices);
+    if (!rc)
+        rc = vs_kvmclock_attach(&vm->kvmclock, &vm->kvm, &vm->devices);
+    return rc;
+}
+
 int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
 {
     *out = NULL;
+    if (cfg->machine != VS_MACHINE_PC && cfg->machine != VS_MACHINE_FLAT)
+        return vs_fail(EINVAL, "machine %d is unknown; use pc or flat", (int)cfg->machine);
     if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VS_MAX_VCPUS)
         return vs_fail(EINVAL, "--vcpus %u is out of range; give 1 to %d", cfg->nr_vcpus,
                        VS_MAX_VCPUS);
@@ -82,6 +101,10 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     pthread_cond_init(&vm->cond, &ca);
     pthread_condattr_destroy(&ca);
     vm->state = VS_VM_CREATED;
+    vm->machine = cfg->machine;
+    vm->irqchip.vm_fd = -1;
+    vs_bus_init(&vm->bus);
+    vs_vmstate_init(&vm->devices);
     vs_pvport_init(&vm->pvport, &vm->mem);
 
     int rc = vs_serial_open(&vm->serial, cfg->serial);
@@ -99,6 +122,8 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
         goto fail;
     }
     rc = vs_memory_create(&vm->mem, cfg->mem_size);
+    if (!rc)
+        rc = attach_devices(vm);
     if (rc)
         goto fail;
     if (cfg->incoming) {
@@ -124,7 +149,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     }
     vm->nr_vcpus = cfg->nr_vcpus;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        vm->vcpus[i] = (struct vs_vcpu){ .vm = vm, .index = i, .fd = -1 };
+        vm->vcpus[i] = (struct vs_vcpu){ .vm = vm, .index = i, .fd = -1, .stats_fd = -1 };
     }
     /* The dirty ring can only be enabled while the VM has no vCPU. */
     if (cfg->dirty_ring &&
@@ -133,6 +158,11 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
         goto fail;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         rc = vs_vcpu_create(&vm->vcpus[i], cfg->incoming ? 0 : VS_BOOT_PT_ADDR);
+        /* The in-kernel LAPIC holds APs until an INIT-SIPI; our boot starts every vCPU in
+         * long mode directly, so they run from their registers (an incoming VM gets
+         * its MP state from the stream). */
+        if (!rc && vm->machine == VS_MACHINE_PC && !cfg->incoming && i > 0)
+            rc = vs_vcpu_set_mp_state(&vm->vcpus[i], KVM_MP_STATE_RUNNABLE);
         if (!rc && vm->ring)
             rc = vs_dirty_ring_map(vm->ring, i, vm->vcpus[i].fd);
         if (rc)

@@ -7,9 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/boot.h"
+#include "vmm/bus.h"
+#include "vmm/irqchip.h"
 #include "vmm/kvm.h"
+#include "vmm/kvmclock.h"
 #include "vmm/memory.h"
 #include "vmm/vcpu_throttle.h"
+#include "vmm/vmstate.h"
 #include "vmm/devices/pvport.h"
 #include "vmm/devices/serial.h"
 
@@ -58,7 +62,10 @@ struct vs_vcpu {
     pthread_t thread;
     bool thread_started;
     bool parked;        /* in user space waiting (paused, halted, stopped or quitting) */
-    bool halted;        /* the guest executed HLT with nothing to wake it */
+    bool halted;        /* the guest executed HLT with nothing to wake it (flat; in pc
+                           the vCPU halts inside KVM: vs_vcpu_halted_in_kernel) */
+    int stats_fd;       /* KVM binary stats of the vCPU (pc), or -1 */
+    uint64_t blocking_at;   /* offset of the "blocking" stat in stats_fd (0: none) */
     bool stopped;       /* fatal exit: this vCPU never runs again */
     uint64_t exits;
     struct vs_vcpu_throttle throttle;   /* migration convergence (vcpu_throttle.h) */
@@ -67,10 +74,15 @@ struct vs_vcpu {
 enum vs_vm_state { VS_VM_CREATED, VS_VM_RUNNING, VS_VM_PAUSED, VS_VM_FAILED, VS_VM_MIGRATED };
 
 struct vs_vm {
+    enum vs_machine machine;
     struct vs_kvm kvm;
     struct vs_memory mem;
+    struct vs_bus bus;           /* port I/O and MMIO devices (bus.h) */
+    struct vs_irqchip irqchip;   /* pc: PIC, IOAPIC, LAPICs, PIT in KVM (vm_fd -1: flat) */
     struct vs_serial serial;
     struct vs_pvport pvport;
+    struct vs_kvmclock kvmclock;
+    struct vs_vmstate_registry devices;  /* every device's migratable state (vmstate.h) */
     struct vs_boot_entry boot;
     unsigned nr_vcpus;
     struct vs_vcpu *vcpus;

@@ -62,7 +62,7 @@ struct vs_vmstate_registry {
     unsigned count;
 };
 
-struct vs_blob;   /* migrate/vstate.h: a growable byte buffer */
+struct vs_blob;   /* common/blob.h: a growable byte buffer */
 
 void vs_vmstate_init(struct vs_vmstate_registry *r);
 /* Register one instance. Refused: a duplicate (name, instance), a full registry, or a
@@ -75,6 +75,10 @@ int vs_vmstate_save_all(struct vs_vmstate_registry *r, struct vs_blob *out);
 int vs_vmstate_load_all(struct vs_vmstate_registry *r, const uint8_t *blob, size_t len);
 /* The checks of vs_vmstate_load_all() alone (fuzzing, tests). */
 int vs_vmstate_validate(const struct vs_vmstate_registry *r, const uint8_t *blob, size_t len);
+/* Append one section whose fields are already laid out (`len` bytes): converting state
+ * saved in another form (a 2.0-2.2 source's machine blob). */
+int vs_vmstate_append_section(struct vs_blob *out, const char *name, uint32_t instance,
+                              uint32_t version, const void *fields, size_t len);
 /* Bytes of one instance's section in this build's version (the report's state sizes). */
 size_t vs_vmstate_section_size(const struct vs_vmstate *desc);
 

@@ -34,6 +34,9 @@ int vs_wire_check_hello(const struct vs_wire_hello *h)
     if (h->nr_streams < 1 || h->nr_streams > VS_WIRE_MAX_STREAMS)
         return vs_fail(EPROTO, "migration stream: HELLO: %u streams is out of range 1..%d",
                        h->nr_streams, VS_WIRE_MAX_STREAMS);
+    if (h->version_minor >= 3 && h->machine > VS_WIRE_MACHINE_MAX)
+        return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: machine %u is unknown to "
+                       "this vmshift (0 pc, 1 flat); upgrade the destination", h->machine);
     if (h->codecs & ~((1u << VS_CODEC_COUNT) - 1))
         return vs_fail(EPROTONOSUPPORT, "migration stream: HELLO: unknown codec bits 0x%x; "
                        "upgrade the destination", h->codecs & ~((1u << VS_CODEC_COUNT) - 1));

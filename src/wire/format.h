@@ -13,9 +13,12 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  2         /* 2.1: post-copy records 15..20; 2.2: settling
+#define VS_WIRE_VERSION_MINOR  3         /* 2.1: post-copy records 15..20; 2.2: settling
                                                the commit window (RESOLVE, CLAIM, GRANT,
-                                               HELLO resolve_port) */
+                                               HELLO resolve_port); 2.3: the device
+                                               platform (HELLO machine, MACHINE_STATE as
+                                               device-state sections, vCPU LAPIC and
+                                               TSC_KHZ sections) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -34,7 +37,9 @@ enum vs_wire_type {
     VS_REC_ZERO_PAGES = 4,     /* src->dst  struct vs_wire_pages, gpa[count] (all-zero pages) */
     VS_REC_PASS_END = 5,       /* src->dst  struct vs_wire_pass_end */
     VS_REC_VCPU_STATE = 6,     /* src->dst  struct vs_wire_vcpu_state, blob */
-    VS_REC_MACHINE_STATE = 7,  /* src->dst  blob (VM clock, devices) */
+    VS_REC_MACHINE_STATE = 7,  /* src->dst  blob (VM clock, devices): 2.3 device-state
+                                            sections (docs/device-state.md); before 2.3
+                                            tagged sections CLOCK, PVPORT, SERIAL */
     VS_REC_DIGEST = 8,         /* src->dst  struct vs_wire_digest */
     VS_REC_VERIFY_REPLY = 9,   /* dst->src  struct vs_wire_verdict */
     VS_REC_COMMIT = 10,        /* src->dst  empty: the source has committed */
@@ -106,10 +111,15 @@ struct vs_wire_hello {
     /* Version 2.2 (a 2.0 or 2.1 HELLO ends here, 64 bytes): */
     uint16_t resolve_port;     /* TCP port on the source's address of stream 0 where it
                                   answers RESOLVE queries (0: none) */
-    uint16_t reserved0;
+    uint16_t machine;          /* 2.3: VS_WIRE_MACHINE_*, the hardware the VM has (0 in
+                                  2.2, which meant no machine: always flat) */
     uint32_t reserved1;
 };
-#define VS_WIRE_HELLO_OLD_SIZE 64u   /* HELLO of versions 2.0 and 2.1: no resolve_port */
+#define VS_WIRE_HELLO_OLD_SIZE 64u
+/* HELLO machine (2.3; equal to enum vs_machine): the destination builds the same. */
+#define VS_WIRE_MACHINE_PC     0u   /* irqchip, PIT, devices on the bus */
+#define VS_WIRE_MACHINE_FLAT   1u   /* what every 2.0-2.2 source runs */
+#define VS_WIRE_MACHINE_MAX    1u   /* HELLO of versions 2.0 and 2.1: no resolve_port */
 
 /* States a side reports in RESOLVE (docs/state-machine.md, "The commit window"). */
 enum vs_wire_outcome {

@@ -25,4 +25,9 @@ uint8_t *fuzz_copy(const uint8_t *data, size_t size);
 #define FUZZ_RAM (8ull << 20)   /* the recorded seed migrations are 8 MiB VMs */
 uint8_t *fuzz_ram(void);
 
+/* The device-state registry of a machine (descriptions only, for validation): flat
+ * (pvport, serial, kvmclock) or pc (the irqchip and PIT too). */
+struct vs_vmstate_registry;
+const struct vs_vmstate_registry *fuzz_machine_registry(int pc);
+
 #endif

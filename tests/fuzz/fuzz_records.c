@@ -53,7 +53,8 @@ static int receive(struct vs_recv_streams *rs)
         case VS_REC_MACHINE_STATE:
             rc = vs_wire_read_payload(r, &h, state_buf, VS_WIRE_MAX_STATE);
             if (!rc)
-                rc = vs_vstate_validate_machine(FUZZ_RAM, state_buf, h.length);
+                rc = vs_vstate_validate_machine(fuzz_machine_registry(1), false, state_buf,
+                                                h.length);
             break;
         case VS_REC_DIGEST:
             rc = vs_wire_read_fixed(r, &h, VS_REC_DIGEST, &dg, sizeof(dg));

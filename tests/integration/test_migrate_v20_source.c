@@ -1,7 +1,8 @@
 /* Integration: version 2.0 and 2.1 sources still migrate to this destination. The stream
- * of a real migration is recorded (VMSHIFT_RECORD_DIR) and replayed to new receivers as
- * a 2.0 and a 2.1 source send it: a 64-byte HELLO of that version (2.1 offering
- * post-copy), no GRANT after COMMIT. The destination must commit the old way (RESUMED
+ * of a real migration of a flat machine is recorded (VMSHIFT_RECORD_DIR) and replayed to
+ * new receivers as a 2.0 and a 2.1 source send it: a 64-byte HELLO of that version (2.1
+ * offering post-copy), state blobs in their 2.0 form (tagged machine sections; no LAPIC
+ * or TSC_KHZ vCPU sections; digests to match), no GRANT after COMMIT. The destination must commit the old way (RESUMED
  * right after COMMIT, no CLAIM) and run the VM, with the verify workload clean. */
 #include "harness.h"
 #include "common/error.h"
@@ -51,6 +52,91 @@ static void reseal(struct vs_wire_header *h, const uint8_t *payload)
     h->header_sum = XXH32(h, sizeof(*h), 0);
 }
 
+/* A buffer being built: the rewritten payload of one record. */
+struct out_buf {
+    uint8_t data[1u << 20];
+    size_t len;
+};
+
+static void put(struct out_buf *o, const void *p, size_t n)
+{
+    assert_true(o->len + n <= sizeof(o->data));
+    memcpy(o->data + o->len, p, n);
+    o->len += n;
+}
+
+static void put_tagged(struct out_buf *o, uint32_t tag, const uint8_t *p, uint32_t n)
+{
+    static const uint8_t zeros[8];
+    uint32_t hdr[2] = { tag, n };
+    put(o, hdr, sizeof(hdr));
+    put(o, p, n);
+    put(o, zeros, ((n + 7) & ~7u) - n);
+}
+
+/* A vCPU blob as a 2.0-2.2 source sends it: without the 2.3 sections LAPIC (12) and
+ * TSC_KHZ (13). */
+static void vcpu_blob_as_v20(const uint8_t *blob, size_t len, struct out_buf *o)
+{
+    for (size_t off = 0; off + 8 <= len;) {
+        uint32_t tag, n;
+        memcpy(&tag, blob + off, 4);
+        memcpy(&n, blob + off + 4, 4);
+        if (tag != 12 && tag != 13)
+            put_tagged(o, tag, blob + off + 8, n);
+        off += 8 + ((n + 7) & ~(size_t)7);
+    }
+}
+
+/* A 2.3 machine blob (device-state sections of a flat machine) as a 2.0-2.2 source sends
+ * it: tagged sections CLOCK (32), PVPORT (33), SERIAL (34) of the same bytes. */
+static void machine_blob_as_v20(const uint8_t *blob, size_t len, struct out_buf *o)
+{
+    static const struct { const char *name; uint32_t tag; } map[] = {
+        { "kvmclock", 32 }, { "pvport", 33 }, { "serial", 34 },
+    };
+    unsigned found = 0;
+    for (size_t off = 0; off + 40 <= len;) {
+        uint32_t n;
+        memcpy(&n, blob + off + 32, 4);
+        for (unsigned i = 0; i < 3; i++)
+            if (strcmp((const char *)blob + off, map[i].name) == 0) {
+                put_tagged(o, map[i].tag, blob + off + 40, n);
+                found++;
+            }
+        off += 40 + ((n + 7) & ~(size_t)7);
+    }
+    assert_int_equal(found, 3);   /* a flat machine has exactly these */
+}
+
+/* Rewrite one record's payload as a 2.0 source would have sent it; the digests follow
+ * the rewritten state blobs. */
+static void rewrite_as_v20(struct vs_wire_header *h, uint8_t **p, struct out_buf *o,
+                           XXH3_state_t *vcpu_hash, uint64_t *machine_hash)
+{
+    o->len = 0;
+    if (h->type == VS_REC_VCPU_STATE) {
+        put(o, *p, sizeof(struct vs_wire_vcpu_state));
+        vcpu_blob_as_v20(*p + sizeof(struct vs_wire_vcpu_state),
+                         h->length - sizeof(struct vs_wire_vcpu_state), o);
+        XXH3_64bits_update(vcpu_hash, o->data + sizeof(struct vs_wire_vcpu_state),
+                           o->len - sizeof(struct vs_wire_vcpu_state));
+    } else if (h->type == VS_REC_MACHINE_STATE) {
+        machine_blob_as_v20(*p, h->length, o);
+        *machine_hash = XXH3_64bits(o->data, o->len);
+    } else if (h->type == VS_REC_DIGEST) {
+        struct vs_wire_digest dg;
+        memcpy(&dg, *p, sizeof(dg));
+        dg.vcpu_xxh3 = XXH3_64bits_digest(vcpu_hash);
+        dg.machine_xxh3 = *machine_hash;
+        put(o, &dg, sizeof(dg));
+    } else {
+        return;
+    }
+    h->length = (uint32_t)o->len;
+    *p = o->data;
+}
+
 /* Replay the recorded stream 0 up to COMMIT to a new receiver as a 2.<minor> source would
  * send it (64-byte HELLO; a 2.0 source offers no feature, a 2.1 source offers post-copy),
  * resealed; the destination must answer RESUMED right after COMMIT, with no CLAIM, and
@@ -66,7 +152,12 @@ static void replay_as(const uint8_t *recording, size_t len, uint16_t minor)
     memcpy(stream, recording, len);
     struct vs_channel *ch;
     assert_int_equal(vs_tcp_connect(to, 5000, &ch), 0);
-    uint64_t seq = 0;
+    uint64_t seq = 0, machine_hash = 0;
+    struct out_buf *o = malloc(sizeof(*o));
+    XXH3_state_t *vcpu_hash = XXH3_createState();
+    assert_non_null(o);
+    assert_non_null(vcpu_hash);
+    XXH3_64bits_reset(vcpu_hash);
     for (size_t off = 0; off + sizeof(struct vs_wire_header) <= len;) {
         struct vs_wire_header h;
         memcpy(&h, stream + off, sizeof(h));
@@ -80,6 +171,7 @@ static void replay_as(const uint8_t *recording, size_t len, uint16_t minor)
             memcpy(p, &hello, VS_WIRE_HELLO_OLD_SIZE);
             h.length = VS_WIRE_HELLO_OLD_SIZE;
         }
+        rewrite_as_v20(&h, &p, o, vcpu_hash, &machine_hash);
         h.seq = seq++;
         reseal(&h, p);
         assert_int_equal(vs_channel_write(ch, &h, sizeof(h)), 0);
@@ -89,6 +181,8 @@ static void replay_as(const uint8_t *recording, size_t len, uint16_t minor)
         off = next;
     }
     free(stream);
+    free(o);
+    XXH3_freeState(vcpu_hash);
     /* HELLO_REPLY, VERIFY_REPLY ok, then RESUMED at once: no CLAIM for a 2.0/2.1 source. */
     struct vs_wire_reader r;
     struct vs_wire_header h;
@@ -128,7 +222,10 @@ static void v20_and_v21_sources_commit_the_old_way(void **state)
      * without TLS, as a byte-level test peer. */
     test_security_use(TEST_SEC_INSECURE);
     struct vm_proc src, first;
-    vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "verify"));
+    /* A flat machine: what 2.0-2.2 sources run (the replay rewrites its 2.3 state blobs
+     * into their 2.0 form). */
+    vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "verify",
+                             "--machine", "flat"));
     json_object_put(wait_guest_at_least(&src, "passes", 1, 30));
     char rec[64] = "/tmp/vmshift-rec-XXXXXX", env[128], to[64];
     assert_non_null(mkdtemp(rec));

@@ -1,6 +1,9 @@
 #include "vmm/devices/pvport.h"
 #include "common/clock.h"
+#include "common/error.h"
 #include "common/log.h"
+#include "vmm/bus.h"
+#include "vmm/vmstate.h"
 
 #include <string.h>
 
@@ -108,4 +111,85 @@ void vs_pvport_view(struct vs_pvport *p, struct vs_pvport_view *out)
 void vs_pvport_set_rate(struct vs_pvport *p, uint32_t rate)
 {
     atomic_store(&p->rate_override, rate);
+}
+
+/* A bus access: up to 4 bytes of the port at VS_PVPORT_BASE + offset. */
+static void pvport_bus_io(void *dev, struct vs_bus_io *io)
+{
+    unsigned n = io->size <= 4 ? io->size : 4;
+    uint32_t value = 0;
+    memcpy(&value, io->data, n);
+    vs_pvport_io(dev, io->vcpu, (uint16_t)(VS_PVPORT_BASE + io->offset), io->is_write, &value,
+                 &io->stall_us);
+    if (!io->is_write) {
+        memset(io->data, 0xff, io->size);
+        memcpy(io->data, &value, n);
+    }
+}
+
+/* ---- migratable state ---- */
+
+static void *pvport_record(void *opaque)
+{
+    return &((struct vs_pvport *)opaque)->rec;
+}
+
+static int pvport_pre_save(void *opaque)
+{
+    struct vs_pvport *p = opaque;
+    pthread_mutex_lock(&p->lock);
+    p->rec = (struct vs_pvport_record){
+        .registered = p->registered, .telemetry_gpa = p->telemetry_gpa,
+        .doorbells = p->doorbells, .snapshot = p->snapshot, .clock_us = vs_pvport_clock_us(p),
+        .rate_override = atomic_load(&p->rate_override),
+    };
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static int pvport_post_load(void *opaque, uint32_t version)
+{
+    (void)version;
+    struct vs_pvport *p = opaque;
+    const struct vs_pvport_record *r = &p->rec;
+    if (r->registered > 1)
+        return vs_fail(EINVAL, "registered is %u, expected 0 or 1", r->registered);
+    /* The rule do_register() applies: a whole page of RAM, below 4 GiB (32-bit port). */
+    if (r->registered && (r->telemetry_gpa % 4096 || r->telemetry_gpa > UINT32_MAX ||
+                          !vs_memory_gpa_ptr(p->mem, r->telemetry_gpa, 4096)))
+        return vs_fail(EINVAL, "telemetry page 0x%llx is not a page inside this VM's RAM "
+                       "(0x%llx bytes); give the destination the source's memory size",
+                       (unsigned long long)r->telemetry_gpa, (unsigned long long)p->mem->size);
+    pthread_mutex_lock(&p->lock);
+    p->registered = r->registered;
+    p->telemetry_gpa = r->telemetry_gpa;
+    p->doorbells = r->doorbells;
+    p->snapshot = r->snapshot;
+    /* guest clock = host monotonic + offset: continue from the value at save time */
+    p->clock_offset_us = (int64_t)r->clock_us - (int64_t)(vs_clock_ns() / 1000);
+    pthread_mutex_unlock(&p->lock);
+    atomic_store(&p->rate_override, r->rate_override);
+    return 0;
+}
+
+static const struct vs_vmstate_field pvport_fields[] = {
+    VS_VMSTATE_FIELD(struct vs_pvport_record, registered, 1),
+    VS_VMSTATE_FIELD(struct vs_pvport_record, rate_override, 1),
+    VS_VMSTATE_FIELD(struct vs_pvport_record, telemetry_gpa, 1),
+    VS_VMSTATE_FIELD(struct vs_pvport_record, doorbells, 1),
+    VS_VMSTATE_FIELD(struct vs_pvport_record, clock_us, 1),
+    VS_VMSTATE_FIELD(struct vs_pvport_record, snapshot, 1),
+};
+
+const struct vs_vmstate vs_pvport_vmstate = {
+    .name = "pvport", .version = 1, .min_version = 1,
+    .fields = pvport_fields, .nr_fields = sizeof(pvport_fields) / sizeof(pvport_fields[0]),
+    .record = pvport_record, .pre_save = pvport_pre_save, .post_load = pvport_post_load,
+};
+
+int vs_pvport_attach(struct vs_pvport *p, struct vs_bus *bus, struct vs_vmstate_registry *r)
+{
+    int rc = vs_bus_register(bus, VS_BUS_PIO, VS_PVPORT_BASE, VS_PVPORT_SIZE, "pvport",
+                             pvport_bus_io, p);
+    return rc ? rc : vs_vmstate_register(r, &vs_pvport_vmstate, 0, p);
 }

@@ -1,5 +1,7 @@
 #include "vmm/devices/serial.h"
 #include "common/error.h"
+#include "vmm/bus.h"
+#include "vmm/vmstate.h"
 
 #include <string.h>
 
@@ -84,4 +86,69 @@ void vs_serial_io(struct vs_serial *s, uint16_t port, bool is_write, uint8_t *da
         }
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+/* A bus access: the registers are one byte wide; wider accesses read as all ones. */
+static void serial_bus_io(void *dev, struct vs_bus_io *io)
+{
+    if (io->size == 1)
+        vs_serial_io(dev, (uint16_t)(VS_SERIAL_BASE + io->offset), io->is_write, io->data);
+    else if (!io->is_write)
+        memset(io->data, 0xff, io->size);
+}
+
+/* ---- migratable state ---- */
+
+static void *serial_record(void *opaque)
+{
+    return &((struct vs_serial *)opaque)->rec;
+}
+
+static int serial_pre_save(void *opaque)
+{
+    struct vs_serial *s = opaque;
+    pthread_mutex_lock(&s->lock);
+    s->rec = (struct vs_serial_record){ .ier = s->ier, .lcr = s->lcr, .mcr = s->mcr,
+                                        .scr = s->scr, .dll = s->dll, .dlm = s->dlm,
+                                        .bytes_out = s->bytes_out };
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static int serial_post_load(void *opaque, uint32_t version)
+{
+    (void)version;
+    struct vs_serial *s = opaque;
+    const struct vs_serial_record *r = &s->rec;
+    if (r->pad[0] || r->pad[1] || (r->ier & ~0x0f))
+        return vs_fail(EINVAL, "ier 0x%x or padding out of range", r->ier);
+    pthread_mutex_lock(&s->lock);
+    s->ier = r->ier, s->lcr = r->lcr, s->mcr = r->mcr, s->scr = r->scr;
+    s->dll = r->dll, s->dlm = r->dlm, s->bytes_out = r->bytes_out;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static const struct vs_vmstate_field serial_fields[] = {
+    VS_VMSTATE_FIELD(struct vs_serial_record, ier, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, lcr, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, mcr, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, scr, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, dll, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, dlm, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, pad, 1),
+    VS_VMSTATE_FIELD(struct vs_serial_record, bytes_out, 1),
+};
+
+const struct vs_vmstate vs_serial_vmstate = {
+    .name = "serial", .version = 1, .min_version = 1,
+    .fields = serial_fields, .nr_fields = sizeof(serial_fields) / sizeof(serial_fields[0]),
+    .record = serial_record, .pre_save = serial_pre_save, .post_load = serial_post_load,
+};
+
+int vs_serial_attach(struct vs_serial *s, struct vs_bus *bus, struct vs_vmstate_registry *r)
+{
+    int rc = vs_bus_register(bus, VS_BUS_PIO, VS_SERIAL_BASE, VS_SERIAL_PORTS, "serial0",
+                             serial_bus_io, s);
+    return rc ? rc : vs_vmstate_register(r, &vs_serial_vmstate, 0, s);
 }
