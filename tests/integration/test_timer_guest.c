@@ -137,6 +137,31 @@ static void ticks_continue_after_migration(void **state)
     assert_int_equal(dst.exit_status, 0);
 }
 
+/* The flat machine has no interrupt controller: the guest says so and stops, the host
+ * stays up. */
+static void flat_machine_fails_cleanly(void **state)
+{
+    (void)state;
+    struct vm_proc p;
+    vm_proc_start(&p, ARGS("--mem", "64M", "--machine", "flat", "--workload", "timer"));
+    double t0 = now_s();
+    struct json_object *st;
+    for (;;) {
+        st = vm_cmd(&p, "status", NULL);
+        if (!strcmp(guest_str(st, "state"), "failed"))
+            break;
+        json_object_put(st);
+        if (now_s() - t0 > 30)
+            fail_msg("the timer guest did not report its failure on the flat machine");
+        usleep(100000);
+    }
+    assert_int_equal(guest_u64(st, "passes"), 0);
+    json_object_put(st);
+    assert_non_null(strstr(vm_serial_log(&p), "no local APIC answers at 0xfee00000"));
+    vm_proc_stop(&p);
+    assert_int_equal(p.exit_status, 0);
+}
+
 int main(void)
 {
     require_kvm();
@@ -145,6 +170,7 @@ int main(void)
         cmocka_unit_test(lapic_timer_ticks),
         cmocka_unit_test(other_vcpus_verify_meanwhile),
         cmocka_unit_test(ticks_continue_after_migration),
+        cmocka_unit_test(flat_machine_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
