@@ -256,7 +256,11 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_payload(in->r, h, in->state_buf, VS_WIRE_MAX_STATE);
     if (rc)
         return rc;
-    if ((rc = vs_vstate_load_machine(in->vm, in->legacy_machine, in->state_buf, h->length)))
+    uint64_t t0 = vs_clock_ns();
+    rc = vs_vstate_load_machine(in->vm, in->legacy_machine, in->state_buf, h->length);
+    in->stats->device_state_load_ns = vs_clock_ns() - t0;
+    in->stats->device_state_bytes = h->length;
+    if (rc)
         return vs_fail_context(rc, "loading machine state");
     in->machine_hash = XXH3_64bits(in->state_buf, h->length);
     in->machine_done = true;

@@ -76,6 +76,9 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     json_object_object_add(r, "downtime-exact", json_object_new_boolean(s->downtime_exact));
     add_double(r, "blackout-send-time", MS(s->blackout_send_ns));
     add_double(r, "verify-time", MS(s->verify_ns));
+    add_u64(r, "device-state-save-us", s->device_state_save_ns / 1000);
+    add_u64(r, "device-state-load-us", s->device_state_load_ns / 1000);
+    add_u64(r, "device-state-bytes", s->device_state_bytes);
     add_double(r, "expected-downtime", s->expected_downtime_ms);
     add_u64(r, "downtime-limit", s->downtime_limit_ms);
     add_u64(r, "vcpus", s->vcpus);

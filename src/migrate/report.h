@@ -94,6 +94,9 @@ struct vs_migration_stats {
     bool downtime_exact;       /* both ends share a clock (same host) */
     uint64_t blackout_send_ns; /* final pass, inside the downtime */
     uint64_t verify_ns;        /* state, digests and comparison, inside the downtime */
+    uint64_t device_state_save_ns;  /* source: saving the machine's device state (blackout) */
+    uint64_t device_state_load_ns;  /* destination: checking and loading it */
+    uint64_t device_state_bytes;    /* the MACHINE_STATE blob */
     uint64_t dirty_log_start_ns;
     uint64_t last_sync_ns;
 

@@ -4,6 +4,7 @@
 #include "migrate/source_internal.h"
 #include "migrate/postcopy_source.h"
 #include "migrate/vstate.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fault.h"
 
@@ -43,7 +44,12 @@ int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns)
     XXH3_freeState(vh);
     if (!rc) {
         blob.len = 0;
+        uint64_t t0 = vs_clock_ns();
         rc = vs_vstate_save_machine(vm, &blob);
+        pthread_mutex_lock(&m->lock);
+        m->stats.device_state_save_ns = vs_clock_ns() - t0;
+        m->stats.device_state_bytes = blob.len;
+        pthread_mutex_unlock(&m->lock);
         if (!rc) {
             dg.machine_xxh3 = XXH3_64bits(blob.data, blob.len);
             rc = vs_wire_send(m->w, VS_REC_MACHINE_STATE, blob.data, (uint32_t)blob.len);

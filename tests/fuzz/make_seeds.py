@@ -116,7 +116,8 @@ def main():
             if h[1] == VCPU and struct.unpack_from('<I', p)[0] == 0:   # vCPU 0's only
                 write(out_dir, 'vstate', tag + '-vcpu', bytes([0]) + p[8:])
             elif h[1] == MACHINE:
-                write(out_dir, 'vstate', tag + '-machine', bytes([1]) + p)
+                # 2.3 device-state sections of a pc machine (fuzz_vstate.c: bits 0-2)
+                write(out_dir, 'vstate', tag + '-machine', bytes([7]) + p)
 
 
 if __name__ == '__main__':

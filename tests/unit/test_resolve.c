@@ -62,8 +62,16 @@ static void admission(void **state)
     (void)state;
     struct vs_wire_hello h = good_hello();
     assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
-    expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0, 0), "2.2 is 64 bytes long",
+    expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0, 0), "is 64 bytes long",
                "expected 72");
+    h.machine = 5;         /* 2.3: the machine must be one this vmshift builds */
+    expect_msg(vs_handshake_admit(&h, sizeof(h), 0, 0), "machine 5", "upgrade");
+    h.machine = VS_WIRE_MACHINE_FLAT;
+    assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
+    h.version_minor = 2;   /* before 2.3 the field was reserved: not looked at */
+    h.machine = 5;
+    assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
+    h = good_hello();
     h.version_minor = 1;   /* a 2.1 source: 64 bytes */
     assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0, 0), 0);
     h = good_hello();
