@@ -8,6 +8,8 @@
 
 #define LAPIC_SIZE  0x1000
 #define IOAPIC_SIZE 0x20
+#define NO_CHIP " (the timer workload needs the pc machine's irqchip)"
+#define NO_MAP  " (it crosses a 2 MiB page, or the spare page tables are used up)"
 
 static struct vs_mp_info mp;
 static uint64_t mp_table_paddr;     /* 0: none found */
@@ -48,14 +50,15 @@ static void find_mp(void)
     mp_table_paddr = (uint64_t)(uintptr_t)fp;
 }
 
-static int failure(char *err, unsigned errlen, const char *what, uint64_t addr)
+static int failure(char *err, unsigned errlen, const char *what, uint64_t addr,
+                   const char *hint)
 {
     struct vs_buf e;
 
     vs_buf_init(&e, err, errlen);
     vs_buf_puts(&e, what);
     vs_buf_hex(&e, addr);
-    vs_buf_puts(&e, " (the timer workload needs the pc machine's irqchip)");
+    vs_buf_puts(&e, hint);
     return -1;
 }
 
@@ -94,13 +97,13 @@ int vs_platform_setup(char *err, unsigned errlen)
 {
     find_mp();
     if (vs_map_mmio(mp.lapic_paddr, LAPIC_SIZE))
-        return failure(err, errlen, "cannot map the LAPIC at ", mp.lapic_paddr);
+        return failure(err, errlen, "cannot map the LAPIC at ", mp.lapic_paddr, NO_MAP);
     if (vs_map_mmio(mp.ioapic_paddr, IOAPIC_SIZE))
-        return failure(err, errlen, "cannot map the IOAPIC at ", mp.ioapic_paddr);
+        return failure(err, errlen, "cannot map the IOAPIC at ", mp.ioapic_paddr, NO_MAP);
     if (vs_lapic_setup(mp.lapic_paddr))
-        return failure(err, errlen, "no local APIC answers at ", mp.lapic_paddr);
+        return failure(err, errlen, "no local APIC answers at ", mp.lapic_paddr, NO_CHIP);
     if (vs_ioapic_setup(mp.ioapic_paddr))
-        return failure(err, errlen, "no IOAPIC answers at ", mp.ioapic_paddr);
+        return failure(err, errlen, "no IOAPIC answers at ", mp.ioapic_paddr, NO_CHIP);
     vs_pic_disable();
     vs_lapic_enable();
     print_platform();
