@@ -135,6 +135,66 @@ vs_entry64:
     hlt
     jmp     3b
 
+/* ---- Interrupt and exception entry (guest/irq.c builds the IDT from these) ----
+ * One stub per vector, 16 bytes apart from vs_isr_stubs: it pushes a zero where the CPU
+ * pushes no error code, then the vector, and joins isr_common. That saves every general
+ * register (the guest has no other state: -mgeneral-regs-only), calls vs_irq_dispatch
+ * with the frame (struct vs_irq_frame), restores and returns. In 64-bit mode the CPU
+ * aligns RSP to 16 before its 5-word frame; 2 + 15 more words keep it aligned for the call. */
+    .text
+    .balign 16
+    .globl vs_isr_stubs
+vs_isr_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if vec == 8 || vec == 10 || vec == 11 || vec == 12 || vec == 13 || vec == 14 || vec == 17 || vec == 21 || vec == 29 || vec == 30
+    pushq   $vec                        /* the CPU pushed the error code */
+    .else
+    pushq   $0
+    pushq   $vec
+    .endif
+    jmp     isr_common
+    .set vec, vec + 1
+    .endr
+
+isr_common:
+    push    %rax
+    push    %rbx
+    push    %rcx
+    push    %rdx
+    push    %rsi
+    push    %rdi
+    push    %rbp
+    push    %r8
+    push    %r9
+    push    %r10
+    push    %r11
+    push    %r12
+    push    %r13
+    push    %r14
+    push    %r15
+    mov     %rsp, %rdi
+    cld
+    call    vs_irq_dispatch
+    pop     %r15
+    pop     %r14
+    pop     %r13
+    pop     %r12
+    pop     %r11
+    pop     %r10
+    pop     %r9
+    pop     %r8
+    pop     %rbp
+    pop     %rdi
+    pop     %rsi
+    pop     %rdx
+    pop     %rcx
+    pop     %rbx
+    pop     %rax
+    add     $16, %rsp                   /* vector and error code */
+    iretq
+
 /* ---- GDT: null, 64-bit code, flat data (accessed bits preset: no writes to it) ---- */
     .section .rodata
     .balign 16

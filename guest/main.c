@@ -3,10 +3,14 @@
 #include "boot.h"
 #include "guest.h"
 #include "io.h"
+#include "irq.h"
+#include "platform.h"
 #include "pvport.h"
 #include "serial.h"
 #include "telemetry.h"
+#include "timer.h"
 #include "timing.h"
+#include "virtio_mmio.h"
 #include "workloads.h"
 
 /* entry.S and linker.ld cannot include guest_abi.h; they mirror these values. */
@@ -73,6 +77,12 @@ static void print_banner(const struct vs_guest_params *p)
     vs_line_dec(&l, p->seed);
     vs_line_str(&l, " pvport=");
     vs_line_str(&l, vs_guest.pvport ? "yes" : "no");
+    if (p->workload == VS_WORKLOAD_TIMER) {
+        vs_line_str(&l, " timer=");
+        vs_line_str(&l, vs_params_timer_name(p->timer));
+        vs_line_str(&l, " hz=");
+        vs_line_dec(&l, p->hz);
+    }
     vs_line_end(&l);
 }
 
@@ -83,6 +93,8 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
     uint32_t entries;
     char err[128];
 
+    vs_idt_init();
+    vs_idt_load(0);
     vs_guest.pvport = vs_pvport_detect();
     /* Registered before anything can fail, so the monitor sees VS_GUEST_FAILED. */
     vs_telemetry_boot();
@@ -104,6 +116,11 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
         vs_puts("vmshift-guest: warning: no clock (PIT calibration failed), running at full speed");
     vs_telemetry_describe(p);
     print_banner(p);
+    if (p->nr_virtio)
+        vs_virtio_mmio_probe(p);
+    if (p->workload == VS_WORKLOAD_TIMER &&
+        (vs_platform_setup(err, sizeof(err)) || vs_timer_start(p, err, sizeof(err))))
+        fail(err);
 
     __atomic_store_n(&vs_init_state, VS_INIT_DONE, __ATOMIC_RELEASE);
     vs_workload_run(0);
@@ -118,6 +135,7 @@ static __attribute__((noreturn)) void secondary_cpu(unsigned cpu)
         halt_forever();
     while ((state = __atomic_load_n(&vs_init_state, __ATOMIC_ACQUIRE)) == VS_INIT_WAIT)
         cpu_relax();
+    vs_idt_load(cpu);
     if (state == VS_INIT_FAILED) {
         vs_telemetry_set_state(cpu, VS_GUEST_FAILED);
         halt_forever();

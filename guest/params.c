@@ -8,10 +8,13 @@
 
 _Static_assert(VS_WORK_MIN_START == 0x280000, "the start= error message names this address");
 
-static const char *const workload_names[] = { "idle", "once", "continuous", "verify" };
+static const char *const workload_names[] = { "idle", "once", "continuous", "verify", "timer" };
 static const char *const fill_names[] = { "none", "pattern", "random" };
+static const char *const timer_names[] = { "pit", "lapic" };
 #define NR_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 #define NR_FILLS (sizeof(fill_names) / sizeof(fill_names[0]))
+#define NR_TIMERS (sizeof(timer_names) / sizeof(timer_names[0]))
+_Static_assert(NR_WORKLOADS == VS_WORKLOAD_TIMER + 1, "a name for every workload");
 
 const char *vs_params_workload_name(uint32_t workload)
 {
@@ -21,6 +24,11 @@ const char *vs_params_workload_name(uint32_t workload)
 const char *vs_params_fill_name(uint32_t fill)
 {
     return fill < NR_FILLS ? fill_names[fill] : "?";
+}
+
+const char *vs_params_timer_name(uint32_t timer)
+{
+    return timer < NR_TIMERS ? timer_names[timer] : "?";
 }
 
 static int is_space(char c)
@@ -116,6 +124,41 @@ static void warn(struct vs_guest_params *p, const char *tok, unsigned len)
     p->nr_warnings++;
 }
 
+/* Index of the first c in s[0..n), or n. */
+static unsigned find_char(const char *s, unsigned n, char c)
+{
+    unsigned i = 0;
+
+    while (i < n && s[i] != c)
+        i++;
+    return i;
+}
+
+/* SIZE@BASE:IRQ[:ID] (Linux's virtio_mmio.device=): SIZE with an optional K/M/G suffix,
+ * BASE a decimal or 0x-hex address, IRQ a number; the platform device ID is ignored. */
+static int parse_virtio_slot(const char *v, unsigned n, struct vs_virtio_mmio_slot *out)
+{
+    unsigned at = find_char(v, n, '@'), colon, end;
+    uint64_t irq, id;
+
+    if (at == n || parse_u64(v, at, 1, &out->size) || out->size == 0)
+        return -1;
+    v += at + 1;
+    n -= at + 1;
+    colon = find_char(v, n, ':');
+    if (colon == n || parse_u64(v, colon, 0, &out->base))
+        return -1;
+    v += colon + 1;
+    n -= colon + 1;
+    end = find_char(v, n, ':');
+    if (parse_u64(v, end, 0, &irq) || irq > 255)
+        return -1;
+    if (end < n && parse_u64(v + end + 1, n - end - 1, 0, &id))
+        return -1;
+    out->irq = (uint32_t)irq;
+    return out->base + out->size < out->base ? -1 : 0;
+}
+
 static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
                        struct vs_buf *e)
 {
@@ -133,7 +176,7 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
 
     if (equals(tok, k, "workload")) {
         if (lookup(workload_names, NR_WORKLOADS, v, n, &p->workload))
-            return bad_value(e, tok, k, v, n, "idle, once, continuous or verify");
+            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify or timer");
     } else if (equals(tok, k, "fill")) {
         if (lookup(fill_names, NR_FILLS, v, n, &p->fill))
             return bad_value(e, tok, k, v, n, "none, pattern or random");
@@ -165,6 +208,19 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
         if (parse_u64(v, n, 0, &x) || x == 0)
             return bad_value(e, tok, k, v, n, "a vCPU count of at least 1");
         p->cpus = x > VS_MAX_VCPUS ? VS_MAX_VCPUS : (uint32_t)x;
+    } else if (equals(tok, k, "hz")) {
+        if (parse_u64(v, n, 0, &x) || x == 0 || x > VS_HZ_MAX)
+            return bad_value(e, tok, k, v, n, "timer interrupts per second, 1 to 1000");
+        p->hz = (uint32_t)x;
+    } else if (equals(tok, k, "timer")) {
+        if (lookup(timer_names, NR_TIMERS, v, n, &p->timer))
+            return bad_value(e, tok, k, v, n, "pit or lapic");
+    } else if (equals(tok, k, "virtio_mmio.device")) {
+        if (p->nr_virtio == VS_VIRTIO_MMIO_MAX)
+            return bad_value(e, tok, k, v, n, "more than 8 virtio_mmio.device= slots");
+        if (parse_virtio_slot(v, n, &p->virtio[p->nr_virtio]))
+            return bad_value(e, tok, k, v, n, "SIZE@BASE:IRQ, e.g. 512@0xfeb00000:12");
+        p->nr_virtio++;
     } else if (equals(tok, k, "quiet")) {
         if (parse_u64(v, n, 0, &x))
             return bad_value(e, tok, k, v, n, "0 or 1");
@@ -185,6 +241,8 @@ int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
         .start = VS_WORK_DEFAULT_START,
         .seed = 1,
         .cpus = 1,
+        .hz = VS_HZ_DEFAULT,
+        .timer = VS_TIMER_PIT,
     };
     unsigned i = 0;
 
@@ -207,6 +265,12 @@ int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
     }
     if (p.size > UINT64_MAX - p.start) {
         vs_buf_puts(&e, "start + size overflows");
+        return -1;
+    }
+    if (p.timer == VS_TIMER_PIT && p.hz < VS_HZ_PIT_MIN) {
+        vs_buf_puts(&e, "hz=");
+        vs_buf_dec(&e, p.hz);
+        vs_buf_puts(&e, " is below the PIT's slowest rate (19 Hz): use timer=lapic");
         return -1;
     }
     *out = p;

@@ -11,6 +11,21 @@
 /* Memory maps longer than this are taken as garbage. */
 #define VS_MEMMAP_MAX 128
 #define VS_PARAMS_MAX_WARNINGS 8
+/* virtio_mmio.device= slots kept; more is an error. */
+#define VS_VIRTIO_MMIO_MAX 8
+/* Timer rates (hz=): the PIT's 16-bit divisor cannot go below 19 Hz. */
+#define VS_HZ_DEFAULT 50
+#define VS_HZ_MAX 1000
+#define VS_HZ_PIT_MIN 19
+
+enum vs_timer_source { VS_TIMER_PIT = 0, VS_TIMER_LAPIC = 1 };
+
+/* One virtio_mmio.device=SIZE@BASE:IRQ[:ID] parameter, as Linux takes it. */
+struct vs_virtio_mmio_slot {
+    uint64_t base;
+    uint64_t size;
+    uint32_t irq;
+};
 
 /* An ignored token, pointing into the command line (not NUL-terminated). */
 struct vs_param_warning {
@@ -28,13 +43,18 @@ struct vs_guest_params {
     uint64_t seed;
     uint32_t cpus;          /* vCPUs the monitor started, 1..VS_MAX_VCPUS */
     uint32_t quiet;
+    uint32_t hz;            /* timer workload: interrupts per second */
+    uint32_t timer;         /* enum vs_timer_source */
+    uint32_t nr_virtio;
+    struct vs_virtio_mmio_slot virtio[VS_VIRTIO_MMIO_MAX];
     uint32_t nr_warnings;   /* unknown tokens seen, including those not kept below */
     struct vs_param_warning warnings[VS_PARAMS_MAX_WARNINGS];
 };
 
 /* Parse a NUL-terminated command line (NULL = empty) into *out, defaults first.
- * Keys: workload=idle|once|continuous|verify fill=none|pattern|random start= size= mem=
- * (bytes, decimal or 0x-hex, K/M/G suffix) rate= seed= cpus= quiet= (plain numbers).
+ * Keys: workload=idle|once|continuous|verify|timer fill=none|pattern|random start= size=
+ * mem= (bytes, decimal or 0x-hex, K/M/G suffix) rate= seed= cpus= quiet= hz= (plain
+ * numbers) timer=pit|lapic, and virtio_mmio.device=SIZE@BASE:IRQ[:ID] (repeatable).
  * Unknown keys and tokens without '=' are ignored and recorded as warnings.
  * Returns 0, or -1 with a message in err (errlen bytes, may be 0). */
 int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
@@ -48,5 +68,6 @@ int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_t
 
 const char *vs_params_workload_name(uint32_t workload);
 const char *vs_params_fill_name(uint32_t fill);
+const char *vs_params_timer_name(uint32_t timer);
 
 #endif

@@ -30,6 +30,13 @@ void vs_telemetry_describe(const struct vs_guest_params *p)
     TEL->seed = p->seed;
 }
 
+void vs_telemetry_virtio(uint32_t slots, uint32_t devices, uint32_t ids)
+{
+    TEL->virtio_slots = (uint16_t)slots;
+    TEL->virtio_devices = (uint16_t)devices;
+    TEL->virtio_ids = ids;
+}
+
 volatile struct vs_cpu_counters *vs_telemetry_cpu(unsigned cpu)
 {
     return &TEL->cpu[cpu];

@@ -11,6 +11,9 @@ void vs_telemetry_boot(void);
 /* vCPU 0, once the parameters are known. */
 void vs_telemetry_describe(const struct vs_guest_params *p);
 
+/* vCPU 0, after the virtio-mmio probe. */
+void vs_telemetry_virtio(uint32_t slots, uint32_t devices, uint32_t ids);
+
 volatile struct vs_cpu_counters *vs_telemetry_cpu(unsigned cpu);
 /* Tell the monitor that cpu's counters changed (no-op without the pvport). */
 void vs_telemetry_doorbell(unsigned cpu);

@@ -4,6 +4,7 @@
 #include "rate.h"
 #include "serial.h"
 #include "telemetry.h"
+#include "timer.h"
 #include "timing.h"
 #include "vmshift/page_format.h"
 
@@ -241,6 +242,12 @@ void vs_workload_run(unsigned cpu)
         .pub = vs_telemetry_cpu(cpu),
     };
 
+    if (p->workload == VS_WORKLOAD_TIMER) {
+        if (cpu == 0)
+            vs_timer_run(cpu);
+        /* The other vCPUs keep memory busy meanwhile. */
+        w.workload = VS_WORKLOAD_VERIFY;
+    }
     if (p->workload == VS_WORKLOAD_IDLE) {
         vs_telemetry_set_state(cpu, VS_GUEST_IDLE);
         if (cpu == 0)

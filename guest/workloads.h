@@ -1,5 +1,6 @@
-/* The four workloads (enum vs_workload). Each vCPU works on its own contiguous slice of
- * the range and never returns. */
+/* The workloads (enum vs_workload). Each vCPU works on its own contiguous slice of the
+ * range and never returns; in the timer workload vCPU 0 waits for ticks (timer.h) and the
+ * others run verify on their slices. */
 #ifndef VS_GUEST_WORKLOADS_H
 #define VS_GUEST_WORKLOADS_H
 

@@ -62,6 +62,7 @@ enum vs_workload {
     VS_WORKLOAD_ONCE = 1,
     VS_WORKLOAD_CONTINUOUS = 2,
     VS_WORKLOAD_VERIFY = 3,
+    VS_WORKLOAD_TIMER = 4,  /* vCPU 0 waits in sti; hlt for timer interrupts (pc machine) */
 };
 
 enum vs_guest_state {
@@ -78,15 +79,17 @@ enum vs_fill {
 };
 
 struct vs_cpu_counters {          /* 64 bytes, updated only by its own vCPU */
-    uint64_t passes;              /* complete passes over this vCPU's slice */
+    uint64_t passes;              /* complete passes over this vCPU's slice; timer: ticks */
     uint64_t pages_written;
-    uint64_t pages_checked;
-    uint64_t errors;              /* pages found stale, torn or wrong */
+    uint64_t pages_checked;       /* timer: ticks whose time was checked */
+    uint64_t errors;              /* pages found stale, torn or wrong; timer: time went
+                                     backwards, or a tick came with no timer programmed */
     uint64_t generation;          /* verify: generation being written now */
     uint64_t first_bad_addr;      /* guest-physical address of the first bad page, or 0 */
     uint32_t state;               /* enum vs_guest_state */
     uint32_t reserved0;
-    uint64_t reserved1;
+    uint64_t max_gap_us;          /* timer: the longest time between two ticks, microseconds
+                                     (0 in the other workloads) */
 };
 
 struct vs_telemetry {
@@ -99,7 +102,9 @@ struct vs_telemetry {
     uint64_t range_pages;
     uint64_t rate;                /* boot rate in pages/s per VM, 0 = full speed */
     uint64_t seed;
-    uint64_t reserved;
+    uint16_t virtio_slots;        /* virtio_mmio.device= slots on the command line */
+    uint16_t virtio_devices;      /* of them, populated by a version 2 virtio-mmio device */
+    uint32_t virtio_ids;          /* bit n: a device with virtio device id n (< 32) found */
     struct vs_cpu_counters cpu[VS_MAX_VCPUS];
 };
 

@@ -16,7 +16,9 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify (default idle)\n"
+    "  --workload W           idle | once | continuous | verify | timer (default idle;\n"
+    "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
+    "                         timer=pit|lapic; needs the pc machine)\n"
     "  --range START:SIZE     guest-physical range the workload uses (default 4M to end of RAM)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
     "  --fill KIND            none | pattern | random: host writes RAM from 4M up before boot\n"
@@ -64,7 +66,7 @@ static const struct option long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static const char *const workloads[] = { "idle", "once", "continuous", "verify" };
+static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
 
 static int parse_machine(const char *s, enum vs_machine *out)
 {
@@ -157,7 +159,8 @@ static int validate(struct run_options *o)
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
-        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous or verify",
+        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify or "
+                       "timer",
                        o->workload);
     int rc = check_mem(o);
     if (rc)

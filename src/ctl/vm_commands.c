@@ -16,8 +16,8 @@
 
 static const char *workload_name(uint32_t w)
 {
-    static const char *const names[] = { "idle", "once", "continuous", "verify" };
-    return w < 4 ? names[w] : "unknown";
+    static const char *const names[] = { "idle", "once", "continuous", "verify", "timer" };
+    return w < sizeof(names) / sizeof(names[0]) ? names[w] : "unknown";
 }
 
 static const char *guest_state_name(uint32_t s)
@@ -72,6 +72,7 @@ static struct json_object *guest_status(struct vs_vm *vm)
         add_u64(o, "pages_checked", c->pages_checked);
         add_u64(o, "errors", c->errors);
         add_u64(o, "generation", c->generation);
+        add_u64(o, "max_gap_us", c->max_gap_us);
         json_object_array_add(per, o);
     }
     json_object_object_add(g, "state", json_object_new_string(guest_state_name(state)));

@@ -1,5 +1,6 @@
 /* The in-kernel irqchip and PIT (irqchip.h). */
 #include "vmm/irqchip.h"
+#include "vmm/gsi_routing.h"
 #include "vmm/kvm.h"
 #include "vmm/vmstate.h"
 #include "common/error.h"
@@ -144,13 +145,16 @@ int vs_irqchip_create(struct vs_irqchip *c, const struct vs_kvm *kvm,
     if (ioctl(kvm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return vs_fail(errno, "KVM_CREATE_PIT2: %s; this host's KVM cannot give the pc "
                        "machine its timer (use --machine flat)", strerror(errno));
+    int rc = vs_pc_gsi_routing_set(kvm->vm_fd);
+    if (rc)
+        return rc;
     c->vm_fd = kvm->vm_fd;
     for (unsigned i = 0; i < 2; i++)
         c->pic[i] = (struct vs_pic_unit){
             .vm_fd = kvm->vm_fd,
             .chip_id = i == 0 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
         };
-    int rc = vs_vmstate_register(r, &vs_pic_vmstate, 0, &c->pic[0]);
+    rc = vs_vmstate_register(r, &vs_pic_vmstate, 0, &c->pic[0]);
     if (!rc)
         rc = vs_vmstate_register(r, &vs_pic_vmstate, 1, &c->pic[1]);
     if (!rc)

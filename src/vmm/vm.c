@@ -2,6 +2,7 @@
 #include "common/cpu_time.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
+#include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -58,7 +59,10 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
     int rc = vs_boot_load_kernel(&vm->mem, cfg->kernel, cfg->boot, &vm->boot);
     if (rc)
         return rc;
-    return vs_boot_write_info(&vm->mem, &vm->boot, cfg->cmdline);
+    rc = vs_boot_write_info(&vm->mem, &vm->boot, cfg->cmdline);
+    if (!rc && cfg->machine == VS_MACHINE_PC)
+        rc = vs_mptable_write(&vm->mem, cfg->nr_vcpus);
+    return rc;
 }
 
 /* Every device of the machine on the bus, and its state in the registry. Registration

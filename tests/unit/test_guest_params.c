@@ -43,6 +43,9 @@ static void assert_defaults(const struct vs_guest_params *p)
     assert_int_equal(p->seed, 1);
     assert_int_equal(p->cpus, 1);
     assert_int_equal(p->quiet, 0);
+    assert_int_equal(p->hz, 50);
+    assert_int_equal(p->timer, VS_TIMER_PIT);
+    assert_int_equal(p->nr_virtio, 0);
     assert_int_equal(p->nr_warnings, 0);
 }
 
@@ -62,11 +65,11 @@ static void test_defaults(void **state)
 static void test_workloads_and_fills(void **state)
 {
     (void)state;
-    static const char *const workloads[] = { "idle", "once", "continuous", "verify" };
+    static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
     static const char *const fills[] = { "none", "pattern", "random" };
     char cmd[64];
 
-    for (unsigned i = 0; i < 4; i++) {
+    for (unsigned i = 0; i < 5; i++) {
         snprintf(cmd, sizeof(cmd), "workload=%s", workloads[i]);
         assert_int_equal(parse_ok(cmd).workload, i);
         assert_string_equal(vs_params_workload_name(i), workloads[i]);
@@ -186,7 +189,7 @@ static void test_error_message_names_token(void **state)
     char err[128];
 
     assert_int_equal(vs_params_parse("quiet=1 workload=foo", &p, err, sizeof(err)), -1);
-    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous or verify)");
+    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify or timer)");
 }
 
 static void test_error_buffer_edge_cases(void **state)
@@ -253,6 +256,69 @@ static void test_cmdline_is_bounded(void **state)
     cmd[sizeof(cmd) - 1] = '\0';
     p = parse_ok(cmd);
     assert_int_equal(p.rate, 0);
+}
+
+static void test_timer_keys(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok("workload=timer hz=100 timer=lapic");
+
+    assert_int_equal(p.workload, VS_WORKLOAD_TIMER);
+    assert_int_equal(p.hz, 100);
+    assert_int_equal(p.timer, VS_TIMER_LAPIC);
+    assert_string_equal(vs_params_timer_name(VS_TIMER_LAPIC), "lapic");
+    assert_string_equal(vs_params_timer_name(VS_TIMER_PIT), "pit");
+    assert_string_equal(vs_params_timer_name(7), "?");
+    assert_int_equal(parse_ok("hz=19").hz, 19);
+    assert_int_equal(parse_ok("hz=1000").hz, 1000);
+    assert_int_equal(parse_ok("timer=lapic hz=1").hz, 1);
+    assert_int_equal(parse_ok("hz=1 timer=lapic").hz, 1);   /* order does not matter */
+    parse_bad("hz=0", "hz");
+    parse_bad("hz=1001", "hz");
+    parse_bad("hz=fast", "hz");
+    parse_bad("hz=18", "timer=lapic");                      /* the PIT cannot go that slow */
+    parse_bad("timer=hpet", "pit or lapic");
+}
+
+static void test_virtio_mmio_slots(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok(
+        "virtio_mmio.device=512@0xfeb00000:12 virtio_mmio.device=4K@0xfeb01000:13:5 "
+        "virtio_mmio.device=0x200@4273999872:5");
+
+    assert_int_equal(p.nr_virtio, 3);
+    assert_int_equal(p.virtio[0].size, 512);
+    assert_int_equal(p.virtio[0].base, 0xfeb00000);
+    assert_int_equal(p.virtio[0].irq, 12);
+    assert_int_equal(p.virtio[1].size, 4096);
+    assert_int_equal(p.virtio[1].base, 0xfeb01000);
+    assert_int_equal(p.virtio[1].irq, 13);
+    assert_int_equal(p.virtio[2].size, 0x200);
+    assert_int_equal(p.virtio[2].base, 4273999872ULL);
+    assert_int_equal(p.virtio[2].irq, 5);
+    assert_int_equal(p.nr_warnings, 0);
+
+    parse_bad("virtio_mmio.device=", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@0xfeb00000", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@0xfeb00000:", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=0@0xfeb00000:12", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@:12", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@0xfeb00000:256", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@0xfeb00000:12:", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=512@0xfeb00000:x", "SIZE@BASE:IRQ");
+    parse_bad("virtio_mmio.device=4K@0xfffffffffffff000:1", "SIZE@BASE:IRQ");
+
+    char cmd[600] = "";
+    for (int i = 0; i < VS_VIRTIO_MMIO_MAX; i++)
+        snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+                 "virtio_mmio.device=512@0x%x:%d ", 0xfeb00000 + i * 0x200, 12 + i);
+    p = parse_ok(cmd);
+    assert_int_equal(p.nr_virtio, VS_VIRTIO_MMIO_MAX);
+    assert_int_equal(p.virtio[7].base, 0xfeb00e00);
+    strcat(cmd, "virtio_mmio.device=512@0xfeb01000:20");
+    parse_bad(cmd, "more than 8");
 }
 
 /* ---- vs_params_resolve_range ---- */
@@ -431,6 +497,8 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_many_unknown_keys),
         cmocka_unit_test(test_cmdline_is_bounded),
+        cmocka_unit_test(test_timer_keys),
+        cmocka_unit_test(test_virtio_mmio_slots),
         cmocka_unit_test(test_resolve_default_size),
         cmocka_unit_test(test_resolve_explicit_size),
         cmocka_unit_test(test_resolve_start_outside_ram),
