@@ -415,6 +415,10 @@ int vs_vstate_load_machine(struct vs_vm *vm, const uint8_t *blob, size_t len)
         return rc;
     struct pvport_rec pr;
     memcpy(&pr, s.data[TAG_PVPORT], sizeof(pr));
+    if (pr.registered && !vs_memory_gpa_ptr(&vm->mem, pr.telemetry_gpa, 4096))
+        return vs_fail(EINVAL, "%s: telemetry page 0x%llx lies in this VM's MMIO gap, not in "
+                       "RAM; give the destination the source's machine", who,
+                       (unsigned long long)pr.telemetry_gpa);
     struct serial_rec sr;
     memcpy(&sr, s.data[TAG_SERIAL], sizeof(sr));
 
