@@ -46,8 +46,8 @@ static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t offset)
 }
 
 /* The host address of guest-physical [gpa, gpa+len) if all of it is guest RAM (one
- * contiguous RAM range: never across the MMIO gap), else NULL. Devices reach every guest buffer through this: a
- * guest-given address is never trusted. */
+ * contiguous RAM range: never across the MMIO gap), else NULL. Devices reach every guest
+ * buffer through this: a guest-given address is never trusted. */
 void *vs_memory_gpa_ptr(const struct vs_memory *m, uint64_t gpa, uint64_t len);
 
 /* Tracking of writes the monitor itself makes to guest RAM (device emulation, debug
