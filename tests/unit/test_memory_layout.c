@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "vmm/boot.h"
+#include "vmm/devices/pvport.h"
 #include "vmm/fill.h"
 #include "vmm/memory.h"
 #include "vmshift/guest_abi.h"
@@ -310,6 +311,28 @@ static void monitor_writes_become_dirty_ram_offsets(void **state)
     free(bm);
 }
 
+/* The guest names its telemetry page by guest-physical address: a page in the gap, or
+ * across its start, is refused; one below and one above the gap is fine. */
+static void telemetry_page_must_be_ram(void **state)
+{
+    struct vs_memory *m = *state;
+    struct vs_pvport p;
+    uint64_t stall;
+    vs_pvport_init(&p, m);
+    const struct { uint32_t gpa; bool ok; } cases[] = {
+        { 0x100000, true }, { 0xC0000000, false }, { 0xFEC00000, false },
+        { 0xBFFFF000, true }, { 0xBFFFF800, false }, { 0xFFFFF000, false },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint32_t v = cases[i].gpa;
+        vs_pvport_io(&p, 0, VS_PVPORT_REGISTER, true, &v, &stall);
+        assert_int_equal(p.registered, cases[i].ok);
+        v = 0;
+        vs_pvport_io(&p, 0, VS_PVPORT_DOORBELL, true, &v, &stall);  /* never faults */
+    }
+    vs_pvport_destroy(&p);
+}
+
 static void boot_info_describes_the_layout(void **state)
 {
     struct vs_memory *m = *state;
@@ -344,6 +367,7 @@ int main(void)
         cmocka_unit_test(gpa_ptr_refuses_gap_crossing_and_beyond),
         cmocka_unit_test(writes_land_at_ram_offsets),
         cmocka_unit_test(monitor_writes_become_dirty_ram_offsets),
+        cmocka_unit_test(telemetry_page_must_be_ram),
         cmocka_unit_test(boot_info_describes_the_layout),
     };
     int failed = cmocka_run_group_tests_name("layout", pure, NULL, NULL);
