@@ -69,6 +69,13 @@ static void print_banner(const struct vs_guest_params *p)
     vs_line_hex(&l, p->start);
     vs_line_str(&l, "+");
     vs_line_hex(&l, p->size);
+    if (p->nr_extents > 1) {
+        vs_line_str(&l, " in ");
+        vs_line_dec(&l, p->nr_extents);
+        vs_line_str(&l, " pieces (to ");
+        vs_line_hex(&l, vs_params_range_end(p));
+        vs_line_str(&l, ")");
+    }
     vs_line_str(&l, " rate=");
     vs_line_dec(&l, p->rate);
     vs_line_str(&l, " fill=");
@@ -109,7 +116,7 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
     map = (const struct hvm_memmap_table_entry *)(uintptr_t)si->memmap_paddr;
     if (vs_params_resolve_range(p, map, entries, err, sizeof(err)))
         fail(err);
-    if (vs_booted_pvh && p->start + p->size > ((uint64_t)VS_PVH_MAP_GIB << 30))
+    if (vs_booted_pvh && vs_params_range_end(p) > ((uint64_t)VS_PVH_MAP_GIB << 30))
         fail("the range goes beyond the 64 GiB the PVH page tables map");
 
     if (vs_timing_init(vs_guest.pvport) && p->rate)

@@ -305,46 +305,131 @@ static int ram_run_end(const struct hvm_memmap_table_entry *map, uint32_t entrie
     return found ? 0 : -1;
 }
 
+/* The lowest start of a RAM entry at or above addr; -1 if there is none. */
+static int next_ram_start(const struct hvm_memmap_table_entry *map, uint32_t entries,
+                          uint64_t addr, uint64_t *start)
+{
+    int found = 0;
+
+    for (uint32_t i = 0; i < entries; i++) {
+        const struct hvm_memmap_table_entry *m = &map[i];
+
+        if (m->type == VS_E820_RAM && m->size && m->addr >= addr && (!found || m->addr < *start)) {
+            *start = m->addr;
+            found = 1;
+        }
+    }
+    return found ? 0 : -1;
+}
+
+static int add_extent(struct vs_guest_params *p, uint64_t start, uint64_t bytes,
+                      struct vs_buf *e)
+{
+    if (p->nr_extents == VS_RANGE_MAX_EXTENTS) {
+        vs_buf_puts(e, "the range spans more than ");
+        vs_buf_dec(e, VS_RANGE_MAX_EXTENTS);
+        vs_buf_puts(e, " pieces of RAM; give a smaller size=");
+        return -1;
+    }
+    p->extents[p->nr_extents].start = start;
+    p->extents[p->nr_extents].pages = bytes / VS_PAGE_SIZE;
+    p->nr_extents++;
+    return 0;
+}
+
+static void range_not_in_ram(const struct vs_guest_params *p, uint64_t ram_end, struct vs_buf *e)
+{
+    vs_buf_puts(e, "range ");
+    vs_buf_hex(e, p->start);
+    vs_buf_putc(e, '+');
+    vs_buf_hex(e, p->size);
+    vs_buf_puts(e, " is not inside RAM, which ends at ");
+    vs_buf_hex(e, ram_end);
+}
+
+/* Walk the RAM runs from p->start on, taking p->size bytes (all if 0) as extents.
+ * *taken = bytes laid out, *ram_end = end of the last run seen. */
+static int lay_out(struct vs_guest_params *p, const struct hvm_memmap_table_entry *map,
+                   uint32_t entries, uint64_t *taken, uint64_t *ram_end, struct vs_buf *e)
+{
+    uint64_t cur = p->start, want = p->size;
+
+    *taken = 0;
+    /* Every round consumes at least one RAM entry (the next start lies beyond the run). */
+    for (uint32_t round = 0; round <= entries; round++) {
+        uint64_t end, next = 0;
+
+        if (ram_run_end(map, entries, cur, &end) == 0) {
+            *ram_end = end;
+            uint64_t aligned = end & ~PAGE_MASK;
+            if (aligned > cur) {
+                uint64_t take = aligned - cur;
+
+                if (want && take > want - *taken)
+                    take = want - *taken;
+                if (add_extent(p, cur, take, e))
+                    return -1;
+                *taken += take;
+            }
+        } else if (round == 0) {
+            vs_buf_puts(e, "start=");
+            vs_buf_hex(e, p->start);
+            vs_buf_puts(e, " is not in RAM");
+            return -1;
+        } else {
+            end = cur; /* a RAM entry too small to hold an aligned page */
+        }
+        if ((want && *taken == want) || end == UINT64_MAX ||
+            next_ram_start(map, entries, end == cur ? end + 1 : end, &next))
+            return 0;
+        if (next > UINT64_MAX - PAGE_MASK)
+            return 0;
+        cur = (next + PAGE_MASK) & ~PAGE_MASK;
+    }
+    return 0;
+}
+
 int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_table_entry *map,
                             uint32_t entries, char *err, unsigned errlen)
 {
     struct vs_buf e;
-    uint64_t ram_end;
+    uint64_t ram_end = 0, taken;
 
     vs_buf_init(&e, err, errlen);
+    p->nr_extents = 0;
     if (entries > VS_MEMMAP_MAX) {
         vs_buf_puts(&e, "memory map has too many entries: ");
         vs_buf_dec(&e, entries);
         return -1;
     }
     if (entries == 0) {
+        const struct hvm_memmap_table_entry whole = { .addr = 0, .size = p->mem,
+                                                      .type = VS_E820_RAM };
+
         if (!p->mem) {
             vs_buf_puts(&e, "no memory map from the loader: pass mem=BYTES");
             return -1;
         }
-        ram_end = p->mem;
-    } else if (ram_run_end(map, entries, p->start, &ram_end)) {
-        vs_buf_puts(&e, "start=");
-        vs_buf_hex(&e, p->start);
-        vs_buf_puts(&e, " is not in RAM");
-        return -1;
-    }
-    ram_end &= ~PAGE_MASK;
-    if (!p->size) {
-        if (ram_end <= p->start) {
+        if (p->start >= p->mem) {
             vs_buf_puts(&e, "no RAM above start=");
             vs_buf_hex(&e, p->start);
             return -1;
         }
-        p->size = ram_end - p->start;
+        if (lay_out(p, &whole, 1, &taken, &ram_end, &e))
+            return -1;
+    } else if (lay_out(p, map, entries, &taken, &ram_end, &e)) {
+        return -1;
     }
-    if (p->start + p->size > ram_end) {
-        vs_buf_puts(&e, "range ");
-        vs_buf_hex(&e, p->start);
-        vs_buf_putc(&e, '+');
-        vs_buf_hex(&e, p->size);
-        vs_buf_puts(&e, " is not inside RAM, which ends at ");
-        vs_buf_hex(&e, ram_end);
+    if (!p->size) {
+        if (!taken) {
+            vs_buf_puts(&e, "no RAM above start=");
+            vs_buf_hex(&e, p->start);
+            return -1;
+        }
+        p->size = taken;
+    }
+    if (taken < p->size) {
+        range_not_in_ram(p, ram_end & ~PAGE_MASK, &e);
         return -1;
     }
     if (p->size / VS_PAGE_SIZE < p->cpus) {
@@ -353,4 +438,27 @@ int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_t
         return -1;
     }
     return 0;
+}
+
+uint64_t vs_params_page_addr(const struct vs_guest_params *p, uint64_t index, uint64_t *run)
+{
+    for (uint32_t i = 0; i < p->nr_extents; i++) {
+        const struct vs_range_extent *x = &p->extents[i];
+
+        if (index < x->pages) {
+            *run = x->pages - index;
+            return x->start + index * VS_PAGE_SIZE;
+        }
+        index -= x->pages;
+    }
+    *run = 0;
+    return 0;
+}
+
+uint64_t vs_params_range_end(const struct vs_guest_params *p)
+{
+    if (!p->nr_extents)
+        return p->start;
+    const struct vs_range_extent *x = &p->extents[p->nr_extents - 1];
+    return x->start + x->pages * VS_PAGE_SIZE;
 }

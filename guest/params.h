@@ -27,6 +27,16 @@ struct vs_virtio_mmio_slot {
     uint32_t irq;
 };
 
+/* The workload range may span this many separate pieces of RAM (e820 RAM runs: below and
+ * above the PCI hole, around reserved areas). */
+#define VS_RANGE_MAX_EXTENTS 8
+
+/* A piece of the workload range: guest-physical [start, start + pages * 4 KiB). */
+struct vs_range_extent {
+    uint64_t start;
+    uint64_t pages;
+};
+
 /* An ignored token, pointing into the command line (not NUL-terminated). */
 struct vs_param_warning {
     const char *token;
@@ -36,8 +46,9 @@ struct vs_param_warning {
 struct vs_guest_params {
     uint32_t workload;      /* enum vs_workload */
     uint32_t fill;          /* enum vs_fill */
-    uint64_t start;         /* workload range, bytes, 4 KiB aligned */
-    uint64_t size;          /* 0 until given or resolved from the memory map */
+    uint64_t start;         /* workload range: from here, 4 KiB aligned, */
+    uint64_t size;          /* this many bytes of RAM (0 until given or resolved from the
+                               memory map), skipping what is not RAM */
     uint64_t mem;           /* RAM size for loaders without a memory map, 0 = not given */
     uint64_t rate;          /* pages/s for the whole VM, 0 = full speed */
     uint64_t seed;
@@ -49,6 +60,8 @@ struct vs_guest_params {
     struct vs_virtio_mmio_slot virtio[VS_VIRTIO_MMIO_MAX];
     uint32_t nr_warnings;   /* unknown tokens seen, including those not kept below */
     struct vs_param_warning warnings[VS_PARAMS_MAX_WARNINGS];
+    uint32_t nr_extents;    /* the range as pieces of RAM, by vs_params_resolve_range */
+    struct vs_range_extent extents[VS_RANGE_MAX_EXTENTS];
 };
 
 /* Parse a NUL-terminated command line (NULL = empty) into *out, defaults first.
@@ -60,11 +73,19 @@ struct vs_guest_params {
 int vs_params_parse(const char *cmdline, struct vs_guest_params *out, char *err,
                     unsigned errlen);
 
-/* Check the range against RAM and, when size was not given, extend it to the end of the
- * RAM that contains start. RAM comes from the memory map, or is [0, mem) when the map is
- * empty (entries == 0). Returns 0, or -1 with a message in err. */
+/* Lay the range out on RAM: size bytes of RAM from start on, in ascending address order,
+ * skipping what is not RAM (the MMIO gap below 4 GiB, reserved areas); without size, all
+ * RAM from start to the end. start must lie in RAM. RAM comes from the memory map, or is
+ * [0, mem) when the map is empty (entries == 0). Fills size and the extents. Returns 0,
+ * or -1 with a message in err. */
 int vs_params_resolve_range(struct vs_guest_params *p, const struct hvm_memmap_table_entry *map,
                             uint32_t entries, char *err, unsigned errlen);
+
+/* The guest-physical address of page `index` of the resolved range (0-based, below
+ * size / 4 KiB); *run = pages from there to the end of its extent (0 beyond the range). */
+uint64_t vs_params_page_addr(const struct vs_guest_params *p, uint64_t index, uint64_t *run);
+/* The end of the range's last extent (its highest address + 1). */
+uint64_t vs_params_range_end(const struct vs_guest_params *p);
 
 const char *vs_params_workload_name(uint32_t workload);
 const char *vs_params_fill_name(uint32_t fill);

@@ -19,7 +19,7 @@ struct worker {
     unsigned cpu;
     uint32_t workload, fill;
     uint64_t seed;
-    uint64_t base, pages;                   /* this vCPU's slice */
+    uint64_t first, pages;                  /* this vCPU's slice: pages of the range */
     struct vs_cpu_counters c;               /* private copy, published per chunk */
     volatile struct vs_cpu_counters *pub;
     uint64_t since_bell;
@@ -207,10 +207,13 @@ static __attribute__((noreturn)) void run_passes(struct worker *w)
             w->c.generation = w->c.passes + 1;
         for (uint64_t done = 0; done < w->pages;) {
             unsigned n = throttled ? vs_rate_gate(&w->rate) : VS_CHUNK_PAGES;
+            uint64_t run, paddr = vs_params_page_addr(&vs_guest.params, w->first + done, &run);
 
             if (n > w->pages - done)
                 n = (unsigned)(w->pages - done);
-            process(w, w->base + done * VS_PAGE_SIZE, n);
+            if (n > run)
+                n = (unsigned)run;      /* a chunk never crosses a gap between RAM pieces */
+            process(w, paddr, n);
             done += n;
             if (throttled)
                 vs_rate_done(&w->rate, n);
@@ -236,7 +239,7 @@ void vs_workload_run(unsigned cpu)
         .workload = p->workload,
         .fill = p->fill,
         .seed = p->seed,
-        .base = p->start + cpu * share * VS_PAGE_SIZE,
+        .first = cpu * share,
         /* The last vCPU takes the remainder. */
         .pages = share + (cpu == p->cpus - 1 ? total % p->cpus : 0),
         .pub = vs_telemetry_cpu(cpu),

@@ -19,7 +19,8 @@ const char run_usage[] =
     "  --workload W           idle | once | continuous | verify | timer (default idle;\n"
     "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
     "                         timer=pit|lapic; needs the pc machine)\n"
-    "  --range START:SIZE     guest-physical range the workload uses (default 4M to end of RAM)\n"
+    "  --range START:SIZE     RAM the workload uses: SIZE bytes of RAM from guest-physical\n"
+    "                         START on, skipping the MMIO gap [3G, 4G) (default 4M to end)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
     "  --fill KIND            none | pattern | random: host writes RAM from 4M up before boot\n"
     "  --seed N               seed of --fill random and of the verify checksums (default 1)\n"
@@ -171,11 +172,17 @@ static int validate(struct run_options *o)
                        "(0x%llx) or above", (unsigned long long)o->range_start,
                        (unsigned long long)o->range_size,
                        (unsigned long long)VS_WORK_DEFAULT_START);
-    if (o->range_start >= o->vm.mem_size ||
-        o->range_size > o->vm.mem_size - o->range_start)
-        return vs_fail(EINVAL, "--range 0x%llx:0x%llx does not fit in --mem %llu MiB",
-                       (unsigned long long)o->range_start, (unsigned long long)o->range_size,
-                       (unsigned long long)(o->vm.mem_size >> 20));
+    struct vs_ram_layout ram;
+    uint64_t off;
+    vs_ram_layout_init(&ram, o->vm.mem_size, o->vm.machine == VS_MACHINE_PC);
+    if (!vs_ram_gpa_to_offset(&ram, o->range_start, 0, &off) ||
+        o->range_size > vs_ram_bytes_from(&ram, o->range_start))
+        return vs_fail(EINVAL, "--range 0x%llx:0x%llx does not fit in --mem %llu MiB (RAM "
+                       "ends at 0x%llx%s)", (unsigned long long)o->range_start,
+                       (unsigned long long)o->range_size,
+                       (unsigned long long)(o->vm.mem_size >> 20),
+                       (unsigned long long)vs_ram_top(&ram),
+                       ram.nr_regions > 1 ? ", with the MMIO gap [3G, 4G) in between" : "");
     if (o->rate > UINT32_MAX)
         return vs_fail(EINVAL, "--rate %llu is too large; at most %u pages/s",
                        (unsigned long long)o->rate, UINT32_MAX);
@@ -271,8 +278,11 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     }
     if (optind < argc)
         return vs_fail(EINVAL, "unexpected argument '%s'; see vmshift run --help", argv[optind]);
-    if (o->range_size == 0 && o->vm.mem_size > o->range_start)
-        o->range_size = o->vm.mem_size - o->range_start;
+    if (o->range_size == 0) {
+        struct vs_ram_layout ram;
+        vs_ram_layout_init(&ram, o->vm.mem_size, o->vm.machine == VS_MACHINE_PC);
+        o->range_size = vs_ram_bytes_from(&ram, o->range_start);
+    }
     return validate(o);
 }
 

@@ -128,7 +128,9 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     json_object_object_add(reply, "guest", guest_status(vm));
 }
 
-/* xxh3-64 of guest RAM [start, start+length): a fingerprint to compare memory contents. */
+/* xxh3-64 of RAM offsets [start, start+length) (the memfd, as the migration stream and its
+ * digests address RAM; equal to guest-physical addresses below 3 GiB): a fingerprint to
+ * compare memory contents. */
 static int cmd_digest(struct vs_vm *vm, struct json_object *req, struct json_object *reply)
 {
     uint64_t start = 0, length = vm->mem.size;
@@ -139,9 +141,11 @@ static int cmd_digest(struct vs_vm *vm, struct json_object *req, struct json_obj
     if (json_object_object_get_ex(req, "length", NULL) &&
         (rc = ctl_json_get_u64(req, "length", &length)))
         return rc;
-    rc = vs_memory_check_range(&vm->mem, start, length, "digest range");
-    if (rc)
-        return rc;
+    if (start > vm->mem.size || length > vm->mem.size - start)
+        return vs_fail(ERANGE, "digest range [0x%llx, 0x%llx) lies outside the RAM offsets "
+                       "[0, 0x%llx); give start and length within the VM's RAM",
+                       (unsigned long long)start, (unsigned long long)(start + length),
+                       (unsigned long long)vm->mem.size);
     char hex[17];
     snprintf(hex, sizeof(hex), "%016llx",
              (unsigned long long)XXH3_64bits(vs_memory_ptr(&vm->mem, start), length));
@@ -167,12 +171,13 @@ static int cmd_debug_poke(struct vs_vm *vm, struct json_object *req, struct json
     rc = vs_memory_check_range(&vm->mem, addr, 8, "debug-poke address");
     if (rc)
         return rc;
+    uint64_t *word = vs_memory_gpa_ptr(&vm->mem, addr, 8);
     pthread_mutex_lock(&vm->lock);
     bool migrated = vm->state == VS_VM_MIGRATED;
     pthread_mutex_unlock(&vm->lock);
     if (migrated)
         return vs_fail(EINVAL, "debug-poke: the VM has migrated; its memory here is no longer it");
-    __atomic_store_n((uint64_t *)vs_memory_ptr(&vm->mem, addr), value, __ATOMIC_RELAXED);
+    __atomic_store_n(word, value, __ATOMIC_RELAXED);
     vs_memory_note_write(&vm->mem, addr, 8);
     add_u64(reply, "addr", addr);
     return 0;

@@ -19,7 +19,7 @@ struct vs_digest_tracker;
 /* All blocks start marked, but only blocks marked since are hashed in the background
  * (the rest, typically never-written holes, cost little in finish()). */
 int vs_digest_tracker_new(struct vs_digest_tracker **out, const struct vs_memory *m);
-/* Bytes [gpa, gpa+len) of guest RAM have changed. Cheap; any thread. */
+/* RAM offsets [gpa, gpa+len) have changed. Cheap; any thread. */
 void vs_digest_mark(struct vs_digest_tracker *t, uint64_t gpa, uint64_t len);
 /* Hash marked blocks in a background thread, each once it has had no mark for settle_ms. */
 int vs_digest_tracker_start(struct vs_digest_tracker *t, unsigned settle_ms);

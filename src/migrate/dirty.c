@@ -9,12 +9,48 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#define SLOT 0
-
+/* Memory slot i is RAM region i (vs_kvm_set_ram_slots); the bitmaps here are one bit per
+ * page of RAM offsets, so a slot's bits start at its region's offset. Region offsets are
+ * 0 and 3 GiB: multiples of 64 pages, so every slot starts on a bitmap word. */
 static int set_logging(struct vs_vm *vm, bool on)
 {
-    return vs_kvm_set_memory_slot(&vm->kvm, SLOT, 0, vm->mem.size, vm->mem.base,
-                                  on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+    return vs_kvm_set_ram_slots(&vm->kvm, &vm->mem.layout, vm->mem.base,
+                                on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+static int get_dirty_logs(struct vs_dirty *d)
+{
+    const struct vs_ram_layout *l = &d->vm->mem.layout;
+    for (unsigned i = 0; i < l->nr_regions; i++) {
+        uint64_t first = l->regions[i].offset / 4096;
+        struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = d->scratch + first / 64 };
+        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+            return vs_fail(errno, "KVM_GET_DIRTY_LOG of memory slot %u failed: %s", i,
+                           strerror(errno));
+    }
+    return 0;
+}
+
+/* Re-protect the pages of [first, first+n) that lie in region `slot` (first a multiple
+ * of 64 or the region's start). */
+static int clear_slot(struct vs_dirty *d, unsigned slot, uint64_t first, uint64_t n)
+{
+    const struct vs_ram_region *r = &d->vm->mem.layout.regions[slot];
+    uint64_t lo = r->offset / 4096, hi = lo + r->size / 4096;
+    uint64_t from = first > lo ? first : lo, to = first + n < hi ? first + n : hi;
+    if (from >= to)
+        return 0;
+    struct kvm_clear_dirty_log c = {
+        .slot = slot,
+        .num_pages = (uint32_t)(to - from),
+        .first_page = from - lo,
+        .dirty_bitmap = d->bitmap + from / 64,
+    };
+    if (ioctl(d->vm->kvm.vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
+        return vs_fail(errno, "KVM_CLEAR_DIRTY_LOG slot %u pages %llu+%llu failed: %s", slot,
+                       (unsigned long long)(from - lo), (unsigned long long)(to - from),
+                       strerror(errno));
+    return 0;
 }
 
 int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
@@ -31,6 +67,14 @@ int vs_dirty_start(struct vs_dirty *d, struct vs_vm *vm)
         return vs_fail(ENOMEM, "out of memory for a dirty bitmap of %llu pages",
                        (unsigned long long)d->npages);
     }
+    for (unsigned i = 0; i < vm->mem.layout.nr_regions; i++)
+        if (vm->mem.layout.regions[i].offset % (64 * 4096)) {
+            free(d->bitmap);
+            free(d->scratch);
+            d->bitmap = d->scratch = NULL;
+            return vs_fail(EINVAL, "RAM region %u starts at offset 0x%llx, not on a dirty "
+                           "bitmap word", i, (unsigned long long)vm->mem.layout.regions[i].offset);
+        }
     uint64_t t0 = vs_clock_ns();
     d->ring = vm->ring != NULL;
     if (!d->ring && vm->kvm.caps.manual_dirty_log_protect) {
@@ -79,9 +123,9 @@ int vs_dirty_sync(struct vs_dirty *d, uint64_t *count)
         if (rc)
             return rc;
     } else {
-        struct kvm_dirty_log log = { .slot = SLOT, .dirty_bitmap = d->scratch };
-        if (ioctl(d->vm->kvm.vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
-            return vs_fail(errno, "KVM_GET_DIRTY_LOG failed: %s", strerror(errno));
+        int rc = get_dirty_logs(d);
+        if (rc)
+            return rc;
     }
     if (!d->first_sync_done && !d->manual) {
         /* Without the initially-set bitmap KVM only knows writes since logging began
@@ -112,15 +156,11 @@ int vs_dirty_clear(struct vs_dirty *d, uint64_t first, uint64_t n)
                        (unsigned long long)first);
     if (first + n > d->npages)
         n = d->npages - first;
-    struct kvm_clear_dirty_log c = {
-        .slot = SLOT,
-        .num_pages = (uint32_t)n,
-        .first_page = first,
-        .dirty_bitmap = d->bitmap + first / 64,
-    };
-    if (ioctl(d->vm->kvm.vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
-        return vs_fail(errno, "KVM_CLEAR_DIRTY_LOG pages %llu+%llu failed: %s",
-                       (unsigned long long)first, (unsigned long long)n, strerror(errno));
+    for (unsigned i = 0; i < d->vm->mem.layout.nr_regions; i++) {
+        int rc = clear_slot(d, i, first, n);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 

@@ -131,7 +131,7 @@ int vs_postcopy_dest_check(struct vs_postcopy_dest *pc, struct vs_wire_reader *r
             continue;       /* its missing pages are checked as they arrive */
         compared++;
         if (mine[b] != theirs[b])
-            snprintf(reason, len, "RAM block %llu (guest 0x%llx) differs from the source's "
+            snprintf(reason, len, "RAM block %llu (RAM offset 0x%llx) differs from the source's "
                      "(digest %016llx, source %016llx)", (unsigned long long)b,
                      (unsigned long long)(b * VS_DIGEST_BLOCK), (unsigned long long)mine[b],
                      (unsigned long long)theirs[b]);

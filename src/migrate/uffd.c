@@ -107,7 +107,7 @@ int vs_uffd_copy(struct vs_uffd *u, uint64_t off, const void *src, uint64_t len)
             continue;
         if (err == EEXIST)
             return -EEXIST;
-        return vs_fail(err, "UFFDIO_COPY of %llu bytes at guest 0x%llx: %s",
+        return vs_fail(err, "UFFDIO_COPY of %llu bytes at RAM offset 0x%llx: %s",
                        (unsigned long long)len, (unsigned long long)off, strerror(err));
     }
 }
@@ -124,7 +124,7 @@ int vs_uffd_zero(struct vs_uffd *u, uint64_t off, uint64_t len)
             continue;
         if (err == EEXIST)
             return -EEXIST;
-        return vs_fail(err, "UFFDIO_ZEROPAGE of %llu bytes at guest 0x%llx: %s",
+        return vs_fail(err, "UFFDIO_ZEROPAGE of %llu bytes at RAM offset 0x%llx: %s",
                        (unsigned long long)len, (unsigned long long)off, strerror(err));
     }
 }
@@ -133,7 +133,7 @@ int vs_uffd_wake(struct vs_uffd *u, uint64_t off, uint64_t len)
 {
     struct uffdio_range r = { .start = (uint64_t)(uintptr_t)(u->base + off), .len = len };
     if (ioctl(u->fd, UFFDIO_WAKE, &r) < 0)
-        return vs_fail(errno, "UFFDIO_WAKE at guest 0x%llx: %s", (unsigned long long)off,
+        return vs_fail(errno, "UFFDIO_WAKE at RAM offset 0x%llx: %s", (unsigned long long)off,
                        strerror(errno));
     return 0;
 }

@@ -11,8 +11,13 @@
 
 #define PTE_P   0x1ULL
 #define PTE_RW  0x2ULL
+#define PTE_PWT 0x8ULL
+#define PTE_PCD 0x10ULL
 #define PTE_PS  0x80ULL
 #define GIB     (1ULL << 30)
+#define TWO_MIB (2ULL << 20)
+#define LEGACY_HOLE_START 0xA0000ULL
+#define LEGACY_HOLE_END   0x100000ULL
 
 #define CR0_PE  0x1ULL
 #define CR0_MP  0x2ULL
@@ -88,26 +93,28 @@ int vs_boot_load_kernel(struct vs_memory *m, const char *path, enum vs_boot_mode
         goto out;
     for (unsigned i = 0; i < img.nr_segments; i++) {
         const struct vs_elf_segment *s = &img.segments[i];
-        uint64_t lo = VS_KERNEL_ADDR, hi = entry->mode == VS_BOOT_LONG ? VS_KERNEL_END : m->size;
-        if (s->paddr < lo || s->paddr + s->memsz > hi || s->paddr + s->memsz > m->size) {
+        uint64_t lo = VS_KERNEL_ADDR, hi = entry->mode == VS_BOOT_LONG ? VS_KERNEL_END : UINT64_MAX;
+        uint8_t *dst = vs_memory_gpa_ptr(m, s->paddr, s->memsz);
+        if (s->paddr < lo || s->paddr + s->memsz > hi || !dst) {
             rc = vs_fail(EINVAL, "--kernel %s: segment %u at [0x%llx, 0x%llx) is outside the "
-                         "kernel area [0x%llx, 0x%llx) of a %llu MiB guest", path, i,
-                         (unsigned long long)s->paddr, (unsigned long long)(s->paddr + s->memsz),
-                         (unsigned long long)lo, (unsigned long long)hi,
+                         "kernel area [0x%llx, 0x%llx) or outside one RAM range of a %llu MiB "
+                         "guest", path, i, (unsigned long long)s->paddr,
+                         (unsigned long long)(s->paddr + s->memsz), (unsigned long long)lo,
+                         (unsigned long long)(hi == UINT64_MAX ? vs_ram_top(&m->layout) : hi),
                          (unsigned long long)(m->size >> 20));
             goto out;
         }
-        memcpy(vs_memory_ptr(m, s->paddr), buf + s->offset, s->filesz);
-        memset(vs_memory_ptr(m, s->paddr + s->filesz), 0, s->memsz - s->filesz);
+        memcpy(dst, buf + s->offset, s->filesz);
+        memset(dst + s->filesz, 0, s->memsz - s->filesz);
     }
 out:
     munmap(buf, (size_t)st.st_size);
     return rc;
 }
 
-uint64_t vs_boot_build_page_tables(uint8_t *ram, uint64_t ram_size)
+uint64_t vs_boot_build_page_tables(uint8_t *ram, uint64_t map_top)
 {
-    uint64_t gibs = (ram_size + GIB - 1) / GIB;
+    uint64_t gibs = (map_top + GIB - 1) / GIB;
     if (gibs > 512 || VS_BOOT_PT_ADDR + (2 + gibs) * 4096 > VS_BOOT_PT_END)
         return 0;
     uint64_t pml4 = VS_BOOT_PT_ADDR, pdpt = pml4 + 4096, pd = pdpt + 4096;
@@ -118,9 +125,45 @@ uint64_t vs_boot_build_page_tables(uint8_t *ram, uint64_t ram_size)
         uint64_t *pde = (uint64_t *)(ram + pd + g * 4096);
         pdpte[g] = (pd + g * 4096) | PTE_P | PTE_RW;
         for (uint64_t i = 0; i < 512; i++)
-            pde[i] = (g * GIB + i * (2ULL << 20)) | PTE_P | PTE_RW | PTE_PS;
+            pde[i] = (g * GIB + i * TWO_MIB) | PTE_P | PTE_RW | PTE_PS;
     }
     return pml4;
+}
+
+void vs_boot_uncache_range(uint8_t *ram, uint64_t cr3, uint64_t from, uint64_t to)
+{
+    const uint64_t *pml4 = (const uint64_t *)(ram + cr3);
+    uint64_t *pdpt = (uint64_t *)(ram + (pml4[0] & ~0xfffULL));
+    for (uint64_t a = from & ~(TWO_MIB - 1); a < to && a < 512 * GIB; a += TWO_MIB) {
+        uint64_t e = pdpt[a / GIB];
+        if (!(e & PTE_P))
+            continue;
+        uint64_t *pde = (uint64_t *)(ram + (e & ~0xfffULL));
+        if (pde[(a % GIB) / TWO_MIB] & PTE_P)
+            pde[(a % GIB) / TWO_MIB] |= PTE_PWT | PTE_PCD;
+    }
+}
+
+unsigned vs_boot_memmap(const struct vs_ram_layout *l, struct hvm_memmap_table_entry *map,
+                        unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < l->nr_regions && n < max; i++) {
+        const struct vs_ram_region *r = &l->regions[i];
+        if (r->gpa == 0 && r->size > LEGACY_HOLE_END) {
+            /* [640 KiB, 1 MiB) stays out: the legacy VGA and BIOS area of a PC */
+            map[n++] = (struct hvm_memmap_table_entry){ .addr = 0, .size = LEGACY_HOLE_START,
+                                                        .type = VS_E820_RAM };
+            if (n < max)
+                map[n++] = (struct hvm_memmap_table_entry){
+                    .addr = LEGACY_HOLE_END, .size = r->size - LEGACY_HOLE_END,
+                    .type = VS_E820_RAM };
+        } else {
+            map[n++] = (struct hvm_memmap_table_entry){ .addr = r->gpa, .size = r->size,
+                                                        .type = VS_E820_RAM };
+        }
+    }
+    return n;
 }
 
 int vs_boot_write_info(struct vs_memory *m, const struct vs_boot_entry *entry,
@@ -130,25 +173,30 @@ int vs_boot_write_info(struct vs_memory *m, const struct vs_boot_entry *entry,
     if (len >= VS_BOOT_CMDLINE_MAX)
         return vs_fail(E2BIG, "guest command line is %zu bytes; the limit is %d", len,
                        VS_BOOT_CMDLINE_MAX - 1);
-    memcpy(vs_memory_ptr(m, VS_BOOT_CMDLINE_ADDR), cmdline, len + 1);
+    memcpy(vs_memory_gpa_ptr(m, VS_BOOT_CMDLINE_ADDR, len + 1), cmdline, len + 1);
 
-    struct hvm_memmap_table_entry map[2] = {
-        { .addr = 0, .size = 0xA0000, .type = VS_E820_RAM },
-        { .addr = 0x100000, .size = m->size - 0x100000, .type = VS_E820_RAM },
-    };
-    memcpy(vs_memory_ptr(m, VS_BOOT_MEMMAP_ADDR), map, sizeof(map));
+    struct hvm_memmap_table_entry map[VS_BOOT_MEMMAP_MAX];
+    unsigned entries = vs_boot_memmap(&m->layout, map, VS_BOOT_MEMMAP_MAX);
+    memcpy(vs_memory_gpa_ptr(m, VS_BOOT_MEMMAP_ADDR, sizeof(map)), map,
+           entries * sizeof(map[0]));
     struct hvm_start_info si = {
         .magic = VS_HVM_START_MAGIC,
         .version = 1,
         .cmdline_paddr = VS_BOOT_CMDLINE_ADDR,
         .memmap_paddr = VS_BOOT_MEMMAP_ADDR,
-        .memmap_entries = 2,
+        .memmap_entries = entries,
     };
-    memcpy(vs_memory_ptr(m, VS_BOOT_INFO_ADDR), &si, sizeof(si));
+    memcpy(vs_memory_gpa_ptr(m, VS_BOOT_INFO_ADDR, sizeof(si)), &si, sizeof(si));
 
-    if (entry->mode == VS_BOOT_LONG && !vs_boot_build_page_tables(m->base, m->size))
+    if (entry->mode != VS_BOOT_LONG)
+        return 0;
+    uint64_t top = vs_ram_identity_map_top(&m->layout);
+    uint64_t cr3 = vs_boot_build_page_tables(m->base, top);
+    if (!cr3)
         return vs_fail(E2BIG, "page tables for %llu MiB do not fit the boot area",
-                       (unsigned long long)(m->size >> 20));
+                       (unsigned long long)(top >> 20));
+    if (m->layout.mmio_gap)
+        vs_boot_uncache_range(m->base, cr3, VS_PC_MMIO_GAP_START, VS_PC_HIGH_RAM_START);
     return 0;
 }
 

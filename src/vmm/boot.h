@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 #include "vmm/memory.h"
+#include "vmshift/guest_abi.h"
 
 enum vs_boot_mode { VS_BOOT_AUTO = 0, VS_BOOT_LONG = 1, VS_BOOT_PVH = 2 };
 
@@ -25,13 +26,23 @@ int vs_boot_load_kernel(struct vs_memory *m, const char *path, enum vs_boot_mode
                         struct vs_boot_entry *entry);
 
 /* Write start_info, the memory map and the command line; for long mode also the page
- * tables (identity map of all RAM with 2 MiB pages). */
+ * tables (identity map with 2 MiB pages of all RAM, and on pc of the MMIO gap up to
+ * 4 GiB too, uncached: vs_ram_identity_map_top). */
 int vs_boot_write_info(struct vs_memory *m, const struct vs_boot_entry *entry,
                        const char *cmdline);
 
-/* Build identity-mapping page tables for ram_size bytes into guest memory `ram` (which
- * starts at guest-physical 0). Returns the CR3 value, or 0 if the tables do not fit. */
-uint64_t vs_boot_build_page_tables(uint8_t *ram, uint64_t ram_size);
+/* The e820 map of the layout into map[max]: every RAM region, the first one without the
+ * legacy [640 KiB, 1 MiB) hole. Returns the number of entries. */
+#define VS_BOOT_MEMMAP_MAX 4
+unsigned vs_boot_memmap(const struct vs_ram_layout *l, struct hvm_memmap_table_entry *map,
+                        unsigned max);
+
+/* Build identity-mapping page tables for guest-physical [0, map_top) into guest memory
+ * `ram` (the host address of guest-physical 0; the tables lie below 1 MiB). Returns the
+ * CR3 value, or 0 if the tables do not fit. */
+uint64_t vs_boot_build_page_tables(uint8_t *ram, uint64_t map_top);
+/* Make the 2 MiB mappings of [from, to) in those tables uncached (PCD|PWT): MMIO. */
+void vs_boot_uncache_range(uint8_t *ram, uint64_t cr3, uint64_t from, uint64_t to);
 
 /* Initial special and general registers of vCPU `index` for the entry. sregs must hold
  * the vCPU's current values (from KVM_GET_SREGS); only what the protocol defines changes. */

@@ -11,8 +11,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SLOT 0
-
 int vs_dirty_ring_check_entries(uint64_t entries)
 {
     if (entries < VS_DIRTY_RING_MIN || entries > VS_DIRTY_RING_MAX || (entries & (entries - 1)))
@@ -23,8 +21,11 @@ int vs_dirty_ring_check_entries(uint64_t entries)
 }
 
 int vs_dirty_ring_create(struct vs_dirty_ring **out, struct vs_kvm *kvm, uint32_t entries,
-                         unsigned nr_vcpus, uint64_t npages)
+                         unsigned nr_vcpus, const struct vs_ram_layout *layout)
 {
+    uint64_t npages = 0;
+    for (unsigned i = 0; i < layout->nr_regions; i++)
+        npages += layout->regions[i].size / 4096;
     *out = NULL;
     int rc = vs_dirty_ring_check_entries(entries);
     if (rc)
@@ -59,6 +60,11 @@ int vs_dirty_ring_create(struct vs_dirty_ring **out, struct vs_kvm *kvm, uint32_
     r->vm_fd = kvm->vm_fd;
     r->entries = entries;
     r->npages = npages;
+    r->nr_slots = layout->nr_regions;
+    for (unsigned i = 0; i < layout->nr_regions; i++) {
+        r->slot_first[i] = layout->regions[i].offset / 4096;
+        r->slot_pages[i] = layout->regions[i].size / 4096;
+    }
     r->nr_vcpus = nr_vcpus;
     pthread_mutex_init(&r->lock, NULL);
     atomic_init(&r->reaper_stop, false);
@@ -109,9 +115,12 @@ static void harvest_ring(struct vs_dirty_ring *r, unsigned index)
         uint32_t flags = __atomic_load_n(&g->flags, __ATOMIC_ACQUIRE);
         if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
             break;
-        if ((g->slot & 0xffff) == SLOT && g->offset < r->npages)
-            atomic_fetch_or_explicit(&r->harvested[g->offset / 64], 1ULL << (g->offset % 64),
+        uint32_t slot = g->slot; /* address space (high 16 bits) 0: guest memory */
+        if (slot < r->nr_slots && g->offset < r->slot_pages[slot]) {
+            uint64_t p = r->slot_first[slot] + g->offset;
+            atomic_fetch_or_explicit(&r->harvested[p / 64], 1ULL << (p % 64),
                                      memory_order_relaxed);
+        }
         __atomic_store_n(&g->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
         v->fetch++;
         n++;

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "vmm/ram_layout.h"
 
 struct kvm_dirty_gfn;
 struct vs_kvm;
@@ -42,7 +43,10 @@ struct vs_dirty_ring_vcpu {
 struct vs_dirty_ring {
     int vm_fd;
     uint32_t entries;                  /* per vCPU, a power of two */
-    uint64_t npages;                   /* pages in memory slot 0 */
+    uint64_t npages;                   /* pages of RAM (all slots) */
+    unsigned nr_slots;                 /* RAM regions = memory slots 0.. */
+    uint64_t slot_first[VS_RAM_MAX_REGIONS];  /* a slot's first page as a RAM offset */
+    uint64_t slot_pages[VS_RAM_MAX_REGIONS];
     unsigned nr_vcpus;
     pthread_mutex_t lock;              /* harvest + reset + collect */
     _Atomic uint64_t *harvested;       /* npages bits: harvested, not yet collected */
@@ -61,15 +65,16 @@ struct vs_dirty_ring {
 /* Check a ring size a user gave (entries per vCPU): a power of two in range. */
 int vs_dirty_ring_check_entries(uint64_t entries);
 
-/* Enable the ring on a VM that has no vCPU yet; the memory slot holds npages pages. */
+/* Enable the ring on a VM that has no vCPU yet; guest RAM lies as `layout` says (its
+ * regions are memory slots 0..; an entry's slot and page become a RAM-offset page). */
 int vs_dirty_ring_create(struct vs_dirty_ring **out, struct vs_kvm *kvm, uint32_t entries,
-                         unsigned nr_vcpus, uint64_t npages);
+                         unsigned nr_vcpus, const struct vs_ram_layout *layout);
 /* Map the ring of vCPU `index` (right after it was created). */
 int vs_dirty_ring_map(struct vs_dirty_ring *r, unsigned index, int vcpu_fd);
 void vs_dirty_ring_destroy(struct vs_dirty_ring *r);
 
 /* Harvest every ring, reset, and OR the pages harvested since the last collect into
- * bitmap (npages bits). */
+ * bitmap (npages bits, one per page of RAM offsets). */
 int vs_dirty_ring_collect(struct vs_dirty_ring *r, uint64_t *bitmap);
 /* A vCPU thread: its ring is full (full: harvest and reset; an error when KVM overflowed
  * the ring), or it wants its count current (harvest only). */

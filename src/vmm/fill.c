@@ -45,7 +45,8 @@ struct fill_job {
 static void *fill_thread(void *arg)
 {
     struct fill_job *j = arg;
-    vs_fill_buffer(vs_memory_ptr(j->m, j->start), j->len, j->start, j->fill, j->seed);
+    vs_fill_buffer(vs_memory_gpa_ptr(j->m, j->start, j->len), j->len, j->start, j->fill,
+                   j->seed);
     return NULL;
 }
 
@@ -78,5 +79,20 @@ int vs_fill_range(struct vs_memory *m, uint64_t start, uint64_t len, uint32_t fi
     for (unsigned i = 0; i < threads; i++)
         if (threaded[i])
             pthread_join(tids[i], NULL);
+    return 0;
+}
+
+int vs_fill_ram_from(struct vs_memory *m, uint64_t from, uint32_t fill, uint64_t seed,
+                     unsigned threads)
+{
+    for (unsigned i = 0; i < m->layout.nr_regions; i++) {
+        const struct vs_ram_region *r = &m->layout.regions[i];
+        uint64_t lo = from > r->gpa ? from : r->gpa, end = r->gpa + r->size;
+        if (lo >= end)
+            continue;
+        int rc = vs_fill_range(m, lo, end - lo, fill, seed, threads);
+        if (rc)
+            return rc;
+    }
     return 0;
 }

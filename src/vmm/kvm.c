@@ -132,6 +132,18 @@ int vs_kvm_set_memory_slot(struct vs_kvm *kvm, uint32_t slot, uint64_t gpa, uint
     return 0;
 }
 
+int vs_kvm_set_ram_slots(struct vs_kvm *kvm, const struct vs_ram_layout *l, uint8_t *base,
+                         uint32_t flags)
+{
+    for (unsigned i = 0; i < l->nr_regions; i++) {
+        const struct vs_ram_region *r = &l->regions[i];
+        int rc = vs_kvm_set_memory_slot(kvm, i, r->gpa, r->size, base + r->offset, flags);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int vs_kvm_create_vcpu(struct vs_kvm *kvm, unsigned index, int *fd)
 {
     int r = ioctl(kvm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);

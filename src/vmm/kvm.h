@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "vmm/ram_layout.h"
 
 struct kvm_cpuid2;
 
@@ -32,6 +33,11 @@ void vs_kvm_close(struct vs_kvm *kvm);
 /* Register guest memory [gpa, gpa+size) backed by host address hva. */
 int vs_kvm_set_memory_slot(struct vs_kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
                            void *hva, uint32_t flags);
+
+/* Register every region of guest RAM (host address `base` = RAM offset 0) as memory
+ * slot i = region index, with flags (0 or KVM_MEM_LOG_DIRTY_PAGES). */
+int vs_kvm_set_ram_slots(struct vs_kvm *kvm, const struct vs_ram_layout *l, uint8_t *base,
+                         uint32_t flags);
 
 /* Create vCPU `index`; returns its fd in *fd. */
 int vs_kvm_create_vcpu(struct vs_kvm *kvm, unsigned index, int *fd);

@@ -48,6 +48,11 @@ static void warn_if_no_shmem_hugepages(void)
 
 int vs_memory_create(struct vs_memory *m, uint64_t size)
 {
+    return vs_memory_create_layout(m, size, false);
+}
+
+int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap)
+{
     char a[32], b[32];
     memset(m, 0, sizeof(*m));
     m->memfd = -1;
@@ -96,6 +101,7 @@ int vs_memory_create(struct vs_memory *m, uint64_t size)
     warn_if_no_shmem_hugepages();
     m->base = p;
     m->size = size;
+    vs_ram_layout_init(&m->layout, size, mmio_gap);
     return 0;
 }
 
@@ -112,15 +118,24 @@ void vs_memory_destroy(struct vs_memory *m)
     m->base = NULL;
     m->memfd = -1;
     m->size = 0;
+    memset(&m->layout, 0, sizeof(m->layout));
 }
 
 int vs_memory_check_range(const struct vs_memory *m, uint64_t gpa, uint64_t len, const char *what)
 {
-    if (gpa > m->size || len > m->size - gpa)
-        return vs_fail(ERANGE, "%s [0x%llx, 0x%llx) lies outside guest RAM [0, 0x%llx)", what,
-                       (unsigned long long)gpa, (unsigned long long)(gpa + len),
-                       (unsigned long long)m->size);
-    return 0;
+    uint64_t off;
+    if (vs_ram_gpa_to_offset(&m->layout, gpa, len, &off))
+        return 0;
+    const struct vs_ram_region *r = m->layout.regions;
+    char ranges[96];
+    int n = snprintf(ranges, sizeof(ranges), "[0x%llx, 0x%llx)", (unsigned long long)r[0].gpa,
+                     (unsigned long long)(r[0].gpa + r[0].size));
+    if (m->layout.nr_regions > 1 && n > 0 && (size_t)n < sizeof(ranges))
+        snprintf(ranges + n, sizeof(ranges) - (size_t)n, " and [0x%llx, 0x%llx)",
+                 (unsigned long long)r[1].gpa, (unsigned long long)(r[1].gpa + r[1].size));
+    return vs_fail(ERANGE, "%s [0x%llx, 0x%llx) lies outside guest RAM %s (or across a gap "
+                   "between its ranges)", what,
+                   (unsigned long long)gpa, (unsigned long long)(gpa + len), ranges);
 }
 
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa)
@@ -144,12 +159,14 @@ int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa)
     rc = vs_memory_check_range(m, gpa, (uint64_t)st.st_size, "--preload");
     if (rc) {
         rc = vs_fail_context(rc, "--preload %s (%lld bytes) does not fit; use a larger --mem "
-                             "or a lower address", path, (long long)st.st_size);
+                             "or an address that keeps it inside one RAM range", path,
+                             (long long)st.st_size);
         goto out;
     }
+    uint8_t *dst = vs_memory_gpa_ptr(m, gpa, (uint64_t)st.st_size);
     uint64_t done = 0;
     while (done < (uint64_t)st.st_size) {
-        ssize_t n = pread(fd, m->base + gpa + done, (size_t)((uint64_t)st.st_size - done),
+        ssize_t n = pread(fd, dst + done, (size_t)((uint64_t)st.st_size - done),
                           (off_t)done);
         if (n < 0 && errno == EINTR)
             continue;
@@ -178,17 +195,30 @@ int vs_memory_track_writes(struct vs_memory *m, bool on)
 
 void *vs_memory_gpa_ptr(const struct vs_memory *m, uint64_t gpa, uint64_t len)
 {
-    if (gpa >= m->size || len > m->size - gpa)
+    uint64_t off;
+    if (!m->base || !vs_ram_gpa_to_offset(&m->layout, gpa, len, &off))
         return NULL;
-    return m->base + gpa;
+    return m->base + off;
+}
+
+/* Mark RAM offsets [off, off+len) written. */
+static void note_offsets(struct vs_memory *m, uint64_t off, uint64_t len)
+{
+    for (uint64_t p = off / 4096; p <= (off + len - 1) / 4096; p++)
+        __atomic_fetch_or(&m->written[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
 }
 
 void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len)
 {
-    if (!atomic_load(&m->tracking) || len == 0)
+    if (!atomic_load(&m->tracking) || len == 0 || len > UINT64_MAX - gpa)
         return;
-    for (uint64_t p = gpa / 4096; p <= (gpa + len - 1) / 4096; p++)
-        __atomic_fetch_or(&m->written[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < m->layout.nr_regions; i++) {
+        const struct vs_ram_region *r = &m->layout.regions[i];
+        uint64_t lo = gpa > r->gpa ? gpa : r->gpa;
+        uint64_t hi = gpa + len < r->gpa + r->size ? gpa + len : r->gpa + r->size;
+        if (lo < hi)
+            note_offsets(m, r->offset + (lo - r->gpa), hi - lo);
+    }
 }
 
 void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap)

@@ -1,19 +1,25 @@
-/* Guest RAM: one memfd, mapped shared, registered with KVM as one slot from address 0.
- * The memfd lets later stages find never-touched pages (SEEK_DATA/SEEK_HOLE) and hand
- * the memory to another process. */
+/* Guest RAM: one memfd, mapped shared, registered with KVM as one slot per region of its
+ * layout (ram_layout.h: flat, or pc with the MMIO gap [3 GiB, 4 GiB)). The memfd lets
+ * later stages find never-touched pages (SEEK_DATA/SEEK_HOLE) and hand the memory to
+ * another process.
+ * Two address spaces (ram_layout.h): RAM offsets (the memfd; the migration engine, the
+ * digests and the dirty bitmaps use these) and guest-physical addresses (the guest,
+ * devices, boot, --preload). Functions say which one they take. */
 #ifndef VS_MEMORY_H
 #define VS_MEMORY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "vmm/ram_layout.h"
 
 #define VS_MAX_RAM (64ULL << 30)   /* the guest's PVH page tables map 64 GiB */
 
 struct vs_memory {
     int memfd;
-    uint8_t *base;     /* host address of guest-physical 0 */
-    uint64_t size;     /* bytes, multiple of 2 MiB */
+    uint8_t *base;     /* host address of RAM offset 0 (the whole memfd, mapped) */
+    uint64_t size;     /* bytes, multiple of 2 MiB: RAM offsets are [0, size) */
+    struct vs_ram_layout layout;  /* where the offsets lie in guest-physical space */
     uint64_t *written;            /* pages the monitor wrote while tracking is on */
     uint64_t *data_blocks;        /* 2 MiB blocks known to be data in every page (atomic
                                      bits; see vs_memory_next_data) */
@@ -21,32 +27,40 @@ struct vs_memory {
 };
 
 /* Checks the size (VS_MIN_RAM..VS_MAX_RAM, 2 MiB multiple) and that the host has that much
- * memory available, then creates and maps the memfd. */
+ * memory available, then creates and maps the memfd. mmio_gap: the pc layout (RAM above
+ * 3 GiB moves to 4 GiB), else flat. */
+int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap);
+/* The flat layout: all RAM from guest-physical 0. */
 int vs_memory_create(struct vs_memory *m, uint64_t size);
 void vs_memory_destroy(struct vs_memory *m);
 
-/* 0 if [gpa, gpa+len) lies inside RAM; otherwise an error naming `what`. */
+/* 0 if guest-physical [gpa, gpa+len) lies inside one RAM region; otherwise an error
+ * naming `what` and the guest's RAM ranges. */
 int vs_memory_check_range(const struct vs_memory *m, uint64_t gpa, uint64_t len, const char *what);
 
-static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t gpa)
+/* The host address of RAM offset `offset` (not a guest-physical address: translate those
+ * with vs_memory_gpa_ptr). The caller has checked offset < size. */
+static inline void *vs_memory_ptr(const struct vs_memory *m, uint64_t offset)
 {
-    return m->base + gpa;
+    return m->base + offset;
 }
 
 /* The host address of guest-physical [gpa, gpa+len) if all of it is guest RAM (one
- * contiguous RAM range), else NULL. Devices reach every guest buffer through this: a
- * guest-given address is never trusted. */
+ * contiguous RAM range: never across the MMIO gap), else NULL. Devices reach every guest
+ * buffer through this: a guest-given address is never trusted. */
 void *vs_memory_gpa_ptr(const struct vs_memory *m, uint64_t gpa, uint64_t len);
 
 /* Tracking of writes the monitor itself makes to guest RAM (device emulation, debug
  * writes): migration needs them as dirty pages, and KVM's dirty log only sees the guest's.
  * Every monitor write goes through vs_memory_note_write(). */
 int vs_memory_track_writes(struct vs_memory *m, bool on);
+/* Guest-physical [gpa, gpa+len) was written (parts outside RAM are ignored). */
 void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len);
-/* OR the pages written since the last call into bitmap (one bit per page) and forget them. */
+/* OR the pages written since the last call into bitmap (one bit per page of RAM offsets)
+ * and forget them. */
 void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
 
-/* The next run of data (allocated pages) of the memfd in [off, end): returns its start
+/* The next run of data (allocated pages) of the memfd in RAM offsets [off, end): returns its start
  * (end if [off, end) is all hole) and sets *run_end (<= end). Page-aligned offsets.
  * SEEK_HOLE scans to the end of a data run, however far, so asking block by block would
  * cost O(n^2) on a fully written RAM; every 2 MiB block a scan has seen full of data is
@@ -63,7 +77,8 @@ uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint6
 /* Bytes of guest RAM the memfd actually holds (allocated pages). */
 uint64_t vs_memory_allocated(const struct vs_memory *m);
 
-/* Copy a whole file into guest RAM at gpa (--preload FILE@ADDR). */
+/* Copy a whole file into guest RAM at guest-physical gpa (--preload FILE@ADDR); the file
+ * must fit one RAM region. */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 
 /* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */

@@ -46,8 +46,8 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
 {
     if (cfg->fill != VS_FILL_NONE) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int rc = vs_fill_range(&vm->mem, cfg->fill_start, vm->mem.size - cfg->fill_start,
-                               cfg->fill, cfg->seed, cpus > 0 ? (unsigned)cpus : 1);
+        int rc = vs_fill_ram_from(&vm->mem, cfg->fill_start, cfg->fill, cfg->seed,
+                                  cpus > 0 ? (unsigned)cpus : 1);
         if (rc)
             return vs_fail_context(rc, "--fill %s", vs_fill_name(cfg->fill));
     }
@@ -121,7 +121,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
                      cfg->nr_vcpus, vm->kvm.caps.max_vcpus);
         goto fail;
     }
-    rc = vs_memory_create(&vm->mem, cfg->mem_size);
+    rc = vs_memory_create_layout(&vm->mem, cfg->mem_size, cfg->machine == VS_MACHINE_PC);
     if (!rc)
         rc = attach_devices(vm);
     if (rc)
@@ -138,7 +138,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
                      "others); use --vcpus 1 or --boot long");
         goto fail;
     }
-    rc = vs_kvm_set_memory_slot(&vm->kvm, 0, 0, vm->mem.size, vm->mem.base, 0);
+    rc = vs_kvm_set_ram_slots(&vm->kvm, &vm->mem.layout, vm->mem.base, 0);
     if (rc)
         goto fail;
 
@@ -154,7 +154,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     /* The dirty ring can only be enabled while the VM has no vCPU. */
     if (cfg->dirty_ring &&
         (rc = vs_dirty_ring_create(&vm->ring, &vm->kvm, cfg->dirty_ring, vm->nr_vcpus,
-                                   vm->mem.size / 4096)))
+                                   &vm->mem.layout)))
         goto fail;
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         rc = vs_vcpu_create(&vm->vcpus[i], cfg->incoming ? 0 : VS_BOOT_PT_ADDR);

@@ -100,7 +100,7 @@ struct vs_wire_hello {
     uint16_t version_major;    /* VS_WIRE_VERSION_MAJOR: must match */
     uint16_t version_minor;
     uint32_t page_size;        /* VS_WIRE_PAGE_SIZE */
-    uint64_t ram_size;         /* bytes, one region from guest-physical 0 */
+    uint64_t ram_size;         /* bytes: RAM offsets [0, ram_size) (docs/stream-format.md) */
     uint32_t nr_vcpus;
     uint32_t features;         /* VS_FEATURE_* bits; none defined in version 2.0 */
     uint8_t boot_id[16];       /* source kernel boot id: equal ids share CLOCK_MONOTONIC */

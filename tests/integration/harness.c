@@ -453,6 +453,8 @@ int test_hosts_group_teardown(void **state)
     return 0;
 }
 
+double harness_start_timeout_s = 20;
+
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args)
 {
     require_kvm();
@@ -462,7 +464,7 @@ void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *a
         snprintf(p->netns, sizeof(p->netns), "%s", netns);
     const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
-    double deadline = now_s() + 20;
+    double deadline = now_s() + harness_start_timeout_s;
     while (now_s() < deadline) {
         int st;
         if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
@@ -477,7 +479,8 @@ void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *a
         usleep(20000);
     }
     dump_file("vmshift stderr", p->stderr_path);
-    fail_msg("vmshift run did not open its control socket %s within 20 s", p->sock);
+    fail_msg("vmshift run did not open its control socket %s within %.0f s", p->sock,
+             harness_start_timeout_s);
 }
 
 void vm_proc_stop(struct vm_proc *p)

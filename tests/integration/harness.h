@@ -38,6 +38,8 @@ void require_kvm(void);
 void vm_proc_start(struct vm_proc *p, const char *const *args);
 /* The same, inside network namespace netns. */
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args);
+/* How long those wait for the control socket (20 s; more for VMs that fill gigabytes). */
+extern double harness_start_timeout_s;
 
 /* Two test hosts: network namespaces joined by a veth pair, addresses 198.18.0.1/24 (a)
  * and 198.18.0.2/24 (b), optionally shaped with tc (rate like "1gbit", or NULL). */

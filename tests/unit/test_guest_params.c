@@ -409,15 +409,87 @@ static void test_resolve_merges_adjacent_entries(void **state)
     };
     struct vs_guest_params p = parse_ok("");
 
+    /* All RAM from start on: [4M, 32M) and, past the hole, [64M, 128M). */
     resolve_ok(&p, map, 4);
-    assert_int_equal(p.size, 28 * MiB);
+    assert_int_equal(p.size, 92 * MiB);
+    assert_int_equal(p.nr_extents, 2);
+    assert_int_equal(p.extents[0].start, 4 * MiB);
+    assert_int_equal(p.extents[0].pages, 28 * MiB / 4096);
+    assert_int_equal(p.extents[1].start, 64 * MiB);
+    assert_int_equal(p.extents[1].pages, 64 * MiB / 4096);
 
     p = parse_ok("size=40M");
+    resolve_ok(&p, map, 4);
+    assert_int_equal(p.nr_extents, 2);
+    assert_int_equal(p.extents[1].pages, 12 * MiB / 4096);
+    assert_int_equal(vs_params_range_end(&p), 76 * MiB);
+
+    p = parse_ok("size=93M");
     resolve_bad(&p, map, 4, "not inside RAM");
 
     p = parse_ok("start=64M");
     resolve_ok(&p, map, 4);
     assert_int_equal(p.size, 64 * MiB);
+    assert_int_equal(p.nr_extents, 1);
+}
+
+/* The pc layout of a 5 GiB VM: RAM below the 3 GiB MMIO gap and from 4 GiB. */
+static const struct hvm_memmap_table_entry ram_pc_5g[] = {
+    { .addr = 0, .size = 0xa0000, .type = VS_E820_RAM },
+    { .addr = 0x100000, .size = 3 * GiB - 0x100000, .type = VS_E820_RAM },
+    { .addr = 4 * GiB, .size = 2 * GiB, .type = VS_E820_RAM },
+};
+
+static void test_resolve_skips_the_mmio_gap(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok("start=0xbf000000 size=32M cpus=2");
+
+    resolve_ok(&p, ram_pc_5g, 3);
+    assert_int_equal(p.nr_extents, 2);
+    assert_int_equal(p.extents[0].start, 0xbf000000);
+    assert_int_equal(p.extents[0].pages, 16 * MiB / 4096);
+    assert_int_equal(p.extents[1].start, 4 * GiB);
+    assert_int_equal(p.extents[1].pages, 16 * MiB / 4096);
+
+    /* Page by page: the 4096th page is the first above the gap. */
+    uint64_t run;
+    assert_int_equal(vs_params_page_addr(&p, 0, &run), 0xbf000000);
+    assert_int_equal(run, 4096);
+    assert_int_equal(vs_params_page_addr(&p, 4095, &run), 3 * GiB - 4096);
+    assert_int_equal(run, 1);
+    assert_int_equal(vs_params_page_addr(&p, 4096, &run), 4 * GiB);
+    assert_int_equal(run, 4096);
+    vs_params_page_addr(&p, 8192, &run);
+    assert_int_equal(run, 0);
+
+    /* Default size: everything from start, gap excluded. */
+    p = parse_ok("");
+    resolve_ok(&p, ram_pc_5g, 3);
+    assert_int_equal(p.size, 5 * GiB - 4 * MiB);
+    assert_int_equal(vs_params_range_end(&p), 6 * GiB);
+
+    /* Starting in the gap, or asking for more than there is, fails. */
+    p = parse_ok("start=0xc0000000");
+    resolve_bad(&p, ram_pc_5g, 3, "not in RAM");
+    p = parse_ok("start=5G size=2G");
+    resolve_bad(&p, ram_pc_5g, 3, "not inside RAM");
+}
+
+static void test_resolve_limits_pieces(void **state)
+{
+    (void)state;
+    struct hvm_memmap_table_entry map[VS_RANGE_MAX_EXTENTS + 1];
+
+    for (unsigned i = 0; i < VS_RANGE_MAX_EXTENTS + 1; i++)
+        map[i] = (struct hvm_memmap_table_entry){ .addr = 4 * MiB + i * 2 * MiB,
+                                                  .size = MiB, .type = VS_E820_RAM };
+    struct vs_guest_params p = parse_ok("");
+
+    resolve_bad(&p, map, VS_RANGE_MAX_EXTENTS + 1, "pieces of RAM");
+    p = parse_ok("size=8M");
+    resolve_ok(&p, map, VS_RANGE_MAX_EXTENTS + 1);
+    assert_int_equal(p.nr_extents, VS_RANGE_MAX_EXTENTS);
 }
 
 static void test_resolve_ignores_non_ram(void **state)
@@ -504,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_resolve_start_outside_ram),
         cmocka_unit_test(test_resolve_unaligned_ram_end),
         cmocka_unit_test(test_resolve_merges_adjacent_entries),
+        cmocka_unit_test(test_resolve_skips_the_mmio_gap),
+        cmocka_unit_test(test_resolve_limits_pieces),
         cmocka_unit_test(test_resolve_ignores_non_ram),
         cmocka_unit_test(test_resolve_without_memmap),
         cmocka_unit_test(test_resolve_too_few_pages_for_cpus),

@@ -59,6 +59,23 @@ static void expect_error(int rc, const char *needle)
         fail_msg("error '%s' does not mention '%s'", vs_last_error(), needle);
 }
 
+/* On the pc machine (the default) RAM above 3 GiB lies from 4 GiB on: the range counts
+ * bytes of RAM, skipping the gap, and must start in RAM. */
+static void range_skips_the_mmio_gap(void **state)
+{
+    (void)state;
+    struct run_options o;
+    assert_int_equal(PARSE(&o, "--mem", "4G"), 0);
+    assert_int_equal(o.range_size, (4ULL << 30) - VS_WORK_DEFAULT_START);
+    assert_int_equal(PARSE(&o, "--mem", "4G", "--range", "0xbf000000:1040M"), 0);
+    assert_int_equal(o.range_size, 1040ULL << 20);
+    assert_int_equal(PARSE(&o, "--mem", "4G", "--range", "4G:1G"), 0);
+    expect_error(PARSE(&o, "--mem", "4G", "--range", "0xbf000000:1041M"), "does not fit");
+    expect_error(PARSE(&o, "--mem", "4G", "--range", "4G:0x40001000"), "MMIO gap");
+    expect_error(PARSE(&o, "--mem", "4G", "--range", "3G:4K"), "does not fit");
+    expect_error(PARSE(&o, "--mem", "4G", "--range", "5G:4K"), "does not fit");
+}
+
 static void bad_values_name_the_option_and_value(void **state)
 {
     (void)state;
@@ -115,6 +132,7 @@ int main(void)
         cmocka_unit_test(defaults),
         cmocka_unit_test(full_command_line),
         cmocka_unit_test(bad_values_name_the_option_and_value),
+        cmocka_unit_test(range_skips_the_mmio_gap),
         cmocka_unit_test(help_flag),
         cmocka_unit_test(dirty_ring_size),
     };

@@ -39,7 +39,9 @@ static void take_snapshot(struct vs_pvport *p, unsigned vcpu)
     pthread_mutex_unlock(&p->lock);
     if (!registered || vcpu >= VS_MAX_VCPUS)
         return;
-    const struct vs_telemetry *t = vs_memory_ptr(p->mem, gpa);
+    const struct vs_telemetry *t = vs_memory_gpa_ptr(p->mem, gpa, 4096);
+    if (!t)
+        return; /* checked at registration; a migrated-in address may still be bad */
     struct vs_telemetry head;
     struct vs_cpu_counters mine;
     memcpy(&head, t, offsetof(struct vs_telemetry, cpu));
@@ -57,7 +59,7 @@ static void take_snapshot(struct vs_pvport *p, unsigned vcpu)
 
 static void do_register(struct vs_pvport *p, uint32_t gpa)
 {
-    if (gpa % 4096 || (uint64_t)gpa + 4096 > p->mem->size) {
+    if (gpa % 4096 || !vs_memory_gpa_ptr(p->mem, gpa, 4096)) {
         vs_warn("guest registered telemetry at 0x%x, which is not a page inside RAM; ignored", gpa);
         p->registered = false;
         return;
