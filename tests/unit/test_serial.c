@@ -321,6 +321,65 @@ static void out2_gating(void **state)
     vs_serial_close(&u.s);
 }
 
+/* The checks Linux's 8250 driver makes before it trusts a port to be a 16550A with
+ * working interrupts (autoconfig and startup), in the order it makes them. */
+static void passes_linux_8250_probe(void **state)
+{
+    (void)state;
+    struct uart u;
+    uart_open(&u, "none");
+    out8(&u, IER, 0);                        /* IER exists */
+    assert_int_equal(in8(&u, IER) & 0x0f, 0);
+    out8(&u, IER, 0x0f);
+    assert_int_equal(in8(&u, IER) & 0x0f, 0x0f);
+    out8(&u, IER, 0);
+    out8(&u, MCR, 0x10 | 0x0a);              /* loopback: MSR lines must read 0x90 */
+    assert_int_equal(in8(&u, MSR) & 0xf0, 0x90);
+    out8(&u, MCR, 0);
+    out8(&u, LCR, 0xbf);                     /* "EFR" (FCR) := 0 */
+    out8(&u, FCR, 0);
+    out8(&u, LCR, 0);
+    out8(&u, FCR, 0x01);
+    assert_int_equal(in8(&u, IIR) >> 6, 3);  /* FIFOs that work: a 16550A */
+    out8(&u, LCR, 0x80);
+    assert_int_not_equal(in8(&u, IIR), 0);   /* no EFR behind DLAB ... */
+    out8(&u, LCR, 0xbf);
+    assert_int_not_equal(in8(&u, IIR), 0);   /* ... nor behind 0xbf: not a 16650 */
+    out8(&u, LCR, 0);
+    out8(&u, FCR, 0x21);                     /* 64-byte FIFO bit: not a 16750 */
+    uint8_t without_dlab = in8(&u, IIR) >> 5;
+    out8(&u, LCR, 0x80);
+    out8(&u, FCR, 0x21);
+    assert_false(without_dlab == 6 && (in8(&u, IIR) >> 5) == 7);
+    out8(&u, LCR, 0);
+    out8(&u, IER, 0x40);                     /* no UUE bit: not an XScale */
+    assert_int_equal(in8(&u, IER) & 0x40, 0);
+    /* FIFO size: 256 bytes through loopback at the highest rate, count what arrived */
+    out8(&u, FCR, 0x07);
+    out8(&u, MCR, 0x10);
+    for (int i = 0; i < 256; i++)
+        out8(&u, DATA, (uint8_t)i);
+    int received = 0;
+    while ((in8(&u, LSR) & 0x01) && received < 256) {
+        in8(&u, DATA);
+        received++;
+    }
+    assert_int_equal(received, 16);
+    out8(&u, MCR, 0x0b);                     /* DTR RTS OUT2, as it opens the port */
+    in8(&u, LSR), in8(&u, DATA), in8(&u, IIR), in8(&u, MSR);
+    /* THR empty must be raised on enable, and again after an IIR read and re-enable */
+    out8(&u, IER, 0x02);
+    uint8_t iir1 = in8(&u, IIR);
+    out8(&u, IER, 0);
+    out8(&u, IER, 0x02);
+    uint8_t iir2 = in8(&u, IIR);
+    out8(&u, IER, 0);
+    assert_int_equal(iir1 & 0x0f, 0x02);
+    assert_int_equal(iir2 & 0x0f, 0x02);
+    assert_false(u.irq.level);
+    vs_serial_close(&u.s);
+}
+
 /* What the registry does with a description: the fields of `version`, packed in order. */
 static size_t save_section(struct vs_serial *s, uint32_t version, uint8_t *out)
 {
@@ -456,6 +515,7 @@ int main(void)
         cmocka_unit_test(overrun),
         cmocka_unit_test(loopback),
         cmocka_unit_test(out2_gating),
+        cmocka_unit_test(passes_linux_8250_probe),
         cmocka_unit_test(save_load_mid_fifo),
         cmocka_unit_test(load_v1_record),
     };
