@@ -1,4 +1,5 @@
 #include "cli/monitor_loop.h"
+#include "cli/console_input.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -10,6 +11,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void monitor_install_signals(void)
 {
@@ -33,6 +35,9 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;
     }
+    struct console_input *input;
+    if (console_input_start(&input, &vm->serial, STDIN_FILENO))
+        vs_warn("%s; the guest's console gets no input from stdin", vs_last_error());
     bool failed = false;
     uint64_t deadline = run_for_s > 0 ? vs_clock_ns() + (uint64_t)(run_for_s * 1e9) : 0;
     while (!cmds->quit && !vs_stop_signal()) {
@@ -53,6 +58,7 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
                 break; /* nobody could look at it */
         }
     }
+    console_input_stop(input);
     vm_commands_finish(cmds);
     vs_vm_pause(vm);
     struct json_object *st = json_object_new_object();

@@ -1,6 +1,7 @@
 #include "ctl/vm_commands.h"
 #include "ctl/ctl_json.h"
 #include "ctl/converge_commands.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "migrate/postcopy_dest.h"
 #include "migrate/postcopy_source.h"
@@ -122,7 +123,11 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     add_u64(reply, "ram_bytes", vm->mem.size);
     add_u64(reply, "ram_allocated_bytes", vs_memory_allocated(&vm->mem));
     json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
-    add_u64(reply, "serial_bytes", vm->serial.bytes_out);
+    pthread_mutex_lock(&vm->serial.lock);
+    uint64_t serial_out = vm->serial.bytes_out, serial_in = vm->serial.bytes_in;
+    pthread_mutex_unlock(&vm->serial.lock);
+    add_u64(reply, "serial_bytes", serial_out);
+    add_u64(reply, "serial_bytes_in", serial_in);
     add_u64(reply, "unclaimed_pio", vs_bus_unclaimed(&vm->bus, VS_BUS_PIO, NULL));
     add_u64(reply, "unclaimed_mmio", vs_bus_unclaimed(&vm->bus, VS_BUS_MMIO, NULL));
     json_object_object_add(reply, "guest", guest_status(vm));
@@ -194,6 +199,45 @@ static int cmd_set_rate(struct vs_vm *vm, struct json_object *req, struct json_o
                        (unsigned long long)rate, VS_RATE_NO_OVERRIDE - 1);
     vs_pvport_set_rate(&vm->pvport, (uint32_t)rate);
     add_u64(reply, "rate", rate);
+    return 0;
+}
+
+/* console-input data=STRING [wait_ms=MS]: bytes for the guest's COM1 receiver. It takes
+ * as many as its FIFO has room for (never an overrun), waiting up to wait_ms for the
+ * guest to read while some are left; the reply says how many it took. */
+static int cmd_console_input(struct vs_vm *vm, struct json_object *req, struct json_object *reply)
+{
+    struct json_object *d;
+    if (!json_object_object_get_ex(req, "data", &d) ||
+        !(json_object_is_type(d, json_type_string) || json_object_is_type(d, json_type_int)))
+        return vs_fail(EINVAL, "console-input needs data=STRING, the bytes to send to the "
+                       "guest's serial console");
+    uint64_t wait_ms = 0;
+    int rc = ctl_json_get_u64(req, "wait_ms", &wait_ms);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (wait_ms > 10000)
+        return vs_fail(EINVAL, "console-input wait_ms=%llu is too long; at most 10000",
+                       (unsigned long long)wait_ms);
+    pthread_mutex_lock(&vm->lock);
+    bool migrated = vm->state == VS_VM_MIGRATED;
+    pthread_mutex_unlock(&vm->lock);
+    if (migrated)
+        return vs_fail(EINVAL, "console-input: the VM has migrated; send input to its new host");
+    const uint8_t *bytes = (const uint8_t *)json_object_get_string(d);
+    size_t len = strlen((const char *)bytes), took = 0;
+    if (json_object_is_type(d, json_type_string))
+        len = (size_t)json_object_get_string_len(d);
+    uint64_t deadline = vs_clock_ns() + wait_ms * 1000000ULL;
+    for (;;) {
+        took += vs_serial_offer(&vm->serial, bytes + took, len - took);
+        uint64_t now = vs_clock_ns();
+        if (took == len || now >= deadline)
+            break;
+        vs_serial_wait_rx_room(&vm->serial, (int)((deadline - now + 999999) / 1000000));
+    }
+    add_u64(reply, "accepted", took);
+    add_u64(reply, "length", len);
     return 0;
 }
 
@@ -401,10 +445,12 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
         rc = vs_postcopy_switch(c->migration);
     } else if (strcmp(cmd, "resume-migration") == 0) {
         rc = cmd_resume_migration(c, request, reply);
+    } else if (strcmp(cmd, "console-input") == 0) {
+        rc = cmd_console_input(vm, request, reply);
     } else {
         rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
                      "set-rate, dirty-rate, digest, debug-poke, migrate, migrate-status, cancel, "
-                     "start-postcopy, resume-migration", cmd);
+                     "start-postcopy, resume-migration, console-input", cmd);
     }
     return rc;
 }

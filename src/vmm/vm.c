@@ -75,8 +75,11 @@ static int attach_devices(struct vs_vm *vm)
         rc = vs_irqchip_create(&vm->irqchip, &vm->kvm, &vm->devices);
     if (!rc)
         rc = vs_pvport_attach(&vm->pvport, &vm->bus, &vm->devices);
+    struct vs_irq_line com1 = { 0 };    /* flat: no interrupt controller, no line */
+    if (!rc && vm->machine == VS_MACHINE_PC)
+        rc = vs_irqchip_line(&vm->irqchip, VS_SERIAL_IRQ, &com1);
     if (!rc)
-        rc = vs_serial_attach(&vm->serial, &vm->bus, &vm->devices);
+        rc = vs_serial_attach(&vm->serial, &vm->bus, &vm->devices, com1);
     if (!rc)
         rc = vs_kvmclock_attach(&vm->kvmclock, &vm->kvm, &vm->devices);
     return rc;

@@ -92,8 +92,10 @@ static void vcpu_blob_as_v20(const uint8_t *blob, size_t len, struct out_buf *o)
  * it: tagged sections CLOCK (32), PVPORT (33), SERIAL (34) of the same bytes. */
 static void machine_blob_as_v20(const uint8_t *blob, size_t len, struct out_buf *o)
 {
-    static const struct { const char *name; uint32_t tag; } map[] = {
-        { "kvmclock", 32 }, { "pvport", 33 }, { "serial", 34 },
+    /* v1_len: the section's version-1 fields (a 2.3 serial is version 2, whose first 16
+     * bytes are version 1's; 0 = the whole section). */
+    static const struct { const char *name; uint32_t tag, v1_len; } map[] = {
+        { "kvmclock", 32, 0 }, { "pvport", 33, 0 }, { "serial", 34, 16 },
     };
     unsigned found = 0;
     for (size_t off = 0; off + 40 <= len;) {
@@ -101,7 +103,8 @@ static void machine_blob_as_v20(const uint8_t *blob, size_t len, struct out_buf 
         memcpy(&n, blob + off + 32, 4);
         for (unsigned i = 0; i < 3; i++)
             if (strcmp((const char *)blob + off, map[i].name) == 0) {
-                put_tagged(o, map[i].tag, blob + off + 40, n);
+                put_tagged(o, map[i].tag, blob + off + 40,
+                           map[i].v1_len && map[i].v1_len < n ? map[i].v1_len : n);
                 found++;
             }
         off += 40 + ((n + 7) & ~(size_t)7);
