@@ -158,7 +158,7 @@ void vs_virtio_mmio_destroy(struct vs_virtio_mmio *t);
 
 /* Allocate and initialise a transport, claim [base, base+0x200) of MMIO space on p->bus
  * and register its state (and the device's, if any) in p->vmstate. The name is
- * "<ops->name><instance>". Free with vs_virtio_mmio_free(). (virtio_mmio_attach.c) */
+ * "<ops->name><instance>". Free with vs_virtio_mmio_free(). (virtio_devices.c) */
 int vs_virtio_mmio_create(struct vs_virtio_mmio **out, const struct vs_virtio_mmio_params *p,
                           const struct vs_virtio_device_ops *ops, void *dev);
 void vs_virtio_mmio_free(struct vs_virtio_mmio *t);

@@ -1,7 +1,5 @@
 #include "vmm/virtio/virtio_rng.h"
-#include "common/error.h"
 
-#include <stdlib.h>
 #include <sys/random.h>
 
 /* Fill the chain's writable buffers (up to VS_VIRTIO_RNG_MAX_REQUEST bytes); returns the
@@ -43,26 +41,3 @@ const struct vs_virtio_device_ops vs_virtio_rng_ops = {
     .config_size = 0,
     .queue_notify = rng_queue_notify,
 };
-
-int vs_virtio_rng_create(struct vs_virtio_rng **out, const struct vs_virtio_mmio_params *p)
-{
-    *out = NULL;
-    struct vs_virtio_rng *rng = calloc(1, sizeof(*rng));
-    if (!rng)
-        return vs_fail(ENOMEM, "out of memory for virtio-rng");
-    int rc = vs_virtio_mmio_create(&rng->transport, p, &vs_virtio_rng_ops, rng);
-    if (rc < 0) {
-        free(rng);
-        return rc;
-    }
-    *out = rng;
-    return 0;
-}
-
-void vs_virtio_rng_free(struct vs_virtio_rng *rng)
-{
-    if (!rng)
-        return;
-    vs_virtio_mmio_free(rng->transport);
-    free(rng);
-}

@@ -20,7 +20,8 @@ struct vs_virtio_rng {
 
 extern const struct vs_virtio_device_ops vs_virtio_rng_ops;
 
-/* Create the device and put it into the VM as p says (see vs_virtio_mmio_create). */
+/* Create the device and put it into the VM as p says (see vs_virtio_mmio_create;
+ * virtio_devices.c). */
 int vs_virtio_rng_create(struct vs_virtio_rng **out, const struct vs_virtio_mmio_params *p);
 void vs_virtio_rng_free(struct vs_virtio_rng *rng);
 

@@ -1,6 +1,10 @@
-/* Putting a virtio-mmio transport into a VM: its MMIO window on the device bus and its
- * state (and its device's) in the VM's state registry. */
+/* Putting virtio devices into a VM: a transport's MMIO window on the device bus, its state
+ * (and its device's) in the VM's state registry, and one constructor per device type.
+ * Kept apart from the devices so that they can be tested without a bus or registry.
+ * A failure here fails the VM's construction (ranges and sections already registered
+ * point at freed memory then: the VM must not run). */
 #include "vmm/virtio/virtio_mmio.h"
+#include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 
 #include <stdio.h>
@@ -53,4 +57,27 @@ void vs_virtio_mmio_free(struct vs_virtio_mmio *t)
         return;
     vs_virtio_mmio_destroy(t);
     free(t);
+}
+
+int vs_virtio_rng_create(struct vs_virtio_rng **out, const struct vs_virtio_mmio_params *p)
+{
+    *out = NULL;
+    struct vs_virtio_rng *rng = calloc(1, sizeof(*rng));
+    if (!rng)
+        return vs_fail(ENOMEM, "out of memory for virtio-rng");
+    int rc = vs_virtio_mmio_create(&rng->transport, p, &vs_virtio_rng_ops, rng);
+    if (rc < 0) {
+        free(rng);
+        return rc;
+    }
+    *out = rng;
+    return 0;
+}
+
+void vs_virtio_rng_free(struct vs_virtio_rng *rng)
+{
+    if (!rng)
+        return;
+    vs_virtio_mmio_free(rng->transport);
+    free(rng);
 }
