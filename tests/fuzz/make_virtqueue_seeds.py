@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of fuzz_virtqueue (tests/fuzz/corpus/virtqueue/): a few guest RAM
+images with well-formed and malformed queues, in the input format fuzz_virtqueue.c
+describes (flags, last_avail_idx, used_idx, RAM image from address 0).
+
+usage: make_virtqueue_seeds.py OUT_DIR
+"""
+import os
+import struct
+import sys
+
+DESC, AVAIL, USED, BUF = 0x0, 0x1000, 0x1800, 0x4000
+NEXT, WRITE, INDIRECT = 1, 2, 4
+
+
+class Image:
+    def __init__(self, log2_size, indirect=False, event_idx=False, last_avail=0, used=0):
+        self.size = 1 << log2_size
+        self.flags = (1 if indirect else 0) | (2 if event_idx else 0) | (log2_size << 2)
+        self.last_avail, self.used = last_avail, used
+        self.ram = bytearray(0x6000)
+        self.avail_idx = last_avail
+
+    def desc(self, table, i, addr, length, flags, nxt=0):
+        struct.pack_into('<QIHH', self.ram, table + 16 * i, addr, length, flags, nxt)
+
+    def offer(self, head):
+        struct.pack_into('<H', self.ram, AVAIL + 4 + 2 * (self.avail_idx % self.size), head)
+        self.avail_idx = (self.avail_idx + 1) & 0xffff
+        struct.pack_into('<H', self.ram, AVAIL + 2, self.avail_idx)
+
+    def bytes(self):
+        return struct.pack('<BHH', self.flags, self.last_avail, self.used) + bytes(self.ram)
+
+
+def seeds():
+    s = Image(3)                                   # read + write chain
+    s.desc(DESC, 0, BUF, 16, NEXT, 1)
+    s.desc(DESC, 1, BUF + 0x100, 32, WRITE)
+    s.offer(0)
+    s.offer(0)
+    yield 'chain', s
+    s = Image(4, indirect=True, event_idx=True)    # direct buffer, then an indirect table
+    s.desc(0x3000, 0, BUF, 8, NEXT, 1)
+    s.desc(0x3000, 1, BUF + 0x40, 64, WRITE)
+    s.desc(DESC, 2, BUF + 0x80, 4, NEXT, 3)
+    s.desc(DESC, 3, 0x3000, 32, INDIRECT)
+    s.offer(2)
+    yield 'indirect', s
+    s = Image(2, last_avail=65534, used=65534)     # indices wrapping
+    for i in range(4):
+        s.desc(DESC, i, BUF + 0x20 * i, 0x20, WRITE)
+        s.offer(i)
+    yield 'wrap', s
+    s = Image(3)                                   # a loop
+    s.desc(DESC, 0, BUF, 8, NEXT, 1)
+    s.desc(DESC, 1, BUF, 8, NEXT, 0)
+    s.offer(0)
+    yield 'loop', s
+    s = Image(8, indirect=True)                    # a full-size queue, buffers past RAM
+    s.desc(DESC, 0, 0xfff0, 0x100, WRITE)
+    s.offer(0)
+    yield 'outside', s
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, image in seeds():
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(image.bytes())
+
+
+if __name__ == '__main__':
+    main()
