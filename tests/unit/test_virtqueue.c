@@ -268,6 +268,15 @@ static void loops_are_found(void **state)
     guest_desc(&f->g, 7, GUEST_BUF, 8, R | N, 2);
     guest_offer(&f->g, 2);
     pop_breaks(f);
+
+    teardown(state);
+    setup(state);
+    f = *state;
+    /* A loop of empty buffers (no buffer limit would ever stop it). */
+    guest_desc(&f->g, 0, GUEST_BUF, 0, R | N, 1);
+    guest_desc(&f->g, 1, GUEST_BUF, 0, R | N, 0);
+    guest_offer(&f->g, 0);
+    pop_breaks(f);
 }
 
 static void buffers_outside_ram(void **state)
