@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Write the seed corpus of fuzz_virtqueue (tests/fuzz/corpus/virtqueue/): a few guest RAM
-images with well-formed and malformed queues, in the input format fuzz_virtqueue.c
-describes (flags, last_avail_idx, used_idx, RAM image from address 0).
+"""Write the seed corpora of the virtio fuzz targets: fuzz_virtqueue (guest RAM images with
+well-formed and malformed queues: flags, last_avail_idx, used_idx, RAM image from address
+0) and fuzz_virtio_mmio (a RAM image and a driver's register accesses), in the input
+formats the targets describe.
 
-usage: make_virtqueue_seeds.py OUT_DIR
+usage: make_virtio_seeds.py CORPUS_DIR     (writes CORPUS_DIR/virtqueue, CORPUS_DIR/virtio_mmio)
 """
 import os
 import struct
@@ -63,12 +64,44 @@ def seeds():
     yield 'outside', s
 
 
+# virtio-mmio registers
+STATUS, DRV_FEAT, DRV_FEAT_SEL, QSEL, QNUM, QREADY, QNOTIFY = 0x70, 0x20, 0x24, 0x30, 0x38, 0x44, 0x50
+ISR, ACK, QDESC, QDRIVER, QDEVICE, GEN = 0x60, 0x64, 0x80, 0x90, 0xa0, 0xfc
+
+
+def wr(off, val, width=4):
+    return struct.pack('<BHI', 1 | ({1: 0, 2: 1, 4: 2, 8: 3}[width] << 1), off, val & 0xffffffff)
+
+
+def rd(off, width=4):
+    return struct.pack('<BHI', {1: 0, 2: 1, 4: 2, 8: 3}[width] << 1, off, 0)
+
+
+def driver_start(features_low, qsize=8):
+    return b''.join([
+        wr(STATUS, 1), wr(STATUS, 3), wr(DRV_FEAT_SEL, 1), wr(DRV_FEAT, 1),
+        wr(DRV_FEAT_SEL, 0), wr(DRV_FEAT, features_low), wr(STATUS, 11), rd(STATUS),
+        wr(QSEL, 0), rd(0x34), wr(QNUM, qsize), wr(QDESC, DESC), wr(QDESC + 4, 0),
+        wr(QDRIVER, AVAIL), wr(QDRIVER + 4, 0), wr(QDEVICE, USED), wr(QDEVICE + 4, 0),
+        wr(QREADY, 1), wr(STATUS, 15)])
+
+
+def mmio_seeds():
+    for name, image in seeds():
+        ram = image.bytes()[5:]
+        script = driver_start((1 << 28) | (1 << 29)) + wr(QNOTIFY, 0) + rd(ISR) + wr(ACK, 1)
+        script += rd(GEN) + rd(0x100, 1) + wr(STATUS, 0) + rd(STATUS)
+        yield name, struct.pack('<H', len(ram)) + ram + script
+
+
 def main():
     out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
-    for name, image in seeds():
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(image.bytes())
+    for target, items in (('virtqueue', ((n, i.bytes()) for n, i in seeds())),
+                          ('virtio_mmio', mmio_seeds())):
+        os.makedirs(os.path.join(out, target), exist_ok=True)
+        for name, blob in items:
+            with open(os.path.join(out, target, name), 'wb') as f:
+                f.write(blob)
 
 
 if __name__ == '__main__':
