@@ -33,7 +33,8 @@
 #define VS_VIRTIO_MMIO_SIZE 0x200
 #define VS_VIRTIO_MMIO_CONFIG 0x100          /* device configuration space starts here */
 #define VS_VIRTIO_CONFIG_MAX (VS_VIRTIO_MMIO_SIZE - VS_VIRTIO_MMIO_CONFIG)
-#define VS_VIRTIO_MAX_QUEUES 8
+#define VS_VIRTIO_MAX_QUEUES 8              /* sizes the migration record: changing it
+                                                changes the "virtio-mmio" section */
 #define VS_VIRTIO_MMIO_MAGIC 0x74726976u     /* "virt" */
 #define VS_VIRTIO_VENDOR_ID 0x53564d56u      /* "VMVS": vmshift's vendor id */
 
