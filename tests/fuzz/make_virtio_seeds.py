@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the virtio fuzz targets: fuzz_virtqueue (guest RAM images with
+well-formed and malformed queues: flags, last_avail_idx, used_idx, RAM image from address
+0) and fuzz_virtio_mmio (a RAM image and a driver's register accesses), in the input
+formats the targets describe.
+
+usage: make_virtio_seeds.py CORPUS_DIR     (writes CORPUS_DIR/virtqueue, CORPUS_DIR/virtio_mmio)
+"""
+import os
+import struct
+import sys
+
+DESC, AVAIL, USED, BUF = 0x0, 0x1000, 0x1800, 0x4000
+NEXT, WRITE, INDIRECT = 1, 2, 4
+
+
+class Image:
+    def __init__(self, log2_size, indirect=False, event_idx=False, last_avail=0, used=0):
+        self.size = 1 << log2_size
+        self.flags = (1 if indirect else 0) | (2 if event_idx else 0) | (log2_size << 2)
+        self.last_avail, self.used = last_avail, used
+        self.ram = bytearray(0x6000)
+        self.avail_idx = last_avail
+
+    def desc(self, table, i, addr, length, flags, nxt=0):
+        struct.pack_into('<QIHH', self.ram, table + 16 * i, addr, length, flags, nxt)
+
+    def offer(self, head):
+        struct.pack_into('<H', self.ram, AVAIL + 4 + 2 * (self.avail_idx % self.size), head)
+        self.avail_idx = (self.avail_idx + 1) & 0xffff
+        struct.pack_into('<H', self.ram, AVAIL + 2, self.avail_idx)
+
+    def bytes(self):
+        return struct.pack('<BHH', self.flags, self.last_avail, self.used) + bytes(self.ram)
+
+
+def seeds():
+    s = Image(3)                                   # read + write chain
+    s.desc(DESC, 0, BUF, 16, NEXT, 1)
+    s.desc(DESC, 1, BUF + 0x100, 32, WRITE)
+    s.offer(0)
+    s.offer(0)
+    yield 'chain', s
+    s = Image(4, indirect=True, event_idx=True)    # direct buffer, then an indirect table
+    s.desc(0x3000, 0, BUF, 8, NEXT, 1)
+    s.desc(0x3000, 1, BUF + 0x40, 64, WRITE)
+    s.desc(DESC, 2, BUF + 0x80, 4, NEXT, 3)
+    s.desc(DESC, 3, 0x3000, 32, INDIRECT)
+    s.offer(2)
+    yield 'indirect', s
+    s = Image(2, last_avail=65534, used=65534)     # indices wrapping
+    for i in range(4):
+        s.desc(DESC, i, BUF + 0x20 * i, 0x20, WRITE)
+        s.offer(i)
+    yield 'wrap', s
+    s = Image(3)                                   # a loop
+    s.desc(DESC, 0, BUF, 8, NEXT, 1)
+    s.desc(DESC, 1, BUF, 8, NEXT, 0)
+    s.offer(0)
+    yield 'loop', s
+    s = Image(8, indirect=True)                    # a full-size queue, buffers past RAM
+    s.desc(DESC, 0, 0xfff0, 0x100, WRITE)
+    s.offer(0)
+    yield 'outside', s
+
+
+# virtio-mmio registers
+STATUS, DRV_FEAT, DRV_FEAT_SEL, QSEL, QNUM, QREADY, QNOTIFY = 0x70, 0x20, 0x24, 0x30, 0x38, 0x44, 0x50
+ISR, ACK, QDESC, QDRIVER, QDEVICE, GEN = 0x60, 0x64, 0x80, 0x90, 0xa0, 0xfc
+
+
+def wr(off, val, width=4):
+    return struct.pack('<BHI', 1 | ({1: 0, 2: 1, 4: 2, 8: 3}[width] << 1), off, val & 0xffffffff)
+
+
+def rd(off, width=4):
+    return struct.pack('<BHI', {1: 0, 2: 1, 4: 2, 8: 3}[width] << 1, off, 0)
+
+
+def driver_start(features_low, qsize=8):
+    return b''.join([
+        wr(STATUS, 1), wr(STATUS, 3), wr(DRV_FEAT_SEL, 1), wr(DRV_FEAT, 1),
+        wr(DRV_FEAT_SEL, 0), wr(DRV_FEAT, features_low), wr(STATUS, 11), rd(STATUS),
+        wr(QSEL, 0), rd(0x34), wr(QNUM, qsize), wr(QDESC, DESC), wr(QDESC + 4, 0),
+        wr(QDRIVER, AVAIL), wr(QDRIVER + 4, 0), wr(QDEVICE, USED), wr(QDEVICE + 4, 0),
+        wr(QREADY, 1), wr(STATUS, 15)])
+
+
+def mmio_seeds():
+    for name, image in seeds():
+        ram = image.bytes()[5:]
+        script = driver_start((1 << 28) | (1 << 29)) + wr(QNOTIFY, 0) + rd(ISR) + wr(ACK, 1)
+        script += rd(GEN) + rd(0x100, 1) + wr(STATUS, 0) + rd(STATUS)
+        yield name, struct.pack('<H', len(ram)) + ram + script
+
+
+def main():
+    out = sys.argv[1]
+    for target, items in (('virtqueue', ((n, i.bytes()) for n, i in seeds())),
+                          ('virtio_mmio', mmio_seeds())):
+        os.makedirs(os.path.join(out, target), exist_ok=True)
+        for name, blob in items:
+            with open(os.path.join(out, target, name), 'wb') as f:
+                f.write(blob)
+
+
+if __name__ == '__main__':
+    main()
