@@ -4,6 +4,7 @@
 #include "vmm/fill.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "vmshift/guest_abi.h"
@@ -59,10 +60,27 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
     int rc = vs_boot_load_kernel(&vm->mem, cfg->kernel, cfg->boot, &vm->boot);
     if (rc)
         return rc;
-    rc = vs_boot_write_info(&vm->mem, &vm->boot, cfg->cmdline);
+    /* The pc machine's virtio-mmio devices, announced as Linux takes them. */
+    char cmdline[VS_BOOT_CMDLINE_MAX];
+    int n = snprintf(cmdline, sizeof(cmdline), "%s%s", cfg->cmdline ? cfg->cmdline : "",
+                     cfg->machine == VS_MACHINE_PC ? " " VS_PC_VIRTIO_PARAMS : "");
+    if (n < 0 || (size_t)n >= sizeof(cmdline))
+        return vs_fail(E2BIG, "the guest command line with the device parameters is %d bytes, "
+                       "more than %d; shorten --append", n, VS_BOOT_CMDLINE_MAX - 1);
+    rc = vs_boot_write_info(&vm->mem, &vm->boot, cmdline);
     if (!rc && cfg->machine == VS_MACHINE_PC)
         rc = vs_mptable_write(&vm->mem, cfg->nr_vcpus);
     return rc;
+}
+
+/* The pc machine's virtio-mmio devices (VS_PC_VIRTIO_PARAMS tells the guest). */
+static int attach_virtio(struct vs_vm *vm)
+{
+    struct vs_virtio_mmio_params p = { .bus = &vm->bus, .base = VS_PC_VIRTIO_RNG_BASE,
+                                       .mem = &vm->mem, .vmstate = &vm->devices,
+                                       .instance = 0 };
+    int rc = vs_irqchip_line(&vm->irqchip, VS_PC_VIRTIO_RNG_GSI, &p.irq);
+    return rc ? rc : vs_virtio_rng_create(&vm->rng, &p);
 }
 
 /* Every device of the machine on the bus, and its state in the registry. Registration
@@ -80,6 +98,8 @@ static int attach_devices(struct vs_vm *vm)
         rc = vs_irqchip_line(&vm->irqchip, VS_SERIAL_IRQ, &com1);
     if (!rc)
         rc = vs_serial_attach(&vm->serial, &vm->bus, &vm->devices, com1);
+    if (!rc && vm->machine == VS_MACHINE_PC)
+        rc = attach_virtio(vm);
     if (!rc)
         rc = vs_kvmclock_attach(&vm->kvmclock, &vm->kvm, &vm->devices);
     return rc;
@@ -305,6 +325,7 @@ void vs_vm_destroy(struct vs_vm *vm)
         vs_vcpu_destroy(&vm->vcpus[i]);
     vs_dirty_ring_destroy(vm->ring);
     free(vm->vcpus);
+    vs_virtio_rng_free(vm->rng);
     vs_memory_destroy(&vm->mem);
     vs_kvm_close(&vm->kvm);
     vs_serial_close(&vm->serial);

@@ -171,7 +171,7 @@ static void mark_state(struct vs_vm *vm)
     assert_int_equal(vs_vm_resume(vm), 0);
 }
 
-/* Devices' interrupts reach the controllers: a level held high on GSI 5 through a line
+/* Devices' interrupts reach the controllers: a level held high on GSI 7 (no device's) through a line
  * (KVM_IRQ_LINE) and an edge on GSI 3 through an irqfd leave their marks in the (masked)
  * PIC's and IOAPIC's request registers, which must migrate too. Returns the irqfd. */
 static int raise_lines(struct vs_vm *vm)
@@ -180,7 +180,7 @@ static int raise_lines(struct vs_vm *vm)
     if (vs_irqchip_line(&vm->irqchip, VS_IRQCHIP_MAX_GSI + 1, &line) == 0)
         fail_msg("a line beyond the IOAPIC's pins was accepted");
     assert_non_null(strstr(vs_last_error(), "GSI 24"));
-    assert_int_equal(vs_irqchip_line(&vm->irqchip, 5, &line), 0);
+    assert_int_equal(vs_irqchip_line(&vm->irqchip, 7, &line), 0);
     vs_irq_set_level(&line, true);
     int efd;
     if (vs_irqchip_irqfd(&vm->irqchip, 3, &efd))
@@ -195,8 +195,8 @@ static int raise_lines(struct vs_vm *vm)
     }
     struct kvm_irqchip pic = get_chip(vm, KVM_IRQCHIP_PIC_MASTER);
     struct kvm_irqchip io = get_chip(vm, KVM_IRQCHIP_IOAPIC);
-    assert_int_equal(pic.chip.pic.irr & 0x28, 0x28);
-    assert_int_equal(io.chip.ioapic.irr & (1u << 5), 1u << 5);
+    assert_int_equal(pic.chip.pic.irr & 0x88, 0x88);
+    assert_int_equal(io.chip.ioapic.irr & (1u << 7), 1u << 7);
     return efd;
 }
 
@@ -290,14 +290,14 @@ static void compare_machines(struct vs_vm *src, struct vs_vm *dst)
                      id == KVM_IRQCHIP_IOAPIC ? "IOAPIC" : "PIC");
     }
     struct kvm_irqchip pic0 = get_chip(dst, KVM_IRQCHIP_PIC_MASTER);
-    assert_int_equal(pic0.chip.pic.irr & 0x28, 0x28);      /* GSI 3 (irqfd) and 5 (line) */
+    assert_int_equal(pic0.chip.pic.irr & 0x88, 0x88);      /* GSI 3 (irqfd) and 7 (line) */
     struct kvm_irqchip pic1 = get_chip(dst, KVM_IRQCHIP_PIC_SLAVE);
     assert_int_equal(pic1.chip.pic.irq_base, 0x28);
     assert_int_equal(pic1.chip.pic.imr, 0xff);
     struct kvm_irqchip io = get_chip(dst, KVM_IRQCHIP_IOAPIC);
     assert_int_equal(io.chip.ioapic.redirtbl[5].bits, (1ULL << 16) | 0x45 | (5ULL << 56));
     assert_int_equal(io.chip.ioapic.ioregsel, 0x12);
-    assert_int_equal(io.chip.ioapic.irr & (1u << 5), 1u << 5);
+    assert_int_equal(io.chip.ioapic.irr & (1u << 7), 1u << 7);
     struct kvm_pit_state2 pa, pb;
     memset(&pa, 0, sizeof(pa));
     memset(&pb, 0, sizeof(pb));
