@@ -62,5 +62,12 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     json_object_put(st);
     if (ctl)
         ctl_server_close(ctl);
+    int sig = vs_stop_signal();
+    if (sig && !cmds->quit) {
+        fprintf(stderr, "%s: stopped by %s: the VM was stopped%s%s\n", who,
+                vs_stop_signal_name(sig), ctl_path ? " and its control socket removed: " : "",
+                ctl_path ? ctl_path : "");
+        return vs_stop_exit_status(sig);
+    }
     return vm_state(vm) == VS_VM_FAILED ? 3 : failed ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "cli/receive_admission.h"
 #include "migrate/dest.h"
 #include "migrate/dest_resolve.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: vmshift receive --listen HOST:PORT [options]\n"
@@ -179,6 +181,8 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
     unsigned refused = 0;
     double deadline = o->accept_timeout_s > 0 ? vs_clock_ns() / 1e9 + o->accept_timeout_s : 0;
     for (;;) {
+        if (vs_stop_signal())
+            return vs_fail(EINTR, "stopped while waiting for an incoming VM");
         int wait_ms = 0;
         if (deadline > 0) {
             double left = deadline - vs_clock_ns() / 1e9;
@@ -207,11 +211,32 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
     }
 }
 
-static void close_listener(struct vs_admission *a)
+/* Closes the listening socket and removes the port file: from here a source that calls
+ * finds this process gone. */
+static void close_listener(struct vs_admission *a, const char *port_file)
 {
     vs_admission_drain(a);
     vs_tcp_listener_close(a->listener);
+    a->listener = NULL;
     vs_tls_free(a->tls);
+    a->tls = NULL;
+    if (port_file)
+        unlink(port_file);
+}
+
+/* The exit of a receiver stopped by SIGTERM or SIGINT before its VM arrived. */
+static int stopped_before_arrival(const struct receive_options *o,
+                                  const struct vs_migration_stats *in)
+{
+    int sig = vs_stop_signal();
+    if (in->ram_total_bytes)   /* a source was admitted: it rolls back */
+        fprintf(stderr, "vmshift receive: stopped by %s during the incoming migration from "
+                "%s (%s); the partial copy here was discarded and the source keeps running "
+                "the VM\n", vs_stop_signal_name(sig), in->peer, vs_last_error());
+    else
+        fprintf(stderr, "vmshift receive: stopped by %s while waiting for an incoming VM on "
+                "%s; nothing runs here\n", vs_stop_signal_name(sig), o->in.resume_addr);
+    return vs_stop_exit_status(sig);
 }
 
 int cli_receive_main(int argc, char **argv)
@@ -234,6 +259,8 @@ int cli_receive_main(int argc, char **argv)
         vs_tls_free(a.tls);
         return 1;
     }
+    /* Until the VM is here, a stop signal ends every wait for a connection. */
+    vs_tcp_listener_stop_on(a.listener, vs_stop_signal_fd());
     vs_info("waiting for an incoming VM on %s (port %d, %s)", o.listen,
             vs_tcp_listener_port(a.listener), vs_security_mode_name(o.security.mode));
     struct vm_commands cmds = { .has_incoming = true };
@@ -247,11 +274,19 @@ int cli_receive_main(int argc, char **argv)
     struct vs_incoming_session session;
     int rc = receive_vm(&o, &a, &cmds, &session);
     if (rc < 0) {
-        close_listener(&a);
+        char why[512];
+        snprintf(why, sizeof(why), "%s", vs_last_error());
+        close_listener(&a, o.port_file);
         write_report(o.report, &cmds.incoming);
-        fprintf(stderr, "vmshift receive: %s; nothing runs here\n", vs_last_error());
+        vs_fail(rc, "%s", why);
+        if (vs_stop_signal())
+            return stopped_before_arrival(&o, &cmds.incoming);
+        fprintf(stderr, "vmshift receive: %s; nothing runs here\n", why);
         return 1;
     }
+    /* The listener's users from now on (the resolver, the post-copy engine) look at the
+     * stop themselves (the monitor loop stops them). */
+    vs_tcp_listener_stop_on(a.listener, -1);
     /* The listener stays open while this process holds the VM, with one user at a time:
      * in post-copy the post-copy engine (a lost connection comes back there; the source's
      * RESOLVE too, in the commit window), otherwise the outcome resolver (the source
@@ -280,10 +315,10 @@ int cli_receive_main(int argc, char **argv)
         vs_postcopy_dest_stats(cmds.postcopy, &cmds.incoming);
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
     }
-    close_listener(&a);
+    close_listener(&a, o.port_file);
     write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
-    if (discarded) {
+    if (discarded && status < 128) {
         fprintf(stderr, "vmshift receive: the source kept the VM; the copy here was "
                 "discarded and never ran\n");
         return 1;

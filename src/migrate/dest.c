@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -48,6 +49,11 @@ struct incoming {
     bool machine_done;
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
     bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
+    bool claimed;               /* CLAIM sent: the source may have granted us the VM */
+    /* A stop signal (on_stop) cuts the streams; stop_lock orders it with their setup. */
+    pthread_mutex_t stop_lock;
+    int stopped;                /* the signal, or 0 */
+    bool rs_ready;              /* rs is initialized */
 };
 
 static const char *phase_name(enum phase p)
@@ -103,7 +109,9 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
             vs_channel_close(ch);
             continue;
         }
+        pthread_mutex_lock(&in->stop_lock);
         vs_recv_streams_set_channel(&in->rs, sh.index, ch);
+        pthread_mutex_unlock(&in->stop_lock);
         in->rs.s[sh.index].r.next_seq = r.next_seq;
         in->rs.s[sh.index].r.offset = r.offset;
         have++;
@@ -143,6 +151,9 @@ static int handshake(struct incoming *in)
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
+    in->stats->ram_total_bytes = hello.ram_size;
+    in->stats->vcpus = hello.nr_vcpus;
+    in->stats->nr_streams = hello.nr_streams;
     memcpy(in->session->id, hello.session, sizeof(hello.session));
     in->legacy_commit = hello.version_minor < 2;
     in->session->resolve_port = hello.resolve_port;
@@ -156,7 +167,11 @@ static int handshake(struct incoming *in)
     };
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
-    if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
+    pthread_mutex_lock(&in->stop_lock);
+    int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
+    in->rs_ready = err == 0;
+    pthread_mutex_unlock(&in->stop_lock);
+    if (err)
         return refuse(in, vs_last_error());
     if (vs_digest_tracker_new(&in->digest, &in->vm->mem) ||
         vs_digest_tracker_start(in->digest, 20))
@@ -169,9 +184,6 @@ static int handshake(struct incoming *in)
     in->r = &in->rs.s[0].r;
     if (accept_streams(in, &hello))
         return refuse(in, vs_last_error());
-    in->stats->ram_total_bytes = hello.ram_size;
-    in->stats->vcpus = hello.nr_vcpus;
-    in->stats->nr_streams = hello.nr_streams;
     bool postcopy = (hello.features & VS_FEATURE_POSTCOPY) && in->opts->postcopy &&
                     vs_uffd_available();
     for (unsigned i = 0; i < hello.nr_streams; i++)
@@ -358,6 +370,7 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
  * got the CLAIM knows the vCPUs never ran here. */
 static int claim(struct incoming *in)
 {
+    in->claimed = true;   /* even if the send fails: part of it may have left */
     int rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0);
     if (rc)
         return rc;
@@ -441,12 +454,41 @@ static int receive(struct incoming *in)
     }
 }
 
+/* A stop signal (SIGTERM, SIGINT) during the migration: every stream stops reading, so
+ * the migration fails with the signal as its reason, as if the source had gone away. */
+static void on_stop(void *ctx, int sig)
+{
+    struct incoming *in = ctx;
+    pthread_mutex_lock(&in->stop_lock);
+    in->stopped = sig;
+    vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
+    if (in->rs_ready)
+        vs_recv_streams_fail(&in->rs, VS_WIRE_MAX_STREAMS, -EINTR);
+    else
+        vs_channel_shutdown_read(in->ch);
+    pthread_mutex_unlock(&in->stop_lock);
+}
+
+/* Stopped by a signal before it claimed the VM: the copy is discarded (and the source,
+ * told by ABORT or by finding this process gone, resumes). After the claim the source
+ * may have granted the VM: it is kept, in doubt, like any lost stream there. */
+static bool keep_in_doubt(const struct incoming *in, int rc)
+{
+    if (rc == 0 || in->phase != PHASE_VERIFIED || rc == -ECANCELED || in->pc)
+        return false;
+    return !in->stopped || in->claimed;
+}
+
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
                     struct vs_vm **vm_out, struct vs_migration_stats *stats,
                     struct vs_incoming_session *session)
 {
     struct incoming in = { .opts = opts, .ch = ch, .stats = stats, .session = session };
     int result = 0;
+    pthread_mutex_init(&in.stop_lock, NULL);
+    struct vs_stop_hook *hook = NULL;
+    if (vs_stop_hook_add(on_stop, &in, &hook))
+        vs_warn("a stop signal will not interrupt this migration: %s", vs_last_error());
     memset(session, 0, sizeof(*session));
     snprintf(session->source, sizeof(session->source), "%s", ch->peer);
     in.cpu0_ns = vs_process_cpu_ns();
@@ -484,8 +526,12 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         else if (rc)
             vs_recv_streams_fail(&in.rs, 0, rc);
     }
+    vs_stop_hook_remove(hook);   /* from here nothing waits on the streams */
+    if (rc && in.stopped && !in.claimed)
+        rc = vs_fail(EINTR, "this receiver was stopped by %s during %s", vs_stop_signal_name(
+                     in.stopped), in.hello_read ? phase_name(in.phase) : "the handshake");
     vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
-    if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED && !in.pc) {
+    if (keep_in_doubt(&in, rc)) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM
          * paused; never run it on a guess. */
         vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
@@ -525,6 +571,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         vs_blob_free(&in.vcpu_blobs[i]);
     XXH3_freeState(in.vcpu_hash);
     vs_wire_writer_destroy(&in.w);
+    pthread_mutex_destroy(&in.stop_lock);
     *vm_out = in.vm;
     if (rc && !in.hello_read)
         return VS_INCOMING_NOT_A_SOURCE;    /* vs_last_error() says why */
