@@ -29,6 +29,7 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
 {
     struct vs_vm *vm = cmds->vm;
     struct ctl_server *ctl = NULL;
+    cmds->ctl_path = ctl_path;
     if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_commands_handle, cmds)) {
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;

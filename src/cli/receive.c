@@ -224,6 +224,41 @@ static void close_listener(struct vs_admission *a, const char *port_file)
         unlink(port_file);
 }
 
+/* A migration that failed before this side verified its copy: does the source still run
+ * the VM (it rolls back), or did it die with it? Then nothing can bring the VM back, and
+ * what the operator must do is boot it again. */
+static void explain_failure(const struct receive_options *o,
+                            const struct vs_incoming_session *session,
+                            const struct vs_migration_stats *in)
+{
+    struct vs_tls *tls = NULL;
+    if (!in->ram_total_bytes || vs_tls_new(&o->security, VS_TLS_SOURCE, &tls))
+        return;   /* no source was admitted: no VM was on its way */
+    char addr[96], mem[32];
+    int gone = vs_dest_probe_source(session, tls, 2000, addr, sizeof(addr));
+    vs_tls_free(tls);
+    if (gone == 0) {
+        fprintf(stderr, "vmshift receive: the source %s still runs (its RESOLVE endpoint %s "
+                "answered): it keeps the VM\n", session->source, addr);
+        return;
+    }
+    snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(in->ram_total_bytes >> 20));
+    if (gone > 0)
+        fprintf(stderr, "vmshift receive: the source process that sent the VM from %s is "
+                "gone (its RESOLVE endpoint %s refuses): it died before this side had the "
+                "VM's verified state, and the VM died with it; the partial copy here cannot "
+                "run and was discarded. Nothing can bring the VM back "
+                "(docs/state-machine.md, \"What needs an operator\"): boot it again, on its "
+                "host or here, with its kernel and options:\n"
+                "    vmshift run --mem %s --vcpus %u --kernel KERNEL --ctl SOCKET ...\n",
+                session->source, addr, mem, in->vcpus);
+    else
+        fprintf(stderr, "vmshift receive: cannot tell whether the source %s still runs the "
+                "VM (%s): if its process lives, it keeps the VM; if it is gone, the VM died "
+                "with it and must be booted again (vmshift run --mem %s --vcpus %u --kernel "
+                "KERNEL ...)\n", session->source, vs_last_error(), mem, in->vcpus);
+}
+
 /* The exit of a receiver stopped by SIGTERM or SIGINT before its VM arrived. */
 static int stopped_before_arrival(const struct receive_options *o,
                                   const struct vs_migration_stats *in)
@@ -282,6 +317,7 @@ int cli_receive_main(int argc, char **argv)
         if (vs_stop_signal())
             return stopped_before_arrival(&o, &cmds.incoming);
         fprintf(stderr, "vmshift receive: %s; nothing runs here\n", why);
+        explain_failure(&o, &session, &cmds.incoming);
         return 1;
     }
     /* The listener's users from now on (the resolver, the post-copy engine) look at the

@@ -395,7 +395,13 @@ static int on_commit(struct incoming *in, const struct vs_wire_header *h)
         return rc;
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
     vs_fault_point("dst.commit", 0, in->ch);
-    if ((!in->legacy_commit && (rc = claim(in))) || (rc = vs_vm_start(in->vm)))
+    if (!in->legacy_commit && (rc = claim(in)))
+        return rc;
+    /* Logged before the guest can run: a log without this line proves it never ran here
+     * (what an operator needs after this process died, docs/state-machine.md). */
+    vs_info("the source %s the VM: starting its vCPUs here",
+            in->legacy_commit ? "committed" : "granted");
+    if ((rc = vs_vm_start(in->vm)))
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";

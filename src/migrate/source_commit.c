@@ -122,9 +122,7 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
         return vs_fail(EPIPE, "the destination went away before it took the VM (%s); the VM "
                        "runs here again", why);
     case VS_SETTLED_LOST:
-        m->unconfirmed = true;
-        note_error(m, "the destination took the VM and then went away (%s): the VM was lost "
-                   "with it", why);
+        vs_source_lost(m, why);
         return 0;
     case VS_SETTLED_UNKNOWN:
         break;
