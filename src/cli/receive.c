@@ -245,9 +245,9 @@ static void explain_failure(const struct receive_options *o,
     snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(in->ram_total_bytes >> 20));
     if (gone > 0)
         fprintf(stderr, "vmshift receive: the source process that sent the VM from %s is "
-                "gone (its RESOLVE endpoint %s refuses): it died before this side had the "
-                "VM's verified state, and the VM died with it; the partial copy here cannot "
-                "run and was discarded. Nothing can bring the VM back "
+                "gone (its RESOLVE endpoint %s refuses): it ended (killed, crashed or "
+                "stopped) before this side had the VM's verified state, and the VM died with "
+                "it; the partial copy here cannot run and was discarded. Nothing can bring the VM back "
                 "(docs/state-machine.md, \"What needs an operator\"): boot it again, on its "
                 "host or here, with its kernel and options:\n"
                 "    vmshift run --mem %s --vcpus %u --kernel KERNEL --ctl SOCKET ...\n",

@@ -2,7 +2,8 @@
  * state, within a few seconds, with exit status 128 + the signal, a message that says
  * what was stopped, and its sockets and port file gone: `vmshift receive` waiting, in
  * the middle of a migration (the source rolls back and runs on: exactly one VM), and
- * with its VM running; `vmshift run`; `vmshift migrate` during a migration (cancelled:
+ * with its VM running; `vmshift run`, also while it migrates (cancelled first);
+ * `vmshift migrate` during a migration (cancelled:
  * the source runs on); vmshiftd. */
 #include "harness.h"
 #include "host_harness.h"
@@ -233,6 +234,33 @@ static void run_running(int sig)
     vm_proc_stop(&src);
 }
 
+/* The source stopped while it migrates: the migration is cancelled first (the destination
+ * discards its copy and exits), then the VM stops: the operator asked for no VM. */
+static void run_mid_migration(int sig)
+{
+    struct vm_proc src, dst;
+    const char *name;
+    sig_name_test(sig, &name);
+    start_slow_migration(&src, &dst);
+    wait_under_way(&src);
+    stop_with(&src, sig);
+    char want[160];
+    snprintf(want, sizeof(want), "vmshift run: stopped by %s: the VM was stopped; the "
+             "migration to 127.0.0.1:%d was cancelled first", name, dst.port);
+    assert_logged(src.stderr_path, want);
+    assert_gone(src.sock, "the control socket");
+    assert_int_equal(vm_proc_wait_exit(&dst, 10), 1);   /* discarded: no VM runs */
+    assert_receiver_cleaned_up(&dst);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
+static void run_mid_migration_sigterm(void **state)
+{
+    (void)state;
+    run_mid_migration(SIGTERM);
+}
+
 static void run_sigterm(void **state) { (void)state; run_running(SIGTERM); }
 static void run_sigint(void **state) { (void)state; run_running(SIGINT); }
 
@@ -326,6 +354,7 @@ int main(void)
         cmocka_unit_test(receive_running_sigint),
         cmocka_unit_test(run_sigterm),
         cmocka_unit_test(run_sigint),
+        cmocka_unit_test(run_mid_migration_sigterm),
         cmocka_unit_test(migrate_sigterm),
         cmocka_unit_test(migrate_sigint),
         cmocka_unit_test(vmshiftd_sigterm),
