@@ -114,6 +114,25 @@ static void receive_waiting(int sig)
 }
 
 static void receive_waiting_sigterm(void **state) { (void)state; receive_waiting(SIGTERM); }
+
+/* A peer connected and silent: the receiver waits for its TLS handshake (up to
+ * --handshake-timeout, 10 s by default); the signal ends that wait too. */
+static void receive_waiting_in_a_handshake(void **state)
+{
+    (void)state;
+    struct vm_proc dst;
+    vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)dst.port) };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    usleep(300000);
+    stop_with(&dst, SIGTERM);
+    close(fd);
+    assert_logged(dst.stderr_path, "stopped by SIGTERM while waiting for an incoming VM");
+    assert_receiver_cleaned_up(&dst);
+    vm_proc_stop(&dst);
+}
 static void receive_waiting_sigint(void **state) { (void)state; receive_waiting(SIGINT); }
 
 /* --- vmshift receive, in the middle of a migration ---------------------------------- */
@@ -348,6 +367,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(receive_waiting_sigterm),
         cmocka_unit_test(receive_waiting_sigint),
+        cmocka_unit_test(receive_waiting_in_a_handshake),
         cmocka_unit_test(receive_mid_migration_sigterm),
         cmocka_unit_test(receive_mid_migration_sigint),
         cmocka_unit_test(receive_running_sigterm),
