@@ -470,8 +470,7 @@ static void on_stop(void *ctx, int sig)
     vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
     if (in->rs_ready)
         vs_recv_streams_fail(&in->rs, VS_WIRE_MAX_STREAMS, -EINTR);
-    else
-        vs_channel_shutdown_read(in->ch);
+    vs_channel_shutdown_read(in->ch);   /* stream 0, whether or not rs has it yet */
     pthread_mutex_unlock(&in->stop_lock);
 }
 
