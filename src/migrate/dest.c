@@ -393,6 +393,9 @@ static int on_commit(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_payload(in->r, h, NULL, 0);
     if (rc)
         return rc;
+    int sig = __atomic_load_n(&in->stopped, __ATOMIC_ACQUIRE);
+    if (sig)   /* never claim a VM this process is about to stop: the source keeps it */
+        return vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
     vs_fault_point("dst.commit", 0, in->ch);
     if (!in->legacy_commit && (rc = claim(in)))
@@ -466,7 +469,7 @@ static void on_stop(void *ctx, int sig)
 {
     struct incoming *in = ctx;
     pthread_mutex_lock(&in->stop_lock);
-    in->stopped = sig;
+    __atomic_store_n(&in->stopped, sig, __ATOMIC_RELEASE);
     vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
     if (in->rs_ready)
         vs_recv_streams_fail(&in->rs, VS_WIRE_MAX_STREAMS, -EINTR);
@@ -534,7 +537,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     vs_stop_hook_remove(hook);   /* from here nothing waits on the streams */
     if (rc && in.stopped && !in.claimed)
         rc = vs_fail(EINTR, "this receiver was stopped by %s during %s", vs_stop_signal_name(
-                     in.stopped), in.hello_read ? phase_name(in.phase) : "the handshake");
+                     in.stopped), !in.hello_read ? "the handshake" : in.phase == PHASE_VERIFIED
+                     ? "the commit window, before it claimed the VM" : phase_name(in.phase));
     vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
     if (keep_in_doubt(&in, rc)) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM

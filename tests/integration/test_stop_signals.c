@@ -207,6 +207,37 @@ static void receive_mid_migration_sigint(void **state)
     receive_mid_migration(SIGINT);
 }
 
+/* Stopped in the commit window, after its copy was verified and before it claimed the VM
+ * (held there by a 2 s stall at the fault point dst.verified): it never claims it, tells
+ * the source, and the source resumes the VM. */
+static void receive_verified_sigterm(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    vm_proc_start(&src, ARGS("--mem", "16M", "--workload", "verify"));
+    json_object_put(wait_guest_at_least(&src, "passes", 1, 60));
+    harness_child_env("VMSHIFT_FAULT=dst.verified:0:stall=2000");
+    vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    vm_migrate_start(&src, to, NULL);
+    for (int i = 0; i < 600 && !strstr(file_text(dst.stderr_path), "fault injected"); i++)
+        usleep(20000);
+    assert_non_null(strstr(file_text(dst.stderr_path), "fault injected"));
+    stop_with(&dst, SIGTERM);
+    assert_logged(dst.stderr_path, "stopped by SIGTERM during the incoming migration");
+    if (strstr(file_text(dst.stderr_path), "starting its vCPUs"))
+        fail_msg("the stopped receiver started the VM");
+    assert_receiver_cleaned_up(&dst);
+    struct json_object *m = vm_migration_wait(&src, 30);
+    print_message("the source: %s: %s\n", json_str(m, "status"), json_str(m, "error"));
+    assert_string_equal(json_str(m, "status"), "failed");
+    json_object_put(m);
+    assert_source_runs(&src);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
 /* --- vmshift receive, its VM running ------------------------------------------------ */
 
 static void receive_running(int sig)
@@ -370,6 +401,7 @@ int main(void)
         cmocka_unit_test(receive_waiting_in_a_handshake),
         cmocka_unit_test(receive_mid_migration_sigterm),
         cmocka_unit_test(receive_mid_migration_sigint),
+        cmocka_unit_test(receive_verified_sigterm),
         cmocka_unit_test(receive_running_sigterm),
         cmocka_unit_test(receive_running_sigint),
         cmocka_unit_test(run_sigterm),
