@@ -2,6 +2,7 @@
 #include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
 #include "transport/security.h"
@@ -146,6 +147,66 @@ static int add_security(struct json_object *req, struct vs_security_opts *sec, c
     return 0;
 }
 
+#define STOP_WAIT_S 30   /* how long a stopped client waits for the rollback */
+
+/* SIGTERM or SIGINT while the migration runs: cancel it (the VM keeps running at the
+ * source) and wait until it has rolled back. Past the commit it cannot be cancelled: it
+ * goes on in the VM's process. Returns 0 when cancelled, else what to tell the user. */
+static const char *cancel_on_stop(const char *sock)
+{
+    static char why[640];
+    struct json_object *reply = NULL, *ok;
+    if (ctl_command(sock, "cancel", NULL, &reply, 10000)) {
+        snprintf(why, sizeof(why), "could not cancel it: %s; it goes on in the VM's "
+                 "process (vmshift ctl %s migrate-status)", vs_last_error(), sock);
+        return why;
+    }
+    bool cancelled = json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok);
+    if (!cancelled)
+        snprintf(why, sizeof(why), "it could not be cancelled (%s) and goes on in the VM's "
+                 "process (vmshift ctl %s migrate-status)", str_of(reply, "error"), sock);
+    json_object_put(reply);
+    return cancelled ? NULL : why;
+}
+
+/* After cancel_on_stop: the migration's final status, waiting at most STOP_WAIT_S. */
+static void wait_rolled_back(const char *sock, char *status, size_t len)
+{
+    snprintf(status, len, "still rolling back");
+    for (int i = 0; i < STOP_WAIT_S * 10; i++) {
+        struct json_object *reply = NULL, *m;
+        if (ctl_command(sock, "migrate-status", NULL, &reply, 10000))
+            return;
+        const char *s = json_object_object_get_ex(reply, "migration", &m)
+                        ? str_of(m, "status") : "";
+        bool done = is_final(s);
+        if (done)
+            snprintf(status, len, "%s", s);
+        json_object_put(reply);
+        if (done)
+            return;
+        usleep(100000);
+    }
+}
+
+/* The exit of a client stopped by SIGTERM or SIGINT during the migration. */
+static int stopped(const char *sock)
+{
+    int sig = vs_stop_signal();
+    const char *sname = vs_stop_signal_name(sig);
+    const char *why = cancel_on_stop(sock);
+    if (why) {
+        fprintf(stderr, "vmshift migrate: stopped by %s; the migration was not cancelled: "
+                "%s\n", sname, why);
+        return vs_stop_exit_status(sig);
+    }
+    char status[64];
+    wait_rolled_back(sock, status, sizeof(status));
+    fprintf(stderr, "vmshift migrate: stopped by %s: cancelled the migration (%s); the VM "
+            "keeps running at the source (%s)\n", sname, status, sock);
+    return vs_stop_exit_status(sig);
+}
+
 int cli_migrate_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -228,6 +289,7 @@ int cli_migrate_main(int argc, char **argv)
         return 2;
     }
     const char *sock = argv[optind];
+    vs_stop_signal_install();
     struct json_object *reply = NULL, *ok;
     int rc = ctl_request(sock, req, &reply, 10000);
     json_object_put(req);
@@ -246,6 +308,10 @@ int cli_migrate_main(int argc, char **argv)
     char last_line[64] = "";
     for (;;) {
         usleep(200000);
+        if (vs_stop_signal()) {
+            json_object_put(m);
+            return stopped(sock);
+        }
         if (ctl_command(sock, "migrate-status", NULL, &reply, 10000)) {
             fprintf(stderr, "vmshift migrate: lost the control socket: %s\n", vs_last_error());
             return 2;

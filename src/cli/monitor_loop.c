@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/stop_signal.h"
 #include "ctl/ctl_server.h"
+#include "migrate/source.h"
 #include "migrate/postcopy_dest.h"
 
 #include <json-c/json.h>
@@ -26,11 +27,45 @@ static enum vs_vm_state vm_state(struct vs_vm *vm)
     return s;
 }
 
+/* Stopped by a signal with an outgoing migration under way: cancel it before the VM goes
+ * (the destination discards its copy); past the commit it cannot be, and the VM is the
+ * destination's. Says which in note. */
+static void cancel_for_stop(struct vm_commands *cmds, char *note, size_t len)
+{
+    note[0] = '\0';
+    if (!cmds->migration)
+        return;
+    struct vs_migration_stats s;
+    bool finished;
+    vs_migration_stats(cmds->migration, &s, &finished);
+    if (finished)
+        return;
+    if (vs_migration_cancel(cmds->migration) == 0)
+        snprintf(note, len, "; the migration to %.80s was cancelled first (the destination "
+                 "discards its copy)", s.peer);
+    else
+        snprintf(note, len, "; the migration to %.80s could not be cancelled (%.200s)", s.peer,
+                 vs_last_error());
+}
+
+/* The last line of a monitor stopped by sig. */
+static int stopped(struct vs_vm *vm, int sig, const char *who, const char *ctl_path,
+                   const char *note)
+{
+    bool gone = vm_state(vm) == VS_VM_MIGRATED;
+    fprintf(stderr, "%s: stopped by %s: %s%s%s%s\n", who, vs_stop_signal_name(sig),
+            gone ? "the VM had been granted to the destination; nothing ran here"
+                 : "the VM was stopped", note,
+            ctl_path ? "; removed the control socket " : "", ctl_path ? ctl_path : "");
+    return vs_stop_exit_status(sig);
+}
+
 int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for_s,
                   const char *who)
 {
     struct vs_vm *vm = cmds->vm;
     struct ctl_server *ctl = NULL;
+    cmds->ctl_path = ctl_path;
     if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_commands_handle, cmds)) {
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;
@@ -59,6 +94,10 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
         }
     }
     console_input_stop(input);
+    int sig = cmds->quit ? 0 : vs_stop_signal();
+    char note[400] = "";
+    if (sig)
+        cancel_for_stop(cmds, note, sizeof(note));
     vm_commands_finish(cmds);
     vs_vm_pause(vm);
     struct json_object *st = json_object_new_object();
@@ -68,5 +107,7 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     json_object_put(st);
     if (ctl)
         ctl_server_close(ctl);
+    if (sig)
+        return stopped(vm, sig, who, ctl_path, note);
     return vm_state(vm) == VS_VM_FAILED ? 3 : failed ? 1 : 0;
 }

@@ -9,7 +9,8 @@
 void monitor_install_signals(void);
 
 /* Serves cmds->vm (already started) on ctl_path (may be NULL). Returns the process exit
- * status: 0, or 3 if the guest failed. Destroys nothing: the caller owns the VM. */
+ * status: 0, 3 if the guest failed, or 128 + the signal when SIGTERM or SIGINT stopped
+ * it. Destroys nothing: the caller owns the VM. */
 int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for_s,
                   const char *who);
 

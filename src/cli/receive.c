@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "cli/receive_admission.h"
 #include "migrate/dest.h"
 #include "migrate/dest_resolve.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: vmshift receive --listen HOST:PORT [options]\n"
@@ -179,6 +181,8 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
     unsigned refused = 0;
     double deadline = o->accept_timeout_s > 0 ? vs_clock_ns() / 1e9 + o->accept_timeout_s : 0;
     for (;;) {
+        if (vs_stop_signal())
+            return vs_fail(EINTR, "stopped while waiting for an incoming VM");
         int wait_ms = 0;
         if (deadline > 0) {
             double left = deadline - vs_clock_ns() / 1e9;
@@ -207,11 +211,67 @@ static int receive_vm(struct receive_options *o, struct vs_admission *a, struct 
     }
 }
 
-static void close_listener(struct vs_admission *a)
+/* Closes the listening socket and removes the port file: from here a source that calls
+ * finds this process gone. */
+static void close_listener(struct vs_admission *a, const char *port_file)
 {
     vs_admission_drain(a);
     vs_tcp_listener_close(a->listener);
+    a->listener = NULL;
     vs_tls_free(a->tls);
+    a->tls = NULL;
+    if (port_file)
+        unlink(port_file);
+}
+
+/* A migration that failed before this side verified its copy: does the source still run
+ * the VM (it rolls back), or did it die with it? Then nothing can bring the VM back, and
+ * what the operator must do is boot it again. */
+static void explain_failure(const struct receive_options *o,
+                            const struct vs_incoming_session *session,
+                            const struct vs_migration_stats *in)
+{
+    struct vs_tls *tls = NULL;
+    if (!in->ram_total_bytes || vs_tls_new(&o->security, VS_TLS_SOURCE, &tls))
+        return;   /* no source was admitted: no VM was on its way */
+    char addr[96], mem[32];
+    int gone = vs_dest_probe_source(session, tls, 2000, addr, sizeof(addr));
+    vs_tls_free(tls);
+    if (gone == 0) {
+        fprintf(stderr, "vmshift receive: the source %s still runs (its RESOLVE endpoint %s "
+                "answered): it keeps the VM\n", session->source, addr);
+        return;
+    }
+    snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(in->ram_total_bytes >> 20));
+    if (gone > 0)
+        fprintf(stderr, "vmshift receive: the source process that sent the VM from %s is "
+                "gone (its RESOLVE endpoint %s refuses): it ended (killed, crashed or "
+                "stopped) before this side had the VM's verified state, and the VM died with "
+                "it; the partial copy here cannot run and was discarded. Nothing can bring the VM back "
+                "(docs/state-machine.md, \"What needs an operator\"): boot it again, on its "
+                "host or here, with its kernel and options:\n"
+                "    vmshift run --mem %s --vcpus %u --kernel KERNEL --ctl SOCKET ...\n",
+                session->source, addr, mem, in->vcpus);
+    else
+        fprintf(stderr, "vmshift receive: cannot tell whether the source %s still runs the "
+                "VM (%s): if its process lives, it keeps the VM; if it is gone, the VM died "
+                "with it and must be booted again (vmshift run --mem %s --vcpus %u --kernel "
+                "KERNEL ...)\n", session->source, vs_last_error(), mem, in->vcpus);
+}
+
+/* The exit of a receiver stopped by SIGTERM or SIGINT before its VM arrived. */
+static int stopped_before_arrival(const struct receive_options *o,
+                                  const struct vs_migration_stats *in)
+{
+    int sig = vs_stop_signal();
+    if (in->ram_total_bytes)   /* a source was admitted: it rolls back */
+        fprintf(stderr, "vmshift receive: stopped by %s during the incoming migration from "
+                "%s (%s); the partial copy here was discarded and the source keeps running "
+                "the VM\n", vs_stop_signal_name(sig), in->peer, vs_last_error());
+    else
+        fprintf(stderr, "vmshift receive: stopped by %s while waiting for an incoming VM on "
+                "%s; nothing runs here\n", vs_stop_signal_name(sig), o->in.resume_addr);
+    return vs_stop_exit_status(sig);
 }
 
 int cli_receive_main(int argc, char **argv)
@@ -234,6 +294,8 @@ int cli_receive_main(int argc, char **argv)
         vs_tls_free(a.tls);
         return 1;
     }
+    /* Until the VM is here, a stop signal ends every wait for a connection. */
+    vs_tcp_listener_stop_on(a.listener, vs_stop_signal_fd());
     vs_info("waiting for an incoming VM on %s (port %d, %s)", o.listen,
             vs_tcp_listener_port(a.listener), vs_security_mode_name(o.security.mode));
     struct vm_commands cmds = { .has_incoming = true };
@@ -247,11 +309,20 @@ int cli_receive_main(int argc, char **argv)
     struct vs_incoming_session session;
     int rc = receive_vm(&o, &a, &cmds, &session);
     if (rc < 0) {
-        close_listener(&a);
+        char why[512];
+        snprintf(why, sizeof(why), "%s", vs_last_error());
+        close_listener(&a, o.port_file);
         write_report(o.report, &cmds.incoming);
-        fprintf(stderr, "vmshift receive: %s; nothing runs here\n", vs_last_error());
+        vs_fail(rc, "%s", why);
+        if (vs_stop_signal())
+            return stopped_before_arrival(&o, &cmds.incoming);
+        fprintf(stderr, "vmshift receive: %s; nothing runs here\n", why);
+        explain_failure(&o, &session, &cmds.incoming);
         return 1;
     }
+    /* The listener's users from now on (the resolver, the post-copy engine) look at the
+     * stop themselves (the monitor loop stops them). */
+    vs_tcp_listener_stop_on(a.listener, -1);
     /* The listener stays open while this process holds the VM, with one user at a time:
      * in post-copy the post-copy engine (a lost connection comes back there; the source's
      * RESOLVE too, in the commit window), otherwise the outcome resolver (the source
@@ -280,10 +351,10 @@ int cli_receive_main(int argc, char **argv)
         vs_postcopy_dest_stats(cmds.postcopy, &cmds.incoming);
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
     }
-    close_listener(&a);
+    close_listener(&a, o.port_file);
     write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
-    if (discarded) {
+    if (discarded && status < 128) {
         fprintf(stderr, "vmshift receive: the source kept the VM; the copy here was "
                 "discarded and never ran\n");
         return 1;

@@ -334,6 +334,8 @@ static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct js
         o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
     else if (rc != -ENOENT)
         return rc;
+    if (c->ctl_path)
+        snprintf(o.ctl_path, sizeof(o.ctl_path), "%s", c->ctl_path);
     if ((rc = migrate_stream_opts(req, &o)) || (rc = converge_migrate_opts(req, &o)) ||
         (rc = migrate_security_opts(req, &o.security)))
         return rc;
@@ -416,6 +418,13 @@ int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
         if (!c->migration)
             return vs_fail(ENOENT, "no migration to cancel");
         rc = vs_migration_cancel(c->migration);
+    } else if (strcmp(cmd, "reclaim") == 0) {
+        if (!c->migration)
+            return vs_fail(ENOENT, "no migration to reclaim the VM from: reclaim takes back a "
+                           "VM whose destination died after it claimed it");
+        rc = vs_migration_reclaim(c->migration);
+        if (!rc)
+            vm_commands_status(vm, reply);
     } else if (strcmp(cmd, "pause") == 0) {
         rc = vs_vm_pause(vm);
         if (!rc)

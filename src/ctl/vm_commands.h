@@ -1,5 +1,5 @@
 /* The control-socket commands of a running VM (status, pause, resume, quit, set-rate,
- * digest, debug-poke, migrate, migrate-status, cancel; dirty-rate through
+ * digest, debug-poke, migrate, migrate-status, cancel, reclaim; dirty-rate through
  * converge_commands.c): a ctl_handler_fn that maps JSON requests onto VM operations. */
 #ifndef VS_VM_COMMANDS_H
 #define VS_VM_COMMANDS_H
@@ -15,6 +15,7 @@ struct vs_postcopy_dest;
 
 struct vm_commands {
     struct vs_vm *vm;
+    const char *ctl_path;        /* this VM's control socket (for messages), or NULL */
     bool quit;                   /* set by the "quit" command */
     struct vs_migration *migration;        /* the last outgoing migration, if any */
     bool has_incoming;

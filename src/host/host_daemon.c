@@ -414,9 +414,15 @@ int host_daemon_main(struct host_daemon *d)
             vs_warn("control socket: %s", vs_last_error());
         host_daemon_tick(d);
     }
-    vs_info("vmshiftd '%s' shutting down: stopping %u VM(s)", d->opt.name, live_vms(d));
+    unsigned live = live_vms(d);
+    vs_info("vmshiftd '%s' shutting down: stopping %u VM(s)", d->opt.name, live);
     ctl_server_close(ctl);
     stop_all(d);
     host_table_clear(&d->table);
-    return 0;
+    int sig = d->shutdown ? 0 : vs_stop_signal();
+    if (!sig)
+        return 0;
+    fprintf(stderr, "vmshiftd: stopped by %s: stopped %u VM(s) and removed the control "
+            "socket %s\n", vs_stop_signal_name(sig), live, d->opt.ctl);
+    return vs_stop_exit_status(sig);
 }

@@ -12,6 +12,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "common/stop_signal.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -49,6 +50,11 @@ struct incoming {
     bool machine_done;
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
     bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
+    bool claimed;               /* CLAIM sent: the source may have granted us the VM */
+    /* A stop signal (on_stop) cuts the streams; stop_lock orders it with their setup. */
+    pthread_mutex_t stop_lock;
+    int stopped;                /* the signal, or 0 */
+    bool rs_ready;              /* rs is initialized */
 };
 
 static const char *phase_name(enum phase p)
@@ -104,7 +110,9 @@ static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello
             vs_channel_close(ch);
             continue;
         }
+        pthread_mutex_lock(&in->stop_lock);
         vs_recv_streams_set_channel(&in->rs, sh.index, ch);
+        pthread_mutex_unlock(&in->stop_lock);
         in->rs.s[sh.index].r.next_seq = r.next_seq;
         in->rs.s[sh.index].r.offset = r.offset;
         have++;
@@ -145,6 +153,9 @@ static int handshake(struct incoming *in)
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
+    in->stats->ram_total_bytes = hello.ram_size;
+    in->stats->vcpus = hello.nr_vcpus;
+    in->stats->nr_streams = hello.nr_streams;
     memcpy(in->session->id, hello.session, sizeof(hello.session));
     in->legacy_commit = hello.version_minor < 2;
     in->legacy_machine = hello.version_minor < 3;
@@ -162,7 +173,11 @@ static int handshake(struct incoming *in)
     };
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
-    if (vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs))
+    pthread_mutex_lock(&in->stop_lock);
+    int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
+    in->rs_ready = err == 0;
+    pthread_mutex_unlock(&in->stop_lock);
+    if (err)
         return refuse(in, vs_last_error());
     if (vs_digest_tracker_new(&in->digest, &in->vm->mem) ||
         vs_digest_tracker_start(in->digest, 20))
@@ -175,9 +190,6 @@ static int handshake(struct incoming *in)
     in->r = &in->rs.s[0].r;
     if (accept_streams(in, &hello))
         return refuse(in, vs_last_error());
-    in->stats->ram_total_bytes = hello.ram_size;
-    in->stats->vcpus = hello.nr_vcpus;
-    in->stats->nr_streams = hello.nr_streams;
     bool postcopy = (hello.features & VS_FEATURE_POSTCOPY) && in->opts->postcopy &&
                     vs_uffd_available();
     for (unsigned i = 0; i < hello.nr_streams; i++)
@@ -368,6 +380,7 @@ static int on_abort(struct incoming *in, const struct vs_wire_header *h)
  * got the CLAIM knows the vCPUs never ran here. */
 static int claim(struct incoming *in)
 {
+    in->claimed = true;   /* even if the send fails: part of it may have left */
     int rc = vs_wire_send(&in->w, VS_REC_CLAIM, NULL, 0);
     if (rc)
         return rc;
@@ -390,9 +403,18 @@ static int on_commit(struct incoming *in, const struct vs_wire_header *h)
     int rc = vs_wire_read_payload(in->r, h, NULL, 0);
     if (rc)
         return rc;
+    int sig = __atomic_load_n(&in->stopped, __ATOMIC_ACQUIRE);
+    if (sig)   /* never claim a VM this process is about to stop: the source keeps it */
+        return vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
     struct vs_wire_resumed res = { .commit_rx_ns = vs_clock_ns() };
     vs_fault_point("dst.commit", 0, in->ch);
-    if ((!in->legacy_commit && (rc = claim(in))) || (rc = vs_vm_start(in->vm)))
+    if (!in->legacy_commit && (rc = claim(in)))
+        return rc;
+    /* Logged before the guest can run: a log without this line proves it never ran here
+     * (what an operator needs after this process died, docs/state-machine.md). */
+    vs_info("the source %s the VM: starting its vCPUs here",
+            in->legacy_commit ? "committed" : "granted");
+    if ((rc = vs_vm_start(in->vm)))
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";
@@ -451,12 +473,40 @@ static int receive(struct incoming *in)
     }
 }
 
+/* A stop signal (SIGTERM, SIGINT) during the migration: every stream stops reading, so
+ * the migration fails with the signal as its reason, as if the source had gone away. */
+static void on_stop(void *ctx, int sig)
+{
+    struct incoming *in = ctx;
+    pthread_mutex_lock(&in->stop_lock);
+    __atomic_store_n(&in->stopped, sig, __ATOMIC_RELEASE);
+    vs_fail(EINTR, "this receiver was stopped by %s", vs_stop_signal_name(sig));
+    if (in->rs_ready)
+        vs_recv_streams_fail(&in->rs, VS_WIRE_MAX_STREAMS, -EINTR);
+    vs_channel_shutdown_read(in->ch);   /* stream 0, whether or not rs has it yet */
+    pthread_mutex_unlock(&in->stop_lock);
+}
+
+/* Stopped by a signal before it claimed the VM: the copy is discarded (and the source,
+ * told by ABORT or by finding this process gone, resumes). After the claim the source
+ * may have granted the VM: it is kept, in doubt, like any lost stream there. */
+static bool keep_in_doubt(const struct incoming *in, int rc)
+{
+    if (rc == 0 || in->phase != PHASE_VERIFIED || rc == -ECANCELED || in->pc)
+        return false;
+    return !in->stopped || in->claimed;
+}
+
 int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
                     struct vs_vm **vm_out, struct vs_migration_stats *stats,
                     struct vs_incoming_session *session)
 {
     struct incoming in = { .opts = opts, .ch = ch, .stats = stats, .session = session };
     int result = 0;
+    pthread_mutex_init(&in.stop_lock, NULL);
+    struct vs_stop_hook *hook = NULL;
+    if (vs_stop_hook_add(on_stop, &in, &hook))
+        vs_warn("a stop signal will not interrupt this migration: %s", vs_last_error());
     memset(session, 0, sizeof(*session));
     snprintf(session->source, sizeof(session->source), "%s", ch->peer);
     in.cpu0_ns = vs_process_cpu_ns();
@@ -494,8 +544,13 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         else if (rc)
             vs_recv_streams_fail(&in.rs, 0, rc);
     }
+    vs_stop_hook_remove(hook);   /* from here nothing waits on the streams */
+    if (rc && in.stopped && !in.claimed)
+        rc = vs_fail(EINTR, "this receiver was stopped by %s during %s", vs_stop_signal_name(
+                     in.stopped), !in.hello_read ? "the handshake" : in.phase == PHASE_VERIFIED
+                     ? "the commit window, before it claimed the VM" : phase_name(in.phase));
     vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
-    if (rc && in.phase == PHASE_VERIFIED && rc != -ECANCELED && !in.pc) {
+    if (keep_in_doubt(&in, rc)) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM
          * paused; never run it on a guess. */
         vs_log(VS_LOG_ERROR, "the source went away after verification (%s); the verified VM "
@@ -535,6 +590,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         vs_blob_free(&in.vcpu_blobs[i]);
     XXH3_freeState(in.vcpu_hash);
     vs_wire_writer_destroy(&in.w);
+    pthread_mutex_destroy(&in.stop_lock);
     *vm_out = in.vm;
     if (rc && !in.hello_read)
         return VS_INCOMING_NOT_A_SOURCE;    /* vs_last_error() says why */

@@ -37,6 +37,7 @@ static uint32_t take(struct vs_dest_resolver *r, const char *why)
 {
     pthread_mutex_lock(&r->lock);
     if (r->state == VS_OUTCOME_DST_IN_DOUBT) {
+        vs_info("%s: starting its vCPUs here", why);   /* the operator's evidence */
         if (vs_vm_resume(r->vm) == 0)
             set_state(r, VS_OUTCOME_DST_RUNNING, why);
         else
@@ -45,6 +46,26 @@ static uint32_t take(struct vs_dest_resolver *r, const char *why)
     uint32_t s = r->state;
     pthread_mutex_unlock(&r->lock);
     return s;
+}
+
+int vs_dest_probe_source(const struct vs_incoming_session *session, struct vs_tls *tls,
+                         int timeout_ms, char *addr, size_t addr_size)
+{
+    snprintf(addr, addr_size, "%s", session->source);
+    if (!session->resolve_port)
+        return vs_fail(ENOTSUP, "the source (stream version 2.0 or 2.1) has no RESOLVE "
+                       "endpoint");
+    vs_resolve_endpoint(session->source, session->resolve_port, addr, addr_size);
+    struct vs_resolve_conn c;
+    uint32_t theirs = 0;
+    int rc = vs_resolve_call(addr, tls, timeout_ms, session->id, VS_OUTCOME_DST_DISCARDED,
+                             &theirs, &c);
+    if (rc == -ECONNREFUSED)
+        return 1;
+    if (rc)
+        return rc;
+    vs_resolve_close(&c);
+    return theirs == VS_OUTCOME_UNKNOWN ? 1 : 0;
 }
 
 /* The source keeps the VM: this copy must never run. */

@@ -40,4 +40,12 @@ void vs_dest_resolver_stop(struct vs_dest_resolver *r);
 void vs_dest_resolve_answer(struct vs_resolve_conn *c, const uint8_t *session, uint32_t said,
                             uint32_t (*decide)(void *ctx, uint32_t said), void *ctx);
 
+/* After a migration failed before this side verified its copy (which it discarded): is
+ * the source process gone? One call to its RESOLVE endpoint (addr gets it, "HOST:PORT"),
+ * saying our copy is discarded. 1: provably gone (connection refused, or another process
+ * that knows no such session), and the VM died with it; 0: it answered (it keeps the
+ * VM); a negative errno when it cannot be told (unreachable, no endpoint). */
+int vs_dest_probe_source(const struct vs_incoming_session *session, struct vs_tls *tls,
+                         int timeout_ms, char *addr, size_t addr_size);
+
 #endif

@@ -270,6 +270,7 @@ static int start_vm(struct vs_postcopy_dest *pc)
     if (err)
         return vs_fail(err, "cannot start the post-copy fault thread: %s", strerror(err));
     pc->fault_started = true;
+    vs_info("post-copy: the source granted the VM: starting its vCPUs here");
     if ((rc = vs_vm_start(pc->vm)))
         return rc;
     pthread_mutex_lock(&pc->lock);

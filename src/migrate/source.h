@@ -36,6 +36,8 @@ struct vs_migration_opts {
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
     enum vs_converge converge;   /* what to do when pre-copy stops converging */
     struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
+    char ctl_path[108];         /* this VM's control socket, for the recovery commands
+                                   the messages give ("": unknown) */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */
@@ -56,5 +58,11 @@ int vs_migration_cancel(struct vs_migration *m);
 void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished);
 /* Wait for the thread and free. */
 void vs_migration_free(struct vs_migration *m);
+/* The operator takes the VM back after the migration ended `unconfirmed` because the
+ * destination claimed it and then was provably gone (its process died): the VM, paused
+ * here since the switchover, runs here again. Only the operator can know that the
+ * destination never started it (docs/state-machine.md, "What needs an operator");
+ * refused in every other case. */
+int vs_migration_reclaim(struct vs_migration *m);
 
 #endif

@@ -14,6 +14,12 @@ static int expect_empty(struct vs_migration *m, enum vs_wire_type type)
 {
     struct vs_wire_header hdr;
     int rc = vs_wire_read_header(&m->r, &hdr);
+    if (!rc && hdr.type == VS_REC_ABORT && type != VS_REC_ABORT) {
+        char reason[VS_WIRE_MAX_REASON + 1] = "";
+        rc = vs_wire_read_payload(&m->r, &hdr, reason, VS_WIRE_MAX_REASON);
+        return rc ? rc : vs_fail(ECONNABORTED, "the destination aborted instead of sending "
+                                 "%s: %s", vs_wire_type_name(type), reason);
+    }
     if (!rc && hdr.type != type)
         rc = vs_fail(EPROTO, "the destination sent %s where %s was expected",
                      vs_wire_type_name(hdr.type), vs_wire_type_name(type));
@@ -122,9 +128,7 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
         return vs_fail(EPIPE, "the destination went away before it took the VM (%s); the VM "
                        "runs here again", why);
     case VS_SETTLED_LOST:
-        m->unconfirmed = true;
-        note_error(m, "the destination took the VM and then went away (%s): the VM was lost "
-                   "with it", why);
+        vs_source_lost(m, why);
         return 0;
     case VS_SETTLED_UNKNOWN:
         break;

@@ -60,6 +60,8 @@ struct vs_migration {
     bool dirty_on;
     bool paused_by_us;
     bool unconfirmed;               /* committed, but the destination did not confirm */
+    bool lost;                      /* granted, and the destination is provably gone */
+    bool reclaimed;                 /* ... and the operator took the VM back here */
     double bandwidth;               /* bytes/s, measured on the last pass */
     uint64_t cpu0_ns;               /* process minus vCPU CPU time at start */
 
@@ -162,6 +164,10 @@ enum vs_settled {
  * it must while the outcome is aborted or committed (resuming on a guess could run the
  * VM twice); gives up after the timeout once granted. */
 enum vs_settled vs_source_settle(struct vs_migration *m);
+/* Settled VS_SETTLED_LOST (granted, then the destination died): unconfirmed, and the
+ * operator is told, with this VM's control socket, how to take the VM back if the
+ * destination never started it, or how to let it go. */
+void vs_source_lost(struct vs_migration *m, const char *why);
 
 /* After a positive VERIFY_REPLY (source_commit.c): COMMIT, the destination's CLAIM, GRANT,
  * RESUMED, settling if stream 0 breaks; the status ends completed, unconfirmed or (the

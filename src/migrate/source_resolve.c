@@ -121,6 +121,50 @@ void vs_source_resolve_stop(struct vs_migration *m)
     m->resolve_l = NULL;
 }
 
+void vs_source_lost(struct vs_migration *m, const char *why)
+{
+    const char *sock = m->opts.ctl_path[0] ? m->opts.ctl_path : "SOCKET";
+    pthread_mutex_lock(&m->lock);
+    m->unconfirmed = true;
+    m->lost = true;
+    snprintf(m->stats.error, sizeof(m->stats.error), "the destination %.80s claimed the VM, "
+             "then died: the VM is lost unless it never ran there (its log has no \"starting "
+             "its vCPUs\"); take it back: `vmshift ctl %.100s reclaim`; release it: `vmshift "
+             "ctl %.100s quit`", m->opts.to, sock, sock);
+    pthread_mutex_unlock(&m->lock);
+    vs_log(VS_LOG_ERROR, "migration to %s: the destination claimed the VM and then its "
+           "process died (%s): the VM started there, or was about to, and died with it; this "
+           "process holds the VM as it was at the switchover, paused. Only the destination's "
+           "log can tell whether it ever ran there (docs/state-machine.md, \"What needs an "
+           "operator\"). If it has no \"starting its vCPUs\" line, take the VM back here:\n"
+           "    vmshift ctl %s reclaim\nOtherwise the VM is lost; release its memory here:\n"
+           "    vmshift ctl %s quit", m->opts.to, why, sock, sock);
+}
+
+int vs_migration_reclaim(struct vs_migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool ok = m->finished && m->lost && !m->reclaimed;
+    bool again = m->reclaimed;
+    m->reclaimed = m->reclaimed || ok;
+    const char *status = m->stats.status;
+    pthread_mutex_unlock(&m->lock);
+    if (again)
+        return vs_fail(EALREADY, "the VM was reclaimed already: it runs here");
+    if (!ok)
+        return vs_fail(EPERM, "reclaim is only for a VM granted to a destination whose "
+                       "process then died (migration status `unconfirmed`, destination gone); "
+                       "this migration is `%s`", status ? status : "unknown");
+    vs_vm_unmark_migrated(m->vm);
+    vs_vm_block_resume(m->vm, NULL);
+    int rc = vs_vm_resume(m->vm);
+    if (rc)
+        return rc;
+    vs_warn("migration to %s: the operator reclaimed the VM: it runs here again, from the "
+            "state it had at the switchover", m->opts.to);
+    return 0;
+}
+
 static uint32_t outcome_of(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);

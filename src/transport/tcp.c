@@ -20,6 +20,7 @@
 struct vs_tcp_listener {
     int fd;
     char addr[80];   /* the bound address, "127.0.0.1:4444" */
+    int stop_fd;     /* accept gives up when it is readable (-1: none) */
 };
 
 /* "1.2.3.4:5" or "[::1]:5". */
@@ -165,9 +166,10 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* poll() one fd for events within timeout_ms (<= 0: forever), riding out EINTR.
- * Returns 1 when ready, 0 on timeout, -errno on error. */
-static int wait_fd(int fd, short events, int timeout_ms)
+/* poll() one fd for events within timeout_ms (<= 0: forever), riding out EINTR, unless
+ * stop_fd (>= 0) becomes readable first. Returns 1 when ready, 0 on timeout, -EINTR on
+ * stop, -errno on error. */
+static int wait_fd_or_stop(int fd, short events, int timeout_ms, int stop_fd)
 {
     uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
@@ -176,8 +178,11 @@ static int wait_fd(int fd, short events, int timeout_ms)
             uint64_t now = now_ms();
             wait = now >= deadline ? 0 : (int)(deadline - now);
         }
-        struct pollfd p = { .fd = fd, .events = events };
-        int n = poll(&p, 1, wait);
+        struct pollfd p[2] = { { .fd = fd, .events = events },
+                               { .fd = stop_fd, .events = POLLIN } };
+        int n = poll(p, 2, wait);   /* a negative stop_fd is ignored */
+        if (n > 0 && p[1].revents)
+            return -EINTR;
         if (n > 0)
             return 1;
         if (n == 0)
@@ -185,6 +190,11 @@ static int wait_fd(int fd, short events, int timeout_ms)
         if (errno != EINTR)
             return -errno;
     }
+}
+
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+    return wait_fd_or_stop(fd, events, timeout_ms, -1);
 }
 
 int vs_tcp_connect(const char *addr, int timeout_ms, struct vs_channel **out)
@@ -277,6 +287,7 @@ int vs_tcp_listen(const char *addr, struct vs_tcp_listener **out)
         return vs_fail(ENOMEM, "cannot listen on %s: out of memory", addr);
     }
     l->fd = fd;
+    l->stop_fd = -1;
     len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         addr_text(&ss, l->addr, sizeof(l->addr));
@@ -322,7 +333,9 @@ int vs_tcp_accept(struct vs_tcp_listener *l, int timeout_ms, struct vs_channel *
 {
     *out = NULL;
     for (;;) {
-        int ready = wait_fd(l->fd, POLLIN, timeout_ms);
+        int ready = wait_fd_or_stop(l->fd, POLLIN, timeout_ms, l->stop_fd);
+        if (ready == -EINTR)
+            return vs_fail(EINTR, "stopped while waiting for a connection on %s", l->addr);
         if (ready == 0)
             return vs_fail(ETIMEDOUT, "no migration arrived on %s within %.1f s; start "
                            "`vmshift migrate` on the source or raise the timeout", l->addr,
@@ -344,6 +357,11 @@ int vs_tcp_accept(struct vs_tcp_listener *l, int timeout_ms, struct vs_channel *
         tune_socket(fd);
         return make_channel(fd, &ss, "accept", out);
     }
+}
+
+void vs_tcp_listener_stop_on(struct vs_tcp_listener *l, int stop_fd)
+{
+    l->stop_fd = stop_fd;
 }
 
 void vs_tcp_listener_close(struct vs_tcp_listener *l)

@@ -21,6 +21,9 @@ int vs_tcp_listen_beside(struct vs_channel *ch, struct vs_tcp_listener **out);
 int vs_tcp_listener_port(struct vs_tcp_listener *l);
 /* Wait up to timeout_ms (0 = forever) for one connection. */
 int vs_tcp_accept(struct vs_tcp_listener *l, int timeout_ms, struct vs_channel **out);
+/* From now on, vs_tcp_accept gives up with -EINTR as soon as stop_fd is readable (a stop
+ * signal, common/stop_signal.h); -1: never (the default). */
+void vs_tcp_listener_stop_on(struct vs_tcp_listener *l, int stop_fd);
 void vs_tcp_listener_close(struct vs_tcp_listener *l);
 
 #endif

@@ -38,7 +38,9 @@ static ssize_t io_failed(struct tls_channel *tc, int ret, int saved_errno, bool 
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
         ERR_clear_error();
-        errno = EAGAIN;          /* SO_RCVTIMEO / SO_SNDTIMEO ran out */
+        /* SO_RCVTIMEO / SO_SNDTIMEO ran out, or a signal interrupted the wait (the caller
+         * retries the same call: not a timeout) */
+        errno = saved_errno == EINTR ? EINTR : EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:
         ERR_clear_error();

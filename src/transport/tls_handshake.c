@@ -5,6 +5,7 @@
  * such rather than as a TLS parse error. */
 #include "transport/tls_internal.h"
 #include "common/error.h"
+#include "common/stop_signal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -317,7 +318,7 @@ unsigned vs_tls_secure(struct vs_tls *t, struct vs_channel **chs, unsigned n, in
     if (!t || n == 0)
         return n;
     struct hs hs[n];
-    struct pollfd pfd[n];
+    struct pollfd pfd[n + 1];
     memset(hs, 0, sizeof(hs));
     for (unsigned i = 0; i < n; i++) {
         hs[i].plain = chs[i];
@@ -333,20 +334,27 @@ unsigned vs_tls_secure(struct vs_tls *t, struct vs_channel **chs, unsigned n, in
                 pfd[waiting++] = (struct pollfd){ .fd = hs[i].plain->fd, .events = hs[i].events };
         if (!waiting)
             break;
+        /* A stop signal (SIGTERM, SIGINT) ends the wait: the process is going away. */
+        pfd[waiting] = (struct pollfd){ .fd = vs_stop_signal_fd(), .events = POLLIN };
         int wait = -1;
         if (timeout_ms > 0) {
             uint64_t now = now_ms();
             wait = now >= deadline ? 0 : (int)(deadline - now);
         }
-        int ready = poll(pfd, waiting, wait);
+        int ready = poll(pfd, waiting + 1, wait);
         if (ready < 0 && errno == EINTR)
             continue;
-        if (ready <= 0) {
+        bool stopped = ready > 0 && pfd[waiting].revents;
+        if (ready <= 0 || stopped) {
             for (unsigned i = 0; i < n; i++) {
                 char who[112];
                 if (hs[i].state == HS_DONE || hs[i].state == HS_FAILED)
                     continue;
-                if (ready < 0)
+                if (stopped)
+                    fail(&hs[i], EINTR, "TLS: stopped (%s) during the handshake with %s",
+                         vs_stop_signal_name(vs_stop_signal()),
+                         peer_name(&hs[i], who, sizeof(who)));
+                else if (ready < 0)
                     fail(&hs[i], errno, "TLS: waiting for %s failed: %s",
                          peer_name(&hs[i], who, sizeof(who)), strerror(errno));
                 else

@@ -290,6 +290,14 @@ void vs_vm_mark_migrated(struct vs_vm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+void vs_vm_unmark_migrated(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state == VS_VM_MIGRATED)
+        vm->state = VS_VM_PAUSED;
+    pthread_mutex_unlock(&vm->lock);
+}
+
 uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm)
 {
     uint64_t ns = 0;

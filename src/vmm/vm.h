@@ -123,6 +123,9 @@ void vs_vm_request_pause(struct vs_vm *vm);
 void vs_vm_block_resume(struct vs_vm *vm, const char *why);
 /* The VM now runs on another host: it stays paused here for good. */
 void vs_vm_mark_migrated(struct vs_vm *vm);
+/* Undo vs_vm_mark_migrated, on the operator's word that the other host never ran it (it
+ * died before it could): the VM is paused, and can be resumed. */
+void vs_vm_unmark_migrated(struct vs_vm *vm);
 bool vs_vm_is_running(struct vs_vm *vm);
 /* CPU time the vCPU threads have used so far (running the guest). */
 uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm);
