@@ -29,10 +29,11 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
 {
     struct vs_vm *vm = cmds->vm;
     struct ctl_server *ctl = NULL;
-    if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_commands_handle, cmds)) {
+    if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_command_table, cmds)) {
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;
     }
+    cmds->server = ctl;
     bool failed = false;
     uint64_t deadline = run_for_s > 0 ? vs_clock_ns() + (uint64_t)(run_for_s * 1e9) : 0;
     while (!cmds->quit && !vs_stop_signal()) {
@@ -45,8 +46,9 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
             break;
         }
         if (ctl) {
-            if (ctl_server_poll(ctl, 100) < 0)
+            if (ctl_server_poll(ctl, 50) < 0)
                 vs_warn("control socket: %s", vs_last_error());
+            vm_commands_watch(cmds);
         } else {
             poll(NULL, 0, 100);
             if (vm_state(vm) == VS_VM_FAILED)
@@ -55,6 +57,15 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     }
     vm_commands_finish(cmds);
     vs_vm_pause(vm);
+    if (ctl) {
+        vm_commands_watch(cmds);
+        struct json_object *d = json_object_new_object();
+        json_object_object_add(d, "guest", json_object_new_boolean(0));
+        json_object_object_add(d, "reason", json_object_new_string(
+                                   cmds->quit ? "host-qmp-quit" : "host-signal"));
+        ctl_server_event(ctl, "SHUTDOWN", d);
+        cmds->server = NULL;
+    }
     struct json_object *st = json_object_new_object();
     vm_commands_status(vm, st);
     fprintf(stderr, "%s: final status %s\n", who,

@@ -1,20 +1,22 @@
-/* The control-socket side of convergence: the convergence fields of a `migrate` request
- * (converge, downtime_schedule, max_downtime) and the `dirty-rate` command, which
- * measures a running VM's dirty rate without migrating it. */
+/* The control-socket side of convergence: measuring a running VM's dirty rate without
+ * migrating it (calc-dirty-rate, query-dirty-rate). */
 #ifndef VS_CONVERGE_COMMANDS_H
 #define VS_CONVERGE_COMMANDS_H
 
 #include <stdbool.h>
-#include "migrate/source.h"
+#include <stdint.h>
+#include "migrate/dirty_rate.h"
 
 struct json_object;
 
-/* converge=none|throttle|postcopy, downtime_schedule="500,1000" (or an array of ms),
- * max_downtime=MS of a migrate request into o (absent fields keep their defaults). */
-int converge_migrate_opts(struct json_object *req, struct vs_migration_opts *o);
+/* Measure for period_ms; refused while a migration runs (it owns dirty logging) and on a
+ * VM that has migrated away. */
+int converge_measure_dirty_rate(struct vs_vm *vm, bool migrating, uint64_t period_ms,
+                                struct vs_dirty_rate *r);
 
-/* dirty-rate [period_ms=1000]: refused while a migration runs (it owns dirty logging). */
-int converge_cmd_dirty_rate(struct vs_vm *vm, bool migrating, struct json_object *req,
-                            struct json_object *reply);
+/* Our fields of a measurement: tracking, period-ms, dirty-pages, dirty-pages-rate,
+ * dirty-bytes-rate, saturated, working-set, ram, samples[], vcpu-dirty-rate[]. */
+void converge_dirty_rate_json(struct vs_vm *vm, const struct vs_dirty_rate *r,
+                              struct json_object *out);
 
 #endif
