@@ -209,6 +209,10 @@ static int legacy_dirty_rate(struct ctl_qmp *q, struct json_object *args,
     if ((rc = call(q, "query-dirty-rate", NULL, &ret, out)))
         return rc > 0 ? 0 : rc;
     *out = ok_reply(ret);
+    /* The old reply's vcpu-dirty-rate was the list of pages/s. */
+    struct json_object *pages;
+    if (json_object_object_get_ex(ret, "vcpu-dirty-pages-rate", &pages))
+        json_object_object_add(*out, "vcpu-dirty-rate", json_object_get(pages));
     json_object_put(ret);
     return 0;
 }

@@ -150,7 +150,7 @@ const struct mp_def mp_defs[] = {
     { "x-tls-psk", "tls-psk", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,
       "TLS 1.3 with the pre-shared key in this file", ap_tls_psk },
     { "x-tls-cert", "tls-cert", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,
-      "TLS 1.3 with certificates: this host's certificate (with x-tls-key, x-tls-ca)",
+      "TLS 1.3 with certificates: this host's certificate (with its key and the CA)",
       ap_tls_cert },
     { "x-tls-key", "tls-key", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,
       "its private key", ap_tls_key },
@@ -323,7 +323,13 @@ int mp_parse_text(const struct mp_def *d, const char *text, struct json_object *
 {
     struct json_object *raw;
     char path[PATH_MAX];
-    if (d->type == MP_BOOL) {
+    uint64_t n;
+    if (d->type == MP_UINT || d->type == MP_SIZE) {
+        if ((d->type == MP_SIZE ? vs_parse_size : vs_parse_u64)(text ? text : "", &n))
+            return vs_fail(EINVAL, "--%s '%s' is not a whole number%s", d->cli, text ? text : "",
+                           d->type == MP_SIZE ? " of bytes (suffixes K, M, G: 100M)" : "");
+        raw = json_object_new_uint64(n);
+    } else if (d->type == MP_BOOL) {
         raw = json_object_new_boolean(!text || strcmp(text, "false") != 0);
     } else if (d->type == MP_PATH && text && *text) {
         if (!realpath(text, path))
@@ -334,19 +340,25 @@ int mp_parse_text(const struct mp_def *d, const char *text, struct json_object *
     }
     int rc = normalise(d, raw, out);
     json_object_put(raw);
-    return rc;
+    return rc ? vs_fail_context(rc, "--%s", d->cli) : 0;
 }
 
-int mp_to_opts(struct json_object *set, struct vs_migration_opts *o)
+int mp_apply(struct json_object *set, struct vs_migration_opts *o, bool plan_only)
 {
     int rc;
     for (size_t i = 0; i < mp_count; i++) {
         struct json_object *v;
-        if (json_object_object_get_ex(set, mp_defs[i].name, &v) &&
+        if ((!plan_only || mp_defs[i].plan) && json_object_object_get_ex(set, mp_defs[i].name, &v) &&
             (rc = mp_defs[i].apply(o, v)))
             return rc;
     }
-    return vs_security_finish(&o->security, false);
+    return 0;
+}
+
+int mp_to_opts(struct json_object *set, struct vs_migration_opts *o)
+{
+    int rc = mp_apply(set, o, false);
+    return rc ? rc : vs_security_finish(&o->security, false);
 }
 
 size_t mp_getopt_options(struct option *out, size_t max, int first_val, bool plan_only)
@@ -376,21 +388,52 @@ static const char *metavar(const struct mp_def *d)
     return "";
 }
 
+/* Append text to buf, wrapped at 90 columns with continuation lines indented to col. */
+static size_t wrap(char *buf, size_t len, size_t off, const char *text, size_t col)
+{
+    size_t line = col;
+    const char *p = text;
+    while (*p && off + 1 < len) {
+        size_t w = strcspn(p, " ");
+        if (line + w + 1 > 90 && line > col) {
+            off += (size_t)snprintf(buf + off, len - off, "\n%*s", (int)col, "");
+            line = col;
+        } else if (line > col) {
+            off += (size_t)snprintf(buf + off, len - off, " ");
+            line++;
+        }
+        off += (size_t)snprintf(buf + off, len - off, "%.*s", (int)w, p);
+        line += w;
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    if (off + 1 < len)
+        off += (size_t)snprintf(buf + off, len - off, "\n");
+    return off < len ? off : len - 1;
+}
+
 void mp_usage(char *buf, size_t len, bool plan_only)
 {
     size_t off = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < mp_count && off < len; i++) {
+    for (size_t i = 0; i < mp_count && off + 1 < len; i++) {
         const struct mp_def *d = &mp_defs[i];
         if (plan_only && !d->plan)
             continue;
-        char opt[64];
+        char opt[64], text[600];
         snprintf(opt, sizeof(opt), "--%s %s", d->cli, metavar(d));
-        int n = snprintf(buf + off, len - off, "  %-26s %s%s%s%s\n", opt, d->help,
-                         *d->def ? " (default " : "", d->def, *d->def ? ")" : "");
-        if (n < 0)
+        bool show_default = *d->def && d->type != MP_BOOL;
+        snprintf(text, sizeof(text), "%s%s%s%s", d->help, show_default ? " (default " : "",
+                 show_default ? d->def : "", show_default ? ")" : "");
+        off += (size_t)snprintf(buf + off, len - off, "  %-26s", opt);
+        if (strlen(opt) > 26 && off + 1 < len)
+            off += (size_t)snprintf(buf + off, len - off, "\n%29s", "");
+        else if (off + 1 < len)
+            off += (size_t)snprintf(buf + off, len - off, " ");
+        if (off >= len)
             break;
-        off += (size_t)n;
+        off = wrap(buf, len, off, text, 29);
     }
 }
 

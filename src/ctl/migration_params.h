@@ -64,6 +64,9 @@ int mp_set(struct json_object *set, const struct mp_def *d, struct json_object *
  * like mp_set. MP_PATH values become absolute paths. */
 int mp_parse_text(const struct mp_def *d, const char *text, struct json_object **out);
 
+/* Put the values of a parameter set (plan_only: only the planner's) into o. */
+int mp_apply(struct json_object *set, struct vs_migration_opts *o, bool plan_only);
+
 /* The options of a migration from a parameter set (fields absent from the set keep
  * their defaults); checks the security combination. `to` is not touched. */
 int mp_to_opts(struct json_object *set, struct vs_migration_opts *o);
