@@ -255,6 +255,25 @@ static const char *check_envelope(struct ctl_conn *c, struct json_object *msg,
     return json_object_get_string(exec);
 }
 
+/* qmp_capabilities [enable: []]: no capabilities are offered, so none can be enabled. */
+static void negotiate(struct ctl_conn *c, struct json_object *args, struct json_object *id)
+{
+    struct json_object *enable = NULL;
+    json_object_object_get_ex(args, "enable", &enable);
+    bool other = json_object_object_length(args) > (enable ? 1 : 0);
+    if (c->negotiated) {
+        ctl_qmp_error(c, "CommandNotFound",
+                      "Capabilities negotiation is already complete, command ignored", id);
+    } else if (other || (enable && (!json_object_is_type(enable, json_type_array) ||
+                                    json_object_array_length(enable) > 0))) {
+        ctl_qmp_error(c, "GenericError", "qmp_capabilities: this server offers no "
+                      "capabilities to enable; send it without arguments", id);
+    } else {
+        c->negotiated = true;
+        reply_return(c, json_object_new_object(), id);
+    }
+}
+
 void ctl_qmp_handle(const struct ctl_command *table, void *ctx, struct ctl_conn *c,
                     struct json_object *msg)
 {
@@ -269,14 +288,7 @@ void ctl_qmp_handle(const struct ctl_command *table, void *ctx, struct ctl_conn 
     if (!args)
         args = empty;
     if (strcmp(name, "qmp_capabilities") == 0) {
-        if (c->negotiated)
-            ctl_qmp_error(c, "CommandNotFound",
-                          "Capabilities negotiation is already complete, command ignored", id);
-        else if (json_object_object_length(args) > 0)
-            ctl_qmp_error(c, "GenericError", "qmp_capabilities: no capabilities are offered; "
-                          "send it without arguments", id);
-        else
-            c->negotiated = true, reply_return(c, json_object_new_object(), id);
+        negotiate(c, args, id);
     } else if (!c->negotiated) {
         ctl_qmp_error(c, "CommandNotFound", "Expecting capabilities negotiation with "
                       "'qmp_capabilities'", id);

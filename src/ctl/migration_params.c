@@ -119,7 +119,7 @@ SECURITY_APPLY(ap_ktls, "ktls")
 #define PATH_LEN (VS_SEC_PATH_MAX - 1)
 
 const struct mp_def mp_defs[] = {
-    { "downtime-limit", "downtime-limit", MP_UINT, MP_PARAMETER, "ms", "300", 1, 2000000, NULL,
+    { "downtime-limit", "downtime-limit", MP_UINT, MP_PARAMETER, "ms", "300", 0, 2000000, NULL,
       true, "switch over when the rest can be sent within this (as QEMU)", ap_downtime_limit },
     { "x-downtime-schedule", "downtime-schedule", MP_MS_LIST, MP_PARAMETER, "ms", "", 0, 0,
       NULL, true, "raise the limit to these, one step each time the passes stop shrinking "
