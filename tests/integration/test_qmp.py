@@ -198,6 +198,36 @@ def check_events(q, report):
     assert ts["seconds"] > 1600000000 and 0 <= ts["microseconds"] < 1000000, ts
 
 
+def migrate_back_with_cli(d, sock, procs):
+    """`vmshift migrate` (a QMP client too: parameters, capabilities, migrate, events) moves
+    the VM on to a third receiver. Returns that receiver's control socket."""
+    port_file, back_sock, log = d + "/port2", d + "/back.sock", d + "/back.log"
+    recv = subprocess.Popen([VMSHIFT, "receive", "--listen", "127.0.0.1:0", "--port-file",
+                             port_file, "--ctl", back_sock, "--serial", "none", "--insecure"],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    procs.append(recv)
+    wait_path(port_file, recv, log)
+    time.sleep(0.2)
+    to = "127.0.0.1:%d" % int(open(port_file).read())
+    r = subprocess.run([VMSHIFT, "migrate", sock, "--to", to, "--insecure", "--streams", "2",
+                        "--downtime-limit", "400", "--report", d + "/report.json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, "vmshift migrate: %d\n%s" % (r.returncode, r.stderr)
+    assert "migration completed" in r.stdout, r.stdout
+    report = json.load(open(d + "/report.json"))
+    assert report["status"] == "completed" and report["streams"]["count"] == 2, report
+    assert report["downtime-limit"] == 400, report["downtime-limit"]
+    # Parameters it did not give are at their defaults, whatever was set before.
+    q = QMPClient(sock)
+    q.execute("qmp_capabilities")
+    p = q.execute("query-migrate-parameters")
+    assert p["multifd-channels"] == 2 and p["x-max-passes"] == 30, p
+    q.execute("quit")
+    q.close()
+    wait_path(back_sock, recv, log)
+    return back_sock
+
+
 def main():
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         print("FAIL: /dev/kvm is missing or not accessible; this test needs KVM")
@@ -244,8 +274,14 @@ def main():
         st = qd.execute("query-status")
         assert st["running"] is True and st["status"] == "running", st
         assert qd.execute("query-migrate")["status"] == "completed"
-        qd.execute("quit")
         qd.close()
+        back = migrate_back_with_cli(d, dst_sock, procs)
+
+        qb = QMPClient(back)
+        qb.execute("qmp_capabilities")
+        assert qb.execute("query-status")["status"] == "running"
+        qb.execute("quit")
+        qb.close()
 
         assert q.execute("quit") == {}
         shutdown = q.wait_event("SHUTDOWN", 10)
@@ -256,7 +292,7 @@ def main():
         print("PASS: QMP session, errors, parameters, migration, events")
         return 0
     except Exception:
-        for log in ("src.log", "dst.log"):
+        for log in ("src.log", "dst.log", "back.log"):
             path = os.path.join(d, log)
             if os.path.exists(path):
                 sys.stderr.write("---- %s\n%s\n" % (log, open(path).read()[-4000:]))

@@ -139,19 +139,25 @@ static void test_greeting_and_negotiation(void **state)
 
     /* Commands before qmp_capabilities are refused, as QEMU does; ids come back as sent. */
     const char *early = "{\"execute\":\"echo\",\"id\":\"a\"}\n"
-                        "{\"execute\":\"qmp_capabilities\",\"id\":{\"n\":1}}\n"
+                        "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}"
+                        "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[]},"
+                        "\"id\":{\"n\":1}}\n"
                         "{\"execute\":\"qmp_capabilities\",\"id\":3}\n"
                         "{\"execute\":\"echo\",\"arguments\":{\"k\":\"v\"},\"id\":4}\n";
     raw_send(fd, early, strlen(early));
-    text = raw_read_lines(fd, 4, &eof);
-    struct json_object *r[4];
-    for (int i = 0; i < 4; i++)
+    text = raw_read_lines(fd, 5, &eof);
+    struct json_object *r[5];
+    for (int i = 0; i < 5; i++)
         r[i] = line_json(text, i);
     free(text);
     assert_string_equal(err_field(r[0], "class"), "CommandNotFound");
     assert_string_equal(err_field(r[0], "desc"),
                         "Expecting capabilities negotiation with 'qmp_capabilities'");
     assert_string_equal(reply_str(r[0], "id"), "a");
+    /* No capability can be enabled ("oob" is not offered); an empty list is fine. */
+    assert_non_null(strstr(err_field(r[1], "desc"), "offers no capabilities"));
+    json_object_put(r[1]);
+    memmove(&r[1], &r[2], 3 * sizeof(r[0]));
     assert_int_equal(json_object_object_length(ret_of(r[1])), 0);
     struct json_object *id;
     assert_true(json_object_object_get_ex(r[1], "id", &id));
