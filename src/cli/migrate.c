@@ -150,8 +150,14 @@ static int parse_cli(int argc, char **argv, struct migrate_cli *m)
      * earlier client set on the monitor. */
     struct json_object *defaults = mp_defaults();
     json_object_object_foreach(defaults, key, val) {
-        if (mp_find(key)->kind == MP_PARAMETER)
+        if (mp_find(key)->kind == MP_PARAMETER) {
             json_object_object_add(m->params, key, json_object_get(val));
+        } else { /* a given state comes later in the list and wins */
+            struct json_object *c = json_object_new_object();
+            json_object_object_add(c, "capability", json_object_new_string(key));
+            json_object_object_add(c, "state", json_object_get(val));
+            json_object_array_add(m->caps, c);
+        }
     }
     json_object_put(defaults);
     optind = 1;

@@ -94,8 +94,14 @@ static int migrate_sets(struct json_object *args, struct json_object *params,
     struct json_object *defaults = mp_defaults();
     json_object_object_foreach(defaults, dk, dv) {
         const struct mp_def *d = mp_find(dk);
-        if (d->kind == MP_PARAMETER)
+        if (d->kind == MP_PARAMETER) {
             json_object_object_add(params, dk, json_object_get(dv));
+        } else { /* the given state, if any, comes later in the list and wins */
+            struct json_object *c = json_object_new_object();
+            json_object_object_add(c, "capability", json_object_new_string(dk));
+            json_object_object_add(c, "state", json_object_get(dv));
+            json_object_array_add(caps, c);
+        }
     }
     json_object_put(defaults);
     json_object_object_foreach(args, key, val) {
