@@ -461,15 +461,16 @@ void migration_watch(struct vm_commands *c)
         vs_postcopy_dest_stats(c->postcopy, &s);
     else
         return;
+    /* Passes first: a client that sees the final status has every pass before it. */
+    while (c->migration && c->seen_pass < s.nr_passes) {
+        struct json_object *d = json_object_new_object();
+        json_object_object_add(d, "pass", json_object_new_int64(++c->seen_pass));
+        ctl_server_event(c->server, "MIGRATION_PASS", d);
+    }
     if (s.status && strcmp(s.status, c->seen_status) != 0) {
         snprintf(c->seen_status, sizeof(c->seen_status), "%s", s.status);
         struct json_object *d = json_object_new_object();
         json_object_object_add(d, "status", json_object_new_string(s.status));
         ctl_server_event(c->server, "MIGRATION", d);
-    }
-    while (c->migration && c->seen_pass < s.nr_passes) {
-        struct json_object *d = json_object_new_object();
-        json_object_object_add(d, "pass", json_object_new_int64(++c->seen_pass));
-        ctl_server_event(c->server, "MIGRATION_PASS", d);
     }
 }
