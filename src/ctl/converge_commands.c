@@ -6,10 +6,25 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-int converge_measure_dirty_rate(struct vs_vm *vm, bool migrating, uint64_t period_ms,
-                                struct vs_dirty_rate *r)
+static void *measure_thread(void *arg)
 {
+    struct dirty_calc *d = arg;
+    vs_clear_error();
+    d->rc = vs_dirty_rate_measure(d->vm, d->period_ms, &d->next);
+    if (d->rc)
+        snprintf(d->error, sizeof(d->error), "%s", vs_last_error());
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+int dirty_calc_start(struct dirty_calc *d, struct vs_vm *vm, bool migrating, uint64_t period_ms)
+{
+    int failed = 0;
+    if (dirty_calc_busy(d, &failed))
+        return vs_fail(EBUSY, "a dirty-rate measurement is running; query-dirty-rate says "
+                       "when it is measured");
     pthread_mutex_lock(&vm->lock);
     enum vs_vm_state st = vm->state;
     pthread_mutex_unlock(&vm->lock);
@@ -18,7 +33,43 @@ int converge_measure_dirty_rate(struct vs_vm *vm, bool migrating, uint64_t perio
     if (migrating)
         return vs_fail(EBUSY, "a migration is running and owns dirty logging; its report has "
                        "the rate (query-migrate: ram.dirty-pages-rate, ram.vcpu-dirty-rate)");
-    return vs_dirty_rate_measure(vm, period_ms, r);
+    if (period_ms < VS_DIRTY_RATE_MIN_MS || period_ms > VS_DIRTY_RATE_MAX_MS)
+        return vs_fail(EINVAL, "calc-time %llu ms is out of range; give %d to %d ms",
+                       (unsigned long long)period_ms, VS_DIRTY_RATE_MIN_MS,
+                       VS_DIRTY_RATE_MAX_MS);
+    d->vm = vm;
+    d->period_ms = period_ms;
+    d->rc = 0;
+    d->start_time = (int64_t)time(NULL);
+    atomic_store(&d->done, false);
+    int rc = pthread_create(&d->thread, NULL, measure_thread, d);
+    if (rc)
+        return vs_fail(rc, "cannot start the dirty-rate measurement: %s", strerror(rc));
+    d->running = true;
+    return 0;
+}
+
+bool dirty_calc_busy(struct dirty_calc *d, int *failed)
+{
+    *failed = 0;
+    if (!d->running)
+        return false;
+    if (!atomic_load(&d->done))
+        return true;
+    pthread_join(d->thread, NULL);
+    d->running = false;
+    if (d->rc)
+        *failed = vs_fail(-d->rc, "%s", d->error);
+    else
+        d->last = d->next, d->measured = true;
+    return false;
+}
+
+void dirty_calc_stop(struct dirty_calc *d)
+{
+    if (d->running)
+        pthread_join(d->thread, NULL);
+    d->running = false;
 }
 
 void converge_dirty_rate_json(struct vs_vm *vm, const struct vs_dirty_rate *rp,

@@ -1,5 +1,6 @@
 /* The old control protocol's commands, mapped onto the QMP commands (see ctl_legacy.h). */
 #include "ctl/ctl_legacy.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "ctl/ctl_client.h"
 #include "ctl/migration_params.h"
@@ -212,8 +213,17 @@ static int legacy_dirty_rate(struct ctl_qmp *q, struct json_object *args,
     if (rc)
         return rc > 0 ? 0 : rc;
     json_object_put(ret);
-    if ((rc = call(q, "query-dirty-rate", NULL, &ret, out)))
-        return rc > 0 ? 0 : rc;
+    /* The old command answered once the period was over: wait for "measured". */
+    for (;;) {
+        struct json_object *st;
+        if ((rc = call(q, "query-dirty-rate", NULL, &ret, out)))
+            return rc > 0 ? 0 : rc;
+        if (!json_object_object_get_ex(ret, "status", &st) ||
+            strcmp(json_object_get_string(st), "measuring") != 0)
+            break;
+        json_object_put(ret);
+        vs_sleep_ns(20 * 1000000ull);
+    }
     *out = ok_reply(ret);
     /* The old reply's vcpu-dirty-rate was the list of pages/s. */
     struct json_object *pages;

@@ -81,6 +81,10 @@ int qmp_migrate(void *ctx, struct json_object *args, struct json_object **ret)
         return vs_fail(ENOMEM, "out of memory");
     if ((rc = mp_to_opts(params, &o)))
         return rc;
+    int failed;
+    if (dirty_calc_busy(&c->dirty, &failed))
+        return vs_fail(EBUSY, "a dirty-rate measurement (calc-dirty-rate) owns dirty logging "
+                       "until it ends; migrate once query-dirty-rate says measured");
     if (c->migration) {
         struct vs_migration_stats s;
         bool finished;
@@ -328,16 +332,7 @@ int qmp_calc_dirty_rate(void *ctx, struct json_object *args, struct json_object 
         return vs_fail(EINVAL, "mode '%s' is unknown; use page-sampling, dirty-bitmap or "
                        "dirty-ring (vmshift always counts every dirty page)", mode);
     uint64_t ms = strcmp(unit, "second") == 0 ? t * 1000 : t;
-    struct vs_dirty_rate r;
-    int64_t start = (int64_t)time(NULL);
-    /* Measured here and now: the reply comes after calc-time (QEMU measures in the
-     * background); query-dirty-rate then says "measured". */
-    if ((rc = converge_measure_dirty_rate(c->vm, migration_running(c), ms, &r)))
-        return rc;
-    c->dirty = r;
-    c->dirty_start_time = start;
-    c->dirty_measured = true;
-    return 0;
+    return dirty_calc_start(&c->dirty, c->vm, migration_running(c), ms);
 }
 
 int qmp_query_dirty_rate(void *ctx, struct json_object *args, struct json_object **ret)
@@ -347,11 +342,15 @@ int qmp_query_dirty_rate(void *ctx, struct json_object *args, struct json_object
     const char *unit = "second";
     if (ctl_json_get_string(args, "calc-time-unit", &unit) == 0 && strcmp(unit, "millisecond"))
         unit = "second";
-    if (!c->dirty_measured) {
-        json_object_object_add(o, "status", json_object_new_string("unstarted"));
+    int failed;
+    if (dirty_calc_busy(&c->dirty, &failed) || failed || !c->dirty.measured) {
+        if (failed)
+            return failed;
+        json_object_object_add(o, "status", json_object_new_string(
+                                   c->dirty.running ? "measuring" : "unstarted"));
         return 0;
     }
-    const struct vs_dirty_rate *r = &c->dirty;
+    const struct vs_dirty_rate *r = &c->dirty.last;
     converge_dirty_rate_json(c->vm, r, o);
     /* QEMU's vcpu-dirty-rate is [{id, dirty-rate (MB/s)}]; our pages/s list keeps its
      * numbers under vcpu-dirty-pages-rate. */
@@ -370,7 +369,7 @@ int qmp_query_dirty_rate(void *ctx, struct json_object *args, struct json_object
     json_object_object_add(o, "status", json_object_new_string("measured"));
     json_object_object_add(o, "dirty-rate",
                            json_object_new_int64((int64_t)(r->pages_per_second * 4096 / 1048576)));
-    json_object_object_add(o, "start-time", json_object_new_int64(c->dirty_start_time));
+    json_object_object_add(o, "start-time", json_object_new_int64(c->dirty.start_time));
     bool ms = strcmp(unit, "millisecond") == 0;
     json_object_object_add(o, "calc-time", json_object_new_int64(
                                (int64_t)(ms ? r->period_ms : r->period_ms / 1000)));

@@ -199,6 +199,7 @@ void vm_commands_finish(struct vm_commands *c)
 {
     json_object_put(c->params);
     c->params = NULL;
+    dirty_calc_stop(&c->dirty);
     vs_postcopy_dest_stop(c->postcopy);
     if (!c->migration)
         return;

@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 #include "ctl/ctl_server.h"
-#include "migrate/dirty_rate.h"
+#include "ctl/converge_commands.h"
 #include "migrate/report.h"
 #include "vmm/vm.h"
 
@@ -30,10 +30,7 @@ struct vm_commands {
     char seen_status[32];
     uint32_t seen_pass;
     bool seen_running, seen_valid;
-    /* The last calc-dirty-rate. */
-    bool dirty_measured;
-    int64_t dirty_start_time;              /* seconds since the epoch */
-    struct vs_dirty_rate dirty;
+    struct dirty_calc dirty;               /* calc-dirty-rate */
 };
 
 /* The VM monitor's commands, for ctl_server_open. */

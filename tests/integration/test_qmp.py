@@ -155,6 +155,14 @@ def check_parameters_and_capabilities(q):
 def check_dirty_rate(q):
     assert q.execute("query-dirty-rate")["status"] == "unstarted"
     q.execute("calc-dirty-rate", {"calc-time": 300, "calc-time-unit": "millisecond"})
+    # As in QEMU the measurement runs in the background: "measuring" until calc-time is over.
+    assert q.execute("query-dirty-rate")["status"] == "measuring"
+    expect_error(q, "GenericError", "running", "calc-dirty-rate", {"calc-time": 1})
+    expect_error(q, "GenericError", "calc-dirty-rate", "migrate", {"uri": "tcp:127.0.0.1:9"})
+    deadline = time.monotonic() + 30
+    while q.execute("query-dirty-rate")["status"] == "measuring":
+        assert time.monotonic() < deadline, "the measurement did not end"
+        time.sleep(0.05)
     r = q.execute("query-dirty-rate")
     assert r["status"] == "measured" and r["calc-time"] == 0 and r["dirty-rate"] >= 0, r
     assert r["dirty-pages-rate"] > 0, r  # the continuous workload dirties memory
