@@ -67,23 +67,80 @@ def security_options(security):
     raise ValueError("security must be insecure, psk or cert, not %r" % security)
 
 
+class Qmp:
+    """A QMP session on a vmshift control socket (docs/control-protocol.md)."""
+
+    def __init__(self, sock, timeout):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(sock)
+        self.f = self.s.makefile("rb")
+        if "QMP" not in self._read():
+            raise VmshiftPeerError("%s: no QMP greeting" % sock)
+        self.execute("qmp_capabilities")
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise VmshiftPeerError("the control socket closed the connection")
+        return json.loads(line)
+
+    def execute(self, name, args=None):
+        msg = {"execute": name, "id": name}
+        if args:
+            msg["arguments"] = args
+        self.s.sendall((json.dumps(msg) + "\n").encode())
+        while True:
+            r = self._read()
+            if "event" in r:
+                continue
+            if "error" in r:
+                raise VmshiftPeerError("%s: %s" % (name, r["error"].get("desc")))
+            return r["return"]
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+# The old command names this module's callers use, and the old migrate fields.
+OLD_COMMANDS = {"status": "vmshift-status", "migrate-status": "vmshift-status",
+                "start-postcopy": "migrate-start-postcopy", "cancel": "migrate_cancel",
+                "set-rate": "vmshift-set-rate", "digest": "vmshift-digest"}
+MIGRATE_PARAMETERS = {"streams": "multifd-channels", "compress": "multifd-compression",
+                      "max_bandwidth": "max-bandwidth", "converge": "x-converge",
+                      "downtime_limit": "downtime-limit", "max_passes": "x-max-passes",
+                      "timeout_ms": "x-peer-timeout", "downtime_schedule": "x-downtime-schedule",
+                      "max_downtime": "x-max-downtime", "insecure": "x-insecure",
+                      "tls_psk": "x-tls-psk", "tls_cert": "x-tls-cert", "tls_key": "x-tls-key",
+                      "tls_ca": "x-tls-ca", "tls_name": "tls-hostname", "ktls": "x-ktls"}
+MIGRATE_CAPABILITIES = {"zerocopy": "zero-copy-send"}
+
+
+def _migrate(q, args):
+    params, caps = {}, []
+    for k, v in args.items():
+        if k == "to":
+            continue
+        if k in MIGRATE_CAPABILITIES:
+            caps.append({"capability": MIGRATE_CAPABILITIES[k], "state": bool(v)})
+        else:
+            params[MIGRATE_PARAMETERS.get(k, k)] = v
+    q.execute("migrate-set-parameters", params)
+    q.execute("migrate-set-capabilities", {"capabilities": caps})
+    return q.execute("migrate", {"uri": "tcp:" + args["to"]})
+
+
 def ctl(sock, cmd, timeout=10, **args):
-    """One JSON-lines request on a vmshift control socket."""
-    req = dict(args, cmd=cmd)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            buf += chunk
-    reply = json.loads(buf)
-    if not reply.get("ok", False):
-        raise VmshiftPeerError("%s: %s" % (cmd, reply.get("error")))
-    return reply
+    """One command on a vmshift control socket (QMP), by its QMP name or one of the old
+    names above; returns the command's return value."""
+    q = Qmp(sock, timeout)
+    try:
+        if cmd == "migrate" and "to" in args:
+            return _migrate(q, args)
+        return q.execute(OLD_COMMANDS.get(cmd, cmd), args)
+    finally:
+        q.close()
 
 
 def guest_pages(sock):

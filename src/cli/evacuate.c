@@ -14,7 +14,7 @@ int cli_evacuate_main(int argc, char **argv)
         return 2;
     }
     if (o.help) {
-        fputs(evacuate_usage, stdout);
+        evacuate_print_usage(stdout);
         evacuate_options_free(&o);
         return 0;
     }

@@ -5,6 +5,7 @@
 #include "common/stop_signal.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
+#include "ctl/migration_params.h"
 #include "transport/security.h"
 
 #include <errno.h>
@@ -16,40 +17,24 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: vmshift migrate SOCKET --to HOST:PORT [options]\n"
-    "  --to HOST:PORT         where `vmshift receive --listen` waits\n"
-    "  --downtime-limit MS    switch over when the rest fits in this (default 300)\n"
-    "  --downtime-schedule MS,MS,...\n"
-    "                         raise the limit to these, one step each time the passes stop\n"
-    "                         shrinking (e.g. 500,1000,2000)\n"
-    "  --max-downtime MS      never switch over when more is expected (default: no limit)\n"
-    "  --converge STRATEGY    what to do when pre-copy stops converging (after the schedule\n"
-    "                         is used up): none (default: give up after --max-passes),\n"
-    "                         throttle (slow the vCPUs that dirty memory), postcopy (run the\n"
-    "                         VM on the destination while its missing pages follow; `vmshift\n"
-    "                         ctl SOCKET start-postcopy` switches at any time), or auto\n"
-    "                         (throttle, but post-copy once the throttle would take away\n"
-    "                         more than 80% of the guest's dirtying)\n"
-    "  --max-passes N         give up as \"not converging\" after N pre-copy passes\n"
-    "                         (default 30; 0 = go on until it converges or is cancelled)\n"
-    "  --timeout-ms MS        connect, and any wait for the peer (default 60000)\n"
-    "  --max-bandwidth RATE   cap pre-copy at RATE bytes/s (suffixes K, M, G; e.g. 100M)\n"
-    "  --streams N            TCP connections in parallel, 1..16 (default: one per CPU, <= 4)\n"
-    "  --compress CODEC       none (default), lz4, zstd, or auto (zstd where the link, not\n"
-    "                         the CPU, is the bottleneck, measured per batch)\n"
-    "  --zerocopy             send page data with MSG_ZEROCOPY\n"
+    "Live-migrate the VM whose QMP control socket is SOCKET (the migration parameters of\n"
+    "docs/control-protocol.md; options not given take their defaults):\n"
+    "  --to HOST:PORT             where `vmshift receive --listen` waits\n";
 
-    "security (choose one; `vmshift receive` must choose the same kind):\n"
-    "  --tls-psk FILE         TLS 1.3 with the pre-shared key in FILE (the receiver's file)\n"
-    "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
-    "                         TLS 1.3 with this host's certificate and key; the receiver's\n"
-    "                         certificate must be signed by the CA in --tls-ca\n"
-    "  --tls-name NAME        ... and must be issued to NAME (DNS name or IP address)\n"
-    "  --insecure             plain TCP: the VM's memory crosses the network readable\n"
-    "  --ktls                 let the kernel encrypt (kernel TLS), where it can\n"
-    "  --report FILE          write the final report (JSON) to FILE\n"
-    "  --quiet                no progress lines\n";
+static const char usage_tail[] =
+    "security: choose one of --tls-psk, --tls-cert/--tls-key/--tls-ca (with --tls-name),\n"
+    "--insecure; `vmshift receive` must choose the same kind.\n"
+    "  --report FILE              write the final report (JSON) to FILE\n"
+    "  --quiet                    no progress lines\n";
+
+static void print_usage(FILE *f)
+{
+    char params[8192];
+    mp_usage(params, sizeof(params), false);
+    fprintf(f, "%s%s%s", usage_head, params, usage_tail);
+}
 
 static const char *str_of(struct json_object *o, const char *key)
 {
@@ -122,29 +107,123 @@ static void print_summary(struct json_object *m, const char *report)
            num_of(ram, "transferred") / 1048576.0, num_of(ram, "mbps"), report);
 }
 
-/* A security option: checked here, sent as a field of the request (the VM process reads
- * the files, so they go as absolute paths). */
-static int add_security(struct json_object *req, struct vs_security_opts *sec, const char *name,
-                        const char *value)
+enum { OPT_TO = 1000, OPT_REPORT, OPT_QUIET, OPT_HELP, OPT_PARAM = 2000 };
+
+struct migrate_cli {
+    const char *to, *report, *sock;
+    bool quiet, help;
+    struct json_object *params;      /* migrate-set-parameters arguments */
+    struct json_object *caps;        /* migrate-set-capabilities list */
+    struct vs_security_opts security;
+};
+
+/* A schema option: checked here, stored under its QMP name. */
+static int take_param(struct migrate_cli *m, const struct mp_def *d, const char *arg)
 {
-    int rc = vs_security_set(sec, name, value);
+    struct json_object *v;
+    int rc = mp_parse_text(d, arg, &v);
     if (rc)
-        return vs_fail_context(rc, "--%s", name);
-    char key[32], path[PATH_MAX];
-    snprintf(key, sizeof(key), "%s", name);
-    for (char *p = key; *p; p++)
-        *p = *p == '-' ? '_' : *p;
-    if (!value) {
-        json_object_object_add(req, key, json_object_new_boolean(1));
+        return rc;
+    if ((rc = vs_security_set(&m->security, d->cli, d->type == MP_BOOL ? NULL : arg)) &&
+        rc != -ENOENT) {
+        json_object_put(v);
+        return vs_fail_context(rc, "--%s", d->cli);
+    }
+    if (d->kind == MP_PARAMETER) {
+        json_object_object_add(m->params, d->name, v);
         return 0;
     }
-    if (strcmp(name, "tls-name") != 0) {
-        if (!realpath(value, path))
-            return vs_fail(errno, "--%s %s: %s", name, value, strerror(errno));
-        value = path;
-    }
-    json_object_object_add(req, key, json_object_new_string(value));
+    struct json_object *c = json_object_new_object();
+    json_object_object_add(c, "capability", json_object_new_string(d->name));
+    json_object_object_add(c, "state", v);
+    json_object_array_add(m->caps, c);
     return 0;
+}
+
+static int parse_cli(int argc, char **argv, struct migrate_cli *m)
+{
+    struct option opts[64] = {
+        { "to", required_argument, NULL, OPT_TO }, { "report", required_argument, NULL, OPT_REPORT },
+        { "quiet", no_argument, NULL, OPT_QUIET }, { "help", no_argument, NULL, OPT_HELP },
+    };
+    mp_getopt_options(opts + 4, 64 - 5, OPT_PARAM, false);
+    /* Every parameter starts at its default: a migration does not inherit the values an
+     * earlier client set on the monitor. */
+    struct json_object *defaults = mp_defaults();
+    json_object_object_foreach(defaults, key, val) {
+        if (mp_find(key)->kind == MP_PARAMETER) {
+            json_object_object_add(m->params, key, json_object_get(val));
+        } else { /* a given state comes later in the list and wins */
+            struct json_object *c = json_object_new_object();
+            json_object_object_add(c, "capability", json_object_new_string(key));
+            json_object_object_add(c, "state", json_object_get(val));
+            json_object_array_add(m->caps, c);
+        }
+    }
+    json_object_put(defaults);
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_TO: m->to = optarg; break;
+        case OPT_REPORT: m->report = optarg; break;
+        case OPT_QUIET: m->quiet = true; break;
+        case OPT_HELP: m->help = true; return 0;
+        default:
+            if (c >= OPT_PARAM && c < OPT_PARAM + (int)mp_count) {
+                if (take_param(m, &mp_defs[c - OPT_PARAM], optarg))
+                    return -EINVAL;
+                break;
+            }
+            return vs_option_error(c, argv, optind, "vmshift migrate --help");
+        }
+    }
+    if (optind + 1 != argc || !m->to)
+        return vs_fail(EINVAL, "give the VM's control socket and --to HOST:PORT");
+    m->sock = argv[optind];
+    return vs_security_finish(&m->security, true);
+}
+
+/* The command's reply, or -1 after printing why it failed (status in *exit_code). */
+static int run(struct ctl_qmp *q, const char *name, struct json_object *args,
+               struct json_object **ret, int *exit_code)
+{
+    struct json_object *r, *v, *e;
+    if (ctl_qmp_execute(q, name, args, &r)) {
+        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
+        *exit_code = 2;
+        return -1;
+    }
+    if (json_object_object_get_ex(r, "return", &v)) {
+        if (ret)
+            *ret = json_object_get(v);
+        json_object_put(r);
+        return 0;
+    }
+    json_object_object_get_ex(r, "error", &e);
+    fprintf(stderr, "vmshift migrate: %s\n", str_of(e, "desc"));
+    json_object_put(r);
+    *exit_code = 1;
+    return -1;
+}
+
+/* Start the migration: parameters, capabilities, migrate. */
+static int start(struct ctl_qmp *q, struct migrate_cli *m, int *exit_code)
+{
+    char uri[300];
+    snprintf(uri, sizeof(uri), "tcp:%s", m->to);
+    struct json_object *caps = json_object_new_object(), *margs = json_object_new_object();
+    json_object_object_add(caps, "capabilities", json_object_get(m->caps));
+    json_object_object_add(margs, "uri", json_object_new_string(uri));
+    int rc = run(q, "migrate-set-parameters", m->params, NULL, exit_code);
+    if (!rc)
+        rc = run(q, "migrate-set-capabilities", caps, NULL, exit_code);
+    if (!rc)
+        rc = run(q, "migrate", margs, NULL, exit_code);
+    json_object_put(caps);
+    json_object_put(margs);
+    return rc;
 }
 
 #define STOP_WAIT_S 30   /* how long a stopped client waits for the rollback */
@@ -207,143 +286,80 @@ static int stopped(const char *sock)
     return vs_stop_exit_status(sig);
 }
 
-int cli_migrate_main(int argc, char **argv)
+/* Follow the migration until it ends: each MIGRATION or MIGRATION_PASS event (or a second
+ * without one) brings a query-migrate. Returns the final report. */
+static struct json_object *follow(struct ctl_qmp *q, const char *sock, bool quiet,
+                                  int *exit_code)
 {
-    static const struct option opts[] = {
-        { "to", required_argument, NULL, 't' }, { "downtime-limit", required_argument, NULL, 'd' },
-        { "max-passes", required_argument, NULL, 'p' }, { "timeout-ms", required_argument, NULL, 'o' },
-        { "report", required_argument, NULL, 'r' }, { "max-bandwidth", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
-        { "streams", required_argument, NULL, 's' }, { "compress", required_argument, NULL, 'c' },
-        { "zerocopy", no_argument, NULL, 'z' }, { "converge", required_argument, NULL, 'C' },
-        { "downtime-schedule", required_argument, NULL, 'D' },
-        { "max-downtime", required_argument, NULL, 'M' },
-        { "tls-psk", required_argument, NULL, 'S' }, { "tls-cert", required_argument, NULL, 'S' },
-        { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
-        { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
-        { "ktls", no_argument, NULL, 'S' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-    };
-    struct vs_security_opts security = { 0 };
-    const char *report = NULL;
-    bool quiet = false;
-    struct json_object *req = json_object_new_object();
-    json_object_object_add(req, "cmd", json_object_new_string("migrate"));
-    optind = 1;
-    opterr = 0;
-    int c, opt_index = 0;
-    uint64_t v;
-    while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
-        const char *key = c == 'd' ? "downtime_limit" : c == 'p' ? "max_passes" :
-                          c == 's' ? "streams" : c == 'M' ? "max_downtime" : "timeout_ms";
-        switch (c) {
-        case 't': json_object_object_add(req, "to", json_object_new_string(optarg)); break;
-        case 'c': json_object_object_add(req, "compress", json_object_new_string(optarg)); break;
-        case 'z': json_object_object_add(req, "zerocopy", json_object_new_boolean(1)); break;
-        case 'C': json_object_object_add(req, "converge", json_object_new_string(optarg)); break;
-        case 'D':
-            json_object_object_add(req, "downtime_schedule", json_object_new_string(optarg));
-            break;
-        case 'd': case 'p': case 'o': case 's': case 'M':
-            if (vs_parse_u64(optarg, &v)) {
-                fprintf(stderr, "vmshift migrate: --%s '%s' is not a whole number\n",
-                        opts[opt_index].name, optarg);
-                json_object_put(req);
-                return 2;
-            }
-            json_object_object_add(req, key, json_object_new_uint64(v));
-            break;
-        case 'b':
-            if (vs_parse_size(optarg, &v)) {
-                fprintf(stderr, "vmshift migrate: --max-bandwidth: %s\n", vs_last_error());
-                json_object_put(req);
-                return 2;
-            }
-            json_object_object_add(req, "max_bandwidth", json_object_new_uint64(v));
-            break;
-        case 'S':
-            if (add_security(req, &security, opts[opt_index].name, optarg)) {
-                fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-                json_object_put(req);
-                return 2;
-            }
-            break;
-        case 'r': report = optarg; break;
-        case 'q': quiet = true; break;
-        case 'h': fputs(usage, stdout); json_object_put(req); return 0;
-        default:
-            vs_option_error(c, argv, optind, "vmshift migrate --help");
-            fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-            json_object_put(req);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc || !json_object_object_get_ex(req, "to", NULL)) {
-        fprintf(stderr, "vmshift migrate: give the VM's control socket and --to HOST:PORT\n%s",
-                usage);
-        json_object_put(req);
-        return 2;
-    }
-    if (vs_security_finish(&security, true)) {
-        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-        json_object_put(req);
-        return 2;
-    }
-    const char *sock = argv[optind];
-    vs_stop_signal_install();
-    struct json_object *reply = NULL, *ok;
-    int rc = ctl_request(sock, req, &reply, 10000);
-    json_object_put(req);
-    if (rc) {
-        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-        return 2;
-    }
-    if (!json_object_object_get_ex(reply, "ok", &ok) || !json_object_get_boolean(ok)) {
-        fprintf(stderr, "vmshift migrate: %s\n", str_of(reply, "error"));
-        json_object_put(reply);
-        return 1;
-    }
-    json_object_put(reply);
-
-    struct json_object *m = NULL;
     char last_line[64] = "";
     for (;;) {
-        usleep(200000);
         if (vs_stop_signal()) {
-            json_object_put(m);
-            return stopped(sock);
+            *exit_code = stopped(sock);
+            return NULL;
         }
-        if (ctl_command(sock, "migrate-status", NULL, &reply, 10000)) {
+        struct json_object *ev = NULL, *m = NULL;
+        int rc = ctl_qmp_next_event(q, 1000, &ev);
+        json_object_put(ev);
+        if (rc && rc != -ETIMEDOUT) {
             fprintf(stderr, "vmshift migrate: lost the control socket: %s\n", vs_last_error());
-            return 2;
+            *exit_code = 2;
+            return NULL;
         }
-        if (json_object_object_get_ex(reply, "migration", &m))
-            m = json_object_get(m);
-        json_object_put(reply);
-        if (!m)
-            continue;
+        if (run(q, "query-migrate", NULL, &m, exit_code))
+            return NULL;
         char line[64];
         snprintf(line, sizeof(line), "%s %.0f", str_of(m, "status"), num_of(m, "iterations"));
-        if (!quiet && strcmp(line, last_line)) {
+        if (!quiet && strcmp(line, last_line) && *str_of(m, "status")) {
             progress(m);
             snprintf(last_line, sizeof(last_line), "%s", line);
         }
         if (is_final(str_of(m, "status")))
-            break;
+            return m;
         json_object_put(m);
-        m = NULL;
     }
-    if (!quiet)
+}
+
+static int report_result(struct json_object *m, const struct migrate_cli *cli)
+{
+    if (!cli->quiet)
         pass_table(m);
-    if (!report)
+    if (!cli->report)
         printf("%s\n", json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY));
-    else if (json_object_to_file_ext(report, m, JSON_C_TO_STRING_PRETTY) < 0)
-        fprintf(stderr, "vmshift migrate: cannot write the report to %s\n", report);
+    else if (json_object_to_file_ext(cli->report, m, JSON_C_TO_STRING_PRETTY) < 0)
+        fprintf(stderr, "vmshift migrate: cannot write the report to %s\n", cli->report);
     else
-        print_summary(m, report);
+        print_summary(m, cli->report);
     const char *status = str_of(m, "status");
     int exit_code = !strcmp(status, "completed") ? 0 : 1;
     if (exit_code)
         fprintf(stderr, "vmshift migrate: %s: %s\n", status, str_of(m, "error"));
-    json_object_put(m);
+    return exit_code;
+}
+
+int cli_migrate_main(int argc, char **argv)
+{
+    struct migrate_cli m = { .params = json_object_new_object(),
+                             .caps = json_object_new_array() };
+    int exit_code = 2;
+    if (parse_cli(argc, argv, &m)) {
+        fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
+        if (!m.sock || !m.to)
+            print_usage(stderr);
+    } else if (m.help) {
+        print_usage(stdout);
+        exit_code = 0;
+    } else {
+        struct ctl_qmp *q = NULL;
+        struct json_object *report = NULL;
+        vs_stop_signal_install();
+        if (ctl_qmp_connect(m.sock, 10000, &q))
+            fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
+        else if (start(q, &m, &exit_code) == 0 && (report = follow(q, m.sock, m.quiet, &exit_code)))
+            exit_code = report_result(report, &m);
+        json_object_put(report);
+        ctl_qmp_close(q);
+    }
+    json_object_put(m.params);
+    json_object_put(m.caps);
     return exit_code;
 }

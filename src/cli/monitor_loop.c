@@ -66,10 +66,11 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
     struct vs_vm *vm = cmds->vm;
     struct ctl_server *ctl = NULL;
     cmds->ctl_path = ctl_path;
-    if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_commands_handle, cmds)) {
+    if (ctl_path && ctl_server_open(&ctl, ctl_path, vm_command_table, cmds)) {
         fprintf(stderr, "%s: %s\n", who, vs_last_error());
         return 1;
     }
+    cmds->server = ctl;
     struct console_input *input;
     if (console_input_start(&input, &vm->serial, STDIN_FILENO))
         vs_warn("%s; the guest's console gets no input from stdin", vs_last_error());
@@ -85,8 +86,9 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
             break;
         }
         if (ctl) {
-            if (ctl_server_poll(ctl, 100) < 0)
+            if (ctl_server_poll(ctl, 50) < 0)
                 vs_warn("control socket: %s", vs_last_error());
+            vm_commands_watch(cmds);
         } else {
             poll(NULL, 0, 100);
             if (vm_state(vm) == VS_VM_FAILED)
@@ -100,6 +102,15 @@ int monitor_serve(struct vm_commands *cmds, const char *ctl_path, double run_for
         cancel_for_stop(cmds, note, sizeof(note));
     vm_commands_finish(cmds);
     vs_vm_pause(vm);
+    if (ctl) {
+        vm_commands_watch(cmds);
+        struct json_object *d = json_object_new_object();
+        json_object_object_add(d, "guest", json_object_new_boolean(0));
+        json_object_object_add(d, "reason", json_object_new_string(
+                                   cmds->quit ? "host-qmp-quit" : "host-signal"));
+        ctl_server_event(ctl, "SHUTDOWN", d);
+        cmds->server = NULL;
+    }
     struct json_object *st = json_object_new_object();
     vm_commands_status(vm, st);
     fprintf(stderr, "%s: final status %s\n", who,

@@ -4,6 +4,8 @@
 #include "common/rate.h"
 #include "common/size.h"
 #include "ctl/ctl_client.h"
+#include "ctl/migration_params.h"
+#include "migrate/source.h"
 #include "migrate/converge.h"
 #include "migrate/converge_model.h"
 
@@ -13,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
+static const char usage_head[] =
     "usage: vmshift plan [SOCKET] --bandwidth RATE [options]\n"
     "Predict a live migration pass by pass: what each pre-copy pass sends, how long it takes,\n"
     "what the guest dirties meanwhile; whether plain pre-copy converges, the total time and\n"
@@ -26,10 +28,16 @@ static const char usage[] =
     "                         (pages/s), 2gbit\n"
     "  --working-set SIZE     the memory the guest keeps rewriting (bounds what a pass finds\n"
     "                         dirty; default: measured, or unbounded)\n"
-    "  --downtime-limit MS    (default 300)   --downtime-schedule MS,MS,...\n"
-    "  --max-downtime MS      (default none)  --max-passes N (default 30, 0 = unlimited)\n"
     "  --period MS            how long to measure a running VM (default 1000)\n"
-    "  --json                 print the plan as JSON\n";
+    "  --json                 print the plan as JSON\n"
+    "and the migration parameters it plans with (as for vmshift migrate):\n";
+
+static void print_usage(FILE *f)
+{
+    char params[4096];
+    mp_usage(params, sizeof(params), true);
+    fprintf(f, "%s%s", usage_head, params);
+}
 
 struct plan_input {
     const char *sock;
@@ -88,23 +96,42 @@ static int measure(struct plan_input *in)
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct plan_input *in)
+enum { OPT_PARAM = 1000 };
+
+/* The planner's migration parameters (given ones over the defaults) into its policy. */
+static int take_policy(struct json_object *given, struct plan_input *in)
 {
-    static const struct option opts[] = {
+    struct json_object *set = mp_defaults();
+    json_object_object_foreach(given, key, val) {
+        json_object_object_add(set, key, json_object_get(val));
+    }
+    struct vs_migration_opts mo;
+    vs_migration_default_opts(&mo);
+    int rc = mp_apply(set, &mo, true);
+    json_object_put(set);
+    in->policy.downtime_limit_ms = (double)mo.downtime_limit_ms;
+    in->policy.nr_steps = mo.nr_downtime_steps;
+    for (unsigned i = 0; i < mo.nr_downtime_steps && i < VS_CONV_MAX_STEPS; i++)
+        in->policy.schedule_ms[i] = (double)mo.downtime_schedule_ms[i];
+    in->policy.max_downtime_ms = (double)mo.max_downtime_ms;
+    in->policy.max_passes = mo.max_passes;
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, struct plan_input *in, struct json_object *given)
+{
+    struct option opts[24] = {
         { "bandwidth", required_argument, NULL, 'b' }, { "mem", required_argument, NULL, 'm' },
         { "dirty-rate", required_argument, NULL, 'r' },
-        { "working-set", required_argument, NULL, 'w' },
-        { "downtime-limit", required_argument, NULL, 'd' },
-        { "downtime-schedule", required_argument, NULL, 'S' },
-        { "max-downtime", required_argument, NULL, 'M' },
-        { "max-passes", required_argument, NULL, 'p' }, { "period", required_argument, NULL, 'P' },
+        { "working-set", required_argument, NULL, 'w' }, { "period", required_argument, NULL, 'P' },
         { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
     };
+    mp_getopt_options(opts + 7, 24 - 8, OPT_PARAM, true);
     optind = 1;
     opterr = 0;
     int c, rc = 0;
     uint64_t v;
+    struct json_object *pv;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         const char *opt = argv[optind - 1];
         switch (c) {
@@ -117,24 +144,19 @@ static int parse_args(int argc, char **argv, struct plan_input *in)
                 *(c == 'm' ? &in->have_mem : &in->have_ws) = true;
             }
             break;
-        case 'S':
-            rc = vs_conv_parse_schedule(optarg, in->policy.schedule_ms, &in->policy.nr_steps);
-            break;
-        case 'd': case 'M': case 'p': case 'P':
-            if ((rc = vs_parse_u64(optarg, &v)))
-                break;
-            if (c == 'd')
-                in->policy.downtime_limit_ms = (double)v;
-            else if (c == 'M')
-                in->policy.max_downtime_ms = (double)v;
-            else if (c == 'p')
-                in->policy.max_passes = (uint32_t)(v > 100000 ? 100000 : v);
-            else
+        case 'P':
+            if (!(rc = vs_parse_u64(optarg, &v)))
                 in->period_ms = v;
             break;
         case 'j': in->json = true; break;
-        case 'h': fputs(usage, stdout); return 1;
+        case 'h': print_usage(stdout); return 1;
         default:
+            if (c >= OPT_PARAM && c < OPT_PARAM + (int)mp_count) {
+                if (mp_parse_text(&mp_defs[c - OPT_PARAM], optarg, &pv))
+                    return -EINVAL;
+                json_object_object_add(given, mp_defs[c - OPT_PARAM].name, pv);
+                continue;
+            }
             return vs_option_error(c, argv, optind, "vmshift plan --help");
         }
         if (rc)
@@ -144,7 +166,7 @@ static int parse_args(int argc, char **argv, struct plan_input *in)
         in->sock = argv[optind++];
     if (optind < argc)
         return vs_fail(EINVAL, "unexpected argument '%s'", argv[optind]);
-    return 0;
+    return take_policy(given, in);
 }
 
 static int check_input(struct plan_input *in)
@@ -305,9 +327,9 @@ static int print_plan(const struct plan_input *in)
 int cli_plan_main(int argc, char **argv)
 {
     struct plan_input in = { .period_ms = 1000, .source = "given" };
-    in.policy.downtime_limit_ms = 300;
-    in.policy.max_passes = 30;
-    int rc = parse_args(argc, argv, &in);
+    struct json_object *given = json_object_new_object();
+    int rc = parse_args(argc, argv, &in, given);
+    json_object_put(given);
     if (rc > 0)
         return 0;
     if (!rc && in.sock && (!in.have_rate || !in.have_mem || !in.have_ws))
@@ -315,7 +337,8 @@ int cli_plan_main(int argc, char **argv)
     if (!rc)
         rc = check_input(&in);
     if (rc) {
-        fprintf(stderr, "vmshift plan: %s\n%s", vs_last_error(), usage);
+        fprintf(stderr, "vmshift plan: %s\n", vs_last_error());
+        print_usage(stderr);
         return 2;
     }
     return print_plan(&in);

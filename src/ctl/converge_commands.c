@@ -1,5 +1,4 @@
 #include "ctl/converge_commands.h"
-#include "ctl/ctl_json.h"
 #include "common/error.h"
 #include "migrate/converge_model.h"
 #include "migrate/dirty_rate.h"
@@ -7,82 +6,25 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-static int parse_converge(const char *name, enum vs_converge *out)
+static void *measure_thread(void *arg)
 {
-    if (strcmp(name, "none") == 0)
-        *out = VS_CONVERGE_NONE;
-    else if (strcmp(name, "throttle") == 0)
-        *out = VS_CONVERGE_THROTTLE;
-    else if (strcmp(name, "postcopy") == 0)
-        *out = VS_CONVERGE_POSTCOPY;
-    else if (strcmp(name, "auto") == 0)
-        *out = VS_CONVERGE_AUTO;
-    else
-        return vs_fail(EINVAL, "converge='%s' is unknown; use none, throttle, postcopy or auto",
-                       name);
-    return 0;
+    struct dirty_calc *d = arg;
+    vs_clear_error();
+    d->rc = vs_dirty_rate_measure(d->vm, d->period_ms, &d->next);
+    if (d->rc)
+        snprintf(d->error, sizeof(d->error), "%s", vs_last_error());
+    atomic_store(&d->done, true);
+    return NULL;
 }
 
-/* "500,1000,2000" or [500, 1000, 2000]; the order and bounds are checked with the rest of
- * the policy when the migration starts. */
-static int parse_schedule(struct json_object *v, struct vs_migration_opts *o)
+int dirty_calc_start(struct dirty_calc *d, struct vs_vm *vm, bool migrating, uint64_t period_ms)
 {
-    double steps[VS_CONV_MAX_STEPS];
-    unsigned n = 0;
-    if (json_object_is_type(v, json_type_array)) {
-        size_t len = json_object_array_length(v);
-        if (len == 0 || len > VS_CONV_MAX_STEPS)
-            return vs_fail(EINVAL, "downtime_schedule has %zu steps; give 1 to %d", len,
-                           VS_CONV_MAX_STEPS);
-        for (size_t i = 0; i < len; i++) {
-            struct json_object *e = json_object_array_get_idx(v, i);
-            if (!json_object_is_type(e, json_type_int) || json_object_get_int64(e) <= 0)
-                return vs_fail(EINVAL, "downtime_schedule entry %zu is not a number of "
-                               "milliseconds above 0", i + 1);
-            steps[n++] = (double)json_object_get_int64(e);
-        }
-    } else if (json_object_is_type(v, json_type_string)) {
-        int rc = vs_conv_parse_schedule(json_object_get_string(v), steps, &n);
-        if (rc)
-            return rc;
-    } else {
-        return vs_fail(EINVAL, "downtime_schedule must be milliseconds like \"500,1000,2000\"");
-    }
-    for (unsigned i = 0; i < n; i++)
-        o->downtime_schedule_ms[i] = (uint64_t)steps[i];
-    o->nr_downtime_steps = n;
-    return 0;
-}
-
-int converge_migrate_opts(struct json_object *req, struct vs_migration_opts *o)
-{
-    const char *name;
-    struct json_object *v;
-    uint64_t ms;
-    int rc;
-    if ((rc = ctl_json_get_string(req, "converge", &name)) == 0) {
-        if ((rc = parse_converge(name, &o->converge)))
-            return rc;
-    } else if (rc != -ENOENT) {
-        return rc;
-    }
-    if (json_object_object_get_ex(req, "downtime_schedule", &v) && (rc = parse_schedule(v, o)))
-        return rc;
-    if ((rc = ctl_json_get_u64(req, "max_downtime", &ms)) == 0)
-        o->max_downtime_ms = ms;
-    else if (rc != -ENOENT)
-        return rc;
-    return 0;
-}
-
-int converge_cmd_dirty_rate(struct vs_vm *vm, bool migrating, struct json_object *req,
-                            struct json_object *reply)
-{
-    uint64_t period = 1000;
-    int rc = ctl_json_get_u64(req, "period_ms", &period);
-    if (rc && rc != -ENOENT)
-        return rc;
+    int failed = 0;
+    if (dirty_calc_busy(d, &failed))
+        return vs_fail(EBUSY, "a dirty-rate measurement is running; query-dirty-rate says "
+                       "when it is measured");
     pthread_mutex_lock(&vm->lock);
     enum vs_vm_state st = vm->state;
     pthread_mutex_unlock(&vm->lock);
@@ -90,10 +32,50 @@ int converge_cmd_dirty_rate(struct vs_vm *vm, bool migrating, struct json_object
         return vs_fail(EINVAL, "the VM has migrated; measure it on the destination");
     if (migrating)
         return vs_fail(EBUSY, "a migration is running and owns dirty logging; its report has "
-                       "the rate (migrate-status: ram.dirty-pages-rate, ram.vcpu-dirty-rate)");
-    struct vs_dirty_rate r;
-    if ((rc = vs_dirty_rate_measure(vm, period, &r)))
-        return rc;
+                       "the rate (query-migrate: ram.dirty-pages-rate, ram.vcpu-dirty-rate)");
+    if (period_ms < VS_DIRTY_RATE_MIN_MS || period_ms > VS_DIRTY_RATE_MAX_MS)
+        return vs_fail(EINVAL, "calc-time %llu ms is out of range; give %d to %d ms",
+                       (unsigned long long)period_ms, VS_DIRTY_RATE_MIN_MS,
+                       VS_DIRTY_RATE_MAX_MS);
+    d->vm = vm;
+    d->period_ms = period_ms;
+    d->rc = 0;
+    d->start_time = (int64_t)time(NULL);
+    atomic_store(&d->done, false);
+    int rc = pthread_create(&d->thread, NULL, measure_thread, d);
+    if (rc)
+        return vs_fail(rc, "cannot start the dirty-rate measurement: %s", strerror(rc));
+    d->running = true;
+    return 0;
+}
+
+bool dirty_calc_busy(struct dirty_calc *d, int *failed)
+{
+    *failed = 0;
+    if (!d->running)
+        return false;
+    if (!atomic_load(&d->done))
+        return true;
+    pthread_join(d->thread, NULL);
+    d->running = false;
+    if (d->rc)
+        *failed = vs_fail(-d->rc, "%s", d->error);
+    else
+        d->last = d->next, d->measured = true;
+    return false;
+}
+
+void dirty_calc_stop(struct dirty_calc *d)
+{
+    if (d->running)
+        pthread_join(d->thread, NULL);
+    d->running = false;
+}
+
+void converge_dirty_rate_json(struct vs_vm *vm, const struct vs_dirty_rate *rp,
+                              struct json_object *reply)
+{
+    const struct vs_dirty_rate r = *rp;
     json_object_object_add(reply, "tracking", json_object_new_string(r.tracking));
     json_object_object_add(reply, "period-ms", json_object_new_uint64(r.period_ms));
     json_object_object_add(reply, "dirty-pages", json_object_new_uint64(r.dirty_pages));
@@ -115,5 +97,4 @@ int converge_cmd_dirty_rate(struct vs_vm *vm, bool migrating, struct json_object
     for (unsigned i = 0; vm->ring && i < r.nr_vcpus; i++)
         json_object_array_add(per, json_object_new_double(r.vcpu_pages_per_second[i]));
     json_object_object_add(reply, "vcpu-dirty-rate", per);
-    return 0;
 }

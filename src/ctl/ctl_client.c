@@ -3,6 +3,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_legacy.h"
 #include "ctl/ctl_server.h"
 
 #include <errno.h>
@@ -124,141 +125,261 @@ static int send_all(int fd, const char *path, const char *buf, size_t len, uint6
     return 0;
 }
 
-/* Read up to and excluding the first '\n' into a malloc'ed, NUL-terminated buffer. */
-static int recv_line(int fd, const char *path, uint64_t deadline_ns, int timeout_ms,
-                     char **out, size_t *out_len)
+struct ctl_qmp {
+    int fd;
+    char *path;
+    int timeout_ms;
+    uint64_t deadline;           /* of the current call (0: none) */
+    char *buf;                   /* received, not yet returned: buf[0 .. len) */
+    size_t len, cap;
+    struct json_object *events;  /* events that arrived while waiting for a reply */
+    int64_t next_id;
+};
+
+static void start_call(struct ctl_qmp *q)
 {
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    if (!buf)
-        return vs_fail(ENOMEM, "out of memory reading the reply from %s", path);
+    q->deadline = q->timeout_ms > 0 ? vs_clock_ns() + (uint64_t)q->timeout_ms * 1000000ull : 0;
+}
+
+/* One line (without "\r\n") into *out (malloc'd). */
+static int recv_line(struct ctl_qmp *q, char **out)
+{
     for (;;) {
-        if (len + 1 >= cap) {
-            if (cap > (size_t)CTL_MAX_REPLY + 1) {
-                free(buf);
-                return vs_fail(EMSGSIZE, "the reply from control socket %s is longer than %d "
-                                         "bytes; giving up",
-                               path, CTL_MAX_REPLY);
-            }
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                return vs_fail(ENOMEM, "out of memory reading the reply from %s", path);
-            }
-            buf = p;
-            cap *= 2;
+        char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
+        if (nl) {
+            size_t n = (size_t)(nl - q->buf);
+            char *line = malloc(n + 1);
+            if (!line)
+                return vs_fail(ENOMEM, "out of memory reading from %s", q->path);
+            memcpy(line, q->buf, n);
+            line[n] = '\0';
+            if (n > 0 && line[n - 1] == '\r')
+                line[n - 1] = '\0';
+            memmove(q->buf, nl + 1, q->len - n - 1);
+            q->len -= n + 1;
+            *out = line;
+            return 0;
         }
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+        if (q->len + 4096 > q->cap) {
+            if (q->cap > (size_t)CTL_MAX_REPLY + 8192)
+                return vs_fail(EMSGSIZE, "the reply from control socket %s is longer than %d "
+                               "bytes; giving up", q->path, CTL_MAX_REPLY);
+            size_t cap = q->cap ? q->cap * 2 : 8192;
+            char *p = realloc(q->buf, cap);
+            if (!p)
+                return vs_fail(ENOMEM, "out of memory reading from %s", q->path);
+            q->buf = p;
+            q->cap = cap;
+        }
+        ssize_t n = recv(q->fd, q->buf + q->len, q->cap - q->len, MSG_DONTWAIT);
         if (n > 0) {
-            char *nl = memchr(buf + len, '\n', (size_t)n);
-            len += (size_t)n;
-            if (nl) {
-                *nl = '\0';
-                *out = buf;
-                *out_len = (size_t)(nl - buf);
-                return 0;
-            }
+            q->len += (size_t)n;
             continue;
         }
-        if (n == 0) {
-            free(buf);
+        if (n == 0)
             return vs_fail(ECONNRESET, "control socket %s closed the connection %s; check the "
-                                       "VM's log",
-                           path, len ? "in the middle of a reply" : "without replying");
-        }
+                           "VM's log", q->path, q->len ? "in the middle of a reply"
+                                                       : "without replying");
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int rc = wait_fd(fd, POLLIN, deadline_ns);
-            if (rc == -ETIMEDOUT) {
-                free(buf);
-                return timed_out(path, timeout_ms, "waiting for the reply");
-            }
-            if (rc) {
-                free(buf);
-                return vs_fail(rc, "cannot read from control socket %s: %s", path,
-                               strerror(-rc));
-            }
-            continue;
-        }
-        int err = errno;
-        free(buf);
-        return vs_fail(err, "cannot read the reply from control socket %s: %s", path,
-                       strerror(err));
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return vs_fail(errno, "cannot read the reply from control socket %s: %s", q->path,
+                           strerror(errno));
+        int rc = wait_fd(q->fd, POLLIN, q->deadline);
+        if (rc == -ETIMEDOUT)
+            return timed_out(q->path, q->timeout_ms, "waiting for the reply");
+        if (rc)
+            return vs_fail(rc, "cannot read from control socket %s: %s", q->path, strerror(-rc));
     }
 }
 
-static int parse_reply(const char *path, const char *line, size_t len, struct json_object **out)
+static int recv_message(struct ctl_qmp *q, struct json_object **out)
 {
+    char *line = NULL;
+    int rc = recv_line(q, &line);
+    if (rc)
+        return rc;
     struct json_tokener *tok = json_tokener_new();
-    if (!tok)
-        return vs_fail(ENOMEM, "out of memory parsing the reply from %s", path);
+    if (!tok) {
+        free(line);
+        return vs_fail(ENOMEM, "out of memory parsing the reply from %s", q->path);
+    }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    struct json_object *r = json_tokener_parse_ex(tok, line, (int)len);
+    struct json_object *r = json_tokener_parse_ex(tok, line, (int)strlen(line));
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     json_tokener_free(tok);
-    if (!r)
-        return vs_fail(EPROTO, "control socket %s sent a reply that is not valid JSON (%s); "
-                               "is it a vmshift control socket?",
-                       path, json_tokener_error_desc(jerr));
-    struct json_object *ok;
-    if (!json_object_is_type(r, json_type_object) || !json_object_object_get_ex(r, "ok", &ok) ||
-        !json_object_is_type(ok, json_type_boolean)) {
+    free(line);
+    if (!r || !json_object_is_type(r, json_type_object)) {
         json_object_put(r);
-        return vs_fail(EPROTO, "control socket %s sent a reply without a boolean \"ok\" field; "
-                               "is it a vmshift control socket?",
-                       path);
+        return vs_fail(EPROTO, "control socket %s sent a message that is not a JSON object "
+                       "(%s); is it a vmshift (QMP) control socket?", q->path,
+                       json_tokener_error_desc(jerr));
     }
     *out = r;
     return 0;
 }
 
-int ctl_request(const char *socket_path, struct json_object *request,
-                struct json_object **reply, int timeout_ms)
+static int send_message(struct ctl_qmp *q, struct json_object *msg)
 {
-    *reply = NULL;
-    if (!socket_path)
-        return vs_fail(EINVAL, "no control socket path given");
-    if (!request || !json_object_is_type(request, json_type_object))
-        return vs_fail(EINVAL, "control request for %s must be a JSON object", socket_path);
-    const char *line = ctl_json_line(request);
+    const char *line = ctl_json_line(msg);
     if (!line)
-        return vs_fail(ENOMEM, "out of memory encoding the request for %s", socket_path);
+        return vs_fail(ENOMEM, "out of memory encoding the request for %s", q->path);
     size_t len = strlen(line);
     if (len > CTL_MAX_LINE)
         return vs_fail(EMSGSIZE, "the request for %s is too large (%zu bytes, the limit is %d)",
-                       socket_path, len, CTL_MAX_LINE);
-
-    uint64_t deadline = 0;
-    if (timeout_ms > 0)
-        deadline = vs_clock_ns() + (uint64_t)timeout_ms * 1000000ull;
-
-    int fd = -1;
-    int rc = connect_socket(socket_path, deadline, timeout_ms, &fd);
-    if (rc)
-        return rc;
+                       q->path, len, CTL_MAX_LINE);
     char *buf = malloc(len + 1);
-    if (!buf) {
-        close(fd);
-        return vs_fail(ENOMEM, "out of memory encoding the request for %s", socket_path);
-    }
+    if (!buf)
+        return vs_fail(ENOMEM, "out of memory encoding the request for %s", q->path);
     memcpy(buf, line, len);
     buf[len] = '\n';
-    rc = send_all(fd, socket_path, buf, len + 1, deadline, timeout_ms);
+    int rc = send_all(q->fd, q->path, buf, len + 1, q->deadline, q->timeout_ms);
     free(buf);
-    if (rc) {
-        close(fd);
-        return rc;
+    return rc;
+}
+
+int ctl_qmp_execute(struct ctl_qmp *q, const char *name, struct json_object *args,
+                    struct json_object **reply)
+{
+    *reply = NULL;
+    start_call(q);
+    struct json_object *msg = json_object_new_object();
+    if (!msg)
+        return vs_fail(ENOMEM, "out of memory building the request");
+    int64_t id = ++q->next_id;
+    json_object_object_add(msg, "execute", json_object_new_string(name));
+    if (args)
+        json_object_object_add(msg, "arguments", json_object_get(args));
+    json_object_object_add(msg, "id", json_object_new_int64(id));
+    int rc = send_message(q, msg);
+    json_object_put(msg);
+    while (!rc) {
+        struct json_object *r, *rid;
+        if ((rc = recv_message(q, &r)))
+            break;
+        if (json_object_object_get_ex(r, "event", NULL)) {
+            json_object_array_add(q->events, r);
+            continue;
+        }
+        if (json_object_object_get_ex(r, "id", &rid) && json_object_is_type(rid, json_type_int) &&
+            json_object_get_int64(rid) == id) {
+            *reply = r;
+            return 0;
+        }
+        if (!json_object_object_get_ex(r, "id", NULL) &&
+            json_object_object_get_ex(r, "error", NULL)) {
+            *reply = r; /* an error about the input itself carries no id */
+            return 0;
+        }
+        json_object_put(r); /* a reply to someone else's id: not ours */
     }
-    char *resp = NULL;
-    size_t resp_len = 0;
-    rc = recv_line(fd, socket_path, deadline, timeout_ms, &resp, &resp_len);
-    close(fd);
+    return rc;
+}
+
+int ctl_qmp_next_event(struct ctl_qmp *q, int timeout_ms, struct json_object **event)
+{
+    *event = NULL;
+    if (json_object_array_length(q->events) > 0) {
+        *event = json_object_get(json_object_array_get_idx(q->events, 0));
+        json_object_array_del_idx(q->events, 0, 1);
+        return 0;
+    }
+    int saved = q->timeout_ms;
+    q->timeout_ms = timeout_ms;
+    start_call(q);
+    struct json_object *r = NULL;
+    int rc;
+    while ((rc = recv_message(q, &r)) == 0 && !json_object_object_get_ex(r, "event", NULL)) {
+        json_object_put(r);
+        r = NULL;
+    }
+    q->timeout_ms = saved;
+    if (rc == -ETIMEDOUT)
+        vs_clear_error();
+    *event = r;
+    return rc;
+}
+
+void ctl_qmp_close(struct ctl_qmp *q)
+{
+    if (!q)
+        return;
+    if (q->fd >= 0)
+        close(q->fd);
+    json_object_put(q->events);
+    free(q->buf);
+    free(q->path);
+    free(q);
+}
+
+static int negotiate(struct ctl_qmp *q)
+{
+    struct json_object *g, *r;
+    int rc = recv_message(q, &g);
     if (rc)
         return rc;
-    rc = parse_reply(socket_path, resp, resp_len, reply);
-    free(resp);
-    return rc;
+    bool qmp = json_object_object_get_ex(g, "QMP", NULL);
+    json_object_put(g);
+    if (!qmp)
+        return vs_fail(EPROTO, "control socket %s did not greet with QMP; is it a vmshift "
+                       "control socket?", q->path);
+    if ((rc = ctl_qmp_execute(q, "qmp_capabilities", NULL, &r)))
+        return rc;
+    bool ok = json_object_object_get_ex(r, "return", NULL);
+    json_object_put(r);
+    return ok ? 0 : vs_fail(EPROTO, "control socket %s refused qmp_capabilities", q->path);
+}
+
+int ctl_qmp_connect(const char *socket_path, int timeout_ms, struct ctl_qmp **out)
+{
+    *out = NULL;
+    if (!socket_path)
+        return vs_fail(EINVAL, "no control socket path given");
+    struct ctl_qmp *q = calloc(1, sizeof(*q));
+    if (!q || !(q->path = strdup(socket_path)) || !(q->events = json_object_new_array())) {
+        ctl_qmp_close(q);
+        return vs_fail(ENOMEM, "out of memory connecting to %s", socket_path);
+    }
+    q->fd = -1;
+    q->timeout_ms = timeout_ms;
+    start_call(q);
+    int rc = connect_socket(socket_path, q->deadline, timeout_ms, &q->fd);
+    if (!rc)
+        rc = negotiate(q);
+    if (rc) {
+        ctl_qmp_close(q);
+        return rc;
+    }
+    *out = q;
+    return 0;
+}
+
+/* {"return": X} -> {"ok": true, ...X} ({"ok": true, "return": X} when X is no object);
+ * {"error": {class, desc}} -> {"ok": false, "error": desc, "class": class}. */
+struct json_object *ctl_qmp_to_legacy(struct json_object *r)
+{
+    struct json_object *out = json_object_new_object(), *v, *e;
+    if (!out)
+        return NULL;
+    if (json_object_object_get_ex(r, "return", &v)) {
+        json_object_object_add(out, "ok", json_object_new_boolean(1));
+        if (json_object_is_type(v, json_type_object)) {
+            json_object_object_foreach(v, key, val) {
+                json_object_object_add(out, key, json_object_get(val));
+            }
+        } else {
+            json_object_object_add(out, "return", json_object_get(v));
+        }
+        return out;
+    }
+    json_object_object_add(out, "ok", json_object_new_boolean(0));
+    json_object_object_get_ex(r, "error", &e);
+    json_object_object_add(out, "error", json_object_object_get_ex(e, "desc", &v)
+                                             ? json_object_get(v)
+                                             : json_object_new_string("(no error message)"));
+    if (json_object_object_get_ex(e, "class", &v))
+        json_object_object_add(out, "class", json_object_get(v));
+    return out;
 }
 
 int ctl_command(const char *socket_path, const char *cmd, struct json_object *args,
@@ -272,21 +393,35 @@ int ctl_command(const char *socket_path, const char *cmd, struct json_object *ar
     if (args && json_object_object_get_ex(args, "cmd", NULL))
         return vs_fail(EINVAL, "command \"%s\": \"cmd\" cannot be used as an argument name",
                        cmd);
-    struct json_object *req = json_object_new_object();
-    if (!req || json_object_object_add(req, "cmd", json_object_new_string(cmd)) != 0) {
-        json_object_put(req);
+    struct ctl_qmp *q;
+    int rc = ctl_qmp_connect(socket_path, timeout_ms, &q);
+    if (rc)
+        return rc;
+    rc = ctl_legacy_run(q, cmd, args, reply);
+    ctl_qmp_close(q);
+    return rc;
+}
+
+int ctl_request(const char *socket_path, struct json_object *request,
+                struct json_object **reply, int timeout_ms)
+{
+    *reply = NULL;
+    if (!socket_path)
+        return vs_fail(EINVAL, "no control socket path given");
+    struct json_object *cmd;
+    if (!request || !json_object_is_type(request, json_type_object))
+        return vs_fail(EINVAL, "control request for %s must be a JSON object", socket_path);
+    if (!json_object_object_get_ex(request, "cmd", &cmd) ||
+        !json_object_is_type(cmd, json_type_string))
+        return vs_fail(EINVAL, "control request for %s needs a string \"cmd\"", socket_path);
+    struct json_object *args = json_object_new_object();
+    if (!args)
         return vs_fail(ENOMEM, "out of memory building the request");
+    json_object_object_foreach(request, key, val) {
+        if (strcmp(key, "cmd") != 0)
+            json_object_object_add(args, key, json_object_get(val));
     }
-    if (args) {
-        json_object_object_foreach(args, key, val) {
-            if (json_object_object_add(req, key, json_object_get(val)) != 0) {
-                json_object_put(val);
-                json_object_put(req);
-                return vs_fail(ENOMEM, "out of memory building the request");
-            }
-        }
-    }
-    int rc = ctl_request(socket_path, req, reply, timeout_ms);
-    json_object_put(req);
+    int rc = ctl_command(socket_path, json_object_get_string(cmd), args, reply, timeout_ms);
+    json_object_put(args);
     return rc;
 }

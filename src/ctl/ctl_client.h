@@ -1,23 +1,45 @@
-/* Control-plane client: one request, one reply, over the VM's unix control socket.
- * See ctl/ctl_server.h for the protocol. */
+/* Control-plane client: QMP over a unix control socket (see ctl/ctl_server.h).
+ *
+ * A session (ctl_qmp_connect) reads the greeting, negotiates capabilities, then executes
+ * commands one at a time; events that arrive meanwhile are kept for ctl_qmp_next_event.
+ *
+ * ctl_command/ctl_request are the compatibility layer for the callers written for the
+ * old {"cmd": ...} -> {"ok": ...} protocol: the old command names and fields are mapped
+ * onto the QMP commands (ctl_legacy.c), any other name is executed as a QMP command with
+ * the fields as its arguments, and the reply comes back in the old shape. */
 #ifndef VS_CTL_CLIENT_H
 #define VS_CTL_CLIENT_H
 
 struct json_object;
+struct ctl_qmp;
 
-/* Connect, send one request object, wait up to timeout_ms (<= 0: no limit) for the reply
- * line and parse it. On success *reply is the parsed reply object (caller
- * json_object_put()s it) and the function returns 0 even if the reply says ok:false (the
- * caller looks at it). The request is not consumed. Failures (return < 0, *reply = NULL):
- * connection ("cannot connect to control socket PATH: No such file or directory; is the
- * VM running (vmshift run --ctl PATH)?"), request over CTL_MAX_LINE, timeout, the server
- * closing without replying, or a reply that is not a JSON object with a boolean "ok". */
-int ctl_request(const char *socket_path, struct json_object *request,
+/* Connect, read the greeting and send qmp_capabilities, each step within timeout_ms
+ * (<= 0: no limit). Errors name the socket and what to do ("cannot connect to control
+ * socket PATH: No such file or directory; is the VM running (vmshift run --ctl PATH)?"). */
+int ctl_qmp_connect(const char *socket_path, int timeout_ms, struct ctl_qmp **out);
+/* Execute one command (args: a JSON object or NULL, not consumed) and wait for its reply:
+ * *reply is {"return": ...} or {"error": {"class", "desc"}} (caller json_object_put()s).
+ * Returns < 0 only when the exchange itself failed (connection, timeout, bad JSON). */
+int ctl_qmp_execute(struct ctl_qmp *q, const char *name, struct json_object *args,
+                    struct json_object **reply);
+/* The next event (received earlier or within timeout_ms); -ETIMEDOUT when none came. */
+int ctl_qmp_next_event(struct ctl_qmp *q, int timeout_ms, struct json_object **event);
+void ctl_qmp_close(struct ctl_qmp *q);
+
+/* A QMP reply in the old shape: {"ok": true, ...return fields} (a return that is not an
+ * object goes under "return"), or {"ok": false, "error": desc, "class": class}. */
+struct json_object *ctl_qmp_to_legacy(struct json_object *reply);
+
+/* One command the old way: `cmd` with the fields of `args` (a JSON object or NULL, not
+ * consumed, without "cmd"), on a new connection. On success *reply is the reply in the
+ * old shape (see ctl_qmp_to_legacy) and the function returns 0 even if it says ok:false.
+ * Failures (return < 0, *reply = NULL): connection, timeout, the server closing without
+ * replying, or a reply that is not QMP. */
+int ctl_command(const char *socket_path, const char *cmd, struct json_object *args,
                 struct json_object **reply, int timeout_ms);
 
-/* Convenience: request {"cmd": cmd} plus the fields of `args` (a JSON object, or NULL).
- * `args` is not consumed and must not contain "cmd". */
-int ctl_command(const char *socket_path, const char *cmd, struct json_object *args,
+/* The same with the command inside the request: {"cmd": cmd, ...args}. */
+int ctl_request(const char *socket_path, struct json_object *request,
                 struct json_object **reply, int timeout_ms);
 
 #endif

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_conn.h"
 #include "ctl/ctl_socket.h"
 
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define IN_CAP (CTL_MAX_LINE + 1)           /* a full line plus its '\n' */
+#define IN_CAP (CTL_MAX_LINE + 1)           /* a full request plus a delimiter */
 #define OUT_SOFT_LIMIT (256 * 1024)         /* stop serving a client's requests above this */
 #define OUT_KEEP_CAP (64 * 1024)            /* free larger output buffers once drained */
 #define WRITE_STALL_NS (10ull * 1000000000ull) /* drop clients that stop reading replies */
@@ -28,17 +29,6 @@
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull) /* pause accepting when out of fds */
 #define MAX_READ_ROUNDS 16
 
-struct ctl_conn {
-    int fd;
-    char *in;            /* IN_CAP bytes; pending input is in[in_start .. in_start+in_len) */
-    size_t in_start, in_len;
-    char *out;           /* queued reply bytes out[out_off .. out_len) */
-    size_t out_off, out_len, out_cap;
-    uint64_t stall_since; /* when queued output last made no progress (0: nothing queued) */
-    bool eof;            /* peer sent EOF: no more input */
-    bool closing;        /* serve no more requests; close once output is flushed */
-    bool dead;           /* close now */
-};
 
 struct ctl_server {
     int listen_fd;
@@ -46,7 +36,7 @@ struct ctl_server {
     char *abs_path;      /* absolute, for unlink at close */
     dev_t dev;
     ino_t ino;
-    ctl_handler_fn fn;
+    const struct ctl_command *table;
     void *ctx;
     uint64_t accept_paused_until; /* after EMFILE & co, so poll() does not spin */
     struct ctl_conn *conns[CTL_MAX_CLIENTS];
@@ -87,36 +77,23 @@ static int append_out(struct ctl_conn *c, const char *data, size_t len)
     return 0;
 }
 
-static void queue_line(struct ctl_conn *c, struct json_object *reply)
+void ctl_conn_queue(struct ctl_conn *c, struct json_object *msg)
 {
-    const char *line = ctl_json_line(reply);
+    const char *line = ctl_json_line(msg);
     size_t len = line ? strlen(line) : 0;
     char buf[256];
     if (!line || len > CTL_MAX_REPLY) {
         snprintf(buf, sizeof(buf),
-                 "{\"ok\":false,\"error\":\"the reply is too large to send (%zu bytes, the "
-                 "limit is %d); ask for less data\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the reply is too "
+                 "large to send (%zu bytes, the limit is %d); ask for less data\"}}",
                  len, CTL_MAX_REPLY);
         line = buf;
         len = strlen(buf);
     }
-    if (append_out(c, line, len) || append_out(c, "\n", 1)) {
+    if (append_out(c, line, len) || append_out(c, "\r\n", 2)) {
         vs_warn("control: out of memory queueing a reply; dropping the client");
         c->dead = true;
     }
-}
-
-static void queue_error(struct ctl_conn *c, const char *msg)
-{
-    struct json_object *r = json_object_new_object();
-    if (!r) {
-        c->dead = true;
-        return;
-    }
-    json_object_object_add(r, "ok", json_object_new_boolean(0));
-    json_object_object_add(r, "error", json_object_new_string(msg));
-    queue_line(c, r);
-    json_object_put(r);
 }
 
 static void flush_out(struct ctl_conn *c)
@@ -151,177 +128,142 @@ static void flush_out(struct ctl_conn *c)
 
 /* ---- requests -------------------------------------------------------------------- */
 
-static const char *type_name(struct json_object *v)
+static size_t skip_space(const char *p, size_t len)
 {
-    return v ? json_type_to_name(json_object_get_type(v)) : "null";
+    size_t i = 0;
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+        i++;
+    return i;
 }
 
-/* Copy a possibly truncated message without leaving half a UTF-8 sequence at its end,
- * so that the reply stays valid JSON text. */
-static void utf8_copy(char *dst, size_t len, const char *src)
+static void consume(struct ctl_conn *c, size_t n)
 {
-    snprintf(dst, len, "%s", src);
-    size_t n = strlen(dst);
-    size_t i = n;
-    while (i > 0 && ((unsigned char)dst[i - 1] & 0xC0) == 0x80)
-        i--; /* continuation bytes */
-    if (i > 0 && ((unsigned char)dst[i - 1] & 0x80)) {
-        unsigned char lead = (unsigned char)dst[i - 1];
-        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-        if (n - (i - 1) < need)
-            dst[i - 1] = '\0';
-    }
+    c->in_start += n;
+    c->in_len -= n;
 }
 
-static void run_handler(struct ctl_server *s, struct ctl_conn *c, const char *cmd,
-                        struct json_object *req)
+/* After invalid input found at byte `at`: skip to the next line (or drop what is
+ * buffered when no line follows). */
+static void resync(struct ctl_conn *c, size_t at)
 {
-    struct json_object *fields = json_object_new_object();
-    if (!fields) {
-        queue_error(c, "out of memory handling the request");
+    char *start = c->in + c->in_start;
+    if (at >= c->in_len) {
+        consume(c, c->in_len);
         return;
     }
-    vs_clear_error();
-    int rc = s->fn(s->ctx, cmd, req, fields);
-    if (rc < 0) {
-        char msg[600];
-        if (vs_last_error()[0])
-            utf8_copy(msg, sizeof(msg), vs_last_error());
-        else
-            snprintf(msg, sizeof(msg), "command \"%s\" failed: %s", cmd, strerror(-rc));
-        queue_error(c, msg);
-        json_object_put(fields);
-        return;
-    }
-    struct json_object *r = json_object_new_object();
-    if (!r) {
-        json_object_put(fields);
-        queue_error(c, "out of memory handling the request");
-        return;
-    }
-    json_object_object_add(r, "ok", json_object_new_boolean(1));
-    if (json_object_is_type(fields, json_type_object)) {
-        json_object_object_foreach(fields, key, val) {
-            if (strcmp(key, "ok") != 0)
-                json_object_object_add(r, key, json_object_get(val));
+    char *nl = memchr(start + at, '\n', c->in_len - at);
+    consume(c, nl ? (size_t)(nl - start) + 1 : c->in_len);
+}
+
+/* The length of the first JSON value in p[0..len) (p[0] is not white space), or 0 while
+ * it is incomplete. Only brackets and strings are followed; the parser checks the rest. */
+static size_t value_end(const char *p, size_t len, bool eof)
+{
+    size_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = p[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"' && (in_string = false, depth == 0))
+                return i + 1;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth <= 1)
+                return i + 1; /* the end, or a stray closer: the parser says which */
+            depth--;
+        } else if (depth == 0 && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')) {
+            return i; /* a bare number or literal */
         }
     }
-    queue_line(c, r);
-    json_object_put(r);
-    json_object_put(fields);
+    return eof ? len : 0;
 }
 
-/* One request line, without its '\n'. */
-static void handle_line(struct ctl_server *s, struct ctl_conn *c, const char *line, size_t len)
+/* Parse one complete JSON value at the start of the pending input. Returns it (consumed
+ * from the buffer), or NULL when more input is needed or an error was answered. */
+static struct json_object *next_value(struct ctl_conn *c, bool *need_more)
 {
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    size_t i = 0;
-    while (i < len && (line[i] == ' ' || line[i] == '\t'))
-        i++;
-    if (i == len)
-        return; /* blank line: not a request */
-    if (memchr(line, '\0', len)) {
-        queue_error(c, "invalid request: the line contains a NUL byte; send one JSON object "
-                       "per line, e.g. {\"cmd\": \"status\"}");
-        return;
+    *need_more = false;
+    consume(c, skip_space(c->in + c->in_start, c->in_len));
+    if (c->in_len == 0) {
+        *need_more = true;
+        return NULL;
     }
-
+    const char *start = c->in + c->in_start;
+    size_t end = value_end(start, c->in_len, c->eof);
+    if (end > CTL_MAX_LINE || (end == 0 && c->in_len > CTL_MAX_LINE)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "request too long (more than %d bytes); closing the "
+                 "connection", CTL_MAX_LINE);
+        ctl_qmp_error(c, "GenericError", msg, NULL);
+        consume(c, c->in_len);
+        c->closing = true;
+        return NULL;
+    }
+    if (end == 0)
+        end = c->in_len; /* incomplete: parse what there is, to find errors early */
+    const char *nul = memchr(start, '\0', end);
+    if (nul) {
+        ctl_qmp_error(c, "GenericError", "invalid input: a NUL byte; send JSON objects", NULL);
+        resync(c, (size_t)(nul - start));
+        return NULL;
+    }
     struct json_tokener *tok = json_tokener_new();
     if (!tok) {
-        queue_error(c, "out of memory parsing the request");
-        return;
+        c->dead = true;
+        return NULL;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
+    struct json_object *v = json_tokener_parse_ex(tok, start, (int)end);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
-    if (!req && jerr == json_tokener_continue) {
-        /* A bare number at the end of input is only complete once a delimiter follows. */
-        req = json_tokener_parse_ex(tok, " ", 1);
-        jerr = json_tokener_get_error(tok);
-    }
-    size_t end = json_tokener_get_parse_end(tok);
+    bool complete = value_end(start, c->in_len, c->eof) != 0;
+    if (!v && jerr == json_tokener_continue && complete) /* a bare number or literal */
+        v = json_tokener_parse_ex(tok, " ", 1), jerr = json_tokener_get_error(tok);
+    size_t at = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-
-    char msg[300];
-    if (!req && jerr == json_tokener_success) { /* the line was JSON null */
-        queue_error(c, "invalid request: expected a JSON object like {\"cmd\": \"status\"}, "
-                       "got null");
-        return;
+    if (jerr == json_tokener_continue && !complete) {
+        *need_more = true;
+        return NULL;
     }
-    if (!req) {
-        if (jerr == json_tokener_continue)
-            snprintf(msg, sizeof(msg), "invalid JSON request: the line ends inside a value; "
-                                       "send one complete JSON object per line");
-        else
-            snprintf(msg, sizeof(msg),
-                     "invalid JSON request: %s near byte %zu; send one JSON object per line, "
-                     "e.g. {\"cmd\": \"status\"}",
-                     json_tokener_error_desc(jerr), end < len ? end + 1 : len);
-        queue_error(c, msg);
-        return;
+    if (jerr != json_tokener_success) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "JSON parse error, %s near byte %zu; send one JSON object "
+                 "such as {\"execute\": \"query-status\"}",
+                 jerr == json_tokener_continue ? "the input ends inside a value"
+                                               : json_tokener_error_desc(jerr), at + 1);
+        ctl_qmp_error(c, "GenericError", msg, NULL);
+        json_object_put(v);
+        resync(c, at);
+        return NULL;
     }
-    if (!json_object_is_type(req, json_type_object)) {
-        snprintf(msg, sizeof(msg),
-                 "invalid request: expected a JSON object like {\"cmd\": \"status\"}, got %s %s",
-                 json_object_is_type(req, json_type_array) ? "an" : "a", type_name(req));
-        queue_error(c, msg);
-        json_object_put(req);
-        return;
-    }
-    struct json_object *cmd;
-    if (!json_object_object_get_ex(req, "cmd", &cmd)) {
-        queue_error(c, "invalid request: missing \"cmd\" field; send e.g. {\"cmd\": \"status\"}");
-        json_object_put(req);
-        return;
-    }
-    if (!json_object_is_type(cmd, json_type_string)) {
-        snprintf(msg, sizeof(msg),
-                 "invalid request: \"cmd\" must be a string naming the command, got %s",
-                 type_name(cmd));
-        queue_error(c, msg);
-        json_object_put(req);
-        return;
-    }
-    run_handler(s, c, json_object_get_string(cmd), req);
-    json_object_put(req);
+    consume(c, end);
+    if (!v) /* JSON null */
+        ctl_qmp_error(c, "GenericError", "QMP input must be a JSON object", NULL);
+    return v;
 }
 
-/* Serve complete lines from the input buffer while the client keeps up with replies. */
+/* Serve complete requests from the input buffer while the client keeps up with replies. */
 static void process_input(struct ctl_server *s, struct ctl_conn *c)
 {
     while (!c->dead && !c->closing && out_pending(c) < OUT_SOFT_LIMIT) {
-        char *start = c->in + c->in_start;
-        char *nl = memchr(start, '\n', c->in_len);
-        if (nl) {
-            size_t n = (size_t)(nl - start);
-            c->in_start += n + 1;
-            c->in_len -= n + 1;
-            handle_line(s, c, start, n);
-            continue;
-        }
-        if (c->in_len == IN_CAP) { /* no '\n' in a full buffer */
-            char msg[200];
-            snprintf(msg, sizeof(msg),
-                     "request line too long (more than %d bytes); closing the connection",
-                     CTL_MAX_LINE);
-            queue_error(c, msg);
-            c->in_start = c->in_len = 0;
-            c->closing = true;
+        bool need_more;
+        struct json_object *v = next_value(c, &need_more);
+        if (v)
+            ctl_qmp_handle(s->table, s->ctx, c, v);
+        if (need_more) {
+            if (c->eof)
+                c->closing = true;
             break;
         }
-        if (c->eof) {
-            if (c->in_len > 0) /* a last line without '\n' */
-                handle_line(s, c, start, c->in_len);
-            c->in_start = c->in_len = 0;
-            c->closing = true;
-        }
-        break;
     }
     if (c->in_len == 0) {
         c->in_start = 0;
     } else if (c->in_start > 0 && c->in_start + c->in_len == IN_CAP) {
-        /* Make room for the rest of a partial line. */
+        /* Make room for the rest of a partial request. */
         memmove(c->in, c->in + c->in_start, c->in_len);
         c->in_start = 0;
     }
@@ -369,7 +311,8 @@ static void conn_free(struct ctl_conn *c)
 static void refuse(int fd, const char *msg)
 {
     char line[300];
-    int n = snprintf(line, sizeof(line), "{\"ok\":false,\"error\":\"%s\"}\n", msg);
+    int n = snprintf(line, sizeof(line),
+                     "{\"error\":{\"class\":\"GenericError\",\"desc\":\"%s\"}}\r\n", msg);
     if (n > 0 && (size_t)n < sizeof(line) &&
         send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         vs_debug("control: could not tell a refused client why: %s", strerror(errno));
@@ -408,6 +351,8 @@ static void accept_clients(struct ctl_server *s)
         c->fd = fd;
         c->in = in;
         s->conns[s->nconns++] = c;
+        ctl_qmp_greet(c);
+        flush_out(c);
         vs_debug("control: client connected on %s (%d open)", s->path, s->nconns);
     }
 }
@@ -484,19 +429,19 @@ int ctl_server_poll(struct ctl_server *s, int timeout_ms)
 
 /* ---- open/close ------------------------------------------------------------------ */
 
-int ctl_server_open(struct ctl_server **out, const char *socket_path, ctl_handler_fn fn,
-                    void *ctx)
+int ctl_server_open(struct ctl_server **out, const char *socket_path,
+                    const struct ctl_command *table, void *ctx)
 {
     *out = NULL;
-    if (!fn)
-        return vs_fail(EINVAL, "control socket %s: no request handler given",
+    if (!table)
+        return vs_fail(EINVAL, "control socket %s: no command table given",
                        socket_path ? socket_path : "(none)");
     struct ctl_server *s = calloc(1, sizeof(*s));
     if (!s)
         return vs_fail(ENOMEM, "out of memory creating control socket %s",
                        socket_path ? socket_path : "(none)");
     s->listen_fd = -1;
-    s->fn = fn;
+    s->table = table;
     s->ctx = ctx;
     int rc = ctl_socket_listen(socket_path, &s->listen_fd, &s->dev, &s->ino);
     if (rc < 0) {
@@ -513,6 +458,21 @@ int ctl_server_open(struct ctl_server **out, const char *socket_path, ctl_handle
     }
     *out = s;
     return 0;
+}
+
+void ctl_server_event(struct ctl_server *s, const char *name, struct json_object *data)
+{
+    struct json_object *ev = ctl_qmp_event(name, data);
+    if (!ev)
+        return;
+    for (int i = 0; s && i < s->nconns; i++) {
+        struct ctl_conn *c = s->conns[i];
+        if (c->negotiated && !c->dead) {
+            ctl_conn_queue(c, ev);
+            flush_out(c);
+        }
+    }
+    json_object_put(ev);
 }
 
 void ctl_server_close(struct ctl_server *s)

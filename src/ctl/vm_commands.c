@@ -1,13 +1,12 @@
 #include "ctl/vm_commands.h"
 #include "ctl/ctl_json.h"
-#include "ctl/converge_commands.h"
+#include "ctl/ctl_server.h"
+#include "ctl/migration_commands.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "migrate/postcopy_dest.h"
 #include "migrate/postcopy_source.h"
 #include "migrate/source.h"
-#include "codec/codec.h"
-#include "wire/format.h"
 #include "vmshift/guest_abi.h"
 #include "vmm/vcpu.h"
 
@@ -241,156 +240,20 @@ static int cmd_console_input(struct vs_vm *vm, struct json_object *req, struct j
     return 0;
 }
 
-/* streams=N compress=none|lz4|zstd|auto zerocopy=BOOL of a migrate request. */
-static int migrate_stream_opts(struct json_object *req, struct vs_migration_opts *o)
-{
-    uint64_t v;
-    const char *name;
-    bool b;
-    int rc;
-    if ((rc = ctl_json_get_u64(req, "streams", &v)) == 0) {
-        if (v < 1 || v > VS_WIRE_MAX_STREAMS)
-            return vs_fail(EINVAL, "streams=%llu is out of range; give 1 to %d",
-                           (unsigned long long)v, VS_WIRE_MAX_STREAMS);
-        o->streams = (uint32_t)v;
-    } else if (rc != -ENOENT) {
-        return rc;
-    }
-    if ((rc = ctl_json_get_string(req, "compress", &name)) == 0) {
-        enum vs_codec codec;
-        if (strcmp(name, "auto") == 0)
-            o->compress = VS_COMPRESS_AUTO;
-        else if ((rc = vs_codec_parse(name, &codec)) == 0)
-            o->compress = (int)codec;
-        else
-            return vs_fail(EINVAL, "compress='%s' is unknown; use none, lz4, zstd or auto", name);
-    } else if (rc != -ENOENT) {
-        return rc;
-    }
-    if ((rc = ctl_json_get_bool(req, "zerocopy", &b)) == 0)
-        o->zerocopy = b;
-    else if (rc != -ENOENT)
-        return rc;
-    return 0;
-}
-
-/* tls_psk=FILE | tls_cert=FILE tls_key=FILE tls_ca=FILE [tls_name=NAME] | insecure=true,
- * and ktls=BOOL, of a migrate request. Files are read by this process: give absolute
- * paths (`vmshift migrate` does). */
-static int migrate_security_opts(struct json_object *req, struct vs_security_opts *o)
-{
-    static const char *const files[] = { "tls_psk", "tls_cert", "tls_key", "tls_ca", "tls_name" };
-    static const char *const flags[] = { "insecure", "ktls" };
-    const char *value;
-    bool b;
-    int rc;
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        if ((rc = ctl_json_get_string(req, files[i], &value)) == 0)
-            rc = vs_security_set(o, files[i], value);
-        if (rc && rc != -ENOENT)
-            return rc;
-    }
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        if ((rc = ctl_json_get_bool(req, flags[i], &b)) == 0 && b)
-            rc = vs_security_set(o, flags[i], NULL);
-        if (rc && rc != -ENOENT)
-            return rc;
-    }
-    return vs_security_finish(o, false);
-}
-
-/* migrate to=HOST:PORT [downtime_limit=MS] [max_passes=N] [max_bandwidth=BYTES/S]
- *         [timeout_ms=MS] [streams=N] [compress=none|lz4|zstd|auto] [zerocopy=BOOL]
- *         and the security fields above */
-static int cmd_migrate(struct vm_commands *c, struct json_object *req, struct json_object *reply)
-{
-    struct vs_migration_opts o;
-    vs_migration_default_opts(&o);
-    const char *to;
-    uint64_t v;
-    int rc = ctl_json_get_string(req, "to", &to);
-    if (rc)
-        return vs_fail(EINVAL, "migrate needs to=HOST:PORT (where `vmshift receive` listens)");
-    if (strlen(to) >= sizeof(o.to))
-        return vs_fail(EINVAL, "migrate to='%.40s...' is too long", to);
-    snprintf(o.to, sizeof(o.to), "%s", to);
-    if ((rc = ctl_json_get_u64(req, "downtime_limit", &v)) == 0)
-        o.downtime_limit_ms = v;
-    else if (rc != -ENOENT)
-        return rc;
-    if ((rc = ctl_json_get_u64(req, "max_passes", &v)) == 0) {
-        if (v > 1000)
-            return vs_fail(EINVAL, "max_passes=%llu is out of range; give 1 to 1000, or 0 to "
-                           "go on until it converges or is cancelled", (unsigned long long)v);
-        o.max_passes = (uint32_t)v;
-    } else if (rc != -ENOENT) {
-        return rc;
-    }
-    if ((rc = ctl_json_get_u64(req, "max_bandwidth", &v)) == 0)
-        o.max_bandwidth = v;
-    else if (rc != -ENOENT)
-        return rc;
-    if ((rc = ctl_json_get_u64(req, "timeout_ms", &v)) == 0)
-        o.timeout_ms = v > 3600000 ? 3600000 : (int)v;
-    else if (rc != -ENOENT)
-        return rc;
-    if (c->ctl_path)
-        snprintf(o.ctl_path, sizeof(o.ctl_path), "%s", c->ctl_path);
-    if ((rc = migrate_stream_opts(req, &o)) || (rc = converge_migrate_opts(req, &o)) ||
-        (rc = migrate_security_opts(req, &o.security)))
-        return rc;
-    if (c->migration) {
-        struct vs_migration_stats s;
-        bool finished;
-        vs_migration_stats(c->migration, &s, &finished);
-        if (!finished)
-            return vs_fail(EBUSY, "a migration to %s is already running; cancel it first", s.peer);
-        vs_migration_free(c->migration);
-        c->migration = NULL;
-    }
-    pthread_mutex_lock(&c->vm->lock);
-    enum vs_vm_state st = c->vm->state;
-    pthread_mutex_unlock(&c->vm->lock);
-    if (st == VS_VM_MIGRATED || st == VS_VM_FAILED)
-        return vs_fail(EINVAL, "cannot migrate a VM that is %s", vs_vm_state_name(st));
-    if ((rc = vs_migration_start(&c->migration, c->vm, &o)))
-        return rc;
-    json_object_object_add(reply, "to", json_object_new_string(o.to));
-    return 0;
-}
-
-/* resume-migration: on the source, reconnect a lost post-copy ([to=HOST:PORT]); on a
- * destination, say where it waits for the source to come back. */
-static int cmd_resume_migration(struct vm_commands *c, struct json_object *req,
-                                struct json_object *reply)
-{
-    if (c->postcopy) {
-        char where[128];
-        int rc = vs_postcopy_dest_resume(c->postcopy, where, sizeof(where));
-        if (!rc)
-            json_object_object_add(reply, "waiting-on", json_object_new_string(where));
-        return rc;
-    }
-    if (!c->migration)
-        return vs_fail(ENOENT, "no migration to resume here");
-    const char *to = NULL;
-    int rc = ctl_json_get_string(req, "to", &to);
-    if (rc && rc != -ENOENT)
-        return rc;
-    return vs_migration_resume(c->migration, to);
-}
-
 /* Reading guest RAM while pages are missing could wait for the network forever. */
 static int check_ram_readable(struct vm_commands *c, const char *cmd)
 {
     if (vs_postcopy_dest_busy(c->postcopy))
         return vs_fail(EBUSY, "%s: pages of this VM are still arriving in post-copy; try again "
-                       "when `migrate-status` says completed", cmd);
+                       "when query-migrate says completed", cmd);
     return 0;
 }
 
 void vm_commands_finish(struct vm_commands *c)
 {
+    json_object_put(c->params);
+    c->params = NULL;
+    dirty_calc_stop(&c->dirty);
     vs_postcopy_dest_stop(c->postcopy);
     if (!c->migration)
         return;
@@ -399,67 +262,181 @@ void vm_commands_finish(struct vm_commands *c)
     c->migration = NULL;
 }
 
-int vm_commands_handle(void *ctx, const char *cmd, struct json_object *request,
-                       struct json_object *reply)
+/* ---- QMP handlers ------------------------------------------------------------------ */
+
+static const char *run_state(enum vs_vm_state st)
+{
+    switch (st) {
+    case VS_VM_CREATED: return "prelaunch";
+    case VS_VM_RUNNING: return "running";
+    case VS_VM_PAUSED: return "paused";
+    case VS_VM_FAILED: return "internal-error";
+    case VS_VM_MIGRATED: return "postmigrate";
+    }
+    return "paused";
+}
+
+static enum vs_vm_state vm_state(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    enum vs_vm_state st = vm->state;
+    pthread_mutex_unlock(&vm->lock);
+    return st;
+}
+
+static int h_query_status(void *ctx, struct json_object *args, struct json_object **ret)
 {
     struct vm_commands *c = ctx;
-    struct vs_vm *vm = c->vm;
-    int rc = 0;
-    if (strcmp(cmd, "status") == 0) {
-        vm_commands_status(vm, reply);
-        add_migration_status(c, reply);
-    } else if (strcmp(cmd, "migrate") == 0) {
-        rc = cmd_migrate(c, request, reply);
-    } else if (strcmp(cmd, "migrate-status") == 0) {
-        if (!c->migration && !c->has_incoming)
-            return vs_fail(ENOENT, "no migration has been started on this VM");
-        add_migration_status(c, reply);
-    } else if (strcmp(cmd, "cancel") == 0) {
-        if (!c->migration)
-            return vs_fail(ENOENT, "no migration to cancel");
-        rc = vs_migration_cancel(c->migration);
-    } else if (strcmp(cmd, "reclaim") == 0) {
-        if (!c->migration)
-            return vs_fail(ENOENT, "no migration to reclaim the VM from: reclaim takes back a "
-                           "VM whose destination died after it claimed it");
-        rc = vs_migration_reclaim(c->migration);
-        if (!rc)
-            vm_commands_status(vm, reply);
-    } else if (strcmp(cmd, "pause") == 0) {
-        rc = vs_vm_pause(vm);
-        if (!rc)
-            vm_commands_status(vm, reply);
-    } else if (strcmp(cmd, "resume") == 0) {
-        rc = vs_vm_resume(vm);
-        if (!rc)
-            vm_commands_status(vm, reply);
-    } else if (strcmp(cmd, "quit") == 0) {
-        c->quit = true;
-    } else if (strcmp(cmd, "dirty-rate") == 0) {
-        bool finished = true;
-        if (c->migration) {
-            struct vs_migration_stats s;
-            vs_migration_stats(c->migration, &s, &finished);
-        }
-        rc = converge_cmd_dirty_rate(vm, !finished, request, reply);
-    } else if (strcmp(cmd, "set-rate") == 0) {
-        rc = cmd_set_rate(vm, request, reply);
-    } else if (strcmp(cmd, "digest") == 0) {
-        rc = check_ram_readable(c, cmd) ? -EBUSY : cmd_digest(vm, request, reply);
-    } else if (strcmp(cmd, "debug-poke") == 0) {
-        rc = check_ram_readable(c, cmd) ? -EBUSY : cmd_debug_poke(vm, request, reply);
-    } else if (strcmp(cmd, "start-postcopy") == 0) {
-        if (!c->migration)
-            return vs_fail(ENOENT, "no migration is running");
-        rc = vs_postcopy_switch(c->migration);
-    } else if (strcmp(cmd, "resume-migration") == 0) {
-        rc = cmd_resume_migration(c, request, reply);
-    } else if (strcmp(cmd, "console-input") == 0) {
-        rc = cmd_console_input(vm, request, reply);
-    } else {
-        rc = vs_fail(EINVAL, "unknown command '%s'; known: status, pause, resume, quit, "
-                     "set-rate, dirty-rate, digest, debug-poke, migrate, migrate-status, cancel, "
-                     "start-postcopy, resume-migration, console-input", cmd);
-    }
+    (void)args;
+    enum vs_vm_state st = vm_state(c->vm);
+    json_object_object_add(*ret, "running", json_object_new_boolean(st == VS_VM_RUNNING));
+    json_object_object_add(*ret, "singlestep", json_object_new_boolean(0));
+    json_object_object_add(*ret, "status", json_object_new_string(run_state(st)));
+    return 0;
+}
+
+static int h_status(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    (void)args;
+    vm_commands_status(c->vm, *ret);
+    add_migration_status(c, *ret);
+    return 0;
+}
+
+static int h_stop(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    (void)args, (void)ret;
+    int rc = vs_vm_pause(c->vm);
+    vm_commands_watch(c);
     return rc;
 }
+
+static int h_cont(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    (void)args, (void)ret;
+    int rc = vs_vm_resume(c->vm);
+    vm_commands_watch(c);
+    return rc;
+}
+
+static int h_quit(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    (void)args, (void)ret;
+    c->quit = true;
+    return 0;
+}
+
+static int h_set_rate(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    return cmd_set_rate(c->vm, args, *ret);
+}
+
+static int h_digest(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    return check_ram_readable(c, "vmshift-digest") ? -EBUSY : cmd_digest(c->vm, args, *ret);
+}
+
+static int h_debug_poke(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    return check_ram_readable(c, "vmshift-debug-poke") ? -EBUSY
+                                                       : cmd_debug_poke(c->vm, args, *ret);
+}
+
+static int h_console_input(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    return cmd_console_input(c->vm, args, *ret);
+}
+
+/* The destination died after its CLAIM and provably never ran the VM: resume it here
+ * (docs/state-machine.md, "What needs an operator"). */
+static int h_reclaim(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct vm_commands *c = ctx;
+    (void)args;
+    if (!c->migration)
+        return vs_fail(ENOENT, "no migration to reclaim the VM from: reclaim takes back a "
+                       "VM whose destination died after it claimed it");
+    int rc = vs_migration_reclaim(c->migration);
+    if (!rc)
+        vm_commands_status(c->vm, *ret);
+    return rc;
+}
+
+void vm_commands_watch(struct vm_commands *c)
+{
+    if (!c->server)
+        return;
+    bool running = vm_state(c->vm) == VS_VM_RUNNING;
+    if (c->seen_valid && running != c->seen_running)
+        ctl_server_event(c->server, running ? "RESUME" : "STOP", NULL);
+    c->seen_running = running;
+    c->seen_valid = true;
+    migration_watch(c);
+}
+
+#define NO_ARGS { { NULL, 0, false } }
+#define A(n, t) { n, CTL_ARG_##t, false }
+#define R(n, t) { n, CTL_ARG_##t, true }
+
+/* The monitor's commands; docs/control-protocol.md describes each. */
+const struct ctl_command vm_command_table[] = {
+    { "query-status", h_query_status, NO_ARGS, false, "running, status (QEMU's run state)" },
+    { "stop", h_stop, NO_ARGS, false, "pause every vCPU" },
+    { "cont", h_cont, NO_ARGS, false, "let the vCPUs run again" },
+    { "quit", h_quit, NO_ARGS, false, "end the monitor (a running migration is cancelled)" },
+    { "migrate", qmp_migrate,
+      { R("uri", STR), A("detach", BOOL), A("resume", BOOL), A("blk", BOOL), A("inc", BOOL) },
+      false, "start a live migration to uri tcp:HOST:PORT with the current parameters" },
+    { "migrate-incoming", qmp_migrate_incoming, { R("uri", STR) }, false,
+      "not offered: vmshift receive --listen receives a VM" },
+    { "query-migrate", qmp_query_migrate, NO_ARGS, false,
+      "the report of the current or last migration" },
+    { "migrate-set-parameters", qmp_migrate_set_parameters, NO_ARGS, true,
+      "set migration parameters (query-migrate-parameters lists them)" },
+    { "query-migrate-parameters", qmp_query_migrate_parameters, NO_ARGS, false,
+      "the migration parameters" },
+    { "migrate-set-capabilities", qmp_migrate_set_capabilities, { R("capabilities", ANY) },
+      false, "set migration capabilities" },
+    { "query-migrate-capabilities", qmp_query_migrate_capabilities, NO_ARGS, false,
+      "the migration capabilities" },
+    { "migrate_cancel", qmp_migrate_cancel, NO_ARGS, false, "cancel the outgoing migration" },
+    { "migrate-start-postcopy", qmp_migrate_start_postcopy, NO_ARGS, false,
+      "switch the running migration to post-copy" },
+    { "migrate-pause", qmp_migrate_pause, NO_ARGS, false, "not supported (see the docs)" },
+    { "migrate-recover", qmp_migrate_recover, { R("uri", STR) }, false,
+      "destination: wait for the source of a paused post-copy" },
+    { "calc-dirty-rate", qmp_calc_dirty_rate,
+      { R("calc-time", SIZE), A("calc-time-unit", STR), A("sample-pages", INT), A("mode", STR) },
+      false, "measure the guest's dirty rate (the reply comes after calc-time)" },
+    { "query-dirty-rate", qmp_query_dirty_rate, { A("calc-time-unit", STR) }, false,
+      "the last calc-dirty-rate" },
+    { "set-vcpu-dirty-limit", qmp_set_vcpu_dirty_limit,
+      { A("cpu-index", INT), R("dirty-rate", SIZE) }, false,
+      "limit how fast vCPUs dirty memory, MB/s (needs --dirty-ring)" },
+    { "cancel-vcpu-dirty-limit", qmp_cancel_vcpu_dirty_limit, { A("cpu-index", INT) }, false,
+      "remove dirty limits" },
+    { "query-vcpu-dirty-limit", qmp_query_vcpu_dirty_limit, NO_ARGS, false,
+      "the vCPUs' dirty limits" },
+    { "vmshift-status", h_status, NO_ARGS, false,
+      "state, vCPUs, RAM, guest counters, migration reports" },
+    { "vmshift-set-rate", h_set_rate, { R("rate", SIZE) }, false,
+      "the guest workload's dirty rate, pages/s (0: full speed)" },
+    { "vmshift-digest", h_digest, { A("start", SIZE), A("length", SIZE) }, false,
+      "XXH3 of guest RAM" },
+    { "vmshift-debug-poke", h_debug_poke, { R("addr", SIZE), R("value", SIZE) }, false,
+      "write 8 bytes of guest RAM (tests)" },
+    { "vmshift-console-input", h_console_input, { R("data", ANY), A("wait_ms", INT) }, false,
+      "bytes for the guest's COM1 receiver (as many as its FIFO takes, waiting up to "
+      "wait_ms)" },
+    { "vmshift-reclaim", h_reclaim, NO_ARGS, false,
+      "resume the VM here after its destination died past CLAIM without running it" },
+    { NULL, NULL, NO_ARGS, false, NULL },
+};

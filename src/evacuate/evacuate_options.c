@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/size.h"
 #include "ctl/ctl_json.h"
+#include "ctl/migration_params.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char evacuate_usage[] =
+static const char usage_head[] =
     "usage: vmshift evacuate --from HOST --to HOST[,HOST...] [options]\n"
     "Live-migrate every VM of the source host to the destination hosts. A HOST is the\n"
     "control socket of a vmshiftd. Each VM keeps every guarantee of `vmshift migrate`\n"
@@ -22,47 +23,38 @@ const char evacuate_usage[] =
     "                         measured aggregate throughput and per-migration progress)\n"
     "  --max-parallel N       the most auto may use (default 8)\n"
     "  --vms NAME[,NAME...]   only these VMs (default: every running VM of the source)\n"
-    "  --streams N, --compress CODEC, --downtime-limit MS, --max-passes N,\n"
-    "  --timeout-ms MS, --max-bandwidth RATE (per migration), --zerocopy\n"
-    "                         as for vmshift migrate, for every migration\n"
-    "  --migrate-opt KEY=VALUE  another field for every migrate request (repeatable; e.g.\n"
-    "                         migration security options)\n"
+    "  --migrate-opt KEY=VALUE  another migration parameter for every migration (its QMP\n"
+    "                         name, e.g. x-converge=auto; repeatable)\n"
     "  --report FILE          write the drain report (JSON) to FILE\n"
     "  --poll-ms MS           how often the migrations are looked at (default 100)\n"
     "  --quiet                no progress lines\n"
     "Exit status: 0 every VM moved; 1 some VM did not (failed, refused); 2 usage error or\n"
-    "a host could not be reached.\n";
+    "a host could not be reached.\n"
+    "The migration parameters, as for vmshift migrate, for every migration (max-bandwidth\n"
+    "is per migration):\n";
 
-enum { OPT_FROM = 256, OPT_TO, OPT_PARALLEL, OPT_MAX_PARALLEL, OPT_VMS, OPT_STREAMS,
-       OPT_COMPRESS, OPT_DOWNTIME, OPT_MAX_PASSES, OPT_TIMEOUT_MS, OPT_MAX_BW, OPT_ZEROCOPY,
-       OPT_MIGRATE_OPT, OPT_REPORT, OPT_POLL, OPT_QUIET, OPT_HELP };
+void evacuate_print_usage(FILE *f)
+{
+    char params[8192];
+    mp_usage(params, sizeof(params), false);
+    fprintf(f, "%s%s", usage_head, params);
+}
 
-static const struct option long_options[] = {
+enum { OPT_FROM = 256, OPT_TO, OPT_PARALLEL, OPT_MAX_PARALLEL, OPT_VMS,
+       OPT_MIGRATE_OPT, OPT_REPORT, OPT_POLL, OPT_QUIET, OPT_HELP, OPT_PARAM = 1000 };
+
+#define NR_OWN_OPTIONS 10
+static const struct option own_options[NR_OWN_OPTIONS] = {
     { "from", required_argument, NULL, OPT_FROM },
     { "to", required_argument, NULL, OPT_TO },
     { "parallel", required_argument, NULL, OPT_PARALLEL },
     { "max-parallel", required_argument, NULL, OPT_MAX_PARALLEL },
     { "vms", required_argument, NULL, OPT_VMS },
-    { "streams", required_argument, NULL, OPT_STREAMS },
-    { "compress", required_argument, NULL, OPT_COMPRESS },
-    { "downtime-limit", required_argument, NULL, OPT_DOWNTIME },
-    { "max-passes", required_argument, NULL, OPT_MAX_PASSES },
-    { "timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS },
-    { "max-bandwidth", required_argument, NULL, OPT_MAX_BW },
-    { "zerocopy", no_argument, NULL, OPT_ZEROCOPY },
     { "migrate-opt", required_argument, NULL, OPT_MIGRATE_OPT },
     { "report", required_argument, NULL, OPT_REPORT },
     { "poll-ms", required_argument, NULL, OPT_POLL },
     { "quiet", no_argument, NULL, OPT_QUIET },
     { "help", no_argument, NULL, OPT_HELP },
-    { NULL, 0, NULL, 0 },
-};
-
-/* Options that become migrate request fields, and the field each becomes. */
-static const struct { int opt; const char *field; } migrate_fields[] = {
-    { OPT_STREAMS, "streams" }, { OPT_COMPRESS, "compress" },
-    { OPT_DOWNTIME, "downtime_limit" }, { OPT_MAX_PASSES, "max_passes" },
-    { OPT_TIMEOUT_MS, "timeout_ms" }, { OPT_MAX_BW, "max_bandwidth" },
 };
 
 static int parse_count(const char *opt, const char *arg, unsigned max, unsigned *out)
@@ -125,12 +117,24 @@ static int add_token(struct field_tokens *t, const char *key, const char *value)
     return 0;
 }
 
+/* A migration parameter option, checked and stored under its QMP name. */
+static int add_param(struct evacuate_options *o, const struct mp_def *d, const char *arg)
+{
+    struct json_object *v;
+    if (json_object_object_get_ex(o->migrate, d->name, NULL))
+        return vs_fail(EINVAL, "--%s repeats a migration parameter already given (%s)", d->cli,
+                       d->name);
+    int rc = mp_parse_text(d, arg, &v);
+    if (!rc)
+        json_object_object_add(o->migrate, d->name, v);
+    return rc;
+}
+
 static int parse_option(int c, const char *arg, struct evacuate_options *o,
                         struct field_tokens *fields)
 {
-    for (size_t i = 0; i < sizeof(migrate_fields) / sizeof(migrate_fields[0]); i++)
-        if (migrate_fields[i].opt == c)
-            return add_token(fields, migrate_fields[i].field, arg);
+    if (c >= OPT_PARAM && c < OPT_PARAM + (int)mp_count)
+        return add_param(o, &mp_defs[c - OPT_PARAM], arg);
     uint64_t ms;
     switch (c) {
     case OPT_FROM: o->from = arg; return 0;
@@ -139,7 +143,6 @@ static int parse_option(int c, const char *arg, struct evacuate_options *o,
     case OPT_PARALLEL: return parse_parallel(arg, o);
     case OPT_MAX_PARALLEL:
         return parse_count("max-parallel", arg, EVAC_MAX_PARALLEL, &o->max_parallel);
-    case OPT_ZEROCOPY: return add_token(fields, "zerocopy", "true");
     case OPT_MIGRATE_OPT:
         if (!strchr(arg, '=') || arg[0] == '=')
             return vs_fail(EINVAL, "--migrate-opt '%s' is not KEY=VALUE", arg);
@@ -185,13 +188,32 @@ static int finish(struct evacuate_options *o, struct field_tokens *fields)
     if (!o->max_parallel)
         o->max_parallel = o->parallel && !o->parallel_auto ? o->parallel
                                                            : EVAC_DEFAULT_MAX_PARALLEL;
-    return ctl_json_parse_args(fields->n, fields->tok, &o->migrate);
+    struct json_object *extra;
+    if ((rc = ctl_json_parse_args(fields->n, fields->tok, &extra)))
+        return rc;
+    json_object_object_foreach(extra, key, val) {
+        const struct mp_def *d = mp_find(key) ? mp_find(key) : mp_find_cli(key);
+        const char *name = d ? d->name : key;
+        if (json_object_object_get_ex(o->migrate, name, NULL)) {
+            rc = vs_fail(EINVAL, "--migrate-opt %s repeats a migration parameter already "
+                         "given (%s)", key, name);
+            break;
+        }
+        json_object_object_add(o->migrate, name, json_object_get(val));
+    }
+    json_object_put(extra);
+    return rc;
 }
 
 int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->parallel_auto = true;
+    o->migrate = json_object_new_object();
+    struct option long_options[NR_OWN_OPTIONS + 32];
+    memcpy(long_options, own_options, sizeof(own_options));
+    size_t n = mp_getopt_options(long_options + NR_OWN_OPTIONS, 31, OPT_PARAM, false);
+    memset(&long_options[NR_OWN_OPTIONS + n], 0, sizeof(long_options[0]));
     o->poll_s = 0.1;
     struct field_tokens fields = { .n = 0 };
     optind = 1;

@@ -3,6 +3,7 @@
 #define VS_EVACUATE_OPTIONS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 struct json_object;
 
@@ -34,6 +35,7 @@ struct evacuate_options {
 int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o);
 void evacuate_options_free(struct evacuate_options *o);
 
-extern const char evacuate_usage[];
+/* The usage text, with the migration parameters' options. */
+void evacuate_print_usage(FILE *f);
 
 #endif

@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_server.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -219,31 +220,69 @@ static int cmd_vm_list(struct host_daemon *d, struct json_object *reply)
     return 0;
 }
 
-int host_commands_handle(void *ctx, const char *cmd, struct json_object *request,
-                         struct json_object *reply)
+static int h_host_status(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    (void)args;
+    host_fields(ctx, *ret);
+    return 0;
+}
+
+static int h_vm_list(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    (void)args;
+    return cmd_vm_list(ctx, *ret);
+}
+
+static int h_vm_start(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    return cmd_vm_start(ctx, args, *ret);
+}
+
+static int h_vm_receive(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    return cmd_vm_receive(ctx, args, *ret);
+}
+
+static int h_vm_status(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    return cmd_vm_status(ctx, args, *ret);
+}
+
+static int h_vm_stop(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    return cmd_vm_stop(ctx, args, *ret);
+}
+
+static int h_vm_ctl(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    return cmd_vm_ctl(ctx, args, *ret);
+}
+
+static int h_host_shutdown(void *ctx, struct json_object *args, struct json_object **ret)
 {
     struct host_daemon *d = ctx;
-    if (strcmp(cmd, "host-status") == 0) {
-        host_fields(d, reply);
-        return 0;
-    }
-    if (strcmp(cmd, "vm-list") == 0)
-        return cmd_vm_list(d, reply);
-    if (strcmp(cmd, "vm-start") == 0)
-        return cmd_vm_start(d, request, reply);
-    if (strcmp(cmd, "vm-receive") == 0)
-        return cmd_vm_receive(d, request, reply);
-    if (strcmp(cmd, "vm-status") == 0)
-        return cmd_vm_status(d, request, reply);
-    if (strcmp(cmd, "vm-stop") == 0)
-        return cmd_vm_stop(d, request, reply);
-    if (strcmp(cmd, "vm-ctl") == 0)
-        return cmd_vm_ctl(d, request, reply);
-    if (strcmp(cmd, "host-shutdown") == 0) {
-        d->shutdown = true;
-        host_fields(d, reply);
-        return 0;
-    }
-    return vs_fail(EINVAL, "unknown command '%s'; known: host-status, vm-list, vm-start, "
-                           "vm-receive, vm-status, vm-stop, vm-ctl, host-shutdown", cmd);
+    (void)args;
+    d->shutdown = true;
+    host_fields(d, *ret);
+    return 0;
 }
+
+#define NO_ARGS { { NULL, 0, false } }
+#define NAME_ARG { "name", CTL_ARG_STR, true }
+
+/* The host agent's commands (docs/control-protocol.md, "Host agent"). */
+const struct ctl_command host_command_table[] = {
+    { "host-status", h_host_status, NO_ARGS, false, "the host's name, budget and VM count" },
+    { "vm-list", h_vm_list, NO_ARGS, false, "every VM, live or ended" },
+    { "vm-start", h_vm_start, { NAME_ARG, { "mem", CTL_ARG_SIZE, true } }, true,
+      "start a VM (the options of vmshift run)" },
+    { "vm-receive", h_vm_receive,
+      { NAME_ARG, { "mem", CTL_ARG_SIZE, true }, { "vcpus", CTL_ARG_SIZE, false } }, true,
+      "get ready for a VM that migrates here (other vm-start fields are ignored)" },
+    { "vm-status", h_vm_status, { NAME_ARG }, false, "a VM's entry and status" },
+    { "vm-stop", h_vm_stop, { NAME_ARG }, false, "stop a VM, or forget an ended one" },
+    { "vm-ctl", h_vm_ctl, { NAME_ARG, { "vm-cmd", CTL_ARG_STR, true } }, true,
+      "send a VM its own command (vm-cmd) with the other fields" },
+    { "host-shutdown", h_host_shutdown, NO_ARGS, false, "stop every VM and exit" },
+    { NULL, NULL, NO_ARGS, false, NULL },
+};

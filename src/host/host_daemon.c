@@ -399,7 +399,7 @@ int host_daemon_main(struct host_daemon *d)
         return 1;
     }
     struct ctl_server *ctl;
-    if (ctl_server_open(&ctl, d->opt.ctl, host_commands_handle, d)) {
+    if (ctl_server_open(&ctl, d->opt.ctl, host_command_table, d)) {
         fprintf(stderr, "vmshiftd: %s\n", vs_last_error());
         return 1;
     }

@@ -6,6 +6,7 @@
 #define VS_HOST_DAEMON_H
 
 #include <stdbool.h>
+#include "ctl/ctl_server.h"
 #include "host/host_options.h"
 #include "host/host_table.h"
 
@@ -37,8 +38,7 @@ bool host_vm_refresh(struct host_daemon *d, struct host_vm *vm);
  * enforce start and stop deadlines. */
 void host_daemon_tick(struct host_daemon *d);
 
-/* The ctl_handler_fn of the host's control socket (host_commands.c). */
-int host_commands_handle(void *ctx, const char *cmd, struct json_object *request,
-                         struct json_object *reply);
+/* The commands of the host's control socket (host_commands.c); ctx: the daemon. */
+extern const struct ctl_command host_command_table[];
 
 #endif

@@ -60,10 +60,11 @@ int vs_security_set(struct vs_security_opts *o, const char *name, const char *va
 
 int vs_security_finish(struct vs_security_opts *o, bool cli)
 {
-    const char *psk = cli ? "--tls-psk FILE" : "tls_psk=FILE";
+    /* Not on the command line: the migration parameters (migrate-set-parameters). */
+    const char *psk = cli ? "--tls-psk FILE" : "x-tls-psk FILE";
     const char *certs = cli ? "--tls-cert FILE --tls-key FILE --tls-ca FILE"
-                            : "tls_cert=FILE tls_key=FILE tls_ca=FILE";
-    const char *insecure = cli ? "--insecure" : "insecure=true";
+                            : "x-tls-cert FILE, x-tls-key FILE, x-tls-ca FILE";
+    const char *insecure = cli ? "--insecure" : "x-insecure true";
     bool any_cert = o->cert[0] || o->key[0] || o->ca[0];
     int chosen = (int)o->insecure + (o->psk[0] != 0) + any_cert;
     if (chosen == 0)
@@ -76,15 +77,15 @@ int vs_security_finish(struct vs_security_opts *o, bool cli)
                        "not several", psk, certs, insecure);
     if (any_cert && !(o->cert[0] && o->key[0] && o->ca[0]))
         return vs_fail(EINVAL, "certificates need all three of %s (missing: %s%s%s)", certs,
-                       o->cert[0] ? "" : cli ? "--tls-cert " : "tls_cert ",
-                       o->key[0] ? "" : cli ? "--tls-key " : "tls_key ",
-                       o->ca[0] ? "" : cli ? "--tls-ca" : "tls_ca");
+                       o->cert[0] ? "" : cli ? "--tls-cert " : "x-tls-cert ",
+                       o->key[0] ? "" : cli ? "--tls-key " : "x-tls-key ",
+                       o->ca[0] ? "" : cli ? "--tls-ca" : "x-tls-ca");
     if (o->name[0] && !any_cert)
         return vs_fail(EINVAL, "%s checks the peer's certificate: it needs %s",
-                       cli ? "--tls-name" : "tls_name", certs);
+                       cli ? "--tls-name" : "tls-hostname", certs);
     if (o->ktls && o->insecure)
         return vs_fail(EINVAL, "%s is for TLS; it means nothing with %s",
-                       cli ? "--ktls" : "ktls", insecure);
+                       cli ? "--ktls" : "x-ktls", insecure);
     o->mode = o->insecure ? VS_SEC_INSECURE : o->psk[0] ? VS_SEC_PSK : VS_SEC_CERT;
     return 0;
 }

@@ -412,8 +412,8 @@ static void security_must_be_chosen(void **state)
     json_object_object_add(a, "to", json_object_new_string("127.0.0.1:9"));
     struct json_object *reply = vm_cmd_any(&src, "migrate", a);
     assert_false(json_object_get_boolean(sub(reply, "ok")));
-    expect_text("the migrate command's error", json_str(reply, "error"), "tls_psk=FILE",
-                "insecure=true");
+    expect_text("the migrate command's error", json_str(reply, "error"), "x-tls-psk FILE",
+                "x-insecure true");
     json_object_put(reply);
     json_object_put(a);
     vm_proc_stop(&src);

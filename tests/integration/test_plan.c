@@ -68,7 +68,7 @@ static void measures_a_steady_rate(void **state)
     /* A bad period is refused with the range. */
     struct json_object *a = json_tokener_parse("{\"period_ms\": 20}");
     r = vm_cmd_any(&p, "dirty-rate", a);
-    assert_non_null(strstr(json_str(r, "error"), "period_ms=20 is out of range"));
+    assert_non_null(strstr(json_str(r, "error"), "calc-time 20 ms is out of range"));
     json_object_put(r);
     json_object_put(a);
     vm_proc_stop(&p);

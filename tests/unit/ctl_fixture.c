@@ -32,62 +32,118 @@
 /* ---- fixture: a server on a temp path, served by a thread ------------------------- */
 
 
-static int test_handler(void *ctx, const char *cmd, struct json_object *req,
-                        struct json_object *reply)
+static int h_echo(void *ctx, struct json_object *args, struct json_object **ret)
 {
     struct fixture *f = ctx;
     atomic_fetch_add(&f->handled, 1);
-    if (strcmp(cmd, "echo") == 0) {
-        json_object_object_foreach(req, key, val) {
-            if (strcmp(key, "cmd") != 0)
-                json_object_object_add(reply, key, json_object_get(val));
-        }
-        return 0;
+    json_object_object_foreach(args, key, val) {
+        json_object_object_add(*ret, key, json_object_get(val));
     }
-    if (strcmp(cmd, "fail") == 0)
-        return vs_fail(EINVAL, "boom 42");
-    if (strcmp(cmd, "silentfail") == 0)
-        return -EIO;
-    if (strcmp(cmd, "setok") == 0) {
-        json_object_object_add(reply, "ok", json_object_new_boolean(0));
-        json_object_object_add(reply, "x", json_object_new_int(1));
-        return 0;
-    }
-    if (strcmp(cmd, "size") == 0) {
-        uint64_t v;
-        int rc = ctl_json_get_u64(req, "value", &v);
-        if (rc)
-            return rc;
-        json_object_object_add(reply, "bytes", json_object_new_uint64(v));
-        return 0;
-    }
-    if (strcmp(cmd, "big") == 0) {
-        uint64_t n;
-        int rc = ctl_json_get_u64(req, "size", &n);
-        if (rc)
-            return rc;
-        char *data = malloc(n + 1);
-        if (!data)
-            return vs_fail(ENOMEM, "no memory");
-        memset(data, 'x', n);
-        data[n] = '\0';
-        json_object_object_add(reply, "data", json_object_new_string(data));
-        free(data);
-        struct json_object *i;
-        if (json_object_object_get_ex(req, "i", &i))
-            json_object_object_add(reply, "i", json_object_get(i));
-        return 0;
-    }
-    if (strcmp(cmd, "sleep") == 0) {
-        uint64_t ms;
-        int rc = ctl_json_get_u64(req, "ms", &ms);
-        if (rc)
-            return rc;
-        usleep((useconds_t)(ms * 1000));
-        return 0;
-    }
-    return vs_fail(EINVAL, "unknown command \"%s\"; try echo or fail", cmd);
+    return 0;
 }
+
+static int h_fail(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    (void)args, (void)ret;
+    atomic_fetch_add(&f->handled, 1);
+    return vs_fail(EINVAL, "boom 42");
+}
+
+static int h_silentfail(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    (void)args, (void)ret;
+    atomic_fetch_add(&f->handled, 1);
+    return -EIO;
+}
+
+static int h_list(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    (void)args;
+    atomic_fetch_add(&f->handled, 1);
+    json_object_put(*ret);
+    *ret = json_object_new_array();
+    json_object_array_add(*ret, json_object_new_int(7));
+    return 0;
+}
+
+static int h_size(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    atomic_fetch_add(&f->handled, 1);
+    uint64_t v;
+    int rc = ctl_json_get_u64(args, "value", &v);
+    if (rc)
+        return rc;
+    json_object_object_add(*ret, "bytes", json_object_new_uint64(v));
+    return 0;
+}
+
+static int h_big(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    atomic_fetch_add(&f->handled, 1);
+    uint64_t n;
+    int rc = ctl_json_get_u64(args, "size", &n);
+    if (rc)
+        return rc;
+    char *data = malloc(n + 1);
+    if (!data)
+        return vs_fail(ENOMEM, "no memory");
+    memset(data, 'x', n);
+    data[n] = '\0';
+    json_object_object_add(*ret, "data", json_object_new_string(data));
+    free(data);
+    struct json_object *i;
+    if (json_object_object_get_ex(args, "i", &i))
+        json_object_object_add(*ret, "i", json_object_get(i));
+    return 0;
+}
+
+static int h_sleep(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    (void)ret;
+    atomic_fetch_add(&f->handled, 1);
+    uint64_t ms;
+    int rc = ctl_json_get_u64(args, "ms", &ms);
+    if (rc)
+        return rc;
+    usleep((useconds_t)(ms * 1000));
+    return 0;
+}
+
+/* An event to every negotiated client, before this command's reply. */
+static int h_emit(void *ctx, struct json_object *args, struct json_object **ret)
+{
+    struct fixture *f = ctx;
+    (void)ret;
+    const char *name;
+    int rc = ctl_json_get_string(args, "name", &name);
+    if (rc)
+        return rc;
+    struct json_object *d = json_object_new_object();
+    json_object_object_add(d, "n", json_object_new_int(1));
+    ctl_server_event(f->srv, name, d);
+    return 0;
+}
+
+#define NO_ARGS { { NULL, 0, false } }
+
+const struct ctl_command fixture_commands[] = {
+    { "echo", h_echo, NO_ARGS, true, "return the arguments" },
+    { "fail", h_fail, NO_ARGS, false, "fail with a message" },
+    { "silentfail", h_silentfail, NO_ARGS, false, "fail without a message" },
+    { "emit", h_emit, { { "name", CTL_ARG_STR, true } }, false, "send an event" },
+    { "list", h_list, NO_ARGS, false, "return an array" },
+    { "size", h_size, { { "value", CTL_ARG_SIZE, true } }, false, "a size" },
+    { "big", h_big, { { "size", CTL_ARG_SIZE, true }, { "i", CTL_ARG_ANY, false } }, false,
+      "a large reply" },
+    { "sleep", h_sleep, { { "ms", CTL_ARG_INT, true } }, false, "sleep" },
+    { NULL, NULL, NO_ARGS, false, NULL },
+};
 
 static void *serve_thread(void *arg)
 {
@@ -106,7 +162,7 @@ int setup(void **state)
     if (!mkdtemp(f->dir))
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->dir);
-    if (ctl_server_open(&f->srv, f->path, test_handler, f) != 0) {
+    if (ctl_server_open(&f->srv, f->path, fixture_commands, f) != 0) {
         fprintf(stderr, "ctl_server_open: %s\n", vs_last_error());
         return -1;
     }

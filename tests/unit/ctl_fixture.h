@@ -1,5 +1,5 @@
 /* The control-plane unit tests' fixture: a ctl server on a temporary path, served by a
- * thread, whose handler answers echo, fail, silentfail, setok, size, big and sleep; and
+ * thread, whose table has echo, fail, silentfail, emit, list, size, big and sleep; and
  * helpers that talk to a socket byte by byte. */
 #ifndef VS_TEST_CTL_FIXTURE_H
 #define VS_TEST_CTL_FIXTURE_H

@@ -1,4 +1,4 @@
-/* Unit tests of the control plane's server and client: the protocol, client errors. */
+/* Unit tests of the control plane's server and client: QMP, client errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +30,55 @@
 
 #include "ctl_fixture.h"
 
+/* ---- QMP helpers ------------------------------------------------------------------ */
+
+/* Connect, read the greeting and negotiate: the connection is ready for commands. */
+static int qmp_open(const char *path)
+{
+    int fd = raw_connect(path);
+    const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+    raw_send(fd, caps, strlen(caps));
+    bool eof;
+    char *text = raw_read_lines(fd, 2, &eof);
+    assert_false(eof);
+    struct json_object *g = line_json(text, 0), *r = line_json(text, 1);
+    assert_true(json_object_object_get_ex(g, "QMP", NULL));
+    assert_true(json_object_object_get_ex(r, "return", NULL));
+    json_object_put(g);
+    json_object_put(r);
+    free(text);
+    return fd;
+}
+
+/* Send `data` on a negotiated connection and parse `n` reply lines into out[]. */
+static void qmp_exchange(const char *path, const char *data, int n, struct json_object **out)
+{
+    int fd = qmp_open(path);
+    raw_send(fd, data, strlen(data));
+    bool eof;
+    char *text = raw_read_lines(fd, n, &eof);
+    for (int i = 0; i < n; i++)
+        out[i] = line_json(text, i);
+    free(text);
+    close(fd);
+}
+
+static struct json_object *ret_of(struct json_object *r)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(r, "return", &v))
+        fail_msg("expected a return, got %s", json_object_to_json_string(r));
+    return v;
+}
+
+static const char *err_field(struct json_object *r, const char *key)
+{
+    struct json_object *e, *v;
+    if (!json_object_object_get_ex(r, "error", &e) || !json_object_object_get_ex(e, key, &v))
+        fail_msg("expected an error, got %s", json_object_to_json_string(r));
+    return json_object_get_string(v);
+}
+
 /* ---- tests: protocol ------------------------------------------------------------ */
 
 static void test_round_trip(void **state)
@@ -44,7 +93,6 @@ static void test_round_trip(void **state)
     assert_true(reply_ok(reply));
     assert_int_equal(reply_int(reply, "a"), 1);
     assert_string_equal(reply_str(reply, "s"), "x/y");
-    assert_false(json_object_object_get_ex(reply, "cmd", NULL));
     json_object_put(reply);
     json_object_put(args);
 
@@ -58,105 +106,200 @@ static void test_round_trip(void **state)
     json_object_put(reply);
     json_object_put(req);
 
+    /* A return that is not an object comes back under "return". */
+    assert_int_equal(ctl_command(f->path, "list", NULL, &reply, 2000), 0);
+    assert_true(reply_ok(reply));
+    assert_true(json_object_object_get_ex(reply, "return", &list));
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(list, 0)), 7);
+    json_object_put(reply);
+
     struct stat st;
     assert_int_equal(stat(f->path, &st), 0);
     assert_true(S_ISSOCK(st.st_mode));
     assert_int_equal(st.st_mode & 0777, 0600);
 }
 
-static void test_pipelined_requests(void **state)
+static void test_greeting_and_negotiation(void **state)
 {
     struct fixture *f = *state;
-    /* Two requests in one write; then a blank line, a CRLF line and a slash. */
-    const char *two = "{\"cmd\":\"echo\",\"n\":1}\n{\"cmd\":\"echo\",\"n\":2}\n";
     int fd = raw_connect(f->path);
-    raw_send(fd, two, strlen(two));
     bool eof;
-    char *text = raw_read_lines(fd, 2, &eof);
-    assert_false(eof);
-    struct json_object *r0 = line_json(text, 0), *r1 = line_json(text, 1);
-    assert_true(reply_ok(r0));
-    assert_true(reply_ok(r1));
-    assert_int_equal(reply_int(r0, "n"), 1);
-    assert_int_equal(reply_int(r1, "n"), 2);
-    json_object_put(r0);
-    json_object_put(r1);
+    char *text = raw_read_lines(fd, 1, &eof);
+    assert_non_null(strstr(text, "\r\n")); /* lines end as QEMU's do */
+    struct json_object *g = line_json(text, 0), *qmp, *ver, *qemu, *caps;
     free(text);
+    assert_true(json_object_object_get_ex(g, "QMP", &qmp));
+    assert_true(json_object_object_get_ex(qmp, "version", &ver));
+    assert_true(json_object_object_get_ex(ver, "qemu", &qemu));
+    assert_true(json_object_object_get_ex(qemu, "major", NULL));
+    assert_non_null(strstr(reply_str(ver, "package"), "vmshift"));
+    assert_true(json_object_object_get_ex(qmp, "capabilities", &caps));
+    assert_true(json_object_is_type(caps, json_type_array));
+    json_object_put(g);
 
-    const char *more = "\n   \n{\"cmd\":\"echo\",\"n\":3}\r\n{\"cmd\":\"echo\",\"p\":\"/a/b\"}\n";
-    raw_send(fd, more, strlen(more));
-    text = raw_read_lines(fd, 2, &eof);
-    assert_false(eof);
-    /* "/" is not escaped on the wire. */
-    assert_non_null(strstr(text, "\"p\":\"/a/b\""));
-    r0 = line_json(text, 0);
-    r1 = line_json(text, 1);
-    assert_int_equal(reply_int(r0, "n"), 3);
-    assert_string_equal(reply_str(r1, "p"), "/a/b");
-    /* Exactly two replies: blank lines got none. */
-    assert_null(strchr(strchr(strchr(text, '\n') + 1, '\n') + 1, '\n'));
-    json_object_put(r0);
-    json_object_put(r1);
+    /* Commands before qmp_capabilities are refused, as QEMU does; ids come back as sent. */
+    const char *early = "{\"execute\":\"echo\",\"id\":\"a\"}\n"
+                        "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]}}"
+                        "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[]},"
+                        "\"id\":{\"n\":1}}\n"
+                        "{\"execute\":\"qmp_capabilities\",\"id\":3}\n"
+                        "{\"execute\":\"echo\",\"arguments\":{\"k\":\"v\"},\"id\":4}\n";
+    raw_send(fd, early, strlen(early));
+    text = raw_read_lines(fd, 5, &eof);
+    struct json_object *r[5];
+    for (int i = 0; i < 5; i++)
+        r[i] = line_json(text, i);
     free(text);
-    close(fd);
-    assert_int_equal(atomic_load(&f->handled), 4);
-}
-
-static void test_invalid_json(void **state)
-{
-    struct fixture *f = *state;
-    const char *data = "{not json\n{\"cmd\":\"echo\",\"a\":1} trailing\n{\"a\":\"\xff\"}\n"
-                       "{\"cmd\":\"echo\",\"n\":5}\n";
-    struct json_object *r[4];
-    raw_exchange(f->path, data, strlen(data), 4, r, false);
-    for (int i = 0; i < 3; i++) {
-        assert_false(reply_ok(r[i]));
-        assert_non_null(strstr(reply_str(r[i], "error"), "invalid JSON request"));
-    }
-    /* The connection stayed usable. */
-    assert_true(reply_ok(r[3]));
-    assert_int_equal(reply_int(r[3], "n"), 5);
+    assert_string_equal(err_field(r[0], "class"), "CommandNotFound");
+    assert_string_equal(err_field(r[0], "desc"),
+                        "Expecting capabilities negotiation with 'qmp_capabilities'");
+    assert_string_equal(reply_str(r[0], "id"), "a");
+    /* No capability can be enabled ("oob" is not offered); an empty list is fine. */
+    assert_non_null(strstr(err_field(r[1], "desc"), "offers no capabilities"));
+    json_object_put(r[1]);
+    memmove(&r[1], &r[2], 3 * sizeof(r[0]));
+    assert_int_equal(json_object_object_length(ret_of(r[1])), 0);
+    struct json_object *id;
+    assert_true(json_object_object_get_ex(r[1], "id", &id));
+    assert_int_equal(reply_int(id, "n"), 1);
+    assert_string_equal(err_field(r[2], "class"), "CommandNotFound");
+    assert_int_equal(reply_int(r[2], "id"), 3);
+    assert_string_equal(reply_str(ret_of(r[3]), "k"), "v");
+    assert_int_equal(reply_int(r[3], "id"), 4);
     for (int i = 0; i < 4; i++)
         json_object_put(r[i]);
-
-    /* An unfinished object and an embedded NUL byte. */
-    const char nul[] = "{\"cmd\":\n{\"cmd\":\"echo\"\0}\n";
-    struct json_object *r2[2];
-    raw_exchange(f->path, nul, sizeof(nul) - 1, 2, r2, false);
-    assert_non_null(strstr(reply_str(r2[0], "error"), "ends inside a value"));
-    assert_non_null(strstr(reply_str(r2[1], "error"), "NUL byte"));
-    json_object_put(r2[0]);
-    json_object_put(r2[1]);
+    close(fd);
     assert_int_equal(atomic_load(&f->handled), 1);
 }
 
-static void test_non_object_and_missing_cmd(void **state)
+static void test_pipelined_requests(void **state)
 {
     struct fixture *f = *state;
-    const char *data = "[1,2]\n42\n\"status\"\nnull\n{\"x\":1}\n{\"cmd\":5}\n{\"cmd\":null}\n";
-    struct json_object *r[7];
-    raw_exchange(f->path, data, strlen(data), 7, r, false);
-    for (int i = 0; i < 7; i++)
-        assert_false(reply_ok(r[i]));
-    assert_string_equal(reply_str(r[0], "error"),
-                        "invalid request: expected a JSON object like {\"cmd\": \"status\"}, "
-                        "got an array");
-    assert_non_null(strstr(reply_str(r[1], "error"), "got a int"));
-    assert_non_null(strstr(reply_str(r[2], "error"), "got a string"));
-    assert_non_null(strstr(reply_str(r[3], "error"), "expected a JSON object"));
-    assert_non_null(strstr(reply_str(r[3], "error"), "got null"));
-    assert_non_null(strstr(reply_str(r[4], "error"), "missing \"cmd\" field"));
-    assert_non_null(strstr(reply_str(r[5], "error"), "\"cmd\" must be a string"));
-    assert_non_null(strstr(reply_str(r[6], "error"), "\"cmd\" must be a string"));
-    for (int i = 0; i < 7; i++)
+    /* Two objects back to back without a newline (as some QMP clients send them), then
+     * blank lines, a CRLF line and a slash. */
+    const char *data = "{\"execute\":\"echo\",\"arguments\":{\"n\":1}}{\"execute\":\"echo\","
+                       "\"arguments\":{\"n\":2}}\n   \n\r\n{\"execute\":\"echo\",\"arguments\":"
+                       "{\"p\":\"/a/b\"}}\r\n";
+    int fd = qmp_open(f->path);
+    raw_send(fd, data, strlen(data));
+    bool eof;
+    char *text = raw_read_lines(fd, 3, &eof);
+    assert_false(eof);
+    assert_non_null(strstr(text, "\"p\":\"/a/b\"")); /* "/" is not escaped on the wire */
+    struct json_object *r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = line_json(text, i);
+    assert_int_equal(reply_int(ret_of(r[0]), "n"), 1);
+    assert_int_equal(reply_int(ret_of(r[1]), "n"), 2);
+    assert_string_equal(reply_str(ret_of(r[2]), "p"), "/a/b");
+    for (int i = 0; i < 3; i++)
         json_object_put(r[i]);
-    assert_int_equal(atomic_load(&f->handled), 0);
+    free(text);
+    close(fd);
+    assert_int_equal(atomic_load(&f->handled), 3);
 }
 
-#define ECHO_HEAD "{\"cmd\":\"echo\",\"pad\":\""
-#define ECHO_TAIL "\"}"
+static void test_invalid_input(void **state)
+{
+    struct fixture *f = *state;
+    const char *data = "{not json\n[1,2]\n{\"x\":1}\n{\"cmd\":\"status\"}\n{\"execute\":5}\n"
+                       "{\"execute\":\"echo\",\"arguments\":[1]}\n{\"arguments\":{}}\n"
+                       "{\"execute\":\"frobnicate\",\"id\":9}\n"
+                       "{\"execute\":\"echo\",\"arguments\":{\"n\":5}}\n";
+    struct json_object *r[9];
+    qmp_exchange(f->path, data, 9, r);
+    assert_non_null(strstr(err_field(r[0], "desc"), "JSON parse error"));
+    assert_string_equal(err_field(r[1], "desc"), "QMP input must be a JSON object");
+    assert_string_equal(err_field(r[2], "desc"), "QMP input member 'x' is unexpected");
+    assert_non_null(strstr(err_field(r[3], "desc"), "'cmd' is unexpected (this is QMP"));
+    assert_string_equal(err_field(r[4], "desc"), "QMP input member 'execute' must be a string");
+    assert_string_equal(err_field(r[5], "desc"),
+                        "QMP input member 'arguments' must be an object");
+    assert_string_equal(err_field(r[6], "desc"), "QMP input lacks member 'execute'");
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(err_field(r[i], "class"), "GenericError");
+    assert_string_equal(err_field(r[7], "class"), "CommandNotFound");
+    assert_string_equal(err_field(r[7], "desc"), "The command frobnicate has not been found");
+    assert_int_equal(reply_int(r[7], "id"), 9);
+    /* The connection stayed usable. */
+    assert_int_equal(reply_int(ret_of(r[8]), "n"), 5);
+    for (int i = 0; i < 9; i++)
+        json_object_put(r[i]);
+    assert_int_equal(atomic_load(&f->handled), 1);
+}
 
-static char *echo_line_of_size(size_t total) /* a request line of exactly `total` bytes */
+static void test_argument_schema(void **state)
+{
+    struct fixture *f = *state;
+    const char *data = "{\"execute\":\"size\"}\n"
+                       "{\"execute\":\"size\",\"arguments\":{\"value\":1,\"zzz\":2}}\n"
+                       "{\"execute\":\"sleep\",\"arguments\":{\"ms\":\"x\"}}\n"
+                       "{\"execute\":\"size\",\"arguments\":{\"value\":true}}\n"
+                       "{\"execute\":\"size\",\"arguments\":{\"value\":\"4K\"}}\n";
+    struct json_object *r[5];
+    qmp_exchange(f->path, data, 5, r);
+    assert_string_equal(err_field(r[0], "desc"), "Parameter 'value' is missing");
+    assert_string_equal(err_field(r[1], "desc"), "Parameter 'zzz' is unexpected");
+    assert_string_equal(err_field(r[2], "desc"),
+                        "Invalid parameter type for 'ms', expected: integer");
+    assert_non_null(strstr(err_field(r[3], "desc"), "Invalid parameter type for 'value'"));
+    assert_int_equal(reply_int(ret_of(r[4]), "bytes"), 4096);
+    for (int i = 0; i < 5; i++)
+        json_object_put(r[i]);
+    assert_int_equal(atomic_load(&f->handled), 1); /* only the valid one reached a handler */
+
+    /* query-commands lists the table. */
+    qmp_exchange(f->path, "{\"execute\":\"query-commands\"}", 1, r);
+    const char *text = json_object_to_json_string_ext(ret_of(r[0]), JSON_C_TO_STRING_PLAIN);
+    assert_non_null(strstr(text, "\"name\":\"echo\""));
+    assert_non_null(strstr(text, "\"name\":\"qmp_capabilities\""));
+    json_object_put(r[0]);
+}
+
+static void test_events(void **state)
+{
+    struct fixture *f = *state;
+    /* A client that has not negotiated gets no events. */
+    int early = raw_connect(f->path);
+    bool eof;
+    free(raw_read_lines(early, 1, &eof)); /* the greeting */
+
+    struct ctl_qmp *q;
+    assert_int_equal(ctl_qmp_connect(f->path, 2000, &q), 0);
+    struct json_object *args = json_object_new_object(), *reply, *ev;
+    json_object_object_add(args, "name", json_object_new_string("TEST_EVENT"));
+    assert_int_equal(ctl_qmp_execute(q, "emit", args, &reply), 0);
+    json_object_put(args);
+    assert_non_null(ret_of(reply));
+    json_object_put(reply);
+    assert_int_equal(ctl_qmp_next_event(q, 2000, &ev), 0);
+    assert_string_equal(reply_str(ev, "event"), "TEST_EVENT");
+    struct json_object *ts, *data;
+    assert_true(json_object_object_get_ex(ev, "timestamp", &ts));
+    assert_true(reply_int(ts, "seconds") > 1600000000);
+    int64_t us = reply_int(ts, "microseconds");
+    assert_true(us >= 0 && us < 1000000);
+    assert_true(json_object_object_get_ex(ev, "data", &data));
+    assert_int_equal(reply_int(data, "n"), 1);
+    json_object_put(ev);
+    assert_int_equal(ctl_qmp_next_event(q, 100, &ev), -ETIMEDOUT);
+    assert_null(ev);
+    ctl_qmp_close(q);
+
+    const char *caps = "{\"execute\":\"qmp_capabilities\"}\n";
+    raw_send(early, caps, strlen(caps));
+    char *text = raw_read_lines(early, 1, &eof);
+    struct json_object *r = line_json(text, 0);
+    assert_non_null(ret_of(r)); /* its first line after the greeting: no event */
+    json_object_put(r);
+    free(text);
+    close(early);
+}
+
+#define ECHO_HEAD "{\"execute\":\"echo\",\"arguments\":{\"pad\":\""
+#define ECHO_TAIL "\"}}"
+
+static char *echo_line_of_size(size_t total) /* a request of exactly `total` bytes + '\n' */
 {
     const char *head = ECHO_HEAD, *tail = ECHO_TAIL;
     size_t fixed = strlen(head) + strlen(tail);
@@ -171,35 +314,40 @@ static char *echo_line_of_size(size_t total) /* a request line of exactly `total
     return line;
 }
 
-static void test_long_lines(void **state)
+static void test_long_requests(void **state)
 {
     struct fixture *f = *state;
     /* Exactly CTL_MAX_LINE bytes is fine. */
     char *ok_line = echo_line_of_size(CTL_MAX_LINE);
     struct json_object *r;
-    raw_exchange(f->path, ok_line, CTL_MAX_LINE + 1, 1, &r, false);
-    assert_true(reply_ok(r));
-    assert_int_equal(strlen(reply_str(r, "pad")),
+    qmp_exchange(f->path, ok_line, 1, &r);
+    assert_int_equal(strlen(reply_str(ret_of(r), "pad")),
                      CTL_MAX_LINE - strlen(ECHO_HEAD) - strlen(ECHO_TAIL));
     json_object_put(r);
     free(ok_line);
 
     /* One byte more: error reply, then the server closes the connection. */
     char *long_line = echo_line_of_size(CTL_MAX_LINE + 1);
-    raw_exchange(f->path, long_line, CTL_MAX_LINE + 2, 1, &r, true);
-    assert_false(reply_ok(r));
-    assert_string_equal(reply_str(r, "error"),
-                        "request line too long (more than 65536 bytes); closing the "
-                        "connection");
+    int fd = qmp_open(f->path);
+    raw_send(fd, long_line, CTL_MAX_LINE + 2);
+    bool eof;
+    char *text = raw_read_lines(fd, 1, &eof);
+    r = line_json(text, 0);
+    assert_string_equal(err_field(r, "desc"),
+                        "request too long (more than 65536 bytes); closing the connection");
     json_object_put(r);
+    free(text);
+    assert_true(raw_wait_eof(fd));
+    close(fd);
     free(long_line);
 
-    /* 200 KiB of junk with no newline at all. */
+    /* 200 KiB of an unfinished string. */
     size_t big = 200 * 1024;
     char *junk = malloc(big);
     assert_non_null(junk);
     memset(junk, 'a', big);
-    int fd = raw_connect(f->path);
+    junk[0] = '"';
+    fd = qmp_open(f->path);
     /* The server may close before taking everything; a short or failed send is fine. */
     size_t off = 0;
     while (off < big) {
@@ -208,10 +356,9 @@ static void test_long_lines(void **state)
             break;
         off += (size_t)n;
     }
-    bool eof;
-    char *text = raw_read_lines(fd, 1, &eof);
+    text = raw_read_lines(fd, 1, &eof);
     r = line_json(text, 0);
-    assert_non_null(strstr(reply_str(r, "error"), "too long"));
+    assert_non_null(strstr(err_field(r, "desc"), "too long"));
     json_object_put(r);
     free(text);
     assert_true(raw_wait_eof(fd));
@@ -225,20 +372,21 @@ static void test_long_lines(void **state)
     json_object_put(reply);
 }
 
-static void test_ok_false_propagation(void **state)
+static void test_error_propagation(void **state)
 {
     struct fixture *f = *state;
     struct json_object *reply = NULL;
     assert_int_equal(ctl_command(f->path, "fail", NULL, &reply, 2000), 0);
     assert_false(reply_ok(reply));
     assert_string_equal(reply_str(reply, "error"), "boom 42");
-    assert_int_equal(json_object_object_length(reply), 2);
+    assert_string_equal(reply_str(reply, "class"), "GenericError");
+    assert_int_equal(json_object_object_length(reply), 3);
     json_object_put(reply);
 
     assert_int_equal(ctl_command(f->path, "frobnicate", NULL, &reply, 2000), 0);
     assert_false(reply_ok(reply));
-    assert_string_equal(reply_str(reply, "error"),
-                        "unknown command \"frobnicate\"; try echo or fail");
+    assert_string_equal(reply_str(reply, "error"), "The command frobnicate has not been found");
+    assert_string_equal(reply_str(reply, "class"), "CommandNotFound");
     json_object_put(reply);
 
     /* A failure without a message still gets a useful one. */
@@ -246,12 +394,6 @@ static void test_ok_false_propagation(void **state)
     assert_false(reply_ok(reply));
     assert_string_equal(reply_str(reply, "error"),
                         "command \"silentfail\" failed: Input/output error");
-    json_object_put(reply);
-
-    /* A handler cannot override "ok". */
-    assert_int_equal(ctl_command(f->path, "setok", NULL, &reply, 2000), 0);
-    assert_true(reply_ok(reply));
-    assert_int_equal(reply_int(reply, "x"), 1);
     json_object_put(reply);
 
     /* Handler-side ctl_json_get_u64 errors travel back. */
@@ -270,18 +412,19 @@ static void test_ok_false_propagation(void **state)
     json_object_put(args);
 }
 
-static void test_half_close_last_line(void **state)
+static void test_half_close_last_request(void **state)
 {
     struct fixture *f = *state;
-    int fd = raw_connect(f->path);
-    const char *req = "{\"cmd\":\"echo\",\"n\":7}\n{\"cmd\":\"echo\",\"n\":8}";
+    int fd = qmp_open(f->path);
+    const char *req = "{\"execute\":\"echo\",\"arguments\":{\"n\":7}}\n"
+                      "{\"execute\":\"echo\",\"arguments\":{\"n\":8}}";
     raw_send(fd, req, strlen(req));
     assert_int_equal(shutdown(fd, SHUT_WR), 0);
     bool eof;
     char *text = raw_read_lines(fd, 2, &eof);
     struct json_object *r0 = line_json(text, 0), *r1 = line_json(text, 1);
-    assert_int_equal(reply_int(r0, "n"), 7);
-    assert_int_equal(reply_int(r1, "n"), 8);
+    assert_int_equal(reply_int(ret_of(r0), "n"), 7);
+    assert_int_equal(reply_int(ret_of(r1), "n"), 8);
     json_object_put(r0);
     json_object_put(r1);
     free(text);
@@ -305,9 +448,9 @@ static void test_slow_reader_does_not_block_others(void **state)
     size_t len = 0;
     FILE *m = open_memstream(&reqs, &len);
     for (int i = 0; i < N; i++)
-        fprintf(m, "{\"cmd\":\"big\",\"size\":%d,\"i\":%d}\n", SIZE, i);
+        fprintf(m, "{\"execute\":\"big\",\"arguments\":{\"size\":%d,\"i\":%d}}\n", SIZE, i);
     fclose(m);
-    int a = raw_connect(f->path);
+    int a = qmp_open(f->path);
     raw_send(a, reqs, len);
     free(reqs);
     usleep(100 * 1000);
@@ -326,9 +469,8 @@ static void test_slow_reader_does_not_block_others(void **state)
     assert_false(eof);
     for (int i = 0; i < N; i++) {
         struct json_object *r = line_json(text, i);
-        assert_true(reply_ok(r));
-        assert_int_equal(reply_int(r, "i"), i);
-        assert_int_equal(strlen(reply_str(r, "data")), SIZE);
+        assert_int_equal(reply_int(ret_of(r), "i"), i);
+        assert_int_equal(strlen(reply_str(ret_of(r), "data")), SIZE);
         json_object_put(r);
     }
     free(text);
@@ -339,26 +481,15 @@ static void test_too_many_clients(void **state)
 {
     struct fixture *f = *state;
     int fds[CTL_MAX_CLIENTS];
+    /* All 64 are accepted and usable. */
     for (int i = 0; i < CTL_MAX_CLIENTS; i++)
-        fds[i] = raw_connect(f->path);
-    /* Make sure all 64 are accepted and usable. */
-    for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
-        const char *req = "{\"cmd\":\"echo\"}\n";
-        raw_send(fds[i], req, strlen(req));
-        bool eof;
-        char *text = raw_read_lines(fds[i], 1, &eof);
-        struct json_object *r = line_json(text, 0);
-        assert_true(reply_ok(r));
-        json_object_put(r);
-        free(text);
-    }
+        fds[i] = qmp_open(f->path);
     /* The 65th is refused with an error line and closed. */
     int extra = raw_connect(f->path);
     bool eof;
     char *text = raw_read_lines(extra, 1, &eof);
     struct json_object *r = line_json(text, 0);
-    assert_false(reply_ok(r));
-    assert_non_null(strstr(reply_str(r, "error"), "too many control connections"));
+    assert_non_null(strstr(err_field(r, "desc"), "too many control connections"));
     json_object_put(r);
     free(text);
     assert_true(raw_wait_eof(extra));
@@ -428,12 +559,14 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* belt and braces: the code under test uses MSG_NOSIGNAL */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_greeting_and_negotiation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_requests, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_json, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_non_object_and_missing_cmd, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ok_false_propagation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_half_close_last_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_argument_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_propagation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_half_close_last_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_does_not_block_others, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_too_many_clients, setup, teardown),

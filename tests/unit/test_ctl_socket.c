@@ -33,14 +33,17 @@
 
 /* ---- tests: server open/close --------------------------------------------------- */
 
-static int dummy_handler(void *ctx, const char *cmd, struct json_object *req,
-                         struct json_object *reply)
+static int h_hello(void *ctx, struct json_object *args, struct json_object **ret)
 {
-    (void)ctx;
-    (void)req;
-    json_object_object_add(reply, "from", json_object_new_string(cmd));
+    (void)ctx, (void)args;
+    json_object_object_add(*ret, "from", json_object_new_string("hello"));
     return 0;
 }
+
+static const struct ctl_command dummy_handler[] = {
+    { "hello", h_hello, { { NULL, 0, false } }, false, "say hello" },
+    { NULL, NULL, { { NULL, 0, false } }, false, NULL },
+};
 
 static void test_second_server_on_live_path(void **state)
 {
@@ -80,14 +83,15 @@ static void test_stale_socket_replaced(void **state)
     assert_int_equal(ctl_server_open(&s2, path, dummy_handler, NULL), 0);
     /* Serve one request single-threaded: the client's bytes wait in the socket buffers. */
     int c = raw_connect(path);
-    raw_send(c, "{\"cmd\":\"hello\"}\n", 16);
+    const char *req = "{\"execute\":\"qmp_capabilities\"}{\"execute\":\"hello\"}\n";
+    raw_send(c, req, strlen(req));
     for (int i = 0; i < 5; i++)
         assert_int_equal(ctl_server_poll(s2, 20), 0);
     bool eof;
-    char *text = raw_read_lines(c, 1, &eof);
-    struct json_object *r = line_json(text, 0);
-    assert_true(reply_ok(r));
-    assert_string_equal(reply_str(r, "from"), "hello");
+    char *text = raw_read_lines(c, 3, &eof); /* greeting, capabilities, hello */
+    struct json_object *r = line_json(text, 2), *ret;
+    assert_true(json_object_object_get_ex(r, "return", &ret));
+    assert_string_equal(reply_str(ret, "from"), "hello");
     json_object_put(r);
     free(text);
     close(c);

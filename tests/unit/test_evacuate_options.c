@@ -47,9 +47,11 @@ static void everything(void **state)
     assert_int_equal(o.nvms, 2);
     assert_string_equal(o.vms[1], "v2");
     const char *line = json_object_to_json_string_ext(o.migrate, JSON_C_TO_STRING_PLAIN);
-    assert_string_equal(line, "{\"streams\":2,\"compress\":\"lz4\",\"downtime_limit\":100,"
-                              "\"max_passes\":5,\"timeout_ms\":9000,\"max_bandwidth\":\"100M\","
-                              "\"zerocopy\":true,\"tls\":\"psk\",\"insecure\":true}");
+    /* Parameters under their QMP names (migration_params.h), checked and typed. */
+    assert_string_equal(line, "{\"multifd-channels\":2,\"multifd-compression\":\"lz4\","
+                              "\"downtime-limit\":100,\"x-max-passes\":5,\"x-peer-timeout\":9000,"
+                              "\"max-bandwidth\":104857600,\"zero-copy-send\":true,"
+                              "\"tls\":\"psk\",\"x-insecure\":true}");
     assert_string_equal(o.report, "r.json");
     assert_true(o.poll_s > 0.049 && o.poll_s < 0.051);
     assert_true(o.quiet);
@@ -87,6 +89,10 @@ static void mistakes_are_named(void **state)
     expect_msg(PARSE(&o, "--from", "a", "--to", "b", "--streams", "2", "--migrate-opt",
                      "streams=3"), "repeats", "streams");
     expect_msg(PARSE(&o, "--from", "a", "--to", "b", "--poll-ms", "1"), "--poll-ms", NULL);
+    expect_msg(PARSE(&o, "--from", "a", "--to", "b", "--max-passes", "5000"), "--max-passes",
+               "0 to 1000");
+    expect_msg(PARSE(&o, "--from", "a", "--to", "b", "--compress", "gzip"), "--compress",
+               "none,lz4,zstd,auto");
     expect_msg(PARSE(&o, "--from", "a", "--to", "b", "--bogus"), "--bogus", NULL);
     expect_msg(PARSE(&o, "--from", "a", "--to", "b", "extra"), "'extra'", NULL);
 }

@@ -27,7 +27,7 @@ static void nothing_chosen_says_what_to_pass(void **state)
     expect_msg(vs_security_finish(&o, true), "--tls-psk FILE", "--insecure");
     expect_msg(vs_security_finish(&o, true), "--tls-cert FILE --tls-key FILE --tls-ca FILE",
                "openssl rand -hex 32");
-    expect_msg(vs_security_finish(&o, false), "tls_psk=FILE", "insecure=true");
+    expect_msg(vs_security_finish(&o, false), "x-tls-psk FILE", "x-insecure true");
     assert_int_equal(o.mode, VS_SEC_UNSET);
 }
 
