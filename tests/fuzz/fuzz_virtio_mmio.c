@@ -9,6 +9,7 @@
  * exactly its size, so ASan catches any access outside it. */
 #include "fuzz_common.h"
 #include "vmm/memory.h"
+#include "vmm/ram_layout.h"
 #include "vmm/virtio/virtio_mmio.h"
 #include "vmm/virtio/virtio_rng.h"
 
@@ -48,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (image > FUZZ_MMIO_RAM)
         image = FUZZ_MMIO_RAM;
     struct vs_memory mem = { .memfd = -1, .size = FUZZ_MMIO_RAM };
+    vs_ram_layout_init(&mem.layout, FUZZ_MMIO_RAM, false);   /* flat: gpa = RAM offset */
     mem.base = calloc(1, FUZZ_MMIO_RAM);
     struct vs_virtio_rng *rng = calloc(1, sizeof(*rng));
     struct vs_virtio_mmio *t = malloc(sizeof(*t));

@@ -11,6 +11,7 @@
  * exactly its size, so ASan catches any access outside it. */
 #include "fuzz_common.h"
 #include "vmm/memory.h"
+#include "vmm/ram_layout.h"
 #include "vmm/virtio/virtqueue.h"
 
 #include <stdlib.h>
@@ -46,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < HEADER)
         return 0;
     struct vs_memory mem = { .memfd = -1, .size = FUZZ_VQ_RAM };
+    vs_ram_layout_init(&mem.layout, FUZZ_VQ_RAM, false);   /* flat: gpa = RAM offset */
     mem.base = calloc(1, FUZZ_VQ_RAM);
     struct vs_vq_chain *chain = malloc(sizeof(*chain));
     uint8_t *scratch = malloc(FUZZ_VQ_RAM);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vmm/memory.h"
+#include "vmm/ram_layout.h"
 #include "vmm/virtio/virtqueue.h"
 
 #define GUEST_RAM (1u << 20)
@@ -29,6 +30,7 @@ static inline void guest_init(struct guest *g, uint16_t qsize)
     g->mem.memfd = -1;
     g->mem.base = calloc(1, GUEST_RAM);
     g->mem.size = GUEST_RAM;
+    vs_ram_layout_init(&g->mem.layout, GUEST_RAM, false);   /* flat: gpa = RAM offset */
     g->qsize = qsize;
     if (!g->mem.base || vs_memory_track_writes(&g->mem, true) < 0)
         abort();
