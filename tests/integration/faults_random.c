@@ -1,6 +1,6 @@
 /* The random fault campaign (scripts/faults.sh; docs/guide.md, "Random fault campaign"):
  *
- *   faults_random N [--seed S] [--logs DIR] [--keep-logs] [--trial-timeout SECONDS]
+ *   faults_random N [--seed S] [--logs DIR] [--keep-logs] [--trial-timeout SECONDS] [--dry-run]
  *
  * runs N trials, one after the other, trial i drawn from seed S+i (S random unless given;
  * `faults_random 1 --seed X` replays the trial of seed X). Each trial runs in a child
@@ -12,6 +12,7 @@
 #include "random_trial.h"
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,7 +28,7 @@
 struct campaign {
     unsigned n, trial_timeout_s;
     uint64_t seed;
-    bool keep_logs;
+    bool keep_logs, dry_run;
     char logs[160];
     unsigned counts[RF_COUNT][RT_COUNT];
     char failing[4096];
@@ -63,19 +64,56 @@ static void run_child(struct child_ctx *k)
     _exit(0);     /* not exit: the parent's atexit handlers (the credentials) are its own */
 }
 
-/* A process the trial started that outlived it (vmshiftd's VMs outlive their daemon). */
-static void kill_leftovers(const char *pid_file)
+/* The command line of a process ("" if it is gone), NULs turned into spaces. */
+static void cmdline_of(int pid, char *out, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, n - 1, f) : 0;
+    if (f)
+        fclose(f);
+    for (size_t i = 0; i < got; i++)
+        out[i] = out[i] ? out[i] : ' ';
+    out[got] = '\0';
+}
+
+/* Every vmshift process that names one of the trial's directories (vmshiftd's VMs outlive
+ * their daemon, and a trial that failed early did not record them all). */
+static void kill_naming(const char *dir)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    char cmd[4096];
+    while (d && (e = readdir(d))) {
+        int pid = atoi(e->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        cmdline_of(pid, cmd, sizeof(cmd));
+        if (strstr(cmd, "vmshift") && strstr(cmd, dir))
+            kill(pid, SIGKILL);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* What the trial started and left behind: processes (by pid, if still vmshift) and
+ * directories (and whatever runs from them). */
+static void clean_leftovers(const char *pid_file)
 {
     FILE *f = fopen(pid_file, "r");
-    int pid;
-    while (f && fscanf(f, "%d", &pid) == 1) {
-        char path[64], cmd[256] = "";
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-        FILE *c = fopen(path, "r");
-        size_t n = c ? fread(cmd, 1, sizeof(cmd) - 1, c) : 0;
-        cmd[n] = '\0';
-        if (c)
-            fclose(c);
+    char line[300], cmd[4096];
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "dir /tmp/", 9)) {
+            kill_naming(line + 4);
+            snprintf(cmd, sizeof(cmd), "rm -rf '%s'", line + 4);
+            if (system(cmd) != 0)
+                printf("          could not remove %s\n", line + 4);
+            continue;
+        }
+        int pid = atoi(line);
+        cmdline_of(pid, cmd, sizeof(cmd));
         if (pid > 0 && strstr(cmd, "vmshift"))
             kill(pid, SIGKILL);
     }
@@ -131,7 +169,7 @@ static void run_trial(const struct campaign *cp, const struct rplan *plan, const
         }
         usleep(100000);
     }
-    kill_leftovers(k.pid_file);
+    clean_leftovers(k.pid_file);
     if (r->outcome == RT_ERROR && !strcmp(r->detail, "the trial ended before it was judged"))
         failure_from_log(log_dir, r->detail, sizeof(r->detail));
 }
@@ -210,9 +248,9 @@ static void print_table(const struct campaign *cp)
 static void usage(void)
 {
     fprintf(stderr, "usage: faults_random N [--seed S] [--logs DIR] [--keep-logs] "
-                    "[--trial-timeout SECONDS]\n"
+                    "[--trial-timeout SECONDS] [--dry-run]\n"
                     "  N trials; trial i uses seed S+i, so `faults_random 1 --seed X` replays "
-                    "the trial of seed X\n");
+                    "the trial of seed X; --dry-run prints the plans only\n");
     exit(2);
 }
 
@@ -233,6 +271,8 @@ static void parse(struct campaign *cp, int argc, char **argv)
             cp->trial_timeout_s = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-logs"))
             cp->keep_logs = true;
+        else if (!strcmp(argv[i], "--dry-run"))
+            cp->dry_run = true;
         else
             usage();
     }
@@ -245,6 +285,15 @@ int main(int argc, char **argv)
 {
     static struct campaign cp;
     parse(&cp, argc, argv);
+    for (unsigned i = 0; cp.dry_run && i < cp.n; i++) {
+        struct rplan plan;
+        char desc[320];
+        rplan_draw(&plan, cp.seed + i);
+        printf("seed %-12llu %s\n", (unsigned long long)(cp.seed + i),
+               rplan_describe(&plan, desc, sizeof(desc)));
+    }
+    if (cp.dry_run)
+        return 0;
     require_kvm();
     mkdir(cp.logs, 0755);
     (void)test_cred("psk");     /* the credentials, made once for every trial */

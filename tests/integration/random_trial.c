@@ -99,6 +99,17 @@ static void record_pid(const char *pid_file, pid_t pid)
     }
 }
 
+/* A directory of the trial: the caller kills every process that names it and removes it,
+ * should the trial end before its tear-down. */
+static void record_dir(const char *pid_file, const char *dir)
+{
+    FILE *f = fopen(pid_file, "a");
+    if (f) {
+        fprintf(f, "dir %s\n", dir);
+        fclose(f);
+    }
+}
+
 static void point_env(const struct rplan *p, unsigned side)
 {
     char env[128];
@@ -148,6 +159,7 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
     vm_proc_start(&c->src.vm, run_args(c->p, &o, false));
     c->src.child = true;
     record_pid(pid_file, c->src.vm.pid);
+    record_dir(pid_file, c->src.vm.dir);
     snprintf(c->report_path, sizeof(c->report_path), "%s/receiver-report.json", work_dir);
     point_env(c->p, 1);
     /* One attempt: a receiver refused at its first connection exits (by default it would
@@ -156,6 +168,7 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
                       ARGS("--timeout", "3", "--max-refused", "0", "--report", c->report_path));
     c->dst.child = true;
     record_pid(pid_file, c->dst.vm.pid);
+    record_dir(pid_file, c->dst.vm.dir);
     c->target_port = c->dst.vm.port;
 }
 
@@ -181,6 +194,7 @@ static void start_daemons(struct rt_ctx *c, const char *pid_file)
                                        "--receive-opt", "--max-refused", "--receive-opt", "0"));
         c->host_up[h] = true;
         record_pid(pid_file, c->hosts[h].pid);
+        record_dir(pid_file, c->hosts[h].dir);
     }
     struct run_opts o;
     host_vm_start_wait(&c->hosts[0], "v", run_args(c->p, &o, true));
@@ -381,6 +395,7 @@ void random_trial_run(const struct rplan *p, const char *pid_file, const char *l
     c->src.exit_status = c->dst.exit_status = -1;
     char work_dir[64];
     harness_temp_dir(work_dir, sizeof(work_dir));
+    record_dir(pid_file, work_dir);
     test_security_use(sec[p->security]);
     if (p->path == RP_DAEMON)
         start_daemons(c, pid_file);

@@ -4,6 +4,7 @@
 
 #include <json-c/json.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,6 +131,21 @@ static void check_memory(struct rt_ctx *c, struct rt_peer *w, bool is_dst)
     json_object_put(st);
 }
 
+/* VMSHIFT_FAULTS_SELFTEST=poke: the runner itself changes a word of the RAM above the
+ * workload range of the VM that survived, which its checks must find (the ctest
+ * faults_random_detects). */
+static void self_test(struct rt_ctx *c, struct rt_peer *w)
+{
+    const char *t = getenv("VMSHIFT_FAULTS_SELFTEST");
+    if (!t || strcmp(t, "poke"))
+        return;
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "addr", json_object_new_uint64((5 + c->p->range_mib) << 20));
+    json_object_object_add(a, "value", json_object_new_uint64(0x5e1f7e57));
+    json_object_put(rt_ask(w, "debug-poke", a));
+    json_object_put(a);
+}
+
 void rt_judge(struct rt_ctx *c)
 {
     const struct rt_look *l = &c->look;
@@ -144,6 +160,7 @@ void rt_judge(struct rt_ctx *c)
     } else if (src_runs || dst_runs) {
         verdict(c, RT_SURVIVED, "%s", "");
         struct rt_peer *w = src_runs ? &c->src : &c->dst;
+        self_test(c, w);
         check_guest(c, w);
         check_memory(c, w, dst_runs);
     } else {
