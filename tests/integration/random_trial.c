@@ -211,13 +211,26 @@ static void start_daemons(struct rt_ctx *c, const char *pid_file)
     json_object_put(r);
 }
 
-/* The guest has made its first pass (or, idle, reported and halted). */
+static bool all_vcpus_idle(struct json_object *st, unsigned vcpus)
+{
+    struct json_object *g, *per;
+    if (!json_object_object_get_ex(st, "guest", &g) ||
+        !json_object_object_get_ex(g, "per_vcpu", &per) ||
+        json_object_array_length(per) < vcpus)
+        return false;
+    for (unsigned i = 0; i < vcpus; i++)
+        if (strcmp(json_str(json_object_array_get_idx(per, i), "state"), "idle"))
+            return false;
+    return true;
+}
+
+/* The guest has made its first pass (or, idle, reported and halted on every vCPU). */
 static void wait_guest_ready(struct rt_ctx *c)
 {
     double deadline = now_s() + 90;
     for (;;) {
         struct json_object *st = rt_ask(&c->src, "status", NULL);
-        bool ready = st && (c->p->workload == RP_IDLE ? !strcmp(guest_str(st, "state"), "idle")
+        bool ready = st && (c->p->workload == RP_IDLE ? all_vcpus_idle(st, c->p->vcpus)
                                                      : guest_u64(st, "passes") >= 1);
         json_object_put(st);
         if (ready)
@@ -246,6 +259,27 @@ void rt_digests(struct rt_peer *x, const struct rplan *p, char *fixed, char *ful
     uint64_t start = (4 + p->range_mib) * MiB;
     digest_into(x, start, p->mem_mib * MiB - start, fixed, n);
     digest_into(x, 0, p->mem_mib * MiB, full, n);
+}
+
+/* The digests before the migration. An idle guest's RAM is compared whole afterwards, so
+ * it must have come to rest first (every vCPU reported, halted, and nothing changes). */
+static void digests_before(struct rt_ctx *c)
+{
+    char fixed[24], full[24];
+    double deadline = now_s() + 30;
+    rt_digests(&c->src, c->p, c->static_digest, c->full_digest, sizeof(c->static_digest));
+    while (c->p->workload == RP_IDLE) {
+        usleep(300000);
+        rt_digests(&c->src, c->p, fixed, full, sizeof(fixed));
+        if (!strcmp(full, c->full_digest) && !strcmp(fixed, c->static_digest))
+            break;
+        snprintf(c->full_digest, sizeof(c->full_digest), "%s", full);
+        snprintf(c->static_digest, sizeof(c->static_digest), "%s", fixed);
+        if (now_s() > deadline)
+            fail_msg("the idle guest's RAM did not come to rest within 30 s");
+    }
+    if (!c->static_digest[0] || !c->full_digest[0])
+        fail_msg("the source did not answer the digest command before the migration");
 }
 
 static struct json_object *migrate_request(const struct rt_ctx *c)
@@ -337,6 +371,20 @@ static void restart_killed_daemon(struct rt_ctx *c)
     }
 }
 
+/* The daemons reaped the VMs: their entries tell how each monitor ended (unless it was
+ * adopted after a daemon crash). */
+static void exit_statuses_from_daemons(struct rt_ctx *c)
+{
+    usleep(300000);     /* the daemons look every 100 ms */
+    for (unsigned h = 0; h < 2; h++) {
+        struct rt_peer *x = h ? &c->dst : &c->src;
+        struct json_object *e = host_vm_entry(&c->hosts[h], "v"), *v;
+        if (e && json_object_object_get_ex(e, "exit_status", &v) && x->exit_status < 0)
+            x->exit_status = json_object_get_int(v);
+        json_object_put(e);
+    }
+}
+
 static void copy_log(const char *from, const char *log_dir, const char *name, char *out, size_t n)
 {
     snprintf(out, n, "%s/%s", log_dir, name);
@@ -355,6 +403,8 @@ static void tear_down(struct rt_ctx *c, const char *log_dir, const char *work_di
         restart_killed_daemon(c);
     stop_peer(&c->dst);
     stop_peer(&c->src);
+    if (c->p->path == RP_DAEMON)
+        exit_statuses_from_daemons(c);
     char logs[4][256];
     const char *paths[4];
     unsigned n = 0;
@@ -404,9 +454,7 @@ void random_trial_run(const struct rplan *p, const char *pid_file, const char *l
     double t0 = now_s();
     print_message("[%.1f s] started\n", now_s() - t0);
     wait_guest_ready(c);
-    rt_digests(&c->src, p, c->static_digest, c->full_digest, sizeof(c->static_digest));
-    if (!c->static_digest[0] || !c->full_digest[0])
-        fail_msg("the source did not answer the digest command before the migration");
+    digests_before(c);
     print_message("[%.1f s] the guest is ready; digests %s (above the range), %s (all)\n",
                   now_s() - t0, c->static_digest, c->full_digest);
     start_migration(c);
