@@ -6,8 +6,8 @@
 #
 # Trial i uses seed S+i (S random unless given), printed first on its line:
 # `scripts/faults.sh 1 --seed X` replays the trial of seed X. --build DIR runs another build
-# of vmshift (e.g. build-asan, made with -DVMSHIFT_SANITIZE=ON: then a sanitizer report in
-# any process's stderr fails the trial). Exit status 1 if any trial lost or duplicated the
+# of vmshift (e.g. build-asan, configured with -DVMSHIFT_SANITIZE=ON when it does not exist
+# yet: then a sanitizer report in any process's stderr fails the trial). Exit status 1 if any trial lost or duplicated the
 # VM, failed a check or could not run; its seeds are printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,12 @@ if [ ${#args[@]} -eq 0 ]; then
   sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
-[ -f "$build/CMakeCache.txt" ] || scripts/setup.sh "$build"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  case "$build" in
+    *asan*) scripts/setup.sh "$build" -DVMSHIFT_SANITIZE=ON ;;
+    *) scripts/setup.sh "$build" ;;
+  esac
+fi
 cmake --build "$build" -j2 --target faults_random vmshift vmshiftd vmshift-guest >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 exec "$build/tests/faults_random" "${args[@]}"
