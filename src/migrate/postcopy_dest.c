@@ -354,19 +354,28 @@ static int complete(struct vs_postcopy_dest *pc)
     vs_uffd_close(&pc->uffd);
     pthread_mutex_lock(&pc->lock);
     struct vs_postcopy_stats *st = &pc->stats.postcopy;
-    struct vs_wire_postcopy_end e = { .pages = st->missing_pages, .faults = st->faults,
-                                      .fault_wait_ns = st->fault_wait_ns,
-                                      .fault_wait_max_ns = st->fault_wait_max_ns };
     st->verified_present = true;
     st->time_ns = vs_clock_ns() - pc->run_ns;
     pc->stats.total_ns = vs_clock_ns() - pc->stats.start_ns;
     pthread_mutex_unlock(&pc->lock);
+    vs_fault_point("dst.postcopy_end", 0, pc->s[0].ch);
+    if (vs_postcopy_send_end(pc))
+        vs_warn("every page is here, but the source was not told: %s", vs_last_error());
+    return 0;
+}
+
+int vs_postcopy_send_end(struct vs_postcopy_dest *pc)
+{
+    pthread_mutex_lock(&pc->lock);
+    struct vs_postcopy_stats *st = &pc->stats.postcopy;
+    struct vs_wire_postcopy_end e = { .pages = st->missing_pages, .faults = st->faults,
+                                      .fault_wait_ns = st->fault_wait_ns,
+                                      .fault_wait_max_ns = st->fault_wait_max_ns };
+    pthread_mutex_unlock(&pc->lock);
     pthread_mutex_lock(&pc->w0_lock);
     int rc = vs_wire_send(&pc->w0, VS_REC_POSTCOPY_END, &e, sizeof(e));
     pthread_mutex_unlock(&pc->w0_lock);
-    if (rc)
-        vs_warn("every page is here, but the source was not told: %s", vs_last_error());
-    return 0;
+    return rc;
 }
 
 static int session(struct vs_postcopy_dest *pc)
@@ -412,10 +421,8 @@ static int session(struct vs_postcopy_dest *pc)
     return rc ? rc : complete(pc);
 }
 
-/* Tear a broken session down; the VM is paused (its vCPUs may also wait on a page). */
-void vs_postcopy_lost(struct vs_postcopy_dest *pc)
+void vs_postcopy_close_session(struct vs_postcopy_dest *pc)
 {
-    session_fail(pc);
     for (unsigned i = 1; i < pc->n; i++)
         if (pc->s[i].started) {
             pthread_join(pc->s[i].thread, NULL);
@@ -430,6 +437,13 @@ void vs_postcopy_lost(struct vs_postcopy_dest *pc)
         vs_channel_close(pc->s[i].ch);
         pc->s[i].ch = NULL;
     }
+}
+
+/* Tear a broken session down; the VM is paused (its vCPUs may also wait on a page). */
+void vs_postcopy_lost(struct vs_postcopy_dest *pc)
+{
+    session_fail(pc);
+    vs_postcopy_close_session(pc);
     if (pc->vm_started && !pc->paused) {
         vs_vm_block_resume(pc->vm, "post-copy lost its connection: the pages the VM lacks are "
                            "at the source; resume the migration there (resume-migration)");
@@ -445,6 +459,7 @@ static void *control_thread(void *arg)
         int rc = session(pc);
         if (!rc) {
             set_status(pc, "completed", false);
+            vs_postcopy_serve_completed(pc);
             return NULL;
         }
         vs_postcopy_lost(pc);

@@ -54,6 +54,13 @@ struct vs_postcopy_dest {
 
 /* Tear a broken session down and pause the VM (postcopy_dest.c). */
 void vs_postcopy_lost(struct vs_postcopy_dest *pc);
+/* postcopy_dest.c: close the connections of a session that ended (its stream threads are
+ * done or told to stop); POSTCOPY_END to the source on stream 0 (every page is here). */
+void vs_postcopy_close_session(struct vs_postcopy_dest *pc);
+int vs_postcopy_send_end(struct vs_postcopy_dest *pc);
+/* postcopy_resume.c: after every page arrived, answer a source that lost the connection
+ * before our POSTCOPY_END reached it, until the process stops. */
+void vs_postcopy_serve_completed(struct vs_postcopy_dest *pc);
 /* postcopy_resume.c: after COMMIT from a 2.2 source, CLAIM the VM and wait for GRANT. */
 int vs_postcopy_claim(struct vs_postcopy_dest *pc);
 /* Wait on the listening address until the source resumes (0), or until stopped, or until

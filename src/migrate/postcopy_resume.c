@@ -1,7 +1,8 @@
 /* Post-copy, destination side: the commit window and taking the source back after a lost
  * connection. The source must come to the original listening address with a
  * POSTCOPY_RESUME naming this migration's session, and its other streams with
- * STREAM_HELLO; the answer is the map of the pages still missing. In the commit window
+ * STREAM_HELLO; the answer is the map of the pages still missing (none, when every page
+ * arrived but our POSTCOPY_END was lost: it is sent again). In the commit window
  * (COMMIT arrived, GRANT did not) the source may instead settle the outcome there with
  * RESOLVE (docs/state-machine.md, "Post-copy and the commit window"). Anything else is
  * dropped and the wait goes on. Every connection was admitted (TLS) by accept_stream. */
@@ -180,4 +181,39 @@ int vs_postcopy_wait_for_source(struct vs_postcopy_dest *pc)
     return vs_fail(ECANCELED, vs_postcopy_dest_failed(pc) ? "the source kept the VM: the copy "
                    "here is discarded" : "stopped while waiting for the source to resume "
                    "post-copy");
+}
+
+/* A source that came back after every page arrived: it was told that nothing is missing;
+ * it ends every stream at once, and gets POSTCOPY_END again. */
+static int confirm_completion(struct vs_postcopy_dest *pc)
+{
+    for (unsigned i = 0; i < pc->n; i++) {
+        struct vs_wire_header h;
+        struct vs_wire_postcopy_end e;
+        int rc = vs_channel_set_liveness(pc->s[i].ch, LIVENESS_MS);
+        if (!rc)
+            rc = vs_wire_read_header(&pc->s[i].r, &h);
+        if (!rc)
+            rc = vs_wire_read_fixed(&pc->s[i].r, &h, VS_REC_POSTCOPY_END, &e, sizeof(e));
+        if (rc)
+            return rc;
+    }
+    return vs_postcopy_send_end(pc);
+}
+
+/* Every page is here, but the source may not know: POSTCOPY_END can be lost with the link,
+ * and such a source waits in postcopy-paused for resume-migration. Keep answering it on
+ * the listening address until the process stops (the VM runs on meanwhile). */
+void vs_postcopy_serve_completed(struct vs_postcopy_dest *pc)
+{
+    while (!atomic_load(&pc->stopping)) {
+        vs_postcopy_close_session(pc);
+        if (vs_postcopy_wait_for_source(pc))
+            return;
+        if (confirm_completion(pc))
+            vs_warn("post-copy completed; the source came back but could not be told: %s",
+                    vs_last_error());
+        else
+            vs_info("post-copy completed; the source came back and was told again");
+    }
 }

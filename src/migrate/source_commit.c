@@ -77,6 +77,12 @@ static int postcopy_window_lost(struct vs_migration *m, const char *why)
     vs_warn("migration to %s: stream 0 lost before the destination claimed the VM in "
             "post-copy (%s); taking it back once the destination has discarded its copy",
             m->opts.to, why);
+    /* Lost for the destination too: a destination that was only slow still waits on stream
+     * 0 (for COMMIT or GRANT), and answers on its listening address, where the settling
+     * calls go, only once stream 0 is gone. */
+    for (unsigned i = 0; i < m->nr_streams; i++)
+        if (m->streams[i].ch)
+            vs_channel_shutdown(m->streams[i].ch);
     vs_source_set_status(m, "resolving");
     if (vs_source_settle(m) != VS_SETTLED_SOURCE)
         return vs_fail(ECANCELED, "post-copy: stream 0 lost before the grant (%s), and the "

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 32
@@ -21,6 +22,7 @@ struct pump {
     int from, to;
     enum proxy_dir dir;
     bool faulty;              /* the first connection */
+    unsigned conn;            /* its connection's number, from 0 */
     pthread_t thread;
 };
 
@@ -32,7 +34,35 @@ struct test_proxy {
     struct pump pumps[2 * MAX_CONNS];
     int fds[2 * MAX_CONNS];
     unsigned nconns;
+    pthread_mutex_t lock;           /* nconns and fds, against proxy_cut_all */
+    atomic_llong stall_until_ns;    /* CLOCK_MONOTONIC: proxy_stall_all */
+    atomic_int corrupt_slot;        /* 2 * conn + dir of proxy_corrupt_next, or -1 */
+    atomic_uint corrupt_pos;
 };
+
+static long long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* proxy_stall_all: read nothing until the stall is over. */
+static void hold_while_stalled(struct test_proxy *p)
+{
+    while (!atomic_load(&p->stop) && mono_ns() < atomic_load(&p->stall_until_ns))
+        usleep(10000);
+}
+
+/* proxy_corrupt_next: the first chunk of the chosen connection and direction. */
+static void corrupt_if_chosen(struct pump *u, uint8_t *buf, size_t n)
+{
+    int slot = (int)(2 * u->conn + u->dir), want = atomic_load(&u->p->corrupt_slot);
+    if (want == slot && atomic_compare_exchange_strong(&u->p->corrupt_slot, &want, -1)) {
+        buf[atomic_load(&u->p->corrupt_pos) % n] ^= 0x5a;
+        atomic_store(&u->p->fired, true);
+    }
+}
 
 static void *pump_thread(void *arg)
 {
@@ -43,6 +73,7 @@ static void *pump_thread(void *arg)
     uint64_t off = 0;
     static __thread uint8_t buf[65536];
     while (!atomic_load(&p->stop)) {
+        hold_while_stalled(p);
         struct pollfd pf = { .fd = u->from, .events = POLLIN };
         if (poll(&pf, 1, 100) <= 0)
             continue;
@@ -52,6 +83,7 @@ static void *pump_thread(void *arg)
         ssize_t n = recv(u->from, buf, want, 0);
         if (n <= 0)
             break;
+        corrupt_if_chosen(u, buf, (size_t)n);
         if (armed && off == f->offset) {
             armed = false;
             atomic_store(&p->fired, true);
@@ -113,14 +145,19 @@ static void *accept_thread(void *arg)
         int one = 1;
         setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        unsigned i = p->nconns++;
+        pthread_mutex_lock(&p->lock);
+        unsigned i = p->nconns;
         p->fds[2 * i] = c;
         p->fds[2 * i + 1] = s;
         struct pump *a = &p->pumps[2 * i], *b = &p->pumps[2 * i + 1];
-        *a = (struct pump){ .p = p, .from = c, .to = s, .dir = PROXY_TO_DST, .faulty = i == 0 };
-        *b = (struct pump){ .p = p, .from = s, .to = c, .dir = PROXY_TO_SRC, .faulty = i == 0 };
+        *a = (struct pump){ .p = p, .from = c, .to = s, .dir = PROXY_TO_DST, .faulty = i == 0,
+                            .conn = i };
+        *b = (struct pump){ .p = p, .from = s, .to = c, .dir = PROXY_TO_SRC, .faulty = i == 0,
+                            .conn = i };
         pthread_create(&a->thread, NULL, pump_thread, a);
         pthread_create(&b->thread, NULL, pump_thread, b);
+        p->nconns = i + 1;
+        pthread_mutex_unlock(&p->lock);
     }
     return NULL;
 }
@@ -131,6 +168,8 @@ struct test_proxy *proxy_start(int target_port, const struct proxy_fault *fault,
     p->target_port = target_port;
     if (fault)
         p->fault = *fault;
+    pthread_mutex_init(&p->lock, NULL);
+    atomic_store(&p->corrupt_slot, -1);
     p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = { .sin_family = AF_INET };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -150,6 +189,41 @@ int proxy_fired(struct test_proxy *p)
     return atomic_load(&p->fired);
 }
 
+unsigned proxy_cut_all(struct test_proxy *p)
+{
+    pthread_mutex_lock(&p->lock);
+    unsigned n = p->nconns;
+    for (unsigned i = 0; i < 2 * n; i++)
+        shutdown(p->fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&p->lock);
+    if (n)
+        atomic_store(&p->fired, true);
+    return n;
+}
+
+unsigned proxy_stall_all(struct test_proxy *p, unsigned ms)
+{
+    atomic_store(&p->stall_until_ns, mono_ns() + (long long)ms * 1000000LL);
+    pthread_mutex_lock(&p->lock);
+    unsigned n = p->nconns;
+    pthread_mutex_unlock(&p->lock);
+    if (n)
+        atomic_store(&p->fired, true);
+    return n;
+}
+
+unsigned proxy_corrupt_next(struct test_proxy *p, enum proxy_dir dir, unsigned conn, uint32_t pos)
+{
+    pthread_mutex_lock(&p->lock);
+    unsigned n = p->nconns;
+    pthread_mutex_unlock(&p->lock);
+    if (!n)
+        return 0;
+    atomic_store(&p->corrupt_pos, pos);
+    atomic_store(&p->corrupt_slot, (int)(2 * (conn % n) + dir));
+    return n;
+}
+
 void proxy_stop(struct test_proxy *p)
 {
     if (!p)
@@ -164,5 +238,6 @@ void proxy_stop(struct test_proxy *p)
         close(p->fds[i]);
     if (p->lfd >= 0)
         close(p->lfd);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }

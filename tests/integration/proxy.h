@@ -22,6 +22,16 @@ struct test_proxy;
 struct test_proxy *proxy_start(int target_port, const struct proxy_fault *fault, int *port);
 /* Whether the fault was applied (the offset was reached). */
 int proxy_fired(struct test_proxy *p);
+
+/* Faults at a moment the caller chooses (the random fault campaign), on the connections
+ * open at that moment: shut every one down, both directions; hold every byte in flight
+ * for ms (no pump reads or forwards until then; TCP's buffers fill and the senders block);
+ * flip one byte (at position pos of the next chunk read, modulo its length) of the next
+ * data that connection number conn (modulo the connections so far) carries in direction
+ * dir. Each returns the number of connections it touched (0: none open, nothing done). */
+unsigned proxy_cut_all(struct test_proxy *p);
+unsigned proxy_stall_all(struct test_proxy *p, unsigned ms);
+unsigned proxy_corrupt_next(struct test_proxy *p, enum proxy_dir dir, unsigned conn, uint32_t pos);
 void proxy_stop(struct test_proxy *p);
 
 #endif
