@@ -53,7 +53,7 @@ static void control_socket_input(void **state)
 
     r = console_input(&p, NULL, -1);
     assert_false(json_object_get_boolean(json_member(r, "ok")));
-    assert_non_null(strstr(json_str(r, "error"), "data=STRING"));
+    assert_non_null(strstr(json_str(r, "error"), "Parameter 'data' is missing"));
     json_object_put(r);
     r = console_input(&p, "x", 20000);
     assert_non_null(strstr(json_str(r, "error"), "wait_ms=20000"));
