@@ -608,3 +608,34 @@ const char *vm_serial_log(struct vm_proc *p)
         fclose(f);
     return buf;
 }
+
+void vm_migration_wait_under_way(struct vm_proc *src)
+{
+    for (int i = 0; i < 600; i++) {
+        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m, *ram;
+        assert_true(json_object_object_get_ex(st, "migration", &m));
+        bool active = !strcmp(json_str(m, "status"), "active");
+        double sent = json_object_object_get_ex(m, "ram", &ram) ? json_num(ram, "transferred") : 0;
+        json_object_put(st);
+        if (active && sent >= 8 << 20)
+            return;
+        usleep(50000);
+    }
+    fail_msg("the migration never got under way");
+}
+
+void vm_migrate_start_slow(struct vm_proc *src, struct vm_proc *dst)
+{
+    vm_proc_start(src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
+    json_object_put(wait_guest_at_least(src, "passes", 1, 60));
+    vm_receiver_start(dst, "127.0.0.1", NULL, NULL);
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
+    json_object_object_add(a, "max_passes", json_object_new_int(1000));
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
+    vm_migrate_start(src, to, a);
+    json_object_put(a);
+    vm_migration_wait_under_way(src);
+}

@@ -99,6 +99,12 @@ struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_
  * unconfirmed) or waits for the operator (postcopy-paused); returns its final report
  * (caller puts it). */
 struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s);
+/* A 64 MiB, 2-vCPU verify VM in src migrating to a new receiver dst at 16 MB/s with a zero
+ * downtime limit: still in pre-copy for many seconds, so a test can strike mid-migration.
+ * Returns once 8 MiB of the first pass went out. */
+void vm_migrate_start_slow(struct vm_proc *src, struct vm_proc *dst);
+/* Wait until src's migration is active and has sent 8 MiB (fails the test after 30 s). */
+void vm_migration_wait_under_way(struct vm_proc *src);
 /* The "xxh3" digest of guest RAM [start, start+len) (caller frees). */
 char *vm_digest(struct vm_proc *p, uint64_t start, uint64_t len);
 /* A string / number field of a JSON object ("" / 0 if absent). */

@@ -9,35 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A migration slowed to 16 MB/s with a zero downtime limit, so it is still in pre-copy
- * when the test strikes. */
-static void start_endless_migration(struct vm_proc *src, struct vm_proc *dst)
-{
-    vm_proc_start(src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
-    json_object_put(wait_guest_at_least(src, "passes", 1, 60));
-    vm_receiver_start(dst, "127.0.0.1", NULL, NULL);
-    char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
-    struct json_object *a = json_object_new_object();
-    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
-    json_object_object_add(a, "max_passes", json_object_new_int(1000));
-    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
-    vm_migrate_start(src, to, a);
-    json_object_put(a);
-    /* wait until pre-copy is under way: 8 MiB of the first pass sent */
-    for (int i = 0; i < 600; i++) {
-        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m, *ram;
-        assert_true(json_object_object_get_ex(st, "migration", &m));
-        bool active = !strcmp(json_str(m, "status"), "active");
-        double sent = json_object_object_get_ex(m, "ram", &ram) ? json_num(ram, "transferred") : 0;
-        json_object_put(st);
-        if (active && sent >= 8 << 20)
-            return;
-        usleep(50000);
-    }
-    fail_msg("the migration never got under way");
-}
-
 /* The source runs on: running state, counters advance, no page lost. */
 static void assert_source_intact(struct vm_proc *src)
 {
@@ -54,7 +25,7 @@ static void cancel_mid_way_keeps_the_source(void **state)
 {
     (void)state;
     struct vm_proc src, dst;
-    start_endless_migration(&src, &dst);
+    vm_migrate_start_slow(&src, &dst);
     json_object_put(vm_cmd(&src, "cancel", NULL));
     struct json_object *m = vm_migration_wait(&src, 30);
     assert_string_equal(json_str(m, "status"), "cancelled");
@@ -71,7 +42,7 @@ static void destination_death_keeps_the_source(void **state)
 {
     (void)state;
     struct vm_proc src, dst;
-    start_endless_migration(&src, &dst);
+    vm_migrate_start_slow(&src, &dst);
     kill(dst.pid, SIGKILL);
     struct json_object *m = vm_migration_wait(&src, 30);
     assert_string_equal(json_str(m, "status"), "failed");

@@ -137,45 +137,12 @@ static void receive_waiting_sigint(void **state) { (void)state; receive_waiting(
 
 /* --- vmshift receive, in the middle of a migration ---------------------------------- */
 
-/* A 64 MiB VM migrated at 16 MB/s with a zero downtime limit: still in pre-copy when the
- * test strikes (8 MiB sent). */
-static void start_slow_migration(struct vm_proc *src, struct vm_proc *dst)
-{
-    vm_proc_start(src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
-    json_object_put(wait_guest_at_least(src, "passes", 1, 60));
-    vm_receiver_start(dst, "127.0.0.1", NULL, NULL);
-    char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
-    struct json_object *a = json_object_new_object();
-    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
-    json_object_object_add(a, "max_passes", json_object_new_int(1000));
-    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
-    vm_migrate_start(src, to, a);
-    json_object_put(a);
-}
-
-static void wait_under_way(struct vm_proc *src)
-{
-    for (int i = 0; i < 600; i++) {
-        struct json_object *st = vm_cmd(src, "migrate-status", NULL), *m, *ram;
-        assert_true(json_object_object_get_ex(st, "migration", &m));
-        bool active = !strcmp(json_str(m, "status"), "active");
-        double sent = json_object_object_get_ex(m, "ram", &ram) ? json_num(ram, "transferred") : 0;
-        json_object_put(st);
-        if (active && sent >= 8 << 20)
-            return;
-        usleep(50000);
-    }
-    fail_msg("the migration never got under way");
-}
-
 static void receive_mid_migration(int sig)
 {
     struct vm_proc src, dst;
     const char *name;
     sig_name_test(sig, &name);
-    start_slow_migration(&src, &dst);
-    wait_under_way(&src);
+    vm_migrate_start_slow(&src, &dst);
     stop_with(&dst, sig);
     char want[96];
     snprintf(want, sizeof(want), "stopped by %s during the incoming migration", name);
@@ -291,8 +258,7 @@ static void run_mid_migration(int sig)
     struct vm_proc src, dst;
     const char *name;
     sig_name_test(sig, &name);
-    start_slow_migration(&src, &dst);
-    wait_under_way(&src);
+    vm_migrate_start_slow(&src, &dst);
     stop_with(&src, sig);
     char want[160];
     snprintf(want, sizeof(want), "vmshift run: stopped by %s: the VM was stopped; the "
@@ -345,7 +311,7 @@ static void migrate_client(int sig)
             break;
         usleep(50000);
     }
-    wait_under_way(&src);
+    vm_migration_wait_under_way(&src);
     stop_with(&client, sig);
     char want[96];
     snprintf(want, sizeof(want), "vmshift migrate: stopped by %s: cancelled the migration",
