@@ -8,27 +8,9 @@
 #include <cmocka.h>
 
 #include "vmm/boot.h"
+#include "page_walk.h"
 #include "vmshift/guest_abi.h"
 
-/* Walk the 4-level tables like the MMU does for a 2 MiB mapping. */
-static uint64_t translate(const uint8_t *ram, uint64_t cr3, uint64_t va, int *ok)
-{
-    const uint64_t *pml4 = (const uint64_t *)(ram + cr3);
-    uint64_t e = pml4[(va >> 39) & 511];
-    *ok = 0;
-    if (!(e & 1))
-        return 0;
-    const uint64_t *pdpt = (const uint64_t *)(ram + (e & ~0xfffULL));
-    e = pdpt[(va >> 30) & 511];
-    if (!(e & 1) || (e & 0x80))
-        return 0;
-    const uint64_t *pd = (const uint64_t *)(ram + (e & ~0xfffULL));
-    e = pd[(va >> 21) & 511];
-    if (!(e & 1) || !(e & 0x80) || !(e & 2))
-        return 0;
-    *ok = 1;
-    return (e & ~0x1fffffULL) | (va & 0x1fffff);
-}
 
 static void page_tables_identity_map_all_ram(void **state)
 {
@@ -41,11 +23,11 @@ static void page_tables_identity_map_all_ram(void **state)
     const uint64_t probes[] = { 0, 0x1000, 0x100000, 0x3fffff, 1ULL << 30, ram_size - 8 };
     for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
         int ok;
-        assert_int_equal(translate(ram, cr3, probes[i], &ok), probes[i]);
+        assert_int_equal(page_walk(ram, cr3, probes[i], &ok, NULL), probes[i]);
         assert_true(ok);
     }
     int ok;
-    translate(ram, cr3, 4ULL << 30, &ok); /* beyond the rounded-up RAM: unmapped */
+    page_walk(ram, cr3, 4ULL << 30, &ok, NULL); /* beyond the rounded-up RAM: unmapped */
     assert_false(ok);
     free(ram);
 }

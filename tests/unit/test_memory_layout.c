@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "vmm/boot.h"
+#include "page_walk.h"
 #include "vmm/devices/pvport.h"
 #include "vmm/fill.h"
 #include "vmm/memory.h"
@@ -151,27 +152,6 @@ static void e820_lists_every_ram_range(void **state)
     assert_int_equal(map[1].addr + map[1].size, 5 * GiB);
 }
 
-/* Walk the 4-level tables like the MMU does for a 2 MiB mapping; *flags = the PDE. */
-static uint64_t translate(const uint8_t *ram, uint64_t cr3, uint64_t va, int *ok,
-                          uint64_t *pde_out)
-{
-    const uint64_t *pml4 = (const uint64_t *)(ram + cr3);
-    uint64_t e = pml4[(va >> 39) & 511];
-    *ok = 0;
-    if (!(e & 1))
-        return 0;
-    const uint64_t *pdpt = (const uint64_t *)(ram + (e & ~0xfffULL));
-    e = pdpt[(va >> 30) & 511];
-    if (!(e & 1) || (e & 0x80))
-        return 0;
-    const uint64_t *pd = (const uint64_t *)(ram + (e & ~0xfffULL));
-    e = pd[(va >> 21) & 511];
-    if (!(e & 1) || !(e & 0x80) || !(e & 2))
-        return 0;
-    *ok = 1;
-    *pde_out = e;
-    return (e & ~0x1fffffULL & ((1ULL << 52) - 1)) | (va & 0x1fffff);
-}
 
 static void page_tables_reach_the_gap_and_the_top(void **state)
 {
@@ -188,23 +168,23 @@ static void page_tables_reach_the_gap_and_the_top(void **state)
     int ok;
     uint64_t pde;
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(translate(ram, cr3, ram_probes[i], &ok, &pde), ram_probes[i]);
+        assert_int_equal(page_walk(ram, cr3, ram_probes[i], &ok, &pde), ram_probes[i]);
         assert_true(ok);
         assert_int_equal(pde & 0x18, 0);            /* RAM: cached */
-        assert_int_equal(translate(ram, cr3, mmio_probes[i], &ok, &pde), mmio_probes[i]);
+        assert_int_equal(page_walk(ram, cr3, mmio_probes[i], &ok, &pde), mmio_probes[i]);
         assert_true(ok);
         assert_int_equal(pde & 0x18, 0x18);         /* MMIO: PCD and PWT */
     }
-    translate(ram, cr3, 6 * GiB, &ok, &pde);         /* above the top of RAM */
+    page_walk(ram, cr3, 6 * GiB, &ok, &pde);         /* above the top of RAM */
     assert_false(ok);
 
     /* A small pc VM still maps the gap (its LAPIC and IOAPIC live there). */
     memset(ram, 0, VS_BOOT_PT_END);
     vs_ram_layout_init(&l, 256 * MiB, true);
     cr3 = vs_boot_build_page_tables(ram, vs_ram_identity_map_top(&l));
-    assert_int_equal(translate(ram, cr3, 0xFEE00000, &ok, &pde), 0xFEE00000);
+    assert_int_equal(page_walk(ram, cr3, 0xFEE00000, &ok, &pde), 0xFEE00000);
     assert_true(ok);
-    translate(ram, cr3, 4 * GiB, &ok, &pde);
+    page_walk(ram, cr3, 4 * GiB, &ok, &pde);
     assert_false(ok);
     free(ram);
 }
@@ -346,9 +326,9 @@ static void boot_info_describes_the_layout(void **state)
     assert_int_equal(map[2].size, 512 * MiB);
     int ok;
     uint64_t pde;
-    assert_int_equal(translate(m->base, VS_BOOT_PT_ADDR, 0xFEE00000, &ok, &pde), 0xFEE00000);
+    assert_int_equal(page_walk(m->base, VS_BOOT_PT_ADDR, 0xFEE00000, &ok, &pde), 0xFEE00000);
     assert_true(ok);
-    assert_int_equal(translate(m->base, VS_BOOT_PT_ADDR, 4 * GiB + 512 * MiB - 8, &ok, &pde),
+    assert_int_equal(page_walk(m->base, VS_BOOT_PT_ADDR, 4 * GiB + 512 * MiB - 8, &ok, &pde),
                      4 * GiB + 512 * MiB - 8);
     assert_true(ok);
 }
