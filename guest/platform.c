@@ -131,3 +131,20 @@ int vs_platform_route_isa(unsigned irq, uint8_t vector, char *err, unsigned errl
     }
     return -1;
 }
+
+int vs_platform_route_gsi(unsigned gsi, uint8_t vector, char *err, unsigned errlen)
+{
+    struct vs_buf e;
+
+    if (gsi < VS_MP_ISA_IRQS)
+        return vs_platform_route_isa(gsi, vector, err, errlen);
+    if (!vs_ioapic_route(gsi, vector, (uint8_t)vs_lapic_id()))
+        return 0;
+    vs_buf_init(&e, err, errlen);
+    vs_buf_puts(&e, "GSI ");
+    vs_buf_dec(&e, gsi);
+    vs_buf_puts(&e, " is beyond the IOAPIC's pins (");
+    vs_buf_dec(&e, vs_ioapic_pins());
+    vs_buf_puts(&e, ")");
+    return -1;
+}

@@ -12,5 +12,8 @@ const struct vs_mp_info *vs_platform_mp(void);
 /* Route ISA IRQ irq to vector on vCPU 0's LAPIC through the IOAPIC pin the MP table
  * gives it. Returns 0, or -1 with a message in err. */
 int vs_platform_route_isa(unsigned irq, uint8_t vector, char *err, unsigned errlen);
+/* Route GSI gsi (as Linux numbers them: ISA IRQs 0-15 through the MP table, then IOAPIC
+ * pin = GSI) to vector the same way. Returns 0, or -1 with a message in err. */
+int vs_platform_route_gsi(unsigned gsi, uint8_t vector, char *err, unsigned errlen);
 
 #endif

@@ -8,9 +8,12 @@
 #define REG_VERSION   0x004
 #define REG_DEVICE_ID 0x008
 #define REG_VENDOR_ID 0x00c
-#define REGS_PROBED   0x010         /* bytes of the register window the probe reads */
 
 enum probe_result { SLOT_DEVICE, SLOT_EMPTY, SLOT_BAD };
+
+/* What the probe found: the device id of each slot with a version 2 device, else 0. */
+static const struct vs_guest_params *probed;
+static uint32_t slot_device[VS_VIRTIO_MMIO_MAX];
 
 static const char *device_name(uint32_t id)
 {
@@ -49,7 +52,7 @@ static enum probe_result probe(unsigned i, const struct vs_virtio_mmio_slot *s, 
     uint32_t magic, version;
 
     slot_prefix(&l, i, s);
-    if (s->size < REGS_PROBED || vs_map_mmio(s->base, REGS_PROBED)) {
+    if (s->size < VS_VMMIO_REGS_SIZE || vs_map_mmio(s->base, VS_VMMIO_REGS_SIZE)) {
         vs_line_str(&l, "cannot be mapped (too small, or crosses a 2 MiB boundary)");
         vs_line_end(&l);
         return SLOT_BAD;
@@ -88,14 +91,24 @@ void vs_virtio_mmio_probe(const struct vs_guest_params *p)
 {
     uint32_t devices = 0, ids = 0;
 
+    probed = p;
     for (unsigned i = 0; i < p->nr_virtio; i++) {
         uint32_t id = 0;
 
         if (probe(i, &p->virtio[i], &id) != SLOT_DEVICE)
             continue;
         devices++;
+        slot_device[i] = id;
         if (id < 32)
             ids |= 1u << id;
     }
     vs_telemetry_virtio(p->nr_virtio, devices, ids);
+}
+
+const struct vs_virtio_mmio_slot *vs_virtio_mmio_find(uint32_t id)
+{
+    for (unsigned i = 0; probed && i < probed->nr_virtio && i < VS_VIRTIO_MMIO_MAX; i++)
+        if (slot_device[i] == id)
+            return &probed->virtio[i];
+    return 0;
 }

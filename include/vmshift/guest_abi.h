@@ -80,14 +80,19 @@ enum vs_fill {
 
 struct vs_cpu_counters {          /* 64 bytes, updated only by its own vCPU */
     uint64_t passes;              /* complete passes over this vCPU's slice; timer: ticks */
-    uint64_t pages_written;
+    uint64_t pages_written;       /* timer, vCPU 0: virtio-rng requests completed */
     uint64_t pages_checked;       /* timer: ticks whose time was checked */
     uint64_t errors;              /* pages found stale, torn or wrong; timer: time went
-                                     backwards, or a tick came with no timer programmed */
-    uint64_t generation;          /* verify: generation being written now */
+                                     backwards, a tick came with no timer programmed, a
+                                     virtio-rng used entry failed a check (a buffer not in
+                                     flight, too long, the used index jumping), or console
+                                     input was lost */
+    uint64_t generation;          /* verify: generation being written now; timer, vCPU 0:
+                                     bytes read from COM1's receiver */
     uint64_t first_bad_addr;      /* guest-physical address of the first bad page, or 0 */
     uint32_t state;               /* enum vs_guest_state */
-    uint32_t reserved0;
+    uint32_t rng_bytes;           /* timer, vCPU 0: virtio-rng entropy bytes received,
+                                     modulo 2^32 (0 elsewhere; was reserved0) */
     uint64_t max_gap_us;          /* timer: the longest time between two ticks, microseconds
                                      (0 in the other workloads) */
 };

@@ -73,6 +73,7 @@ static struct json_object *guest_status(struct vs_vm *vm)
         add_u64(o, "errors", c->errors);
         add_u64(o, "generation", c->generation);
         add_u64(o, "max_gap_us", c->max_gap_us);
+        add_u64(o, "rng_bytes", c->rng_bytes);
         json_object_array_add(per, o);
     }
     json_object_object_add(g, "state", json_object_new_string(guest_state_name(state)));

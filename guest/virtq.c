@@ -1,0 +1,74 @@
+#include "virtq.h"
+
+/* x86 keeps stores in order and loads in order: the compiler must not reorder either. */
+#define barrier() __asm__ volatile("" : : : "memory")
+
+void vs_vq_init(struct vs_vq *q, volatile struct vs_vq_rings *r, uint16_t size)
+{
+    q->size = size;
+    q->r = r;
+    q->avail_idx = 0;
+    q->last_used = 0;
+    q->outstanding = 0;
+    for (unsigned i = 0; i < VS_VQ_MAX; i++) {
+        q->in_flight[i] = 0;
+        q->posted_len[i] = 0;
+    }
+    r->avail.flags = 0;             /* interrupt on every used buffer */
+    r->avail.idx = 0;
+}
+
+void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len)
+{
+    volatile struct vs_vq_rings *r = q->r;
+
+    r->desc[id].addr = addr;
+    r->desc[id].len = len;
+    r->desc[id].flags = VS_VQ_DESC_F_WRITE;
+    r->desc[id].next = 0;
+    q->in_flight[id] = 1;
+    q->posted_len[id] = len;
+    q->outstanding++;
+    r->avail.ring[q->avail_idx % q->size] = id;
+    barrier();                      /* the entry before the index that publishes it */
+    r->avail.idx = ++q->avail_idx;
+    barrier();
+}
+
+int vs_vq_used_new(const struct vs_vq *q, const char **why)
+{
+    uint16_t n = (uint16_t)(q->r->used.idx - q->last_used);
+
+    barrier();                      /* the index before the entries it covers */
+    if (n > q->outstanding) {
+        *why = n > 0x8000 ? "used index moved backwards"
+                          : "used index moved past the buffers outstanding";
+        return -1;
+    }
+    return n;
+}
+
+int vs_vq_take_used(struct vs_vq *q, uint16_t *id, uint32_t *len, const char **why)
+{
+    volatile struct vs_vq_used_elem *e = &q->r->used.ring[q->last_used % q->size];
+    uint32_t got_id = e->id, got_len = e->len;
+
+    q->last_used++;
+    if (got_id >= q->size || !q->in_flight[got_id]) {
+        *id = VS_VQ_NO_ID;
+        *len = 0;
+        *why = got_id >= q->size ? "used entry names no buffer"
+                                 : "used entry returns a buffer already returned (completed twice)";
+        return -1;
+    }
+    *id = (uint16_t)got_id;
+    q->in_flight[got_id] = 0;
+    q->outstanding--;
+    if (got_len > q->posted_len[got_id]) {
+        *len = q->posted_len[got_id];
+        *why = "used entry says more bytes than the buffer holds";
+        return -1;
+    }
+    *len = got_len;
+    return 0;
+}
