@@ -1,4 +1,5 @@
 #include "cli/run_options.h"
+#include "cli/guest_path.h"
 #include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
@@ -26,7 +27,9 @@ const char run_usage[] =
     "  --seed N               seed of --fill random and of the verify checksums (default 1)\n"
     "  --preload FILE@ADDR    copy FILE into guest RAM at ADDR before boot (repeatable)\n"
     "  --append ARGS          extra guest parameters (key=value ...), override the above\n"
-    "  --kernel ELF           guest kernel (default: the workload guest built with vmshift)\n"
+    "  --kernel ELF           guest kernel (default: $VMSHIFT_GUEST, else the workload guest\n"
+    "                         installed with vmshift (PREFIX/lib/vmshift), else the one built\n"
+    "                         with it)\n"
     "  --boot MODE            auto | long | pvh (default auto: long if the ELF supports it)\n"
     "  --machine M            pc | flat: pc has the in-kernel PIC, IOAPIC, LAPICs and PIT;\n"
     "                         flat has no interrupt controller (the VMs of vmshift 2.2)\n"
@@ -80,13 +83,17 @@ static int parse_machine(const char *s, enum vs_machine *out)
     return 0;
 }
 
-const char *run_options_default_kernel(void)
+/* Without --kernel: the workload guest, from the environment, the install or the build. */
+static int find_default_kernel(struct run_options *o)
 {
-#ifdef VS_GUEST_BUILD_PATH
-    return VS_GUEST_BUILD_PATH;
-#else
-    return "vmshift-guest.elf";
-#endif
+    struct guest_search search;
+    char self[PATH_MAX];
+    guest_search_from_process(&search, self, sizeof(self));
+    int rc = guest_path_find(&search, o->kernel_found, sizeof(o->kernel_found));
+    if (rc)
+        return rc;
+    o->vm.kernel = o->kernel_found;
+    return 0;
 }
 
 static int parse_size_opt(const char *opt, const char *arg, uint64_t *out)
@@ -205,7 +212,7 @@ int run_options_parse(int argc, char **argv, struct run_options *o)
 static int parse_all(int argc, char **argv, struct run_options *o)
 {
     o->vm.kvm_device = "/dev/kvm";
-    o->vm.kernel = run_options_default_kernel();
+    o->vm.kernel = NULL; /* found after the options unless --kernel is given */
     o->vm.boot = VS_BOOT_AUTO;
     o->vm.mem_size = 256ULL << 20;
     o->vm.nr_vcpus = 1;
@@ -283,7 +290,9 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         vs_ram_layout_init(&ram, o->vm.mem_size, o->vm.machine == VS_MACHINE_PC);
         o->range_size = vs_ram_bytes_from(&ram, o->range_start);
     }
-    return validate(o);
+    if ((rc = validate(o)))
+        return rc;
+    return o->vm.kernel ? 0 : find_default_kernel(o);
 }
 
 void run_options_free(struct run_options *o)

@@ -3,6 +3,7 @@
 #ifndef VS_RUN_OPTIONS_H
 #define VS_RUN_OPTIONS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,10 +21,12 @@ struct run_options {
     bool start_paused;
     double run_for_s;            /* quit after this long, 0 = until told */
     bool help;
+    char kernel_found[PATH_MAX]; /* the workload guest found when --kernel is not given */
 };
 
 /* argv[0] is "run". Fills defaults, then the options; checks values that need no host
- * access (sizes, ranges, names). Errors name the option and the value. */
+ * access (sizes, ranges, names). Errors name the option and the value. Without --kernel
+ * the workload guest is looked for (cli/guest_path.h); not finding it is an error. */
 int run_options_parse(int argc, char **argv, struct run_options *o);
 
 /* Free what run_options_parse allocated (preload paths). */
@@ -31,9 +34,6 @@ void run_options_free(struct run_options *o);
 
 /* The parameters the guest reads from its boot command line. */
 int run_options_guest_cmdline(const struct run_options *o, char *buf, size_t len);
-
-/* Where the workload guest is looked for when --kernel is not given. */
-const char *run_options_default_kernel(void);
 
 extern const char run_usage[];
 
