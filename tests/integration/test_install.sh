@@ -4,7 +4,8 @@
 # Installs into a temporary prefix, moves the install to another directory (so no path
 # of the install time can be used) and hides the build tree behind an empty tmpfs in a
 # private mount namespace; then vmshift must boot the installed workload guest, from
-# another working directory, and say so. Needs root (mount namespace) and /dev/kvm.
+# another working directory, and say so, and so must a VM that the installed vmshiftd
+# starts. Needs root (mount namespace) and /dev/kvm.
 set -euo pipefail
 build=$(cd "${1:?usage: test_install.sh BUILD_DIR}" && pwd)
 
@@ -50,6 +51,32 @@ grep -q "errors=0" "$tmp/serial.txt" && ! grep -q "errors=[1-9]" "$tmp/serial.tx
 
 "$root/bin/vmshiftd" --help >"$tmp/help.out" || fail "vmshiftd --help exited $?"
 grep -q "^usage: vmshiftd" "$tmp/help.out" || fail "vmshiftd --help printed no usage"
+
+# The installed vmshiftd starts a VM with the vmshift next to it, which finds the guest.
+cat >"$tmp/daemon.sh" <<'SCRIPT'
+set -u
+root=$1 tmp=$2
+"$root/bin/vmshiftd" --ctl "$tmp/host.sock" --state-dir "$tmp/state" --vms-die-with-daemon \
+  2>"$tmp/vmshiftd.err" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$tmp/host.sock" ] && break; sleep 0.1; done
+"$root/bin/vmshift" ctl "$tmp/host.sock" vm-start name=t1 mem=32M workload=once >"$tmp/start.out"
+started=$?
+running=1
+for _ in $(seq 100); do
+  "$root/bin/vmshift" ctl "$tmp/host.sock" vm-list >"$tmp/list.out" 2>&1
+  grep -q '"state": "running"' "$tmp/list.out" && { running=0; break; }
+  sleep 0.1
+done
+"$root/bin/vmshift" ctl "$tmp/host.sock" host-shutdown >/dev/null 2>&1 || kill "$daemon"
+wait "$daemon"
+[ "$started" -eq 0 ] && [ "$running" -eq 0 ]
+SCRIPT
+without_build_tree bash "$tmp/daemon.sh" "$root" "$tmp" ||
+  { cat "$tmp/start.out" "$tmp/list.out" "$tmp/vmshiftd.err" "$tmp"/state/t1/*.log 2>/dev/null
+    fail "the installed vmshiftd did not run a VM"; }
+grep -q "boot of $root/lib/vmshift/vmshift-guest.elf," "$tmp/state/t1/stderr.log" ||
+  { cat "$tmp/state/t1/stderr.log"; fail "vmshiftd's VM did not boot the installed guest"; }
 
 # No guest anywhere: the error names every place looked at and what to do.
 rm "$root/lib/vmshift/vmshift-guest.elf"
