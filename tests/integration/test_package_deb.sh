@@ -33,4 +33,9 @@ unit=$(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/vmshift
 grep -q "^ExecStart=/usr/bin/vmshiftd " <<<"$unit" ||
   fail "the packaged unit does not start /usr/bin/vmshiftd: $(grep ExecStart <<<"$unit")"
 grep -q "^StateDirectory=vmshift" <<<"$unit" || fail "the packaged unit has no state directory"
+dpkg-deb -e "$deb" "$tmp/control"
+for script in postinst prerm postrm; do
+  [ -x "$tmp/control/$script" ] || fail "$deb has no executable $script"
+done
+grep -q "daemon-reload" "$tmp/control/postinst" || fail "postinst does not reload systemd"
 echo "test_package_deb: ok ($(basename "$deb"))"
