@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "common/stop_signal.h"
+#include "vmm/cpu_model.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -153,6 +154,10 @@ static int handshake(struct incoming *in)
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
+    struct vs_cpu_features host_cpu;
+    if (vs_cpu_host_features(in->opts->kvm_device, &host_cpu) ||
+        vs_handshake_check_cpu(&hello, &host_cpu))
+        return refuse(in, vs_last_error());
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
     in->stats->nr_streams = hello.nr_streams;
