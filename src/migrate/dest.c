@@ -178,6 +178,8 @@ static int handshake(struct incoming *in)
     };
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
+    if (hello.version_minor >= 4)   /* what the guest was given: a later HELLO sends it on */
+        vs_cpu_features_store(in->vm->kvm.cpuid, hello.cpu_features);
     pthread_mutex_lock(&in->stop_lock);
     int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
     in->rs_ready = err == 0;

@@ -299,14 +299,7 @@ int vs_vstate_load_vcpu(struct vs_vcpu *v, const uint8_t *blob, size_t len)
     if (!cpuid)
         return -ENOMEM;
     rc = VCPU_IOCTL(v, KVM_SET_CPUID2, cpuid);
-    if (!rc && v->index == 0) {
-        /* What the guest was given, not this host's offer: a later migration's HELLO
-         * cpu_features and CPUID buffer sizes come from it. */
-        free(v->vm->kvm.cpuid);
-        v->vm->kvm.cpuid = cpuid;
-    } else {
-        free(cpuid);
-    }
+    free(cpuid);
     if (!rc && s.data[TAG_TSC_KHZ])     /* before IA32_TSC is written (MSRS) */
         rc = load_tsc_khz(v, &s);
     /* SREGS carry the APIC base (enabled, x2APIC): before the LAPIC's registers; the

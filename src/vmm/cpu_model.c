@@ -145,6 +145,23 @@ void vs_cpu_features_of(const struct kvm_cpuid2 *c, struct vs_cpu_features *f)
     }
 }
 
+void vs_cpu_features_store(struct kvm_cpuid2 *c, const uint32_t *w)
+{
+    struct kvm_cpuid_entry2 *e;
+    if ((e = find_leaf(c, 1, 0))) {
+        e->ecx = w[VS_CPUID_1_ECX];
+        e->edx = w[VS_CPUID_1_EDX];
+    }
+    if ((e = find_leaf(c, 7, 0))) {
+        e->ebx = w[VS_CPUID_7_EBX];
+        e->ecx = w[VS_CPUID_7_ECX];
+    }
+    if ((e = find_leaf(c, 0x80000001, 0))) {
+        e->ecx = w[VS_CPUID_X1_ECX];
+        e->edx = w[VS_CPUID_X1_EDX];
+    }
+}
+
 bool vs_cpu_features_missing(const struct vs_cpu_features *want,
                              const struct vs_cpu_features *have,
                              struct vs_cpu_features *missing)

@@ -44,6 +44,10 @@ const char *vs_cpu_model_names(void);
 /* The words of a CPUID table (missing leaves read as 0). */
 void vs_cpu_features_of(const struct kvm_cpuid2 *c, struct vs_cpu_features *f);
 
+/* Write the words w[VS_CPUID_WORDS] into the table's leaves that have them (the features
+ * an incoming guest was given, as its source declared them). */
+void vs_cpu_features_store(struct kvm_cpuid2 *c, const uint32_t *w);
+
 /* The bits of want that have misses, leaving out the bits KVM computes at run time
  * (OSXSAVE, OSPKE) rather than offers. Returns whether any is missing. */
 bool vs_cpu_features_missing(const struct vs_cpu_features *want,
