@@ -3,6 +3,7 @@
 #include "common/option_error.h"
 #include "common/error.h"
 #include "common/size.h"
+#include "vmm/cpu_model.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
 #include "vmshift/page_format.h"
@@ -39,13 +40,16 @@ const char run_usage[] =
     "  --paused               create the VM but do not run it until 'resume'\n"
     "  --run-for SECONDS      quit after this long (default: until 'quit' or SIGINT)\n"
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+    "  --cpu MODEL            CPU features the guest sees: host (all KVM offers) or a\n"
+    "                         baseline x86-64-v1 | v2 | v3 | v4 that every host of that\n"
+    "                         level can take in a migration (default host)\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
     "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
     "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";
 
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
-       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_HELP };
+       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_CPU, OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -66,6 +70,7 @@ static const struct option long_options[] = {
     { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
     { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
     { "machine", required_argument, NULL, OPT_MACHINE },
+    { "cpu", required_argument, NULL, OPT_CPU },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -259,6 +264,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_KERNEL: o->vm.kernel = optarg; break;
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
         case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
+        case OPT_CPU: rc = vs_cpu_model_find(optarg, &o->vm.cpu_model); break;
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;
         case OPT_PAUSED: o->start_paused = true; break;

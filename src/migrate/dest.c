@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/size.h"
 #include "common/stop_signal.h"
+#include "vmm/cpu_model.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -153,6 +154,10 @@ static int handshake(struct incoming *in)
     char why[160];
     if (!fits_here(&hello, why, sizeof(why)))
         return refuse(in, why);
+    struct vs_cpu_features host_cpu;
+    if (vs_cpu_host_features(in->opts->kvm_device, &host_cpu) ||
+        vs_handshake_check_cpu(&hello, &host_cpu))
+        return refuse(in, vs_last_error());
     in->stats->ram_total_bytes = hello.ram_size;
     in->stats->vcpus = hello.nr_vcpus;
     in->stats->nr_streams = hello.nr_streams;
@@ -173,6 +178,8 @@ static int handshake(struct incoming *in)
     };
     if (vs_vm_create(&in->vm, &cfg))
         return refuse(in, vs_last_error());
+    if (hello.version_minor >= 4)   /* what the guest was given: a later HELLO sends it on */
+        vs_cpu_features_store(in->vm->kvm.cpuid, hello.cpu_features);
     pthread_mutex_lock(&in->stop_lock);
     int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
     in->rs_ready = err == 0;

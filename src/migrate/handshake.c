@@ -2,6 +2,7 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/size.h"
+#include "vmm/cpu_model.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,8 +37,9 @@ int vs_handshake_admit(const struct vs_wire_hello *hello, uint32_t length, uint6
 {
     if (vs_wire_check_hello(hello))
         return vs_fail(EPERM, "%s", vs_last_error());
-    uint32_t want = hello->version_minor < 2 ? VS_WIRE_HELLO_OLD_SIZE
-                                              : (uint32_t)sizeof(struct vs_wire_hello);
+    uint32_t want = hello->version_minor < 2   ? VS_WIRE_HELLO_OLD_SIZE
+                    : hello->version_minor < 4 ? VS_WIRE_HELLO_V22_SIZE
+                                               : (uint32_t)sizeof(struct vs_wire_hello);
     if (length != want)
         return refusal("HELLO of version %u.%u is %u bytes long, expected %u",
                        hello->version_major, hello->version_minor, length, want);
@@ -84,4 +86,14 @@ int vs_handshake_read_reply(struct vs_wire_reader *r, const struct vs_wire_hello
     *same_boot = memcmp(reply.boot_id, sent->boot_id, sizeof(sent->boot_id)) == 0;
     *features = reply.features & sent->features;
     return 0;
+}
+
+int vs_handshake_check_cpu(const struct vs_wire_hello *hello,
+                           const struct vs_cpu_features *host)
+{
+    if (hello->version_minor < 4)
+        return 0;   /* a 2.0-2.3 source says nothing: its CPUID section is loaded as is */
+    struct vs_cpu_features guest;
+    memcpy(guest.w, hello->cpu_features, sizeof(guest.w));
+    return vs_cpu_check_destination(&guest, host);
 }

@@ -20,6 +20,13 @@ int vs_handshake_read_hello(struct vs_wire_reader *r, struct vs_wire_hello *hell
 int vs_handshake_admit(const struct vs_wire_hello *hello, uint32_t length, uint64_t max_mem,
                        unsigned max_vcpus);
 
+/* Whether the CPU features the guest was given (HELLO 2.4 cpu_features) are all among
+ * what this host offers (`host`, vs_cpu_host_features): -EPERM naming the missing ones
+ * otherwise. Sources older than 2.4 send none: always 0. */
+struct vs_cpu_features;
+int vs_handshake_check_cpu(const struct vs_wire_hello *hello,
+                           const struct vs_cpu_features *host);
+
 /* The source's side: read the destination's answer to `sent` (HELLO_REPLY, or an ABORT)
  * on stream 0 and check it. to and compress are for messages. *same_boot says whether
  * both ends share a kernel boot (exact downtime); *features the features both offered

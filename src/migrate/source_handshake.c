@@ -5,6 +5,7 @@
 #include "migrate/boot_id.h"
 #include "migrate/handshake.h"
 #include "common/error.h"
+#include "vmm/cpu_model.h"
 #include "common/fault.h"
 #include "transport/tcp.h"
 
@@ -76,6 +77,10 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
         .features = VS_FEATURE_POSTCOPY,   /* used only if the migration switches to it */
         .machine = (uint16_t)vm->machine,
     };
+    struct vs_cpu_features cpu;   /* the table every vCPU was given (or loaded, incoming) */
+    vs_cpu_features_of(vm->kvm.cpuid, &cpu);
+    _Static_assert(sizeof(cpu.w) == sizeof(h->cpu_features), "HELLO cpu_features");
+    memcpy(h->cpu_features, cpu.w, sizeof(cpu.w));
     vs_boot_id(h->boot_id);
     if (getrandom(h->session, sizeof(h->session), 0) != (ssize_t)sizeof(h->session))
         return vs_fail(errno, "cannot draw a random migration session id: %s", strerror(errno));

@@ -19,15 +19,15 @@ static int check_extension(int fd, long cap)
     return r < 0 ? 0 : r;
 }
 
-static int probe_cpuid(struct vs_kvm *kvm)
+static int get_supported_cpuid(int sys_fd, struct kvm_cpuid2 **out)
 {
     for (unsigned n = 128; n <= 4096; n *= 2) {
         struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
         if (!c)
             return vs_fail(ENOMEM, "out of memory for the CPUID table");
         c->nent = n;
-        if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-            kvm->cpuid = c;
+        if (ioctl(sys_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            *out = c;
             return 0;
         }
         int err = errno;
@@ -36,6 +36,22 @@ static int probe_cpuid(struct vs_kvm *kvm)
             return vs_fail(err, "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(err));
     }
     return vs_fail(E2BIG, "KVM_GET_SUPPORTED_CPUID needs more than 4096 entries");
+}
+
+static int probe_cpuid(struct vs_kvm *kvm)
+{
+    return get_supported_cpuid(kvm->sys_fd, &kvm->cpuid);
+}
+
+int vs_kvm_supported_cpuid(const char *device_path, struct kvm_cpuid2 **out)
+{
+    int fd = open(device_path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return vs_fail(errno, "cannot open %s to read the CPU features KVM offers: %s",
+                       device_path, strerror(errno));
+    int rc = get_supported_cpuid(fd, out);
+    close(fd);
+    return rc;
 }
 
 int vs_kvm_open(struct vs_kvm *kvm, const char *device_path)

@@ -30,6 +30,9 @@ struct vs_kvm {
 int vs_kvm_open(struct vs_kvm *kvm, const char *device_path);
 void vs_kvm_close(struct vs_kvm *kvm);
 
+/* KVM_GET_SUPPORTED_CPUID of device_path without creating a VM; free *out. */
+int vs_kvm_supported_cpuid(const char *device_path, struct kvm_cpuid2 **out);
+
 /* Register guest memory [gpa, gpa+size) backed by host address hva. */
 int vs_kvm_set_memory_slot(struct vs_kvm *kvm, uint32_t slot, uint64_t gpa, uint64_t size,
                            void *hva, uint32_t flags);

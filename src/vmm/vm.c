@@ -1,4 +1,5 @@
 #include "vmm/vm.h"
+#include "vmm/cpu_model.h"
 #include "common/cpu_time.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
@@ -137,6 +138,8 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     if (rc)
         goto fail;
     rc = vs_kvm_open(&vm->kvm, cfg->kvm_device);
+    if (!rc)
+        rc = vs_cpu_model_apply(cfg->cpu_model, vm->kvm.cpuid);
     if (rc)
         goto fail;
     if (cfg->nr_vcpus > vm->kvm.caps.max_vcpus) {

@@ -39,6 +39,7 @@ enum vs_machine { VS_MACHINE_PC = 0, VS_MACHINE_FLAT = 1 };
 #define VS_PC_VIRTIO_PARAMS "virtio_mmio.device=0x200@0xd0000000:5"
 
 struct vs_virtio_rng;
+struct vs_cpu_model;
 
 struct vs_vm_config {
     enum vs_machine machine;
@@ -57,6 +58,8 @@ struct vs_vm_config {
     bool incoming;               /* skeleton for an incoming migration: RAM stays zero, no
                                     kernel is loaded, vCPUs get their state from the stream */
     uint32_t dirty_ring;         /* KVM dirty ring entries per vCPU, 0 = dirty-log bitmap */
+    const struct vs_cpu_model *cpu_model;  /* the features vCPUs see (cpu_model.h); NULL =
+                                              host, the whole KVM_GET_SUPPORTED_CPUID */
 };
 
 struct vs_vm;

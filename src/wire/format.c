@@ -10,7 +10,9 @@ _Static_assert(offsetof(struct vs_wire_header, seq) == 16, "header layout");
 _Static_assert(offsetof(struct vs_wire_header, payload_sum) == 24, "header layout");
 _Static_assert(offsetof(struct vs_wire_hello, resolve_port) == VS_WIRE_HELLO_OLD_SIZE,
                "HELLO 2.0/2.1 layout");
-_Static_assert(sizeof(struct vs_wire_hello) == 72, "HELLO layout");
+_Static_assert(offsetof(struct vs_wire_hello, cpu_features) == VS_WIRE_HELLO_V22_SIZE,
+               "HELLO 2.2/2.3 layout");
+_Static_assert(sizeof(struct vs_wire_hello) == 104, "HELLO layout");
 _Static_assert(sizeof(struct vs_wire_resolve) == 24, "RESOLVE layout");
 _Static_assert(sizeof(struct vs_wire_hello_reply) == 288, "HELLO_REPLY layout");
 _Static_assert(sizeof(struct vs_wire_pages) == 8, "PAGES header layout");

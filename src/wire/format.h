@@ -13,12 +13,13 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  3         /* 2.1: post-copy records 15..20; 2.2: settling
+#define VS_WIRE_VERSION_MINOR  4         /* 2.1: post-copy records 15..20; 2.2: settling
                                                the commit window (RESOLVE, CLAIM, GRANT,
                                                HELLO resolve_port); 2.3: the device
                                                platform (HELLO machine, MACHINE_STATE as
                                                device-state sections, vCPU LAPIC and
-                                               TSC_KHZ sections) */
+                                               TSC_KHZ sections); 2.4: HELLO
+                                               cpu_features (CPU models) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -114,8 +115,15 @@ struct vs_wire_hello {
     uint16_t machine;          /* 2.3: VS_WIRE_MACHINE_*, the hardware the VM has (0 in
                                   2.2, which meant no machine: always flat) */
     uint32_t reserved1;
+    /* Version 2.4 (a 2.2 or 2.3 HELLO ends here, 72 bytes): */
+    uint32_t cpu_features[6];  /* the CPUID feature words the guest was given (vCPU 0):
+                                  enum vs_cpuid_word order (vmm/cpu_model.h): leaf 1 ECX,
+                                  EDX, leaf 7 EBX, ECX, leaf 0x80000001 ECX, EDX. The
+                                  destination refuses the VM if its KVM lacks one */
+    uint32_t reserved2[2];
 };
 #define VS_WIRE_HELLO_OLD_SIZE 64u
+#define VS_WIRE_HELLO_V22_SIZE 72u   /* HELLO of versions 2.2 and 2.3 */
 /* HELLO machine (2.3; equal to enum vs_machine): the destination builds the same. */
 #define VS_WIRE_MACHINE_PC     0u   /* irqchip, PIT, devices on the bus */
 #define VS_WIRE_MACHINE_FLAT   1u   /* what every 2.0-2.2 source runs */

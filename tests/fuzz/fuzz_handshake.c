@@ -15,6 +15,7 @@
 #include "codec/codec.h"
 #include "common/log.h"
 #include "transport/memory_channel.h"
+#include "vmm/cpu_model.h"
 #include "wire/reader.h"
 
 #include <stdlib.h>
@@ -36,6 +37,10 @@ static void destination(const uint8_t *buf, size_t size, size_t split, size_t ma
     vs_channel_close(ch);
     if (!admitted)
         return;
+    /* The CPU comparison against a host offering some features (any message length). */
+    struct vs_cpu_features host = { .w = { 0x81202000, 0x078bfbff, 0x1800002, 0x104,
+                                           0x400393, 0x23d3fbff } };
+    vs_handshake_check_cpu(&hello, &host);
     if (vs_channel_from_memory(buf + split, size - split, max_read, &ch))
         abort();
     struct vs_wire_header h;

@@ -63,14 +63,19 @@ static void admission(void **state)
     struct vs_wire_hello h = good_hello();
     assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
     expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0, 0), "is 64 bytes long",
-               "expected 72");
+               "expected 104");
+    expect_msg(vs_handshake_admit(&h, VS_WIRE_HELLO_V22_SIZE, 0, 0), "is 72 bytes long",
+               "expected 104");
     h.machine = 5;         /* 2.3: the machine must be one this vmshift builds */
     expect_msg(vs_handshake_admit(&h, sizeof(h), 0, 0), "machine 5", "upgrade");
     h.machine = VS_WIRE_MACHINE_FLAT;
     assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
+    h.version_minor = 3;   /* a 2.3 source: 72 bytes, no cpu_features */
+    assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_V22_SIZE, 0, 0), 0);
+    expect_msg(vs_handshake_admit(&h, sizeof(h), 0, 0), "is 104 bytes long", "expected 72");
     h.version_minor = 2;   /* before 2.3 the field was reserved: not looked at */
     h.machine = 5;
-    assert_int_equal(vs_handshake_admit(&h, sizeof(h), 0, 0), 0);
+    assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_V22_SIZE, 0, 0), 0);
     h = good_hello();
     h.version_minor = 1;   /* a 2.1 source: 64 bytes */
     assert_int_equal(vs_handshake_admit(&h, VS_WIRE_HELLO_OLD_SIZE, 0, 0), 0);

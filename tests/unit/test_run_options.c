@@ -8,6 +8,7 @@
 
 #include "cli/run_options.h"
 #include "common/error.h"
+#include "vmm/cpu_model.h"
 #include "vmshift/guest_abi.h"
 
 #define ARGV(...) ((char *[]){ "run", __VA_ARGS__, NULL })
@@ -118,6 +119,20 @@ static void dirty_ring_size(void **state)
     assert_int_equal(o.vm.dirty_ring, 0);   /* off unless asked for */
 }
 
+static void cpu_model(void **state)
+{
+    (void)state;
+    struct run_options o;
+    assert_int_equal(PARSE(&o, "--mem", "64M"), 0);
+    assert_null(o.vm.cpu_model);                       /* host unless asked for */
+    assert_int_equal(PARSE(&o, "--cpu", "x86-64-v3"), 0);
+    assert_non_null(o.vm.cpu_model);
+    assert_string_equal(o.vm.cpu_model->name, "x86-64-v3");
+    assert_int_equal(PARSE(&o, "--cpu", "host"), 0);
+    assert_null(o.vm.cpu_model);
+    expect_error(PARSE(&o, "--cpu", "x86-64-v5"), "--cpu 'x86-64-v5' is unknown");
+}
+
 static void help_flag(void **state)
 {
     (void)state;
@@ -135,6 +150,7 @@ int main(void)
         cmocka_unit_test(range_skips_the_mmio_gap),
         cmocka_unit_test(help_flag),
         cmocka_unit_test(dirty_ring_size),
+        cmocka_unit_test(cpu_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
