@@ -5,6 +5,7 @@
 #include "vmm/fill.h"
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/pc_virtio_slots.h"
 #include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -44,6 +45,13 @@ void vs_vm_fail(struct vs_vm *vm, const char *fmt, ...)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* How many virtio-mmio slots the pc machine's devices take (pc_virtio_slots.h). */
+static unsigned pc_virtio_slots(const struct vs_vm_config *cfg)
+{
+    (void)cfg;
+    return 1;   /* virtio-rng */
+}
+
 static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
 {
     if (cfg->fill != VS_FILL_NONE) {
@@ -63,8 +71,12 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
         return rc;
     /* The pc machine's virtio-mmio devices, announced as Linux takes them. */
     char cmdline[VS_BOOT_CMDLINE_MAX];
-    int n = snprintf(cmdline, sizeof(cmdline), "%s%s", cfg->cmdline ? cfg->cmdline : "",
-                     cfg->machine == VS_MACHINE_PC ? " " VS_PC_VIRTIO_PARAMS : "");
+    char slots[VS_BOOT_CMDLINE_MAX] = "";
+    if (cfg->machine == VS_MACHINE_PC &&
+        vs_pc_virtio_cmdline(slots, sizeof(slots), pc_virtio_slots(cfg)) < 0)
+        return vs_fail(E2BIG, "the VM has %u virtio devices; the pc machine takes %d",
+                       pc_virtio_slots(cfg), VS_PC_VIRTIO_SLOTS);
+    int n = snprintf(cmdline, sizeof(cmdline), "%s%s", cfg->cmdline ? cfg->cmdline : "", slots);
     if (n < 0 || (size_t)n >= sizeof(cmdline))
         return vs_fail(E2BIG, "the guest command line with the device parameters is %d bytes, "
                        "more than %d; shorten --append", n, VS_BOOT_CMDLINE_MAX - 1);
@@ -74,13 +86,28 @@ static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
     return rc;
 }
 
-/* The pc machine's virtio-mmio devices (VS_PC_VIRTIO_PARAMS tells the guest). */
+/* The transport parameters of the pc machine's next virtio device: its slot (its MMIO
+ * window, GSI and state instance; pc_virtio_slots.h). Slots go in the order devices are
+ * attached, which pc_virtio_slots() counts the same way. */
+static int next_virtio_slot(struct vs_vm *vm, struct vs_virtio_mmio_params *p)
+{
+    uint32_t gsi;
+    *p = (struct vs_virtio_mmio_params){ .bus = &vm->bus, .mem = &vm->mem,
+                                         .vmstate = &vm->devices,
+                                         .instance = vm->nr_virtio_slots };
+    int rc = vs_pc_virtio_slot(vm->nr_virtio_slots, &p->base, &gsi);
+    if (!rc)
+        rc = vs_irqchip_line(&vm->irqchip, gsi, &p->irq);
+    if (!rc)
+        vm->nr_virtio_slots++;
+    return rc;
+}
+
+/* The pc machine's virtio-mmio devices, slot 0 first. */
 static int attach_virtio(struct vs_vm *vm)
 {
-    struct vs_virtio_mmio_params p = { .bus = &vm->bus, .base = VS_PC_VIRTIO_RNG_BASE,
-                                       .mem = &vm->mem, .vmstate = &vm->devices,
-                                       .instance = 0 };
-    int rc = vs_irqchip_line(&vm->irqchip, VS_PC_VIRTIO_RNG_GSI, &p.irq);
+    struct vs_virtio_mmio_params p;
+    int rc = next_virtio_slot(vm, &p);
     return rc ? rc : vs_virtio_rng_create(&vm->rng, &p);
 }
 

@@ -32,12 +32,6 @@ struct vs_preload {
  *        the bus, described to the guest by the e820 map and an MP table. */
 enum vs_machine { VS_MACHINE_PC = 0, VS_MACHINE_FLAT = 1 };
 
-/* The pc machine's virtio-mmio devices: where they sit in the MMIO gap, their GSIs, and
- * the kernel parameters that announce them (appended to the guest's command line). */
-#define VS_PC_VIRTIO_RNG_BASE 0xd0000000ULL
-#define VS_PC_VIRTIO_RNG_GSI 5
-#define VS_PC_VIRTIO_PARAMS "virtio_mmio.device=0x200@0xd0000000:5"
-
 struct vs_virtio_rng;
 struct vs_cpu_model;
 
@@ -93,7 +87,8 @@ struct vs_vm {
     struct vs_serial serial;
     struct vs_pvport pvport;
     struct vs_kvmclock kvmclock;
-    struct vs_virtio_rng *rng;   /* pc: virtio-rng at VS_PC_VIRTIO_RNG_BASE (NULL: flat) */
+    struct vs_virtio_rng *rng;   /* pc: virtio-rng in virtio slot 0 (NULL: flat) */
+    unsigned nr_virtio_slots;    /* pc: virtio-mmio slots taken (virtio/pc_virtio_slots.h) */
     struct vs_vmstate_registry devices;  /* every device's migratable state (vmstate.h) */
     struct vs_boot_entry boot;
     unsigned nr_vcpus;
