@@ -27,6 +27,8 @@ static const char usage[] =
     "  --port-file FILE       write the port actually listened on to FILE\n"
     "  --ctl SOCKET           control socket of the VM once it has arrived\n"
     "  --serial DEST          stdout | none | FILE for the guest's COM1 (default stdout)\n"
+    "  --nic SPEC, --disk SPEC  this host's backends for the VM's NICs and disks, as for\n"
+    "                         `vmshift run` and in the same order (default: the source's)\n"
     "security (choose one; the source must choose the same kind):\n"
     "  --tls-psk FILE         TLS 1.3 with the pre-shared key in FILE (hex, e.g. from\n"
     "                         `openssl rand -hex 32`; the same file on the source)\n"
@@ -50,6 +52,7 @@ static const char usage[] =
 
 struct receive_options {
     const char *listen, *port_file, *ctl, *report;
+    struct vs_device_list nics, disks, devices;   /* --nic, --disk; devices: NICs first */
     struct vs_incoming_opts in;
     struct vs_security_opts security;
     double accept_timeout_s, run_for_s;
@@ -79,6 +82,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
         { "max-vcpus", required_argument, NULL, 'v' },
         { "handshake-timeout", required_argument, NULL, 'H' },
         { "max-refused", required_argument, NULL, 'R' },
+        { "nic", required_argument, NULL, 'N' }, { "disk", required_argument, NULL, 'D' },
         { "tls-psk", required_argument, NULL, 'S' }, { "tls-cert", required_argument, NULL, 'S' },
         { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
         { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
@@ -109,6 +113,11 @@ static int parse(int argc, char **argv, struct receive_options *o)
             break;
         case 'R':
             if (parse_count("--max-refused", optarg, 0, 1000000, &o->max_refused))
+                return -EINVAL;
+            break;
+        case 'N': case 'D':
+            if (vs_device_list_add(c == 'N' ? &o->nics : &o->disks,
+                                   c == 'N' ? VS_DEVICE_NIC : VS_DEVICE_DISK, optarg))
                 return -EINVAL;
             break;
         case 'l': o->listen = optarg; break;
@@ -145,6 +154,9 @@ static int parse(int argc, char **argv, struct receive_options *o)
                        argv[optind]);
     if (!o->listen)
         return vs_fail(EINVAL, "--listen HOST:PORT is required");
+    if (vs_device_list_join(&o->devices, &o->nics, &o->disks))
+        return -EINVAL;
+    o->in.local_devices = &o->devices;
     return vs_security_finish(&o->security, true);
 }
 

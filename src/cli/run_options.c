@@ -43,13 +43,17 @@ const char run_usage[] =
     "  --cpu MODEL            CPU features the guest sees: host (all KVM offers) or a\n"
     "                         baseline x86-64-v1 | v2 | v3 | v4 that every host of that\n"
     "                         level can take in a migration (default host)\n"
+    "  --nic SPEC             a virtio-net NIC (repeatable): tap=NAME,mac=MAC,bridge=BR\n"
+    "                         [,vlan=N][,rate=RATE]; pc machine\n"
+    "  --disk SPEC            a virtio-blk disk (repeatable): FILE[,shared][,ro]; pc machine\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
     "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
     "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";
 
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
-       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_CPU, OPT_HELP };
+       OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_CPU, OPT_NIC, OPT_DISK,
+       OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -71,6 +75,8 @@ static const struct option long_options[] = {
     { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
     { "machine", required_argument, NULL, OPT_MACHINE },
     { "cpu", required_argument, NULL, OPT_CPU },
+    { "nic", required_argument, NULL, OPT_NIC },
+    { "disk", required_argument, NULL, OPT_DISK },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -228,6 +234,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     o->range_start = VS_WORK_DEFAULT_START;
     o->append = "";
 
+    struct vs_device_list nics = { 0 }, disks = { 0 };   /* slot order: NICs, then disks */
     optind = 1;
     opterr = 0;
     int c, rc = 0;
@@ -265,6 +272,8 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
         case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
         case OPT_CPU: rc = vs_cpu_model_find(optarg, &o->vm.cpu_model); break;
+        case OPT_NIC: rc = vs_device_list_add(&nics, VS_DEVICE_NIC, optarg); break;
+        case OPT_DISK: rc = vs_device_list_add(&disks, VS_DEVICE_DISK, optarg); break;
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;
         case OPT_PAUSED: o->start_paused = true; break;
@@ -291,6 +300,9 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     }
     if (optind < argc)
         return vs_fail(EINVAL, "unexpected argument '%s'; see vmshift run --help", argv[optind]);
+    if ((rc = vs_device_list_join(&o->devices, &nics, &disks)))
+        return rc;
+    o->vm.devices = &o->devices;
     if (o->range_size == 0) {
         struct vs_ram_layout ram;
         vs_ram_layout_init(&ram, o->vm.mem_size, o->vm.machine == VS_MACHINE_PC);

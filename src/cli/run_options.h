@@ -21,6 +21,7 @@ struct run_options {
     bool start_paused;
     double run_for_s;            /* quit after this long, 0 = until told */
     bool help;
+    struct vs_device_list devices;   /* --nic and --disk, NICs first (vm.devices points here) */
     char kernel_found[PATH_MAX]; /* the workload guest found when --kernel is not given */
 };
 

@@ -167,7 +167,13 @@ static int handshake(struct incoming *in)
     in->session->resolve_port = hello.resolve_port;
     _Static_assert(VS_WIRE_MACHINE_PC == VS_MACHINE_PC &&
                    VS_WIRE_MACHINE_FLAT == VS_MACHINE_FLAT, "HELLO machine is enum vs_machine");
+    struct vs_device_list sent = { 0 }, devices;
+    if ((hello.features & VS_FEATURE_DEVICES) && vs_handshake_read_vm_config(in->r, &sent))
+        return refuse(in, vs_last_error());
+    if (vs_device_list_for_destination(&sent, in->opts->local_devices, &devices))
+        return refuse(in, vs_last_error());
     struct vs_vm_config cfg = {
+        .devices = &devices,
         .machine = in->legacy_machine ? VS_MACHINE_FLAT : (enum vs_machine)hello.machine,
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,

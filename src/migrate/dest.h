@@ -8,6 +8,7 @@
 #include "migrate/report.h"
 #include "transport/channel.h"
 #include "vmm/vm.h"
+#include "vmm/device_list.h"
 #include "wire/format.h"
 
 struct vs_postcopy_dest;
@@ -32,6 +33,9 @@ struct vs_incoming_opts {
      * A lost post-copy is resumed through accept_stream, at resume_addr. */
     struct vs_postcopy_dest **postcopy;
     const char *resume_addr;
+    /* This host's backends for the VM's NICs and disks (`vmshift receive --nic/--disk`);
+     * NULL or empty: build the devices the source describes (VM_CONFIG). */
+    const struct vs_device_list *local_devices;
 };
 
 /* Who sent the VM, for settling the outcome if stream 0 is lost in the commit window. */

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/size.h"
 #include "vmm/cpu_model.h"
+#include "vmm/device_list.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,19 @@ int vs_handshake_read_hello(struct vs_wire_reader *r, struct vs_wire_hello *hell
     if (!rc)
         rc = vs_wire_read_payload(r, &h, hello, sizeof(*hello));
     return rc ? rc : (int)h.length;
+}
+
+int vs_handshake_read_vm_config(struct vs_wire_reader *r, struct vs_device_list *out)
+{
+    struct vs_wire_header h;
+    uint8_t buf[VS_WIRE_MAX_VM_CONFIG];
+    int rc = vs_wire_read_header(r, &h);
+    if (!rc && h.type != VS_REC_VM_CONFIG)
+        rc = vs_fail(EPROTO, "migration stream: HELLO announced the VM's devices, but the "
+                     "next record is %s, not VM_CONFIG", vs_wire_type_name(h.type));
+    if (!rc)
+        rc = vs_wire_read_payload(r, &h, buf, sizeof(buf));
+    return rc ? rc : vs_device_list_decode(buf, h.length, out);
 }
 
 static int refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

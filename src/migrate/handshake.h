@@ -27,6 +27,11 @@ struct vs_cpu_features;
 int vs_handshake_check_cpu(const struct vs_wire_hello *hello,
                            const struct vs_cpu_features *host);
 
+/* After a HELLO with VS_FEATURE_DEVICES: read the VM_CONFIG record that must follow it
+ * and decode the VM's device list into *out (device_list.h). */
+struct vs_device_list;
+int vs_handshake_read_vm_config(struct vs_wire_reader *r, struct vs_device_list *out);
+
 /* The source's side: read the destination's answer to `sent` (HELLO_REPLY, or an ABORT)
  * on stream 0 and check it. to and compress are for messages. *same_boot says whether
  * both ends share a kernel boot (exact downtime); *features the features both offered

@@ -4,6 +4,7 @@
 #include "migrate/source_internal.h"
 #include "migrate/boot_id.h"
 #include "migrate/handshake.h"
+#include "common/blob.h"
 #include "common/error.h"
 #include "vmm/cpu_model.h"
 #include "common/fault.h"
@@ -54,6 +55,20 @@ static uint32_t wanted_codecs(const struct vs_migration_opts *o)
     return o->compress == VS_CODEC_NONE ? 0 : 1u << o->compress;
 }
 
+/* The VM's NICs and disks, right after HELLO (when it has any), so that the destination
+ * builds the same devices before anything else arrives. */
+static int send_vm_config(struct vs_migration *m)
+{
+    if (!m->vm->device_list.nr)
+        return 0;
+    struct vs_blob b = { 0 };
+    int rc = vs_device_list_encode(&m->vm->device_list, &b);
+    if (!rc)
+        rc = vs_wire_send(m->w, VS_REC_VM_CONFIG, b.data, b.len);
+    vs_blob_free(&b);
+    return rc;
+}
+
 /* Stream 0 first: the destination takes its first connection as stream 0, reads HELLO
  * on it, and only then accepts (and secures) the other streams. */
 static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
@@ -91,7 +106,10 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
     snprintf(m->stats.tls_cipher, sizeof(m->stats.tls_cipher), "%s",
              vs_channel_cipher(m->ch, &m->stats.ktls));
     pthread_mutex_unlock(&m->lock);
-    return vs_wire_send(m->w, VS_REC_HELLO, h, sizeof(*h));
+    if (vm->device_list.nr)
+        h->features |= VS_FEATURE_DEVICES;
+    rc = vs_wire_send(m->w, VS_REC_HELLO, h, sizeof(*h));
+    return rc ? rc : send_vm_config(m);
 }
 
 /* The destination's answer to HELLO on stream 0: HELLO_REPLY or ABORT. */

@@ -48,8 +48,7 @@ void vs_vm_fail(struct vs_vm *vm, const char *fmt, ...)
 /* How many virtio-mmio slots the pc machine's devices take (pc_virtio_slots.h). */
 static unsigned pc_virtio_slots(const struct vs_vm_config *cfg)
 {
-    (void)cfg;
-    return 1;   /* virtio-rng */
+    return 1 + (cfg->devices ? cfg->devices->nr : 0);   /* virtio-rng, NICs and disks */
 }
 
 static int load_memory(struct vs_vm *vm, const struct vs_vm_config *cfg)
@@ -103,12 +102,30 @@ static int next_virtio_slot(struct vs_vm *vm, struct vs_virtio_mmio_params *p)
     return rc;
 }
 
-/* The pc machine's virtio-mmio devices, slot 0 first. */
+/* One NIC or disk of the VM's device list, in the next slot. */
+static int attach_listed_device(struct vs_vm *vm, const struct vs_device_spec *d)
+{
+    struct vs_virtio_mmio_params p;
+    int rc = next_virtio_slot(vm, &p);
+    if (rc)
+        return rc;
+    switch (d->kind) {
+    default:
+        return vs_fail(ENOTSUP, "--%s %s: this vmshift cannot build %s devices yet",
+                       vs_device_kind_name(d->kind), d->spec, vs_device_kind_name(d->kind));
+    }
+}
+
+/* The pc machine's virtio-mmio devices, slot 0 first: virtio-rng, then the device list. */
 static int attach_virtio(struct vs_vm *vm)
 {
     struct vs_virtio_mmio_params p;
     int rc = next_virtio_slot(vm, &p);
-    return rc ? rc : vs_virtio_rng_create(&vm->rng, &p);
+    if (!rc)
+        rc = vs_virtio_rng_create(&vm->rng, &p);
+    for (unsigned i = 0; !rc && i < vm->device_list.nr; i++)
+        rc = attach_listed_device(vm, &vm->device_list.d[i]);
+    return rc;
 }
 
 /* Every device of the machine on the bus, and its state in the registry. Registration
@@ -141,6 +158,10 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     if (cfg->nr_vcpus < 1 || cfg->nr_vcpus > VS_MAX_VCPUS)
         return vs_fail(EINVAL, "--vcpus %u is out of range; give 1 to %d", cfg->nr_vcpus,
                        VS_MAX_VCPUS);
+    if (cfg->devices && cfg->devices->nr && cfg->machine != VS_MACHINE_PC)
+        return vs_fail(EINVAL, "--%s %s: NICs and disks need the pc machine (not --machine "
+                       "flat)", vs_device_kind_name(cfg->devices->d[0].kind),
+                       cfg->devices->d[0].spec);
     struct vs_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return vs_fail(ENOMEM, "out of memory for the VM");
@@ -153,6 +174,8 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     pthread_condattr_destroy(&ca);
     vm->state = VS_VM_CREATED;
     vm->machine = cfg->machine;
+    if (cfg->devices)
+        vm->device_list = *cfg->devices;
     vm->irqchip.vm_fd = -1;
     vs_bus_init(&vm->bus);
     vs_vmstate_init(&vm->devices);

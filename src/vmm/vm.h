@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "vmm/boot.h"
 #include "vmm/bus.h"
+#include "vmm/device_list.h"
 #include "vmm/irqchip.h"
 #include "vmm/kvm.h"
 #include "vmm/kvmclock.h"
@@ -54,6 +55,7 @@ struct vs_vm_config {
     uint32_t dirty_ring;         /* KVM dirty ring entries per vCPU, 0 = dirty-log bitmap */
     const struct vs_cpu_model *cpu_model;  /* the features vCPUs see (cpu_model.h); NULL =
                                               host, the whole KVM_GET_SUPPORTED_CPUID */
+    const struct vs_device_list *devices;  /* pc: NICs and disks, in slot order (NULL: none) */
 };
 
 struct vs_vm;
@@ -89,6 +91,7 @@ struct vs_vm {
     struct vs_kvmclock kvmclock;
     struct vs_virtio_rng *rng;   /* pc: virtio-rng in virtio slot 0 (NULL: flat) */
     unsigned nr_virtio_slots;    /* pc: virtio-mmio slots taken (virtio/pc_virtio_slots.h) */
+    struct vs_device_list device_list;   /* the NICs and disks it was built with (VM_CONFIG) */
     struct vs_vmstate_registry devices;  /* every device's migratable state (vmstate.h) */
     struct vs_boot_entry boot;
     unsigned nr_vcpus;

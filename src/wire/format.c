@@ -54,6 +54,7 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_RESOLVE] = "RESOLVE",
     [VS_REC_CLAIM] = "CLAIM",
     [VS_REC_GRANT] = "GRANT",
+    [VS_REC_VM_CONFIG] = "VM_CONFIG",
 };
 
 const char *vs_wire_type_name(unsigned type)

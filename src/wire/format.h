@@ -13,13 +13,14 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  4         /* 2.1: post-copy records 15..20; 2.2: settling
+#define VS_WIRE_VERSION_MINOR  5         /* 2.1: post-copy records 15..20; 2.2: settling
                                                the commit window (RESOLVE, CLAIM, GRANT,
                                                HELLO resolve_port); 2.3: the device
                                                platform (HELLO machine, MACHINE_STATE as
                                                device-state sections, vCPU LAPIC and
                                                TSC_KHZ sections); 2.4: HELLO
-                                               cpu_features (CPU models) */
+                                               cpu_features (CPU models); 2.5: VM_CONFIG
+                                               (NICs, disks) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -71,15 +72,20 @@ enum vs_wire_type {
                                             the VM */
     VS_REC_GRANT = 23,         /* src->dst  empty: the source grants the claim (its point of
                                             no return); the destination resumes */
+    /* The VM's devices (version 2.5), right after HELLO when HELLO has VS_FEATURE_DEVICES: */
+    VS_REC_VM_CONFIG = 24,     /* src->dst  the device list (src/vmm/device_list.h) */
     VS_REC_POSTCOPY_FIRST = 15,
     VS_REC_POSTCOPY_LAST = 20,
-    VS_REC_TYPE_MAX = 23,
+    VS_REC_TYPE_MAX = 24,
 };
 
 /* HELLO / HELLO_REPLY feature bits. */
 #define VS_FEATURE_POSTCOPY    0x0001u  /* the destination can run the VM before every page
                                            arrived (userfaultfd) and take records 15..20 */
-#define VS_WIRE_KNOWN_FEATURES VS_FEATURE_POSTCOPY
+#define VS_FEATURE_DEVICES     0x0002u  /* (2.5) a VM_CONFIG record follows HELLO: the VM
+                                           has NICs or disks the destination must build */
+#define VS_WIRE_KNOWN_FEATURES (VS_FEATURE_POSTCOPY | VS_FEATURE_DEVICES)
+#define VS_WIRE_MAX_VM_CONFIG  (8u + 7u * (4u + 255u))  /* bytes of a VM_CONFIG payload */
 
 /* Header flags. */
 #define VS_WIRE_FLAG_META_SUM  0x0001u  /* PAGES only: payload_sum covers the page record

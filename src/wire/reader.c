@@ -101,6 +101,10 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
         *min = sizeof(struct vs_wire_vcpu_state) + 1;
         *max = sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE;
         break;
+    case VS_REC_VM_CONFIG:
+        *min = 8;
+        *max = VS_WIRE_MAX_VM_CONFIG;
+        break;
     case VS_REC_MACHINE_STATE:
         *min = 1;
         *max = VS_WIRE_MAX_STATE;

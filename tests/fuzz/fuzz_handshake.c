@@ -4,7 +4,8 @@
  *
  * Input: byte 0 selects the side, byte 1 = FUZZ_* flags (fuzz_common.h), then the bytes
  * that side receives:
- *   0: destination, stream 0: HELLO, checked and admitted; then, if admitted, one extra
+ *   0: destination, stream 0: HELLO, checked and admitted (and VM_CONFIG if HELLO says
+ *      one follows); then, if admitted, one extra
  *      connection's first record (STREAM_HELLO) from the rest of the input, whose
  *      offset is in bytes 2..3;
  *   1: source, stream 0: the answer to its HELLO (HELLO_REPLY or ABORT);
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "transport/memory_channel.h"
 #include "vmm/cpu_model.h"
+#include "vmm/device_list.h"
 #include "wire/reader.h"
 
 #include <stdlib.h>
@@ -33,6 +35,16 @@ static void destination(const uint8_t *buf, size_t size, size_t split, size_t ma
     vs_wire_reader_init(&r, ch);
     int len = vs_handshake_read_hello(&r, &hello);
     bool admitted = len >= 0 && vs_handshake_admit(&hello, (uint32_t)len, 1ull << 30, 0) == 0;
+    if (admitted && (hello.features & VS_FEATURE_DEVICES)) {   /* VM_CONFIG follows HELLO */
+        struct vs_device_list sent, out;
+        struct vs_device_list local = { .nr = 1, .d = { { .kind = VS_DEVICE_NIC,
+                                                          .spec = "tap=t0" } } };
+        if (vs_handshake_read_vm_config(&r, &sent) == 0) {
+            if (sent.nr > VS_MAX_DEVICES)
+                abort();
+            vs_device_list_for_destination(&sent, &local, &out);
+        }
+    }
     vs_wire_reader_destroy(&r);
     vs_channel_close(ch);
     if (!admitted)
