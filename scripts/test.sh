@@ -25,12 +25,14 @@ stage() {
     fi
 }
 
-normal_tests() { (cd build && ctest --output-on-failure --timeout 600); }
+# Two tests at a time: every test must pass with both cores busy, and the suite fits CI's
+# time. The benchmarks' quick runs stay alone (RUN_SERIAL in tests/CMakeLists.txt).
+normal_tests() { (cd build && ctest -j2 --output-on-failure --timeout 600); }
 # The benchmark runs once, above; of the fault suite every sixth trial (its code paths,
 # not every point again).
 asan_tests() {
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        VMSHIFT_FAULT_SAMPLE=6 ctest --output-on-failure --timeout 600 -LE bench)
+        VMSHIFT_FAULT_SAMPLE=6 ctest -j2 --output-on-failure --timeout 600 -LE bench)
 }
 
 stage "build" scripts/setup.sh build
