@@ -5,8 +5,8 @@
 #include "common/log.h"
 #include "common/stop_signal.h"
 #include "ctl/ctl_server.h"
-#include "migrate/source.h"
-#include "migrate/postcopy_dest.h"
+#include "migrate/precopy/source.h"
+#include "migrate/postcopy/postcopy_dest.h"
 
 #include <json-c/json.h>
 #include <poll.h>

@@ -5,9 +5,9 @@
 #include "common/size.h"
 #include "ctl/ctl_client.h"
 #include "ctl/migration_params.h"
-#include "migrate/source.h"
-#include "migrate/converge.h"
-#include "migrate/converge_model.h"
+#include "migrate/precopy/source.h"
+#include "migrate/convergence/converge.h"
+#include "migrate/convergence/converge_model.h"
 
 #include <getopt.h>
 #include <json-c/json.h>

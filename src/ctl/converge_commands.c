@@ -1,7 +1,7 @@
 #include "ctl/converge_commands.h"
 #include "common/error.h"
-#include "migrate/converge_model.h"
-#include "migrate/dirty_rate.h"
+#include "migrate/convergence/converge_model.h"
+#include "migrate/convergence/dirty_rate.h"
 
 #include <json-c/json.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "migrate/dirty_rate.h"
+#include "migrate/convergence/dirty_rate.h"
 
 struct json_object;
 

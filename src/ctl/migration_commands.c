@@ -6,9 +6,9 @@
 #include "ctl/ctl_server.h"
 #include "ctl/migration_params.h"
 #include "ctl/vm_commands.h"
-#include "migrate/postcopy_dest.h"
-#include "migrate/postcopy_source.h"
-#include "migrate/source.h"
+#include "migrate/postcopy/postcopy_dest.h"
+#include "migrate/postcopy/postcopy_source.h"
+#include "migrate/precopy/source.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -3,8 +3,8 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/size.h"
-#include "migrate/converge_model.h"
-#include "migrate/source.h"
+#include "migrate/convergence/converge_model.h"
+#include "migrate/precopy/source.h"
 #include "wire/format.h"
 
 #include <errno.h>

@@ -4,9 +4,9 @@
 #include "ctl/migration_commands.h"
 #include "common/clock.h"
 #include "common/error.h"
-#include "migrate/postcopy_dest.h"
-#include "migrate/postcopy_source.h"
-#include "migrate/source.h"
+#include "migrate/postcopy/postcopy_dest.h"
+#include "migrate/postcopy/postcopy_source.h"
+#include "migrate/precopy/source.h"
 #include "vmshift/guest_abi.h"
 #include "vmm/vcpu.h"
 

@@ -30,7 +30,7 @@ struct vs_pass_stats {
     double expected_total_ms;  /* the prediction made after it (0: not converging) */
 };
 
-/* --converge and what it did (src/migrate/converge.c, throttle.c). */
+/* --converge and what it did (src/migrate/convergence/converge.c, throttle.c). */
 struct vs_converge_stats {
     const char *strategy;         /* --converge: "none", "throttle", "postcopy" */
     const char *state;            /* the last decision: "converging", "stalled",

@@ -6,7 +6,7 @@
  * write-protects those pages again.
  *
  * The ring must be enabled on the VM before any vCPU exists (vmshift run --dirty-ring).
- * With it KVM refuses KVM_GET_DIRTY_LOG, so src/migrate/dirty.c collects through
+ * With it KVM refuses KVM_GET_DIRTY_LOG, so src/migrate/precopy/dirty.c collects through
  * vs_dirty_ring_collect() instead.
  *
  * Who harvests: the migration (or dirty-rate measurement) thread at every sync; a reaper

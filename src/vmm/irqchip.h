@@ -2,7 +2,7 @@
  * a LAPIC per vCPU (KVM_CREATE_IRQCHIP) and the PIT (KVM_CREATE_PIT2, speaker port
  * dummy). Created before any vCPU. Their state is machine state in the device registry:
  * "pic" instances 0 (master) and 1 (slave), "ioapic", "pit" (docs/device-state.md); each
- * vCPU's LAPIC travels in its vCPU state (migrate/vstate.c). Devices reach the
+ * vCPU's LAPIC travels in its vCPU state (migrate/state/vstate.c). Devices reach the
  * controllers only through a struct vs_irq_line (irq.h) or an irqfd made here. */
 #ifndef VS_IRQCHIP_H
 #define VS_IRQCHIP_H

@@ -1,5 +1,5 @@
 /* Slowing vCPUs down so that a live migration converges (the mechanism; the policy is in
- * src/migrate/throttle.c). Two kinds, both enforced by the vCPU's own thread at its
+ * src/migrate/convergence/throttle.c). Two kinds, both enforced by the vCPU's own thread at its
  * throttle point, right before it enters KVM_RUN:
  *
  *  - sleep: the vCPU sleeps a fixed fraction of its time (QEMU's cpu-throttle, vMotion's

@@ -194,14 +194,14 @@ struct vs_wire_pass_end {
     uint64_t pages_sent;       /* pages (data and zero) sent in this pass on this stream */
 };
 
-struct vs_wire_vcpu_state {    /* followed by the state blob (see src/migrate/vstate.h) */
+struct vs_wire_vcpu_state {    /* followed by the state blob (see src/migrate/state/vstate.h) */
     uint32_t index;
     uint32_t reserved;
 };
 
 struct vs_wire_digest {
     uint64_t ram_xxh3;         /* XXH3-64 of the XXH3-64s of consecutive 2 MiB blocks of RAM
-                                  (src/migrate/digest.h) */
+                                  (src/migrate/state/digest.h) */
     uint64_t vcpu_xxh3;        /* XXH3-64 over the VCPU_STATE blobs in index order */
     uint64_t machine_xxh3;     /* XXH3-64 over the MACHINE_STATE blob */
     uint64_t pause_ns;         /* source CLOCK_MONOTONIC when its vCPUs stopped */
@@ -229,7 +229,7 @@ struct vs_wire_postcopy_start {
 };
 
 /* POSTCOPY_DIGESTS: the check of what the destination already holds. Followed by one
- * XXH3-64 per 2 MiB block of RAM (src/migrate/digest.h); the destination compares the
+ * XXH3-64 per 2 MiB block of RAM (src/migrate/state/digest.h); the destination compares the
  * blocks without a missing page (the others are covered page by page as they arrive). */
 struct vs_wire_postcopy_digests {
     uint64_t vcpu_xxh3;        /* as in DIGEST */

@@ -1,6 +1,6 @@
 /* Fuzz target: the handshakes, on both sides, through the functions dest.c and source.c
- * call (src/migrate/handshake.c) and the RESOLVE exchange of the commit window
- * (src/migrate/resolve_wire.c).
+ * call (src/migrate/precopy/handshake.c) and the RESOLVE exchange of the commit window
+ * (src/migrate/commit/resolve_wire.c).
  *
  * Input: byte 0 selects the side, byte 1 = FUZZ_* flags (fuzz_common.h), then the bytes
  * that side receives:
@@ -11,8 +11,8 @@
  *   1: source, stream 0: the answer to its HELLO (HELLO_REPLY or ABORT);
  *   2: either side, a RESOLVE connection: the records read there. */
 #include "fuzz_common.h"
-#include "migrate/handshake.h"
-#include "migrate/resolve_wire.h"
+#include "migrate/precopy/handshake.h"
+#include "migrate/commit/resolve_wire.h"
 #include "codec/codec.h"
 #include "common/log.h"
 #include "transport/memory_channel.h"

@@ -1,13 +1,13 @@
 /* Fuzz target: the destination's record stream after the handshake, through the real
- * receiving code (src/migrate/recv_streams.c, src/wire/reader.c, src/codec) over memory
+ * receiving code (src/migrate/precopy/recv_streams.c, src/wire/reader.c, src/codec) over memory
  * channels, with 8 MiB of guest RAM and no KVM. State blobs go through the validation
  * vstate.c runs before it touches KVM.
  *
  * Input: byte 0 = FUZZ_* flags (fuzz_common.h), bit 3 = two streams; with two streams
  * bytes 1..2 say where stream 1's bytes begin. The rest is the stream(s) as received. */
 #include "fuzz_common.h"
-#include "migrate/recv_streams.h"
-#include "migrate/vstate.h"
+#include "migrate/precopy/recv_streams.h"
+#include "migrate/state/vstate.h"
 #include "codec/codec.h"
 #include "common/log.h"
 #include "transport/memory_channel.h"

@@ -6,7 +6,7 @@
  * (bit 1 set), checked against the flat (bit 2 clear) or pc (bit 2 set) machine's
  * devices. The rest is the blob. */
 #include "fuzz_common.h"
-#include "migrate/vstate.h"
+#include "migrate/state/vstate.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,8 +15,8 @@
 
 #include "common/clock.h"
 #include "common/error.h"
-#include "migrate/dest.h"
-#include "migrate/source.h"
+#include "migrate/precopy/dest.h"
+#include "migrate/precopy/source.h"
 #include "transport/tcp.h"
 #include "vmm/vm.h"
 

@@ -9,7 +9,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
-#include "migrate/vstate.h"
+#include "migrate/state/vstate.h"
 #include "vmm/vm.h"
 
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #define MiB (1ULL << 20)
 #define WAIT_S 60.0
 
-/* Section tags (the table at the top of src/migrate/vstate.c). */
+/* Section tags (the table at the top of src/migrate/state/vstate.c). */
 enum { TAG_CPUID = 1, TAG_REGS = 2 };
 
 /* These tests never skip: no KVM is a failure. */

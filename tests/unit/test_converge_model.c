@@ -1,4 +1,4 @@
-/* Unit tests: the pre-copy convergence model and policy (src/migrate/converge_model.c). */
+/* Unit tests: the pre-copy convergence model and policy (src/migrate/convergence/converge_model.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "expect_error.h"
-#include "migrate/converge_model.h"
+#include "migrate/convergence/converge_model.h"
 
 #define MB (1024.0 * 1024.0)
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "migrate/handshake.h"
+#include "migrate/precopy/handshake.h"
 #include "vmm/cpu_model.h"
 #include "expect_error.h"
 

@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
-#include "migrate/digest.h"
-#include "migrate/digest_tracker.h"
+#include "migrate/state/digest.h"
+#include "migrate/state/digest_tracker.h"
 #include "vmm/memory.h"
 
 #define SIZE (224ULL << 20) /* 112 digest blocks: some with data, most all hole */

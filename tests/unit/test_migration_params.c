@@ -13,7 +13,7 @@
 
 #include "common/error.h"
 #include "ctl/migration_params.h"
-#include "migrate/source.h"
+#include "migrate/precopy/source.h"
 
 #define BEGIN_MARK "<!-- migration-parameters:begin (generated: test_migration_params --print-table) -->\n"
 #define END_MARK "<!-- migration-parameters:end -->"

@@ -34,7 +34,7 @@
 #define VS_SERIAL_FIFO 16        /* receive FIFO bytes */
 
 /* The migratable record (the "serial" vmstate, serial_state.c). Version 1 is exactly the
- * SERIAL section older sources send (struct serial_rec in migrate/vstate_internal.h). */
+ * SERIAL section older sources send (struct serial_rec in migrate/state/vstate_internal.h). */
 struct vs_serial_rec {
     uint8_t ier, lcr, mcr, scr, dll, dlm, pad[2];
     uint64_t bytes_out;
