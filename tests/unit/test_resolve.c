@@ -163,7 +163,9 @@ static void a_refused_call_says_so(void **state)
     vs_tcp_listener_close(l);   /* nothing listens there now */
     struct vs_resolve_conn c;
     uint32_t st;
-    assert_int_equal(vs_resolve_call(addr, NULL, 1000, session, VS_OUTCOME_DST_IN_DOUBT, &st,
+    struct vs_dialer plain;
+    vs_dialer_tcp_tls(&plain, NULL);
+    assert_int_equal(vs_resolve_call(addr, &plain, 1000, session, VS_OUTCOME_DST_IN_DOUBT, &st,
                                      &c), -ECONNREFUSED);
 }
 
@@ -231,7 +233,9 @@ static int call_endpoint(const char *server_psk, const char *client_psk, uint32_
     struct vs_tls *t = tls_with(client_psk, VS_TLS_SOURCE);
     struct vs_resolve_conn c;
     *st = 0;
-    int rc = vs_resolve_call(addr, t, 2000, session, VS_OUTCOME_DST_IN_DOUBT, st, &c);
+    struct vs_dialer dialer;
+    vs_dialer_tcp_tls(&dialer, t);
+    int rc = vs_resolve_call(addr, &dialer, 2000, session, VS_OUTCOME_DST_IN_DOUBT, st, &c);
     if (rc == 0)
         vs_resolve_close(&c);
     pthread_join(th, NULL);

@@ -58,7 +58,9 @@ int vs_dest_probe_source(const struct vs_incoming_session *session, struct vs_tl
     vs_resolve_endpoint(session->source, session->resolve_port, addr, addr_size);
     struct vs_resolve_conn c;
     uint32_t theirs = 0;
-    int rc = vs_resolve_call(addr, tls, timeout_ms, session->id, VS_OUTCOME_DST_DISCARDED,
+    struct vs_dialer dialer;
+    vs_dialer_tcp_tls(&dialer, tls);
+    int rc = vs_resolve_call(addr, &dialer, timeout_ms, session->id, VS_OUTCOME_DST_DISCARDED,
                              &theirs, &c);
     if (rc == -ECONNREFUSED)
         return 1;
@@ -142,7 +144,9 @@ static void ask(struct vs_dest_resolver *r, uint64_t attempt)
     vs_fault_point("dst.in_doubt", attempt, NULL);
     struct vs_resolve_conn c;
     uint32_t src = 0;
-    int rc = vs_resolve_call(r->source, r->o.tls, 2000, r->session.id, VS_OUTCOME_DST_IN_DOUBT,
+    struct vs_dialer dialer;
+    vs_dialer_tcp_tls(&dialer, r->o.tls);
+    int rc = vs_resolve_call(r->source, &dialer, 2000, r->session.id, VS_OUTCOME_DST_IN_DOUBT,
                              &src, &c);
     if (rc == -ECONNREFUSED) {
         take(r, "nothing listens at the source's RESOLVE endpoint any more: the source "

@@ -1,6 +1,5 @@
 #include "migrate/commit/resolve_wire.h"
 #include "common/error.h"
-#include "transport/tcp.h"
 #include "transport/tls.h"
 
 #include <stdio.h>
@@ -46,17 +45,17 @@ int vs_resolve_open(struct vs_channel *ch, int timeout_ms, struct vs_resolve_con
     return rc;
 }
 
-int vs_resolve_call(const char *addr, struct vs_tls *tls, int timeout_ms,
+int vs_resolve_call(const char *addr, const struct vs_dialer *dialer, int timeout_ms,
                     const uint8_t *session, uint32_t my_state, uint32_t *peer_state,
                     struct vs_resolve_conn *c)
 {
     struct vs_channel *ch;
-    int rc = vs_tcp_connect(addr, timeout_ms, &ch);
+    int rc = vs_dialer_connect(dialer, addr, timeout_ms, &ch);
     if (rc)
         return rc;
     /* Secured like a migration stream: only an authenticated peer's answer counts. */
     struct vs_tls_result res;
-    vs_tls_secure(tls, &ch, 1, timeout_ms, &res);
+    vs_dialer_secure(dialer, &ch, 1, timeout_ms, &res);
     if (res.err) {
         vs_channel_close(ch);
         /* A refusal inside TLS is not "nothing listens": the peer may be alive. */

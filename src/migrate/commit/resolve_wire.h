@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "transport/channel.h"
+#include "transport/dialer.h"
 #include "wire/reader.h"
 #include "wire/writer.h"
 
@@ -19,8 +20,8 @@ int vs_resolve_read_payload(struct vs_wire_reader *r, const struct vs_wire_heade
                             const uint8_t *session, uint32_t *state);
 int vs_resolve_send(struct vs_wire_writer *w, const uint8_t *session, uint32_t state);
 
-/* One client exchange: connect to addr within timeout_ms, secure the connection with tls
- * (the caller is the TLS client; NULL: plain, --insecure), send my_state, read the peer's
+/* One client exchange: connect to addr within timeout_ms and secure the connection with
+ * dialer (the migration's: the caller is the TLS client), send my_state, read the peer's
  * state into *peer_state. On success *out is the open connection (caller closes; it may
  * send one more RESOLVE on it through the returned writer/reader pair's channel). Returns
  * -ECONNREFUSED only when nothing listens at addr (the process that did is gone); a
@@ -30,8 +31,7 @@ struct vs_resolve_conn {
     struct vs_wire_reader r;
     struct vs_wire_writer w;
 };
-struct vs_tls;
-int vs_resolve_call(const char *addr, struct vs_tls *tls, int timeout_ms,
+int vs_resolve_call(const char *addr, const struct vs_dialer *dialer, int timeout_ms,
                     const uint8_t *session, uint32_t my_state, uint32_t *peer_state,
                     struct vs_resolve_conn *c);
 /* Take over an accepted, secured connection: reader, writer, read timeout. On failure

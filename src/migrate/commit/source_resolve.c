@@ -189,7 +189,7 @@ static uint32_t call_destination(struct vs_migration *m)
 {
     struct vs_resolve_conn c;
     uint32_t mine = outcome_of(m), theirs = 0;
-    int rc = vs_resolve_call(m->opts.to, m->tls, RESOLVE_TIMEOUT_MS, m->session, mine, &theirs,
+    int rc = vs_resolve_call(m->opts.to, &m->dialer, RESOLVE_TIMEOUT_MS, m->session, mine, &theirs,
                              &c);
     if (rc == -ECONNREFUSED) {
         vs_info("migration to %s: nothing listens there any more: the destination process "

@@ -11,7 +11,6 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "transport/tcp.h"
 #include "transport/tls.h"
 
 #include <stdlib.h>
@@ -387,11 +386,11 @@ static int reconnect_streams(struct vs_migration *m, const char *to, unsigned fi
     struct vs_tls_result res[VS_WIRE_MAX_STREAMS];
     int rc = 0;
     for (unsigned i = 0; i < n && !rc; i++)
-        if ((rc = vs_tcp_connect(to, m->opts.timeout_ms, &chs[i])))
+        if ((rc = vs_dialer_connect(&m->dialer, to, m->opts.timeout_ms, &chs[i])))
             rc = vs_fail_context(rc, "post-copy resume: stream %u to %s", first + i, to);
     if (!rc)
-        vs_tls_secure(m->tls, chs, n, m->opts.timeout_ms, res);
-    for (unsigned i = 0; i < n && !rc && m->tls; i++)
+        vs_dialer_secure(&m->dialer, chs, n, m->opts.timeout_ms, res);
+    for (unsigned i = 0; i < n && !rc; i++)
         if (res[i].err)
             rc = vs_fail(res[i].err, "post-copy resume: stream %u to %s: %s", first + i, to,
                          res[i].error);

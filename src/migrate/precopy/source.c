@@ -386,6 +386,10 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         return vs_fail(ENOMEM, "out of memory for a migration");
     }
     m->tls = tls;
+    if (opts->dialer.connect)
+        m->dialer = opts->dialer;
+    else
+        vs_dialer_tcp_tls(&m->dialer, tls);
     m->vm = vm;
     m->opts = *opts;
     m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();

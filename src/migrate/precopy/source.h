@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "migrate/report.h"
+#include "transport/dialer.h"
 #include "transport/security.h"
 #include "vmm/vm.h"
 
@@ -38,6 +39,8 @@ struct vs_migration_opts {
     struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
     char ctl_path[108];         /* this VM's control socket, for the recovery commands
                                    the messages give ("": unknown) */
+    struct vs_dialer dialer;    /* how to reach `to` (connect NULL: TCP, secured as
+                                   `security` says); the engine opens no socket itself */
 };
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */

@@ -8,7 +8,6 @@
 #include "common/error.h"
 #include "vmm/cpu_model.h"
 #include "common/fault.h"
-#include "transport/tcp.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +20,7 @@ static int connect_streams(struct vs_migration *m, unsigned first, unsigned n)
     struct vs_tls_result res[VS_WIRE_MAX_STREAMS];
     int rc = 0;
     for (unsigned i = 0; i < n && !rc; i++) {
-        rc = vs_tcp_connect(m->opts.to, m->opts.timeout_ms, &chs[i]);
+        rc = vs_dialer_connect(&m->dialer, m->opts.to, m->opts.timeout_ms, &chs[i]);
         if (rc)
             return first + i ? vs_fail_context(rc, "opening stream %u of %u", first + i,
                                                m->nr_streams) : rc;
@@ -33,7 +32,7 @@ static int connect_streams(struct vs_migration *m, unsigned first, unsigned n)
     }
     if (rc)
         return rc;
-    vs_tls_secure(m->tls, chs, n, m->opts.timeout_ms, res);
+    vs_dialer_secure(&m->dialer, chs, n, m->opts.timeout_ms, res);
     pthread_mutex_lock(&m->lock);
     for (unsigned i = 0; i < n; i++)
         m->streams[first + i].ch = chs[i];

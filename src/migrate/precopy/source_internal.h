@@ -11,6 +11,7 @@
 #include "migrate/state/digest_tracker.h"
 #include "migrate/precopy/dirty.h"
 #include "migrate/precopy/source.h"
+#include "transport/dialer.h"
 #include "transport/tls.h"
 #include "wire/format.h"
 #include "wire/reader.h"
@@ -47,6 +48,8 @@ struct vs_migration {
     struct vs_vm *vm;
     struct vs_migration_opts opts;
     struct vs_tls *tls;             /* NULL: --insecure */
+    struct vs_dialer dialer;        /* how streams and calls reach opts.to: opts.dialer, or
+                                       TCP + tls */
     pthread_t thread;
     pthread_mutex_t lock;           /* guards stats, ch, committed */
     struct vs_migration_stats stats;
