@@ -22,6 +22,15 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* VMSHIFT_TEST_FILTER=PATTERN: run only the tests of this binary whose names match
+ * (cmocka's pattern, with * and ?), when working on one of them. */
+__attribute__((constructor)) static void filter_tests_from_env(void)
+{
+    const char *f = getenv("VMSHIFT_TEST_FILTER");
+    if (f && *f)
+        cmocka_set_test_filter(f);
+}
+
 void require_kvm(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
