@@ -196,6 +196,21 @@ void harness_add_migrate_security(struct json_object *req)
     }
 }
 
+static bool exit_after_migrate;
+
+void harness_exit_after_migrate(void)
+{
+    exit_after_migrate = true;
+}
+
+/* Whether the monitor about to start gets --keep-after-migrate (and forget the exception). */
+static bool take_keep(void)
+{
+    bool keep = !exit_after_migrate;
+    exit_after_migrate = false;
+    return keep;
+}
+
 void harness_temp_dir(char *dir, size_t len)
 {
     snprintf(dir, len, "/tmp/vmshift-test-XXXXXX");
@@ -223,13 +238,15 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     snprintf(port_file, sizeof(port_file), "%s/port", p->dir);
     const char *pre[24] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
                             p->sock, "--serial", p->serial, NULL };
+    int n = 9;
+    if (take_keep())
+        pre[n++] = "--keep-after-migrate";
     if (!names_security(args)) {
         const char *const *sec = harness_security_args(false);
-        int n = 9;
         for (int i = 0; sec[i]; i++)
             pre[n++] = sec[i];
-        pre[n] = NULL;
     }
+    pre[n] = NULL;
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
@@ -471,7 +488,8 @@ void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *a
     make_dir(p);
     if (netns)
         snprintf(p->netns, sizeof(p->netns), "%s", netns);
-    const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
+    const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial,
+                          take_keep() ? "--keep-after-migrate" : NULL, NULL };
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + harness_start_timeout_s;
     while (now_s() < deadline) {

@@ -30,6 +30,11 @@ struct vm_proc {
  * that one), e.g. VMSHIFT_FAULT=... */
 void harness_child_env(const char *kv);
 
+/* The monitors the harness starts (vmshift run, vmshift receive) get --keep-after-migrate:
+ * a test looks at a source after its VM left. This makes the next one it starts (only that
+ * one) exit on its own once its VM has migrated away, as by default. */
+void harness_exit_after_migrate(void);
+
 /* Fail the test loudly unless /dev/kvm can be opened: these tests never skip. */
 void require_kvm(void);
 
