@@ -303,7 +303,7 @@ int cli_receive_main(int argc, char **argv)
     struct vs_admission a = { .handshake_timeout_ms = o.in.handshake_timeout_ms };
     if (vs_tls_new(&o.security, VS_TLS_DESTINATION, &a.tls)) {
         fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
-        return 2;
+        return 1;
     }
     if (vs_tcp_listen(o.listen, &a.listener) ||
         (o.port_file && write_port(o.port_file, vs_tcp_listener_port(a.listener)))) {

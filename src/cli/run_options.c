@@ -128,6 +128,10 @@ static int parse_preload(const char *arg, struct run_options *o)
     int rc = vs_parse_size(at + 1, &p->addr);
     if (rc)
         return vs_fail_context(rc, "--preload '%s': bad address", arg);
+    if (p->addr < VS_WORK_DEFAULT_START)
+        return vs_fail(EINVAL, "--preload '%s' overlaps the boot area [0, 0x%llx); load at "
+                       "0x%llx or above", arg, (unsigned long long)VS_WORK_DEFAULT_START,
+                       (unsigned long long)VS_WORK_DEFAULT_START);
     char *path = strndup(arg, (size_t)(at - arg));
     if (!path)
         return vs_fail(ENOMEM, "out of memory");

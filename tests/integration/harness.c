@@ -108,11 +108,6 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
     return harness_spawn(VMSHIFT_BIN, netns, args, stderr_path, pre);
 }
 
-static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
-{
-    return spawn_in(NULL, args, stderr_path, pre);
-}
-
 static enum test_security security = TEST_SEC_PSK;
 static char creds_dir[64];
 
@@ -600,11 +595,17 @@ struct json_object *wait_guest_at_least(struct vm_proc *p, const char *key, uint
 
 int run_vmshift(const char *const *args, char *err, size_t errlen, double timeout_s)
 {
+    return run_program(VMSHIFT_BIN, args, err, errlen, timeout_s);
+}
+
+int run_program(const char *bin, const char *const *args, char *err, size_t errlen,
+                double timeout_s)
+{
     char dir[] = "/tmp/vmshift-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/stderr.log", dir);
-    pid_t pid = spawn(args, path, NULL);
+    pid_t pid = harness_spawn(bin, NULL, args, path, NULL);
     int st = 0;
     double deadline = now_s() + timeout_s;
     pid_t r;
@@ -613,7 +614,7 @@ int run_vmshift(const char *const *args, char *err, size_t errlen, double timeou
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
-        fail_msg("vmshift did not finish within %.0f s", timeout_s);
+        fail_msg("%s did not finish within %.0f s", bin, timeout_s);
     }
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
