@@ -206,6 +206,12 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     return r;
 }
 
+void vs_report_note_switchover(struct vs_migration_stats *s, uint64_t at_ns)
+{
+    if (at_ns > s->start_ns)
+        s->switchover_at_ns = at_ns - s->start_ns;
+}
+
 void vs_report_note_resume(struct vs_migration_stats *s, uint64_t resume_ns)
 {
     uint64_t switch_ns = s->start_ns + s->switchover_at_ns;

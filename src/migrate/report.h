@@ -143,6 +143,9 @@ struct vs_migration_stats {
     struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];
 };
 
+/* Destination: the source's vCPUs stopped at at_ns (this host's CLOCK_MONOTONIC) ->
+ * switchover_at_ns. */
+void vs_report_note_switchover(struct vs_migration_stats *s, uint64_t at_ns);
 /* The destination's vCPUs were released at resume_ns: the downtime from the switchover
  * (switchover_at_ns after start_ns; nothing if it is not known). */
 void vs_report_note_resume(struct vs_migration_stats *s, uint64_t resume_ns);

@@ -224,14 +224,6 @@ static int unexpected(struct incoming *in, const struct vs_wire_header *h)
                    (unsigned long long)in->r->record_offset, phase_name(in->phase));
 }
 
-/* When the source's vCPUs stopped, on this host's clock: the source's own pause_ns when
- * both share the clock, else when the final pass's first record arrived here. */
-static void note_switchover(struct incoming *in, uint64_t at_ns)
-{
-    if (at_ns > in->stats->start_ns)
-        in->stats->switchover_at_ns = at_ns - in->stats->start_ns;
-}
-
 static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
 {
     struct vs_wire_pass_end pe;
@@ -254,8 +246,8 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
-        if (!in->same_clock)   /* the downtime counts from here (docs/guide.md) */
-            note_switchover(in, pass.first_rx_ns);
+        if (!in->same_clock)   /* another host's clock: the downtime counts from here */
+            vs_report_note_switchover(in->stats, pass.first_rx_ns);
         /* No page changes any more: the digest is finished when the source's arrives. */
         in->digest_start_ns = vs_clock_ns();
     }
@@ -329,8 +321,9 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (!in->pc && (rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg))))
         return rc;
-    if (in->same_clock)
-        note_switchover(in, in->pc ? vs_postcopy_dest_pause_ns(in->pc) : dg.pause_ns);
+    if (in->same_clock)   /* when the source's vCPUs stopped, on our clock */
+        vs_report_note_switchover(in->stats, in->pc ? vs_postcopy_dest_pause_ns(in->pc)
+                                                    : dg.pause_ns);
     vs_fault_point("dst.digest", 0, in->ch);
     rc = vs_digest_tracker_finish(in->digest, cpus > 0 ? (unsigned)cpus : 1, &ram, NULL);
     if (rc)
