@@ -35,8 +35,8 @@ static const char usage_text[] =
     "  --raw           print the reply as one JSON line instead of pretty-printed\n"
     "  --help          show this help\n"
     "\n"
-    "Exit status: 0 if the reply has \"ok\": true, 1 if \"ok\": false, 2 for usage\n"
-    "errors and when the VM cannot be reached.\n"
+    "Exit status: 0 if the reply has \"ok\": true; 1 if \"ok\": false or the socket\n"
+    "cannot be reached; 2 for usage errors (unknown option, missing or bad value).\n"
     "\n"
     "QMP commands of a VM (docs/control-protocol.md): query-status, stop, cont, quit,\n"
     "  migrate uri=tcp:HOST:PORT, query-migrate, migrate-set-parameters,\n"
@@ -150,7 +150,7 @@ static int ctl_main(int argc, char **argv, char **kv)
     json_object_put(args);
     if (rc) {
         fprintf(stderr, "vmshift ctl: %s\n", vs_last_error());
-        return 2;
+        return 1;
     }
 
     int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
@@ -179,7 +179,7 @@ int cli_ctl_main(int argc, char **argv)
     char **kv = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*kv));
     if (!kv) {
         fprintf(stderr, "vmshift ctl: out of memory\n");
-        return 2;
+        return 1;
     }
     int status = ctl_main(argc, argv, kv);
     free(kv);

@@ -25,7 +25,7 @@ int cli_evacuate_main(int argc, char **argv)
                 vs_last_error());
         evac_drain_free(&d);
         evacuate_options_free(&o);
-        return 2;
+        return 1;
     }
     int status = rc == 0 ? 0 : 1;
     if (d.nitems == 0)

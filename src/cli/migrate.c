@@ -180,7 +180,8 @@ static int parse_cli(int argc, char **argv, struct migrate_cli *m)
         }
     }
     if (optind + 1 != argc || !m->to)
-        return vs_fail(EINVAL, "give the VM's control socket and --to HOST:PORT");
+        return vs_fail(EINVAL, "give the VM's control socket and --to HOST:PORT; see vmshift "
+                       "migrate --help");
     m->sock = argv[optind];
     return vs_security_finish(&m->security, true);
 }
@@ -192,7 +193,7 @@ static int run(struct ctl_qmp *q, const char *name, struct json_object *args,
     struct json_object *r, *v, *e;
     if (ctl_qmp_execute(q, name, args, &r)) {
         fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-        *exit_code = 2;
+        *exit_code = 1;
         return -1;
     }
     if (json_object_object_get_ex(r, "return", &v)) {
@@ -302,7 +303,7 @@ static struct json_object *follow(struct ctl_qmp *q, const char *sock, bool quie
         json_object_put(ev);
         if (rc && rc != -ETIMEDOUT) {
             fprintf(stderr, "vmshift migrate: lost the control socket: %s\n", vs_last_error());
-            *exit_code = 2;
+            *exit_code = 1;
             return NULL;
         }
         if (run(q, "query-migrate", NULL, &m, exit_code))
@@ -340,11 +341,9 @@ int cli_migrate_main(int argc, char **argv)
 {
     struct migrate_cli m = { .params = json_object_new_object(),
                              .caps = json_object_new_array() };
-    int exit_code = 2;
+    int exit_code = 2;   /* usage error, until the options are read */
     if (parse_cli(argc, argv, &m)) {
         fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
-        if (!m.sock || !m.to)
-            print_usage(stderr);
     } else if (m.help) {
         print_usage(stdout);
         exit_code = 0;
@@ -352,6 +351,7 @@ int cli_migrate_main(int argc, char **argv)
         struct ctl_qmp *q = NULL;
         struct json_object *report = NULL;
         vs_stop_signal_install();
+        exit_code = 1;
         if (ctl_qmp_connect(m.sock, 10000, &q))
             fprintf(stderr, "vmshift migrate: %s\n", vs_last_error());
         else if (start(q, &m, &exit_code) == 0 && (report = follow(q, m.sock, m.quiet, &exit_code)))

@@ -332,8 +332,10 @@ int cli_plan_main(int argc, char **argv)
     json_object_put(given);
     if (rc > 0)
         return 0;
-    if (!rc && in.sock && (!in.have_rate || !in.have_mem || !in.have_ws))
-        rc = measure(&in);
+    if (!rc && in.sock && (!in.have_rate || !in.have_mem || !in.have_ws) && measure(&in)) {
+        fprintf(stderr, "vmshift plan: %s\n", vs_last_error());
+        return 1;   /* the VM could not be measured: not a usage error */
+    }
     if (!rc)
         rc = check_input(&in);
     if (rc) {

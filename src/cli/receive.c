@@ -48,6 +48,9 @@ static const char usage[] =
     "  --report FILE          write this side's migration report (JSON)\n"
     "  --accept-timeout SECONDS  give up if no migration arrives (default: wait forever)\n"
     "  --run-for SECONDS      quit this long after the VM arrived (default: until 'quit')\n"
+    "  --keep-after-migrate   once the VM has migrated on from here, stay (state migrated,\n"
+    "                         its RAM given back) until 'quit'; by default exit 0 two\n"
+    "                         seconds after that migration completed\n"
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n";
 
 struct receive_options {
@@ -57,6 +60,7 @@ struct receive_options {
     struct vs_security_opts security;
     double accept_timeout_s, run_for_s;
     unsigned max_refused;
+    bool keep_after_migrate;
 };
 
 /* A whole number in [lo, hi] for option opt. */
@@ -87,6 +91,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
         { "tls-key", required_argument, NULL, 'S' }, { "tls-ca", required_argument, NULL, 'S' },
         { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
         { "ktls", no_argument, NULL, 'S' },
+        { "keep-after-migrate", no_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof(*o));
@@ -125,6 +130,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
         case 'c': o->ctl = optarg; break;
         case 's': o->in.serial = optarg; break;
         case 'r': o->report = optarg; break;
+        case 'K': o->keep_after_migrate = true; break;
         case 'k': o->in.kvm_device = optarg; break;
         case 'm':
             if (vs_parse_size(optarg, &o->in.max_mem))
@@ -297,7 +303,7 @@ int cli_receive_main(int argc, char **argv)
     struct vs_admission a = { .handshake_timeout_ms = o.in.handshake_timeout_ms };
     if (vs_tls_new(&o.security, VS_TLS_DESTINATION, &a.tls)) {
         fprintf(stderr, "vmshift receive: %s\n", vs_last_error());
-        return 2;
+        return 1;
     }
     if (vs_tcp_listen(o.listen, &a.listener) ||
         (o.port_file && write_port(o.port_file, vs_tcp_listener_port(a.listener)))) {
@@ -355,7 +361,10 @@ int cli_receive_main(int argc, char **argv)
     vs_info("the VM %s", rc == VS_INCOMING_IN_DOUBT ? "is here, paused in doubt until the "
             "outcome is settled" : rc == VS_INCOMING_POSTCOPY ? "runs here once the source "
             "grants it (post-copy: its missing pages follow)" : "runs here now");
-    int status = monitor_serve(&cmds, o.ctl, o.run_for_s, "vmshift receive");
+    struct monitor_opts mo = { .who = "vmshift receive", .ctl_path = o.ctl,
+                               .run_for_s = o.run_for_s,
+                               .keep_after_migrate = o.keep_after_migrate };
+    int status = monitor_serve(&cmds, &mo);
     bool discarded = resolver && vs_dest_resolver_state(resolver) == VS_OUTCOME_DST_DISCARDED;
     vs_dest_resolver_stop(resolver);
     vs_tls_free(resolve_tls);

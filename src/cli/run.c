@@ -56,7 +56,10 @@ static int run_vm(struct run_options *o)
         fprintf(stderr, "vmshift run: %s\n", vs_last_error());
         status = 1;
     } else {
-        status = monitor_serve(&cmds, o->ctl_path, o->run_for_s, "vmshift run");
+        struct monitor_opts mo = { .who = "vmshift run", .ctl_path = o->ctl_path,
+                                   .run_for_s = o->run_for_s,
+                                   .keep_after_migrate = o->keep_after_migrate };
+        status = monitor_serve(&cmds, &mo);
     }
     vs_vm_destroy(vm);
     return status;

@@ -39,6 +39,9 @@ const char run_usage[] =
     "  --ctl SOCKET           serve the JSON control protocol on this unix socket\n"
     "  --paused               create the VM but do not run it until 'resume'\n"
     "  --run-for SECONDS      quit after this long (default: until 'quit' or SIGINT)\n"
+    "  --keep-after-migrate   once the VM has migrated away, stay (state migrated, its RAM\n"
+    "                         given back) until 'quit'; by default the process exits 0\n"
+    "                         two seconds after the migration completed\n"
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
     "  --cpu MODEL            CPU features the guest sees: host (all KVM offers) or a\n"
     "                         baseline x86-64-v1 | v2 | v3 | v4 that every host of that\n"
@@ -53,7 +56,7 @@ const char run_usage[] =
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
        OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_CPU, OPT_NIC, OPT_DISK,
-       OPT_HELP };
+       OPT_KEEP, OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -71,6 +74,7 @@ static const struct option long_options[] = {
     { "ctl", required_argument, NULL, OPT_CTL },
     { "paused", no_argument, NULL, OPT_PAUSED },
     { "run-for", required_argument, NULL, OPT_RUN_FOR },
+    { "keep-after-migrate", no_argument, NULL, OPT_KEEP },
     { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
     { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
     { "machine", required_argument, NULL, OPT_MACHINE },
@@ -124,6 +128,10 @@ static int parse_preload(const char *arg, struct run_options *o)
     int rc = vs_parse_size(at + 1, &p->addr);
     if (rc)
         return vs_fail_context(rc, "--preload '%s': bad address", arg);
+    if (p->addr < VS_WORK_DEFAULT_START)
+        return vs_fail(EINVAL, "--preload '%s' overlaps the boot area [0, 0x%llx); load at "
+                       "0x%llx or above", arg, (unsigned long long)VS_WORK_DEFAULT_START,
+                       (unsigned long long)VS_WORK_DEFAULT_START);
     char *path = strndup(arg, (size_t)(at - arg));
     if (!path)
         return vs_fail(ENOMEM, "out of memory");
@@ -277,6 +285,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;
         case OPT_PAUSED: o->start_paused = true; break;
+        case OPT_KEEP: o->keep_after_migrate = true; break;
         case OPT_RUN_FOR:
             o->run_for_s = strtod(optarg, &end);
             if (end == optarg || *end)

@@ -20,6 +20,7 @@ struct run_options {
     const char *ctl_path;        /* control socket, or NULL */
     bool start_paused;
     double run_for_s;            /* quit after this long, 0 = until told */
+    bool keep_after_migrate;     /* stay once the VM has migrated away */
     bool help;
     struct vs_device_list devices;   /* --nic and --disk, NICs first (vm.devices points here) */
     char kernel_found[PATH_MAX]; /* the workload guest found when --kernel is not given */

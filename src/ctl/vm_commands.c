@@ -244,6 +244,9 @@ static int cmd_console_input(struct vs_vm *vm, struct json_object *req, struct j
 /* Reading guest RAM while pages are missing could wait for the network forever. */
 static int check_ram_readable(struct vm_commands *c, const char *cmd)
 {
+    if (vs_memory_released(&c->vm->mem))
+        return vs_fail(EINVAL, "%s: the VM has migrated and its memory here was given back to "
+                       "the host; ask its destination", cmd);
     if (vs_postcopy_dest_busy(c->postcopy))
         return vs_fail(EBUSY, "%s: pages of this VM are still arriving in post-copy; try again "
                        "when query-migrate says completed", cmd);

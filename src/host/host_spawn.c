@@ -88,6 +88,11 @@ static int run_field(struct json_object *req, const char *key, struct host_argv 
                    key);
 }
 
+/* A VM that migrated away stays in its monitor, its RAM given back, until the daemon
+ * stops it (vm-stop: `vmshift evacuate` does once the destination runs it), so that the
+ * daemon's table records it `migrated` (from the monitor's status) rather than exited. */
+#define KEEP_AFTER_MIGRATE "--keep-after-migrate"
+
 int host_run_argv(const char *vmshift, struct json_object *req, const char *ctl,
                   const char *serial, struct host_argv *out, uint64_t *mem, unsigned *vcpus)
 {
@@ -101,7 +106,7 @@ int host_run_argv(const char *vmshift, struct json_object *req, const char *ctl,
         return rc;
     if ((rc = host_argv_add(out, vmshift)) || (rc = host_argv_add(out, "run")) ||
         (rc = add2(out, "--ctl", ctl)) || (rc = add2(out, "--serial", serial)) ||
-        (rc = add_u64(out, "--mem", *mem)))
+        (rc = host_argv_add(out, KEEP_AFTER_MIGRATE)) || (rc = add_u64(out, "--mem", *mem)))
         goto fail;
     json_object_object_foreach(req, key, val) {
         (void)val;
@@ -130,6 +135,7 @@ int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, c
     if ((rc = host_argv_add(out, vmshift)) || (rc = host_argv_add(out, "receive")) ||
         (rc = add2(out, "--listen", listen)) || (rc = add2(out, "--port-file", port_file)) ||
         (rc = add2(out, "--ctl", ctl)) || (rc = add2(out, "--serial", serial)) ||
+        (rc = host_argv_add(out, KEEP_AFTER_MIGRATE)) ||
         (rc = add_u64(out, "--max-mem", mem)) || (rc = add2(out, "--report", report)) ||
         (rc = add2(out, "--accept-timeout", timeout)))
         goto fail;

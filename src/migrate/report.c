@@ -206,6 +206,25 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     return r;
 }
 
+void vs_report_note_switchover(struct vs_migration_stats *s, uint64_t at_ns)
+{
+    if (at_ns > s->start_ns)
+        s->switchover_at_ns = at_ns - s->start_ns;
+}
+
+void vs_report_note_resume(struct vs_migration_stats *s, uint64_t resume_ns)
+{
+    uint64_t switch_ns = s->start_ns + s->switchover_at_ns;
+    if (s->switchover_at_ns && resume_ns >= switch_ns)
+        s->downtime_ns = resume_ns - switch_ns;
+}
+
+void vs_report_note_total(struct vs_migration_stats *s)
+{
+    if (s->total_ns)
+        s->mbps = (double)s->transferred_bytes * 8e3 / (double)s->total_ns;
+}
+
 void vs_report_progress(const struct vs_migration_stats *s, char *buf, size_t len)
 {
     snprintf(buf, len, "%s: pass %u, sent %.1f MiB, remaining %.1f MiB, dirty %.0f pages/s, "

@@ -28,6 +28,8 @@ struct vs_pass_stats {
     double limit_ms;           /* the downtime limit in force after the pass */
     double throttle_pct;       /* share of vCPU time slept for the throttle during it */
     double expected_total_ms;  /* the prediction made after it (0: not converging) */
+    uint64_t first_rx_ns;      /* destination: CLOCK_MONOTONIC when the pass's first record
+                                  arrived on any stream (not in the JSON report) */
 };
 
 /* --converge and what it did (src/migrate/convergence/converge.c, throttle.c). */
@@ -91,7 +93,8 @@ struct vs_migration_stats {
     uint64_t setup_ns;         /* connect + handshake + dirty log start */
     uint64_t total_ns;
     uint64_t downtime_ns;      /* source vCPU stop -> destination vCPU resume */
-    bool downtime_exact;       /* both ends share a clock (same host) */
+    bool downtime_exact;       /* both ends share a clock (same host); otherwise the
+                                  destination counts from the switchover's first record */
     uint64_t blackout_send_ns; /* final pass, inside the downtime */
     uint64_t verify_ns;        /* state, digests and comparison, inside the downtime */
     uint64_t device_state_save_ns;  /* source: saving the machine's device state (blackout) */
@@ -139,6 +142,15 @@ struct vs_migration_stats {
     unsigned nr_passes;
     struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];
 };
+
+/* Destination: the source's vCPUs stopped at at_ns (this host's CLOCK_MONOTONIC) ->
+ * switchover_at_ns. */
+void vs_report_note_switchover(struct vs_migration_stats *s, uint64_t at_ns);
+/* The destination's vCPUs were released at resume_ns: the downtime from the switchover
+ * (switchover_at_ns after start_ns; nothing if it is not known). */
+void vs_report_note_resume(struct vs_migration_stats *s, uint64_t resume_ns);
+/* The final throughput: transferred_bytes over total_ns, in mbps. */
+void vs_report_note_total(struct vs_migration_stats *s);
 
 /* The report as a JSON object (caller puts it). */
 struct json_object *vs_report_json(const struct vs_migration_stats *s);

@@ -295,6 +295,22 @@ uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint6
     return dropped;
 }
 
+int vs_memory_release(struct vs_memory *m)
+{
+    if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)m->size) < 0) {
+        char size[32];
+        return vs_fail(errno, "cannot release the %s of guest RAM (punching its memfd): %s",
+                       vs_format_size(m->size, size, sizeof(size)), strerror(errno));
+    }
+    atomic_store(&m->released, true);
+    return 0;
+}
+
+bool vs_memory_released(const struct vs_memory *m)
+{
+    return atomic_load(&m->released);
+}
+
 uint64_t vs_memory_allocated(const struct vs_memory *m)
 {
     struct stat st;

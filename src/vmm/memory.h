@@ -24,6 +24,7 @@ struct vs_memory {
     uint64_t *data_blocks;        /* 2 MiB blocks known to be data in every page (atomic
                                      bits; see vs_memory_next_data) */
     _Atomic bool tracking;        /* kept allocated once made: writers never race a free */
+    _Atomic bool released;        /* vs_memory_release: the contents are gone for good */
 };
 
 /* Checks the size (VS_MIN_RAM..VS_MAX_RAM, 2 MiB multiple) and that the host has that much
@@ -65,7 +66,8 @@ void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
  * SEEK_HOLE scans to the end of a data run, however far, so asking block by block would
  * cost O(n^2) on a fully written RAM; every 2 MiB block a scan has seen full of data is
  * remembered instead. That knowledge never goes stale: vmshift never punches holes into
- * guest RAM, so a page that holds data keeps holding it. */
+ * guest RAM it may still send (vs_memory_release is the end of a VM that left), so a page
+ * that holds data keeps holding it. */
 uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t end,
                              uint64_t *run_end);
 
@@ -74,6 +76,12 @@ uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t e
  * of [first, end) in bitmap (one bit per page); returns how many bits were cleared. */
 uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint64_t first,
                               uint64_t end);
+/* Give the memory of every page back to the host (the VM runs elsewhere now and never
+ * here again): the memfd's pages are punched out; the mapping stays, reading zeros, so a
+ * late access cannot crash the monitor. Its contents are gone: nothing may migrate or
+ * digest this RAM afterwards (vs_memory_released). */
+int vs_memory_release(struct vs_memory *m);
+bool vs_memory_released(const struct vs_memory *m);
 /* Bytes of guest RAM the memfd actually holds (allocated pages). */
 uint64_t vs_memory_allocated(const struct vs_memory *m);
 

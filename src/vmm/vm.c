@@ -351,6 +351,17 @@ void vs_vm_unmark_migrated(struct vs_vm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+int vs_vm_release_memory(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool migrated = vm->state == VS_VM_MIGRATED;
+    pthread_mutex_unlock(&vm->lock);
+    if (!migrated)
+        return vs_fail(EPERM, "the VM's memory is released only once it has migrated "
+                       "(it is %s here)", vs_vm_state_name(vm->state));
+    return vs_memory_release(&vm->mem);
+}
+
 uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm)
 {
     uint64_t ns = 0;

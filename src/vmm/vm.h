@@ -127,6 +127,9 @@ void vs_vm_mark_migrated(struct vs_vm *vm);
 /* Undo vs_vm_mark_migrated, on the operator's word that the other host never ran it (it
  * died before it could): the VM is paused, and can be resumed. */
 void vs_vm_unmark_migrated(struct vs_vm *vm);
+/* A migrated VM (vs_vm_mark_migrated) whose migration completed: give its RAM back to the
+ * host (vs_memory_release). EPERM for a VM that is not migrated. */
+int vs_vm_release_memory(struct vs_vm *vm);
 bool vs_vm_is_running(struct vs_vm *vm);
 /* CPU time the vCPU threads have used so far (running the guest). */
 uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm);

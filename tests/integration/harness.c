@@ -22,6 +22,15 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* VMSHIFT_TEST_FILTER=PATTERN: run only the tests of this binary whose names match
+ * (cmocka's pattern, with * and ?), when working on one of them. */
+__attribute__((constructor)) static void filter_tests_from_env(void)
+{
+    const char *f = getenv("VMSHIFT_TEST_FILTER");
+    if (f && *f)
+        cmocka_set_test_filter(f);
+}
+
 void require_kvm(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -97,11 +106,6 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
                       const char *const *pre)
 {
     return harness_spawn(VMSHIFT_BIN, netns, args, stderr_path, pre);
-}
-
-static pid_t spawn(const char *const *args, const char *stderr_path, const char *const *pre)
-{
-    return spawn_in(NULL, args, stderr_path, pre);
 }
 
 static enum test_security security = TEST_SEC_PSK;
@@ -187,6 +191,21 @@ void harness_add_migrate_security(struct json_object *req)
     }
 }
 
+static bool exit_after_migrate;
+
+void harness_exit_after_migrate(void)
+{
+    exit_after_migrate = true;
+}
+
+/* Whether the monitor about to start gets --keep-after-migrate (and forget the exception). */
+static bool take_keep(void)
+{
+    bool keep = !exit_after_migrate;
+    exit_after_migrate = false;
+    return keep;
+}
+
 void harness_temp_dir(char *dir, size_t len)
 {
     snprintf(dir, len, "/tmp/vmshift-test-XXXXXX");
@@ -214,13 +233,15 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     snprintf(port_file, sizeof(port_file), "%s/port", p->dir);
     const char *pre[24] = { "receive", "--listen", listen, "--port-file", port_file, "--ctl",
                             p->sock, "--serial", p->serial, NULL };
+    int n = 9;
+    if (take_keep())
+        pre[n++] = "--keep-after-migrate";
     if (!names_security(args)) {
         const char *const *sec = harness_security_args(false);
-        int n = 9;
         for (int i = 0; sec[i]; i++)
             pre[n++] = sec[i];
-        pre[n] = NULL;
     }
+    pre[n] = NULL;
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + 20;
     while (now_s() < deadline) {
@@ -462,7 +483,8 @@ void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *a
     make_dir(p);
     if (netns)
         snprintf(p->netns, sizeof(p->netns), "%s", netns);
-    const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial, NULL };
+    const char *pre[] = { "run", "--ctl", p->sock, "--serial", p->serial,
+                          take_keep() ? "--keep-after-migrate" : NULL, NULL };
     p->pid = spawn_in(netns, args, p->stderr_path, pre);
     double deadline = now_s() + harness_start_timeout_s;
     while (now_s() < deadline) {
@@ -573,11 +595,17 @@ struct json_object *wait_guest_at_least(struct vm_proc *p, const char *key, uint
 
 int run_vmshift(const char *const *args, char *err, size_t errlen, double timeout_s)
 {
+    return run_program(VMSHIFT_BIN, args, err, errlen, timeout_s);
+}
+
+int run_program(const char *bin, const char *const *args, char *err, size_t errlen,
+                double timeout_s)
+{
     char dir[] = "/tmp/vmshift-test-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/stderr.log", dir);
-    pid_t pid = spawn(args, path, NULL);
+    pid_t pid = harness_spawn(bin, NULL, args, path, NULL);
     int st = 0;
     double deadline = now_s() + timeout_s;
     pid_t r;
@@ -586,7 +614,7 @@ int run_vmshift(const char *const *args, char *err, size_t errlen, double timeou
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
-        fail_msg("vmshift did not finish within %.0f s", timeout_s);
+        fail_msg("%s did not finish within %.0f s", bin, timeout_s);
     }
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(err, 1, errlen - 1, f) : 0;

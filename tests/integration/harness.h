@@ -30,6 +30,11 @@ struct vm_proc {
  * that one), e.g. VMSHIFT_FAULT=... */
 void harness_child_env(const char *kv);
 
+/* The monitors the harness starts (vmshift run, vmshift receive) get --keep-after-migrate:
+ * a test looks at a source after its VM left. This makes the next one it starts (only that
+ * one) exit on its own once its VM has migrated away, as by default. */
+void harness_exit_after_migrate(void);
+
 /* Fail the test loudly unless /dev/kvm can be opened: these tests never skip. */
 void require_kvm(void);
 
@@ -132,8 +137,12 @@ const char *guest_str(struct json_object *status, const char *key);
 struct json_object *wait_guest_at_least(struct vm_proc *p, const char *key, uint64_t value,
                                         double timeout_s);
 
-/* Run vmshift with args to completion, capturing stderr into err (NUL-terminated). */
+/* Run vmshift with args to completion, capturing stderr into err (NUL-terminated); returns
+ * its exit status (128 + N when killed by signal N). */
 int run_vmshift(const char *const *args, char *err, size_t errlen, double timeout_s);
+/* The same for another program (VMSHIFTD_BIN, ...). */
+int run_program(const char *bin, const char *const *args, char *err, size_t errlen,
+                double timeout_s);
 
 /* Contents of the VM's serial log (static buffer, NUL-terminated). */
 const char *vm_serial_log(struct vm_proc *p);

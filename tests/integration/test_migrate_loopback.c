@@ -244,6 +244,68 @@ static void the_cli_prints_a_summary_with_a_report_file(void **state)
     vm_proc_stop(&src);
 }
 
+/* The destination's report (`vmshift receive --report`) has the real downtime and the
+ * throughput of what it received. On one host (one clock) the downtime runs from the
+ * source's pause to the resume here, exactly the source's; a destination that plays another
+ * host (VMSHIFT_TEST_BOOT_ID) counts from the final pass's first record, which arrives after
+ * the pause: more than 0, not more than the source's. */
+static void destination_report(bool other_host)
+{
+    struct vm_proc src, dst;
+    vm_proc_start(&src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
+    json_object_put(wait_guest_at_least(&src, "passes", 1, 60));
+    char report[200];
+    snprintf(report, sizeof(report), "%s/dst-report.json", src.dir);
+    if (other_host)
+        harness_child_env("VMSHIFT_TEST_BOOT_ID=00112233445566778899aabbccddeeff");
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--report", report));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct json_object *r = vm_migrate(&src, to, NULL, 120);
+    print_migration("source", r);
+    assert_string_equal(json_str(r, "status"), "completed");
+    vm_proc_wait_ctl(&dst, 30);
+    struct json_object *d = json_object_from_file(report);
+    assert_non_null(d);
+    print_migration("destination", d);
+    assert_string_equal(json_str(d, "status"), "completed");
+    double src_down = json_num(r, "downtime"), dst_down = json_num(d, "downtime");
+    assert_true(dst_down > 0);
+    assert_int_equal(json_object_get_boolean(json_member(d, "downtime-exact")), !other_host);
+    assert_int_equal(json_object_get_boolean(json_member(r, "downtime-exact")), !other_host);
+    if (!other_host && (dst_down < src_down - 0.01 || dst_down > src_down + 0.01))
+        fail_msg("the destination's downtime %.3f ms differs from the source's %.3f ms",
+                 dst_down, src_down);
+    if (other_host && dst_down > src_down + 5)   /* the source's is a round-trip estimate */
+        fail_msg("the destination's downtime %.3f ms is more than the source's %.3f ms",
+                 dst_down, src_down);
+    double src_mbps = json_num(json_member(r, "ram"), "mbps");
+    double dst_mbps = json_num(json_member(d, "ram"), "mbps");
+    double src_bytes = json_num(json_member(r, "ram"), "transferred");
+    double dst_bytes = json_num(json_member(d, "ram"), "transferred");
+    print_message("mbps: source %.1f, destination %.1f; bytes: source %.0f, destination "
+                  "%.0f\n", src_mbps, dst_mbps, src_bytes, dst_bytes);
+    assert_true(dst_mbps > 0);
+    assert_true(dst_mbps > src_mbps / 2 && dst_mbps < src_mbps * 2);
+    assert_true(dst_bytes > src_bytes * 0.95 && dst_bytes < src_bytes * 1.05);
+    json_object_put(d);
+    json_object_put(r);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
+static void the_destination_reports_downtime_and_throughput(void **state)
+{
+    (void)state;
+    destination_report(false);
+}
+
+static void a_destination_on_another_clock_estimates_the_downtime(void **state)
+{
+    (void)state;
+    destination_report(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +315,8 @@ int main(void)
         cmocka_unit_test(monitor_writes_during_migration_arrive),
         cmocka_unit_test(untouched_memory_is_skipped),
         cmocka_unit_test(the_cli_prints_a_summary_with_a_report_file),
+        cmocka_unit_test(the_destination_reports_downtime_and_throughput),
+        cmocka_unit_test(a_destination_on_another_clock_estimates_the_downtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,8 +109,18 @@ static void busy_vm_completes_in_postcopy(void **state)
         fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
     check_report(r);
     assert_true(json_num(sub(r, "postcopy"), "requested-pages") > 0);   /* a busy guest */
+    double src_down = json_num(r, "downtime");
     json_object_put(r);
     wait_status(&dst, "incoming", "completed", 30);
+    /* The destination's report: the same downtime (one clock), what it received per second. */
+    st = vm_cmd(&dst, "status", NULL);
+    struct json_object *in = sub(st, "incoming");
+    print_migration("destination", in);
+    assert_true(json_num(in, "downtime") > 0);
+    assert_true(json_num(in, "downtime") > src_down - 0.01 &&
+                json_num(in, "downtime") < src_down + 0.01);
+    assert_true(json_num(sub(in, "ram"), "mbps") > 0);
+    json_object_put(st);
     /* Every page is here: the monitor may read guest RAM again. */
     free(vm_digest(&dst, 0, 1 << 20));
     check_guest(&dst, passes);

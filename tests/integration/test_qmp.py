@@ -6,7 +6,9 @@ not from vmshift's C client: read the greeting, negotiate with qmp_capabilities,
 commands with ids, keep the asynchronous events that arrive between replies, and check
 the error classes. It migrates a running VM to a listening `vmshift receive` with
 migrate-set-parameters + migrate {"uri": "tcp:127.0.0.1:PORT"}, polls query-migrate until
-"completed", and checks the MIGRATION, MIGRATION_PASS, STOP and SHUTDOWN events.
+"completed", and checks the MIGRATION, MIGRATION_PASS, STOP and SHUTDOWN events: the
+source ends by itself once its VM left (SHUTDOWN reason "migrated", exit 0), while the
+receiver, started with --keep-after-migrate, stays in postmigrate until quit, as QEMU does.
 
 Debian 12 packages no independent QMP client library (no python3-qemu.qmp), so this
 test carries its own. Needs /dev/kvm (fails without it) and VMSHIFT_BIN (else build/vmshift).
@@ -252,7 +254,7 @@ def main():
         procs.append(src)
         dst = subprocess.Popen([VMSHIFT, "receive", "--listen", "127.0.0.1:0", "--port-file",
                                 port_file, "--ctl", dst_sock, "--serial", "none",
-                                "--insecure"], stdout=subprocess.DEVNULL,
+                                "--insecure", "--keep-after-migrate"], stdout=subprocess.DEVNULL,
                                stderr=open(dst_log, "w"))
         procs.append(dst)
         wait_path(src_sock, src, src_log)
@@ -275,6 +277,12 @@ def main():
         check_events(q, report)
         st = q.execute("query-status")
         assert st == {"running": False, "singlestep": False, "status": "postmigrate"}, st
+        # Its VM left: the source ends by itself a moment later.
+        shutdown = q.wait_event("SHUTDOWN", 10)
+        assert shutdown["data"] == {"guest": False, "reason": "migrated"}, shutdown
+        q.close()
+        assert src.wait(timeout=30) == 0, "exit status %s" % src.returncode
+        assert not os.path.exists(src_sock), "the source left its control socket"
 
         wait_path(dst_sock, dst, dst_log)
         qd = QMPClient(dst_sock)
@@ -288,14 +296,11 @@ def main():
         qb = QMPClient(back)
         qb.execute("qmp_capabilities")
         assert qb.execute("query-status")["status"] == "running"
-        qb.execute("quit")
-        qb.close()
-
-        assert q.execute("quit") == {}
-        shutdown = q.wait_event("SHUTDOWN", 10)
+        assert qb.execute("quit") == {}
+        shutdown = qb.wait_event("SHUTDOWN", 10)
         assert shutdown["data"] == {"guest": False, "reason": "host-qmp-quit"}, shutdown
-        q.close()
-        for p in (src, dst):
+        qb.close()
+        for p in procs:
             assert p.wait(timeout=30) == 0, "exit status %s" % p.returncode
         print("PASS: QMP session, errors, parameters, migration, events")
         return 0

@@ -122,7 +122,7 @@ static void run_command_line(void **state)
     assert_int_equal(mem, 64 * MiB);
     assert_int_equal(vcpus, 2);
     assert_string_equal(joined(&a), "/bin/vmshift run --ctl /s/a/ctl.sock --serial "
-                                    "/s/a/serial.log --mem 67108864 --vcpus 2 --workload verify "
+                                    "/s/a/serial.log --keep-after-migrate --mem 67108864 --vcpus 2 --workload verify "
                                     "--fill random --rate 1000 --paused");
     host_argv_free(&a);
     json_object_put(req);
@@ -152,7 +152,7 @@ static void receive_command_line_carries_the_security_options(void **state)
                                        &a), 0);
     assert_string_equal(joined(&a), "/bin/vmshift receive --listen 198.18.0.2:0 --port-file "
                                     "/s/v/port --ctl /s/v/ctl.sock --serial /s/v/serial.log "
-                                    "--max-mem 33554432 --report /s/v/incoming.json "
+                                    "--keep-after-migrate --max-mem 33554432 --report /s/v/incoming.json "
                                     "--accept-timeout 30 --insecure --psk-file /etc/k");
     host_argv_free(&a);
 }

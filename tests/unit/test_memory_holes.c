@@ -1,6 +1,7 @@
 /* Unit tests: the data runs of guest RAM (vs_memory_next_data) and the first pass's hole
  * skipping (vs_memory_drop_holes) agree with the memfd itself, page by page, before and
- * after the remembered data blocks come into play, and after holes turn into data. */
+ * after the remembered data blocks come into play, and after holes turn into data; RAM
+ * released after a migration (vs_memory_release) holds nothing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -101,11 +102,31 @@ static void full_ram_is_one_run(void **state)
     vs_memory_destroy(&m);
 }
 
+/* A VM that left gives its RAM back: the memfd holds no page any more, and the mapping
+ * stays (a late access reads zeros instead of crashing the monitor). */
+static void released_ram_holds_nothing(void **state)
+{
+    (void)state;
+    struct vs_memory m;
+    assert_int_equal(vs_memory_create(&m, SIZE), 0);
+    memset(m.base, 0xa5, SIZE);
+    assert_true(vs_memory_allocated(&m) >= SIZE);
+    assert_false(vs_memory_released(&m));
+    assert_int_equal(vs_memory_release(&m), 0);
+    assert_true(vs_memory_released(&m));
+    assert_int_equal(vs_memory_allocated(&m), 0);
+    for (uint64_t p = 0; p < NPAGES; p += 997)
+        assert_false(page_has_data(&m, p));
+    assert_int_equal(m.base[SIZE / 2], 0);
+    vs_memory_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(runs_match_the_memfd),
         cmocka_unit_test(full_ram_is_one_run),
+        cmocka_unit_test(released_ram_holds_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

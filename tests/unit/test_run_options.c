@@ -94,6 +94,7 @@ static void bad_values_name_the_option_and_value(void **state)
     expect_error(PARSE(&o, "--range", "4M:0"), "empty");
     expect_error(PARSE(&o, "--preload", "nofile"), "FILE@ADDR");
     expect_error(PARSE(&o, "--preload", "f@zz"), "bad address");
+    expect_error(PARSE(&o, "--preload", "f@0x1000"), "overlaps the boot area");
     expect_error(PARSE(&o, "--run-for", "soon"), "--run-for 'soon'");
     expect_error(PARSE(&o, "--frobnicate"), "--frobnicate");
     expect_error(PARSE(&o, "extra"), "extra");

@@ -5,6 +5,11 @@
 
 #include <stdint.h>
 
+/* TEST HOOK: the environment variable VMSHIFT_TEST_BOOT_ID (32 hex digits) replaces the
+ * boot id, so that a test can play a peer on another host, whose clock is not ours. Never
+ * set it in production. */
+#define VS_BOOT_ID_TEST_ENV "VMSHIFT_TEST_BOOT_ID"
+
 /* Fills id with the 16 bytes of /proc/sys/kernel/random/boot_id, or zeros if unknown. */
 void vs_boot_id(uint8_t id[16]);
 

@@ -38,8 +38,10 @@ static uint32_t take(struct vs_dest_resolver *r, const char *why)
     pthread_mutex_lock(&r->lock);
     if (r->state == VS_OUTCOME_DST_IN_DOUBT) {
         vs_info("%s: starting its vCPUs here", why);   /* the operator's evidence */
-        if (vs_vm_resume(r->vm) == 0)
+        if (vs_vm_resume(r->vm) == 0) {
+            vs_report_note_resume(r->o.stats, vs_clock_ns());
             set_state(r, VS_OUTCOME_DST_RUNNING, why);
+        }
         else
             vs_log(VS_LOG_ERROR, "%s, but the VM cannot resume: %s", why, vs_last_error());
     }

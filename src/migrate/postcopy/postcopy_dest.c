@@ -69,6 +69,7 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
         return rc;
     memcpy(pc->missing, pc->orig, words * 8);
     atomic_store(&pc->missing_count, ps.missing_pages);
+    pc->pause_ns = ps.pause_ns;
     pc->stats.postcopy.active = true;
     pc->stats.postcopy.missing_pages = ps.missing_pages;
     /* What is here of those pages is stale: drop it, so that touching them faults. */
@@ -100,6 +101,11 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
             (unsigned long long)ps.missing_pages,
             (double)ps.missing_pages * VS_WIRE_PAGE_SIZE / 1048576.0);
     return 0;
+}
+
+uint64_t vs_postcopy_dest_pause_ns(const struct vs_postcopy_dest *pc)
+{
+    return pc->pause_ns;
 }
 
 const uint64_t *vs_postcopy_dest_missing(const struct vs_postcopy_dest *pc)
@@ -276,6 +282,8 @@ static int start_vm(struct vs_postcopy_dest *pc)
     pthread_mutex_lock(&pc->lock);
     pc->vm_started = true;
     pc->run_ns = vs_clock_ns();
+    vs_report_note_resume(&pc->stats, pc->run_ns);
+    pc->stats.postcopy.at_ns = pc->stats.switchover_at_ns;
     pthread_mutex_unlock(&pc->lock);
     return 0;
 }
@@ -357,6 +365,8 @@ static int complete(struct vs_postcopy_dest *pc)
     st->verified_present = true;
     st->time_ns = vs_clock_ns() - pc->run_ns;
     pc->stats.total_ns = vs_clock_ns() - pc->stats.start_ns;
+    pc->stats.transferred_bytes += st->urgent_bytes + st->background_bytes;
+    vs_report_note_total(&pc->stats);
     pthread_mutex_unlock(&pc->lock);
     vs_fault_point("dst.postcopy_end", 0, pc->s[0].ch);
     if (vs_postcopy_send_end(pc))

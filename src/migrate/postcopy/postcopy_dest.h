@@ -34,6 +34,8 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
                          const struct vs_wire_header *h);
 /* The map of the pages missing at the switch (one bit per page). */
 const uint64_t *vs_postcopy_dest_missing(const struct vs_postcopy_dest *pc);
+/* When the source paused for the switch (POSTCOPY_START), on the source's clock. */
+uint64_t vs_postcopy_dest_pause_ns(const struct vs_postcopy_dest *pc);
 /* POSTCOPY_DIGESTS: compare every block without a missing page with the finished tracker
  * t; *vcpu_xxh3 / *machine_xxh3 get the source's state digests; reason gets a mismatch
  * ("" if none). */

@@ -48,6 +48,7 @@ struct vs_postcopy_dest {
     struct vs_migration_stats stats;
     bool vm_started, failed, paused;
     uint64_t run_ns;                /* when the VM started running here */
+    uint64_t pause_ns;              /* POSTCOPY_START: when the source paused (its clock) */
     struct { uint64_t gpa, t; } pending[MAX_PENDING];
     unsigned npending;
 };

@@ -52,6 +52,7 @@ struct incoming {
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
     bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
     bool claimed;               /* CLAIM sent: the source may have granted us the VM */
+    bool same_clock;            /* the source runs on this host: its pause_ns is ours */
     /* A stop signal (on_stop) cuts the streams; stop_lock orders it with their setup. */
     pthread_mutex_t stop_lock;
     int stopped;                /* the signal, or 0 */
@@ -210,6 +211,8 @@ static int handshake(struct incoming *in)
     struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs,
                                          .features = postcopy ? VS_FEATURE_POSTCOPY : 0 };
     vs_boot_id(reply.boot_id);
+    in->same_clock = memcmp(hello.boot_id, reply.boot_id, sizeof(reply.boot_id)) == 0;
+    in->stats->downtime_exact = in->same_clock;
     vs_fault_point("dst.hello", 0, in->ch);
     return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
@@ -243,6 +246,8 @@ static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
     if (pe.final) {
         in->phase = PHASE_STATE;
         in->stats->status = "switchover";
+        if (!in->same_clock)   /* another host's clock: the downtime counts from here */
+            vs_report_note_switchover(in->stats, pass.first_rx_ns);
         /* No page changes any more: the digest is finished when the source's arrives. */
         in->digest_start_ns = vs_clock_ns();
     }
@@ -316,6 +321,9 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (!in->pc && (rc = vs_wire_read_fixed(in->r, h, VS_REC_DIGEST, &dg, sizeof(dg))))
         return rc;
+    if (in->same_clock)   /* when the source's vCPUs stopped, on our clock */
+        vs_report_note_switchover(in->stats, in->pc ? vs_postcopy_dest_pause_ns(in->pc)
+                                                    : dg.pause_ns);
     vs_fault_point("dst.digest", 0, in->ch);
     rc = vs_digest_tracker_finish(in->digest, cpus > 0 ? (unsigned)cpus : 1, &ram, NULL);
     if (rc)
@@ -431,6 +439,7 @@ static int on_commit(struct incoming *in, const struct vs_wire_header *h)
         return rc;
     res.resume_ns = vs_clock_ns();
     in->stats->status = "completed";
+    vs_report_note_resume(in->stats, res.resume_ns);
     vs_fault_point("dst.resumed", 0, in->ch);
     if (vs_wire_send(&in->w, VS_REC_RESUMED, &res, sizeof(res)))
         vs_warn("the VM runs here, but the source did not get RESUMED: %s", vs_last_error());
@@ -594,6 +603,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     }
     stats->total_ns = vs_clock_ns() - stats->start_ns;
     vs_recv_streams_totals(&in.rs, stats);
+    vs_report_note_total(stats);
     vs_recv_streams_destroy(&in.rs);
     vs_digest_tracker_free(in.digest);
     uint64_t cpu = vs_process_cpu_ns() - (in.vm ? vs_vm_vcpu_cpu_ns(in.vm) : 0);

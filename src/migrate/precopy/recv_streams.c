@@ -1,4 +1,5 @@
 #include "migrate/precopy/recv_streams.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <stdio.h>
@@ -33,11 +34,19 @@ void vs_recv_streams_set_channel(struct vs_recv_streams *rs, unsigned index,
     rs->s[index].r.ch = ch;
 }
 
+/* The first record of this stream's part of the current pass: when it arrived. */
+static void note_first_record(struct vs_recv_stream *st)
+{
+    if (!st->ps.first_rx_ns)
+        st->ps.first_rx_ns = vs_clock_ns();
+}
+
 int vs_recv_page_record(struct vs_recv_streams *rs, unsigned index,
                         const struct vs_wire_header *h)
 {
     struct vs_recv_stream *st = &rs->s[index];
     uint8_t *ram = rs->vm->mem.base;
+    note_first_record(st);
     uint32_t count;
     int rc;
     if (h->type == VS_REC_CPAGES) {
@@ -84,6 +93,7 @@ int vs_recv_pass_end(struct vs_recv_streams *rs, unsigned index, const struct vs
                      struct vs_wire_pass_end *pe, struct vs_pass_stats *totals)
 {
     struct vs_recv_stream *st = &rs->s[index];
+    note_first_record(st);
     int rc = vs_wire_read_fixed(&st->r, h, VS_REC_PASS_END, pe, sizeof(*pe));
     if (rc)
         return rc;
@@ -117,6 +127,9 @@ int vs_recv_pass_end(struct vs_recv_streams *rs, unsigned index, const struct vs
         for (unsigned i = 0; i < rs->n; i++) {
             sum.sent_pages += rs->s[i].ps.sent_pages;
             sum.zero_pages += rs->s[i].ps.zero_pages;
+            uint64_t first = rs->s[i].ps.first_rx_ns;
+            if (first && (!sum.first_rx_ns || first < sum.first_rx_ns))
+                sum.first_rx_ns = first;
             rs->s[i].ps = (struct vs_pass_stats){ 0 };
         }
         rs->done = sum;
