@@ -136,7 +136,7 @@ static void cut_link_pauses_and_resume_completes(void **state)
     json_object_object_add(a, "streams", json_object_new_int(2));
     vm_migrate_start(&src, to, a);
     json_object_put(a);
-    usleep(500000);
+    wait_status(&src, "migration", "active", 60);   /* start-postcopy needs pre-copy */
     json_object_put(vm_cmd(&src, "start-postcopy", NULL));
     wait_status(&src, "migration", "postcopy-active", 60);
     test_hosts_link(&hosts, false);
@@ -199,13 +199,13 @@ static void lost_end_of_postcopy_resume_completes(void **state)
     json_object_object_add(a, "streams", json_object_new_int(2));
     vm_migrate_start(&src, to, a);
     json_object_put(a);
-    usleep(300000);
+    wait_status(&src, "migration", "active", 60);   /* start-postcopy needs pre-copy */
     json_object_put(vm_cmd(&src, "start-postcopy", NULL));
+    wait_status(&src, "migration", "completed", 60);
     wait_status(&dst, "incoming", "completed", 30);
     st = vm_cmd(&dst, "status", NULL);
     assert_string_equal(json_str(st, "state"), "running");
     json_object_put(st);
-    wait_status(&src, "migration", "completed", 60);
     struct json_object *r = vm_migration_wait(&src, 10);
     print_migration("post-copy end resent", r);
     if (strcmp(json_str(r, "status"), "completed"))
