@@ -101,7 +101,8 @@ void vm_migrate_start(struct vm_proc *src, const char *to, struct json_object *a
 struct json_object *vm_migrate(struct vm_proc *src, const char *to, struct json_object *args,
                                double timeout_s);
 /* Poll the running migration of src until it ends (completed, failed, cancelled or
- * unconfirmed) or waits for the operator (postcopy-paused); returns its final report
+ * unconfirmed) or pauses in post-copy (postcopy-paused: a lost connection, which the
+ * source then retries by itself); returns its report at that moment
  * (caller puts it). */
 struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s);
 /* A 64 MiB, 2-vCPU verify VM in src migrating to a new receiver dst at 16 MB/s with a zero

@@ -40,7 +40,7 @@ struct rt_ctx {
     char static_digest[24], full_digest[24]; /* before the migration */
     char src_ram_digest[24];                /* the last ram-digest the source reported */
     bool dup_seen, fired, postcopy_sent, settled;
-    double t_migrate, t_status_seen, t_fired, t_resume_asked;
+    double t_migrate, t_status_seen, t_fired, t_paused_seen;
     struct rt_look look;
     char note[256];                         /* what happened on the way, for the detail */
 };

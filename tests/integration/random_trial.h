@@ -1,8 +1,8 @@
 /* One trial of the random fault campaign: set up a source VM and a destination (directly,
  * or through two vmshiftd hosts), migrate it through a TCP proxy with the plan's
  * settings, strike with the plan's fault, let both sides settle (acting as the operator
- * where the design asks for one: resume-migration of a paused post-copy), and judge the
- * outcome. Harness failures end the calling cmocka test, so the campaign runs each trial
+ * only where the design asks for one: start-postcopy when planned; a paused post-copy
+ * must resume by itself), and judge the outcome. Harness failures end the calling cmocka test, so the campaign runs each trial
  * in a child process of its own. */
 #ifndef VS_RANDOM_TRIAL_H
 #define VS_RANDOM_TRIAL_H

@@ -142,16 +142,16 @@ static void strike(struct rt_ctx *c, bool late)
         rt_note(c, "no connection was open when the link fault came");
 }
 
-/* What an operator does: resume a paused post-copy; start post-copy when the plan says. */
+/* What an operator does: start post-copy when the plan says. A paused post-copy is not
+ * resumed here: the source reconnects by itself (docs/state-machine.md, "Post-copy"), and
+ * a trial that needed an operator for it would hide that it does not. */
 static void operate(struct rt_ctx *c)
 {
     const struct rt_look *l = &c->look;
     double ms = (now_s() - c->t_migrate) * 1000;
-    if (!strcmp(l->src_mig, "postcopy-paused") && l->dst_alive && now_s() - c->t_resume_asked > 2) {
-        if (!c->t_resume_asked)
-            rt_note(c, "post-copy paused at %.0f ms: resume-migration", ms);
-        c->t_resume_asked = now_s();
-        json_object_put(rt_ask(&c->src, "resume-migration", NULL));
+    if (!strcmp(l->src_mig, "postcopy-paused") && !c->t_paused_seen) {
+        c->t_paused_seen = now_s();
+        rt_note(c, "post-copy paused at %.0f ms", ms);
     }
     if (c->p->strategy == RP_POSTCOPY && c->p->postcopy_at_ms >= 0 && !c->postcopy_sent &&
         !strcmp(l->src_mig, "active") && ms >= c->p->postcopy_at_ms) {

@@ -480,8 +480,9 @@ static void *control_thread(void *arg)
         vs_fail_context(-EPIPE, "post-copy paused until the source resumes it");
         set_status(pc, "postcopy-paused", true);
         vs_log(VS_LOG_ERROR, "post-copy lost the source (%s); the VM is paused here until the "
-               "source resumes the migration (vmshift ctl SOURCE resume-migration)",
-               pc->stats.error);
+               "source reconnects, which it does by itself to %s (if it must use another "
+               "address: vmshift ctl SOURCE resume-migration to=HOST:PORT)", pc->stats.error,
+               pc->opts->resume_addr ? pc->opts->resume_addr : "this destination's address");
         if (vs_postcopy_wait_for_source(pc)) {
             if (vs_postcopy_dest_failed(pc))
                 set_status(pc, "discarded", true);

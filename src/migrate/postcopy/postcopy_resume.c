@@ -14,6 +14,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 
+#include <poll.h>
 #include <string.h>
 
 /* After COMMIT from a 2.2 source: CLAIM the VM and wait for the GRANT (the source's point
@@ -40,8 +41,15 @@ int vs_postcopy_claim(struct vs_postcopy_dest *pc)
     return rc;
 }
 
+/* Whether the peer has hung up already. */
+static bool peer_gone(const struct vs_channel *ch)
+{
+    struct pollfd p = { .fd = ch->fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* A new stream 0 from the source (c, first record h): POSTCOPY_RESUME with our session;
- * then its streams. */
+ * then its streams. 1: an attempt the source gave up on (dropped). */
 static int accept_resume(struct vs_postcopy_dest *pc, struct vs_resolve_conn *first,
                          const struct vs_wire_header *h0)
 {
@@ -52,6 +60,14 @@ static int accept_resume(struct vs_postcopy_dest *pc, struct vs_resolve_conn *fi
     if (!rc && (memcmp(rq.session, pc->session, sizeof(rq.session)) || rq.nr_streams != pc->n))
         rc = vs_fail(EACCES, "POSTCOPY_RESUME names another migration (or %u streams, not %u)",
                      rq.nr_streams, pc->n);
+    if (!rc && peer_gone(first->ch)) {
+        /* It waited in the queue while this side did not listen (stalled, or busy with
+         * older ones), and the source, which got no answer in time, closed it and tries
+         * again behind it: answering it would start a session with nobody. */
+        vs_warn("post-copy resume: dropped a connection from %s: the source gave up on it "
+                "already", first->ch->peer);
+        rc = 1;
+    }
     if (rc) {
         vs_resolve_close(first);
         return rc;

@@ -3,43 +3,21 @@
  * whoever clears its bit in to_send sends it — a background thread per stream walking RAM
  * in 16 MiB units, or the migration thread answering a PAGE_REQUEST on stream 0, which
  * carries no background batches when there are two streams or more (an urgent page never
- * waits behind them). A lost connection parks everything until vs_migration_resume(); the
- * destination then says which pages it still lacks and only those are sent again. */
+ * waits behind them). A lost connection parks everything; the source reconnects by itself
+ * (or at once, perhaps elsewhere, on vs_migration_resume()); the destination then says
+ * which pages it still lacks and only those are sent again. */
 #include "migrate/postcopy/postcopy_source.h"
+#include "migrate/postcopy/postcopy_source_internal.h"
 #include "migrate/precopy/page_bitmap.h"
-#include "migrate/precopy/source_internal.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "transport/tls.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define LIVENESS_MS 5000   /* a silent dead peer is noticed after about this */
 
-struct vs_postcopy_source {
-    struct vs_migration *m;
-    uint64_t npages;
-    uint64_t *to_send;              /* pages not sent yet: the bit's taker sends the page */
-    uint64_t *scratch;              /* a resume's bitmap before it is trusted */
-    atomic_uint_fast64_t left;      /* bits still set in to_send */
-    atomic_uint_fast64_t next_unit; /* background: next 16 MiB unit to claim */
-    atomic_uint bg_done;            /* background threads finished this session */
-    atomic_bool failed;             /* this session is over (error or lost link) */
-    pthread_mutex_t w0_lock;        /* stream 0's writer: answers, END (and background with
-                                       one stream) */
-    uint64_t stream0_pages;         /* pages sent on stream 0 this session (w0_lock) */
-    unsigned first_bg, nr_bg;       /* background streams: 1..n-1, or 0 alone */
-    pthread_t bg[VS_WIRE_MAX_STREAMS];
-    bool bg_started[VS_WIRE_MAX_STREAMS];
-    uint64_t bg_sent[VS_WIRE_MAX_STREAMS];
-    uint64_t gpa[VS_WIRE_MAX_PAGES];    /* a request being answered */
-    /* Resume (m->lock). */
-    pthread_cond_t cv;
-    bool resume_requested, abandon;
-    char resume_to[sizeof(((struct vs_migration_opts *)0)->to)];
-};
 
 static void stats_add(struct vs_migration *m, uint64_t *field, uint64_t v)
 {
@@ -356,113 +334,6 @@ static int session(struct vs_postcopy_source *pc)
     return rc < 0 ? rc : 0;
 }
 
-/* ---- Losing the connection and resuming ---- */
-
-static int wait_for_resume(struct vs_postcopy_source *pc, char *to, size_t len)
-{
-    struct vs_migration *m = pc->m;
-    pthread_mutex_lock(&m->lock);
-    while (!pc->resume_requested && !pc->abandon)
-        pthread_cond_wait(&pc->cv, &m->lock);
-    bool abandon = pc->abandon;
-    pc->resume_requested = false;
-    snprintf(to, len, "%s", pc->resume_to[0] ? pc->resume_to : m->opts.to);
-    if (!abandon) {
-        snprintf(m->opts.to, sizeof(m->opts.to), "%s", to);
-        snprintf(m->stats.peer, sizeof(m->stats.peer), "%s", to);
-    }
-    pthread_mutex_unlock(&m->lock);
-    return abandon ? vs_fail(ECANCELED, "the source quit during post-copy with %llu pages "
-                             "not yet at the destination: the VM there cannot complete",
-                             (unsigned long long)atomic_load(&pc->left)) : 0;
-}
-
-/* Connect streams [first, first + n) to `to`, secure them as the first connection was
- * (their TLS handshakes in parallel; nothing with --insecure), and make them the streams'
- * channels, closing the lost ones. */
-static int reconnect_streams(struct vs_migration *m, const char *to, unsigned first, unsigned n)
-{
-    struct vs_channel *chs[VS_WIRE_MAX_STREAMS] = { NULL };
-    struct vs_tls_result res[VS_WIRE_MAX_STREAMS];
-    int rc = 0;
-    for (unsigned i = 0; i < n && !rc; i++)
-        if ((rc = vs_dialer_connect(&m->dialer, to, m->opts.timeout_ms, &chs[i])))
-            rc = vs_fail_context(rc, "post-copy resume: stream %u to %s", first + i, to);
-    if (!rc)
-        vs_dialer_secure(&m->dialer, chs, n, m->opts.timeout_ms, res);
-    for (unsigned i = 0; i < n && !rc; i++)
-        if (res[i].err)
-            rc = vs_fail(res[i].err, "post-copy resume: stream %u to %s: %s", first + i, to,
-                         res[i].error);
-    for (unsigned i = 0; i < n; i++) {
-        struct vs_send_stream *s = &m->streams[first + i];
-        pthread_mutex_lock(&m->lock);
-        struct vs_channel *old = s->ch;
-        if (old)
-            m->closed_bytes += vs_channel_sent(old);
-        s->ch = chs[i];
-        if (first + i == 0)
-            m->ch = chs[i];
-        pthread_mutex_unlock(&m->lock);
-        vs_channel_close(old);
-        vs_wire_writer_destroy(&s->w);
-        if (!rc && ((rc = vs_wire_writer_init(&s->w, chs[i])) ||
-                    (rc = vs_channel_set_timeout(chs[i], m->opts.timeout_ms))))
-            rc = vs_fail_context(rc, "post-copy resume: stream %u to %s", first + i, to);
-    }
-    return rc;
-}
-
-/* New connections: stream 0 first with RESUME (the destination reads it before it takes
- * further connections, as with HELLO), then the others with STREAM_HELLO; the destination
- * answers with the pages it still lacks, which become to_send. */
-static int reconnect(struct vs_postcopy_source *pc, const char *to)
-{
-    struct vs_migration *m = pc->m;
-    int rc = reconnect_streams(m, to, 0, 1);
-    if (rc)
-        return rc;
-    vs_wire_reader_destroy(&m->r);
-    vs_wire_reader_init(&m->r, m->ch);
-    m->r.postcopy = true;
-    struct vs_wire_postcopy_resume rq = { .nr_streams = m->nr_streams };
-    memcpy(rq.session, m->session, sizeof(rq.session));
-    rc = vs_wire_send(m->w, VS_REC_POSTCOPY_RESUME, &rq, sizeof(rq));
-    if (!rc && m->nr_streams > 1)
-        rc = reconnect_streams(m, to, 1, m->nr_streams - 1);
-    for (unsigned i = 1; i < m->nr_streams && !rc; i++) {
-        struct vs_wire_stream_hello sh = { .index = i, .nr_streams = m->nr_streams };
-        memcpy(sh.session, m->session, sizeof(sh.session));
-        rc = vs_wire_send(&m->streams[i].w, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
-    }
-    struct vs_wire_header h;
-    struct vs_wire_postcopy_resume reply;
-    if (rc || (rc = vs_wire_read_header(&m->r, &h)))
-        return rc;
-    if (h.type == VS_REC_ABORT) {
-        char why[VS_WIRE_MAX_REASON + 1] = "";
-        vs_wire_read_payload(&m->r, &h, why, VS_WIRE_MAX_REASON);
-        return vs_fail(ECONNREFUSED, "the destination refused to resume: %s", why);
-    }
-    if ((rc = vs_wire_read_postcopy_resume(&m->r, &h, m->vm->mem.size, &reply, pc->scratch)))
-        return rc;
-    if (memcmp(reply.session, m->session, sizeof(m->session)) ||
-        reply.nr_streams != m->nr_streams)
-        return vs_fail(EPROTO, "post-copy resume: %s answered for another migration", to);
-    memcpy(pc->to_send, pc->scratch, vs_page_bitmap_words(pc->npages) * 8);
-    atomic_store(&pc->left, reply.missing_pages);
-    vs_info("post-copy resumed with %s: %llu pages still to send", to,
-            (unsigned long long)reply.missing_pages);
-    return 0;
-}
-
-static void set_error(struct vs_migration *m, const char *prefix)
-{
-    pthread_mutex_lock(&m->lock);
-    snprintf(m->stats.error, sizeof(m->stats.error), "%s%s", prefix, vs_last_error());
-    pthread_mutex_unlock(&m->lock);
-}
-
 int vs_postcopy_source_serve(struct vs_migration *m)
 {
     struct vs_postcopy_source *pc = m->pc;
@@ -481,24 +352,8 @@ int vs_postcopy_source_serve(struct vs_migration *m)
             if (!(rc = session(pc)))
                 break;
         }
-        set_error(m, "post-copy paused: ");
-        vs_log(VS_LOG_ERROR, "post-copy to %s lost its connection (%s); the source keeps its "
-               "paused copy; resume with `vmshift ctl SOCKET resume-migration [to=HOST:PORT]`",
-               m->opts.to, vs_last_error());
-        vs_source_set_status(m, "postcopy-paused");
-        char to[sizeof(m->opts.to)];
-        if ((rc = wait_for_resume(pc, to, sizeof(to)))) {
-            set_error(m, "");
-            vs_log(VS_LOG_ERROR, "%s", vs_last_error());
+        if ((rc = vs_postcopy_recover(pc, true)))
             return rc;
-        }
-        vs_source_set_status(m, "postcopy-recover");
-        if (!(rc = reconnect(pc, to))) {
-            pthread_mutex_lock(&m->lock);
-            m->stats.postcopy.resumes++;
-            m->stats.error[0] = '\0';
-            pthread_mutex_unlock(&m->lock);
-        }
     }
     pthread_mutex_lock(&m->lock);
     m->stats.postcopy.time_ns = vs_clock_ns() - t0;
@@ -506,38 +361,6 @@ int vs_postcopy_source_serve(struct vs_migration *m)
     pthread_mutex_unlock(&m->lock);
     vs_info("post-copy complete: every page is at the destination");
     return 0;
-}
-
-int vs_migration_resume(struct vs_migration *m, const char *to)
-{
-    pthread_mutex_lock(&m->lock);
-    struct vs_postcopy_source *pc = m->pc;
-    const char *status = m->stats.status;
-    if (!pc || strcmp(status, "postcopy-paused")) {
-        pthread_mutex_unlock(&m->lock);
-        return vs_fail(EINVAL, "no paused post-copy to resume: the migration is %s", status);
-    }
-    if (to && strlen(to) >= sizeof(pc->resume_to)) {
-        pthread_mutex_unlock(&m->lock);
-        return vs_fail(EINVAL, "resume-migration to='%.40s...' is too long", to);
-    }
-    snprintf(pc->resume_to, sizeof(pc->resume_to), "%s", to ? to : "");
-    pc->resume_requested = true;
-    m->stats.status = "postcopy-recover";   /* from now on, not paused any more */
-    pthread_cond_broadcast(&pc->cv);
-    pthread_mutex_unlock(&m->lock);
-    return 0;
-}
-
-void vs_postcopy_abandon(struct vs_migration *m)
-{
-    pthread_mutex_lock(&m->lock);
-    struct vs_postcopy_source *pc = m->pc;
-    if (pc) {
-        pc->abandon = true;
-        pthread_cond_broadcast(&pc->cv);
-    }
-    pthread_mutex_unlock(&m->lock);
 }
 
 void vs_postcopy_source_free(struct vs_migration *m)

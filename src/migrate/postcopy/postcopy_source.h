@@ -1,6 +1,7 @@
 /* Post-copy on the source: switch a running pre-copy over (the destination runs the VM
  * before every page arrived), then serve the pages it still lacks — on demand first, the
- * rest in the background — and survive a lost connection until the operator resumes.
+ * rest in the background — and survive a lost connection: it reconnects by itself, or
+ * when the operator says where to.
  * docs/state-machine.md ("Post-copy") describes the states. */
 #ifndef VS_POSTCOPY_SOURCE_H
 #define VS_POSTCOPY_SOURCE_H
@@ -15,8 +16,9 @@ struct vs_migration;
  * or a throttle that would stall the guest too long). Fails when the destination did not
  * agree to post-copy or pre-copy is not running (any more). Idempotent. */
 int vs_postcopy_switch(struct vs_migration *m);
-/* Resume a post-copy whose connection was lost: reconnect to `to` (NULL or "": the same
- * address) and send what the destination still lacks. */
+/* Resume a post-copy whose connection was lost, at once: reconnect to `to` (NULL or "":
+ * the same address; later automatic attempts go there too) and send what the destination
+ * still lacks. Refused unless the migration is postcopy-paused. */
 int vs_migration_resume(struct vs_migration *m, const char *to);
 
 /* ---- Hooks of the source state machine (source.c) ---- */
@@ -31,8 +33,8 @@ int vs_postcopy_prepare(struct vs_migration *m);
 int vs_postcopy_start(struct vs_migration *m, uint32_t pass, uint64_t pause_ns);
 /* Instead of DIGEST: POSTCOPY_DIGESTS (the per-block digests and the state digests). */
 int vs_postcopy_send_digests(struct vs_migration *m, const struct vs_wire_digest *dg);
-/* After COMMIT: serve pages until the destination has them all (resuming after lost
- * connections when the operator says so). 0 when every page is there. */
+/* After COMMIT: serve pages until the destination has them all (reconnecting after lost
+ * connections). 0 when every page is there. */
 int vs_postcopy_source_serve(struct vs_migration *m);
 /* The source is going away: stop waiting for a resume (the VM is then lost). */
 void vs_postcopy_abandon(struct vs_migration *m);

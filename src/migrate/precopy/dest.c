@@ -378,11 +378,18 @@ static int hand_over(struct incoming *in)
         ho.next_seq[i] = in->rs.s[i].r.next_seq;
         ho.offset[i] = in->rs.s[i].r.offset;
     }
+    pthread_mutex_lock(&in->stop_lock);   /* on_stop must not touch them from here on */
     int rc = vs_postcopy_dest_start(in->pc, &ho);
+    if (!rc) {
+        /* Every stream is the post-copy engine's now, stream 0 too: it closes them when
+         * the link is lost, which may be at once (a source that withdrew). */
+        for (unsigned i = 0; i < in->rs.n; i++)
+            in->rs.s[i].ch = NULL;
+        in->ch = NULL;
+    }
+    pthread_mutex_unlock(&in->stop_lock);
     if (rc)
         return rc;
-    for (unsigned i = 1; i < in->rs.n; i++)
-        in->rs.s[i].ch = NULL;
     *in->opts->postcopy = in->pc;
     in->pc = NULL;
     return 0;
@@ -602,7 +609,8 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         vs_fail(rc, "%s", stats->error);
     }
     stats->total_ns = vs_clock_ns() - stats->start_ns;
-    vs_recv_streams_totals(&in.rs, stats);
+    if (result != VS_INCOMING_POSTCOPY)   /* else hand_over counted them */
+        vs_recv_streams_totals(&in.rs, stats);
     vs_report_note_total(stats);
     vs_recv_streams_destroy(&in.rs);
     vs_digest_tracker_free(in.digest);
