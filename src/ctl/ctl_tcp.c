@@ -1,7 +1,10 @@
 #include "ctl/ctl_tcp.h"
+#include "ctl/ctl_client.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "transport/security.h"
 #include "transport/tcp.h"
+#include "transport/tls.h"
 #include "transport/tls_stream.h"
 
 #include <arpa/inet.h>
@@ -197,4 +200,25 @@ int ctl_tcp_connect(const char *addr, const struct vs_tls *tls, uint64_t deadlin
     }
     *fd = s;
     return 0;
+}
+
+int ctl_remote_init(struct ctl_remote *r, struct vs_security_opts *o, const char *what)
+{
+    r->tls = NULL;
+    r->insecure = false;
+    struct vs_tls *t = NULL;
+    int rc = vs_security_finish_for(o, true, what);
+    if (!rc)
+        rc = vs_tls_new_for(o, VS_TLS_SOURCE, VS_TLS_FOR_CONTROL, &t);
+    if (rc)
+        return rc;
+    r->tls = t;
+    r->insecure = o->mode == VS_SEC_INSECURE;
+    return 0;
+}
+
+void ctl_remote_free(struct ctl_remote *r)
+{
+    vs_tls_free(r->tls);
+    r->tls = NULL;
 }

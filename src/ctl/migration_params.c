@@ -361,6 +361,16 @@ int mp_to_opts(struct json_object *set, struct vs_migration_opts *o)
     return rc ? rc : vs_security_finish(&o->security, false);
 }
 
+bool mp_is_security(const struct mp_def *d)
+{
+    static const char *const names[] = { "tls-psk", "tls-cert", "tls-key", "tls-ca",
+                                         "tls-name", "insecure" };
+    for (size_t i = 0; d && i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(d->cli, names[i]))
+            return true;
+    return false;
+}
+
 size_t mp_getopt_options(struct option *out, size_t max, int first_val, bool plan_only)
 {
     size_t n = 0;

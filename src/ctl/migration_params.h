@@ -53,6 +53,10 @@ extern const size_t mp_count;
 const struct mp_def *mp_find(const char *name);
 const struct mp_def *mp_find_cli(const char *cli);
 
+/* Does d choose how the migration is secured (x-tls-psk, x-tls-cert, x-tls-key, x-tls-ca,
+ * tls-hostname, x-insecure)? x-ktls does not: it only says who encrypts. */
+bool mp_is_security(const struct mp_def *d);
+
 /* A new parameter set holding every parameter and capability at its default. */
 struct json_object *mp_defaults(void);
 

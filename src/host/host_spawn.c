@@ -116,6 +116,14 @@ fail:
     return rc;
 }
 
+bool host_args_name_security(const char *const *args)
+{
+    for (int i = 0; args && args[i]; i++)
+        if (!strcmp(args[i], "--insecure") || !strncmp(args[i], "--tls-", 6))
+            return true;
+    return false;
+}
+
 int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, const char *dir,
                       const char *ctl, uint64_t mem, struct host_argv *out)
 {
@@ -135,6 +143,10 @@ int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, c
         goto fail;
     for (int i = 0; ro->extra_args && ro->extra_args[i]; i++)
         if ((rc = host_argv_add(out, ro->extra_args[i])))
+            goto fail;
+    for (int i = 0; !host_args_name_security(ro->extra_args) && ro->default_security &&
+                    ro->default_security[i]; i++)
+        if ((rc = host_argv_add(out, ro->default_security[i])))
             goto fail;
     return 0;
 fail:
