@@ -81,6 +81,8 @@ size_t mp_getopt_options(struct option *out, size_t max, int first_val, bool pla
 
 /* The usage lines of the options ("  --downtime-limit MS ..."), into buf. */
 void mp_usage(char *buf, size_t len, bool plan_only);
+/* The same without the definitions `skip` says (NULL: none). */
+void mp_usage_except(char *buf, size_t len, bool (*skip)(const struct mp_def *d));
 
 /* The Markdown table of docs/control-protocol.md (malloc'd). */
 char *mp_docs_table(void);

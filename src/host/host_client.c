@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
-int host_call(const char *host, const char *cmd, struct json_object *args,
-              struct json_object **reply)
+int host_call(const struct ctl_remote *remote, const char *host, const char *cmd,
+              struct json_object *args, struct json_object **reply)
 {
     struct json_object *r = NULL, *ok;
     if (reply)
         *reply = NULL;
-    if (ctl_command(host, cmd, args, &r, HOST_CALL_TIMEOUT_MS)) {
+    if (ctl_command_to(host, remote, cmd, args, &r, HOST_CALL_TIMEOUT_MS)) {
         /* The client's hint speaks of a VM; here a host agent is missing. */
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", vs_last_error());
