@@ -518,6 +518,16 @@ int ctl_server_listen_tcp(struct ctl_server *s, const char *addr, const struct v
     }
     l->tcp = true;
     l->tls = tls;
+    size_t n = strlen(addr);
+    char bound[128];
+    if (n > 2 && !strcmp(addr + n - 2, ":0") && n < 100) {   /* name the port it took */
+        snprintf(bound, sizeof(bound), "%.*s:%d", (int)(n - 2), addr, l->port);
+        char *name = strdup(bound);
+        if (name) {
+            free(l->name);
+            l->name = name;
+        }
+    }
     s->nlisteners++;
     return 0;
 }

@@ -112,11 +112,11 @@ static bool check_first_byte(struct vs_tls_hs *h)
         return false;
     }
     peer_name(h, who, sizeof(who));
-    if (n < 0) {
+    if (n < 0 && !(errno == ECONNRESET && is_source(h))) {
         fail(h, errno, "TLS: %s failed before the handshake: %s", who, strerror(errno));
         return false;
     }
-    if (n == 0) {
+    if (n <= 0) {     /* closed, or reset with our hello unread */
         if (is_source(h))
             fail(h, ECONNRESET, "TLS: %s closed the connection during the TLS handshake: it "
                  "refused this %s (its log says why)", who, me(h));
