@@ -60,16 +60,16 @@ static int source_vm_cmd(struct evac_drain *d, const char *name, const char *cmd
             json_object_object_add(a, k, json_object_get(v));
         }
     }
-    int rc = host_call(d->remote, d->opt->from, "vm-ctl", a, reply);
+    int rc = host_call(&d->links, d->opt->from, "vm-ctl", a, reply);
     json_object_put(a);
     return rc;
 }
 
-static void host_vm_stop_quietly(const struct evac_drain *d, const char *host,
+static void host_vm_stop_quietly(struct evac_drain *d, const char *host,
                                  const char *name)
 {
     struct json_object *a = name_args(name);
-    if (host_call(d->remote, host, "vm-stop", a, NULL))
+    if (host_call(&d->links, host, "vm-stop", a, NULL))
         fprintf(stderr, "vmshift evacuate: %s\n", vs_last_error());
     json_object_put(a);
 }
@@ -111,7 +111,7 @@ static int add_item(struct evac_drain *d, const char *name, uint64_t mem, unsign
 static int list_source(struct evac_drain *d)
 {
     struct json_object *r;
-    int rc = host_call(d->remote, d->opt->from, "vm-list", NULL, &r);
+    int rc = host_call(&d->links, d->opt->from, "vm-list", NULL, &r);
     if (rc)
         return rc;
     snprintf(d->source_name, sizeof(d->source_name), "%s", host_json_str(r, "host"));
@@ -163,7 +163,7 @@ static void dest_views(struct evac_drain *d, struct evac_dest_view *v)
         struct json_object *r;
         memset(&v[i], 0, sizeof(v[i]));
         v[i].incoming = d->dests[i].incoming;
-        if (host_call(d->remote, d->dests[i].host, "host-status", NULL, &r))
+        if (host_call(&d->links, d->dests[i].host, "host-status", NULL, &r))
             continue;
         v[i].reachable = true;
         v[i].limited = host_json_num(r, "max_mem") > 0;
@@ -197,7 +197,7 @@ static int place(struct evac_drain *d, struct evac_item *it)
         struct json_object *a = name_args(it->name), *r;
         json_object_object_add(a, "mem", json_object_new_uint64(it->mem));
         json_object_object_add(a, "vcpus", json_object_new_int((int)it->vcpus));
-        int rc = host_call(d->remote, d->dests[k].host, "vm-receive", a, &r);
+        int rc = host_call(&d->links, d->dests[k].host, "vm-receive", a, &r);
         json_object_put(a);
         if (rc) {
             append_reason(reasons, sizeof(reasons), vs_last_error());
@@ -322,7 +322,7 @@ static void adopt_item(struct evac_drain *d, struct evac_item *it)
 {
     struct evac_dest *dst = &d->dests[it->dest];
     struct json_object *a = name_args(it->name), *r = NULL;
-    int rc = host_call(d->remote, dst->host, "vm-status", a, &r);
+    int rc = host_call(&d->links, dst->host, "vm-status", a, &r);
     json_object_put(a);
     struct json_object *vm = host_json_obj(r, "vm");
     bool running = !rc && !strcmp(host_json_str(vm, "state"), "running");
@@ -451,7 +451,7 @@ int evac_drain_run(const struct evacuate_options *o, const struct ctl_remote *re
 {
     memset(d, 0, sizeof(*d));
     d->opt = o;
-    d->remote = remote;
+    host_links_init(&d->links, remote);
     for (unsigned i = 0; i < o->nto; i++)
         d->dests[d->ndests++].host = o->to[i];
     d->t0_ns = vs_clock_ns();
@@ -487,4 +487,5 @@ void evac_drain_free(struct evac_drain *d)
     free(d->samples);
     d->samples = NULL;
     d->nitems = 0;
+    host_links_close(&d->links);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include "evacuate/evacuate_options.h"
 #include "evacuate/parallelism.h"
+#include "host/host_client.h"
 
 struct json_object;
 struct ctl_remote;
@@ -60,7 +61,7 @@ struct evac_sample {            /* one look at the running migrations */
 
 struct evac_drain {
     const struct evacuate_options *opt;
-    const struct ctl_remote *remote;  /* how HOST:PORT hosts are reached (NULL: none is) */
+    struct host_links links;        /* a session per host, and how HOST:PORT ones are reached */
     char source_name[64];
     struct evac_item items[EVAC_MAX_VMS];
     unsigned nitems;
