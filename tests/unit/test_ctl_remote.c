@@ -4,7 +4,9 @@
  * commands, one session after the other and with replies of many TLS records; a client
  * with another CA's certificate, one without a certificate, and a plain TCP client are
  * refused before any command runs, while a silent client never holds up the others; at
- * most 16 clients authenticate at once. Credentials from scripts/make-test-certs.sh. */
+ * most 16 clients authenticate at once; a caller's session with a host is kept between
+ * requests and opened again once after the host restarted. Credentials from
+ * scripts/make-test-certs.sh. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,6 +31,7 @@
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_server.h"
 #include "ctl/ctl_tcp.h"
+#include "host/host_client.h"
 #include "transport/security.h"
 #include "transport/tls.h"
 
@@ -100,6 +103,24 @@ static struct vs_security_opts cert_opts(const char *cert, const char *key)
     return o;
 }
 
+/* The server on addr ("127.0.0.1:0" the first time), served by a thread. */
+static int server_start(const char *where)
+{
+    atomic_store(&stop, false);
+    if (ctl_server_create(&srv, table, NULL) || ctl_server_listen_tcp(srv, where, srv_tls))
+        return -1;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ctl_server_tcp_port(srv));
+    return pthread_create(&thread, NULL, serve, NULL) == 0 ? 0 : -1;
+}
+
+static void server_stop(void)
+{
+    atomic_store(&stop, true);
+    pthread_join(thread, NULL);
+    ctl_server_close(srv);
+    srv = NULL;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -113,20 +134,15 @@ static int setup(void **state)
         return -1;
     struct vs_security_opts o = cert_opts("dest.pem", "dest.key");
     if (vs_security_finish(&o, true) ||
-        vs_tls_new_for(&o, VS_TLS_DESTINATION, VS_TLS_FOR_CONTROL, &srv_tls) ||
-        ctl_server_create(&srv, table, NULL) ||
-        ctl_server_listen_tcp(srv, "127.0.0.1:0", srv_tls))
+        vs_tls_new_for(&o, VS_TLS_DESTINATION, VS_TLS_FOR_CONTROL, &srv_tls))
         return -1;
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ctl_server_tcp_port(srv));
-    return pthread_create(&thread, NULL, serve, NULL) == 0 ? 0 : -1;
+    return server_start("127.0.0.1:0");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    atomic_store(&stop, true);
-    pthread_join(thread, NULL);
-    ctl_server_close(srv);
+    server_stop();
     vs_tls_free(srv_tls);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", creds);
@@ -268,6 +284,35 @@ static void handshakes_are_limited(void **state)
     ctl_remote_free(&r);
 }
 
+/* host_call keeps one session per host; after the host restarted, the request goes out
+ * once more on a new session, and runs once. */
+static void sessions_are_kept_and_renewed(void **state)
+{
+    (void)state;
+    struct ctl_remote r = client("client.pem", "client.key");
+    struct host_links l;
+    host_links_init(&l, &r);
+    int before = atomic_load(&handled);
+    assert_int_equal(host_call(&l, addr, "echo", NULL, NULL), 0);
+    struct ctl_qmp *first = l.link[0].q;
+    assert_non_null(first);
+    assert_int_equal(host_call(&l, addr, "echo", NULL, NULL), 0);
+    assert_ptr_equal(l.link[0].q, first);
+    assert_int_equal(l.n, 1);
+    char again[64];
+    snprintf(again, sizeof(again), "%s", addr);
+    server_stop();                       /* a restarted daemon, on the same port */
+    assert_int_equal(server_start(again), 0);
+    assert_int_equal(host_call(&l, addr, "echo", NULL, NULL), 0);
+    assert_int_equal(atomic_load(&handled), before + 3);
+    /* An unknown command fails as a command, the session stays. */
+    assert_true(host_call(&l, addr, "nope", NULL, NULL) < 0);
+    assert_non_null(strstr(vs_last_error(), "nope"));
+    assert_non_null(l.link[0].q);
+    host_links_close(&l);
+    ctl_remote_free(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -278,6 +323,7 @@ int main(void)
         cmocka_unit_test(no_certificate_is_refused),
         cmocka_unit_test(plain_client_is_refused_and_blocks_nobody),
         cmocka_unit_test(handshakes_are_limited),
+        cmocka_unit_test(sessions_are_kept_and_renewed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
