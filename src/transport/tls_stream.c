@@ -16,6 +16,7 @@ struct vs_tls_stream {
     struct vs_tls_result res;
     char peer[80];
     bool ready;                    /* the handshake is done */
+    bool broken;                   /* a fatal error: no goodbye (OpenSSL forbids it) */
     short read_events, write_events;
     char failure[320];
 };
@@ -95,11 +96,13 @@ static ssize_t io_failed(struct vs_tls_stream *s, int ret, int saved_errno, shor
         return -1;
     case SSL_ERROR_SYSCALL:
         ERR_clear_error();
+        s->broken = true;
         if (saved_errno == 0 && reading)
             return 0;
         errno = saved_errno ? saved_errno : EPIPE;
         return -1;
     default: {
+        s->broken = true;
         int reason = ERR_GET_REASON(ERR_peek_error());
         char why[160];
         vs_tls_error_string(why, sizeof(why));
@@ -173,7 +176,7 @@ void vs_tls_stream_free(struct vs_tls_stream *s)
 {
     if (!s)
         return;
-    if (s->ready) {
+    if (s->ready && !s->broken) {
         ERR_clear_error();
         SSL_shutdown(s->hs.ssl);   /* close_notify, if the socket takes it now */
         ERR_clear_error();
