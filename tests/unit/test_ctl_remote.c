@@ -5,7 +5,8 @@
  * with another CA's certificate, one without a certificate, and a plain TCP client are
  * refused before any command runs, while a silent client never holds up the others; at
  * most 16 clients authenticate at once; a caller's session with a host is kept between
- * requests and opened again once after the host restarted. Credentials from
+ * requests and opened again once after the host restarted; an --insecure listener serves
+ * plain clients and a TLS client is told so. Credentials from
  * scripts/make-test-certs.sh. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +92,18 @@ static void *serve(void *arg)
     (void)arg;
     while (!atomic_load(&stop))
         ctl_server_poll(srv, 20);
+    return NULL;
+}
+
+/* A second server, plain TCP (--insecure), polled by its own thread. */
+static struct ctl_server *plain_srv;
+static atomic_bool plain_stop;
+
+static void *serve_plain(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&plain_stop))
+        ctl_server_poll(plain_srv, 20);
     return NULL;
 }
 
@@ -313,6 +326,33 @@ static void sessions_are_kept_and_renewed(void **state)
     ctl_remote_free(&r);
 }
 
+/* --insecure: plain TCP serves a plain client; a TLS client is told the server has no TLS. */
+static void insecure_listener(void **state)
+{
+    (void)state;
+    assert_int_equal(ctl_server_create(&plain_srv, table, NULL), 0);
+    assert_int_equal(ctl_server_listen_tcp(plain_srv, "127.0.0.1:0", NULL), 0);
+    char where[64];
+    snprintf(where, sizeof(where), "127.0.0.1:%d", ctl_server_tcp_port(plain_srv));
+    pthread_t t;
+    atomic_store(&plain_stop, false);
+    assert_int_equal(pthread_create(&t, NULL, serve_plain, NULL), 0);
+    struct ctl_remote plain = { .tls = NULL, .insecure = true };
+    struct json_object *args = json_object_new_object(), *reply = NULL;
+    json_object_object_add(args, "word", json_object_new_string("plain"));
+    assert_int_equal(ctl_command_to(where, &plain, "echo", args, &reply, 5000), 0);
+    assert_string_equal(json_object_get_string(json_object_object_get(reply, "word")), "plain");
+    json_object_put(reply);
+    json_object_put(args);
+    struct ctl_remote r = client("client.pem", "client.key");
+    assert_true(ctl_command_to(where, &r, "echo", NULL, &reply, 5000) < 0);
+    assert_non_null(strstr(vs_last_error(), "answered without TLS"));
+    ctl_remote_free(&r);
+    atomic_store(&plain_stop, true);
+    pthread_join(t, NULL);
+    ctl_server_close(plain_srv);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -324,6 +364,7 @@ int main(void)
         cmocka_unit_test(plain_client_is_refused_and_blocks_nobody),
         cmocka_unit_test(handshakes_are_limited),
         cmocka_unit_test(sessions_are_kept_and_renewed),
+        cmocka_unit_test(insecure_listener),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
