@@ -40,7 +40,7 @@ static struct json_object *vm_json(const struct host_daemon *d, const struct hos
         json_object_object_add(o, "adopted", json_object_new_boolean(1));
     if (vm->state == HOST_VM_INCOMING) {
         char to[128];
-        snprintf(to, sizeof(to), "%s:%d", d->opt.receive.listen_addr, vm->port);
+        host_addr_port(d->opt.receive.listen_addr, vm->port, to, sizeof(to));
         json_object_object_add(o, "port", json_object_new_int(vm->port));
         add_str(o, "to", to);
     }
@@ -218,7 +218,7 @@ static int cmd_vm_receive(struct host_daemon *d, struct json_object *req, struct
     if ((rc = host_vm_receive(d, name, mem, (unsigned)vcpus, &vm)))
         return vs_fail_context(rc, "host '%s' cannot take VM '%s'", d->opt.name, name);
     char to[128];
-    snprintf(to, sizeof(to), "%s:%d", d->opt.receive.listen_addr, vm->port);
+    host_addr_port(d->opt.receive.listen_addr, vm->port, to, sizeof(to));
     add_str(reply, "to", to);
     json_object_object_add(reply, "vm", vm_json(d, vm));
     return 0;

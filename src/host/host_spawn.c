@@ -116,6 +116,11 @@ fail:
     return rc;
 }
 
+void host_addr_port(const char *addr, int port, char *buf, size_t len)
+{
+    snprintf(buf, len, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
+}
+
 bool host_args_name_security(const char *const *args)
 {
     for (int i = 0; args && args[i]; i++)
@@ -129,7 +134,7 @@ int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, c
 {
     memset(out, 0, sizeof(*out));
     char listen[96], port_file[160], serial[160], report[160], timeout[32];
-    snprintf(listen, sizeof(listen), "%s:0", ro->listen_addr);
+    host_addr_port(ro->listen_addr, 0, listen, sizeof(listen));
     snprintf(port_file, sizeof(port_file), "%s/port", dir);
     snprintf(serial, sizeof(serial), "%s/serial.log", dir);
     snprintf(report, sizeof(report), "%s/incoming.json", dir);

@@ -5,6 +5,7 @@
 #define VS_HOST_SPAWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,6 +37,9 @@ struct host_receive_opts {
  * Sets *mem and *vcpus. Unknown fields are refused, naming the known ones. */
 int host_run_argv(const char *vmshift, struct json_object *req, const char *ctl,
                   const char *serial, struct host_argv *out, uint64_t *mem, unsigned *vcpus);
+
+/* "198.18.0.1:PORT", or "[::1]:PORT" for an IPv6 address. */
+void host_addr_port(const char *addr, int port, char *buf, size_t len);
 
 /* Do these command-line arguments choose a security (--insecure, --tls-...)? */
 bool host_args_name_security(const char *const *args);
