@@ -36,8 +36,8 @@ static const struct ctl_command table[] = {
                           { "rate", CTL_ARG_NUMBER, false }, { "opts", CTL_ARG_OBJECT, false },
                           { "any", CTL_ARG_ANY, false } }, false, "typed arguments" },
     { "vm-ctl", echo, { { "name", CTL_ARG_STR, true } }, true, "open arguments" },
-    { "host-shutdown", refuse, { { NULL } }, false, "fails" },
-    { NULL },
+    { .name = "host-shutdown", .fn = refuse, .help = "fails" },
+    { .name = NULL },
 };
 
 #define IN_CAP (CTL_MAX_LINE + 1)
