@@ -9,6 +9,8 @@
 #   dest.pem dest.key        the destination host's certificate and key
 #     both issued to localhost, 127.0.0.1, 198.18.0.1 and 198.18.0.2 (the test hosts),
 #     and to their common names vmshift-source / vmshift-destination
+#   client.pem client.key    an operator's certificate, for `vmshift ctl` and `vmshift
+#                            evacuate` reaching a vmshiftd --listen (CN vmshift-operator)
 #   other-psk                another pre-shared key
 #   other-ca.pem other.pem other.key  a certificate from another CA
 #   expired.pem expired.key  a certificate from ca.pem that has expired
@@ -44,8 +46,9 @@ openssl rand -hex 32 > other-psk
 ca ca "vmshift test CA"
 cert source vmshift-source ca 825
 cert dest vmshift-destination ca 825
+cert client vmshift-operator ca 825
 cert expired vmshift-expired ca -1          # valid until a day before it was made
 ca other-ca "another CA"
 cert other vmshift-other other-ca 825
 rm -f ./*.srl
-echo "test credentials in $dir: psk, ca.pem, source.pem/.key, dest.pem/.key (and others for tests)"
+echo "test credentials in $dir: psk, ca.pem, source.pem/.key, dest.pem/.key, client.pem/.key (and others for tests)"

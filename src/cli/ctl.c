@@ -4,6 +4,8 @@
 #include "common/size.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_tcp.h"
+#include "transport/security.h"
 
 #include <json-c/json.h>
 #include <limits.h>
@@ -16,16 +18,25 @@
 #define CTL_DEFAULT_TIMEOUT_MS 10000
 
 static const char usage_line[] =
-    "usage: vmshift ctl SOCKET COMMAND [key=value ...] [--timeout MS] [--raw]";
+    "usage: vmshift ctl SOCKET|HOST:PORT COMMAND [key=value ...] [--timeout MS] [--raw] "
+    "[SECURITY]";
 
 static const char usage_text[] =
-    "usage: vmshift ctl SOCKET COMMAND [key=value ...] [--timeout MS] [--raw]\n"
+    "usage: vmshift ctl SOCKET|HOST:PORT COMMAND [key=value ...] [--timeout MS] [--raw]\n"
+    "                   [SECURITY]\n"
     "\n"
     "Execute one command on the QMP control socket of a running VM (vmshift run --ctl\n"
     "SOCKET) or host agent (vmshiftd --ctl SOCKET) and print the reply as\n"
     "{\"ok\": true, ...the return's fields} or {\"ok\": false, \"error\": ..., \"class\": ...}.\n"
     "\n"
     "  SOCKET          path of the control socket\n"
+    "  HOST:PORT       a host agent on another host (vmshiftd --listen HOST:PORT), reached\n"
+    "                  over TLS 1.3 with the SECURITY options:\n"
+    "  --tls-cert FILE --tls-key FILE --tls-ca FILE   this client's certificate, its key\n"
+    "                  and the CA the host agent's certificate must be signed by\n"
+    "  --tls-name NAME the name the host agent's certificate must carry\n"
+    "  --tls-psk FILE  instead of certificates: the key the host agent holds too\n"
+    "  --insecure      plain TCP, for a host agent started with --insecure\n"
     "  COMMAND         a QMP command (query-migrate, migrate-set-parameters, ...) or one of\n"
     "                  the old names below, which are mapped onto QMP commands\n"
     "  key=value       the command's arguments; plain decimal numbers become integers,\n"
@@ -82,13 +93,60 @@ static int parse_timeout(const char *text, int *out)
     return 0;
 }
 
+/* A security option (--tls-cert FILE, --tls-cert=FILE, --insecure, ...) at argv[*i] into
+ * sec; *i moves past its value. Returns 1 when argv[*i] is none. */
+static int security_option(int argc, char **argv, int *i, struct vs_security_opts *sec)
+{
+    const char *a = argv[*i] + 2, *eq = strchr(a, '='), *value = NULL;
+    char name[16];
+    size_t n = eq ? (size_t)(eq - a) : strlen(a);
+    if (strncmp(argv[*i], "--", 2) || n >= sizeof(name))
+        return 1;
+    memcpy(name, a, n);
+    name[n] = '\0';
+    if (strcmp(name, "insecure") && (strncmp(name, "tls-", 4) || !strcmp(name, "tls-")))
+        return 1;
+    if (!strcmp(name, "insecure")) {
+        if (eq)
+            return vs_fail(EINVAL, "--insecure takes no value");
+    } else if (eq) {
+        value = eq + 1;
+    } else if (*i + 1 < argc) {
+        value = argv[++*i];
+    } else {
+        return vs_fail(EINVAL, "--%s needs a value", name);
+    }
+    int rc = vs_security_set(sec, name, value);
+    return rc == -ENOENT ? 1 : rc;
+}
+
+static bool security_given(const struct vs_security_opts *s)
+{
+    return s->insecure || s->psk[0] || s->cert[0] || s->key[0] || s->ca[0] || s->name[0];
+}
+
+/* A HOST:PORT is reached as the security options say; a socket path takes none. */
+static int remote_for(const char *where, struct vs_security_opts *sec, struct ctl_remote *r)
+{
+    if (!ctl_is_tcp_address(where)) {
+        if (security_given(sec))
+            return vs_fail(EINVAL, "%s is a socket path: the security options (--tls-*, "
+                           "--insecure) are for a HOST:PORT", where);
+        return 0;
+    }
+    if (!security_given(sec))
+        return 0;     /* the connection says which options it needs */
+    return ctl_remote_init(r, sec, "the connection to the host agent");
+}
+
 /* kv has room for argc entries: the key=value tokens are collected there. */
 static int ctl_main(int argc, char **argv, char **kv)
 {
     const char *socket_path = NULL, *cmd = NULL;
     int timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
     bool raw = false, opts_done = false;
-    int nkv = 0;
+    int nkv = 0, sec_rc;
+    struct vs_security_opts sec = { 0 };
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -109,6 +167,9 @@ static int ctl_main(int argc, char **argv, char **kv)
                     return usage_error();
             } else if (strncmp(a, "--timeout=", 10) == 0) {
                 if (parse_timeout(a + 10, &timeout_ms))
+                    return usage_error();
+            } else if ((sec_rc = security_option(argc, argv, &i, &sec)) <= 0) {
+                if (sec_rc < 0)
                     return usage_error();
             } else {
                 vs_fail(EINVAL, "unknown option '%s'", a);
@@ -146,9 +207,15 @@ static int ctl_main(int argc, char **argv, char **kv)
         return usage_error();
     }
 
+    struct ctl_remote remote = { 0 };
+    if (remote_for(socket_path, &sec, &remote)) {
+        json_object_put(args);
+        return usage_error();
+    }
     struct json_object *reply = NULL;
-    int rc = ctl_command(socket_path, cmd, args, &reply, timeout_ms);
+    int rc = ctl_command_to(socket_path, &remote, cmd, args, &reply, timeout_ms);
     json_object_put(args);
+    ctl_remote_free(&remote);
     if (rc) {
         fprintf(stderr, "vmshift ctl: %s\n", vs_last_error());
         return 1;

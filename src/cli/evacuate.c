@@ -1,5 +1,6 @@
 #include "cli/evacuate.h"
 #include "common/error.h"
+#include "ctl/ctl_client.h"
 #include "evacuate/drain.h"
 #include "evacuate/evacuate_options.h"
 
@@ -18,13 +19,20 @@ int cli_evacuate_main(int argc, char **argv)
         evacuate_options_free(&o);
         return 0;
     }
+    struct ctl_remote remote = { 0 };
+    if (o.remote && ctl_remote_init(&remote, &o.security, "the connections to the hosts")) {
+        fprintf(stderr, "vmshift evacuate: %s\n", vs_last_error());
+        evacuate_options_free(&o);
+        return 2;
+    }
     static struct evac_drain d;
-    int rc = evac_drain_run(&o, &d);
+    int rc = evac_drain_run(&o, &remote, &d);
     if (rc < 0) {
         fprintf(stderr, "vmshift evacuate: cannot list the VMs of %s: %s\n", o.from,
                 vs_last_error());
         evac_drain_free(&d);
         evacuate_options_free(&o);
+        ctl_remote_free(&remote);
         return 1;
     }
     int status = rc == 0 ? 0 : 1;
@@ -42,5 +50,6 @@ int cli_evacuate_main(int argc, char **argv)
     }
     evac_drain_free(&d);
     evacuate_options_free(&o);
+    ctl_remote_free(&remote);
     return status;
 }

@@ -5,12 +5,15 @@
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_legacy.h"
 #include "ctl/ctl_server.h"
+#include "ctl/ctl_tcp.h"
+#include "transport/tls_stream.h"
 
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,35 +101,10 @@ static int connect_socket(const char *path, uint64_t deadline_ns, int timeout_ms
     return 0;
 }
 
-static int send_all(int fd, const char *path, const char *buf, size_t len, uint64_t deadline_ns,
-                    int timeout_ms)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_fd(fd, POLLOUT, deadline_ns);
-            if (rc == -ETIMEDOUT)
-                return timed_out(path, timeout_ms, "it did not accept the request");
-            if (rc)
-                return vs_fail(rc, "cannot send to control socket %s: %s", path, strerror(-rc));
-            continue;
-        }
-        return vs_fail(errno, "cannot send the request to control socket %s: %s; is the VM "
-                              "still running?",
-                       path, strerror(errno));
-    }
-    return 0;
-}
-
 struct ctl_qmp {
     int fd;
+    struct vs_tls_stream *tls;   /* a host agent over TCP with TLS; NULL: plain */
+    bool plain_tcp;              /* a host agent over TCP without TLS (--insecure) */
     char *path;
     int timeout_ms;
     uint64_t deadline;           /* of the current call (0: none) */
@@ -135,6 +113,78 @@ struct ctl_qmp {
     struct json_object *events;  /* events that arrived while waiting for a reply */
     int64_t next_id;
 };
+
+static ssize_t io_recv(struct ctl_qmp *q, void *buf, size_t len, short *events)
+{
+    *events = q->tls ? vs_tls_stream_read_events(q->tls) : POLLIN;
+    ssize_t n = q->tls ? vs_tls_stream_read(q->tls, buf, len)
+                       : recv(q->fd, buf, len, MSG_DONTWAIT);
+    if (n < 0 && q->tls)
+        *events = vs_tls_stream_read_events(q->tls);
+    return n;
+}
+
+static ssize_t io_send(struct ctl_qmp *q, const void *buf, size_t len, short *events)
+{
+    *events = POLLOUT;
+    ssize_t n = q->tls ? vs_tls_stream_write(q->tls, buf, len)
+                       : send(q->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && q->tls)
+        *events = vs_tls_stream_write_events(q->tls);
+    return n;
+}
+
+/* What went wrong on the connection, in words (TLS knows more than errno). */
+static const char *io_error(const struct ctl_qmp *q, int err)
+{
+    return q->tls && err == EPROTO ? vs_tls_stream_failure(q->tls) : strerror(err);
+}
+
+static int send_all(struct ctl_qmp *q, const char *buf, size_t len)
+{
+    const char *path = q->path;
+    uint64_t deadline_ns = q->deadline;
+    int timeout_ms = q->timeout_ms;
+    size_t off = 0;
+    while (off < len) {
+        short events;
+        ssize_t n = io_send(q, buf + off, len - off, &events);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(q->fd, events, deadline_ns);
+            if (rc == -ETIMEDOUT)
+                return timed_out(path, timeout_ms, "it did not accept the request");
+            if (rc)
+                return vs_fail(rc, "cannot send to control socket %s: %s", path, strerror(-rc));
+            continue;
+        }
+        return vs_fail(errno, "cannot send the request to control socket %s: %s; is the VM "
+                              "still running?",
+                       path, io_error(q, errno));
+    }
+    return 0;
+}
+
+/* A host agent reached over plain TCP that says nothing may be waiting for TLS. */
+static const char *plain_hint(const struct ctl_qmp *q)
+{
+    return q->plain_tcp && q->len == 0 ? "; a host agent with TLS (vmshiftd --listen with "
+                                         "--tls-*) waits for a TLS client: give its security "
+                                         "options instead of --insecure" : "";
+}
+
+static int reply_timed_out(const struct ctl_qmp *q)
+{
+    timed_out(q->path, q->timeout_ms, "waiting for the reply");
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", vs_last_error());
+    return vs_fail(ETIMEDOUT, "%s%s", msg, plain_hint(q));
+}
 
 static void start_call(struct ctl_qmp *q)
 {
@@ -171,23 +221,24 @@ static int recv_line(struct ctl_qmp *q, char **out)
             q->buf = p;
             q->cap = cap;
         }
-        ssize_t n = recv(q->fd, q->buf + q->len, q->cap - q->len, MSG_DONTWAIT);
+        short events;
+        ssize_t n = io_recv(q, q->buf + q->len, q->cap - q->len, &events);
         if (n > 0) {
             q->len += (size_t)n;
             continue;
         }
         if (n == 0)
             return vs_fail(ECONNRESET, "control socket %s closed the connection %s; check the "
-                           "VM's log", q->path, q->len ? "in the middle of a reply"
-                                                       : "without replying");
+                           "VM's log%s", q->path, q->len ? "in the middle of a reply"
+                                                         : "without replying", plain_hint(q));
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return vs_fail(errno, "cannot read the reply from control socket %s: %s", q->path,
-                           strerror(errno));
-        int rc = wait_fd(q->fd, POLLIN, q->deadline);
+                           io_error(q, errno));
+        int rc = wait_fd(q->fd, events, q->deadline);
         if (rc == -ETIMEDOUT)
-            return timed_out(q->path, q->timeout_ms, "waiting for the reply");
+            return reply_timed_out(q);
         if (rc)
             return vs_fail(rc, "cannot read from control socket %s: %s", q->path, strerror(-rc));
     }
@@ -233,7 +284,7 @@ static int send_message(struct ctl_qmp *q, struct json_object *msg)
         return vs_fail(ENOMEM, "out of memory encoding the request for %s", q->path);
     memcpy(buf, line, len);
     buf[len] = '\n';
-    int rc = send_all(q->fd, q->path, buf, len + 1, q->deadline, q->timeout_ms);
+    int rc = send_all(q, buf, len + 1);
     free(buf);
     return rc;
 }
@@ -304,6 +355,7 @@ void ctl_qmp_close(struct ctl_qmp *q)
 {
     if (!q)
         return;
+    vs_tls_stream_free(q->tls);
     if (q->fd >= 0)
         close(q->fd);
     json_object_put(q->events);
@@ -330,7 +382,25 @@ static int negotiate(struct ctl_qmp *q)
     return ok ? 0 : vs_fail(EPROTO, "control socket %s refused qmp_capabilities", q->path);
 }
 
+/* A HOST:PORT: TCP, secured as `remote` says. */
+static int connect_tcp(const char *addr, const struct ctl_remote *remote, struct ctl_qmp *q)
+{
+    if (!remote || (!remote->tls && !remote->insecure))
+        return vs_fail(EINVAL, "%s is a TCP address (a vmshiftd --listen): give the "
+                       "certificates to reach it with --tls-cert FILE --tls-key FILE "
+                       "--tls-ca FILE (or --tls-psk FILE), or --insecure for plain TCP",
+                       addr);
+    q->plain_tcp = !remote->tls;
+    return ctl_tcp_connect(addr, remote->tls, q->deadline, &q->fd, &q->tls);
+}
+
 int ctl_qmp_connect(const char *socket_path, int timeout_ms, struct ctl_qmp **out)
+{
+    return ctl_qmp_connect_to(socket_path, NULL, timeout_ms, out);
+}
+
+int ctl_qmp_connect_to(const char *socket_path, const struct ctl_remote *remote,
+                       int timeout_ms, struct ctl_qmp **out)
 {
     *out = NULL;
     if (!socket_path)
@@ -343,7 +413,9 @@ int ctl_qmp_connect(const char *socket_path, int timeout_ms, struct ctl_qmp **ou
     q->fd = -1;
     q->timeout_ms = timeout_ms;
     start_call(q);
-    int rc = connect_socket(socket_path, q->deadline, timeout_ms, &q->fd);
+    int rc = ctl_is_tcp_address(socket_path) ? connect_tcp(socket_path, remote, q)
+                                             : connect_socket(socket_path, q->deadline,
+                                                              timeout_ms, &q->fd);
     if (!rc)
         rc = negotiate(q);
     if (rc) {
@@ -385,6 +457,12 @@ struct json_object *ctl_qmp_to_legacy(struct json_object *r)
 int ctl_command(const char *socket_path, const char *cmd, struct json_object *args,
                 struct json_object **reply, int timeout_ms)
 {
+    return ctl_command_to(socket_path, NULL, cmd, args, reply, timeout_ms);
+}
+
+int ctl_command_to(const char *socket_path, const struct ctl_remote *remote, const char *cmd,
+                   struct json_object *args, struct json_object **reply, int timeout_ms)
+{
     *reply = NULL;
     if (!cmd || !*cmd)
         return vs_fail(EINVAL, "no control command given");
@@ -394,7 +472,7 @@ int ctl_command(const char *socket_path, const char *cmd, struct json_object *ar
         return vs_fail(EINVAL, "command \"%s\": \"cmd\" cannot be used as an argument name",
                        cmd);
     struct ctl_qmp *q;
-    int rc = ctl_qmp_connect(socket_path, timeout_ms, &q);
+    int rc = ctl_qmp_connect_to(socket_path, remote, timeout_ms, &q);
     if (rc)
         return rc;
     rc = ctl_legacy_run(q, cmd, args, reply);

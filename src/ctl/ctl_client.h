@@ -1,4 +1,5 @@
-/* Control-plane client: QMP over a unix control socket (see ctl/ctl_server.h).
+/* Control-plane client: QMP over a unix control socket (see ctl/ctl_server.h), or over
+ * TCP to a host agent's HOST:PORT (vmshiftd --listen), secured with TLS unless --insecure.
  *
  * A session (ctl_qmp_connect) reads the greeting, negotiates capabilities, then executes
  * commands one at a time; events that arrive meanwhile are kept for ctl_qmp_next_event.
@@ -10,13 +11,32 @@
 #ifndef VS_CTL_CLIENT_H
 #define VS_CTL_CLIENT_H
 
+#include <stdbool.h>
+
 struct json_object;
 struct ctl_qmp;
+struct vs_tls;
+struct vs_security_opts;
+
+/* How to reach control servers given as HOST:PORT (a socket path needs none of it). */
+struct ctl_remote {
+    struct vs_tls *tls;        /* the client's TLS (ctl_remote_init), or NULL ... */
+    bool insecure;             /* ... for plain TCP (--insecure) */
+};
+
+/* The client's side from the user's security options (vs_security_set): checks the
+ * combination (naming `what` is secured) and loads the certificates or key. */
+int ctl_remote_init(struct ctl_remote *r, struct vs_security_opts *o, const char *what);
+void ctl_remote_free(struct ctl_remote *r);
 
 /* Connect, read the greeting and send qmp_capabilities, each step within timeout_ms
  * (<= 0: no limit). Errors name the socket and what to do ("cannot connect to control
  * socket PATH: No such file or directory; is the VM running (vmshift run --ctl PATH)?"). */
 int ctl_qmp_connect(const char *socket_path, int timeout_ms, struct ctl_qmp **out);
+/* The same where `where` may be a HOST:PORT (ctl_is_tcp_address), reached as remote says
+ * (NULL: HOST:PORT is refused, naming the options it needs). */
+int ctl_qmp_connect_to(const char *where, const struct ctl_remote *remote, int timeout_ms,
+                       struct ctl_qmp **out);
 /* Execute one command (args: a JSON object or NULL, not consumed) and wait for its reply:
  * *reply is {"return": ...} or {"error": {"class", "desc"}} (caller json_object_put()s).
  * Returns < 0 only when the exchange itself failed (connection, timeout, bad JSON). */
@@ -37,6 +57,8 @@ struct json_object *ctl_qmp_to_legacy(struct json_object *reply);
  * replying, or a reply that is not QMP. */
 int ctl_command(const char *socket_path, const char *cmd, struct json_object *args,
                 struct json_object **reply, int timeout_ms);
+int ctl_command_to(const char *where, const struct ctl_remote *remote, const char *cmd,
+                   struct json_object *args, struct json_object **reply, int timeout_ms);
 
 /* The same with the command inside the request: {"cmd": cmd, ...args}. */
 int ctl_request(const char *socket_path, struct json_object *request,

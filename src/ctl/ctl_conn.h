@@ -10,9 +10,15 @@
 #include "ctl/ctl_server.h"
 
 struct json_object;
+struct vs_tls_stream;
 
 struct ctl_conn {
     int fd;
+    struct vs_tls_stream *tls; /* a TLS session over fd (a TCP listener with TLS), or NULL */
+    bool handshaking;    /* TLS: not authenticated yet; no greeting, no requests */
+    uint64_t handshake_deadline;
+    char peer[80];       /* "198.18.0.3:41234", or "a local client", for messages */
+    const char *where;   /* the listener's name: the socket path or HOST:PORT */
     char *in;            /* IN_CAP bytes; pending input is in[in_start .. in_start+in_len) */
     size_t in_start, in_len;
     char *out;           /* queued reply bytes out[out_off .. out_len) */
@@ -26,6 +32,11 @@ struct ctl_conn {
 
 /* Queue one message (a line ending in "\r\n"); `msg` is not consumed. */
 void ctl_conn_queue(struct ctl_conn *c, struct json_object *msg);
+
+/* ctl_framing.c: parse one complete JSON value at the start of the pending input.
+ * Returns it (consumed from the buffer), or NULL when more input is needed (*need_more)
+ * or an error was answered. */
+struct json_object *ctl_conn_next_value(struct ctl_conn *c, bool *need_more);
 
 /* ctl_qmp.c */
 void ctl_qmp_greet(struct ctl_conn *c);

@@ -6,6 +6,8 @@
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_conn.h"
 #include "ctl/ctl_socket.h"
+#include "ctl/ctl_tcp.h"
+#include "transport/tls_stream.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -28,21 +30,54 @@
 #define MAX_ACCEPTS_PER_POLL 16
 #define ACCEPT_BACKOFF_NS (100ull * 1000000ull) /* pause accepting when out of fds */
 #define MAX_READ_ROUNDS 16
+#define CTL_MAX_LISTENERS 2                 /* a unix socket and a TCP address */
+#define CTL_MAX_HANDSHAKES 16               /* TLS clients not authenticated yet */
+#define HANDSHAKE_NS (10ull * 1000000000ull) /* a TLS client must authenticate within this */
 
-
-struct ctl_server {
-    int listen_fd;
-    char *path;          /* as given (bound with this) */
-    char *abs_path;      /* absolute, for unlink at close */
+struct ctl_listener {
+    int fd;
+    bool tcp;
+    const struct vs_tls *tls;   /* TCP: secure every connection with this (NULL: plain) */
+    char *name;                 /* the socket path as given, or HOST:PORT */
+    char *abs_path;             /* unix: absolute, for unlink at close */
     dev_t dev;
     ino_t ino;
+    int port;                   /* tcp: the port it took */
+    uint64_t accept_paused_until; /* after EMFILE & co, so poll() does not spin */
+};
+
+struct ctl_server {
+    struct ctl_listener listeners[CTL_MAX_LISTENERS];
+    int nlisteners;
     const struct ctl_command *table;
     void *ctx;
-    uint64_t accept_paused_until; /* after EMFILE & co, so poll() does not spin */
     struct ctl_conn *conns[CTL_MAX_CLIENTS];
     int nconns;
-    struct pollfd pfds[CTL_MAX_CLIENTS + 1];
+    struct pollfd pfds[CTL_MAX_CLIENTS + CTL_MAX_LISTENERS];
 };
+
+/* ---- the bytes of a connection: a plain socket, or a TLS session over one -------- */
+
+static ssize_t conn_recv(struct ctl_conn *c, void *buf, size_t len)
+{
+    if (c->tls)
+        return vs_tls_stream_read(c->tls, buf, len);
+    return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
+static ssize_t conn_send(struct ctl_conn *c, const void *buf, size_t len)
+{
+    if (c->tls)
+        return vs_tls_stream_write(c->tls, buf, len);
+    return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void note_tls_failure(struct ctl_conn *c)
+{
+    if (c->tls && errno == EPROTO)
+        vs_warn("control: dropping the client %s on %s: %s", c->peer, c->where,
+                vs_tls_stream_failure(c->tls));
+}
 
 /* ---- output ---------------------------------------------------------------------- */
 
@@ -100,7 +135,7 @@ static void flush_out(struct ctl_conn *c)
 {
     bool progress = false;
     while (!c->dead && out_pending(c) > 0) {
-        ssize_t n = send(c->fd, c->out + c->out_off, out_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = conn_send(c, c->out + c->out_off, out_pending(c));
         if (n > 0) {
             c->out_off += (size_t)n;
             progress = true;
@@ -110,6 +145,7 @@ static void flush_out(struct ctl_conn *c)
             break;
         } else {
             /* EPIPE/ECONNRESET: the peer is gone, its replies are undeliverable. */
+            note_tls_failure(c);
             c->dead = true;
         }
     }
@@ -128,130 +164,12 @@ static void flush_out(struct ctl_conn *c)
 
 /* ---- requests -------------------------------------------------------------------- */
 
-static size_t skip_space(const char *p, size_t len)
-{
-    size_t i = 0;
-    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
-        i++;
-    return i;
-}
-
-static void consume(struct ctl_conn *c, size_t n)
-{
-    c->in_start += n;
-    c->in_len -= n;
-}
-
-/* After invalid input found at byte `at`: skip to the next line (or drop what is
- * buffered when no line follows). */
-static void resync(struct ctl_conn *c, size_t at)
-{
-    char *start = c->in + c->in_start;
-    if (at >= c->in_len) {
-        consume(c, c->in_len);
-        return;
-    }
-    char *nl = memchr(start + at, '\n', c->in_len - at);
-    consume(c, nl ? (size_t)(nl - start) + 1 : c->in_len);
-}
-
-/* The length of the first JSON value in p[0..len) (p[0] is not white space), or 0 while
- * it is incomplete. Only brackets and strings are followed; the parser checks the rest. */
-static size_t value_end(const char *p, size_t len, bool eof)
-{
-    size_t depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = p[i];
-        if (in_string) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"' && (in_string = false, depth == 0))
-                return i + 1;
-        } else if (ch == '"') {
-            in_string = true;
-        } else if (ch == '{' || ch == '[') {
-            depth++;
-        } else if (ch == '}' || ch == ']') {
-            if (depth <= 1)
-                return i + 1; /* the end, or a stray closer: the parser says which */
-            depth--;
-        } else if (depth == 0 && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')) {
-            return i; /* a bare number or literal */
-        }
-    }
-    return eof ? len : 0;
-}
-
-/* Parse one complete JSON value at the start of the pending input. Returns it (consumed
- * from the buffer), or NULL when more input is needed or an error was answered. */
-static struct json_object *next_value(struct ctl_conn *c, bool *need_more)
-{
-    *need_more = false;
-    consume(c, skip_space(c->in + c->in_start, c->in_len));
-    if (c->in_len == 0) {
-        *need_more = true;
-        return NULL;
-    }
-    const char *start = c->in + c->in_start;
-    size_t end = value_end(start, c->in_len, c->eof);
-    if (end > CTL_MAX_LINE || (end == 0 && c->in_len > CTL_MAX_LINE)) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "request too long (more than %d bytes); closing the "
-                 "connection", CTL_MAX_LINE);
-        ctl_qmp_error(c, "GenericError", msg, NULL);
-        consume(c, c->in_len);
-        c->closing = true;
-        return NULL;
-    }
-    if (end == 0)
-        end = c->in_len; /* incomplete: parse what there is, to find errors early */
-    const char *nul = memchr(start, '\0', end);
-    if (nul) {
-        ctl_qmp_error(c, "GenericError", "invalid input: a NUL byte; send JSON objects", NULL);
-        resync(c, (size_t)(nul - start));
-        return NULL;
-    }
-    struct json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        c->dead = true;
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *v = json_tokener_parse_ex(tok, start, (int)end);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    bool complete = value_end(start, c->in_len, c->eof) != 0;
-    if (!v && jerr == json_tokener_continue && complete) /* a bare number or literal */
-        v = json_tokener_parse_ex(tok, " ", 1), jerr = json_tokener_get_error(tok);
-    size_t at = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (jerr == json_tokener_continue && !complete) {
-        *need_more = true;
-        return NULL;
-    }
-    if (jerr != json_tokener_success) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "JSON parse error, %s near byte %zu; send one JSON object "
-                 "such as {\"execute\": \"query-status\"}",
-                 jerr == json_tokener_continue ? "the input ends inside a value"
-                                               : json_tokener_error_desc(jerr), at + 1);
-        ctl_qmp_error(c, "GenericError", msg, NULL);
-        json_object_put(v);
-        resync(c, at);
-        return NULL;
-    }
-    consume(c, end);
-    if (!v) /* JSON null */
-        ctl_qmp_error(c, "GenericError", "QMP input must be a JSON object", NULL);
-    return v;
-}
-
 /* Serve complete requests from the input buffer while the client keeps up with replies. */
 static void process_input(struct ctl_server *s, struct ctl_conn *c)
 {
     while (!c->dead && !c->closing && out_pending(c) < OUT_SOFT_LIMIT) {
         bool need_more;
-        struct json_object *v = next_value(c, &need_more);
+        struct json_object *v = ctl_conn_next_value(c, &need_more);
         if (v)
             ctl_qmp_handle(s->table, s->ctx, c, v);
         if (need_more) {
@@ -279,7 +197,7 @@ static void read_and_process(struct ctl_server *s, struct ctl_conn *c)
 {
     for (int round = 0; round < MAX_READ_ROUNDS && wants_input(c); round++) {
         size_t room = IN_CAP - (c->in_start + c->in_len);
-        ssize_t n = recv(c->fd, c->in + c->in_start + c->in_len, room, MSG_DONTWAIT);
+        ssize_t n = conn_recv(c, c->in + c->in_start + c->in_len, room);
         if (n > 0) {
             c->in_len += (size_t)n;
         } else if (n == 0) {
@@ -289,6 +207,7 @@ static void read_and_process(struct ctl_server *s, struct ctl_conn *c)
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
             break;
         } else {
+            note_tls_failure(c);
             c->dead = true;
             break;
         }
@@ -301,6 +220,7 @@ static void read_and_process(struct ctl_server *s, struct ctl_conn *c)
 
 static void conn_free(struct ctl_conn *c)
 {
+    vs_tls_stream_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     free(c->in);
@@ -319,145 +239,318 @@ static void refuse(int fd, const char *msg)
     close(fd);
 }
 
-static void accept_clients(struct ctl_server *s)
+/* A client a listener turns away: told why in plain text, unless it speaks TLS. */
+static void turn_away(const struct ctl_listener *l, int fd, const char *msg)
+{
+    if (l->tls)
+        close(fd);
+    else
+        refuse(fd, msg);
+}
+
+static int handshakes_under_way(const struct ctl_server *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->nconns; i++)
+        n += s->conns[i]->handshaking;
+    return n;
+}
+
+/* A new client of listener l: greeted at once, or once it has authenticated (TLS). */
+static void add_client(struct ctl_server *s, struct ctl_listener *l, int fd)
+{
+    char peer[80] = "a local client";
+    if (l->tcp)
+        ctl_tcp_accepted(fd, peer, sizeof(peer));
+    if (s->nconns >= CTL_MAX_CLIENTS) {
+        vs_warn("control: refusing %s on %s: %d clients already connected", peer, l->name,
+                CTL_MAX_CLIENTS);
+        turn_away(l, fd, "too many control connections (limit 64); close idle connections "
+                         "and retry");
+        return;
+    }
+    if (l->tls && handshakes_under_way(s) >= CTL_MAX_HANDSHAKES) {
+        vs_warn("control: refusing %s on %s: %d clients are still authenticating", peer,
+                l->name, CTL_MAX_HANDSHAKES);
+        close(fd);
+        return;
+    }
+    struct ctl_conn *c = calloc(1, sizeof(*c));
+    char *in = malloc(IN_CAP);
+    if (!c || !in) {
+        free(c);
+        free(in);
+        turn_away(l, fd, "the VM is out of memory; retry later");
+        return;
+    }
+    c->fd = fd;
+    c->in = in;
+    c->where = l->name;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    if (l->tls && vs_tls_stream_new(l->tls, fd, peer, &c->tls)) {
+        vs_warn("control: refusing %s on %s: %s", peer, l->name, vs_last_error());
+        conn_free(c);
+        return;
+    }
+    c->handshaking = l->tls != NULL;
+    c->handshake_deadline = vs_clock_ns() + HANDSHAKE_NS;
+    s->conns[s->nconns++] = c;
+    if (!c->handshaking) {
+        ctl_qmp_greet(c);
+        flush_out(c);
+    }
+    vs_debug("control: %s connected on %s (%d open)", peer, l->name, s->nconns);
+}
+
+static void accept_clients(struct ctl_server *s, struct ctl_listener *l)
 {
     for (int i = 0; i < MAX_ACCEPTS_PER_POLL; i++) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                vs_warn("control: cannot accept a connection on %s: %s", s->path,
+                vs_warn("control: cannot accept a connection on %s: %s", l->name,
                         strerror(errno));
-                s->accept_paused_until = vs_clock_ns() + ACCEPT_BACKOFF_NS;
+                l->accept_paused_until = vs_clock_ns() + ACCEPT_BACKOFF_NS;
             }
             return;
         }
-        if (s->nconns >= CTL_MAX_CLIENTS) {
-            vs_warn("control: refusing a connection on %s: %d clients already connected",
-                    s->path, CTL_MAX_CLIENTS);
-            refuse(fd, "too many control connections (limit 64); close idle connections "
-                       "and retry");
-            continue;
+        add_client(s, l, fd);
+    }
+}
+
+/* A TLS client authenticates before it is greeted; one that fails a check, or takes too
+ * long, is dropped and the reason logged. */
+static void advance_handshake(struct ctl_conn *c)
+{
+    int rc = vs_tls_stream_handshake(c->tls);
+    if (rc == -EAGAIN) {
+        if (vs_clock_ns() > c->handshake_deadline) {
+            vs_warn("control: refused %s on %s: it did not complete the TLS handshake within "
+                    "%llu s", c->peer, c->where, HANDSHAKE_NS / 1000000000ull);
+            c->dead = true;
         }
-        struct ctl_conn *c = calloc(1, sizeof(*c));
-        char *in = malloc(IN_CAP);
-        if (!c || !in) {
-            free(c);
-            free(in);
-            refuse(fd, "the VM is out of memory; retry later");
-            continue;
-        }
-        c->fd = fd;
-        c->in = in;
-        s->conns[s->nconns++] = c;
-        ctl_qmp_greet(c);
+        return;
+    }
+    if (rc) {
+        vs_warn("control: refused %s on %s: %s", c->peer, c->where, vs_last_error());
+        c->dead = true;
+        return;
+    }
+    c->handshaking = false;
+    vs_debug("control: %s authenticated on %s", c->peer, c->where);
+    ctl_qmp_greet(c);
+    flush_out(c);
+}
+
+static short conn_events(const struct ctl_conn *c)
+{
+    if (c->handshaking)
+        return vs_tls_stream_handshake_events(c->tls);
+    short ev = 0;
+    if (wants_input(c))
+        ev |= c->tls ? vs_tls_stream_read_events(c->tls) : POLLIN;
+    if (out_pending(c) > 0)
+        ev |= c->tls ? vs_tls_stream_write_events(c->tls) : POLLOUT;
+    return ev;
+}
+
+/* Input already inside a TLS session: the socket may stay silent about it. */
+static bool input_waiting(const struct ctl_conn *c)
+{
+    return c->tls && !c->handshaking && wants_input(c) && vs_tls_stream_pending(c->tls);
+}
+
+static int cap_timeout(int timeout_ms, uint64_t until_ns)
+{
+    uint64_t now = vs_clock_ns();
+    int ms = until_ns > now ? (int)((until_ns - now) / 1000000) + 1 : 0;
+    return timeout_ms < 0 || timeout_ms > ms ? ms : timeout_ms;
+}
+
+static void serve_conn(struct ctl_server *s, struct ctl_conn *c, short re, bool waiting)
+{
+    if (re & POLLNVAL) {
+        c->dead = true;
+        return;
+    }
+    if (c->handshaking) {
+        advance_handshake(c);
+        return;
+    }
+    if (re & POLLERR)
+        c->dead = true;
+    if ((re & POLLOUT) || (c->tls && re))
         flush_out(c);
-        vs_debug("control: client connected on %s (%d open)", s->path, s->nconns);
+    if ((re & (POLLIN | POLLHUP)) || (c->tls && re) || waiting)
+        read_and_process(s, c);
+    if ((re & POLLHUP) && !wants_input(c) && out_pending(c) == 0 && !c->eof)
+        c->dead = true; /* hung up while we were not reading: nobody to answer */
+    /* Output may have drained: serve lines that were waiting for it. */
+    process_input(s, c);
+    flush_out(c);
+    if (c->closing && out_pending(c) == 0)
+        c->dead = true;
+    uint64_t now = vs_clock_ns();
+    if (!c->dead && out_pending(c) > 0 && c->stall_since && now > c->stall_since &&
+        now - c->stall_since > WRITE_STALL_NS) {
+        vs_warn("control: dropping %s on %s, which has not read its replies for %llu s",
+                c->peer, c->where, (unsigned long long)(WRITE_STALL_NS / 1000000000ull));
+        c->dead = true;
     }
 }
 
 int ctl_server_poll(struct ctl_server *s, int timeout_ms)
 {
-    int n = s->nconns;
-    bool accepting = vs_clock_ns() >= s->accept_paused_until;
-    if (!accepting && (timeout_ms < 0 || timeout_ms > (int)(ACCEPT_BACKOFF_NS / 1000000)))
-        timeout_ms = (int)(ACCEPT_BACKOFF_NS / 1000000);
-    s->pfds[0] = (struct pollfd){ .fd = s->listen_fd, .events = accepting ? POLLIN : 0 };
+    int n = s->nconns, nl = s->nlisteners;
+    bool waiting[CTL_MAX_CLIENTS];
+    for (int i = 0; i < nl; i++) {
+        struct ctl_listener *l = &s->listeners[i];
+        bool accepting = vs_clock_ns() >= l->accept_paused_until;
+        if (!accepting)
+            timeout_ms = cap_timeout(timeout_ms, l->accept_paused_until);
+        s->pfds[i] = (struct pollfd){ .fd = l->fd, .events = accepting ? POLLIN : 0 };
+    }
     for (int i = 0; i < n; i++) {
         struct ctl_conn *c = s->conns[i];
-        short ev = 0;
-        if (wants_input(c))
-            ev |= POLLIN;
-        if (out_pending(c) > 0)
-            ev |= POLLOUT;
-        s->pfds[i + 1] = (struct pollfd){ .fd = c->fd, .events = ev };
+        s->pfds[nl + i] = (struct pollfd){ .fd = c->fd, .events = conn_events(c) };
+        waiting[i] = input_waiting(c);
+        if (waiting[i])
+            timeout_ms = 0;
+        if (c->handshaking)
+            timeout_ms = cap_timeout(timeout_ms, c->handshake_deadline);
     }
-    int rc = poll(s->pfds, (nfds_t)n + 1, timeout_ms);
+    int rc = poll(s->pfds, (nfds_t)(nl + n), timeout_ms);
     if (rc < 0) {
         if (errno == EINTR)
             return 0;
-        return vs_fail(errno, "cannot wait on control socket %s: %s", s->path, strerror(errno));
+        return vs_fail(errno, "cannot wait on control socket %s: %s",
+                       nl ? s->listeners[0].name : "(none)", strerror(errno));
     }
-
-    for (int i = 0; i < n; i++) {
-        struct ctl_conn *c = s->conns[i];
-        short re = s->pfds[i + 1].revents;
-        if (re & POLLNVAL) {
-            c->dead = true;
-            continue;
-        }
-        if (re & POLLERR)
-            c->dead = true;
-        if (re & POLLOUT)
-            flush_out(c);
-        if (re & (POLLIN | POLLHUP))
-            read_and_process(s, c);
-        if ((re & POLLHUP) && !wants_input(c) && out_pending(c) == 0 && !c->eof)
-            c->dead = true; /* hung up while we were not reading: nobody to answer */
-        /* Output may have drained: serve lines that were waiting for it. */
-        process_input(s, c);
-        flush_out(c);
-        if (c->closing && out_pending(c) == 0)
-            c->dead = true;
-        uint64_t now = vs_clock_ns();
-        if (!c->dead && out_pending(c) > 0 && c->stall_since && now > c->stall_since &&
-            now - c->stall_since > WRITE_STALL_NS) {
-            vs_warn("control: dropping a client on %s that has not read its replies for "
-                    "%llu s",
-                    s->path, (unsigned long long)(WRITE_STALL_NS / 1000000000ull));
-            c->dead = true;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        serve_conn(s, s->conns[i], s->pfds[nl + i].revents, waiting[i]);
 
     /* Drop dead connections, keeping the order of the rest. */
     int k = 0;
     for (int i = 0; i < s->nconns; i++) {
         if (s->conns[i]->dead) {
+            vs_debug("control: %s disconnected from %s", s->conns[i]->peer,
+                     s->conns[i]->where);
             conn_free(s->conns[i]);
-            vs_debug("control: client disconnected from %s", s->path);
         } else {
             s->conns[k++] = s->conns[i];
         }
     }
     s->nconns = k;
 
-    if (s->pfds[0].revents & POLLIN)
-        accept_clients(s);
+    for (int i = 0; i < nl; i++)
+        if (s->pfds[i].revents & POLLIN)
+            accept_clients(s, &s->listeners[i]);
     return 0;
 }
 
 /* ---- open/close ------------------------------------------------------------------ */
 
-int ctl_server_open(struct ctl_server **out, const char *socket_path,
-                    const struct ctl_command *table, void *ctx)
+int ctl_server_create(struct ctl_server **out, const struct ctl_command *table, void *ctx)
 {
     *out = NULL;
     if (!table)
-        return vs_fail(EINVAL, "control socket %s: no command table given",
-                       socket_path ? socket_path : "(none)");
+        return vs_fail(EINVAL, "control server: no command table given");
     struct ctl_server *s = calloc(1, sizeof(*s));
     if (!s)
-        return vs_fail(ENOMEM, "out of memory creating control socket %s",
-                       socket_path ? socket_path : "(none)");
-    s->listen_fd = -1;
+        return vs_fail(ENOMEM, "out of memory creating a control server");
     s->table = table;
     s->ctx = ctx;
-    int rc = ctl_socket_listen(socket_path, &s->listen_fd, &s->dev, &s->ino);
-    if (rc < 0) {
-        ctl_server_close(s);
-        return rc;
-    }
-    s->path = strdup(socket_path);
-    s->abs_path = ctl_socket_absolute_path(socket_path);
-    if (!s->path || !s->abs_path) {
-        unlink(socket_path);
-        s->ino = 0;
-        ctl_server_close(s);
-        return vs_fail(ENOMEM, "out of memory creating control socket %s", socket_path);
-    }
     *out = s;
     return 0;
+}
+
+static struct ctl_listener *new_listener(struct ctl_server *s, const char *name)
+{
+    if (s->nlisteners >= CTL_MAX_LISTENERS) {
+        vs_fail(E2BIG, "control server: more than %d listeners (%s)", CTL_MAX_LISTENERS, name);
+        return NULL;
+    }
+    struct ctl_listener *l = &s->listeners[s->nlisteners];
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    l->name = strdup(name);
+    if (!l->name) {
+        vs_fail(ENOMEM, "out of memory creating control socket %s", name);
+        return NULL;
+    }
+    return l;
+}
+
+int ctl_server_listen_unix(struct ctl_server *s, const char *socket_path)
+{
+    if (!socket_path)
+        return vs_fail(EINVAL, "no control socket path given");
+    struct ctl_listener *l = new_listener(s, socket_path);
+    if (!l)
+        return -errno;
+    int rc = ctl_socket_listen(socket_path, &l->fd, &l->dev, &l->ino);
+    if (rc < 0) {
+        free(l->name);
+        return rc;
+    }
+    l->abs_path = ctl_socket_absolute_path(socket_path);
+    if (!l->abs_path) {
+        unlink(socket_path);
+        close(l->fd);
+        free(l->name);
+        return vs_fail(ENOMEM, "out of memory creating control socket %s", socket_path);
+    }
+    s->nlisteners++;
+    return 0;
+}
+
+int ctl_server_listen_tcp(struct ctl_server *s, const char *addr, const struct vs_tls *tls)
+{
+    struct ctl_listener *l = new_listener(s, addr);
+    if (!l)
+        return -errno;
+    int rc = ctl_tcp_listen(addr, &l->fd, &l->port);
+    if (rc < 0) {
+        free(l->name);
+        return rc;
+    }
+    l->tcp = true;
+    l->tls = tls;
+    size_t n = strlen(addr);
+    char bound[128];
+    if (n > 2 && !strcmp(addr + n - 2, ":0") && n < 100) {   /* name the port it took */
+        snprintf(bound, sizeof(bound), "%.*s:%d", (int)(n - 2), addr, l->port);
+        char *name = strdup(bound);
+        if (name) {
+            free(l->name);
+            l->name = name;
+        }
+    }
+    s->nlisteners++;
+    return 0;
+}
+
+int ctl_server_tcp_port(const struct ctl_server *s)
+{
+    for (int i = 0; s && i < s->nlisteners; i++)
+        if (s->listeners[i].tcp)
+            return s->listeners[i].port;
+    return 0;
+}
+
+int ctl_server_open(struct ctl_server **out, const char *socket_path,
+                    const struct ctl_command *table, void *ctx)
+{
+    int rc = ctl_server_create(out, table, ctx);
+    if (rc)
+        return rc;
+    if ((rc = ctl_server_listen_unix(*out, socket_path))) {
+        ctl_server_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void ctl_server_event(struct ctl_server *s, const char *name, struct json_object *data)
@@ -482,12 +575,14 @@ void ctl_server_close(struct ctl_server *s)
     for (int i = 0; i < s->nconns; i++)
         conn_free(s->conns[i]);
     s->nconns = 0;
-    if (s->listen_fd >= 0) {
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct ctl_listener *l = &s->listeners[i];
         /* The name goes first: a client never finds the path without a listener. */
-        ctl_socket_remove_if_ours(s->abs_path, s->dev, s->ino);
-        close(s->listen_fd);
+        if (!l->tcp)
+            ctl_socket_remove_if_ours(l->abs_path, l->dev, l->ino);
+        close(l->fd);
+        free(l->name);
+        free(l->abs_path);
     }
-    free(s->path);
-    free(s->abs_path);
     free(s);
 }

@@ -1,5 +1,8 @@
 /* Control-plane server: a unix stream socket speaking QMP, the QEMU Machine Protocol
- * (docs/control-protocol.md).
+ * (docs/control-protocol.md), and optionally a TCP address speaking the same over TLS 1.3
+ * with mutual authentication (vmshiftd --listen): a TCP client is greeted only once its
+ * handshake succeeded; one that fails a check, or does not finish within 10 s, is dropped
+ * and the reason logged.
  *
  * On connect the server sends a greeting {"QMP": {"version": ..., "capabilities": []}}.
  * The client sends JSON objects (one after the other; newlines between them are optional)
@@ -31,6 +34,7 @@
 #define CTL_MAX_ARGS 24
 
 struct json_object;
+struct vs_tls;
 
 /* What an argument's JSON value may be. CTL_ARG_SIZE: a non-negative integer or a string
  * with a size or number ("4M", "0x1000"), read with ctl_json_get_u64. */
@@ -63,10 +67,21 @@ const struct ctl_command *ctl_command_find(const struct ctl_command *table, cons
 
 struct ctl_server;
 
-/* Create the socket at socket_path (mode 0600) and start listening; commands from `table`
- * (which must outlive the server) get `ctx`. Fails if the path is too long, its directory
- * is missing, it exists and is not a socket, or another live server listens there; a
- * stale socket file nobody listens on is replaced. */
+/* A server without listeners yet; commands from `table` (which must outlive the server)
+ * get `ctx`. */
+int ctl_server_create(struct ctl_server **out, const struct ctl_command *table, void *ctx);
+/* Create the socket at socket_path (mode 0600) and start listening. Fails if the path is
+ * too long, its directory is missing, it exists and is not a socket, or another live
+ * server listens there; a stale socket file nobody listens on is replaced. */
+int ctl_server_listen_unix(struct ctl_server *s, const char *socket_path);
+/* Listen on HOST:PORT too (port 0: any free one, see ctl_server_tcp_port). Every
+ * connection is secured with tls (vs_tls_new_for(..., VS_TLS_DESTINATION,
+ * VS_TLS_FOR_CONTROL, ...); it must outlive the server), or is plain TCP with NULL (only
+ * for --insecure). */
+int ctl_server_listen_tcp(struct ctl_server *s, const char *addr, const struct vs_tls *tls);
+/* The port of the TCP listener (0: none). */
+int ctl_server_tcp_port(const struct ctl_server *s);
+/* ctl_server_create and ctl_server_listen_unix in one. */
 int ctl_server_open(struct ctl_server **out, const char *socket_path,
                     const struct ctl_command *table, void *ctx);
 /* Wait up to timeout_ms (0: just check; negative: until something happens) for
@@ -76,7 +91,7 @@ int ctl_server_poll(struct ctl_server *s, int timeout_ms);
 /* Send an event to every client that has negotiated capabilities. `data` (a JSON object,
  * or NULL for none) is consumed. */
 void ctl_server_event(struct ctl_server *s, const char *name, struct json_object *data);
-/* Close all clients and the listener and unlink the socket path (only if it is still the
+/* Close all clients and the listeners and unlink the socket path (only if it is still the
  * socket this server created). NULL is a no-op. */
 void ctl_server_close(struct ctl_server *s);
 

@@ -361,6 +361,16 @@ int mp_to_opts(struct json_object *set, struct vs_migration_opts *o)
     return rc ? rc : vs_security_finish(&o->security, false);
 }
 
+bool mp_is_security(const struct mp_def *d)
+{
+    static const char *const names[] = { "tls-psk", "tls-cert", "tls-key", "tls-ca",
+                                         "tls-name", "insecure" };
+    for (size_t i = 0; d && i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(d->cli, names[i]))
+            return true;
+    return false;
+}
+
 size_t mp_getopt_options(struct option *out, size_t max, int first_val, bool plan_only)
 {
     size_t n = 0;
@@ -413,13 +423,23 @@ static size_t wrap(char *buf, size_t len, size_t off, const char *text, size_t c
     return off < len ? off : len - 1;
 }
 
+static bool not_planned(const struct mp_def *d)
+{
+    return !d->plan;
+}
+
 void mp_usage(char *buf, size_t len, bool plan_only)
+{
+    mp_usage_except(buf, len, plan_only ? not_planned : NULL);
+}
+
+void mp_usage_except(char *buf, size_t len, bool (*skip)(const struct mp_def *d))
 {
     size_t off = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < mp_count && off + 1 < len; i++) {
         const struct mp_def *d = &mp_defs[i];
-        if (plan_only && !d->plan)
+        if (skip && skip(d))
             continue;
         char opt[64], text[600];
         snprintf(opt, sizeof(opt), "--%s %s", d->cli, metavar(d));

@@ -53,6 +53,10 @@ extern const size_t mp_count;
 const struct mp_def *mp_find(const char *name);
 const struct mp_def *mp_find_cli(const char *cli);
 
+/* Does d choose how the migration is secured (x-tls-psk, x-tls-cert, x-tls-key, x-tls-ca,
+ * tls-hostname, x-insecure)? x-ktls does not: it only says who encrypts. */
+bool mp_is_security(const struct mp_def *d);
+
 /* A new parameter set holding every parameter and capability at its default. */
 struct json_object *mp_defaults(void);
 
@@ -77,6 +81,8 @@ size_t mp_getopt_options(struct option *out, size_t max, int first_val, bool pla
 
 /* The usage lines of the options ("  --downtime-limit MS ..."), into buf. */
 void mp_usage(char *buf, size_t len, bool plan_only);
+/* The same without the definitions `skip` says (NULL: none). */
+void mp_usage_except(char *buf, size_t len, bool (*skip)(const struct mp_def *d));
 
 /* The Markdown table of docs/control-protocol.md (malloc'd). */
 char *mp_docs_table(void);

@@ -60,15 +60,16 @@ static int source_vm_cmd(struct evac_drain *d, const char *name, const char *cmd
             json_object_object_add(a, k, json_object_get(v));
         }
     }
-    int rc = host_call(d->opt->from, "vm-ctl", a, reply);
+    int rc = host_call(&d->links, d->opt->from, "vm-ctl", a, reply);
     json_object_put(a);
     return rc;
 }
 
-static void host_vm_stop_quietly(const char *host, const char *name)
+static void host_vm_stop_quietly(struct evac_drain *d, const char *host,
+                                 const char *name)
 {
     struct json_object *a = name_args(name);
-    if (host_call(host, "vm-stop", a, NULL))
+    if (host_call(&d->links, host, "vm-stop", a, NULL))
         fprintf(stderr, "vmshift evacuate: %s\n", vs_last_error());
     json_object_put(a);
 }
@@ -110,7 +111,7 @@ static int add_item(struct evac_drain *d, const char *name, uint64_t mem, unsign
 static int list_source(struct evac_drain *d)
 {
     struct json_object *r;
-    int rc = host_call(d->opt->from, "vm-list", NULL, &r);
+    int rc = host_call(&d->links, d->opt->from, "vm-list", NULL, &r);
     if (rc)
         return rc;
     snprintf(d->source_name, sizeof(d->source_name), "%s", host_json_str(r, "host"));
@@ -162,7 +163,7 @@ static void dest_views(struct evac_drain *d, struct evac_dest_view *v)
         struct json_object *r;
         memset(&v[i], 0, sizeof(v[i]));
         v[i].incoming = d->dests[i].incoming;
-        if (host_call(d->dests[i].host, "host-status", NULL, &r))
+        if (host_call(&d->links, d->dests[i].host, "host-status", NULL, &r))
             continue;
         v[i].reachable = true;
         v[i].limited = host_json_num(r, "max_mem") > 0;
@@ -196,7 +197,7 @@ static int place(struct evac_drain *d, struct evac_item *it)
         struct json_object *a = name_args(it->name), *r;
         json_object_object_add(a, "mem", json_object_new_uint64(it->mem));
         json_object_object_add(a, "vcpus", json_object_new_int((int)it->vcpus));
-        int rc = host_call(d->dests[k].host, "vm-receive", a, &r);
+        int rc = host_call(&d->links, d->dests[k].host, "vm-receive", a, &r);
         json_object_put(a);
         if (rc) {
             append_reason(reasons, sizeof(reasons), vs_last_error());
@@ -244,7 +245,7 @@ static void start_item(struct evac_drain *d, struct evac_item *it)
         set_error(it, vs_last_error());
         it->state = EVAC_FAILED;
         it->end_s = now_s(d);
-        host_vm_stop_quietly(dst->host, it->name);
+        host_vm_stop_quietly(d, dst->host, it->name);
         say(d, "%s could not start migrating: %s", it->name, it->error);
         return;
     }
@@ -280,7 +281,7 @@ static void migration_ended(struct evac_drain *d, struct evac_item *it, struct j
         return;
     }
     it->state = !strcmp(status, "cancelled") ? EVAC_CANCELLED : EVAC_FAILED;
-    host_vm_stop_quietly(dst->host, it->name);   /* release the destination's reservation */
+    host_vm_stop_quietly(d, dst->host, it->name);   /* release the destination's reservation */
     say(d, "%s %s: %s; it keeps running on the source", it->name, status, it->error);
 }
 
@@ -293,7 +294,7 @@ static void poll_item(struct evac_drain *d, struct evac_item *it)
             it->state = EVAC_FAILED;
             it->end_s = now_s(d);
             d->dests[it->dest].incoming--;
-            host_vm_stop_quietly(d->dests[it->dest].host, it->name);
+            host_vm_stop_quietly(d, d->dests[it->dest].host, it->name);
             say(d, "%s failed: %s", it->name, it->error);
         }
         return;
@@ -321,7 +322,7 @@ static void adopt_item(struct evac_drain *d, struct evac_item *it)
 {
     struct evac_dest *dst = &d->dests[it->dest];
     struct json_object *a = name_args(it->name), *r = NULL;
-    int rc = host_call(dst->host, "vm-status", a, &r);
+    int rc = host_call(&d->links, dst->host, "vm-status", a, &r);
     json_object_put(a);
     struct json_object *vm = host_json_obj(r, "vm");
     bool running = !rc && !strcmp(host_json_str(vm, "state"), "running");
@@ -346,7 +347,7 @@ static void adopt_item(struct evac_drain *d, struct evac_item *it)
         set_error(it, msg);
     }
     json_object_put(r);
-    host_vm_stop_quietly(d->opt->from, it->name);
+    host_vm_stop_quietly(d, d->opt->from, it->name);
     it->state = EVAC_COMPLETED;
     struct json_object *ram = host_json_obj(it->report, "ram");
     say(d, "%s completed in %.2f s, downtime %.1f ms, %.1f MiB sent%s%s", it->name,
@@ -445,10 +446,12 @@ static void finish_times(struct evac_drain *d)
     d->elapsed_s = now_s(d);
 }
 
-int evac_drain_run(const struct evacuate_options *o, struct evac_drain *d)
+int evac_drain_run(const struct evacuate_options *o, const struct ctl_remote *remote,
+                   struct evac_drain *d)
 {
     memset(d, 0, sizeof(*d));
     d->opt = o;
+    host_links_init(&d->links, remote);
     for (unsigned i = 0; i < o->nto; i++)
         d->dests[d->ndests++].host = o->to[i];
     d->t0_ns = vs_clock_ns();
@@ -484,4 +487,5 @@ void evac_drain_free(struct evac_drain *d)
     free(d->samples);
     d->samples = NULL;
     d->nitems = 0;
+    host_links_close(&d->links);
 }

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include "evacuate/evacuate_options.h"
 #include "evacuate/parallelism.h"
+#include "host/host_client.h"
 
 struct json_object;
+struct ctl_remote;
 
 enum evac_state {
     EVAC_PENDING,       /* not started yet */
@@ -59,6 +61,7 @@ struct evac_sample {            /* one look at the running migrations */
 
 struct evac_drain {
     const struct evacuate_options *opt;
+    struct host_links links;        /* a session per host, and how HOST:PORT ones are reached */
     char source_name[64];
     struct evac_item items[EVAC_MAX_VMS];
     unsigned nitems;
@@ -76,9 +79,11 @@ struct evac_drain {
     bool interrupted;
 };
 
-/* Drain o->from into o->to. Returns 0 when every VM moved, 1 when some did not, or a
- * negative errno when the source cannot be listed (nothing was started). */
-int evac_drain_run(const struct evacuate_options *o, struct evac_drain *d);
+/* Drain o->from into o->to (hosts given as HOST:PORT reached as `remote` says). Returns 0
+ * when every VM moved, 1 when some did not, or a negative errno when the source cannot be
+ * listed (nothing was started). */
+int evac_drain_run(const struct evacuate_options *o, const struct ctl_remote *remote,
+                   struct evac_drain *d);
 void evac_drain_free(struct evac_drain *d);
 
 const char *evac_state_name(enum evac_state s);

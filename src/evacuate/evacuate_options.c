@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/size.h"
 #include "ctl/ctl_json.h"
+#include "ctl/ctl_tcp.h"
 #include "ctl/migration_params.h"
 
 #include <getopt.h>
@@ -12,19 +13,27 @@
 #include <string.h>
 
 static const char usage_head[] =
-    "usage: vmshift evacuate --from HOST --to HOST[,HOST...] [options]\n"
+    "usage: vmshift evacuate --from HOST --to HOST[,HOST...] [SECURITY] [options]\n"
     "Live-migrate every VM of the source host to the destination hosts. A HOST is the\n"
-    "control socket of a vmshiftd. Each VM keeps every guarantee of `vmshift migrate`\n"
-    "(end-to-end digest, rollback); a VM that fails or is refused keeps running on the\n"
-    "source, and the others go on.\n"
+    "control socket of a vmshiftd, or the HOST:PORT of one started with --listen (on this\n"
+    "machine or another), reached over TLS 1.3. Each VM keeps every guarantee of\n"
+    "`vmshift migrate` (end-to-end digest, rollback); a VM that fails or is refused keeps\n"
+    "running on the source, and the others go on.\n"
     "  --from HOST            the host to drain\n"
     "  --to HOST[,HOST...]    where the VMs go (each VM to the one with most room)\n"
+    "  --tls-cert FILE --tls-key FILE --tls-ca FILE   for HOST:PORT hosts: this client's\n"
+    "                         certificate, its key, and the CA the hosts' certificates\n"
+    "                         must be signed by (--tls-name NAME: the name they carry)\n"
+    "  --tls-psk FILE         for HOST:PORT hosts: the key they hold, instead\n"
+    "  --insecure             for HOST:PORT hosts: plain TCP, to hosts started so\n"
     "  --parallel N|auto      migrations at a time (default auto: adapts the degree to the\n"
     "                         measured aggregate throughput and per-migration progress)\n"
     "  --max-parallel N       the most auto may use (default 8)\n"
     "  --vms NAME[,NAME...]   only these VMs (default: every running VM of the source)\n"
     "  --migrate-opt KEY=VALUE  another migration parameter for every migration (its QMP\n"
-    "                         name, e.g. x-converge=auto; repeatable)\n"
+    "                         name, e.g. x-converge=auto; repeatable); the migrations'\n"
+    "                         security (x-tls-cert=FILE ..., files of the source host) goes\n"
+    "                         here, or comes from the source vmshiftd's own --tls-* options\n"
     "  --report FILE          write the drain report (JSON) to FILE\n"
     "  --poll-ms MS           how often the migrations are looked at (default 100)\n"
     "  --quiet                no progress lines\n"
@@ -36,14 +45,15 @@ static const char usage_head[] =
 void evacuate_print_usage(FILE *f)
 {
     char params[8192];
-    mp_usage(params, sizeof(params), false);
+    mp_usage_except(params, sizeof(params), mp_is_security);
     fprintf(f, "%s%s", usage_head, params);
 }
 
 enum { OPT_FROM = 256, OPT_TO, OPT_PARALLEL, OPT_MAX_PARALLEL, OPT_VMS,
-       OPT_MIGRATE_OPT, OPT_REPORT, OPT_POLL, OPT_QUIET, OPT_HELP, OPT_PARAM = 1000 };
+       OPT_MIGRATE_OPT, OPT_REPORT, OPT_POLL, OPT_QUIET, OPT_HELP, OPT_SECURITY,
+       OPT_PARAM = 1000 };
 
-#define NR_OWN_OPTIONS 10
+#define NR_OWN_OPTIONS 16
 static const struct option own_options[NR_OWN_OPTIONS] = {
     { "from", required_argument, NULL, OPT_FROM },
     { "to", required_argument, NULL, OPT_TO },
@@ -55,6 +65,12 @@ static const struct option own_options[NR_OWN_OPTIONS] = {
     { "poll-ms", required_argument, NULL, OPT_POLL },
     { "quiet", no_argument, NULL, OPT_QUIET },
     { "help", no_argument, NULL, OPT_HELP },
+    { "tls-psk", required_argument, NULL, OPT_SECURITY },
+    { "tls-cert", required_argument, NULL, OPT_SECURITY },
+    { "tls-key", required_argument, NULL, OPT_SECURITY },
+    { "tls-ca", required_argument, NULL, OPT_SECURITY },
+    { "tls-name", required_argument, NULL, OPT_SECURITY },
+    { "insecure", no_argument, NULL, OPT_SECURITY },
 };
 
 static int parse_count(const char *opt, const char *arg, unsigned max, unsigned *out)
@@ -130,8 +146,8 @@ static int add_param(struct evacuate_options *o, const struct mp_def *d, const c
     return rc;
 }
 
-static int parse_option(int c, const char *arg, struct evacuate_options *o,
-                        struct field_tokens *fields)
+static int parse_option(int c, const char *name, const char *arg,
+                        struct evacuate_options *o, struct field_tokens *fields)
 {
     if (c >= OPT_PARAM && c < OPT_PARAM + (int)mp_count)
         return add_param(o, &mp_defs[c - OPT_PARAM], arg);
@@ -157,6 +173,7 @@ static int parse_option(int c, const char *arg, struct evacuate_options *o,
         o->poll_s = (double)ms / 1000.0;
         return 0;
     case OPT_QUIET: o->quiet = true; return 0;
+    case OPT_SECURITY: return vs_security_set(&o->security, name, arg);
     default: return vs_fail(EINVAL, "unknown option");
     }
 }
@@ -166,6 +183,27 @@ static void free_tokens(struct field_tokens *t)
     for (int i = 0; i < t->n; i++)
         free(t->tok[i]);
     t->n = 0;
+}
+
+static bool security_given(const struct vs_security_opts *s)
+{
+    return s->insecure || s->psk[0] || s->cert[0] || s->key[0] || s->ca[0] || s->name[0];
+}
+
+/* Hosts given as HOST:PORT are reached as the security options say; sockets need none. */
+static int finish_remote(struct evacuate_options *o)
+{
+    o->remote = ctl_is_tcp_address(o->from);
+    for (unsigned i = 0; i < o->nto; i++)
+        o->remote |= ctl_is_tcp_address(o->to[i]);
+    if (!o->remote && security_given(&o->security))
+        return vs_fail(EINVAL, "--tls-* and --insecure secure the connections to hosts given "
+                       "as HOST:PORT, and every host here is a socket; the migrations' "
+                       "security goes in --migrate-opt (x-tls-psk=FILE, x-tls-cert=FILE, "
+                       "..., x-insecure=true), or comes from the source vmshiftd's own");
+    if (!o->remote)
+        return 0;
+    return vs_security_finish_for(&o->security, true, "the connections to the hosts");
 }
 
 static int finish(struct evacuate_options *o, struct field_tokens *fields)
@@ -185,6 +223,8 @@ static int finish(struct evacuate_options *o, struct field_tokens *fields)
         if (strcmp(o->to[i], o->from) == 0)
             return vs_fail(EINVAL, "--to names the source host %s; a host cannot be drained "
                                    "into itself", o->from);
+    if ((rc = finish_remote(o)))
+        return rc;
     if (!o->max_parallel)
         o->max_parallel = o->parallel && !o->parallel_auto ? o->parallel
                                                            : EVAC_DEFAULT_MAX_PARALLEL;
@@ -213,13 +253,17 @@ int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o)
     struct option long_options[NR_OWN_OPTIONS + 32];
     memcpy(long_options, own_options, sizeof(own_options));
     size_t n = mp_getopt_options(long_options + NR_OWN_OPTIONS, 31, OPT_PARAM, false);
-    memset(&long_options[NR_OWN_OPTIONS + n], 0, sizeof(long_options[0]));
+    size_t kept = 0;   /* the migrations' security options are --migrate-opt's */
+    for (size_t i = 0; i < n; i++)
+        if (!mp_is_security(&mp_defs[long_options[NR_OWN_OPTIONS + i].val - OPT_PARAM]))
+            long_options[NR_OWN_OPTIONS + kept++] = long_options[NR_OWN_OPTIONS + i];
+    memset(&long_options[NR_OWN_OPTIONS + kept], 0, sizeof(long_options[0]));
     o->poll_s = 0.1;
     struct field_tokens fields = { .n = 0 };
     optind = 1;
     opterr = 0;
-    int c, rc = 0;
-    while (!rc && (c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+    int c, idx = 0, rc = 0;
+    while (!rc && (c = getopt_long(argc, argv, ":", long_options, &idx)) != -1) {
         if (c == OPT_HELP) {
             o->help = true;
             free_tokens(&fields);
@@ -228,7 +272,7 @@ int evacuate_options_parse(int argc, char **argv, struct evacuate_options *o)
         if (c == '?' || c == ':')
             rc = vs_option_error(c, argv, optind, "vmshift evacuate --help");
         else
-            rc = parse_option(c, optarg, o, &fields);
+            rc = parse_option(c, long_options[idx].name, optarg, o, &fields);
     }
     if (!rc && optind < argc)
         rc = vs_fail(EINVAL, "unexpected argument '%s'; see vmshift evacuate --help",

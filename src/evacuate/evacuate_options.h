@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include "transport/security.h"
 
 struct json_object;
 
@@ -14,10 +15,12 @@ struct json_object;
 #define EVAC_MAX_MIGRATE_FIELDS 32
 
 struct evacuate_options {
-    const char *from;                       /* the source vmshiftd's control socket */
+    const char *from;                       /* the source vmshiftd: socket or HOST:PORT */
     char *to_list;                          /* owned copy of --to, split in place */
-    const char *to[EVAC_MAX_DESTS];         /* destination vmshiftd sockets */
+    const char *to[EVAC_MAX_DESTS];         /* destination vmshiftds: sockets or HOST:PORT */
     unsigned nto;
+    bool remote;                            /* a host is a HOST:PORT (vmshiftd --listen) */
+    struct vs_security_opts security;       /* how those are reached (checked when remote) */
     bool parallel_auto;                     /* --parallel auto (the default) */
     unsigned parallel;                      /* --parallel N */
     unsigned max_parallel;                  /* auto never goes above this */

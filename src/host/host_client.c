@@ -1,18 +1,80 @@
 #include "host/host_client.h"
 #include "common/error.h"
 #include "ctl/ctl_client.h"
+#include "ctl/ctl_legacy.h"
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-int host_call(const char *host, const char *cmd, struct json_object *args,
-              struct json_object **reply)
+void host_links_init(struct host_links *l, const struct ctl_remote *remote)
+{
+    memset(l, 0, sizeof(*l));
+    l->remote = remote;
+}
+
+void host_links_close(struct host_links *l)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        ctl_qmp_close(l->link[i].q);
+        free(l->link[i].host);
+    }
+    l->n = 0;
+}
+
+/* The link of a host (a new one on first use); NULL when there are too many hosts or no
+ * memory: the request then gets a session of its own. */
+static struct host_link *link_of(struct host_links *l, const char *host)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (!strcmp(l->link[i].host, host))
+            return &l->link[i];
+    if (l->n >= HOST_MAX_LINKS)
+        return NULL;
+    struct host_link *k = &l->link[l->n];
+    k->q = NULL;
+    if (!(k->host = strdup(host)))
+        return NULL;
+    l->n++;
+    return k;
+}
+
+/* One exchange on the host's session. A session the host closed since the last request
+ * (a restarted daemon) never saw this one: it is opened again and the request sent once
+ * more. A timeout is not retried: the host may still be at work on it. */
+static int exchange(struct host_links *l, struct host_link *k, const char *host,
+                    const char *cmd, struct json_object *args, struct json_object **r)
+{
+    struct ctl_qmp *own = NULL, **q = k ? &k->q : &own;
+    bool reused = *q != NULL;
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!*q && (rc = ctl_qmp_connect_to(host, l->remote, HOST_CALL_TIMEOUT_MS, q)))
+            break;
+        rc = ctl_legacy_run(*q, cmd, args, r);
+        if (rc >= 0)
+            break;
+        ctl_qmp_close(*q);
+        *q = NULL;
+        if (!reused || (rc != -ECONNRESET && rc != -EPIPE))
+            break;
+        reused = false;
+    }
+    ctl_qmp_close(own);
+    return rc;
+}
+
+int host_call(struct host_links *l, const char *host, const char *cmd,
+              struct json_object *args, struct json_object **reply)
 {
     struct json_object *r = NULL, *ok;
     if (reply)
         *reply = NULL;
-    if (ctl_command(host, cmd, args, &r, HOST_CALL_TIMEOUT_MS)) {
+    if (!cmd || !*cmd)
+        return vs_fail(EINVAL, "host %s: no command given", host);
+    if (exchange(l, link_of(l, host), host, cmd, args, &r)) {
         /* The client's hint speaks of a VM; here a host agent is missing. */
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", vs_last_error());

@@ -5,6 +5,7 @@
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_server.h"
+#include "ctl/migration_params.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ static struct json_object *vm_json(const struct host_daemon *d, const struct hos
         json_object_object_add(o, "adopted", json_object_new_boolean(1));
     if (vm->state == HOST_VM_INCOMING) {
         char to[128];
-        snprintf(to, sizeof(to), "%s:%d", d->opt.receive.listen_addr, vm->port);
+        host_addr_port(d->opt.receive.listen_addr, vm->port, to, sizeof(to));
         json_object_object_add(o, "port", json_object_new_int(vm->port));
         add_str(o, "to", to);
     }
@@ -131,6 +132,36 @@ static int cmd_vm_status(struct host_daemon *d, struct json_object *req, struct 
     return 0;
 }
 
+static bool names_security(struct json_object *args)
+{
+    json_object_object_foreach(args, key, val) {
+        (void)val;
+        const struct mp_def *def = mp_find(key) ? mp_find(key) : mp_find_cli(key);
+        if (mp_is_security(def))
+            return true;
+    }
+    return false;
+}
+
+/* A VM sent away with `migrate to=...` gets this host's security options (vmshiftd
+ * --tls-*, --insecure) unless the request chose its own: the destination's receiver has
+ * its host's, so hosts with certificates from one CA migrate to each other as they are. */
+static void add_host_security(const struct host_daemon *d, struct json_object *args)
+{
+    const struct vs_security_opts *s = &d->opt.security;
+    if (s->mode == VS_SEC_UNSET || names_security(args))
+        return;
+    if (s->mode == VS_SEC_INSECURE) {
+        json_object_object_add(args, "x-insecure", json_object_new_boolean(1));
+    } else if (s->mode == VS_SEC_PSK) {
+        add_str(args, "x-tls-psk", s->psk);
+    } else {
+        add_str(args, "x-tls-cert", s->cert);
+        add_str(args, "x-tls-key", s->key);
+        add_str(args, "x-tls-ca", s->ca);   /* --tls-name is the listener's own */
+    }
+}
+
 /* vm-ctl name=NAME vm-cmd=CMD [fields...]: CMD with the other fields, to the VM. */
 static int cmd_vm_ctl(struct host_daemon *d, struct json_object *req, struct json_object *reply)
 {
@@ -149,6 +180,8 @@ static int cmd_vm_ctl(struct host_daemon *d, struct json_object *req, struct jso
         if (strcmp(key, "cmd") && strcmp(key, "name") && strcmp(key, "vm-cmd"))
             json_object_object_add(args, key, json_object_get(val));
     }
+    if (!strcmp(vm_cmd, "migrate") && json_object_object_get_ex(args, "to", NULL))
+        add_host_security(d, args);
     rc = proxy(vm, vm_cmd, args, reply);
     json_object_put(args);
     return rc;
@@ -185,7 +218,7 @@ static int cmd_vm_receive(struct host_daemon *d, struct json_object *req, struct
     if ((rc = host_vm_receive(d, name, mem, (unsigned)vcpus, &vm)))
         return vs_fail_context(rc, "host '%s' cannot take VM '%s'", d->opt.name, name);
     char to[128];
-    snprintf(to, sizeof(to), "%s:%d", d->opt.receive.listen_addr, vm->port);
+    host_addr_port(d->opt.receive.listen_addr, vm->port, to, sizeof(to));
     add_str(reply, "to", to);
     json_object_object_add(reply, "vm", vm_json(d, vm));
     return 0;

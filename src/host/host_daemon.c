@@ -8,6 +8,7 @@
 #include "common/stop_signal.h"
 #include "ctl/ctl_client.h"
 #include "ctl/ctl_server.h"
+#include "transport/tls.h"
 
 #include <json-c/json.h>
 #include <signal.h>
@@ -384,6 +385,40 @@ static void stop_all(struct host_daemon *d)
     }
 }
 
+/* The control endpoints: the unix socket, and --listen over TCP (TLS unless --insecure). */
+static int open_control(struct host_daemon *d, struct ctl_server **out)
+{
+    const struct host_options *o = &d->opt;
+    struct ctl_server *s;
+    int rc = ctl_server_create(&s, host_command_table, d);
+    if (rc)
+        return rc;
+    if (o->ctl)
+        rc = ctl_server_listen_unix(s, o->ctl);
+    if (!rc && o->listen && o->security.mode != VS_SEC_INSECURE)
+        rc = vs_tls_new_for(&o->security, VS_TLS_DESTINATION, VS_TLS_FOR_CONTROL,
+                            &d->listen_tls);
+    if (!rc && o->listen)
+        rc = ctl_server_listen_tcp(s, o->listen, d->listen_tls);
+    if (rc) {
+        ctl_server_close(s);
+        vs_tls_free(d->listen_tls);
+        d->listen_tls = NULL;
+        return rc;
+    }
+    if (o->listen) {
+        vs_info("vmshiftd '%s' serves other hosts on %s (port %d) with %s", o->name, o->listen,
+                ctl_server_tcp_port(s), o->security.mode == VS_SEC_INSECURE ?
+                "plain TCP (--insecure): anyone who reaches it controls this host" :
+                vs_security_flags(o->security.mode));
+        if (!strncmp(o->receive.listen_addr, "127.", 4) && strncmp(o->listen, "127.", 4))
+            vs_warn("incoming migrations listen on %s, which other hosts cannot reach; give "
+                    "--migration-addr IP", o->receive.listen_addr);
+    }
+    *out = s;
+    return 0;
+}
+
 int host_daemon_main(struct host_daemon *d)
 {
     vs_stop_signal_install();
@@ -399,14 +434,14 @@ int host_daemon_main(struct host_daemon *d)
         return 1;
     }
     struct ctl_server *ctl;
-    if (ctl_server_open(&ctl, d->opt.ctl, host_command_table, d)) {
+    if (open_control(d, &ctl)) {
         fprintf(stderr, "vmshiftd: %s\n", vs_last_error());
         return 1;
     }
     host_adopt_orphans(d);
     char budget[32];
     vs_info("vmshiftd '%s' serves %s; VMs in %s; budget %s; incoming migrations on %s",
-            d->opt.name, d->opt.ctl, d->opt.state_dir,
+            d->opt.name, d->opt.ctl ? d->opt.ctl : d->opt.listen, d->opt.state_dir,
             d->opt.max_mem ? vs_format_size(d->opt.max_mem, budget, sizeof(budget)) : "unlimited",
             d->opt.receive.listen_addr);
     while (!d->shutdown && !vs_stop_signal()) {
@@ -417,12 +452,14 @@ int host_daemon_main(struct host_daemon *d)
     unsigned live = live_vms(d);
     vs_info("vmshiftd '%s' shutting down: stopping %u VM(s)", d->opt.name, live);
     ctl_server_close(ctl);
+    vs_tls_free(d->listen_tls);
+    d->listen_tls = NULL;
     stop_all(d);
     host_table_clear(&d->table);
     int sig = d->shutdown ? 0 : vs_stop_signal();
     if (!sig)
         return 0;
     fprintf(stderr, "vmshiftd: stopped by %s: stopped %u VM(s) and removed the control "
-            "socket %s\n", vs_stop_signal_name(sig), live, d->opt.ctl);
+            "socket %s\n", vs_stop_signal_name(sig), live, d->opt.ctl ? d->opt.ctl : "(none)");
     return vs_stop_exit_status(sig);
 }

@@ -11,9 +11,11 @@
 #include "host/host_table.h"
 
 struct json_object;
+struct vs_tls;
 
 struct host_daemon {
     struct host_options opt;
+    struct vs_tls *listen_tls;   /* --listen's TLS (NULL: no --listen, or --insecure) */
     struct host_table table;
     bool shutdown;               /* host-shutdown was asked */
 };

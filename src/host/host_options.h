@@ -5,12 +5,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "host/host_spawn.h"
+#include "transport/security.h"
 
 #define HOST_MAX_RECEIVE_ARGS 32
 #define HOST_PATH_BUF 512
+#define HOST_SECURITY_ARGS 10
 
 struct host_options {
-    const char *ctl;              /* the host's control socket (required) */
+    const char *ctl;              /* the host's control socket (this or listen required) */
+    const char *listen;           /* HOST:PORT: the same control API over TCP (or NULL) */
+    /* --tls-*, --insecure: secure the listener; the default of this host's migrations */
+    struct vs_security_opts security;
+    const char *security_args[HOST_SECURITY_ARGS + 1]; /* the same as receive options */
+    char migration_addr[96];      /* --migration-addr, or derived from --listen */
     char state_dir[HOST_PATH_BUF];/* where VM directories go (default: CTL.d) */
     char name[64];                /* this host's name in replies (default: from CTL) */
     char vmshift[HOST_PATH_BUF];  /* the vmshift binary (default: next to vmshiftd) */

@@ -121,12 +121,25 @@ fail:
     return rc;
 }
 
+void host_addr_port(const char *addr, int port, char *buf, size_t len)
+{
+    snprintf(buf, len, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
+}
+
+bool host_args_name_security(const char *const *args)
+{
+    for (int i = 0; args && args[i]; i++)
+        if (!strcmp(args[i], "--insecure") || !strncmp(args[i], "--tls-", 6))
+            return true;
+    return false;
+}
+
 int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, const char *dir,
                       const char *ctl, uint64_t mem, struct host_argv *out)
 {
     memset(out, 0, sizeof(*out));
     char listen[96], port_file[160], serial[160], report[160], timeout[32];
-    snprintf(listen, sizeof(listen), "%s:0", ro->listen_addr);
+    host_addr_port(ro->listen_addr, 0, listen, sizeof(listen));
     snprintf(port_file, sizeof(port_file), "%s/port", dir);
     snprintf(serial, sizeof(serial), "%s/serial.log", dir);
     snprintf(report, sizeof(report), "%s/incoming.json", dir);
@@ -141,6 +154,10 @@ int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, c
         goto fail;
     for (int i = 0; ro->extra_args && ro->extra_args[i]; i++)
         if ((rc = host_argv_add(out, ro->extra_args[i])))
+            goto fail;
+    for (int i = 0; !host_args_name_security(ro->extra_args) && ro->default_security &&
+                    ro->default_security[i]; i++)
+        if ((rc = host_argv_add(out, ro->default_security[i])))
             goto fail;
     return 0;
 fail:

@@ -5,6 +5,7 @@
 #define VS_HOST_SPAWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -25,6 +26,9 @@ void host_argv_free(struct host_argv *a);
 struct host_receive_opts {
     const char *listen_addr;          /* IP address the receivers listen on */
     const char *const *extra_args;    /* NULL-terminated (may be NULL) */
+    /* Security options when extra_args name none (NULL-terminated, may be NULL): the
+     * daemon's own (vmshiftd --tls-*, --insecure). */
+    const char *const *default_security;
     double accept_timeout_s;          /* give up an announced VM that does not come */
 };
 
@@ -34,8 +38,14 @@ struct host_receive_opts {
 int host_run_argv(const char *vmshift, struct json_object *req, const char *ctl,
                   const char *serial, struct host_argv *out, uint64_t *mem, unsigned *vcpus);
 
+/* "198.18.0.1:PORT", or "[::1]:PORT" for an IPv6 address. */
+void host_addr_port(const char *addr, int port, char *buf, size_t len);
+
+/* Do these command-line arguments choose a security (--insecure, --tls-...)? */
+bool host_args_name_security(const char *const *args);
+
 /* `VMSHIFT receive --listen ADDR:0 --port-file PORTFILE --ctl CTL --serial SERIAL
- * --max-mem MEM --report REPORT --accept-timeout S EXTRA...`. */
+ * --max-mem MEM --report REPORT --accept-timeout S EXTRA... [DEFAULT_SECURITY...]`. */
 int host_receive_argv(const char *vmshift, const struct host_receive_opts *ro, const char *dir,
                       const char *ctl, uint64_t mem, struct host_argv *out);
 

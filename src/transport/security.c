@@ -60,6 +60,11 @@ int vs_security_set(struct vs_security_opts *o, const char *name, const char *va
 
 int vs_security_finish(struct vs_security_opts *o, bool cli)
 {
+    return vs_security_finish_for(o, cli, "the migration");
+}
+
+int vs_security_finish_for(struct vs_security_opts *o, bool cli, const char *what)
+{
     /* Not on the command line: the migration parameters (migrate-set-parameters). */
     const char *psk = cli ? "--tls-psk FILE" : "x-tls-psk FILE";
     const char *certs = cli ? "--tls-cert FILE --tls-key FILE --tls-ca FILE"
@@ -68,13 +73,13 @@ int vs_security_finish(struct vs_security_opts *o, bool cli)
     bool any_cert = o->cert[0] || o->key[0] || o->ca[0];
     int chosen = (int)o->insecure + (o->psk[0] != 0) + any_cert;
     if (chosen == 0)
-        return vs_fail(EINVAL, "choose how the migration is secured: %s (a key shared by "
-                       "both hosts, e.g. `openssl rand -hex 32 > FILE`), or %s (certificates "
-                       "from one CA; scripts/make-test-certs.sh DIR makes a test set), or %s "
-                       "(plain TCP, only on a network you trust)", psk, certs, insecure);
+        return vs_fail(EINVAL, "choose how %s is secured: %s (a key shared by both hosts, "
+                       "e.g. `openssl rand -hex 32 > FILE`), or %s (certificates from one "
+                       "CA; scripts/make-test-certs.sh DIR makes a test set), or %s (plain "
+                       "TCP, only on a network you trust)", what, psk, certs, insecure);
     if (chosen > 1)
-        return vs_fail(EINVAL, "choose one way to secure the migration: %s, %s, or %s, "
-                       "not several", psk, certs, insecure);
+        return vs_fail(EINVAL, "choose one way to secure %s: %s, %s, or %s, not several",
+                       what, psk, certs, insecure);
     if (any_cert && !(o->cert[0] && o->key[0] && o->ca[0]))
         return vs_fail(EINVAL, "certificates need all three of %s (missing: %s%s%s)", certs,
                        o->cert[0] ? "" : cli ? "--tls-cert " : "x-tls-cert ",

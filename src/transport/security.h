@@ -42,6 +42,8 @@ int vs_security_set(struct vs_security_opts *o, const char *name, const char *va
  * FILE"), otherwise as control-protocol fields ("tls_psk=FILE"). The message of a missing
  * choice says what to pass. */
 int vs_security_finish(struct vs_security_opts *o, bool cli);
+/* The same for what is secured, named in the messages ("the control connections"). */
+int vs_security_finish_for(struct vs_security_opts *o, bool cli, const char *what);
 
 /* "insecure", "tls-psk", "tls-cert" ("unset" before vs_security_finish). */
 const char *vs_security_mode_name(enum vs_security_mode m);

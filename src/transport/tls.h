@@ -15,6 +15,12 @@ enum vs_tls_role {
     VS_TLS_DESTINATION,     /* TLS server */
 };
 
+/* What the connections carry: the words of the messages about a failed handshake. */
+enum vs_tls_use {
+    VS_TLS_FOR_MIGRATION,   /* the source and the destination of a migration */
+    VS_TLS_FOR_CONTROL,     /* a control client and a host agent (vmshiftd --listen) */
+};
+
 /* A loaded TLS configuration (keys, certificates, CA), shared by all streams of one side.
  * Thread-safe once made. */
 struct vs_tls;
@@ -23,6 +29,10 @@ struct vs_tls;
  * unreadable, not PEM, key not matching the certificate, PSK too short). Returns 0 with
  * *out NULL when o is --insecure. */
 int vs_tls_new(const struct vs_security_opts *o, enum vs_tls_role role, struct vs_tls **out);
+/* The same for control connections (VS_TLS_SOURCE: the client, VS_TLS_DESTINATION: the
+ * server). */
+int vs_tls_new_for(const struct vs_security_opts *o, enum vs_tls_role role,
+                   enum vs_tls_use use, struct vs_tls **out);
 void vs_tls_free(struct vs_tls *t);
 
 /* The outcome of securing one connection. */

@@ -276,6 +276,12 @@ static int configure(struct vs_tls *t)
 
 int vs_tls_new(const struct vs_security_opts *o, enum vs_tls_role role, struct vs_tls **out)
 {
+    return vs_tls_new_for(o, role, VS_TLS_FOR_MIGRATION, out);
+}
+
+int vs_tls_new_for(const struct vs_security_opts *o, enum vs_tls_role role,
+                   enum vs_tls_use use, struct vs_tls **out)
+{
     *out = NULL;
     if (o->mode == VS_SEC_INSECURE)
         return 0;
@@ -286,6 +292,7 @@ int vs_tls_new(const struct vs_security_opts *o, enum vs_tls_role role, struct v
     if (!t)
         return vs_fail(ENOMEM, "out of memory for the TLS configuration");
     t->role = role;
+    t->use = use;
     t->mode = o->mode;
     t->opts = *o;
     t->ctx = SSL_CTX_new(role == VS_TLS_SOURCE ? TLS_client_method() : TLS_server_method());

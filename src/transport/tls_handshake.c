@@ -1,8 +1,9 @@
-/* TLS handshakes of several connections at once (non-blocking, one poll loop, one
- * deadline for all), and what to tell the user when one fails: which peer, which check,
- * what to do. Before OpenSSL reads anything, the first byte from the peer is peeked at,
- * so a peer that speaks the vmshift stream without TLS, or no TLS at all, is named as
- * such rather than as a TLS parse error. */
+/* TLS handshakes: one, stepped by its owner's poll loop (vs_tls_hs_*), or several
+ * connections at once (vs_tls_secure: one poll loop, one deadline for all); and what to
+ * tell the user when one fails: which peer, which check, what to do. Before OpenSSL
+ * reads anything, the first byte from the peer is peeked at, so a peer that speaks
+ * vmshift without TLS (a migration stream, or a control greeting), or no TLS at all, is
+ * named as such rather than as a TLS parse error. */
 #include "transport/tls_internal.h"
 #include "common/error.h"
 #include "common/stop_signal.h"
@@ -21,18 +22,7 @@
 #define TLS_RECORD_HANDSHAKE 0x16
 #define TLS_RECORD_ALERT 0x15
 #define VMSHIFT_FIRST_BYTE 'V'     /* of the record magic "VSR1" */
-
-enum hs_state { HS_PEEK, HS_RUN, HS_TICKET, HS_DONE, HS_FAILED };
-
-struct hs {
-    struct vs_channel *plain;
-    SSL *ssl;
-    struct vs_tls_peer peer;
-    enum hs_state state;
-    short events;                  /* what to poll for */
-    int fl;                        /* the fd's flags before (blocking) */
-    struct vs_tls_result *res;
-};
+#define QMP_FIRST_BYTE '{'         /* of a control server's greeting, a client's request */
 
 static uint64_t now_ms(void)
 {
@@ -41,72 +31,112 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void __attribute__((format(printf, 3, 4)))
-fail(struct hs *h, int err, const char *fmt, ...)
+void vs_tls_hs_fail(struct vs_tls_hs *h, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(h->res->error, sizeof(h->res->error), fmt, ap);
     va_end(ap);
     h->res->err = err < 0 ? err : -err;
-    h->state = HS_FAILED;
+    h->state = VS_HS_FAILED;
+}
+#define fail vs_tls_hs_fail
+
+static bool is_source(const struct vs_tls_hs *h)
+{
+    return h->info.t->role == VS_TLS_SOURCE;
 }
 
-static bool is_source(const struct hs *h)
+static bool for_control(const struct vs_tls_hs *h)
 {
-    return h->peer.t->role == VS_TLS_SOURCE;
+    return h->info.t->use == VS_TLS_FOR_CONTROL;
 }
 
-/* "the destination 1.2.3.4:5" / "the source 1.2.3.4:5" */
-static const char *peer_name(const struct hs *h, char *buf, size_t len)
+/* What this side and the peer are called in messages. */
+static const char *me(const struct vs_tls_hs *h)
 {
-    snprintf(buf, len, "the %s %s", is_source(h) ? "destination" : "source", h->plain->peer);
+    if (for_control(h))
+        return is_source(h) ? "client" : "host agent";
+    return is_source(h) ? "source" : "destination";
+}
+
+static const char *them(const struct vs_tls_hs *h)
+{
+    if (for_control(h))
+        return is_source(h) ? "host agent" : "control client";
+    return is_source(h) ? "destination" : "source";
+}
+
+/* "the destination 1.2.3.4:5" / "the source 1.2.3.4:5" / "the host agent 1.2.3.4:5" */
+const char *vs_tls_hs_peer_name(const struct vs_tls_hs *h, char *buf, size_t len)
+{
+    snprintf(buf, len, "the %s %s", them(h), h->peer);
     return buf;
 }
+#define peer_name vs_tls_hs_peer_name
 
 /* The peer spoke the vmshift stream without TLS. */
-static void plain_peer(struct hs *h, const char *who)
+static void plain_peer(struct vs_tls_hs *h, const char *who)
 {
     h->res->plain_peer = true;
+    if (for_control(h)) {
+        fail(h, EPROTO, is_source(h) ?
+             "TLS: %s answered without TLS: it serves control connections with --insecure, "
+             "this client uses %s; give both sides the same security options" :
+             "TLS: %s speaks the control protocol without TLS (--insecure), but this host "
+             "agent requires %s; give the client the same security options", who,
+             vs_security_flags(h->info.t->mode));
+        return;
+    }
     fail(h, EPROTO, is_source(h) ?
          "TLS: %s answered without TLS: it runs `vmshift receive --insecure`, this source "
          "uses %s; give both sides the same security options" :
          "TLS: %s speaks vmshift without TLS (it was started with --insecure), but this "
          "destination requires %s; migrate with the same security options", who,
-         vs_security_flags(h->peer.t->mode));
+         vs_security_flags(h->info.t->mode));
 }
 
 /* The peer's first byte says what it speaks. Returns true to go on with TLS. */
-static bool check_first_byte(struct hs *h)
+static int plain_first_byte(const struct vs_tls_hs *h)
+{
+    return for_control(h) ? QMP_FIRST_BYTE : VMSHIFT_FIRST_BYTE;
+}
+
+static bool check_first_byte(struct vs_tls_hs *h)
 {
     unsigned char b;
     char who[112];
-    ssize_t n = recv(h->plain->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(h->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         h->events = POLLIN;
         return false;
     }
     peer_name(h, who, sizeof(who));
-    if (n < 0) {
+    if (n < 0 && !(errno == ECONNRESET && is_source(h))) {
         fail(h, errno, "TLS: %s failed before the handshake: %s", who, strerror(errno));
         return false;
     }
-    if (n == 0) {
-        fail(h, ECONNRESET, is_source(h) ?
-             "TLS: %s closed the connection during the TLS handshake: it refused this source "
-             "(its log says why)" : "TLS: %s closed the connection before starting TLS", who);
+    if (n <= 0) {     /* closed, or reset with our hello unread */
+        if (is_source(h))
+            fail(h, ECONNRESET, "TLS: %s closed the connection during the TLS handshake: it "
+                 "refused this %s (its log says why)", who, me(h));
+        else
+            fail(h, ECONNRESET, "TLS: %s closed the connection before starting TLS", who);
         return false;
     }
     if (b == TLS_RECORD_HANDSHAKE || b == TLS_RECORD_ALERT) {
-        h->state = HS_RUN;
+        h->state = VS_HS_RUN;
         return true;
     }
-    if (b == VMSHIFT_FIRST_BYTE) {
+    if (b == plain_first_byte(h)) {
         plain_peer(h, who);
         return false;
     }
+    const char *expected = for_control(h) ? (is_source(h) ? "host agent (vmshiftd --listen)"
+                                                          : "control client")
+                                          : (is_source(h) ? "receiver" : "source");
     fail(h, EPROTO, "TLS: %s does not speak TLS (its first byte is 0x%02x); is it a vmshift "
-         "%s?", who, b, is_source(h) ? "receiver" : "source");
+         "%s?", who, b, expected);
     return false;
 }
 
@@ -124,9 +154,9 @@ static bool cert_alert(int alert)
 }
 
 /* Our check of the peer's certificate failed. */
-static void explain_verify(struct hs *h, const char *who)
+static void explain_verify(struct vs_tls_hs *h, const char *who)
 {
-    const struct vs_tls_peer *p = &h->peer;
+    const struct vs_tls_peer *p = &h->info;
     const struct vs_security_opts *o = &p->t->opts;
     const char *subj = p->cert_subject[0] ? p->cert_subject : "?";
     int e = p->verify_err;
@@ -159,9 +189,9 @@ static void explain_verify(struct hs *h, const char *who)
 }
 
 /* The handshake failed: find the most telling reason. */
-static void explain(struct hs *h, int ssl_err, int saved_errno)
+static void explain(struct vs_tls_hs *h, int ssl_err, int saved_errno)
 {
-    const struct vs_tls_peer *p = &h->peer;
+    const struct vs_tls_peer *p = &h->info;
     const struct vs_tls *t = p->t;
     char who[112], lib_why[160];
     peer_name(h, who, sizeof(who));
@@ -171,7 +201,7 @@ static void explain(struct hs *h, int ssl_err, int saved_errno)
                 ? reason - SSL_AD_REASON_OFFSET : -1;
     const char *alert_text = alert >= 0 ? SSL_alert_desc_string_long(alert) : "";
 
-    if (p->first_rx == VMSHIFT_FIRST_BYTE) {
+    if (p->first_rx == plain_first_byte(h)) {
         plain_peer(h, who);     /* it answered before we could peek */
     } else if (p->verify_err || (is_source(h) && t->mode == VS_SEC_PSK && p->cert_seen)) {
         explain_verify(h, who);
@@ -181,28 +211,29 @@ static void explain(struct hs *h, int ssl_err, int saved_errno)
                  "both sides --tls-psk with the same key file", who);
         else
             fail(h, EACCES, "TLS: %s holds a different pre-shared key (identity %s) than "
-                 "this destination's --tls-psk %s (key id %s); give both sides the same key "
-                 "file", who, p->psk_offered_id, t->opts.psk, t->key_id);
+                 "this %s's --tls-psk %s (key id %s); give both sides the same key file", who,
+                 p->psk_offered_id, me(h), t->opts.psk, t->key_id);
     } else if (!is_source(h) && p->psk_offered) {
-        fail(h, EACCES, "TLS: %s offered a pre-shared key, but this destination uses "
-             "certificates; give both sides the same security options", who);
+        fail(h, EACCES, "TLS: %s offered a pre-shared key, but this %s uses certificates; "
+             "give both sides the same security options", who, me(h));
     } else if (alert >= 0 && is_source(h) && t->mode == VS_SEC_PSK) {
         fail(h, EACCES, "TLS: %s refused the handshake (alert '%s'): it does not hold this "
-             "source's pre-shared key (key id %s of --tls-psk %s), or it uses certificates; "
-             "give both sides the same key file", who, alert_text, t->key_id, t->opts.psk);
+             "%s's pre-shared key (key id %s of --tls-psk %s), or it uses certificates; "
+             "give both sides the same key file", who, alert_text, me(h), t->key_id,
+             t->opts.psk);
     } else if (alert >= 0 && cert_alert(alert)) {
-        const char *me = is_source(h) ? "source" : "destination";
+        const char *self = me(h);
         if (alert == SSL_AD_CERTIFICATE_EXPIRED)
             fail(h, EACCES, "TLS: %s refused this %s's certificate %s as expired (alert '%s'); "
-                 "give this host a new certificate", who, me, t->opts.cert, alert_text);
+                 "give this host a new certificate", who, self, t->opts.cert, alert_text);
         else if (alert == SSL_AD_UNKNOWN_CA)
             fail(h, EACCES, "TLS: %s rejected this %s's certificate %s (alert '%s'): the CA in "
-                 "its --tls-ca did not sign it; use certificates from one CA", who, me,
+                 "its --tls-ca did not sign it; use certificates from one CA", who, self,
                  t->opts.cert, alert_text);
         else
             fail(h, EACCES, "TLS: %s rejected this %s's certificate %s (alert '%s'): check "
                  "that the CA in its --tls-ca signed it and that its --tls-name, if any, "
-                 "names it", who, me, t->opts.cert, alert_text);
+                 "names it", who, self, t->opts.cert, alert_text);
     } else if (alert >= 0) {
         fail(h, EACCES, "TLS: %s refused the handshake (alert '%s'); does it use "
              "--tls-psk? Give both sides the same security options", who, alert_text);
@@ -212,42 +243,46 @@ static void explain(struct hs *h, int ssl_err, int saved_errno)
     } else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN) {
         fail(h, saved_errno ? saved_errno : ECONNRESET, "TLS: %s closed the connection during "
              "the handshake%s%s: it refused this %s (its log says why)", who,
-             saved_errno ? ": " : "", saved_errno ? strerror(saved_errno) : "",
-             is_source(h) ? "source" : "destination");
+             saved_errno ? ": " : "", saved_errno ? strerror(saved_errno) : "", me(h));
     } else {
         fail(h, EPROTO, "TLS: the handshake with %s failed: %s", who, lib_why);
     }
 }
 
-/* Advance one handshake as far as it goes without blocking. */
-static void step(struct hs *h)
+void vs_tls_hs_step(struct vs_tls_hs *h)
 {
     for (;;) {
-        if (h->state == HS_PEEK && !check_first_byte(h))
+        if (h->state == VS_HS_PEEK && !check_first_byte(h))
             return;
         int ret, err, saved;
         ERR_clear_error();
-        if (h->state == HS_RUN) {
+        if (h->state == VS_HS_RUN) {
             ret = SSL_do_handshake(h->ssl);
             saved = errno;
             if (ret == 1) {
                 /* With certificates, wait for the destination's ticket: its verdict on
                  * ours. A key is checked before the destination answers at all. */
-                h->state = is_source(h) && h->peer.t->mode == VS_SEC_CERT ? HS_TICKET : HS_DONE;
+                h->state = is_source(h) && h->info.t->mode == VS_SEC_CERT ? VS_HS_TICKET
+                                                                            : VS_HS_DONE;
                 continue;
             }
-        } else if (h->state == HS_TICKET) {
+        } else if (h->state == VS_HS_TICKET) {
             unsigned char b;
             size_t got = 0;
-            if (h->peer.got_ticket) {
-                h->state = HS_DONE;
+            if (h->info.got_ticket) {
+                h->state = VS_HS_DONE;
                 continue;
             }
-            ret = SSL_read_ex(h->ssl, &b, 1, &got);
+            /* Peeked, not read: a host agent greets its client right after its ticket. */
+            ret = SSL_peek_ex(h->ssl, &b, 1, &got);
             saved = errno;
+            if (ret == 1 && for_control(h) && h->info.got_ticket) {
+                h->state = VS_HS_DONE;
+                continue;
+            }
             if (ret == 1) {
-                fail(h, EPROTO, "TLS: the destination %s sent data before the source spoke",
-                     h->plain->peer);
+                fail(h, EPROTO, "TLS: the %s %s sent data before the %s spoke", them(h),
+                     h->peer, me(h));
                 return;
             }
         } else {
@@ -256,7 +291,7 @@ static void step(struct hs *h)
         err = SSL_get_error(h->ssl, ret);
         if (err == SSL_ERROR_WANT_READ) {
             h->events = POLLIN;
-            if (h->state == HS_TICKET && h->peer.got_ticket)
+            if (h->state == VS_HS_TICKET && h->info.got_ticket)
                 continue;
             return;
         }
@@ -269,45 +304,91 @@ static void step(struct hs *h)
     }
 }
 
-static void start(struct hs *h, const struct vs_tls *t)
+void vs_tls_hs_start(struct vs_tls_hs *h, const struct vs_tls *t, int fd, const char *peer,
+                     struct vs_tls_result *res)
 {
-    h->fl = fcntl(h->plain->fd, F_GETFL);
-    if (h->fl < 0 || fcntl(h->plain->fd, F_SETFL, h->fl | O_NONBLOCK) < 0) {
-        fail(h, errno, "TLS: cannot set up the connection to %s: %s", h->plain->peer,
-             strerror(errno));
-        return;
-    }
-    h->ssl = vs_tls_ssl_new(t, h->plain->fd, &h->peer);
+    memset(h, 0, sizeof(*h));
+    h->fd = fd;
+    h->peer = peer;
+    h->res = res;
+    h->info.t = t;                 /* for messages, before vs_tls_ssl_new sets it too */
+    h->ssl = vs_tls_ssl_new(t, fd, &h->info);
     if (!h->ssl) {
         char why[160];
         vs_tls_error_string(why, sizeof(why));
-        fail(h, ENOMEM, "TLS: cannot start a session with %s: %s", h->plain->peer, why);
+        fail(h, ENOMEM, "TLS: cannot start a session with %s: %s", peer, why);
         return;
     }
     /* The destination looks at the source's first byte before TLS reads it; the source
      * sends its hello first and looks at the answer's first byte. */
-    h->state = t->role == VS_TLS_DESTINATION ? HS_PEEK : HS_RUN;
+    h->state = t->role == VS_TLS_DESTINATION ? VS_HS_PEEK : VS_HS_RUN;
     h->events = POLLIN;
-    if (h->state == HS_RUN) {
-        step(h);
-        if (h->state == HS_RUN && h->events == POLLIN)
-            h->state = HS_PEEK;
+    if (h->state == VS_HS_RUN) {
+        vs_tls_hs_step(h);
+        if (h->state == VS_HS_RUN && h->events == POLLIN)
+            h->state = VS_HS_PEEK;
     }
 }
 
-static void finish(struct hs *h, struct vs_channel **ch)
+/* One migration stream's handshake: the plain channel and its fd's flags before. */
+struct stream_hs {
+    struct vs_tls_hs hs;
+    struct vs_channel *plain;
+    int fl;
+};
+
+static void start(struct stream_hs *s, const struct vs_tls *t, struct vs_tls_result *res)
 {
-    if (h->fl >= 0)
-        fcntl(h->plain->fd, F_SETFL, h->fl);
-    if (h->state == HS_DONE) {
+    s->fl = fcntl(s->plain->fd, F_GETFL);
+    if (s->fl < 0 || fcntl(s->plain->fd, F_SETFL, s->fl | O_NONBLOCK) < 0) {
+        s->hs.res = res;
+        s->hs.peer = s->plain->peer;
+        fail(&s->hs, errno, "TLS: cannot set up the connection to %s: %s", s->plain->peer,
+             strerror(errno));
+        return;
+    }
+    vs_tls_hs_start(&s->hs, t, s->plain->fd, s->plain->peer, res);
+}
+
+static void finish(struct stream_hs *s, struct vs_channel **ch)
+{
+    struct vs_tls_hs *h = &s->hs;
+    if (s->fl >= 0)
+        fcntl(s->plain->fd, F_SETFL, s->fl);
+    if (h->state == VS_HS_DONE) {
         vs_tls_ssl_detach_peer(h->ssl);
-        int rc = vs_tls_channel_new(h->plain, h->ssl, ch);
+        int rc = vs_tls_channel_new(s->plain, h->ssl, ch);
         if (rc == 0)
             return;
         fail(h, rc, "%s", vs_last_error());
     }
     SSL_free(h->ssl);              /* the fd stays with the plain channel */
     h->ssl = NULL;
+}
+
+static bool waiting(const struct vs_tls_hs *h)
+{
+    return h->state != VS_HS_DONE && h->state != VS_HS_FAILED;
+}
+
+/* Every handshake still waiting fails: stopped, poll failed, or timed out. */
+static void give_up(struct stream_hs *hs, unsigned n, bool stopped, int ready, int timeout_ms)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct vs_tls_hs *h = &hs[i].hs;
+        char who[112];
+        if (!waiting(h))
+            continue;
+        peer_name(h, who, sizeof(who));
+        if (stopped)
+            fail(h, EINTR, "TLS: stopped (%s) during the handshake with %s",
+                 vs_stop_signal_name(vs_stop_signal()), who);
+        else if (ready < 0)
+            fail(h, errno, "TLS: waiting for %s failed: %s", who, strerror(errno));
+        else
+            fail(h, ETIMEDOUT, "TLS: %s did not complete the TLS handshake within %.1f s: a "
+                 "silent or trickling peer", who, timeout_ms / 1000.0);
+    }
 }
 
 unsigned vs_tls_secure(struct vs_tls *t, struct vs_channel **chs, unsigned n, int timeout_ms,
@@ -317,64 +398,47 @@ unsigned vs_tls_secure(struct vs_tls *t, struct vs_channel **chs, unsigned n, in
         memset(&res[i], 0, sizeof(res[i]));
     if (!t || n == 0)
         return n;
-    struct hs hs[n];
+    struct stream_hs hs[n];
     struct pollfd pfd[n + 1];
     memset(hs, 0, sizeof(hs));
     for (unsigned i = 0; i < n; i++) {
         hs[i].plain = chs[i];
-        hs[i].res = &res[i];
-        hs[i].fl = -1;
-        start(&hs[i], t);
+        start(&hs[i], t, &res[i]);
     }
     uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        unsigned waiting = 0;
+        unsigned nwait = 0;
         for (unsigned i = 0; i < n; i++)
-            if (hs[i].state != HS_DONE && hs[i].state != HS_FAILED)
-                pfd[waiting++] = (struct pollfd){ .fd = hs[i].plain->fd, .events = hs[i].events };
-        if (!waiting)
+            if (waiting(&hs[i].hs))
+                pfd[nwait++] = (struct pollfd){ .fd = hs[i].hs.fd, .events = hs[i].hs.events };
+        if (!nwait)
             break;
         /* A stop signal (SIGTERM, SIGINT) ends the wait: the process is going away. */
-        pfd[waiting] = (struct pollfd){ .fd = vs_stop_signal_fd(), .events = POLLIN };
+        pfd[nwait] = (struct pollfd){ .fd = vs_stop_signal_fd(), .events = POLLIN };
         int wait = -1;
         if (timeout_ms > 0) {
             uint64_t now = now_ms();
             wait = now >= deadline ? 0 : (int)(deadline - now);
         }
-        int ready = poll(pfd, waiting + 1, wait);
+        int ready = poll(pfd, nwait + 1, wait);
         if (ready < 0 && errno == EINTR)
             continue;
-        bool stopped = ready > 0 && pfd[waiting].revents;
+        bool stopped = ready > 0 && pfd[nwait].revents;
         if (ready <= 0 || stopped) {
-            for (unsigned i = 0; i < n; i++) {
-                char who[112];
-                if (hs[i].state == HS_DONE || hs[i].state == HS_FAILED)
-                    continue;
-                if (stopped)
-                    fail(&hs[i], EINTR, "TLS: stopped (%s) during the handshake with %s",
-                         vs_stop_signal_name(vs_stop_signal()),
-                         peer_name(&hs[i], who, sizeof(who)));
-                else if (ready < 0)
-                    fail(&hs[i], errno, "TLS: waiting for %s failed: %s",
-                         peer_name(&hs[i], who, sizeof(who)), strerror(errno));
-                else
-                    fail(&hs[i], ETIMEDOUT, "TLS: %s did not complete the TLS handshake "
-                         "within %.1f s: a silent or trickling peer", peer_name(&hs[i], who,
-                         sizeof(who)), timeout_ms / 1000.0);
-            }
+            give_up(hs, n, stopped, ready, timeout_ms);
             break;
         }
         for (unsigned i = 0, k = 0; i < n; i++) {
-            if (hs[i].state == HS_DONE || hs[i].state == HS_FAILED)
+            if (!waiting(&hs[i].hs))
                 continue;
             if (pfd[k++].revents)
-                step(&hs[i]);
+                vs_tls_hs_step(&hs[i].hs);
         }
     }
     unsigned secured = 0;
     for (unsigned i = 0; i < n; i++) {
         finish(&hs[i], &chs[i]);
-        secured += hs[i].state == HS_DONE;
+        secured += hs[i].hs.state == VS_HS_DONE;
     }
     return secured;
 }

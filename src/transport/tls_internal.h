@@ -11,6 +11,8 @@
 struct vs_tls {
     SSL_CTX *ctx;
     enum vs_tls_role role;
+    enum vs_tls_use use;           /* migration streams or control connections: the words
+                                      of the messages */
     enum vs_security_mode mode;
     struct vs_security_opts opts;  /* the file names, for messages */
     unsigned char psk[VS_TLS_PSK_MAX];
@@ -33,6 +35,32 @@ struct vs_tls_peer {
     int first_rx;                  /* first byte of the first record header OpenSSL read
                                       from the peer (-1: none yet) */
 };
+
+enum vs_tls_hs_state { VS_HS_PEEK, VS_HS_RUN, VS_HS_TICKET, VS_HS_DONE, VS_HS_FAILED };
+
+/* One handshake on a non-blocking socket (tls_handshake.c), stepped by its owner's poll
+ * loop: vs_tls_secure for migration streams, tls_stream.c for control connections. */
+struct vs_tls_hs {
+    int fd;
+    const char *peer;              /* "198.18.0.2:4444", for messages (not owned) */
+    SSL *ssl;
+    struct vs_tls_peer info;
+    enum vs_tls_hs_state state;
+    short events;                  /* what to poll for while it waits */
+    struct vs_tls_result *res;     /* why it failed */
+};
+
+/* Start a handshake on fd (already non-blocking) in t's role; h->state is VS_HS_FAILED
+ * when it cannot start. */
+void vs_tls_hs_start(struct vs_tls_hs *h, const struct vs_tls *t, int fd, const char *peer,
+                     struct vs_tls_result *res);
+/* Advance it as far as it goes without blocking. */
+void vs_tls_hs_step(struct vs_tls_hs *h);
+/* Give it up: the message goes into h->res. */
+void vs_tls_hs_fail(struct vs_tls_hs *h, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "the destination 1.2.3.4:5", "the host agent 1.2.3.4:5", ... */
+const char *vs_tls_hs_peer_name(const struct vs_tls_hs *h, char *buf, size_t len);
 
 /* A new SSL for one connection on fd, with peer attached (ex_data). */
 SSL *vs_tls_ssl_new(const struct vs_tls *t, int fd, struct vs_tls_peer *peer);

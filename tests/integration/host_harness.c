@@ -27,14 +27,21 @@ static void spawn_daemon(struct host_proc *h, const char *const *args)
     char state[96];
     snprintf(state, sizeof(state), "%s/vms", h->dir);
     const char *pre[40] = { "--ctl", h->sock, "--name", h->name, "--state-dir", state,
-                            "--migration-addr", h->addr, "--vmshift", VMSHIFT_BIN };
-    int n = 10;
+                            "--vmshift", VMSHIFT_BIN };
+    int n = 8;
     if (!h->vms_outlive)
         pre[n++] = "--vms-die-with-daemon";
-    const char *const *sec = harness_security_args(false);
-    for (int i = 0; sec[i] && n < 38; i++) {
-        pre[n++] = "--receive-opt";
-        pre[n++] = sec[i];
+    if (h->listen[0]) {
+        pre[n++] = "--listen";
+        pre[n++] = h->listen;
+    } else {
+        pre[n++] = "--migration-addr";
+        pre[n++] = h->addr;
+        const char *const *sec = harness_security_args(false);
+        for (int i = 0; sec[i] && n < 38; i++) {
+            pre[n++] = "--receive-opt";
+            pre[n++] = sec[i];
+        }
     }
     h->pid = harness_spawn(VMSHIFTD_BIN, h->netns, args, h->stderr_path, pre);
     double deadline = now_s() + 20;
@@ -56,11 +63,13 @@ static void spawn_daemon(struct host_proc *h, const char *const *args)
 }
 
 static void start_daemon(struct host_proc *h, const char *name, const char *netns,
-                         const char *migration_addr, const char *const *args, bool outlive)
+                         const char *migration_addr, const char *const *args, bool outlive,
+                         const char *listen)
 {
     require_kvm();
     memset(h, 0, sizeof(*h));
     h->vms_outlive = outlive;
+    snprintf(h->listen, sizeof(h->listen), "%s", listen ? listen : "");
     snprintf(h->name, sizeof(h->name), "%s", name);
     snprintf(h->netns, sizeof(h->netns), "%s", netns ? netns : "");
     snprintf(h->addr, sizeof(h->addr), "%s", migration_addr);
@@ -73,13 +82,19 @@ static void start_daemon(struct host_proc *h, const char *name, const char *netn
 void host_proc_start(struct host_proc *h, const char *name, const char *netns,
                      const char *migration_addr, const char *const *args)
 {
-    start_daemon(h, name, netns, migration_addr, args, false);
+    start_daemon(h, name, netns, migration_addr, args, false, NULL);
+}
+
+void host_proc_start_listening(struct host_proc *h, const char *name, const char *netns,
+                               const char *listen, const char *const *args)
+{
+    start_daemon(h, name, netns, "", args, false, listen);
 }
 
 void host_proc_start_outliving(struct host_proc *h, const char *name, const char *netns,
                                const char *migration_addr, const char *const *args)
 {
-    start_daemon(h, name, netns, migration_addr, args, true);
+    start_daemon(h, name, netns, migration_addr, args, true, NULL);
 }
 
 void host_proc_restart(struct host_proc *h, const char *const *args)

@@ -11,6 +11,7 @@ struct host_proc {
     pid_t pid;
     bool vms_outlive;       /* started without --vms-die-with-daemon */
     char netns[32], addr[32];
+    char listen[48];        /* --listen HOST:PORT ("" without) */
     char name[16];
     char dir[64];           /* temporary directory: socket, state dir, stderr */
     char sock[128];
@@ -22,6 +23,12 @@ struct host_proc {
  * until it answers. */
 void host_proc_start(struct host_proc *h, const char *name, const char *netns,
                      const char *migration_addr, const char *const *args);
+/* `vmshiftd --ctl SOCK --name NAME --state-dir DIR/vms --vms-die-with-daemon --listen
+ * LISTEN ARGS...` inside netns: no --migration-addr (the HOST of --listen) and no
+ * --receive-opt, so the daemon's own security options in ARGS (--tls-*) secure its
+ * listener, its receivers and the VMs it sends away. */
+void host_proc_start_listening(struct host_proc *h, const char *name, const char *netns,
+                               const char *listen, const char *const *args);
 /* The same, but the VMs outlive the daemon (no --vms-die-with-daemon). */
 void host_proc_start_outliving(struct host_proc *h, const char *name, const char *netns,
                                const char *migration_addr, const char *const *args);

@@ -109,7 +109,8 @@ static void test_cli(void **state)
     char *help[] = { "ctl", "--help" };
     run_cli(&c, 2, help);
     assert_int_equal(c.status, 0);
-    assert_non_null(strstr(c.out, "usage: vmshift ctl SOCKET COMMAND"));
+    assert_non_null(strstr(c.out, "usage: vmshift ctl SOCKET|HOST:PORT COMMAND"));
+    assert_non_null(strstr(c.out, "--tls-cert FILE"));
     /* It lists the commands a VM and a host agent take. */
     const char *commands[] = { "status", "pause", "resume", "quit", "set-rate", "dirty-rate",
                                "digest", "debug-poke", "migrate", "migrate-status", "cancel",
@@ -147,6 +148,25 @@ static void test_cli(void **state)
     char *cmdkey[] = { "ctl", f->path, "echo", "cmd=x" };
     run_cli(&c, 4, cmdkey);
     assert_int_equal(c.status, 2);
+
+    /* The security options are for a HOST:PORT, which needs them. */
+    char *sec_on_socket[] = { "ctl", f->path, "echo", "--insecure" };
+    run_cli(&c, 4, sec_on_socket);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "is a socket path: the security options"));
+    char *tcp_without[] = { "ctl", "127.0.0.1:9", "host-status" };
+    run_cli(&c, 3, tcp_without);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "127.0.0.1:9 is a TCP address"));
+    assert_non_null(strstr(c.err, "--tls-cert FILE --tls-key FILE --tls-ca FILE"));
+    char *half[] = { "ctl", "127.0.0.1:9", "host-status", "--tls-cert=/nonexistent.pem" };
+    run_cli(&c, 4, half);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "missing: --tls-key --tls-ca"));
+    char *novalue[] = { "ctl", "127.0.0.1:9", "host-status", "--tls-ca" };
+    run_cli(&c, 4, novalue);
+    assert_int_equal(c.status, 2);
+    assert_non_null(strstr(c.err, "--tls-ca needs a value"));
 }
 
 int main(void)

@@ -97,6 +97,39 @@ static void mistakes_are_named(void **state)
     expect_msg(PARSE(&o, "--from", "a", "--to", "b", "extra"), "'extra'", NULL);
 }
 
+/* Hosts given as HOST:PORT (vmshiftd --listen) are reached with the security options,
+ * which are no longer the migrations' (those go in --migrate-opt). */
+static void remote_hosts(void **state)
+{
+    (void)state;
+    struct evacuate_options o;
+    assert_int_equal(PARSE(&o, "--from", "198.18.0.1:7000", "--to", "198.18.0.2:7000,/run/c",
+                           "--tls-cert", "c.pem", "--tls-key", "c.key", "--tls-ca", "ca.pem",
+                           "--migrate-opt", "x-tls-psk=/etc/k"), 0);
+    assert_true(o.remote);
+    assert_int_equal(o.security.mode, VS_SEC_CERT);
+    assert_string_equal(o.security.cert, "c.pem");
+    assert_string_equal(o.to[1], "/run/c");
+    assert_string_equal(json_object_to_json_string_ext(o.migrate, JSON_C_TO_STRING_PLAIN),
+                        "{\"x-tls-psk\":\"\\/etc\\/k\"}");
+    evacuate_options_free(&o);
+    assert_int_equal(PARSE(&o, "--from", "/run/a", "--to", "[::1]:7000", "--insecure"), 0);
+    assert_true(o.remote);
+    assert_int_equal(o.security.mode, VS_SEC_INSECURE);
+    evacuate_options_free(&o);
+    assert_int_equal(PARSE(&o, "--from", "/run/a", "--to", "./b:7"), 0);
+    assert_false(o.remote);   /* a path with a colon */
+    evacuate_options_free(&o);
+    expect_msg(PARSE(&o, "--from", "198.18.0.1:7000", "--to", "/run/b"),
+               "choose how the connections to the hosts", "--insecure");
+    expect_msg(PARSE(&o, "--from", "a:1", "--to", "b:1", "--tls-cert", "c.pem"),
+               "missing: --tls-key --tls-ca", NULL);
+    expect_msg(PARSE(&o, "--from", "a:1", "--to", "b:1", "--insecure", "--tls-psk", "k"),
+               "not several", NULL);
+    expect_msg(PARSE(&o, "--from", "/run/a", "--to", "/run/b", "--tls-psk", "k"),
+               "every host here is a socket", "--migrate-opt");
+}
+
 static void help(void **state)
 {
     (void)state;
@@ -113,6 +146,7 @@ int main(void)
         cmocka_unit_test(everything),
         cmocka_unit_test(auto_with_a_ceiling),
         cmocka_unit_test(mistakes_are_named),
+        cmocka_unit_test(remote_hosts),
         cmocka_unit_test(help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
