@@ -75,8 +75,9 @@ int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec
     b->writable = writable && !spec->ro;
     b->fd = open(spec->path, (b->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (b->fd < 0)
-        return vs_fail(errno, "disk %s: cannot open it for %s: %s", spec->path,
-                       b->writable ? "reading and writing" : "reading", strerror(errno));
+        return vs_fail(errno, "disk %s: cannot open it for %s: %s%s", spec->path,
+                       b->writable ? "reading and writing" : "reading", strerror(errno),
+                       errno == ENOENT ? "; create it first (e.g. truncate -s 1G FILE)" : "");
     struct stat st;
     int rc = fstat(b->fd, &st) < 0 ? vs_fail(errno, "disk %s: %s", spec->path, strerror(errno))
                                    : measure(b, &st);
