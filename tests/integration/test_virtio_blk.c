@@ -90,14 +90,20 @@ static struct disk_counts read_counts(struct vm_proc *p)
     return c;
 }
 
-/* The host's view of disk 0 (the "disks" array of status): a number, or a flag as 0/1. */
-static uint64_t disk_stat(struct vm_proc *p, const char *key)
+/* The host's view of disk i (the "disks" array of status): a number, or a flag as 0/1. */
+static uint64_t disk_stat_of(struct vm_proc *p, unsigned i, const char *key)
 {
     struct json_object *st = vm_cmd(p, "status", NULL);
-    struct json_object *d = json_object_array_get_idx(json_member(st, "disks"), 0);
+    struct json_object *d = json_object_array_get_idx(json_member(st, "disks"), i);
+    assert_non_null(d);
     uint64_t v = json_object_get_uint64(json_member(d, key));
     json_object_put(st);
     return v;
+}
+
+static uint64_t disk_stat(struct vm_proc *p, const char *key)
+{
+    return disk_stat_of(p, 0, key);
 }
 
 /* Poll until vCPU 0 has completed `passes` passes (the errors must stay 0 meanwhile). */
@@ -166,6 +172,13 @@ static void start_disk_vm(struct vm_proc *p, const char *spec)
                           "--append", append_blocks()));
 }
 
+/* The same with a second disk, which the workload leaves alone. */
+static void start_two_disk_vm(struct vm_proc *p, const char *spec, const char *spec2)
+{
+    vm_proc_start(p, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk", "--disk", spec,
+                          "--disk", spec2, "--append", append_blocks()));
+}
+
 /* Paused, the file holds the guest's pattern; the host counted the requests. */
 static void pattern_after_pause(void **state)
 {
@@ -175,6 +188,7 @@ static void pattern_after_pause(void **state)
     struct vm_proc p;
     start_disk_vm(&p, d.path);
     struct disk_counts c = wait_passes(&p, 3);
+    usleep(700000);   /* most likely in the middle of a pass: both passes on the disk */
     json_object_put(vm_cmd(&p, "stop", NULL));
     c = read_counts(&p);
     unsigned newest = check_pattern(d.path, c.generation);
@@ -196,15 +210,19 @@ static void pattern_after_pause(void **state)
     disk_remove(&d);
 }
 
+/* Two disks (the second read-only and idle) move with the VM; the workload is on the
+ * first. */
 static void migrate_shared(void **state)
 {
     (void)state;
-    struct disk_file d;
+    struct disk_file d, d2;
     disk_create(&d);
-    char spec[128];
+    disk_create(&d2);
+    char spec[128], spec2[128];
     snprintf(spec, sizeof(spec), "%s,shared", d.path);
+    snprintf(spec2, sizeof(spec2), "%s,shared,ro", d2.path);
     struct vm_proc src, dst;
-    start_disk_vm(&src, spec);
+    start_two_disk_vm(&src, spec, spec2);
     struct disk_counts before = wait_passes(&src, 2);
     vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
     char to[64];
@@ -226,6 +244,9 @@ static void migrate_shared(void **state)
     assert_true(after.written > mid.written);
     assert_int_equal(disk_stat(&dst, "writable"), 1);
     assert_true(disk_stat(&dst, "writes") > 0);
+    assert_int_equal(disk_stat_of(&dst, 1, "open"), 1);
+    assert_int_equal(disk_stat_of(&dst, 1, "writable"), 0);
+    assert_int_equal(disk_stat_of(&src, 1, "open"), 0);
     assert_int_equal(disk_stat(&src, "writes"), src_writes);
     assert_int_equal(disk_stat(&src, "open"), 0);
 
@@ -237,9 +258,11 @@ static void migrate_shared(void **state)
                   "the source wrote %llu requests, none after the grant\n",
                   (unsigned long long)after.generation, (unsigned long long)after.checked,
                   (unsigned long long)after.max_stall_us, (unsigned long long)src_writes);
+    assert_non_null(strstr(vm_serial_log(&src), "device 2 (block)"));
     vm_proc_stop(&dst);
     vm_proc_stop(&src);
     disk_remove(&d);
+    disk_remove(&d2);
 }
 
 static void unshared_disk_not_migrated(void **state)

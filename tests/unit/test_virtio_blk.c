@@ -551,6 +551,42 @@ static void release_and_reopen(void **state)
     assert_int_equal(run_request(f, VS_BLK_T_OUT, 3, 512, false), VS_BLK_S_OK);
 }
 
+/* A migration's destination: the file is open read-only and no chain is taken until the
+ * VM is its own (activate), then the disk is writable and the waiting chain is served. */
+static void incoming_read_only_until_activated(void **state)
+{
+    struct fixture *f = *state;
+    vs_virtio_blk_close(f->d);
+    vs_virtio_mmio_destroy(&f->t);
+    assert_int_equal(vs_virtio_blk_open(f->d, f->path, true, &f->g.mem), 0);
+    struct vs_irq_line irq = { .set = line_set };
+    assert_int_equal(vs_virtio_mmio_init(&f->t, "virtio-blk0", &f->d->ops, f->d, &f->g.mem, irq), 0);
+    assert_int_equal(vs_virtio_blk_start(f->d, &f->t), 0);
+    memset(guest_ptr(&f->g, GUEST_USED), 0, 0x1000);
+    memset(guest_ptr(&f->g, GUEST_AVAIL), 0, 0x1000);
+    f->g.avail_idx = 0;
+    start_driver(f);
+    struct vs_virtio_blk_stats st;
+    vs_virtio_blk_stats(f->d, &st);
+    assert_true(st.open);
+    assert_false(st.writable);
+    assert_false(st.running);
+    memset(guest_ptr(&f->g, buf(0, DATA_OFF)), 0x5a, 512);
+    queue_request(f, 0, VS_BLK_T_OUT, 1, 512, false);
+    notify(f);
+    usleep(20000);
+    assert_int_equal(guest_used_idx(&f->g), 0);
+    assert_true(file_all_zero(f));
+    assert_int_equal(vs_virtio_blk_activate(f->d), 0);
+    wait_used(f, 1);
+    assert_int_equal(*guest_ptr(&f->g, buf(0, STATUS_OFF)), VS_BLK_S_OK);
+    vs_virtio_blk_stats(f->d, &st);
+    assert_true(st.writable && st.running);
+    uint8_t s[512];
+    file_read(f, 512, s, sizeof(s));
+    assert_int_equal(s[0], 0x5a);
+}
+
 static void spec_parsing(void **state)
 {
     (void)state;
@@ -590,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reset_in_flight, setup_rw, teardown),
         cmocka_unit_test_setup_teardown(quiesce_and_state, setup_rw, teardown),
         cmocka_unit_test_setup_teardown(release_and_reopen, setup_rw, teardown),
+        cmocka_unit_test_setup_teardown(incoming_read_only_until_activated, setup_rw, teardown),
         cmocka_unit_test(spec_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
