@@ -199,7 +199,12 @@ static void pattern_after_pause(void **state)
                   (unsigned long long)c.max_stall_us, (unsigned long long)c.generation, newest,
                   BLOCKS);
     assert_true(c.written >= 3 * BLOCKS);
-    assert_int_equal(disk_stat(&p, "writes") * 8, c.written);   /* 8 blocks a request */
+    /* 8 blocks a request; the guest's counters are as of its last doorbell, which it rings
+     * after each request's blocks are checked: at most one request behind. */
+    uint64_t host_blocks = disk_stat(&p, "writes") * 8;
+    if (host_blocks < c.written || host_blocks > c.written + 8)
+        fail_msg("the host wrote %llu blocks, the guest counted %llu", (unsigned long long)host_blocks,
+                 (unsigned long long)c.written);
     assert_int_equal(disk_stat(&p, "refused"), 0);
     assert_int_equal(disk_stat(&p, "io_errors"), 0);
     assert_true(disk_stat(&p, "flushes") >= 3);
