@@ -8,12 +8,15 @@
  *    block still holds the last pass before overwriting it, so a write lost or reordered
  *    across the switchover is found), the file has the pattern of the destination's pass,
  *    and the source has closed the disk at the grant and wrote nothing after it.
+ *  - While the migration is in pre-copy the destination has the file open read-only (read
+ *    from /proc); after the grant only the destination has it, for writing.
  *  - A disk without ",shared" is refused by `migrate`, and the VM runs on.
  *  - A read-only disk refuses the guest's write, and the file stays byte for byte what
  *    it was. */
 #include "harness.h"
 #include "vmshift/disk_format.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -159,6 +162,41 @@ static unsigned check_pattern(const char *path, uint64_t gen)
     return newest;
 }
 
+/* How process pid has `path` open: O_RDWR if any of its descriptors may write it, else
+ * O_RDONLY, or -1 when none is open (read from /proc/PID/fd and fdinfo). */
+static int open_mode(pid_t pid, const char *path)
+{
+    char dir[32], link[320], target[256];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int mode = -1;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, path))
+            continue;
+        char info[320], line[128];
+        snprintf(info, sizeof(info), "/proc/%d/fdinfo/%s", (int)pid, e->d_name);
+        FILE *f = fopen(info, "r");
+        unsigned long flags = 0;
+        while (f && fgets(line, sizeof(line), f))
+            if (sscanf(line, "flags: %lo", &flags) == 1)
+                break;
+        if (f)
+            fclose(f);
+        int m = (int)(flags & O_ACCMODE);
+        mode = m == O_RDONLY && mode != O_RDWR ? O_RDONLY : O_RDWR;
+    }
+    closedir(d);
+    return mode;
+}
+
 static const char *append_blocks(void)
 {
     static char a[32];
@@ -240,6 +278,9 @@ static void migrate_shared(void **state)
 
     /* The source handed the disk over: closed, and its write count frozen. */
     assert_int_equal(disk_stat(&src, "open"), 0);
+    assert_int_equal(open_mode(src.pid, d.path), -1);
+    assert_int_equal(open_mode(dst.pid, d.path), O_RDWR);
+    assert_int_equal(open_mode(dst.pid, d2.path), O_RDONLY);
     uint64_t src_writes = disk_stat(&src, "writes");
     assert_true(src_writes * 8 >= before.written);
 
@@ -268,6 +309,46 @@ static void migrate_shared(void **state)
     vm_proc_stop(&src);
     disk_remove(&d);
     disk_remove(&d2);
+}
+
+/* During pre-copy the destination has the disk open read-only, while the source writes
+ * it; a cancelled migration leaves the source writing on, the destination gone. */
+static void destination_read_only_until_granted(void **state)
+{
+    (void)state;
+    struct disk_file d;
+    disk_create(&d);
+    char spec[128];
+    snprintf(spec, sizeof(spec), "%s,shared", d.path);
+    struct vm_proc src, dst;
+    start_disk_vm(&src, spec);
+    wait_passes(&src, 1);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct json_object *a = json_object_new_object();
+    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
+    json_object_object_add(a, "max_passes", json_object_new_int(1000));
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
+    vm_migrate_start(&src, to, a);
+    json_object_put(a);
+    vm_migration_wait_under_way(&src);
+    assert_int_equal(open_mode(dst.pid, d.path), O_RDONLY);
+    assert_int_equal(open_mode(src.pid, d.path), O_RDWR);
+    uint64_t writes = disk_stat(&src, "writes");
+    usleep(500000);
+    assert_int_equal(open_mode(dst.pid, d.path), O_RDONLY);
+    json_object_put(vm_cmd(&src, "cancel", NULL));
+    struct json_object *m = vm_migration_wait(&src, 30);
+    assert_string_equal(json_str(m, "status"), "cancelled");
+    json_object_put(m);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    struct disk_counts c = read_counts(&src);
+    wait_passes(&src, c.passes + 1);
+    assert_true(disk_stat(&src, "writes") > writes);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+    disk_remove(&d);
 }
 
 static void unshared_disk_not_migrated(void **state)
@@ -340,6 +421,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pattern_after_pause),
         cmocka_unit_test(migrate_shared),
+        cmocka_unit_test(destination_read_only_until_granted),
         cmocka_unit_test(unshared_disk_not_migrated),
         cmocka_unit_test(read_only_disk),
     };
