@@ -254,7 +254,8 @@ static void pattern_after_pause(void **state)
 }
 
 /* Two disks (the second read-only and idle) move with the VM; the workload is on the
- * first. */
+ * first. The destination is given its own SPECs, as a host that mounts the shared storage
+ * elsewhere would be: the first disk by another path to the same file (a symlink). */
 static void migrate_shared(void **state)
 {
     (void)state;
@@ -267,7 +268,11 @@ static void migrate_shared(void **state)
     struct vm_proc src, dst;
     start_two_disk_vm(&src, spec, spec2);
     struct disk_counts before = wait_passes(&src, 2);
-    vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
+    char link[128], link_spec[160];
+    snprintf(link, sizeof(link), "%s/elsewhere.img", d.dir);
+    assert_int_equal(symlink(d.path, link), 0);
+    snprintf(link_spec, sizeof(link_spec), "%s,shared", link);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", link_spec, "--disk", spec2));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
     struct json_object *rep = vm_migrate(&src, to, NULL, WAIT_S);
@@ -307,6 +312,7 @@ static void migrate_shared(void **state)
     assert_non_null(strstr(vm_serial_log(&src), "device 2 (block)"));
     vm_proc_stop(&dst);
     vm_proc_stop(&src);
+    unlink(link);
     disk_remove(&d);
     disk_remove(&d2);
 }
