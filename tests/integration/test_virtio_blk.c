@@ -35,10 +35,18 @@ struct disk_file {
     char path[96];
 };
 
+/* The directories this test made, removed after it even when it fails. */
+static char made[4][64];
+
 static void disk_create(struct disk_file *d)
 {
     snprintf(d->dir, sizeof(d->dir), "/tmp/vs-blk-XXXXXX");
     assert_non_null(mkdtemp(d->dir));
+    for (unsigned i = 0; i < 4; i++)
+        if (!made[i][0]) {
+            snprintf(made[i], sizeof(made[i]), "%s", d->dir);
+            break;
+        }
     snprintf(d->path, sizeof(d->path), "%s/disk.img", d->dir);
     int fd = open(d->path, O_CREAT | O_RDWR | O_EXCL, 0600);
     assert_true(fd >= 0);
@@ -46,10 +54,21 @@ static void disk_create(struct disk_file *d)
     close(fd);
 }
 
-static void disk_remove(struct disk_file *d)
+static int remove_disks(void **state)
 {
-    unlink(d->path);
-    rmdir(d->dir);
+    (void)state;
+    char f[320];
+    for (unsigned i = 0; i < 4; i++) {
+        if (!made[i][0])
+            continue;
+        snprintf(f, sizeof(f), "%s/disk.img", made[i]);
+        unlink(f);
+        snprintf(f, sizeof(f), "%s/elsewhere.img", made[i]);
+        unlink(f);
+        rmdir(made[i]);
+        made[i][0] = '\0';
+    }
+    return 0;
 }
 
 static uint8_t *file_read_all(const char *path, size_t len)
@@ -250,7 +269,6 @@ static void pattern_after_pause(void **state)
     json_object_put(vm_cmd(&p, "cont", NULL));
     wait_passes(&p, c.passes + 1);
     vm_proc_stop(&p);
-    disk_remove(&d);
 }
 
 /* Two disks (the second read-only and idle) move with the VM; the workload is on the
@@ -312,9 +330,6 @@ static void migrate_shared(void **state)
     assert_non_null(strstr(vm_serial_log(&src), "device 2 (block)"));
     vm_proc_stop(&dst);
     vm_proc_stop(&src);
-    unlink(link);
-    disk_remove(&d);
-    disk_remove(&d2);
 }
 
 /* During pre-copy the destination has the disk open read-only, while the source writes
@@ -354,7 +369,6 @@ static void destination_read_only_until_granted(void **state)
     assert_true(disk_stat(&src, "writes") > writes);
     vm_proc_stop(&dst);
     vm_proc_stop(&src);
-    disk_remove(&d);
 }
 
 static void unshared_disk_not_migrated(void **state)
@@ -377,7 +391,6 @@ static void unshared_disk_not_migrated(void **state)
     struct disk_counts c = read_counts(&p);
     wait_passes(&p, c.passes + 1);   /* it runs on */
     vm_proc_stop(&p);
-    disk_remove(&d);
 }
 
 static void read_only_disk(void **state)
@@ -418,18 +431,17 @@ static void read_only_disk(void **state)
                 st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
     free(before);
     free(after);
-    disk_remove(&d);
 }
 
 int main(void)
 {
     require_kvm();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(pattern_after_pause),
-        cmocka_unit_test(migrate_shared),
-        cmocka_unit_test(destination_read_only_until_granted),
-        cmocka_unit_test(unshared_disk_not_migrated),
-        cmocka_unit_test(read_only_disk),
+        cmocka_unit_test_teardown(pattern_after_pause, remove_disks),
+        cmocka_unit_test_teardown(migrate_shared, remove_disks),
+        cmocka_unit_test_teardown(destination_read_only_until_granted, remove_disks),
+        cmocka_unit_test_teardown(unshared_disk_not_migrated, remove_disks),
+        cmocka_unit_test_teardown(read_only_disk, remove_disks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
