@@ -1,6 +1,7 @@
 /* Boot flow: vCPU 0 reads the parameters, checks the range against RAM, sets up the
  * telemetry and timing, then releases the other vCPUs; all run their workload slice. */
 #include "boot.h"
+#include "disk.h"
 #include "guest.h"
 #include "io.h"
 #include "irq.h"
@@ -127,6 +128,8 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
         vs_virtio_mmio_probe(p);
     if (p->workload == VS_WORKLOAD_TIMER &&
         (vs_platform_setup(err, sizeof(err)) || vs_timer_start(p, err, sizeof(err))))
+        fail(err);
+    if (p->workload == VS_WORKLOAD_DISK && vs_disk_start(p, err, sizeof(err)))
         fail(err);
 
     __atomic_store_n(&vs_init_state, VS_INIT_DONE, __ATOMIC_RELEASE);

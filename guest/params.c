@@ -8,13 +8,14 @@
 
 _Static_assert(VS_WORK_MIN_START == 0x280000, "the start= error message names this address");
 
-static const char *const workload_names[] = { "idle", "once", "continuous", "verify", "timer" };
+static const char *const workload_names[] = { "idle", "once", "continuous", "verify", "timer",
+                                              "disk" };
 static const char *const fill_names[] = { "none", "pattern", "random" };
 static const char *const timer_names[] = { "pit", "lapic" };
 #define NR_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 #define NR_FILLS (sizeof(fill_names) / sizeof(fill_names[0]))
 #define NR_TIMERS (sizeof(timer_names) / sizeof(timer_names[0]))
-_Static_assert(NR_WORKLOADS == VS_WORKLOAD_TIMER + 1, "a name for every workload");
+_Static_assert(NR_WORKLOADS == VS_WORKLOAD_DISK + 1, "a name for every workload");
 
 const char *vs_params_workload_name(uint32_t workload)
 {
@@ -176,7 +177,7 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
 
     if (equals(tok, k, "workload")) {
         if (lookup(workload_names, NR_WORKLOADS, v, n, &p->workload))
-            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify or timer");
+            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify, timer or disk");
     } else if (equals(tok, k, "fill")) {
         if (lookup(fill_names, NR_FILLS, v, n, &p->fill))
             return bad_value(e, tok, k, v, n, "none, pattern or random");
@@ -221,6 +222,10 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
         if (parse_virtio_slot(v, n, &p->virtio[p->nr_virtio]))
             return bad_value(e, tok, k, v, n, "SIZE@BASE:IRQ, e.g. 512@0xfeb00000:12");
         p->nr_virtio++;
+    } else if (equals(tok, k, "disk_blocks")) {
+        if (parse_u64(v, n, 0, &p->disk_blocks) || p->disk_blocks == 0)
+            return bad_value(e, tok, k, v, n, "4 KiB blocks of the disk the workload uses, at "
+                             "least 1");
     } else if (equals(tok, k, "quiet")) {
         if (parse_u64(v, n, 0, &x))
             return bad_value(e, tok, k, v, n, "0 or 1");

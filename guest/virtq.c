@@ -35,6 +35,32 @@ void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len)
     barrier();
 }
 
+void vs_vq_post_chain(struct vs_vq *q, uint16_t id, const struct vs_vq_desc *d, unsigned n)
+{
+    volatile struct vs_vq_rings *r = q->r;
+    uint32_t writable = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t flags = d[i].flags & VS_VQ_DESC_F_WRITE;
+
+        if (i + 1 < n)
+            flags |= VS_VQ_DESC_F_NEXT;
+        if (flags & VS_VQ_DESC_F_WRITE)
+            writable += d[i].len;
+        r->desc[id + i].addr = d[i].addr;
+        r->desc[id + i].len = d[i].len;
+        r->desc[id + i].flags = flags;
+        r->desc[id + i].next = (uint16_t)(id + i + 1);
+    }
+    q->in_flight[id] = 1;
+    q->posted_len[id] = writable;
+    q->outstanding++;
+    r->avail.ring[q->avail_idx % q->size] = id;
+    barrier();                      /* the chain and the entry before the index */
+    r->avail.idx = ++q->avail_idx;
+    barrier();
+}
+
 int vs_vq_used_new(const struct vs_vq *q, const char **why)
 {
     uint16_t n = (uint16_t)(q->r->used.idx - q->last_used);

@@ -1,5 +1,5 @@
 /* The driver's side of one split virtqueue (virtio 1.2, 2.7) of device-writable
- * single-descriptor buffers, with the checks a driver can make on what the device
+ * single-descriptor buffers (or, with vs_vq_post_chain, chains of descriptors), with the checks a driver can make on what the device
  * returns: every used entry names a buffer that is posted and not yet returned, says no
  * more bytes than the buffer holds, and the used index moves forward by at most the
  * number of buffers outstanding. */
@@ -10,7 +10,9 @@
 
 #define VS_VQ_MAX 16                /* entries this driver sets a queue up with, at most */
 #define VS_VQ_NO_ID 0xffff
+#define VS_VQ_DESC_F_NEXT 1
 #define VS_VQ_DESC_F_WRITE 2
+#define VS_VQ_AVAIL_F_NO_INTERRUPT 1
 
 struct vs_vq_desc {
     uint64_t addr;
@@ -61,6 +63,11 @@ void vs_vq_init(struct vs_vq *q, volatile struct vs_vq_rings *r, uint16_t size);
 /* Make buffer id (< size, not in flight) of len bytes at guest-physical addr available
  * to the device for writing. The device learns of it at its next notification. */
 void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len);
+
+/* Make a chain of n descriptors available, laid out at ids id..id+n-1 (< size; none in
+ * flight) and linked in that order; d[i].next is ignored. The chain is returned under id;
+ * its writable buffers' lengths bound the used entry's length. */
+void vs_vq_post_chain(struct vs_vq *q, uint16_t id, const struct vs_vq_desc *d, unsigned n);
 
 /* Used entries the device added since the last call to vs_vq_take_used, checked: their
  * number, or -1 with *why if used.idx moved back or by more than the outstanding

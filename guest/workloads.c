@@ -1,4 +1,5 @@
 #include "workloads.h"
+#include "disk.h"
 #include "guest.h"
 #include "io.h"
 #include "rate.h"
@@ -245,9 +246,11 @@ void vs_workload_run(unsigned cpu)
         .pub = vs_telemetry_cpu(cpu),
     };
 
-    if (p->workload == VS_WORKLOAD_TIMER) {
-        if (cpu == 0)
+    if (p->workload == VS_WORKLOAD_TIMER || p->workload == VS_WORKLOAD_DISK) {
+        if (cpu == 0 && p->workload == VS_WORKLOAD_TIMER)
             vs_timer_run(cpu);
+        if (cpu == 0)
+            vs_disk_run(cpu);
         /* The other vCPUs keep memory busy meanwhile. */
         w.workload = VS_WORKLOAD_VERIFY;
     }

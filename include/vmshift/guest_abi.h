@@ -63,6 +63,7 @@ enum vs_workload {
     VS_WORKLOAD_CONTINUOUS = 2,
     VS_WORKLOAD_VERIFY = 3,
     VS_WORKLOAD_TIMER = 4,  /* vCPU 0 waits in sti; hlt for timer interrupts (pc machine) */
+    VS_WORKLOAD_DISK = 5,   /* vCPU 0 writes and checks blocks on a virtio-blk disk (pc) */
 };
 
 enum vs_guest_state {
@@ -92,9 +93,10 @@ struct vs_cpu_counters {          /* 64 bytes, updated only by its own vCPU */
     uint64_t first_bad_addr;      /* guest-physical address of the first bad page, or 0 */
     uint32_t state;               /* enum vs_guest_state */
     uint32_t rng_bytes;           /* timer, vCPU 0: virtio-rng entropy bytes received,
-                                     modulo 2^32 (0 elsewhere; was reserved0) */
-    uint64_t max_gap_us;          /* timer: the longest time between two ticks, microseconds
-                                     (0 in the other workloads) */
+                                     modulo 2^32; disk, vCPU 0: KiB/s read and written over
+                                     the last second (0 elsewhere; was reserved0) */
+    uint64_t max_gap_us;          /* timer: the longest time between two ticks, microseconds;
+                                     disk: the longest request (0 in the other workloads) */
 };
 
 struct vs_telemetry {

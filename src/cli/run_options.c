@@ -18,9 +18,11 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify | timer (default idle;\n"
+    "  --workload W           idle | once | continuous | verify | timer | disk (default idle;\n"
     "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
-    "                         timer=pit|lapic; needs the pc machine)\n"
+    "                         timer=pit|lapic; disk: vCPU 0 writes and checks blocks on the\n"
+    "                         first --disk, --append disk_blocks=N (4 KiB, default 256);\n"
+    "                         both need the pc machine)\n"
     "  --range START:SIZE     RAM the workload uses: SIZE bytes of RAM from guest-physical\n"
     "                         START on, skipping the MMIO gap [3G, 4G) (default 4M to end)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
@@ -85,7 +87,8 @@ static const struct option long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
+static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
+                                         "disk" };
 
 static int parse_machine(const char *s, enum vs_machine *out)
 {
@@ -186,8 +189,8 @@ static int validate(struct run_options *o)
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
-        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify or "
-                       "timer",
+        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify, "
+                       "timer or disk",
                        o->workload);
     int rc = check_mem(o);
     if (rc)

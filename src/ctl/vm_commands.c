@@ -9,6 +9,7 @@
 #include "migrate/precopy/source.h"
 #include "vmshift/guest_abi.h"
 #include "vmm/vcpu.h"
+#include "vmm/virtio/virtio_blk.h"
 
 #include <json-c/json.h>
 #include <string.h>
@@ -16,7 +17,8 @@
 
 static const char *workload_name(uint32_t w)
 {
-    static const char *const names[] = { "idle", "once", "continuous", "verify", "timer" };
+    static const char *const names[] = { "idle", "once", "continuous", "verify", "timer",
+                                         "disk" };
     return w < sizeof(names) / sizeof(names[0]) ? names[w] : "unknown";
 }
 
@@ -86,6 +88,35 @@ static struct json_object *guest_status(struct vs_vm *vm)
     return g;
 }
 
+/* The disks' counters, in slot order (the source's stop moving once it handed the VM over:
+ * its disks are closed then). */
+static struct json_object *disks_status(struct vs_vm *vm)
+{
+    struct json_object *a = json_object_new_array();
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        struct vs_virtio_blk_stats s;
+        vs_virtio_blk_stats(vm->disks[i], &s);
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "file", json_object_new_string(vs_virtio_blk_spec(vm->disks[i])->path));
+        json_object_object_add(o, "open", json_object_new_boolean(s.open));
+        json_object_object_add(o, "writable", json_object_new_boolean(s.writable));
+        json_object_object_add(o, "running", json_object_new_boolean(s.running));
+        add_u64(o, "reads", s.reads);
+        add_u64(o, "writes", s.writes);
+        add_u64(o, "bytes_read", s.bytes_read);
+        add_u64(o, "bytes_written", s.bytes_written);
+        add_u64(o, "flushes", s.flushes);
+        add_u64(o, "discards", s.discards);
+        add_u64(o, "write_zeroes", s.write_zeroes);
+        add_u64(o, "get_ids", s.get_ids);
+        add_u64(o, "refused", s.refused);
+        add_u64(o, "io_errors", s.io_errors);
+        add_u64(o, "in_flight", s.in_flight);
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
 static void add_migration_status(struct vm_commands *c, struct json_object *reply)
 {
     if (c->migration) {
@@ -131,6 +162,8 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     add_u64(reply, "unclaimed_pio", vs_bus_unclaimed(&vm->bus, VS_BUS_PIO, NULL));
     add_u64(reply, "unclaimed_mmio", vs_bus_unclaimed(&vm->bus, VS_BUS_MMIO, NULL));
     json_object_object_add(reply, "guest", guest_status(vm));
+    if (vm->nr_disks)
+        json_object_object_add(reply, "disks", disks_status(vm));
 }
 
 /* xxh3-64 of RAM offsets [start, start+length) (the memfd, as the migration stream and its

@@ -6,6 +6,7 @@
 #include "vmm/mptable.h"
 #include "vmm/vcpu.h"
 #include "vmm/virtio/pc_virtio_slots.h"
+#include "vmm/virtio/virtio_blk.h"
 #include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -103,13 +104,18 @@ static int next_virtio_slot(struct vs_vm *vm, struct vs_virtio_mmio_params *p)
 }
 
 /* One NIC or disk of the VM's device list, in the next slot. */
-static int attach_listed_device(struct vs_vm *vm, const struct vs_device_spec *d)
+static int attach_listed_device(struct vs_vm *vm, const struct vs_device_spec *d, bool incoming)
 {
     struct vs_virtio_mmio_params p;
     int rc = next_virtio_slot(vm, &p);
     if (rc)
         return rc;
     switch (d->kind) {
+    case VS_DEVICE_DISK:
+        rc = vs_virtio_blk_create(&vm->disks[vm->nr_disks], &p, d->spec, incoming);
+        if (!rc)
+            vm->nr_disks++;
+        return rc;
     default:
         return vs_fail(ENOTSUP, "--%s %s: this vmshift cannot build %s devices yet",
                        vs_device_kind_name(d->kind), d->spec, vs_device_kind_name(d->kind));
@@ -117,21 +123,21 @@ static int attach_listed_device(struct vs_vm *vm, const struct vs_device_spec *d
 }
 
 /* The pc machine's virtio-mmio devices, slot 0 first: virtio-rng, then the device list. */
-static int attach_virtio(struct vs_vm *vm)
+static int attach_virtio(struct vs_vm *vm, bool incoming)
 {
     struct vs_virtio_mmio_params p;
     int rc = next_virtio_slot(vm, &p);
     if (!rc)
         rc = vs_virtio_rng_create(&vm->rng, &p);
     for (unsigned i = 0; !rc && i < vm->device_list.nr; i++)
-        rc = attach_listed_device(vm, &vm->device_list.d[i]);
+        rc = attach_listed_device(vm, &vm->device_list.d[i], incoming);
     return rc;
 }
 
 /* Every device of the machine on the bus, and its state in the registry. Registration
  * order is restore order (docs/device-state.md): the interrupt controllers and the PIT
  * first (pc), the devices, the KVM clock last. */
-static int attach_devices(struct vs_vm *vm)
+static int attach_devices(struct vs_vm *vm, bool incoming)
 {
     int rc = 0;
     if (vm->machine == VS_MACHINE_PC)
@@ -144,7 +150,7 @@ static int attach_devices(struct vs_vm *vm)
     if (!rc)
         rc = vs_serial_attach(&vm->serial, &vm->bus, &vm->devices, com1);
     if (!rc && vm->machine == VS_MACHINE_PC)
-        rc = attach_virtio(vm);
+        rc = attach_virtio(vm, incoming);
     if (!rc)
         rc = vs_kvmclock_attach(&vm->kvmclock, &vm->kvm, &vm->devices);
     return rc;
@@ -199,7 +205,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     }
     rc = vs_memory_create_layout(&vm->mem, cfg->mem_size, cfg->machine == VS_MACHINE_PC);
     if (!rc)
-        rc = attach_devices(vm);
+        rc = attach_devices(vm, cfg->incoming);
     if (rc)
         goto fail;
     if (cfg->incoming) {
@@ -251,8 +257,45 @@ fail:
     return rc;
 }
 
+/* The devices that work beside the vCPUs (disks): they take requests again, and a
+ * destination's disks open their files for writing (the VM is its own now). */
+static int activate_devices(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        int rc = vs_virtio_blk_activate(vm->disks[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* With the vCPUs stopped: every request the devices took completes, and is flushed. */
+static void quiesce_devices(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_disks; i++)
+        vs_virtio_blk_quiesce(vm->disks[i]);
+}
+
+int vs_vm_check_migratable(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
+        const struct vs_blk_spec *s = vs_virtio_blk_spec(vm->disks[i]);
+        if (!s->shared)
+            return vs_fail(EPERM, "disk %s is not on shared storage: give --disk %s,shared when "
+                           "the destination reaches the same file (copying disks with the VM "
+                           "is not supported yet)", s->path, s->path);
+    }
+    return 0;
+}
+
 int vs_vm_start(struct vs_vm *vm)
 {
+    pthread_mutex_lock(&vm->lock);
+    bool paused = vm->pause_requested;
+    pthread_mutex_unlock(&vm->lock);
+    int rc = paused ? 0 : activate_devices(vm);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&vm->lock);
     vm->state = vm->pause_requested ? VS_VM_PAUSED : VS_VM_RUNNING;
     pthread_mutex_unlock(&vm->lock);
@@ -289,6 +332,7 @@ int vs_vm_pause(struct vs_vm *vm)
     if (vm->state == VS_VM_RUNNING || vm->state == VS_VM_CREATED)
         vm->state = VS_VM_PAUSED;
     pthread_mutex_unlock(&vm->lock);
+    quiesce_devices(vm);
     return 0;
 }
 
@@ -320,6 +364,11 @@ int vs_vm_resume(struct vs_vm *vm)
         pthread_mutex_unlock(&vm->lock);
         return vs_fail(EBUSY, "cannot resume now: %s", why);
     }
+    pthread_mutex_unlock(&vm->lock);
+    int rc = activate_devices(vm);
+    if (rc)
+        return vs_fail_context(rc, "cannot resume");
+    pthread_mutex_lock(&vm->lock);
     vm->pause_requested = false;
     if (vm->state == VS_VM_PAUSED)
         vm->state = VS_VM_RUNNING;
@@ -341,6 +390,8 @@ void vs_vm_mark_migrated(struct vs_vm *vm)
     vm->state = VS_VM_MIGRATED;
     vm->pause_requested = true;
     pthread_mutex_unlock(&vm->lock);
+    for (unsigned i = 0; i < vm->nr_disks; i++)
+        vs_virtio_blk_release(vm->disks[i]);   /* the other host owns the disks now */
 }
 
 void vs_vm_unmark_migrated(struct vs_vm *vm)
@@ -397,6 +448,8 @@ void vs_vm_destroy(struct vs_vm *vm)
         vs_vcpu_destroy(&vm->vcpus[i]);
     vs_dirty_ring_destroy(vm->ring);
     free(vm->vcpus);
+    for (unsigned i = 0; i < vm->nr_disks; i++)
+        vs_virtio_blk_free(vm->disks[i]);
     vs_virtio_rng_free(vm->rng);
     vs_memory_destroy(&vm->mem);
     vs_kvm_close(&vm->kvm);

@@ -34,6 +34,7 @@ struct vs_preload {
 enum vs_machine { VS_MACHINE_PC = 0, VS_MACHINE_FLAT = 1 };
 
 struct vs_virtio_rng;
+struct vs_virtio_blk;
 struct vs_cpu_model;
 
 struct vs_vm_config {
@@ -91,6 +92,8 @@ struct vs_vm {
     struct vs_kvmclock kvmclock;
     struct vs_virtio_rng *rng;   /* pc: virtio-rng in virtio slot 0 (NULL: flat) */
     unsigned nr_virtio_slots;    /* pc: virtio-mmio slots taken (virtio/pc_virtio_slots.h) */
+    struct vs_virtio_blk *disks[VS_MAX_DEVICES];   /* pc: the --disk devices, in slot order */
+    unsigned nr_disks;
     struct vs_device_list device_list;   /* the NICs and disks it was built with (VM_CONFIG) */
     struct vs_vmstate_registry devices;  /* every device's migratable state (vmstate.h) */
     struct vs_boot_entry boot;
@@ -113,17 +116,27 @@ const char *vs_vm_state_name(enum vs_vm_state s);
 /* Build the VM: RAM, fill, preloads, kernel, boot info, vCPUs in their initial state.
  * Nothing runs until vs_vm_start(). */
 int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg);
+/* Start the vCPU threads (parked when pause_requested; else the devices are activated
+ * first, as by vs_vm_resume). */
 int vs_vm_start(struct vs_vm *vm);
-/* Stop every vCPU outside KVM_RUN. Idempotent. */
+/* Stop every vCPU outside KVM_RUN, then complete (and flush) the devices' requests in
+ * flight: when it returns, neither the guest nor a device changes guest RAM or a disk.
+ * Idempotent. */
 int vs_vm_pause(struct vs_vm *vm);
+/* Run again; the devices take requests again (a destination's disks are opened for writing
+ * here, on the first start or resume: the VM is its own then). */
 int vs_vm_resume(struct vs_vm *vm);
 /* Ask every vCPU to stop, without waiting: a vCPU waiting for a post-copy page stops when
  * the page arrives. The VM is paused from now on. */
 void vs_vm_request_pause(struct vs_vm *vm);
 /* While a migration needs the vCPUs stopped, refuse resume with this reason (NULL: allow). */
 void vs_vm_block_resume(struct vs_vm *vm, const char *why);
-/* The VM now runs on another host: it stays paused here for good. */
+/* The VM now runs on another host: it stays paused here for good, and its disks are
+ * closed (the other host writes them now). */
 void vs_vm_mark_migrated(struct vs_vm *vm);
+/* Whether a migration can take the VM (0), or why not: a disk that is not on shared
+ * storage (its content would not follow). */
+int vs_vm_check_migratable(struct vs_vm *vm);
 /* Undo vs_vm_mark_migrated, on the operator's word that the other host never ran it (it
  * died before it could): the VM is paused, and can be resumed. */
 void vs_vm_unmark_migrated(struct vs_vm *vm);

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Write the seed corpora of the virtio fuzz targets: fuzz_virtqueue (guest RAM images with
 well-formed and malformed queues: flags, last_avail_idx, used_idx, RAM image from address
-0) and fuzz_virtio_mmio (a RAM image and a driver's register accesses), in the input
-formats the targets describe.
+0), fuzz_virtio_mmio (a RAM image and a driver's register accesses) and fuzz_virtio_blk
+(virtio-blk requests in a queue, and the disk's read-only flag), in the input formats the
+targets describe.
 
-usage: make_virtio_seeds.py CORPUS_DIR     (writes CORPUS_DIR/virtqueue, CORPUS_DIR/virtio_mmio)
+usage: make_virtio_seeds.py CORPUS_DIR     (writes CORPUS_DIR/virtqueue, .../virtio_mmio,
+                                            .../virtio_blk)
 """
 import os
 import struct
@@ -94,10 +96,53 @@ def mmio_seeds():
         yield name, struct.pack('<H', len(ram)) + ram + script
 
 
+# virtio-blk request types
+T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WRITE_ZEROES = 0, 1, 4, 8, 11, 13
+
+
+def blk_request(image, slot, rtype, sector, data_len, data_writable, extra=b''):
+    """Header, data (if any), status: descriptors 3*slot.., buffers at BUF + 0x400*slot."""
+    base, d0 = BUF + 0x400 * slot, 3 * slot
+    struct.pack_into('<IIQ', image.ram, base, rtype, 0, sector)
+    image.ram[base + 0x20:base + 0x20 + len(extra)] = extra
+    if data_len:
+        image.desc(DESC, d0, base, 16, NEXT, d0 + 1)
+        image.desc(DESC, d0 + 1, base + 0x20, data_len, NEXT | (WRITE if data_writable else 0),
+                   d0 + 2)
+    else:
+        image.desc(DESC, d0, base, 16, NEXT, d0 + 2)
+    image.desc(DESC, d0 + 2, base + 0x10, 1, WRITE)
+    image.offer(d0)
+
+
+def blk_seeds():
+    s = Image(4)
+    blk_request(s, 0, T_OUT, 8, 512, False, bytes(range(256)) * 2)
+    blk_request(s, 1, T_IN, 8, 512, True)
+    blk_request(s, 2, T_FLUSH, 0, 0, False)
+    blk_request(s, 3, T_GET_ID, 0, 20, True)
+    yield 'rw', s, 0
+    s = Image(3)
+    segs = struct.pack('<QII', 0, 8, 0) + struct.pack('<QII', 100, 16, 1)
+    blk_request(s, 0, T_WRITE_ZEROES, 0, len(segs), False, segs)
+    blk_request(s, 1, T_DISCARD, 0, 16, False, struct.pack('<QII', 64, 8, 0))
+    yield 'ranges', s, 0
+    s = Image(3)
+    blk_request(s, 0, T_IN, 2047, 1024, True)               # runs past the end
+    blk_request(s, 1, T_OUT, (1 << 55), 512, False)         # sector * 512 overflows
+    blk_request(s, 2, 99, 0, 0, False)                      # unknown type
+    yield 'bad', s, 0
+    s = Image(3)
+    blk_request(s, 0, T_OUT, 0, 512, False)
+    yield 'ro', s, 1
+
+
 def main():
     out = sys.argv[1]
     for target, items in (('virtqueue', ((n, i.bytes()) for n, i in seeds())),
-                          ('virtio_mmio', mmio_seeds())):
+                          ('virtio_mmio', mmio_seeds()),
+                          ('virtio_blk', ((n, i.bytes()[:5] + bytes([ro]) + i.bytes()[5:])
+                                          for n, i, ro in blk_seeds()))):
         os.makedirs(os.path.join(out, target), exist_ok=True)
         for name, blob in items:
             with open(os.path.join(out, target, name), 'wb') as f:

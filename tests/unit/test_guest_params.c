@@ -65,11 +65,12 @@ static void test_defaults(void **state)
 static void test_workloads_and_fills(void **state)
 {
     (void)state;
-    static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
+    static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
+                                             "disk" };
     static const char *const fills[] = { "none", "pattern", "random" };
     char cmd[64];
 
-    for (unsigned i = 0; i < 5; i++) {
+    for (unsigned i = 0; i < 6; i++) {
         snprintf(cmd, sizeof(cmd), "workload=%s", workloads[i]);
         assert_int_equal(parse_ok(cmd).workload, i);
         assert_string_equal(vs_params_workload_name(i), workloads[i]);
@@ -189,7 +190,7 @@ static void test_error_message_names_token(void **state)
     char err[128];
 
     assert_int_equal(vs_params_parse("quiet=1 workload=foo", &p, err, sizeof(err)), -1);
-    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify or timer)");
+    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify, timer or disk)");
 }
 
 static void test_error_buffer_edge_cases(void **state)
@@ -273,6 +274,10 @@ static void test_timer_keys(void **state)
     assert_int_equal(parse_ok("hz=1000").hz, 1000);
     assert_int_equal(parse_ok("timer=lapic hz=1").hz, 1);
     assert_int_equal(parse_ok("hz=1 timer=lapic").hz, 1);   /* order does not matter */
+    assert_int_equal(parse_ok("workload=disk disk_blocks=4096").disk_blocks, 4096);
+    assert_int_equal(parse_ok("workload=disk").disk_blocks, 0);
+    parse_bad("disk_blocks=0", "disk_blocks");
+    parse_bad("disk_blocks=many", "disk_blocks");
     parse_bad("hz=0", "hz");
     parse_bad("hz=1001", "hz");
     parse_bad("hz=fast", "hz");

@@ -47,6 +47,42 @@ static void posts_writable_buffers_in_order(void **state)
     assert_int_equal(q.outstanding, 8);
 }
 
+/* A virtio-blk request: header, data, status, linked in order, returned under its head
+ * with at most its writable bytes. */
+static void posts_chains(void **state)
+{
+    (void)state;
+    const char *why = "";
+    uint16_t id;
+    uint32_t len;
+    setup_queue(16, 0);
+    struct vs_vq_desc d[3] = {
+        { .addr = 0x5000, .len = 16, .flags = 0, .next = 9 },    /* next is ignored */
+        { .addr = 0x6000, .len = 4096, .flags = VS_VQ_DESC_F_WRITE },
+        { .addr = 0x5010, .len = 1, .flags = VS_VQ_DESC_F_WRITE },
+    };
+    vs_vq_post_chain(&q, 4, d, 3);
+    assert_int_equal(rings.avail.idx, 1);
+    assert_int_equal(rings.avail.ring[0], 4);
+    assert_int_equal(rings.desc[4].flags, VS_VQ_DESC_F_NEXT);
+    assert_int_equal(rings.desc[4].next, 5);
+    assert_int_equal(rings.desc[5].flags, VS_VQ_DESC_F_NEXT | VS_VQ_DESC_F_WRITE);
+    assert_int_equal(rings.desc[5].next, 6);
+    assert_int_equal(rings.desc[6].flags, VS_VQ_DESC_F_WRITE);
+    assert_int_equal(rings.desc[6].addr, 0x5010);
+    device_use(4, 4098);   /* one byte more than it can have written */
+    assert_int_equal(vs_vq_used_new(&q, &why), 1);
+    assert_int_equal(vs_vq_take_used(&q, &id, &len, &why), -1);
+    assert_int_equal(id, 4);
+    assert_int_equal(len, 4097);
+    vs_vq_post_chain(&q, 4, d, 3);
+    device_use(4, 4097);
+    assert_int_equal(vs_vq_used_new(&q, &why), 1);
+    assert_int_equal(vs_vq_take_used(&q, &id, &len, &why), 0);
+    assert_int_equal(len, 4097);
+    assert_int_equal(q.outstanding, 0);
+}
+
 static void takes_used_entries(void **state)
 {
     (void)state;
@@ -145,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(posts_writable_buffers_in_order),
         cmocka_unit_test(takes_used_entries),
+        cmocka_unit_test(posts_chains),
         cmocka_unit_test(a_request_completed_twice_is_caught),
         cmocka_unit_test(unknown_and_too_long_entries_are_caught),
         cmocka_unit_test(used_index_jumps_are_caught),

@@ -375,6 +375,8 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
                        const struct vs_migration_opts *opts)
 {
     int rc = check_opts(opts);
+    if (!rc)
+        rc = vs_vm_check_migratable(vm);
     if (rc)
         return rc;
     struct vs_tls *tls;

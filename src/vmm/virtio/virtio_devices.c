@@ -4,6 +4,7 @@
  * A failure here fails the VM's construction (ranges and sections already registered
  * point at freed memory then: the VM must not run). */
 #include "vmm/virtio/virtio_mmio.h"
+#include "vmm/virtio/virtio_blk.h"
 #include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 
@@ -80,4 +81,37 @@ void vs_virtio_rng_free(struct vs_virtio_rng *rng)
         return;
     vs_virtio_mmio_free(rng->transport);
     free(rng);
+}
+
+int vs_virtio_blk_create(struct vs_virtio_blk **out, const struct vs_virtio_mmio_params *p,
+                         const char *spec, bool incoming)
+{
+    *out = NULL;
+    struct vs_virtio_blk *d = malloc(sizeof(*d));
+    if (!d)
+        return vs_fail(ENOMEM, "out of memory for virtio-blk");
+    int rc = vs_virtio_blk_open(d, spec, incoming, p->mem);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    rc = vs_virtio_mmio_create(&d->transport, p, &d->ops, d);
+    if (!rc && (rc = vs_virtio_blk_start(d, d->transport)))
+        vs_virtio_mmio_free(d->transport);
+    if (rc) {
+        vs_virtio_blk_close(d);
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void vs_virtio_blk_free(struct vs_virtio_blk *d)
+{
+    if (!d)
+        return;
+    vs_virtio_blk_close(d);
+    vs_virtio_mmio_free(d->transport);
+    free(d);
 }

@@ -1,0 +1,239 @@
+#include "vmm/virtio/blk_backend.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ZERO_CHUNK (64u << 10)
+
+static int spec_option(struct vs_blk_spec *out, const char *opt, size_t len, const char *spec)
+{
+    if (len == 6 && !memcmp(opt, "shared", 6))
+        out->shared = true;
+    else if (len == 2 && !memcmp(opt, "ro", 2))
+        out->ro = true;
+    else
+        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro]", spec,
+                       (int)len, opt);
+    return 0;
+}
+
+int vs_blk_spec_parse(const char *spec, struct vs_blk_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *comma = strchr(spec, ',');
+    size_t path_len = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (path_len == 0)
+        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro]", spec);
+    if (path_len >= sizeof(out->path))
+        return vs_fail(ENAMETOOLONG, "--disk %s: the file name is %zu bytes, more than %zu", spec,
+                       path_len, sizeof(out->path) - 1);
+    memcpy(out->path, spec, path_len);
+    while (comma) {
+        const char *opt = comma + 1;
+        comma = strchr(opt, ',');
+        size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+        int rc = spec_option(out, opt, len, spec);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int measure(struct vs_blk_backend *b, const struct stat *st)
+{
+    b->block_device = S_ISBLK(st->st_mode);
+    if (b->block_device) {
+        uint64_t bytes;
+        if (ioctl(b->fd, BLKGETSIZE64, &bytes) < 0)
+            return vs_fail(errno, "disk %s: cannot read the block device's size: %s",
+                           b->spec.path, strerror(errno));
+        b->size = bytes;
+    } else if (S_ISREG(st->st_mode)) {
+        b->size = (uint64_t)st->st_size;
+    } else {
+        return vs_fail(EINVAL, "disk %s is neither a regular file nor a block device",
+                       b->spec.path);
+    }
+    if (b->size < 512)
+        return vs_fail(EINVAL, "disk %s has %llu bytes, less than one 512-byte sector; make it "
+                       "larger (e.g. truncate -s 1G %s)", b->spec.path,
+                       (unsigned long long)b->size, b->spec.path);
+    return 0;
+}
+
+int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable)
+{
+    memset(b, 0, sizeof(*b));
+    b->spec = *spec;
+    b->writable = writable && !spec->ro;
+    b->fd = open(spec->path, (b->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (b->fd < 0)
+        return vs_fail(errno, "disk %s: cannot open it for %s: %s%s", spec->path,
+                       b->writable ? "reading and writing" : "reading", strerror(errno),
+                       errno == ENOENT ? "; create it first (e.g. truncate -s 1G FILE)" : "");
+    struct stat st;
+    int rc = fstat(b->fd, &st) < 0 ? vs_fail(errno, "disk %s: %s", spec->path, strerror(errno))
+                                   : measure(b, &st);
+    if (!rc && !b->writable && !spec->ro && access(spec->path, W_OK) < 0)
+        rc = vs_fail(errno, "disk %s: this process will have to write it once the VM is its "
+                     "own, and cannot (%s); give ro or fix the permissions", spec->path,
+                     strerror(errno));
+    if (rc) {
+        vs_blk_backend_close(b);
+        return rc;
+    }
+    b->dev = st.st_dev;
+    b->ino = st.st_ino;
+    return 0;
+}
+
+int vs_blk_backend_open_for_writing(struct vs_blk_backend *b)
+{
+    if (b->fd >= 0 && (b->writable || b->spec.ro))
+        return 0;
+    int fd = open(b->spec.path, (b->spec.ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return vs_fail(errno, "disk %s: cannot open it for %s: %s", b->spec.path,
+                       b->spec.ro ? "reading" : "writing", strerror(errno));
+    struct stat st;
+    struct vs_blk_backend now = *b;
+    now.fd = fd;
+    int rc = fstat(fd, &st) < 0 ? vs_fail(errno, "disk %s: %s", b->spec.path, strerror(errno))
+                                : measure(&now, &st);
+    if (!rc && (st.st_dev != b->dev || st.st_ino != b->ino || now.size != b->size))
+        rc = vs_fail(ESTALE, "disk %s was replaced or resized (now %llu bytes, was %llu) since "
+                     "the VM opened it; the guest's disk must stay the same file",
+                     b->spec.path, (unsigned long long)now.size, (unsigned long long)b->size);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = fd;
+    b->writable = !b->spec.ro;
+    return 0;
+}
+
+void vs_blk_backend_close(struct vs_blk_backend *b)
+{
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = -1;
+    b->writable = false;
+}
+
+/* Advance an I/O vector past `done` bytes (in place). */
+static unsigned advance(struct iovec **iov, unsigned n, size_t done)
+{
+    while (n && done >= (*iov)->iov_len) {
+        done -= (*iov)->iov_len;
+        (*iov)++;
+        n--;
+    }
+    if (n) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + done;
+        (*iov)->iov_len -= done;
+    }
+    return n;
+}
+
+/* preadv/pwritev until all of it is done (iov is consumed). */
+static int transfer(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off,
+                    bool write)
+{
+    if (b->fd < 0 || (write && !b->writable))
+        return -EBADF;
+    while (n) {
+        ssize_t done = write ? pwritev(b->fd, iov, (int)n, (off_t)off)
+                             : preadv(b->fd, iov, (int)n, (off_t)off);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done < 0)
+            return -errno;
+        if (done == 0) {
+            if (write)
+                return -EIO;
+            for (unsigned i = 0; i < n; i++)   /* past the end of the file: zeros */
+                memset(iov[i].iov_base, 0, iov[i].iov_len);
+            return 0;
+        }
+        off += (uint64_t)done;
+        n = advance(&iov, n, (size_t)done);
+    }
+    return 0;
+}
+
+int vs_blk_backend_read(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
+{
+    return transfer(b, iov, n, off, false);
+}
+
+int vs_blk_backend_write(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
+{
+    return transfer(b, iov, n, off, true);
+}
+
+int vs_blk_backend_flush(struct vs_blk_backend *b)
+{
+    if (b->fd < 0)
+        return -EBADF;
+    if (!b->writable)
+        return 0;
+    return fdatasync(b->fd) < 0 ? -errno : 0;
+}
+
+static bool unsupported(int err)
+{
+    return err == EOPNOTSUPP || err == ENOSYS || err == EINVAL;
+}
+
+int vs_blk_backend_discard(struct vs_blk_backend *b, uint64_t off, uint64_t len)
+{
+    if (b->fd < 0 || !b->writable)
+        return -EBADF;
+    if (len == 0 ||
+        fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+        return 0;
+    return unsupported(errno) ? 0 : -errno;
+}
+
+static int write_zero_bytes(struct vs_blk_backend *b, uint64_t off, uint64_t len)
+{
+    static const uint8_t zeros[ZERO_CHUNK];
+    while (len) {
+        size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+        struct iovec iov = { .iov_base = (void *)zeros, .iov_len = n };
+        int rc = transfer(b, &iov, 1, off, true);
+        if (rc)
+            return rc;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int vs_blk_backend_write_zeroes(struct vs_blk_backend *b, uint64_t off, uint64_t len, bool unmap)
+{
+    if (b->fd < 0 || !b->writable)
+        return -EBADF;
+    if (len == 0)
+        return 0;
+    int mode = unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+                     : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+    if (fallocate(b->fd, mode, (off_t)off, (off_t)len) == 0)
+        return 0;
+    if (!unsupported(errno))
+        return -errno;
+    if (unmap && fallocate(b->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                           (off_t)len) == 0)
+        return 0;
+    return write_zero_bytes(b, off, len);
+}

@@ -1,0 +1,61 @@
+/* What a virtio-blk disk stores its sectors in: a raw image file or a block device, given
+ * as `--disk FILE[,shared][,ro]`. Synchronous I/O (preadv, pwritev, fdatasync, fallocate);
+ * the device calls it from its I/O thread (virtio_blk.c).
+ *
+ * Opening is in two steps, for migration on shared storage: a destination opens the file
+ * read-only when it builds the VM (the source still writes it), and for writing only once
+ * the VM is its own (vs_blk_backend_open_for_writing, after the commit). A source that
+ * handed the VM over closes it (vs_blk_backend_close): it can write no more. */
+#ifndef VS_BLK_BACKEND_H
+#define VS_BLK_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define VS_BLK_PATH_MAX 240
+
+/* `--disk FILE[,shared][,ro]`. */
+struct vs_blk_spec {
+    char path[VS_BLK_PATH_MAX];
+    bool shared;     /* both hosts of a migration reach this same file */
+    bool ro;         /* the guest gets a read-only disk (VIRTIO_BLK_F_RO) */
+};
+
+/* Parse a SPEC. Refused with a message naming the option: an empty or too long path, an
+ * unknown option. */
+int vs_blk_spec_parse(const char *spec, struct vs_blk_spec *out);
+
+struct vs_blk_backend {
+    struct vs_blk_spec spec;
+    int fd;                 /* -1: closed */
+    bool writable;          /* fd is open for writing */
+    bool block_device;
+    dev_t dev;              /* the file opened first: reopening must find the same one */
+    ino_t ino;
+    uint64_t size;          /* bytes, fixed when first opened */
+};
+
+/* Open spec->path: for writing when `writable` and the disk is not read-only, else
+ * read-only (then checking that it could be written later). Measures its size; a file of
+ * less than one sector is refused. */
+int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable);
+/* (Re)open for writing, or for reading when the disk is read-only (no-op when it is open
+ * so already): after the commit, or when a VM handed over comes back. The file must be the
+ * one first opened, with the same size. */
+int vs_blk_backend_open_for_writing(struct vs_blk_backend *b);
+void vs_blk_backend_close(struct vs_blk_backend *b);
+
+/* Whole transfers at byte offset `off`: 0, or -errno (a read past the end of a file reads
+ * zeros; the device never asks for one). The I/O vector is used up (changed). */
+int vs_blk_backend_read(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off);
+int vs_blk_backend_write(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off);
+int vs_blk_backend_flush(struct vs_blk_backend *b);
+/* Deallocate [off, off+len) if the file system can (a hint: 0 when it cannot). */
+int vs_blk_backend_discard(struct vs_blk_backend *b, uint64_t off, uint64_t len);
+/* Make [off, off+len) read as zeros: a hole when `unmap` and the file system can punch
+ * one, else a zeroed range, else written zeros. */
+int vs_blk_backend_write_zeroes(struct vs_blk_backend *b, uint64_t off, uint64_t len, bool unmap);
+
+#endif
