@@ -135,7 +135,10 @@ static int remote_for(const char *where, struct vs_security_opts *sec, struct ct
         return 0;
     }
     if (!security_given(sec))
-        return 0;     /* the connection says which options it needs */
+        return vs_fail(EINVAL, "%s is a TCP address (a vmshiftd --listen): give the "
+                       "certificates to reach it with --tls-cert FILE --tls-key FILE "
+                       "--tls-ca FILE (or --tls-psk FILE), or --insecure for plain TCP",
+                       where);
     return ctl_remote_init(r, sec, "the connection to the host agent");
 }
 
