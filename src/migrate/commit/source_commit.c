@@ -87,7 +87,7 @@ static int postcopy_window_lost(struct vs_migration *m, const char *why)
     if (vs_source_settle(m) != VS_SETTLED_SOURCE)
         return vs_fail(ECANCELED, "post-copy: stream 0 lost before the grant (%s), and the "
                        "destination did not confirm that it discarded its copy", why);
-    m->settled = true;
+    m->window.settled = true;
     return vs_fail(EPIPE, "post-copy: stream 0 lost before the destination claimed the VM "
                    "(%s); the VM runs here again", why);
 }
@@ -97,7 +97,7 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
     vs_fault_point("src.verdict", 0, m->ch);
     pthread_mutex_lock(&m->lock);
     m->committed = true;   /* cancel is refused from here on */
-    m->outcome = VS_OUTCOME_SRC_COMMITTED;
+    m->window.outcome = VS_OUTCOME_SRC_COMMITTED;
     pthread_mutex_unlock(&m->lock);
     vs_fault_point("src.commit", 0, m->ch);
     uint64_t commit_ns = vs_clock_ns();
@@ -116,7 +116,7 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
 
     char why[256];
     snprintf(why, sizeof(why), "%s", vs_last_error());
-    if (m->pc)
+    if (m->post.engine)
         return postcopy_window_lost(m, why);
     vs_warn("migration to %s: stream 0 lost in the commit window (%s); settling the outcome "
             "over fresh connections", m->opts.to, why);
@@ -130,7 +130,7 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
         vs_info("migration to %s: the destination runs the VM", m->opts.to);
         return 0;
     case VS_SETTLED_SOURCE:
-        m->settled = true;
+        m->window.settled = true;
         return vs_fail(EPIPE, "the destination went away before it took the VM (%s); the VM "
                        "runs here again", why);
     case VS_SETTLED_LOST:
@@ -148,9 +148,9 @@ int vs_source_commit(struct vs_migration *m, uint64_t pause_ns)
 const char *vs_source_settle_abort(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
-    bool needed = m->digest_sent && !m->dest_refused && !m->settled;
-    if (needed && m->outcome == VS_OUTCOME_SRC_UNDECIDED)
-        m->outcome = VS_OUTCOME_SRC_ABORTED;
+    bool needed = m->window.digest_sent && !m->window.dest_refused && !m->window.settled;
+    if (needed && m->window.outcome == VS_OUTCOME_SRC_UNDECIDED)
+        m->window.outcome = VS_OUTCOME_SRC_ABORTED;
     pthread_mutex_unlock(&m->lock);
     if (!needed)
         return NULL;
@@ -159,7 +159,7 @@ const char *vs_source_settle_abort(struct vs_migration *m)
     vs_source_set_status(m, "resolving");
     switch (vs_source_settle(m)) {
     case VS_SETTLED_SOURCE:
-        m->settled = true;
+        m->window.settled = true;
         return NULL;
     case VS_SETTLED_DEST:   /* the operator resumed it there: it is the destination's now */
         vs_vm_mark_migrated(m->vm);

@@ -17,10 +17,10 @@
 bool vs_source_grant(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
-    bool mark = m->outcome == VS_OUTCOME_SRC_COMMITTED;
+    bool mark = m->window.outcome == VS_OUTCOME_SRC_COMMITTED;
     if (mark)
-        m->outcome = VS_OUTCOME_SRC_GRANTED;
-    bool granted = m->outcome == VS_OUTCOME_SRC_GRANTED;
+        m->window.outcome = VS_OUTCOME_SRC_GRANTED;
+    bool granted = m->window.outcome == VS_OUTCOME_SRC_GRANTED;
     pthread_mutex_unlock(&m->lock);
     if (mark) {
         vs_vm_mark_migrated(m->vm);   /* never runs here again */
@@ -32,8 +32,8 @@ bool vs_source_grant(struct vs_migration *m)
 static void note_dest_state(struct vs_migration *m, uint32_t state)
 {
     pthread_mutex_lock(&m->lock);
-    m->dest_state = state;
-    pthread_cond_broadcast(&m->settle_cv);
+    m->window.dest_state = state;
+    pthread_cond_broadcast(&m->window.settle_cv);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -54,7 +54,7 @@ static void answer(struct vs_migration *m, struct vs_channel *ch)
         if (asked == VS_OUTCOME_DST_IN_DOUBT)
             vs_source_grant(m);
         pthread_mutex_lock(&m->lock);
-        reply = m->outcome;
+        reply = m->window.outcome;
         pthread_mutex_unlock(&m->lock);
     }
     vs_info("RESOLVE endpoint: the destination is %s; told it %s", vs_outcome_name(asked),
@@ -77,9 +77,9 @@ static void *resolve_server(void *arg)
     while (!atomic_load(&m->closing)) {
         struct vs_channel *ch;
         struct vs_tls_result res;
-        if (vs_tcp_accept(m->resolve_l, 20, &ch))   /* short: quitting waits for it */
+        if (vs_tcp_accept(m->window.listener, 20, &ch))   /* short: quitting waits for it */
             continue;
-        vs_tls_secure(m->resolve_tls, &ch, 1, RESOLVE_TIMEOUT_MS, &res);
+        vs_tls_secure(m->window.tls, &ch, 1, RESOLVE_TIMEOUT_MS, &res);
         if (res.err) {
             vs_warn("RESOLVE endpoint: refused a connection: %s", res.error);
             vs_channel_linger_close(ch, 200);
@@ -92,19 +92,19 @@ static void *resolve_server(void *arg)
 
 int vs_source_resolve_listen(struct vs_migration *m, uint16_t *port)
 {
-    int rc = vs_tls_new(&m->opts.security, VS_TLS_DESTINATION, &m->resolve_tls);
+    int rc = vs_tls_new(&m->opts.security, VS_TLS_DESTINATION, &m->window.tls);
     if (!rc)
-        rc = vs_tcp_listen_beside(m->ch, &m->resolve_l);
+        rc = vs_tcp_listen_beside(m->ch, &m->window.listener);
     if (rc)
         return vs_fail_context(rc, "opening the RESOLVE endpoint");
-    int p = vs_tcp_listener_port(m->resolve_l);
+    int p = vs_tcp_listener_port(m->window.listener);
     if (p < 0)
         return p;
     *port = (uint16_t)p;
-    int err = pthread_create(&m->resolve_thread, NULL, resolve_server, m);
+    int err = pthread_create(&m->window.thread, NULL, resolve_server, m);
     if (err)
         return vs_fail(err, "cannot start the RESOLVE endpoint thread: %s", strerror(err));
-    m->resolve_thread_started = true;
+    m->window.thread_started = true;
     return 0;
 }
 
@@ -112,13 +112,13 @@ void vs_source_resolve_stop(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
     atomic_store(&m->closing, true);
-    pthread_cond_broadcast(&m->settle_cv);
+    pthread_cond_broadcast(&m->window.settle_cv);
     pthread_mutex_unlock(&m->lock);
-    if (m->resolve_thread_started)
-        pthread_join(m->resolve_thread, NULL);
-    m->resolve_thread_started = false;
-    vs_tcp_listener_close(m->resolve_l);
-    m->resolve_l = NULL;
+    if (m->window.thread_started)
+        pthread_join(m->window.thread, NULL);
+    m->window.thread_started = false;
+    vs_tcp_listener_close(m->window.listener);
+    m->window.listener = NULL;
 }
 
 void vs_source_lost(struct vs_migration *m, const char *why)
@@ -168,7 +168,7 @@ int vs_migration_reclaim(struct vs_migration *m)
 static uint32_t outcome_of(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
-    uint32_t o = m->outcome;
+    uint32_t o = m->window.outcome;
     pthread_mutex_unlock(&m->lock);
     return o;
 }
@@ -176,9 +176,9 @@ static uint32_t outcome_of(struct vs_migration *m)
 bool vs_source_withdraw(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
-    if (m->outcome == VS_OUTCOME_SRC_COMMITTED)
-        m->outcome = VS_OUTCOME_SRC_ABORTED;
-    bool aborted = m->outcome == VS_OUTCOME_SRC_ABORTED;
+    if (m->window.outcome == VS_OUTCOME_SRC_COMMITTED)
+        m->window.outcome = VS_OUTCOME_SRC_ABORTED;
+    bool aborted = m->window.outcome == VS_OUTCOME_SRC_ABORTED;
     pthread_mutex_unlock(&m->lock);
     return aborted;
 }
@@ -219,7 +219,7 @@ enum vs_settled vs_source_settle(struct vs_migration *m)
     for (uint64_t attempt = 0;; attempt++) {
         vs_fault_point("src.resolve", attempt, NULL);
         pthread_mutex_lock(&m->lock);
-        uint32_t heard = m->dest_state;
+        uint32_t heard = m->window.dest_state;
         pthread_mutex_unlock(&m->lock);
         uint32_t dest = heard ? heard : call_destination(m);
         uint32_t mine = outcome_of(m);
@@ -244,8 +244,8 @@ enum vs_settled vs_source_settle(struct vs_migration *m)
         ts.tv_sec += (time_t)(ns / 1000000000);
         ts.tv_nsec = (long)(ns % 1000000000);
         pthread_mutex_lock(&m->lock);
-        if (!m->dest_state && !atomic_load(&m->closing))
-            pthread_cond_timedwait(&m->settle_cv, &m->lock, &ts);
+        if (!m->window.dest_state && !atomic_load(&m->closing))
+            pthread_cond_timedwait(&m->window.settle_cv, &m->lock, &ts);
         pthread_mutex_unlock(&m->lock);
         wait_ms = wait_ms < 1000 ? wait_ms * 2 : 1000;
     }

@@ -86,7 +86,7 @@ static int reconnect_streams(struct vs_migration *m, const char *to, unsigned fi
         pthread_mutex_lock(&m->lock);
         struct vs_channel *old = s->ch;
         if (old)
-            m->closed_bytes += vs_channel_sent(old);
+            m->post.closed_bytes += vs_channel_sent(old);
         s->ch = chs[i];
         if (first + i == 0)
             m->ch = chs[i];
@@ -217,7 +217,7 @@ int vs_postcopy_recover(struct vs_postcopy_source *pc, bool lost)
 int vs_migration_resume(struct vs_migration *m, const char *to)
 {
     pthread_mutex_lock(&m->lock);
-    struct vs_postcopy_source *pc = m->pc;
+    struct vs_postcopy_source *pc = m->post.engine;
     const char *status = m->stats.status;
     if (!pc || strcmp(status, "postcopy-paused")) {
         pthread_mutex_unlock(&m->lock);
@@ -238,7 +238,7 @@ int vs_migration_resume(struct vs_migration *m, const char *to)
 void vs_postcopy_abandon(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
-    struct vs_postcopy_source *pc = m->pc;
+    struct vs_postcopy_source *pc = m->post.engine;
     if (pc) {
         pc->abandon = true;
         pthread_cond_broadcast(&pc->cv);

@@ -23,7 +23,7 @@ static void stats_add(struct vs_migration *m, uint64_t *field, uint64_t v)
 {
     pthread_mutex_lock(&m->lock);
     *field += v;
-    m->stats.remaining_bytes = atomic_load(&m->pc->left) * VS_WIRE_PAGE_SIZE;
+    m->stats.remaining_bytes = atomic_load(&m->post.engine->left) * VS_WIRE_PAGE_SIZE;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -31,9 +31,9 @@ int vs_postcopy_switch(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
     const char *status = m->stats.status;
-    bool ok = m->postcopy_ok, pre = !strcmp(status, "active");
+    bool ok = m->post.agreed, pre = !strcmp(status, "active");
     pthread_mutex_unlock(&m->lock);
-    if (atomic_load(&m->postcopy_request) && (pre || m->pc))
+    if (atomic_load(&m->post.requested) && (pre || m->post.engine))
         return 0;
     if (!pre)
         return vs_fail(EBUSY, "post-copy can start only while pre-copy runs; this migration "
@@ -41,7 +41,7 @@ int vs_postcopy_switch(struct vs_migration *m)
     if (!ok)
         return vs_fail(EPROTONOSUPPORT, "the destination %s did not agree to post-copy "
                        "(HELLO features): upgrade it, or let pre-copy finish", m->opts.to);
-    atomic_store(&m->postcopy_request, true);
+    atomic_store(&m->post.requested, true);
     vs_info("migration to %s: post-copy requested; switching at the end of this pass",
             m->opts.to);
     return 0;
@@ -49,18 +49,18 @@ int vs_postcopy_switch(struct vs_migration *m)
 
 int vs_postcopy_take_over(struct vs_migration *m, const char *why)
 {
-    if (!m->postcopy_ok)
+    if (!m->post.agreed)
         return vs_fail(ENOTSUP, "%s, but the destination %s cannot run post-copy (it did not "
                        "agree to it in the handshake); upgrade it, or use --converge throttle",
                        why, m->opts.to);
     vs_info("%s: switching to post-copy", why);
-    atomic_store(&m->postcopy_request, true);
+    atomic_store(&m->post.requested, true);
     return 0;
 }
 
 int vs_postcopy_prepare(struct vs_migration *m)
 {
-    if (!atomic_load(&m->postcopy_request) || !m->postcopy_ok)
+    if (!atomic_load(&m->post.requested) || !m->post.agreed)
         return 0;
     struct vs_postcopy_source *pc = calloc(1, sizeof(*pc));
     uint64_t npages = m->vm->mem.size / VS_WIRE_PAGE_SIZE;
@@ -87,7 +87,7 @@ int vs_postcopy_prepare(struct vs_migration *m)
     pc->nr_bg = m->nr_streams > 1 ? m->nr_streams - 1 : 1;
     pc->first_bg = m->nr_streams > 1 ? 1 : 0;
     pthread_mutex_lock(&m->lock);
-    m->pc = pc;
+    m->post.engine = pc;
     m->stats.postcopy.active = true;
     pthread_mutex_unlock(&m->lock);
     return 0;
@@ -95,7 +95,7 @@ int vs_postcopy_prepare(struct vs_migration *m)
 
 int vs_postcopy_start(struct vs_migration *m, uint32_t pass, uint64_t pause_ns)
 {
-    struct vs_postcopy_source *pc = m->pc;
+    struct vs_postcopy_source *pc = m->post.engine;
     struct vs_dirty *d = &m->dirty;
     /* Never-written pages are zero on both sides: the destination maps zeros for them. */
     vs_memory_drop_holes(&m->vm->mem, d->bitmap, 0, d->npages);
@@ -336,7 +336,7 @@ static int session(struct vs_postcopy_source *pc)
 
 int vs_postcopy_source_serve(struct vs_migration *m)
 {
-    struct vs_postcopy_source *pc = m->pc;
+    struct vs_postcopy_source *pc = m->post.engine;
     uint64_t t0 = vs_clock_ns();
     int rc = 0;
     pthread_mutex_lock(&m->lock);
@@ -365,10 +365,10 @@ int vs_postcopy_source_serve(struct vs_migration *m)
 
 void vs_postcopy_source_free(struct vs_migration *m)
 {
-    struct vs_postcopy_source *pc = m->pc;
+    struct vs_postcopy_source *pc = m->post.engine;
     if (!pc)
         return;
-    m->pc = NULL;
+    m->post.engine = NULL;
     pthread_mutex_destroy(&pc->w0_lock);
     pthread_cond_destroy(&pc->cv);
     free(pc->to_send);

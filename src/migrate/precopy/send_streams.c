@@ -164,7 +164,7 @@ static int stream_pass(struct vs_send_stream *s, uint32_t pass, bool final)
     while (!rc) {
         if (stopping(m))
             return vs_fail(ECANCELED, "stream %u stopped: the migration is stopping", s->index);
-        if (atomic_load(&m->postcopy_request) && !final)
+        if (atomic_load(&m->post.requested) && !final)
             break;      /* the rest goes in post-copy */
         uint64_t first = atomic_fetch_add(&m->next_unit, 1) * VS_SEND_UNIT_PAGES;
         if (first >= npages)
@@ -260,7 +260,7 @@ int vs_send_streams_start(struct vs_migration *m)
 
 uint64_t vs_send_streams_bytes(struct vs_migration *m)
 {
-    uint64_t total = m->closed_bytes;
+    uint64_t total = m->post.closed_bytes;
     for (unsigned i = 0; i < m->nr_streams; i++)
         if (m->streams[i].ch)
             total += vs_channel_sent(m->streams[i].ch);

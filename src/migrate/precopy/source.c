@@ -104,7 +104,7 @@ int vs_source_await_verdict(struct vs_migration *m)
     if (hdr.type == VS_REC_ABORT) {
         char why[VS_WIRE_MAX_REASON + 1] = "";
         if (vs_wire_read_payload(&m->r, &hdr, why, VS_WIRE_MAX_REASON) == 0)
-            m->dest_refused = true;   /* it discards its copy */
+            m->window.dest_refused = true;   /* it discards its copy */
         return vs_fail(EIO, "the destination aborted: %s", why);
     }
     struct vs_wire_verdict v;
@@ -112,7 +112,7 @@ int vs_source_await_verdict(struct vs_migration *m)
         (rc = vs_wire_check_reason(v.reason, sizeof(v.reason))))
         return rc;
     if (!v.ok) {
-        m->dest_refused = true;   /* a destination whose check failed discards its copy */
+        m->window.dest_refused = true;   /* a destination whose check failed discards its copy */
         return vs_fail(EIO, "the destination's copy does not match: %s", v.reason);
     }
     return 0;
@@ -132,7 +132,7 @@ static int precopy(struct vs_migration *m)
                 return rc;
             if (action == VS_CONV_SWITCHOVER)
                 return 0;
-            bool asked = atomic_load(&m->postcopy_request);
+            bool asked = atomic_load(&m->post.requested);
             if (asked || vs_converge_should_switch_postcopy(action))
                 return vs_postcopy_take_over(m, asked ? "start-postcopy was asked for"
                                                       : "pre-copy is not converging");
@@ -164,7 +164,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     vs_fault_point("src.switchover", 0, m->ch);
     uint64_t dirty;
     int rc = vs_dirty_sync(&m->dirty, &dirty);
-    if (!rc && !m->pc && !vs_converge_switchover_ok(m, dirty)) {   /* post-copy: no final pass */
+    if (!rc && !m->post.engine && !vs_converge_switchover_ok(m, dirty)) {   /* post-copy: no final pass */
         vs_vm_block_resume(vm, NULL);
         if (m->paused_by_us && (rc = vs_vm_resume(vm)))
             return rc;
@@ -182,7 +182,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
                                 .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
         record_dirtied(m, dirty);
-        rc = m->pc ? vs_postcopy_start(m, ps.pass, *pause_ns)    /* pages follow later */
+        rc = m->post.engine ? vs_postcopy_start(m, ps.pass, *pause_ns)    /* pages follow later */
                    : vs_send_streams_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
@@ -236,7 +236,7 @@ static int run_source(struct vs_migration *m)
     /* COMMIT, CLAIM, GRANT: from the grant on the source never runs this VM again. */
     if ((rc = vs_source_commit(m, pause_ns)))
         return rc;
-    return m->pc ? vs_postcopy_source_serve(m) : 0;   /* the pages the destination lacks */
+    return m->post.engine ? vs_postcopy_source_serve(m) : 0;   /* the pages the destination lacks */
 }
 
 /* Undo everything before the commit: the source VM runs on as if nothing happened.
@@ -291,7 +291,7 @@ static void *migration_thread(void *arg)
     int rc = run_source(m);
     const char *status;
     pthread_mutex_lock(&m->lock);
-    bool granted = m->outcome == VS_OUTCOME_SRC_GRANTED;
+    bool granted = m->window.outcome == VS_OUTCOME_SRC_GRANTED;
     pthread_mutex_unlock(&m->lock);
     if (rc && !granted) {
         status = roll_back(m, rc);
@@ -398,9 +398,9 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->pass_lock, NULL);
-    pthread_cond_init(&m->settle_cv, NULL);
+    pthread_cond_init(&m->window.settle_cv, NULL);
     atomic_init(&m->closing, false);
-    m->outcome = VS_OUTCOME_SRC_UNDECIDED;
+    m->window.outcome = VS_OUTCOME_SRC_UNDECIDED;
     pthread_cond_init(&m->pass_cv, NULL);
     pthread_cond_init(&m->done_cv, NULL);
     atomic_init(&m->cancel, false);
@@ -492,9 +492,9 @@ void vs_migration_free(struct vs_migration *m)
     pthread_mutex_destroy(&m->pass_lock);
     pthread_cond_destroy(&m->pass_cv);
     pthread_cond_destroy(&m->done_cv);
-    pthread_cond_destroy(&m->settle_cv);
+    pthread_cond_destroy(&m->window.settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);
-    vs_tls_free(m->resolve_tls);
+    vs_tls_free(m->window.tls);
     free(m);
 }

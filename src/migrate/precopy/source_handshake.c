@@ -120,8 +120,8 @@ static int read_reply(struct vs_migration *m, const struct vs_wire_hello *h)
                                      &features);
     if (rc)
         return rc;
-    m->postcopy_ok = features & VS_FEATURE_POSTCOPY;
-    m->r.postcopy = m->postcopy_ok;   /* PAGE_REQUEST may come back */
+    m->post.agreed = features & VS_FEATURE_POSTCOPY;
+    m->r.postcopy = m->post.agreed;   /* PAGE_REQUEST may come back */
     pthread_mutex_lock(&m->lock);
     m->stats.downtime_exact = same_boot;
     pthread_mutex_unlock(&m->lock);

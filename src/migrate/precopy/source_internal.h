@@ -44,6 +44,32 @@ struct vs_send_stream {
     char error[512];
 };
 
+/* Post-copy as the source's pass loop sees it; the engine itself is postcopy/. */
+struct vs_source_postcopy_link {
+    bool agreed;                    /* the destination offered VS_FEATURE_POSTCOPY */
+    atomic_bool requested;          /* switch to post-copy: the pass ends early */
+    struct vs_postcopy_source *engine;  /* from the switch on */
+    uint64_t closed_bytes;          /* sent on channels a post-copy resume replaced */
+};
+
+/* The commit window, source side (commit/source_commit.c and commit/source_resolve.c;
+ * docs/state-machine.md, "The commit window"). Under vs_migration.lock. */
+struct vs_source_commit_window {
+    uint32_t outcome;               /* VS_OUTCOME_SRC_*: undecided -> committed -> granted,
+                                       or undecided/committed -> aborted; never back */
+    uint32_t dest_state;            /* the destination's last RESOLVE state (0: none) */
+    bool digest_sent;               /* DIGEST may have arrived: the destination may hold a
+                                       verified copy */
+    bool dest_refused;              /* it said its copy is bad or aborted: it holds none */
+    bool settled;                   /* settling decided that the VM resumes here */
+    pthread_cond_t settle_cv;       /* dest_state changed, or closing */
+    struct vs_tcp_listener *listener;   /* the RESOLVE endpoint the destination asks */
+    struct vs_tls *tls;             /* its TLS server side: the migration's credentials
+                                       (NULL: --insecure) */
+    pthread_t thread;
+    bool thread_started;
+};
+
 struct vs_migration {
     struct vs_vm *vm;
     struct vs_migration_opts opts;
@@ -91,28 +117,11 @@ struct vs_migration {
     struct vs_bw_sampler sampler;
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 
-    /* Post-copy (postcopy_source.c). */
-    bool postcopy_ok;               /* the destination agreed VS_FEATURE_POSTCOPY */
-    atomic_bool postcopy_request;   /* switch to post-copy: the pass ends early */
-    struct vs_postcopy_source *pc;  /* from the switch on */
-    uint64_t closed_bytes;          /* sent on channels a post-copy resume replaced */
+    struct vs_source_postcopy_link post;    /* postcopy/ */
     struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
 
-    /* The commit window (source_resolve.c, docs/state-machine.md). Under lock. */
     uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's: RESOLVE and post-copy resumes */
-    uint32_t outcome;               /* VS_OUTCOME_SRC_*: undecided -> committed -> granted,
-                                       or undecided/committed -> aborted; never back */
-    uint32_t dest_state;            /* the destination's last RESOLVE state (0: none) */
-    bool digest_sent;               /* DIGEST may have arrived: the destination may hold a
-                                       verified copy */
-    bool dest_refused;              /* it said its copy is bad or aborted: it holds none */
-    bool settled;                   /* settling decided that the VM resumes here */
-    pthread_cond_t settle_cv;       /* dest_state changed, or closing */
-    struct vs_tcp_listener *resolve_l;  /* where the destination asks for the outcome */
-    struct vs_tls *resolve_tls;     /* its TLS server side: m->tls's credentials (NULL:
-                                       --insecure) */
-    pthread_t resolve_thread;
-    bool resolve_thread_started;
+    struct vs_source_commit_window window;  /* commit/ */
     atomic_bool closing;            /* vs_migration_free: stop waiting */
 };
 

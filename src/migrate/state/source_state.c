@@ -66,9 +66,9 @@ int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns)
         return rc;
     pthread_mutex_lock(&m->lock);
     m->stats.ram_digest = dg.ram_xxh3;
-    m->digest_sent = true;   /* from the first byte on, the destination may verify */
+    m->window.digest_sent = true;   /* from the first byte on, the destination may verify */
     pthread_mutex_unlock(&m->lock);
-    rc = m->pc ? vs_postcopy_send_digests(m, &dg)   /* with the blocks still missing */
+    rc = m->post.engine ? vs_postcopy_send_digests(m, &dg)   /* with the blocks still missing */
                : vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
     vs_fault_point("src.digest", 0, m->ch);
     return rc;
