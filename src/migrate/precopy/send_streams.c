@@ -30,12 +30,12 @@ bool vs_page_is_zero(const uint8_t *p)
  * cancel, until the bytes sent so far are due. */
 static int throttle(struct vs_migration *m, uint64_t bytes)
 {
-    if (!m->capped || !m->opts.max_bandwidth)
+    if (!m->cap.on || !m->opts.max_bandwidth)
         return 0;
-    uint64_t sent = atomic_fetch_add(&m->cap_bytes, bytes) + bytes;
+    uint64_t sent = atomic_fetch_add(&m->cap.bytes, bytes) + bytes;
     uint64_t due_ns = (uint64_t)((double)sent * 1e9 / (double)m->opts.max_bandwidth);
     for (;;) {
-        uint64_t elapsed = vs_clock_ns() - m->cap_start_ns;
+        uint64_t elapsed = vs_clock_ns() - m->cap.start_ns;
         if (elapsed >= due_ns)
             return 0;
         if (stopping(m))
@@ -129,7 +129,7 @@ static int send_unit(struct vs_send_stream *s, uint64_t first, uint64_t end, uin
          * log, so a write from now on is caught by the next pass. */
         uint64_t skipped = vs_memory_drop_holes(&m->vm->mem, d->bitmap, first, end);
         s->ps.skipped_pages += skipped;
-        atomic_fetch_sub(&m->pages_left, skipped);
+        atomic_fetch_sub(&m->sched.pages_left, skipped);
     }
     for (uint64_t w = first / 64; w < (end + 63) / 64 && !rc; w++) {
         uint64_t n = 0;
@@ -146,7 +146,7 @@ static int send_unit(struct vs_send_stream *s, uint64_t first, uint64_t end, uin
                     rc = flush_data(s, pass, final);
             }
         }
-        atomic_fetch_sub(&m->pages_left, n);
+        atomic_fetch_sub(&m->sched.pages_left, n);
     }
     if (!rc)
         vs_dirty_sent(d, first, end - first);
@@ -166,7 +166,7 @@ static int stream_pass(struct vs_send_stream *s, uint32_t pass, bool final)
             return vs_fail(ECANCELED, "stream %u stopped: the migration is stopping", s->index);
         if (atomic_load(&m->post.requested) && !final)
             break;      /* the rest goes in post-copy */
-        uint64_t first = atomic_fetch_add(&m->next_unit, 1) * VS_SEND_UNIT_PAGES;
+        uint64_t first = atomic_fetch_add(&m->sched.next_unit, 1) * VS_SEND_UNIT_PAGES;
         if (first >= npages)
             break;
         uint64_t end = first + VS_SEND_UNIT_PAGES < npages ? first + VS_SEND_UNIT_PAGES : npages;
@@ -191,17 +191,17 @@ static void *stream_thread(void *arg)
     struct vs_migration *m = s->m;
     uint64_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&m->pass_lock);
-        while (m->generation == seen && !m->quit)
-            pthread_cond_wait(&m->pass_cv, &m->pass_lock);
-        if (m->quit) {
-            pthread_mutex_unlock(&m->pass_lock);
+        pthread_mutex_lock(&m->sched.lock);
+        while (m->sched.generation == seen && !m->sched.quit)
+            pthread_cond_wait(&m->sched.start_cv, &m->sched.lock);
+        if (m->sched.quit) {
+            pthread_mutex_unlock(&m->sched.lock);
             return NULL;
         }
-        seen = m->generation;
-        uint32_t pass = m->pass_no;
-        bool final = m->pass_final;
-        pthread_mutex_unlock(&m->pass_lock);
+        seen = m->sched.generation;
+        uint32_t pass = m->sched.pass_no;
+        bool final = m->sched.final;
+        pthread_mutex_unlock(&m->sched.lock);
 
         s->rc = stream_pass(s, pass, final);
         if (s->rc) {
@@ -210,10 +210,10 @@ static void *stream_thread(void *arg)
             if (s->rc != -ECANCELED)
                 atomic_store(&m->stream_failed, true);
         }
-        pthread_mutex_lock(&m->pass_lock);
-        m->done++;
-        pthread_cond_broadcast(&m->done_cv);
-        pthread_mutex_unlock(&m->pass_lock);
+        pthread_mutex_lock(&m->sched.lock);
+        m->sched.done++;
+        pthread_cond_broadcast(&m->sched.done_cv);
+        pthread_mutex_unlock(&m->sched.lock);
     }
 }
 
@@ -271,7 +271,7 @@ static void publish_progress(struct vs_migration *m)
 {
     pthread_mutex_lock(&m->lock);
     m->stats.transferred_bytes = vs_send_streams_bytes(m);
-    m->stats.remaining_bytes = atomic_load(&m->pages_left) * VS_WIRE_PAGE_SIZE;
+    m->stats.remaining_bytes = atomic_load(&m->sched.pages_left) * VS_WIRE_PAGE_SIZE;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -279,15 +279,15 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
                          struct vs_pass_stats *ps)
 {
     uint64_t t0 = vs_clock_ns();
-    atomic_store(&m->pages_left, ps->dirty_pages);
-    pthread_mutex_lock(&m->pass_lock);
-    m->pass_no = pass;
-    m->pass_final = final;
-    atomic_store(&m->next_unit, 0);
-    m->done = 0;
-    m->generation++;
-    pthread_cond_broadcast(&m->pass_cv);
-    while (m->done < m->nr_streams) {
+    atomic_store(&m->sched.pages_left, ps->dirty_pages);
+    pthread_mutex_lock(&m->sched.lock);
+    m->sched.pass_no = pass;
+    m->sched.final = final;
+    atomic_store(&m->sched.next_unit, 0);
+    m->sched.done = 0;
+    m->sched.generation++;
+    pthread_cond_broadcast(&m->sched.start_cv);
+    while (m->sched.done < m->nr_streams) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 100000000L;
@@ -295,13 +295,13 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        if (pthread_cond_timedwait(&m->done_cv, &m->pass_lock, &until) != 0) {
-            pthread_mutex_unlock(&m->pass_lock);
+        if (pthread_cond_timedwait(&m->sched.done_cv, &m->sched.lock, &until) != 0) {
+            pthread_mutex_unlock(&m->sched.lock);
             publish_progress(m);
-            pthread_mutex_lock(&m->pass_lock);
+            pthread_mutex_lock(&m->sched.lock);
         }
     }
-    pthread_mutex_unlock(&m->pass_lock);
+    pthread_mutex_unlock(&m->sched.lock);
 
     int rc = 0;
     const char *why = NULL;
@@ -323,10 +323,10 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
 
 void vs_send_streams_stop(struct vs_migration *m)
 {
-    pthread_mutex_lock(&m->pass_lock);
-    m->quit = true;
-    pthread_cond_broadcast(&m->pass_cv);
-    pthread_mutex_unlock(&m->pass_lock);
+    pthread_mutex_lock(&m->sched.lock);
+    m->sched.quit = true;
+    pthread_cond_broadcast(&m->sched.start_cv);
+    pthread_mutex_unlock(&m->sched.lock);
     for (unsigned i = 0; i < m->nr_streams; i++) {
         struct vs_send_stream *s = &m->streams[i];
         if (s->thread_started)

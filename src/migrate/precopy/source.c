@@ -218,19 +218,19 @@ static int run_source(struct vs_migration *m)
     m->stats.setup_ns = vs_clock_ns() - m->stats.start_ns;
     pthread_mutex_unlock(&m->lock);
     vs_source_set_status(m, "active");
-    m->cap_start_ns = vs_clock_ns();
-    atomic_store(&m->cap_bytes, 0);
-    m->capped = true;
+    m->cap.start_ns = vs_clock_ns();
+    atomic_store(&m->cap.bytes, 0);
+    m->cap.on = true;
     uint64_t pause_ns;
     for (bool called_off = true; called_off;) {
         called_off = false;
         if ((rc = precopy(m)) || (rc = vs_source_check_cancel(m)) ||
             (rc = vs_postcopy_prepare(m)))
             return rc;
-        m->capped = false;
+        m->cap.on = false;
         if ((rc = blackout(m, &pause_ns, &called_off)) || (rc = vs_source_check_cancel(m)))
             return rc;
-        m->capped = called_off;
+        m->cap.on = called_off;
     }
 
     /* COMMIT, CLAIM, GRANT: from the grant on the source never runs this VM again. */
@@ -397,17 +397,17 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
-    pthread_mutex_init(&m->pass_lock, NULL);
+    pthread_mutex_init(&m->sched.lock, NULL);
     pthread_cond_init(&m->window.settle_cv, NULL);
     atomic_init(&m->closing, false);
     m->window.outcome = VS_OUTCOME_SRC_UNDECIDED;
-    pthread_cond_init(&m->pass_cv, NULL);
-    pthread_cond_init(&m->done_cv, NULL);
+    pthread_cond_init(&m->sched.start_cv, NULL);
+    pthread_cond_init(&m->sched.done_cv, NULL);
     atomic_init(&m->cancel, false);
     atomic_init(&m->stream_failed, false);
-    atomic_init(&m->next_unit, 0);
-    atomic_init(&m->pages_left, 0);
-    atomic_init(&m->cap_bytes, 0);
+    atomic_init(&m->sched.next_unit, 0);
+    atomic_init(&m->sched.pages_left, 0);
+    atomic_init(&m->cap.bytes, 0);
     struct vs_migration_stats *s = &m->stats;
     s->nr_streams = m->nr_streams;
     s->compress = compress_name(opts->compress);
@@ -489,9 +489,9 @@ void vs_migration_free(struct vs_migration *m)
     vs_wire_reader_destroy(&m->r);
     vs_bw_sampler_free(&m->sampler);
     vs_converge_free(m);
-    pthread_mutex_destroy(&m->pass_lock);
-    pthread_cond_destroy(&m->pass_cv);
-    pthread_cond_destroy(&m->done_cv);
+    pthread_mutex_destroy(&m->sched.lock);
+    pthread_cond_destroy(&m->sched.start_cv);
+    pthread_cond_destroy(&m->sched.done_cv);
     pthread_cond_destroy(&m->window.settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);

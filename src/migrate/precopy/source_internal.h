@@ -44,6 +44,28 @@ struct vs_send_stream {
     char error[512];
 };
 
+/* The pass the stream threads work on (send_streams.c): the pass loop starts a pass
+ * (generation) and waits until every stream has done its part. */
+struct vs_pass_sched {
+    pthread_mutex_t lock;
+    pthread_cond_t start_cv;        /* a new pass (generation) or quit */
+    pthread_cond_t done_cv;         /* a stream finished its part */
+    uint64_t generation;
+    unsigned done;                  /* streams done with this generation */
+    bool quit;
+    uint32_t pass_no;
+    bool final;                     /* the blackout pass */
+    atomic_uint_fast64_t next_unit; /* next VS_SEND_UNIT_PAGES unit to claim */
+    atomic_uint_fast64_t pages_left;    /* of the current pass, for progress */
+};
+
+/* --max-bandwidth: one budget for all streams, pre-copy only. */
+struct vs_bandwidth_cap {
+    bool on;
+    uint64_t start_ns;
+    atomic_uint_fast64_t bytes;     /* sent since start_ns */
+};
+
 /* Post-copy as the source's pass loop sees it; the engine itself is postcopy/. */
 struct vs_source_postcopy_link {
     bool agreed;                    /* the destination offered VS_FEATURE_POSTCOPY */
@@ -97,22 +119,10 @@ struct vs_migration {
     /* The streams and the pass they are working on. */
     unsigned nr_streams;
     struct vs_send_stream streams[VS_WIRE_MAX_STREAMS];
-    pthread_mutex_t pass_lock;
-    pthread_cond_t pass_cv;         /* a new pass (generation) or quit */
-    pthread_cond_t done_cv;         /* a stream finished its part */
-    uint64_t generation;
-    unsigned done;
-    bool quit;
-    uint32_t pass_no;
-    bool pass_final;
-    atomic_uint_fast64_t next_unit; /* next VS_SEND_UNIT_PAGES unit to claim */
-    atomic_uint_fast64_t pages_left;    /* of the current pass, for progress */
+    struct vs_pass_sched sched;     /* send_streams.c */
     atomic_bool stream_failed;
 
-    /* --max-bandwidth: shared by all streams, pre-copy only. */
-    bool capped;
-    uint64_t cap_start_ns;
-    atomic_uint_fast64_t cap_bytes; /* bytes sent since cap_start_ns */
+    struct vs_bandwidth_cap cap;    /* --max-bandwidth (send_streams.c) */
 
     struct vs_bw_sampler sampler;
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
