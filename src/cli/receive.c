@@ -7,6 +7,7 @@
 #include "common/size.h"
 #include "common/stop_signal.h"
 #include "cli/receive_admission.h"
+#include "ctl/nic_status.h"
 #include "migrate/precopy/dest.h"
 #include "migrate/commit/dest_resolve.h"
 #include "migrate/postcopy/postcopy_dest.h"
@@ -364,6 +365,7 @@ int cli_receive_main(int argc, char **argv)
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
     }
     close_listener(&a, o.port_file);
+    vm_nics_note_announces(cmds.vm, &cmds.incoming);
     write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
     if (discarded && status < 128) {
