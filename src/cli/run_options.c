@@ -18,9 +18,11 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify | timer (default idle;\n"
+    "  --workload W           idle | once | continuous | verify | timer | net (default idle;\n"
     "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
-    "                         timer=pit|lapic; needs the pc machine)\n"
+    "                         timer=pit|lapic; net: vCPU 0 answers ARP, ping and UDP echo\n"
+    "                         on the first --nic at --append ip=A.B.C.D; both need the pc\n"
+    "                         machine)\n"
     "  --range START:SIZE     RAM the workload uses: SIZE bytes of RAM from guest-physical\n"
     "                         START on, skipping the MMIO gap [3G, 4G) (default 4M to end)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
@@ -81,7 +83,7 @@ static const struct option long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
+static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer", "net" };
 
 static int parse_machine(const char *s, enum vs_machine *out)
 {
@@ -178,9 +180,8 @@ static int validate(struct run_options *o)
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
-        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify or "
-                       "timer",
-                       o->workload);
+        return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify, "
+                       "timer or net", o->workload);
     int rc = check_mem(o);
     if (rc)
         return rc;

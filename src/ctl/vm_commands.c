@@ -17,7 +17,7 @@
 
 static const char *workload_name(uint32_t w)
 {
-    static const char *const names[] = { "idle", "once", "continuous", "verify", "timer" };
+    static const char *const names[] = { "idle", "once", "continuous", "verify", "timer", "net" };
     return w < sizeof(names) / sizeof(names[0]) ? names[w] : "unknown";
 }
 

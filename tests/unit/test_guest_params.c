@@ -65,11 +65,12 @@ static void test_defaults(void **state)
 static void test_workloads_and_fills(void **state)
 {
     (void)state;
-    static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer" };
+    static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
+                                             "net" };
     static const char *const fills[] = { "none", "pattern", "random" };
     char cmd[64];
 
-    for (unsigned i = 0; i < 5; i++) {
+    for (unsigned i = 0; i < 6; i++) {
         snprintf(cmd, sizeof(cmd), "workload=%s", workloads[i]);
         assert_int_equal(parse_ok(cmd).workload, i);
         assert_string_equal(vs_params_workload_name(i), workloads[i]);
@@ -189,7 +190,8 @@ static void test_error_message_names_token(void **state)
     char err[128];
 
     assert_int_equal(vs_params_parse("quiet=1 workload=foo", &p, err, sizeof(err)), -1);
-    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify or timer)");
+    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify, timer "
+                             "or net)");
 }
 
 static void test_error_buffer_edge_cases(void **state)
@@ -278,6 +280,24 @@ static void test_timer_keys(void **state)
     parse_bad("hz=fast", "hz");
     parse_bad("hz=18", "timer=lapic");                      /* the PIT cannot go that slow */
     parse_bad("timer=hpet", "pit or lapic");
+}
+
+static void test_ip(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok("workload=net ip=198.18.0.10");
+    assert_int_equal(p.workload, VS_WORKLOAD_NET);
+    assert_true(p.has_ip);
+    const uint8_t want[4] = { 198, 18, 0, 10 };
+    assert_memory_equal(p.ip, want, 4);
+    p = parse_ok("ip=0.0.0.255");
+    assert_int_equal(p.ip[3], 255);
+    assert_false(parse_ok("workload=net").has_ip);
+    static const char *const bad[] = { "ip=198.18.0", "ip=198.18.0.256", "ip=1.2.3.4.5", "ip=1..2.3",
+                                       "ip=", "ip=a.b.c.d", "ip=0x1.2.3.4", "ip=1.2.3.4.",
+                                       "ip=1234.1.1.1" };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        parse_bad(bad[i], "IPv4");
 }
 
 static void test_virtio_mmio_slots(void **state)
@@ -571,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_cmdline_is_bounded),
         cmocka_unit_test(test_timer_keys),
         cmocka_unit_test(test_virtio_mmio_slots),
+        cmocka_unit_test(test_ip),
         cmocka_unit_test(test_resolve_default_size),
         cmocka_unit_test(test_resolve_explicit_size),
         cmocka_unit_test(test_resolve_start_outside_ram),
