@@ -1,0 +1,284 @@
+/* Integration: a networked VM moves and stays reachable. Four network namespaces: A and B
+ * are the VM's hosts, each with a Linux bridge (brA, brB) and a veth uplink to the shared
+ * segment (a bridge in namespace "seg"); C is a client on the segment (198.18.0.100). The
+ * VM runs the net workload at 198.18.0.10 with a virtio-net NIC on a TAP of A's bridge; C
+ * pings it and sends it UDP echoes every 10 ms (tests/integration/net_probe.c) while it
+ * migrates A -> B over a veth of its own (198.19.0.1 -> 198.19.0.2). Afterwards C reaches
+ * the VM through B; the replies lost and duplicated are counted (no duplicate allowed),
+ * and the RARP and gratuitous ARPs B sends are captured where B's uplink enters the
+ * segment. A second test moves the VM within A, where its TAP's name is taken. Every
+ * namespace goes away after each group, and every process with its test. */
+#include "harness.h"
+#include "net_probe.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VM_IP "198.18.0.10"
+#define VM_MAC "52:54:00:5e:00:10"
+static const uint8_t vm_mac[6] = { 0x52, 0x54, 0x00, 0x5e, 0x00, 0x10 };
+
+struct topology {
+    int id;
+    char seg[32], a[32], b[32], c[32];
+};
+static struct topology top;
+
+/* Per test: what its teardown stops, whatever happened. */
+static struct vm_proc src, dst;
+static struct probe prober, capture;
+static double probe_started;
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("network set-up command failed (%d): %s", rc, cmd);
+}
+
+/* Host h ("A" or "B"): a bridge br<h>, and a veth from it to the segment bridge. */
+static void make_host(const char *ns, const char *h)
+{
+    sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
+    sh("ip link add vn%d%su type veth peer name vn%d%ss", top.id, h, top.id, h);
+    sh("ip link set vn%d%su netns %s && ip link set vn%d%ss netns %s", top.id, h, ns, top.id, h,
+       top.seg);
+    sh("ip -n %s link set vn%d%su master br%s up && ip -n %s link set vn%d%ss master brseg up",
+       ns, top.id, h, h, top.seg, top.id, h);
+}
+
+static int topology_up(void **state)
+{
+    (void)state;
+    top.id = (int)getpid();
+    snprintf(top.seg, sizeof(top.seg), "vsn%d-seg", top.id);
+    snprintf(top.a, sizeof(top.a), "vsn%d-a", top.id);
+    snprintf(top.b, sizeof(top.b), "vsn%d-b", top.id);
+    snprintf(top.c, sizeof(top.c), "vsn%d-c", top.id);
+    sh("ip netns add %s && ip netns add %s && ip netns add %s && ip netns add %s", top.seg,
+       top.a, top.b, top.c);
+    sh("for n in %s %s %s %s; do ip -n $n link set lo up; done", top.seg, top.a, top.b, top.c);
+    sh("ip -n %s link add brseg type bridge && ip -n %s link set brseg up", top.seg, top.seg);
+    make_host(top.a, "A");
+    make_host(top.b, "B");
+    sh("ip link add vn%dC type veth peer name vn%dCs && ip link set vn%dC netns %s && "
+       "ip link set vn%dCs netns %s", top.id, top.id, top.id, top.c, top.id, top.seg);
+    sh("ip -n %s addr add 198.18.0.100/24 dev vn%dC && ip -n %s link set vn%dC up && "
+       "ip -n %s link set vn%dCs master brseg up", top.c, top.id, top.c, top.id, top.seg, top.id);
+    /* The migration's own link. */
+    sh("ip link add vn%dMa type veth peer name vn%dMb && ip link set vn%dMa netns %s && "
+       "ip link set vn%dMb netns %s", top.id, top.id, top.id, top.a, top.id, top.b);
+    sh("ip -n %s addr add 198.19.0.1/24 dev vn%dMa && ip -n %s link set vn%dMa up", top.a,
+       top.id, top.a, top.id);
+    sh("ip -n %s addr add 198.19.0.2/24 dev vn%dMb && ip -n %s link set vn%dMb up", top.b,
+       top.id, top.b, top.id);
+    return 0;
+}
+
+static int topology_down(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "for n in %s %s %s %s; do ip netns del $n 2>/dev/null; done; true",
+             top.seg, top.a, top.b, top.c);
+    if (system(cmd) != 0)
+        print_message("could not remove the namespaces of %d\n", top.id);
+    return 0;
+}
+
+static int stop_all(void **state)
+{
+    (void)state;
+    probe_kill(&prober);
+    probe_kill(&capture);
+    vm_proc_stop(&src);
+    vm_proc_stop(&dst);
+    return 0;
+}
+
+static void start_vm_on_a(void)
+{
+    vm_proc_start_in(&src, top.a, ARGS("--mem", "64M", "--workload", "net", "--append",
+                                       "ip=" VM_IP, "--nic", "tap=vm0,mac=" VM_MAC ",bridge=brA"));
+    probe_start(&prober, top.c, VM_IP, 10);
+    probe_started = now_s();
+    double deadline = now_s() + 60;
+    while (probe_replies(&prober) < 20 && now_s() < deadline)
+        usleep(50000);
+    if (probe_replies(&prober) < 20)
+        fail_msg("the VM on A answered %u probes from C in 60 s; serial:\n%s",
+                 probe_replies(&prober), vm_serial_log(&src));
+}
+
+/* The first NIC of a status reply (borrowed). */
+static struct json_object *first_nic(struct json_object *status)
+{
+    struct json_object *nics = json_member(status, "nics");
+    assert_true(json_object_array_length(nics) >= 1);
+    return json_object_array_get_idx(nics, 0);
+}
+
+static void migrate_to(const char *host)
+{
+    print_message("migration starts %.0f ms after the prober\n", (now_s() - probe_started) * 1000);
+    char to[64];
+    snprintf(to, sizeof(to), "%s:%d", host, dst.port);
+    struct json_object *r = vm_migrate(&src, to, NULL, 120);
+    print_migration("net", r);
+    if (strcmp(json_str(r, "status"), "completed"))
+        fail_msg("migration %s: %s", json_str(r, "status"), json_str(r, "error"));
+    json_object_put(r);
+    vm_proc_wait_ctl(&dst, 30);
+}
+
+/* After the move, C must be answered from the new host: probes keep coming back. */
+static void expect_replies_after_the_move(void)
+{
+    uint32_t at_move = probe_replies(&prober);
+    double deadline = now_s() + 30;
+    while (probe_replies(&prober) < at_move + 100 && now_s() < deadline)
+        usleep(50000);
+    if (probe_replies(&prober) < at_move + 100)
+        fail_msg("after the move C got %u replies in 30 s; destination serial:\n%s",
+                 probe_replies(&prober) - at_move, vm_serial_log(&dst));
+    sleep(1);   /* the announcement rounds end 0.8 s after the resume */
+}
+
+static void check_probes(const struct probe_result *p)
+{
+    print_message("C -> VM: ping %u sent, %u answered, %u lost once up, %u duplicated; UDP %u "
+                  "sent, %u echoed, %u lost once up, %u duplicated; longest silence %.1f ms "
+                  "(from +%.0f ms); %u replies in the last second\n", p->ping_sent,
+                  p->ping_replied, p->ping_lost, p->ping_dups, p->udp_sent, p->udp_replied,
+                  p->udp_lost, p->udp_dups, p->max_gap_ms, p->max_gap_at_ms,
+                  p->replies_last_second);
+    assert_int_equal(p->ping_dups, 0);
+    assert_int_equal(p->udp_dups, 0);
+    assert_true(p->replies_last_second >= 20);          /* ~200 at 10 ms; a loaded host */
+    assert_true(p->max_gap_ms < 5000);
+    assert_true(p->ping_lost < p->ping_sent / 4);
+    assert_true(p->udp_lost < p->udp_sent / 4);
+}
+
+static void check_announced(struct json_object *nic)
+{
+    struct json_object *rounds = json_member(nic, "announces");
+    assert_int_equal(json_object_array_length(rounds), 5);
+    double last = -1;
+    for (size_t i = 0; i < 5; i++) {
+        struct json_object *e = json_object_array_get_idx(rounds, i);
+        assert_true(json_object_get_boolean(json_member(e, "rarp")));
+        assert_true(json_object_get_boolean(json_member(e, "garp")));
+        assert_true(json_object_get_boolean(json_member(e, "guest")));
+        double at = json_num(e, "at_ms");
+        print_message("announce round %zu at +%.1f ms\n", i + 1, at);
+        assert_true(at > last);
+        last = at;
+    }
+    assert_true(last >= 800 - 1);   /* 0, 50, 200, 450, 800 ms: never earlier */
+    assert_int_equal(json_num(nic, "announce_acks"), 5);   /* the guest announced each time */
+}
+
+/* The destination's status once its NIC has made its 5 rounds and the guest acknowledged
+ * each (caller puts it). */
+static struct json_object *wait_announced(struct vm_proc *p)
+{
+    double deadline = now_s() + 20;
+    for (;;) {
+        struct json_object *st = vm_cmd(p, "status", NULL);
+        struct json_object *nic = first_nic(st);
+        if ((json_object_array_length(json_member(nic, "announces")) == 5 &&
+             json_num(nic, "announce_acks") == 5) || now_s() > deadline)
+            return st;
+        json_object_put(st);
+        usleep(100000);
+    }
+}
+
+static void ping_and_udp_follow_the_vm_to_b(void **state)
+{
+    (void)state;
+    start_vm_on_a();
+    char report[96];
+    snprintf(report, sizeof(report), "/tmp/vmshift-net-report-%d.json", top.id);
+    vm_receiver_start(&dst, "198.19.0.2", top.b, ARGS("--nic", "tap=vm0,mac=" VM_MAC ",bridge=brB",
+                                                      "--report", report));
+    char port_of_b[32];
+    snprintf(port_of_b, sizeof(port_of_b), "vn%dBs", top.id);   /* B's uplink, segment side */
+    capture_start(&capture, top.seg, port_of_b, vm_mac);
+    migrate_to("198.19.0.2");
+    expect_replies_after_the_move();
+    struct probe_result p;
+    struct capture_result cap;
+    probe_stop(&prober, &p);
+    capture_stop(&capture, &cap);
+    check_probes(&p);
+    print_message("from B onto the segment: %u RARP, %u gratuitous ARP (of %u frames)\n",
+                  cap.rarp, cap.garp, cap.frames);
+    assert_int_equal(cap.rarp, 5);     /* one per round, sent by vmshift from B's TAP */
+    assert_true(cap.garp >= 5);        /* vmshift's and the guest's */
+
+    struct json_object *st = wait_announced(&dst);
+    struct json_object *nic = first_nic(st);
+    assert_string_equal(json_str(nic, "tap"), "vm0");
+    assert_string_equal(json_str(nic, "bridge"), "brB");
+    assert_string_equal(json_str(nic, "mac"), VM_MAC);
+    assert_string_equal(json_str(nic, "ip"), VM_IP);
+    check_announced(nic);
+    assert_int_equal(guest_u64(st, "errors"), 0);
+    json_object_put(st);
+    st = vm_cmd(&src, "status", NULL);
+    assert_string_equal(json_str(st, "state"), "migrated");
+    json_object_put(st);
+    /* The destination's migration report, written when it ends, lists the rounds too. */
+    vm_proc_stop(&dst);
+    struct json_object *rep = json_object_from_file(report);
+    unlink(report);
+    assert_non_null(rep);
+    assert_int_equal(json_object_array_length(json_member(rep, "announces")), 5);
+    json_object_put(rep);
+}
+
+static void a_taken_tap_name_gets_a_fresh_one(void **state)
+{
+    (void)state;
+    start_vm_on_a();
+    /* The same host: the source's TAP vm0 is taken; the NIC comes from the source's spec. */
+    vm_receiver_start(&dst, "198.19.0.1", top.a, NULL);
+    migrate_to("198.19.0.1");
+    expect_replies_after_the_move();
+    struct probe_result p;
+    probe_stop(&prober, &p);
+    check_probes(&p);
+    struct json_object *st = vm_cmd(&dst, "status", NULL);
+    struct json_object *nic = first_nic(st);
+    print_message("the destination's TAP: %s\n", json_str(nic, "tap"));
+    assert_non_null(strstr(json_str(nic, "tap"), "vstap"));
+    assert_string_equal(json_str(nic, "bridge"), "brA");
+    assert_string_equal(json_str(nic, "mac"), VM_MAC);
+    assert_true(json_num(nic, "rx_frames") > 0);
+    json_object_put(st);
+    /* Both TAPs are ports of brA until the source ends; then only the new one. */
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "ip -n %s link show vm0 >/dev/null 2>&1", top.a);
+    assert_int_equal(system(cmd), 0);
+    vm_proc_stop(&src);
+    assert_int_not_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(ping_and_udp_follow_the_vm_to_b, stop_all),
+        cmocka_unit_test_teardown(a_taken_tap_name_gets_a_fresh_one, stop_all),
+    };
+    return cmocka_run_group_tests(tests, topology_up, topology_down);
+}
