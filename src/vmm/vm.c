@@ -266,6 +266,13 @@ static void devices_set_running(struct vs_vm *vm, bool running)
         vs_virtio_net_set_running(vm->nics[i], running);
 }
 
+/* The same, without waiting for a device busy with a post-copy page. */
+static void devices_request_stop(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_nics; i++)
+        vs_virtio_net_request_stop(vm->nics[i]);
+}
+
 int vs_vm_start(struct vs_vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -320,7 +327,7 @@ void vs_vm_request_pause(struct vs_vm *vm)
     if (vm->state == VS_VM_RUNNING)
         vm->state = VS_VM_PAUSED;
     pthread_mutex_unlock(&vm->lock);
-    devices_set_running(vm, false);
+    devices_request_stop(vm);
 }
 
 int vs_vm_resume(struct vs_vm *vm)

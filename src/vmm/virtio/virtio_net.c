@@ -216,6 +216,10 @@ enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
     unsigned moved = 0;
     enum vs_net_rx result = VS_NET_RX_MORE;
     while (moved < RX_BATCH) {
+        if (__atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE)) {
+            result = VS_NET_RX_WAIT;
+            break;
+        }
         int rc = n->rx_held ? 1 : read_frame(n);
         if (rc <= 0) {
             result = rc == 0 ? VS_NET_RX_IDLE : VS_NET_RX_WAIT;
@@ -255,6 +259,7 @@ static void discard_queued(struct vs_virtio_net *n)
 void vs_virtio_net_set_running(struct vs_virtio_net *n, bool running)
 {
     vs_virtio_mmio_lock(n->transport);
+    __atomic_store_n(&n->stop_requested, !running, __ATOMIC_RELEASE);
     if (running && !n->running) {
         n->running = true;
         if (n->arrived) {
@@ -274,6 +279,12 @@ void vs_virtio_net_set_running(struct vs_virtio_net *n, bool running)
         n->running = false;
     }
     vs_virtio_mmio_unlock(n->transport);
+    vs_virtio_net_io_wake(n);
+}
+
+void vs_virtio_net_request_stop(struct vs_virtio_net *n)
+{
+    __atomic_store_n(&n->stop_requested, true, __ATOMIC_RELEASE);
     vs_virtio_net_io_wake(n);
 }
 
@@ -308,22 +319,26 @@ static void announce_round(struct vs_virtio_net *n, uint64_t now_ns)
 
 int64_t vs_virtio_net_announce_tick(struct vs_virtio_net *n, uint64_t now_ns)
 {
-    if (!n->running || !n->ann_active)
+    if (!n->running || !n->ann_active || __atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE))
         return -1;
     if (now_ns >= n->ann_next_ns)
         announce_round(n, now_ns);
     return n->ann_active ? (int64_t)(n->ann_next_ns > now_ns ? n->ann_next_ns - now_ns : 0) : -1;
 }
 
-void vs_virtio_net_snapshot(struct vs_virtio_net *n, struct vs_virtio_net_counters *c,
-                            struct vs_net_announce_event *events, unsigned *nr_events)
+void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out)
 {
+    memset(out, 0, sizeof(*out));
     vs_virtio_mmio_lock(n->transport);
-    *c = n->n;
-    if (events) {
-        memcpy(events, n->events, n->nr_events * sizeof(*events));
-        *nr_events = n->nr_events;
-    }
+    snprintf(out->name, sizeof(out->name), "%s", n->transport->name);
+    snprintf(out->tap, sizeof(out->tap), "%s", n->backend);
+    snprintf(out->bridge, sizeof(out->bridge), "%s", n->tap.bridge);
+    memcpy(out->mac, n->mac, 6);
+    memcpy(out->ip, n->ip, 4);
+    out->ip_known = n->ip_known;
+    out->n = n->n;
+    memcpy(out->events, n->events, n->nr_events * sizeof(out->events[0]));
+    out->nr_events = n->nr_events;
     vs_virtio_mmio_unlock(n->transport);
 }
 

@@ -91,6 +91,7 @@ struct vs_virtio_net {
     uint8_t ip[4];
     bool ip_known, ip_learned;
     bool running;                       /* the VM runs: frames may go into the guest */
+    bool stop_requested;                /* atomic: vs_virtio_net_request_stop */
     bool arrived;                       /* loaded from a migration, not run here yet */
     bool rx_wait;                       /* no receive chains: wait for the driver */
     bool rx_held;                       /* rx_frame holds a frame read, not delivered */
@@ -135,6 +136,9 @@ void vs_virtio_net_delete(struct vs_virtio_net *n);
  * more. The first start after a migration discards what the backend queued and begins the
  * announcements. Takes the transport's lock. */
 void vs_virtio_net_set_running(struct vs_virtio_net *n, bool running);
+/* Stop delivering without waiting (the receive thread may be blocked on a post-copy page
+ * with the lock held): no frame is delivered after the one in progress. Any thread. */
+void vs_virtio_net_request_stop(struct vs_virtio_net *n);
 
 /* ---- For the I/O thread (and tests): the transport's lock held ---- */
 enum vs_net_rx { VS_NET_RX_IDLE, VS_NET_RX_MORE, VS_NET_RX_WAIT };
@@ -152,8 +156,16 @@ void vs_virtio_net_io_stop(struct vs_virtio_net *n);
 /* Make the thread look again (a notify, a change of state). Any thread, any lock. */
 void vs_virtio_net_io_wake(struct vs_virtio_net *n);
 
-/* A consistent copy of the counters and the announcement rounds (takes the lock). */
-void vs_virtio_net_snapshot(struct vs_virtio_net *n, struct vs_virtio_net_counters *c,
-                            struct vs_net_announce_event *events, unsigned *nr_events);
+/* What the control protocol shows of a NIC: a consistent copy (takes the lock). */
+struct vs_virtio_net_view {
+    char name[24];                      /* "virtio-net1" */
+    char tap[IFNAMSIZ], bridge[IFNAMSIZ];
+    uint8_t mac[6], ip[4];
+    bool ip_known;
+    struct vs_virtio_net_counters n;
+    struct vs_net_announce_event events[VS_VIRTIO_NET_MAX_EVENTS];
+    unsigned nr_events;
+};
+void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out);
 
 #endif
