@@ -14,6 +14,7 @@
 #include "transport/security.h"
 #include "transport/tcp.h"
 #include "transport/tls.h"
+#include "vmm/virtio/virtio_net_spec.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -102,6 +103,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
     int c, opt_index = 0;
     char *end;
     double secs;
+    struct vs_net_spec nic;
     while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
         switch (c) {
         case 'S':
@@ -117,7 +119,8 @@ static int parse(int argc, char **argv, struct receive_options *o)
                 return -EINVAL;
             break;
         case 'N': case 'D':
-            if (vs_device_list_add(c == 'N' ? &o->nics : &o->disks,
+            if ((c == 'N' && vs_net_spec_parse(optarg, &nic)) ||
+                vs_device_list_add(c == 'N' ? &o->nics : &o->disks,
                                    c == 'N' ? VS_DEVICE_NIC : VS_DEVICE_DISK, optarg))
                 return -EINVAL;
             break;

@@ -6,6 +6,7 @@
 #include "vmm/cpu_model.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
+#include "vmm/virtio/virtio_net_spec.h"
 #include "vmshift/page_format.h"
 
 #include <getopt.h>
@@ -236,6 +237,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     o->append = "";
 
     struct vs_device_list nics = { 0 }, disks = { 0 };   /* slot order: NICs, then disks */
+    struct vs_net_spec nic;
     optind = 1;
     opterr = 0;
     int c, rc = 0;
@@ -273,7 +275,11 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
         case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
         case OPT_CPU: rc = vs_cpu_model_find(optarg, &o->vm.cpu_model); break;
-        case OPT_NIC: rc = vs_device_list_add(&nics, VS_DEVICE_NIC, optarg); break;
+        case OPT_NIC:   /* checked now: a bad field is a usage error, before anything is built */
+            rc = vs_net_spec_parse(optarg, &nic);
+            if (!rc)
+                rc = vs_device_list_add(&nics, VS_DEVICE_NIC, optarg);
+            break;
         case OPT_DISK: rc = vs_device_list_add(&disks, VS_DEVICE_DISK, optarg); break;
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;

@@ -41,6 +41,10 @@ static void bad_sizes_and_values(void **state)
     expect_failure(ARGS("run", "--workload", "busy"), "'busy'", "continuous");
     expect_failure(ARGS("run", "--mem", "64M", "--range", "4M:128M"), "does not fit", NULL);
     expect_failure(ARGS("frobnicate"), "frobnicate", "--help");
+    /* A NIC's fields are checked before anything is built, on both sides of a migration. */
+    expect_failure(ARGS("run", "--nic", "tap=t0,mac=zz"), "mac 'zz'", "MAC address");
+    expect_failure(ARGS("receive", "--listen", "127.0.0.1:0", "--insecure", "--nic",
+                        "tap=t0,mac=52:54:00:12:34:56,vlan=0"), "vlan '0'", NULL);
     /* Every command names the option whose value is missing or wrong, not its value. */
     expect_failure(ARGS("migrate", "/tmp/none.sock", "--to", "127.0.0.1:1", "--downtime-limit",
                         "abc"), "--downtime-limit 'abc' is not a whole number", NULL);
