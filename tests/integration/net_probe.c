@@ -6,6 +6,7 @@
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -305,4 +306,125 @@ void capture_start(struct probe *p, const char *netns, const char *ifname, const
 void capture_stop(struct probe *p, struct capture_result *out)
 {
     stop_child(p, out, sizeof(*out));
+}
+
+/* ---- The tagged ping ---- */
+
+struct tagged_result {
+    uint32_t replies, wrong_vlan;
+};
+
+static size_t echo_frame(uint8_t *f, const struct tagged_ping *t, const uint8_t src_mac[6],
+                         uint16_t seq)
+{
+    size_t n = 12;
+    memcpy(f, t->dst_mac, 6);
+    memcpy(f + 6, src_mac, 6);
+    if (t->vid) {
+        f[n++] = 0x81, f[n++] = 0x00, f[n++] = (uint8_t)(t->vid >> 8), f[n++] = (uint8_t)t->vid;
+    }
+    f[n++] = 0x08, f[n++] = 0x00;
+    uint8_t *ip = f + n;
+    memset(ip, 0, 20);
+    ip[0] = 0x45, ip[3] = 20 + 16, ip[8] = 64, ip[9] = 1;
+    inet_pton(AF_INET, t->src_ip, ip + 12);
+    inet_pton(AF_INET, t->dst_ip, ip + 16);
+    uint16_t sum = checksum(ip, 20);
+    ip[10] = (uint8_t)(sum >> 8), ip[11] = (uint8_t)sum;
+    uint8_t *icmp = ip + 20;
+    memset(icmp, 0, 16);
+    icmp[0] = 8, icmp[4] = 0x7a, icmp[5] = 0x9d, icmp[6] = (uint8_t)(seq >> 8), icmp[7] = (uint8_t)seq;
+    sum = checksum(icmp, 16);
+    icmp[2] = (uint8_t)(sum >> 8), icmp[3] = (uint8_t)sum;
+    return n + 36 < 60 ? 60 : n + 36;
+}
+
+/* A frame the kernel gave us: an echo reply from dst_ip, and the VLAN it came in (from the
+ * packet's auxiliary data, or a tag still in the data). */
+static void tagged_reply(struct tagged_result *r, const struct tagged_ping *t, const uint8_t *f,
+                         size_t len, int aux_vid)
+{
+    size_t n = 12;
+    int vid = aux_vid;
+    if (len >= 18 && f[12] == 0x81 && f[13] == 0x00) {
+        vid = (f[14] << 8 | f[15]) & 0xfff;
+        n = 16;
+    }
+    uint8_t want[4];
+    inet_pton(AF_INET, t->dst_ip, want);
+    if (len < n + 2 + 28 || f[n] != 0x08 || f[n + 1] != 0x00)
+        return;
+    const uint8_t *ip = f + n + 2, *icmp = ip + (ip[0] & 15) * 4;
+    if (ip[9] != 1 || memcmp(ip + 12, want, 4) || icmp + 8 > f + len || icmp[0] != 0 ||
+        icmp[4] != 0x7a || icmp[5] != 0x9d)
+        return;
+    if (vid == (int)t->vid)
+        r->replies++;
+    else
+        r->wrong_vlan++;
+}
+
+static void tagged_receive(int s, struct tagged_result *r, const struct tagged_ping *t, int wait_ms)
+{
+    struct pollfd pfd = { .fd = s, .events = POLLIN };
+    while (poll(&pfd, 1, wait_ms) > 0) {
+        uint8_t f[2048];
+        union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))]; } c;
+        struct sockaddr_ll from;
+        struct iovec iov = { f, sizeof(f) };
+        struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+                            .msg_iovlen = 1, .msg_control = &c, .msg_controllen = sizeof(c) };
+        ssize_t len = recvmsg(s, &m, MSG_DONTWAIT);
+        if (len <= 0 || from.sll_pkttype == PACKET_OUTGOING)
+            continue;
+        int vid = 0;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+            struct tpacket_auxdata aux;
+            if (h->cmsg_level != SOL_PACKET || h->cmsg_type != PACKET_AUXDATA)
+                continue;
+            memcpy(&aux, CMSG_DATA(h), sizeof(aux));
+            if (aux.tp_status & TP_STATUS_VLAN_VALID)
+                vid = aux.tp_vlan_tci & 0xfff;
+        }
+        tagged_reply(r, t, f, (size_t)len, vid);
+        wait_ms = 0;
+    }
+}
+
+uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned interval_ms,
+                     uint32_t *wrong_vlan)
+{
+    struct probe p = { 0 };
+    if (!fork_child(&p)) {
+        child_enter(t->netns);
+        struct tagged_result r = { 0 };
+        int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)), one = 1;
+        struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                                   .sll_ifindex = (int)if_nametoindex(t->ifname) };
+        struct ifreq ifr = { 0 };
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", t->ifname);
+        if (s < 0 || bind(s, (struct sockaddr *)&sll, sizeof(sll)) < 0 ||
+            setsockopt(s, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0 ||
+            ioctl(s, SIOCGIFHWADDR, &ifr) < 0)
+            _exit(5);
+        for (unsigned i = 0; i < count; i++) {
+            uint8_t f[64];
+            size_t len = echo_frame(f, t, (const uint8_t *)ifr.ifr_hwaddr.sa_data, (uint16_t)i);
+            if (send(s, f, len, 0) < 0)
+                _exit(6);
+            tagged_receive(s, &r, t, (int)interval_ms);
+        }
+        tagged_receive(s, &r, t, DRAIN_MS);
+        child_finish(&p, &r, sizeof(r));
+    }
+    struct tagged_result r;
+    ssize_t got = read(p.fd, &r, sizeof(r));
+    int st = 0;
+    waitpid(p.pid, &st, 0);
+    close(p.fd);
+    if (got != (ssize_t)sizeof(r) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("the tagged ping in %s failed (status 0x%x)", t->netns, st);
+    if (wrong_vlan)
+        *wrong_vlan = r.wrong_vlan;
+    return r.replies;
 }

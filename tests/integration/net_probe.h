@@ -4,7 +4,9 @@
  *    port 7777) to a target, both numbered; it counts replies per number, so losses,
  *    duplicates and the longest silence are known;
  *  - the capture: an AF_PACKET socket on one interface, counting the RARPs and gratuitous
- *    ARPs for a MAC that arrive there (announcements after a move).
+ *    ARPs for a MAC that arrive there (announcements after a move);
+ *  - the tagged ping: ICMP echo requests built by hand in 802.1Q-tagged (or untagged)
+ *    frames on an AF_PACKET socket, for hosts whose kernel has no VLAN interfaces.
  * Each runs until stopped (SIGTERM), then writes its result through a pipe. */
 #ifndef VS_NET_PROBE_H
 #define VS_NET_PROBE_H
@@ -45,6 +47,18 @@ void probe_stop(struct probe *p, struct probe_result *out);
 /* Start a capture in netns on interface ifname for announcements of mac. */
 void capture_start(struct probe *p, const char *netns, const char *ifname, const uint8_t mac[6]);
 void capture_stop(struct probe *p, struct capture_result *out);
+
+/* count echo requests, one every interval_ms, from ifname in netns (its MAC, source
+ * address src_ip) to dst_mac/dst_ip, tagged with VLAN vid (0: untagged); then the replies
+ * that came back in that VLAN (in *wrong_vlan those in another: none should). */
+struct tagged_ping {
+    const char *netns, *ifname;
+    uint8_t dst_mac[6];
+    const char *src_ip, *dst_ip;
+    uint16_t vid;
+};
+uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned interval_ms,
+                     uint32_t *wrong_vlan);
 
 /* Kill a probe or capture still running (cleanup on any exit path); no result. */
 void probe_kill(struct probe *p);

@@ -6,8 +6,11 @@
  * migrates A -> B over a veth of its own (198.19.0.1 -> 198.19.0.2). Afterwards C reaches
  * the VM through B; the replies lost and duplicated are counted (no duplicate allowed),
  * and the RARP and gratuitous ARPs B sends are captured where B's uplink enters the
- * segment. A second test moves the VM within A, where its TAP's name is taken. Every
- * namespace goes away after each group, and every process with its test. */
+ * segment. A second test moves the VM within A, where its TAP's name is taken. A third
+ * puts two VMs on A in VLANs 10 and 20 (tagged by their NICs; C pings with hand-made
+ * 802.1Q frames, as this kernel has no VLAN interfaces): each answers only in its own
+ * VLAN, before and after VM 10 moves to B, whose --nic names no VLAN. Every namespace goes
+ * away after the group, and every process with its test. */
 #include "harness.h"
 #include "net_probe.h"
 
@@ -27,7 +30,7 @@ struct topology {
 static struct topology top;
 
 /* Per test: what its teardown stops, whatever happened. */
-static struct vm_proc src, dst;
+static struct vm_proc src, dst, other;
 static struct probe prober, capture;
 static double probe_started;
 
@@ -101,6 +104,7 @@ static int stop_all(void **state)
     probe_kill(&capture);
     vm_proc_stop(&src);
     vm_proc_stop(&dst);
+    vm_proc_stop(&other);
     return 0;
 }
 
@@ -128,7 +132,8 @@ static struct json_object *first_nic(struct json_object *status)
 
 static void migrate_to(const char *host)
 {
-    print_message("migration starts %.0f ms after the prober\n", (now_s() - probe_started) * 1000);
+    print_message("migration starts %.0f ms after the first probe\n",
+                  (now_s() - probe_started) * 1000);
     char to[64];
     snprintf(to, sizeof(to), "%s:%d", host, dst.port);
     struct json_object *r = vm_migrate(&src, to, NULL, 120);
@@ -274,11 +279,67 @@ static void a_taken_tap_name_gets_a_fresh_one(void **state)
     assert_int_not_equal(system(cmd), 0);
 }
 
+/* Pings from C in VLAN vid (0: untagged) to a VM: the replies that came back in it. */
+static uint32_t ping_in_vlan(const uint8_t mac[6], const char *ip, uint16_t vid, unsigned count)
+{
+    char ifname[32];
+    snprintf(ifname, sizeof(ifname), "vn%dC", top.id);
+    struct tagged_ping t = { .netns = top.c, .ifname = ifname, .src_ip = "198.18.1.100",
+                             .dst_ip = ip, .vid = vid };
+    memcpy(t.dst_mac, mac, 6);
+    uint32_t wrong = 0, replies = tagged_ping(&t, count, 10, &wrong);
+    assert_int_equal(wrong, 0);   /* nothing ever answers in another VLAN */
+    return replies;
+}
+
+/* The VLANs' reachability from C: VM 10 only in VLAN 10, VM 20 only in VLAN 20. */
+static void expect_vlans_isolated(const uint8_t mac10[6], const uint8_t mac20[6])
+{
+    assert_true(ping_in_vlan(mac10, "198.18.1.10", 10, 20) >= 15);
+    assert_true(ping_in_vlan(mac20, "198.18.1.20", 20, 20) >= 15);
+    assert_int_equal(ping_in_vlan(mac20, "198.18.1.20", 10, 20), 0);
+    assert_int_equal(ping_in_vlan(mac10, "198.18.1.10", 20, 20), 0);
+    assert_int_equal(ping_in_vlan(mac10, "198.18.1.10", 0, 20), 0);
+}
+
+static void vlans_isolate_and_move_with_the_vm(void **state)
+{
+    (void)state;
+    static const uint8_t mac10[6] = { 0x52, 0x54, 0, 0x5e, 0x10, 0x10 };
+    static const uint8_t mac20[6] = { 0x52, 0x54, 0, 0x5e, 0x20, 0x20 };
+    probe_started = now_s();
+    vm_proc_start_in(&src, top.a, ARGS("--mem", "32M", "--workload", "net", "--append",
+                                       "ip=198.18.1.10", "--nic",
+                                       "tap=v10,mac=52:54:00:5e:10:10,bridge=brA,vlan=10"));
+    vm_proc_start_in(&other, top.a, ARGS("--mem", "32M", "--workload", "net", "--append",
+                                         "ip=198.18.1.20", "--nic",
+                                         "tap=v20,mac=52:54:00:5e:20:20,bridge=brA,vlan=20"));
+    double deadline = now_s() + 60;
+    while (ping_in_vlan(mac10, "198.18.1.10", 10, 5) + ping_in_vlan(mac20, "198.18.1.20", 20, 5) < 10 &&
+           now_s() < deadline)
+        usleep(200000);
+    expect_vlans_isolated(mac10, mac20);
+    /* VM 10 moves to B; B's spec names no VLAN: the VM keeps its own. */
+    vm_receiver_start(&dst, "198.19.0.2", top.b, ARGS("--nic", "tap=v10,mac=52:54:00:5e:10:10,bridge=brB"));
+    migrate_to("198.19.0.2");
+    deadline = now_s() + 30;
+    while (ping_in_vlan(mac10, "198.18.1.10", 10, 5) < 4 && now_s() < deadline)
+        usleep(200000);
+    expect_vlans_isolated(mac10, mac20);
+    struct json_object *st = vm_cmd(&dst, "status", NULL);
+    struct json_object *nic = first_nic(st);
+    assert_int_equal(json_num(nic, "vlan"), 10);
+    assert_string_equal(json_str(nic, "bridge"), "brB");
+    assert_true(json_num(nic, "rx_filtered") > 0);   /* VLAN 20's pings and the untagged */
+    json_object_put(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(ping_and_udp_follow_the_vm_to_b, stop_all),
         cmocka_unit_test_teardown(a_taken_tap_name_gets_a_fresh_one, stop_all),
+        cmocka_unit_test_teardown(vlans_isolate_and_move_with_the_vm, stop_all),
     };
     return cmocka_run_group_tests(tests, topology_up, topology_down);
 }

@@ -9,6 +9,7 @@
 
 #include "expect_error.h"
 #include "vmm/virtio/net_announce.h"
+#include "vmm/virtio/net_vlan.h"
 #include "vmm/virtio/virtio_net_spec.h"
 
 static void good_specs(void **state)
@@ -25,6 +26,9 @@ static void good_specs(void **state)
     assert_int_equal(s.announce.max_ms, 550);
     assert_int_equal(s.announce.rounds, 5);
     assert_int_equal(s.announce.step_ms, 100);
+    assert_int_equal(s.vlan, 0);
+    assert_int_equal(vs_net_spec_parse("tap=vm0,mac=52:54:00:AB:cd:01,bridge=br-a,vlan=4094", &s), 0);
+    assert_int_equal(s.vlan, 4094);
     assert_int_equal(vs_net_spec_parse("mac=02:00:00:00:00:01,tap=t,ip=198.18.1.20,"
                                        "announce-rounds=0,announce-initial=10", &s), 0);
     assert_string_equal(s.bridge, "");
@@ -63,8 +67,7 @@ static void bad_specs_name_the_field(void **state)
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,bridge", &s), "'bridge' is not "
                "KEY=VALUE", NULL);
     /* Parsed, checked, and refused: not built yet. */
-    expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,vlan=10", &s), "vlan=10",
-               "not built yet");
+
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,vlan=5000", &s), "vlan '5000'", NULL);
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,rate=2gbit", &s), "rate=2gbit",
                "not built yet");
@@ -131,6 +134,29 @@ static void learning_takes_only_the_guests_own_addresses(void **state)
         vs_net_learn_ip(f, len, mac, ip);
 }
 
+static void vlan_tags(void **state)
+{
+    (void)state;
+    uint8_t f[64] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x06, 0xaa, 0xbb };
+    uint8_t orig[16];
+    memcpy(orig, f, sizeof(orig));
+    assert_int_equal(vs_net_vlan_tag(f, 16, 4094), 20);
+    assert_memory_equal(f, orig, 12);
+    assert_int_equal(f[12], 0x81);
+    assert_int_equal(f[13], 0x00);
+    assert_int_equal(f[14], 0x0f);
+    assert_int_equal(f[15], 0xfe);
+    assert_memory_equal(f + 16, orig + 12, 4);
+    assert_int_equal(vs_net_vlan_untag(f, 20, 10), 0);      /* another VLAN: left alone */
+    assert_int_equal(f[12], 0x81);
+    f[14] |= 0xe0;                                           /* a priority does not matter */
+    assert_int_equal(vs_net_vlan_untag(f, 20, 4094), 16);
+    assert_memory_equal(f, orig, 16);
+    assert_int_equal(vs_net_vlan_untag(f, 16, 4094), 0);    /* untagged */
+    for (size_t len = 0; len < 18; len++)                    /* any length is safe */
+        vs_net_vlan_untag(f, len, 4094);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -139,6 +165,7 @@ int main(void)
         cmocka_unit_test(announce_schedule_as_qemu),
         cmocka_unit_test(announce_frames),
         cmocka_unit_test(learning_takes_only_the_guests_own_addresses),
+        cmocka_unit_test(vlan_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

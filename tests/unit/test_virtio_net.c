@@ -58,18 +58,23 @@ struct fixture {
     struct nic a;
 };
 
-static void nic_make(struct fixture *f, struct nic *x)
+static void nic_make_spec(struct fixture *f, struct nic *x, const char *text)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
     struct vs_net_spec spec;
-    assert_int_equal(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56", &spec), 0);
+    assert_int_equal(vs_net_spec_parse(text, &spec), 0);
     assert_int_equal(vs_virtio_net_new(&x->n, &spec, sv[0], "test0"), 0);
     x->peer = sv[1];
     vs_vmstate_init(&x->reg);
     struct vs_virtio_mmio_params p = { .mem = &f->g.mem, .vmstate = &x->reg, .instance = 1,
                                        .irq = { .set = line_set, .ctx = &x->line, .gsi = 9 } };
     assert_int_equal(vs_virtio_mmio_create(&x->n->transport, &p, &vs_virtio_net_ops, x->n), 0);
+}
+
+static void nic_make(struct fixture *f, struct nic *x)
+{
+    nic_make_spec(f, x, "tap=t0,mac=52:54:00:12:34:56");
 }
 
 static void nic_free(struct nic *x)
@@ -83,6 +88,15 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     guest_init(&f->g, QSIZE);
     nic_make(f, &f->a);
+    *state = f;
+    return 0;
+}
+
+static int setup_vlan(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    guest_init(&f->g, QSIZE);
+    nic_make_spec(f, &f->a, "tap=t0,mac=52:54:00:12:34:56,vlan=10");
     *state = f;
     return 0;
 }
@@ -527,8 +541,56 @@ static void load_refuses_bad_records(void **state)
     rec[6] = 0x80;   /* an unknown status bit */
     assert_int_not_equal(vs_vmstate_load_all(&d.reg, b.data, b.len), 0);
     assert_non_null(strstr(vs_last_error(), "status"));
+    rec[6] = 1;
+    rec[offsetof(struct vs_virtio_net_record, vlan)] = 0xff;   /* VLAN 4095 */
+    rec[offsetof(struct vs_virtio_net_record, vlan) + 1] = 0x0f;
+    assert_int_not_equal(vs_vmstate_load_all(&d.reg, b.data, b.len), 0);
+    assert_non_null(strstr(vs_last_error(), "VLAN"));
+    /* A VLAN moves with the VM, whatever the destination's spec says. */
+    rec[offsetof(struct vs_virtio_net_record, vlan) + 1] = 0;
+    rec[offsetof(struct vs_virtio_net_record, vlan)] = 20;
+    assert_int_equal(vs_vmstate_load_all(&d.reg, b.data, b.len), 0);
+    assert_int_equal(d.n->vlan, 20);
     vs_blob_free(&b);
     nic_free(&d);
+}
+
+/* The frame with an 802.1Q tag for vid after its addresses. */
+static size_t tagged(uint8_t *out, const uint8_t *frame, size_t len, uint16_t vid)
+{
+    memcpy(out, frame, 12);
+    out[12] = 0x81, out[13] = 0x00, out[14] = (uint8_t)(vid >> 8), out[15] = (uint8_t)vid;
+    memcpy(out + 16, frame + 12, len - 12);
+    return len + 4;
+}
+
+static void vlan_tags_what_the_guest_sends_and_filters_what_it_gets(void **state)
+{
+    struct fixture *f = *state;
+    start(f, BASE_FEATURES | VS_VIRTIO_NET_F_MRG_RXBUF);
+    uint8_t frame[60], want[64], got[128];
+    make_frame(frame, sizeof(frame), mac);
+    memcpy(guest_ptr(&f->g, BUF(1)), frame, sizeof(frame));
+    desc(f, 1, 0, BUF(0), HDR, VS_VQ_DESC_F_NEXT, 1);
+    desc(f, 1, 1, BUF(1), sizeof(frame), 0, 0);
+    offer(f, 1, 0);
+    notify(f, 1);
+    assert_int_equal(wire_recv(&f->a, got, sizeof(got)), HDR + sizeof(frame) + 4);
+    assert_memory_equal(got + HDR, want, tagged(want, frame, sizeof(frame), 10));
+    assert_true(f->a.n->ip_known);   /* learned from the untagged frame */
+    /* In: VLAN 10 untagged for the guest; VLAN 20 and untagged frames never reach it. */
+    post_rx(f, 0, 2048);
+    notify(f, 0);
+    uint8_t other[60], in[64];
+    make_frame(other, sizeof(other), (const uint8_t[6]){ 2, 0, 0, 0, 0, 9 });
+    wire_send(&f->a, in, tagged(in, other, sizeof(other), 20));
+    wire_send(&f->a, other, sizeof(other));
+    wire_send(&f->a, in, tagged(in, other, sizeof(other), 10));
+    assert_int_equal(vs_virtio_net_rx_pump(f->a.n), VS_NET_RX_IDLE);
+    assert_int_equal(f->a.n->n.rx_filtered, 2);
+    assert_int_equal(used_idx(f, 0), 1);
+    assert_int_equal(used_len(f, 0, 0), HDR + sizeof(other));
+    assert_memory_equal(guest_ptr(&f->g, BUF(0)) + HDR, other, sizeof(other));
 }
 
 int main(void)
@@ -545,6 +607,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(control_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(state_moves_and_the_arrival_is_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(load_refuses_bad_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(vlan_tags_what_the_guest_sends_and_filters_what_it_gets,
+                                        setup_vlan, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

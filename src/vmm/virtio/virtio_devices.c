@@ -108,8 +108,9 @@ int vs_virtio_net_create(struct vs_virtio_net **out, const struct vs_virtio_mmio
         return vs_fail_context(rc, "--nic %s", spec);
     }
     char mac[18];
-    vs_info("%s: TAP %s%s%s, MAC %s", n->transport->name, tap.name, tap.bridge[0] ? " on bridge " : "",
-            tap.bridge, vs_net_mac_string(n->mac, mac, sizeof(mac)));
+    vs_info("%s: TAP %s%s%s, MAC %s, VLAN %u", n->transport->name, tap.name,
+            tap.bridge[0] ? " on bridge " : "", tap.bridge,
+            vs_net_mac_string(n->mac, mac, sizeof(mac)), n->vlan);
     *out = n;
     return 0;
 }

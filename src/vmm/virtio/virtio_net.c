@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "vmm/virtio/net_announce.h"
+#include "vmm/virtio/net_vlan.h"
 
 #include <endian.h>
 #include <stdio.h>
@@ -74,7 +75,8 @@ static void transmit(struct vs_virtio_net *n, const struct vs_vq_chain *c)
     /* An address from the spec stays; one learned from the guest follows its traffic. */
     if ((!n->ip_known || n->ip_learned) && vs_net_learn_ip(n->tx_frame, frame, n->mac, n->ip))
         n->ip_known = n->ip_learned = true;
-    if (vs_tap_write(n->fd, hdr, sizeof(hdr), n->tx_frame, frame) < 0) {
+    size_t out = n->vlan ? vs_net_vlan_tag(n->tx_frame, frame, n->vlan) : frame;
+    if (vs_tap_write(n->fd, hdr, sizeof(hdr), n->tx_frame, out) < 0) {
         n->n.tx_dropped++;
         return;
     }
@@ -185,27 +187,48 @@ static int deliver(struct vs_virtio_net *n, struct vs_virtqueue *vq)
     return 1;
 }
 
-/* Read the next frame into rx_frame (header zeroed but num_buffers = 1): 1, 0 if none is
- * queued, -1 if the backend fails. */
-static int read_frame(struct vs_virtio_net *n)
+/* The frame just read (header + frame, got bytes) as the guest gets it: its length, or 0
+ * when it is not for the guest (too short; with a VLAN, untagged or another VLAN's). */
+static size_t accept_frame(struct vs_virtio_net *n, size_t got)
 {
-    ssize_t got = vs_tap_read(n->fd, n->rx_frame, VS_VIRTIO_NET_HDR + VS_VIRTIO_NET_MAX_FRAME);
-    if (got < 0) {
-        vs_warn("%s: reading a frame from %s: %s; receiving stops until the driver posts "
-                "buffers again", n->transport->name, n->backend, strerror((int)-got));
-        return -1;
-    }
-    if (got == 0)
-        return 0;
-    if ((size_t)got < VS_VIRTIO_NET_HDR + VS_ETH_HLEN) {
+    if (got < VS_VIRTIO_NET_HDR + VS_ETH_HLEN) {
         n->n.rx_dropped++;
         return 0;
     }
-    memset(n->rx_frame, 0, VS_VIRTIO_NET_HDR);
-    n->rx_frame[NUM_BUFFERS_OFF] = 1;
-    n->rx_len = (size_t)got;
-    n->rx_held = true;
-    return 1;
+    if (!n->vlan)
+        return got;
+    size_t frame = vs_net_vlan_untag(n->rx_frame + VS_VIRTIO_NET_HDR, got - VS_VIRTIO_NET_HDR,
+                                     n->vlan);
+    if (frame < VS_ETH_HLEN) {
+        n->n.rx_filtered++;
+        return 0;
+    }
+    return frame + VS_VIRTIO_NET_HDR;
+}
+
+/* Read the next frame for the guest into rx_frame (header zeroed but num_buffers = 1): 1,
+ * 0 if none is queued (or a batch of others was dropped), -1 if the backend fails. */
+static int read_frame(struct vs_virtio_net *n)
+{
+    for (unsigned tries = 0; tries < RX_BATCH; tries++) {
+        ssize_t got = vs_tap_read(n->fd, n->rx_frame, VS_VIRTIO_NET_HDR + VS_VIRTIO_NET_MAX_FRAME);
+        if (got < 0) {
+            vs_warn("%s: reading a frame from %s: %s; receiving stops until the driver posts "
+                    "buffers again", n->transport->name, n->backend, strerror((int)-got));
+            return -1;
+        }
+        if (got == 0)
+            return 0;
+        size_t len = accept_frame(n, (size_t)got);
+        if (!len)
+            continue;
+        memset(n->rx_frame, 0, VS_VIRTIO_NET_HDR);
+        n->rx_frame[NUM_BUFFERS_OFF] = 1;
+        n->rx_len = len;
+        n->rx_held = true;
+        return 1;
+    }
+    return 0;
 }
 
 enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
@@ -288,18 +311,23 @@ void vs_virtio_net_request_stop(struct vs_virtio_net *n)
     vs_virtio_net_io_wake(n);
 }
 
-static void announce_round(struct vs_virtio_net *n, uint64_t now_ns)
+/* An announcement frame into the backend, in the NIC's VLAN. */
+static bool send_frame(struct vs_virtio_net *n, uint8_t *frame, size_t len)
 {
     static const uint8_t hdr[VS_VIRTIO_NET_HDR];
-    uint8_t frame[VS_ETH_MIN_FRAME];
+    if (n->vlan)
+        len = vs_net_vlan_tag(frame, len, n->vlan);
+    return vs_tap_write(n->fd, hdr, sizeof(hdr), frame, len) == 0;
+}
+
+static void announce_round(struct vs_virtio_net *n, uint64_t now_ns)
+{
+    uint8_t frame[VS_ETH_MIN_FRAME + VS_VLAN_HLEN];
     struct vs_net_announce_event e = { .round = n->ann_round,
                                        .at_us = (now_ns - n->ann_start_ns) / 1000 };
-    vs_net_rarp_frame(frame, n->mac);
-    e.rarp = vs_tap_write(n->fd, hdr, sizeof(hdr), frame, sizeof(frame)) == 0;
-    if (n->ip_known) {
-        vs_net_garp_frame(frame, n->mac, n->ip);
-        e.garp = vs_tap_write(n->fd, hdr, sizeof(hdr), frame, sizeof(frame)) == 0;
-    }
+    e.rarp = send_frame(n, frame, vs_net_rarp_frame(frame, n->mac));
+    if (n->ip_known)
+        e.garp = send_frame(n, frame, vs_net_garp_frame(frame, n->mac, n->ip));
     if ((negotiated(n) & VS_VIRTIO_NET_F_GUEST_ANNOUNCE) && driver_ok(n)) {
         n->status |= VS_VIRTIO_NET_S_ANNOUNCE;
         vs_virtio_mmio_config_changed(n->transport);
@@ -336,6 +364,7 @@ void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out)
     memcpy(out->mac, n->mac, 6);
     memcpy(out->ip, n->ip, 4);
     out->ip_known = n->ip_known;
+    out->vlan = n->vlan;
     out->n = n->n;
     memcpy(out->events, n->events, n->nr_events * sizeof(out->events[0]));
     out->nr_events = n->nr_events;
@@ -347,7 +376,8 @@ void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out)
 #define FIELD(member) VS_VMSTATE_FIELD(struct vs_virtio_net_record, member, 1)
 static const struct vs_vmstate_field record_fields[] = {
     FIELD(mac), FIELD(status), FIELD(ip), FIELD(flags),
-    FIELD(rx_frames), FIELD(rx_bytes), FIELD(tx_frames), FIELD(tx_bytes),
+    FIELD(rx_frames), FIELD(rx_bytes), FIELD(tx_frames), FIELD(tx_bytes), FIELD(vlan),
+    FIELD(pad),
 };
 #undef FIELD
 
@@ -371,6 +401,7 @@ static int save_record(void *opaque)
     r->rx_bytes = n->n.rx_bytes;
     r->tx_frames = n->n.tx_frames;
     r->tx_bytes = n->n.tx_bytes;
+    r->vlan = n->vlan;
     vs_virtio_mmio_unlock(n->transport);
     return 0;
 }
@@ -386,6 +417,9 @@ static int check_record(const struct vs_virtio_net *n, const struct vs_virtio_ne
                        n->transport->name, r->status);
     if (r->flags & ~(VS_NET_REC_IP_KNOWN | VS_NET_REC_IP_LEARNED))
         return vs_fail(EINVAL, "%s: saved flags 0x%x are unknown", n->transport->name, r->flags);
+    if (r->vlan > 4094 || r->pad[0] | r->pad[1] | r->pad[2])
+        return vs_fail(EINVAL, "%s: saved VLAN %u is not 0 to 4094 (or padding is set)",
+                       n->transport->name, r->vlan);
     return 0;
 }
 
@@ -404,6 +438,10 @@ static int load_record(void *opaque, uint32_t version)
                 vs_net_mac_string(n->mac, a, sizeof(a)), vs_net_mac_string(r->mac, b, sizeof(b)));
         memcpy(n->mac, r->mac, 6);
     }
+    if (n->vlan != r->vlan)
+        vs_warn("%s: this host's --nic gave VLAN %u; the VM keeps its VLAN %u",
+                n->transport->name, n->vlan, r->vlan);
+    n->vlan = r->vlan;
     n->status = r->status;
     if (r->flags & VS_NET_REC_IP_KNOWN) {
         memcpy(n->ip, r->ip, 4);
@@ -454,7 +492,7 @@ int vs_virtio_net_new(struct vs_virtio_net **out, const struct vs_net_spec *spec
     struct vs_virtio_net *n = calloc(1, sizeof(*n));
     if (n) {
         n->rx_frame = malloc(VS_VIRTIO_NET_HDR + VS_VIRTIO_NET_MAX_FRAME);
-        n->tx_frame = malloc(VS_VIRTIO_NET_MAX_FRAME);
+        n->tx_frame = malloc(VS_VIRTIO_NET_MAX_FRAME + VS_VLAN_HLEN);
         n->chain = malloc(sizeof(*n->chain));
         n->first = malloc(sizeof(*n->first));
     }
@@ -471,6 +509,7 @@ int vs_virtio_net_new(struct vs_virtio_net **out, const struct vs_net_spec *spec
     memcpy(n->mac, spec->mac, 6);
     memcpy(n->ip, spec->ip, 4);
     n->ip_known = spec->has_ip;
+    n->vlan = spec->vlan;
     n->status = VS_VIRTIO_NET_S_LINK_UP;
     *out = n;
     return 0;

@@ -12,8 +12,11 @@
  * Nothing is written into the guest while the VM is paused (vs_virtio_net_set_running), so
  * every frame handed to the guest is in the RAM the migration sends, and none twice.
  *
+ * With vlan= the device tags every frame its guest sends (802.1Q) and hands the guest only
+ * frames of that VLAN, untagged (the others count in rx_filtered).
+ *
  * Migration: the transport's "virtio-mmio" section carries the queues; this device adds a
- * "virtio-net" section (MAC, status, the guest's IPv4 address if known, counters). On the
+ * "virtio-net" section (MAC, status, the guest's IPv4 address if known, counters, VLAN). On the
  * destination the device, once loaded, discards what its TAP queued before the VM runs
  * there (frames meant for the source), and when it first runs announces the move:
  * RARP (and a gratuitous ARP when the guest's address is known) from the TAP, and
@@ -53,13 +56,15 @@
 #define VS_VIRTIO_NET_OK 0
 #define VS_VIRTIO_NET_ERR 1
 
-/* The "virtio-net" section (version 1, 48 bytes; docs/device-state.md). */
+/* The "virtio-net" section (version 1, 56 bytes; docs/device-state.md). */
 struct vs_virtio_net_record {
     uint8_t mac[6];
     uint16_t status;                 /* VIRTIO_NET_S_* */
     uint8_t ip[4];                   /* the guest's IPv4 address (network order) */
     uint32_t flags;                  /* VS_NET_REC_IP_KNOWN, VS_NET_REC_IP_LEARNED */
     uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+    uint16_t vlan;                   /* 802.1Q VLAN (0 none): it moves with the VM */
+    uint16_t pad[3];                 /* 0 */
 };
 #define VS_NET_REC_IP_KNOWN 1u
 #define VS_NET_REC_IP_LEARNED 2u
@@ -70,6 +75,7 @@ struct vs_virtio_net_counters {
     uint64_t rx_dropped;             /* read from the backend, not handed to the guest */
     uint64_t tx_dropped;             /* taken from the guest, not written to the backend */
     uint64_t rx_discarded;           /* queued for the source, discarded on arrival */
+    uint64_t rx_filtered;            /* not of the NIC's VLAN */
     uint64_t announce_acks;          /* VIRTIO_NET_CTRL_ANNOUNCE_ACK from the driver */
 };
 
@@ -90,6 +96,7 @@ struct vs_virtio_net {
     uint16_t status;
     uint8_t ip[4];
     bool ip_known, ip_learned;
+    uint16_t vlan;                      /* 802.1Q VLAN of the NIC (0: untagged) */
     bool running;                       /* the VM runs: frames may go into the guest */
     bool stop_requested;                /* atomic: vs_virtio_net_request_stop */
     bool arrived;                       /* loaded from a migration, not run here yet */
@@ -162,6 +169,7 @@ struct vs_virtio_net_view {
     char tap[IFNAMSIZ], bridge[IFNAMSIZ];
     uint8_t mac[6], ip[4];
     bool ip_known;
+    uint16_t vlan;
     struct vs_virtio_net_counters n;
     struct vs_net_announce_event events[VS_VIRTIO_NET_MAX_EVENTS];
     unsigned nr_events;

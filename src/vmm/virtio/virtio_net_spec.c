@@ -109,8 +109,8 @@ static int apply(struct vs_net_spec *s, const char *spec, enum key k, const char
     case K_VLAN:
         if (parse_ms(v, 4094, &n) || n == 0)
             return bad(spec, "vlan", v, "is not a VLAN id (1 to 4094)");
-        return vs_fail(ENOTSUP, "--nic %s: vlan=%s: per-NIC VLANs are not built yet; leave "
-                       "vlan= out", spec, v);
+        s->vlan = (uint16_t)n;
+        return 0;
     case K_RATE:
         if (vs_parse_rate(v, &rate) || rate <= 0)
             return bad(spec, "rate", v, "is not a rate (e.g. 2gbit, 100M)");
@@ -191,6 +191,7 @@ int vs_net_spec_parse(const char *spec, struct vs_net_spec *out)
     if (!seen[K_MAC])
         return vs_fail(EINVAL, "--nic %s: mac=MAC is missing (the guest's address, e.g. "
                        "52:54:00:12:34:56; it stays the same when the VM moves)", spec);
+
     *out = s;
     return 0;
 }

@@ -5,8 +5,9 @@
  * the NIC keeps across migrations; bridge: the Linux bridge the TAP joins; ip: the guest's
  * IPv4 address, for the gratuitous ARPs after a migration (else learned from its traffic);
  * announce-*: the schedule of announcements after a migration, as QEMU's parameters of
- * those names (defaults 50 ms, 550 ms, 5 rounds, 100 ms). vlan and rate are parsed and
- * refused: not built yet. Pure: no device is touched. */
+ * those names (defaults 50 ms, 550 ms, 5 rounds, 100 ms); vlan: the NIC is in this 802.1Q
+ * VLAN (the device tags what the guest sends and takes only frames of that VLAN, untagged
+ * for the guest). rate is parsed and refused: not built yet. Pure: no device is touched. */
 #ifndef VS_VIRTIO_NET_SPEC_H
 #define VS_VIRTIO_NET_SPEC_H
 
@@ -33,6 +34,7 @@ struct vs_net_spec {
     uint8_t mac[6];
     uint8_t ip[4];             /* network order */
     bool has_ip;
+    uint16_t vlan;             /* 802.1Q VLAN id, 1..4094 (0: untagged, no VLAN) */
     struct vs_net_announce_params announce;
 };
 
