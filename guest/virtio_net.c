@@ -8,6 +8,11 @@
 #include "virtio_mmio.h"
 #include "virtq.h"
 
+#include <stddef.h>
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+
 #define VIRTIO_ID_NET       1
 #define F_VERSION_1_HIGH    1u      /* VIRTIO_F_VERSION_1 is bit 32: bit 0 of word 1 */
 #define F_MAC               (1u << 5)
@@ -193,10 +198,8 @@ static void transmit(const uint8_t *frame, unsigned len)
     }
     if (id < 0 || net.broken)
         return;   /* all buffers in flight: dropped, as a full queue drops */
-    for (unsigned i = 0; i < NET_HDR; i++)
-        tx_bufs[id][i] = 0;
-    for (unsigned i = 0; i < len; i++)
-        tx_bufs[id][NET_HDR + i] = frame[i];
+    memset(tx_bufs[id], 0, NET_HDR);
+    memcpy(tx_bufs[id] + NET_HDR, frame, len);
     vs_vq_set_desc(&net.tx, (uint16_t)id, addr_of(tx_bufs[id]), NET_HDR + len, 0, 0);
     vs_vq_publish(&net.tx, (uint16_t)id, 0);
     reg_write(VS_VMMIO_QUEUE_NOTIFY, TXQ);

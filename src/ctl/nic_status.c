@@ -32,6 +32,7 @@ static void add_identity(struct json_object *o, const struct vs_virtio_net_view 
     json_object_object_add(o, "mac", json_object_new_string(vs_net_mac_string(v->mac, mac,
                                                                               sizeof(mac))));
     json_object_object_add(o, "vlan", json_object_new_int(v->vlan));
+    add_u64(o, "rate_bytes_per_second", v->rate);
     if (v->ip_known) {
         snprintf(ip, sizeof(ip), "%u.%u.%u.%u", v->ip[0], v->ip[1], v->ip[2], v->ip[3]);
         json_object_object_add(o, "ip", json_object_new_string(ip));
@@ -54,6 +55,8 @@ struct json_object *vm_nics_status(struct vs_vm *vm)
         add_u64(o, "tx_dropped", v.n.tx_dropped);
         add_u64(o, "rx_discarded", v.n.rx_discarded);
         add_u64(o, "rx_filtered", v.n.rx_filtered);
+        add_u64(o, "rx_throttled", v.n.rx_throttled);
+        add_u64(o, "tx_throttled", v.n.tx_throttled);
         add_u64(o, "announce_acks", v.n.announce_acks);
         struct json_object *a = json_object_new_array();
         for (unsigned k = 0; k < v.nr_events; k++)

@@ -89,7 +89,7 @@ static void operate(struct vs_virtio_net *n, struct vs_vmstate_registry *reg, in
     case 5:
         *now += (uint64_t)(v % 1000) * 1000000;
         vs_virtio_mmio_lock(n->transport);
-        vs_virtio_net_announce_tick(n, *now);
+        vs_virtio_net_timers(n, *now);
         vs_virtio_mmio_unlock(n->transport);
         break;
     case 6: migrate_in_place(reg); break;

@@ -428,3 +428,62 @@ uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned inter
         *wrong_vlan = r.wrong_vlan;
     return r.replies;
 }
+
+/* ---- The UDP blast ---- */
+
+#define BLAST_WARMUP_MS 1000            /* the bucket's burst and the queues fill meanwhile */
+
+static void blast_receive(int s, struct blast_result *r, double start, double end_send,
+                          int wait_ms)
+{
+    struct pollfd pfd = { .fd = s, .events = POLLIN };
+    char buf[2048];
+    while (poll(&pfd, 1, wait_ms) > 0) {
+        while (recv(s, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+            double now = mono_ms();
+            r->echoed++;
+            r->echoed_in_window += now >= start + BLAST_WARMUP_MS && now <= end_send;
+        }
+        wait_ms = 0;
+    }
+}
+
+void udp_blast_start(struct probe *p, const char *netns, const char *target, unsigned size,
+                     uint64_t bytes_per_s, double seconds)
+{
+    p->live = NULL;
+    if (fork_child(p))
+        return;
+    child_enter(netns);
+    struct blast_result r = { 0 };
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(UDP_PORT) };
+    inet_pton(AF_INET, target, &to.sin_addr);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof(to)) < 0 || size > 1472)
+        _exit(5);
+    char data[1472];
+    memset(data, 0x5a, sizeof(data));
+    double start = mono_ms(), end = start + seconds * 1000, interval = size * 1000.0 / bytes_per_s;
+    for (double next = start; next < end; next += interval) {
+        double now;
+        while ((now = mono_ms()) < next)
+            blast_receive(s, &r, start, end, (int)(next - now) + 1);
+        if (send(s, data, size, MSG_DONTWAIT) > 0)
+            r.sent++;
+    }
+    blast_receive(s, &r, start, end, DRAIN_MS);
+    r.window_s = (end - start - BLAST_WARMUP_MS) / 1000;
+    child_finish(p, &r, sizeof(r));
+}
+
+void udp_blast_wait(struct probe *p, struct blast_result *out)
+{
+    assert_true(p->pid > 0);
+    ssize_t got = read(p->fd, out, sizeof(*out));
+    int st = 0;
+    waitpid(p->pid, &st, 0);
+    close(p->fd);
+    p->pid = 0;
+    if (got != (ssize_t)sizeof(*out) || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("a UDP blast failed (status 0x%x)", st);
+}

@@ -6,7 +6,9 @@
  *  - the capture: an AF_PACKET socket on one interface, counting the RARPs and gratuitous
  *    ARPs for a MAC that arrive there (announcements after a move);
  *  - the tagged ping: ICMP echo requests built by hand in 802.1Q-tagged (or untagged)
- *    frames on an AF_PACKET socket, for hosts whose kernel has no VLAN interfaces.
+ *    frames on an AF_PACKET socket, for hosts whose kernel has no VLAN interfaces;
+ *  - the UDP blast: datagrams at a set rate to a target that echoes them, and the rate
+ *    the echoes come back at (a NIC's rate limit).
  * Each runs until stopped (SIGTERM), then writes its result through a pipe. */
 #ifndef VS_NET_PROBE_H
 #define VS_NET_PROBE_H
@@ -59,6 +61,17 @@ struct tagged_ping {
 };
 uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned interval_ms,
                      uint32_t *wrong_vlan);
+
+/* The UDP blast: `size`-byte datagrams to target:7777 at bytes_per_s for seconds. */
+struct blast_result {
+    uint32_t sent, echoed;
+    uint32_t echoed_in_window;          /* echoes that arrived in the window below */
+    double window_s;                    /* from 1 s after the start to the end of sending */
+};
+void udp_blast_start(struct probe *p, const char *netns, const char *target, unsigned size,
+                     uint64_t bytes_per_s, double seconds);
+/* Wait for it to end and take its result. */
+void udp_blast_wait(struct probe *p, struct blast_result *out);
 
 /* Kill a probe or capture still running (cleanup on any exit path); no result. */
 void probe_kill(struct probe *p);

@@ -334,12 +334,78 @@ static void vlans_isolate_and_move_with_the_vm(void **state)
     json_object_put(st);
 }
 
+#define BLAST_PAYLOAD 1400
+#define BLAST_FRAME (BLAST_PAYLOAD + 42)   /* + UDP, IPv4, Ethernet headers */
+
+/* Wait until C gets answers from ip. */
+static void wait_reachable(const char *ip)
+{
+    struct probe p = { 0 };
+    struct probe_result r;
+    probe_start(&p, top.c, ip, 20);
+    double deadline = now_s() + 60;
+    while (probe_replies(&p) < 10 && now_s() < deadline)
+        usleep(50000);
+    probe_stop(&p, &r);
+    if (r.ping_replied + r.udp_replied < 10)
+        fail_msg("%s did not answer C within 60 s", ip);
+}
+
+/* The rate (frame bytes/s) a blast's echoes came back at, checked against the limit: at
+ * most 5% above it, and not far below (an emulated guest on a loaded host may answer a
+ * little less; unit_net_spec checks the bucket's accuracy itself). */
+static void expect_rate(const char *what, const struct blast_result *b, double limit)
+{
+    double rate = b->echoed_in_window * (double)BLAST_FRAME / b->window_s;
+    print_message("%s: %u datagrams sent, %u echoed; %.0f bytes/s in the window (limit %.0f, "
+                  "%+.1f%%)\n", what, b->sent, b->echoed, rate, limit, (rate / limit - 1) * 100);
+    assert_true(rate <= limit * 1.05);
+    assert_true(rate >= limit * 0.70);
+}
+
+static void rates_hold_and_move_with_the_vm(void **state)
+{
+    (void)state;
+    probe_started = now_s();
+    /* 200 and 600 kbit/s: the ratio of the 2 and 6 Gbit/s of the issue, at what an emulated
+     * guest can answer (52 echoes a second of 1442-byte frames). */
+    vm_proc_start_in(&src, top.a, ARGS("--mem", "32M", "--workload", "net", "--append",
+                                       "ip=198.18.0.12", "--nic",
+                                       "tap=r2,mac=52:54:00:5e:00:12,bridge=brA,rate=600kbit"));
+    vm_proc_start_in(&other, top.a, ARGS("--mem", "32M", "--workload", "net", "--append",
+                                         "ip=198.18.0.11", "--nic",
+                                         "tap=r1,mac=52:54:00:5e:00:11,bridge=brA,rate=200kbit"));
+    wait_reachable("198.18.0.11");
+    wait_reachable("198.18.0.12");
+    struct probe b1 = { 0 }, b2 = { 0 };
+    struct blast_result r1, r2;
+    udp_blast_start(&b1, top.c, "198.18.0.11", BLAST_PAYLOAD, 3 * 25000, 4);
+    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, 3 * 75000, 4);
+    udp_blast_wait(&b1, &r1);
+    udp_blast_wait(&b2, &r2);
+    expect_rate("VM 1, 200 kbit/s, on A", &r1, 25000);
+    expect_rate("VM 2, 600 kbit/s, on A", &r2, 75000);
+    /* VM 2 moves to B, whose --nic names no rate: the VM keeps its own. */
+    vm_receiver_start(&dst, "198.19.0.2", top.b, ARGS("--nic", "tap=r2,mac=52:54:00:5e:00:12,bridge=brB"));
+    migrate_to("198.19.0.2");
+    wait_reachable("198.18.0.12");
+    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, 3 * 75000, 4);
+    udp_blast_wait(&b2, &r2);
+    expect_rate("VM 2 on B", &r2, 75000);
+    struct json_object *st = vm_cmd(&dst, "status", NULL);
+    struct json_object *nic = first_nic(st);
+    assert_int_equal(json_num(nic, "rate_bytes_per_second"), 75000);
+    assert_true(json_num(nic, "rx_throttled") > 0);
+    json_object_put(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(ping_and_udp_follow_the_vm_to_b, stop_all),
         cmocka_unit_test_teardown(a_taken_tap_name_gets_a_fresh_one, stop_all),
         cmocka_unit_test_teardown(vlans_isolate_and_move_with_the_vm, stop_all),
+        cmocka_unit_test_teardown(rates_hold_and_move_with_the_vm, stop_all),
     };
     return cmocka_run_group_tests(tests, topology_up, topology_down);
 }

@@ -9,6 +9,7 @@
 
 #include "expect_error.h"
 #include "vmm/virtio/net_announce.h"
+#include "vmm/virtio/net_rate.h"
 #include "vmm/virtio/net_vlan.h"
 #include "vmm/virtio/virtio_net_spec.h"
 
@@ -29,6 +30,11 @@ static void good_specs(void **state)
     assert_int_equal(s.vlan, 0);
     assert_int_equal(vs_net_spec_parse("tap=vm0,mac=52:54:00:AB:cd:01,bridge=br-a,vlan=4094", &s), 0);
     assert_int_equal(s.vlan, 4094);
+    assert_int_equal(s.rate, 0);
+    assert_int_equal(vs_net_spec_parse("tap=vm0,mac=52:54:00:AB:cd:01,rate=2gbit", &s), 0);
+    assert_int_equal(s.rate, 250000000);   /* bytes per second */
+    assert_int_equal(vs_net_spec_parse("tap=vm0,mac=52:54:00:AB:cd:01,rate=10M", &s), 0);
+    assert_int_equal(s.rate, 10 << 20);
     assert_int_equal(vs_net_spec_parse("mac=02:00:00:00:00:01,tap=t,ip=198.18.1.20,"
                                        "announce-rounds=0,announce-initial=10", &s), 0);
     assert_string_equal(s.bridge, "");
@@ -66,11 +72,12 @@ static void bad_specs_name_the_field(void **state)
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,", &s), "ends with ','", NULL);
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,bridge", &s), "'bridge' is not "
                "KEY=VALUE", NULL);
-    /* Parsed, checked, and refused: not built yet. */
+
 
     expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,vlan=5000", &s), "vlan '5000'", NULL);
-    expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,rate=2gbit", &s), "rate=2gbit",
-               "not built yet");
+    expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,rate=fast", &s), "rate 'fast'",
+               "2gbit");
+    expect_msg(vs_net_spec_parse("tap=t0,mac=52:54:00:12:34:56,rate=100", &s), "rate '100'", NULL);
 }
 
 static void announce_schedule_as_qemu(void **state)
@@ -157,6 +164,38 @@ static void vlan_tags(void **state)
         vs_net_vlan_untag(f, len, 4094);
 }
 
+static void token_bucket_holds_the_rate(void **state)
+{
+    (void)state;
+    struct vs_token_bucket b;
+    const uint64_t s = 1000000000ull;
+    vs_tb_init(&b, 125000, 0);   /* 1 Mbit/s: a 10 ms bucket is less than two frames */
+    assert_true(b.burst == VS_TB_MIN_BURST);
+    /* Full-size frames as fast as allowed for 10 s: the bytes that went. */
+    uint64_t now = 0, sent = 0;
+    while (now < 10 * s) {
+        uint64_t wait = vs_tb_wait(&b, now);
+        if (wait) {
+            now += wait;
+            continue;
+        }
+        vs_tb_charge(&b, 1514);
+        sent += 1514;
+    }
+    assert_true(sent >= 10 * 125000 && sent <= 10 * 125000 + VS_TB_MIN_BURST + 1514);
+    /* A frame larger than the bucket still goes; the debt is paid in time. */
+    vs_tb_init(&b, 1000, 0);
+    assert_int_equal(vs_tb_wait(&b, 0), 0);
+    vs_tb_charge(&b, 65000);
+    uint64_t wait = vs_tb_wait(&b, 0);
+    assert_true(wait > 61 * s && wait < 63 * s);   /* (65000 - 3072) / 1000 bytes/s */
+    assert_int_equal(vs_tb_wait(&b, wait), 0);
+    /* No limit: never a wait. */
+    vs_tb_init(&b, 0, 0);
+    vs_tb_charge(&b, 1u << 30);
+    assert_int_equal(vs_tb_wait(&b, 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +205,7 @@ int main(void)
         cmocka_unit_test(announce_frames),
         cmocka_unit_test(learning_takes_only_the_guests_own_addresses),
         cmocka_unit_test(vlan_tags),
+        cmocka_unit_test(token_bucket_holds_the_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,6 +101,15 @@ static int setup_vlan(void **state)
     return 0;
 }
 
+static int setup_rate(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    guest_init(&f->g, QSIZE);
+    nic_make_spec(f, &f->a, "tap=t0,mac=52:54:00:12:34:56,rate=8000");   /* bytes/s */
+    *state = f;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     struct fixture *f = *state;
@@ -492,7 +501,7 @@ static void state_moves_and_the_arrival_is_announced(void **state)
     assert_int_equal(d.n->n.rx_discarded, 1);
     uint64_t t0 = d.n->ann_start_ns;
     /* Round 1 at once: RARP and gratuitous ARP on the wire, the guest asked. */
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, t0), 50 * 1000000LL);
+    assert_int_equal(vs_virtio_net_timers(d.n, t0), 50 * 1000000LL);
     uint8_t got[128];
     assert_int_equal(wire_recv(&d, got, sizeof(got)), HDR + VS_ETH_MIN_FRAME);
     assert_int_equal(got[HDR + 12] << 8 | got[HDR + 13], VS_ETH_P_RARP);
@@ -503,16 +512,16 @@ static void state_moves_and_the_arrival_is_announced(void **state)
     assert_true(d.n->status & VS_VIRTIO_NET_S_ANNOUNCE);
     assert_true(d.n->transport->interrupt_status & VS_VIRTIO_INT_CONFIG);
     /* The rest on QEMU's schedule: +50, +150, +250, +350 ms. */
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, t0 + 49000000), 1000000);
+    assert_int_equal(vs_virtio_net_timers(d.n, t0 + 49000000), 1000000);
     assert_int_equal(wire_recv(&d, got, sizeof(got)), -EAGAIN);
     uint64_t at = t0 + 50000000;
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, at), 150000000);
+    assert_int_equal(vs_virtio_net_timers(d.n, at), 150000000);
     at += 150000000;
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, at), 250000000);
+    assert_int_equal(vs_virtio_net_timers(d.n, at), 250000000);
     at += 250000000;
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, at), 350000000);
+    assert_int_equal(vs_virtio_net_timers(d.n, at), 350000000);
     at += 350000000;
-    assert_int_equal(vs_virtio_net_announce_tick(d.n, at), -1);
+    assert_int_equal(vs_virtio_net_timers(d.n, at), -1);
     assert_int_equal(d.n->nr_events, 5);
     assert_int_equal(d.n->events[4].at_us, 800000);
     unsigned frames = 0;
@@ -593,6 +602,51 @@ static void vlan_tags_what_the_guest_sends_and_filters_what_it_gets(void **state
     assert_memory_equal(guest_ptr(&f->g, BUF(0)) + HDR, other, sizeof(other));
 }
 
+/* Six frames of 1000 bytes to send at 8000 bytes/s with a bucket of 3072: four go at
+ * once, the rest when the I/O thread's timer says; chains wait on the ring meanwhile. */
+static void rate_holds_frames_back(void **state)
+{
+    struct fixture *f = *state;
+    start(f, BASE_FEATURES);
+    uint8_t frame[1000];
+    make_frame(frame, sizeof(frame), mac);
+    memcpy(guest_ptr(&f->g, BUF(1)), frame, sizeof(frame));
+    for (uint16_t i = 0; i < 6; i++) {
+        desc(f, 1, i, BUF(1) - HDR, HDR + sizeof(frame), 0, 0);
+        offer(f, 1, i);
+    }
+    notify(f, 1);
+    assert_int_equal(used_idx(f, 1), 4);
+    assert_int_equal(f->a.n->n.tx_throttled, 1);
+    uint64_t retry = f->a.n->tx_retry_ns;
+    assert_true(retry > 0);
+    notify(f, 1);                                   /* the driver's notify changes nothing */
+    assert_int_equal(used_idx(f, 1), 4);
+    assert_true(vs_virtio_net_timers(f->a.n, retry) > 0);
+    assert_int_equal(used_idx(f, 1), 5);            /* the debt of the 4th was paid */
+    assert_int_equal(vs_virtio_net_timers(f->a.n, f->a.n->tx_retry_ns + 1000000000), -1);
+    assert_int_equal(used_idx(f, 1), 6);
+    uint8_t got[HDR + 1100];
+    unsigned frames = 0;
+    while (wire_recv(&f->a, got, sizeof(got)) == HDR + (ssize_t)sizeof(frame))
+        frames++;
+    assert_int_equal(frames, 6);
+    /* Receiving: frames wait in the backend's queue while the bucket is in debt. */
+    for (uint16_t i = 0; i < 6; i++)
+        post_rx(f, i, 2048);
+    notify(f, 0);
+    for (int i = 0; i < 5; i++)
+        wire_send(&f->a, frame, sizeof(frame));
+    assert_int_equal(vs_virtio_net_rx_pump(f->a.n), VS_NET_RX_WAIT);
+    assert_int_equal(used_idx(f, 0), 4);
+    assert_int_equal(f->a.n->n.rx_throttled, 1);
+    assert_true(f->a.n->rx_retry_ns > 0);
+    f->a.n->rx_tb.tokens = 0;                       /* as if the time had passed */
+    assert_int_equal(vs_virtio_net_rx_pump(f->a.n), VS_NET_RX_IDLE);
+    assert_int_equal(used_idx(f, 0), 5);
+    assert_int_equal(f->a.n->n.rx_dropped, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +663,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(load_refuses_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(vlan_tags_what_the_guest_sends_and_filters_what_it_gets,
                                         setup_vlan, teardown),
+        cmocka_unit_test_setup_teardown(rate_holds_frames_back, setup_rate, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,7 @@ static void net_reset(void *dev)
     struct vs_virtio_net *n = dev;
     n->status = VS_VIRTIO_NET_S_LINK_UP;
     n->rx_wait = false;
+    n->tx_retry_ns = n->rx_retry_ns = 0;
     vs_virtio_net_io_wake(n);
 }
 
@@ -84,10 +85,25 @@ static void transmit(struct vs_virtio_net *n, const struct vs_vq_chain *c)
     n->n.tx_bytes += frame;
 }
 
-static void transmit_all(struct vs_virtio_net *n, struct vs_virtqueue *vq)
+/* Transmit what the driver made available, as far as the rate allows: the rest stays on
+ * the ring until tx_retry_ns (the I/O thread's timer). */
+static void transmit_all(struct vs_virtio_net *n, struct vs_virtqueue *vq, uint64_t now_ns)
 {
-    while (vs_vq_pop(vq, n->chain) > 0) {
+    for (;;) {
+        uint64_t wait = vs_tb_wait(&n->tx_tb, now_ns);
+        if (wait) {
+            if (!n->tx_retry_ns && vs_vq_pending(vq) > 0) {
+                n->tx_retry_ns = now_ns + wait;
+                n->n.tx_throttled++;
+                vs_virtio_net_io_wake(n);
+            }
+            break;
+        }
+        if (vs_vq_pop(vq, n->chain) <= 0)
+            break;
+        uint64_t before = n->n.tx_bytes;
         transmit(n, n->chain);
+        vs_tb_charge(&n->tx_tb, n->n.tx_bytes - before);
         if (vs_vq_push(vq, n->chain->head, 0) < 0)
             return;
     }
@@ -135,7 +151,10 @@ static void net_queue_notify(void *dev, struct vs_virtio_mmio *t, struct vs_virt
         n->rx_wait = false;
         vs_virtio_net_io_wake(n);
         break;
-    case VS_VIRTIO_NET_TXQ: transmit_all(n, vq); break;
+    case VS_VIRTIO_NET_TXQ:
+        if (!n->tx_retry_ns)   /* else the I/O thread goes on when the rate allows */
+            transmit_all(n, vq, vs_clock_ns());
+        break;
     case VS_VIRTIO_NET_CTRLQ:
         if (negotiated(n) & VS_VIRTIO_NET_F_CTRL_VQ)
             control_all(n, vq);
@@ -238,6 +257,8 @@ enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
         return VS_NET_RX_WAIT;
     unsigned moved = 0;
     enum vs_net_rx result = VS_NET_RX_MORE;
+    uint64_t now = n->rx_tb.rate ? vs_clock_ns() : 0, wait;
+    n->rx_retry_ns = 0;
     while (moved < RX_BATCH) {
         if (__atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE)) {
             result = VS_NET_RX_WAIT;
@@ -247,6 +268,12 @@ enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
         if (rc <= 0) {
             result = rc == 0 ? VS_NET_RX_IDLE : VS_NET_RX_WAIT;
             n->rx_wait = rc < 0;
+            break;
+        }
+        if ((wait = vs_tb_wait(&n->rx_tb, now))) {   /* it waits, the rest in the TAP's queue */
+            n->rx_retry_ns = now + wait;
+            n->n.rx_throttled++;
+            result = VS_NET_RX_WAIT;
             break;
         }
         rc = deliver(n, vq);
@@ -262,6 +289,7 @@ enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
         }
         n->n.rx_frames++;
         n->n.rx_bytes += n->rx_len - VS_VIRTIO_NET_HDR;
+        vs_tb_charge(&n->rx_tb, n->rx_len - VS_VIRTIO_NET_HDR);
         moved++;
     }
     if (moved)
@@ -295,8 +323,8 @@ void vs_virtio_net_set_running(struct vs_virtio_net *n, bool running)
         }
         /* Chains the driver made available whose notify the source consumed. */
         struct vs_virtqueue *tx = &n->transport->vq[VS_VIRTIO_NET_TXQ];
-        if (driver_ok(n) && vs_vq_usable(tx))
-            transmit_all(n, tx);
+        if (driver_ok(n) && vs_vq_usable(tx) && !n->tx_retry_ns)
+            transmit_all(n, tx, vs_clock_ns());
         n->rx_wait = false;
     } else if (!running) {
         n->running = false;
@@ -345,13 +373,30 @@ static void announce_round(struct vs_virtio_net *n, uint64_t now_ns)
                                                                     n->ann_round) * 1000000;
 }
 
-int64_t vs_virtio_net_announce_tick(struct vs_virtio_net *n, uint64_t now_ns)
+/* The earliest of the timers set, or 0. */
+static uint64_t next_timer(const struct vs_virtio_net *n)
 {
-    if (!n->running || !n->ann_active || __atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE))
+    uint64_t t[3] = { n->ann_active ? n->ann_next_ns : 0, n->tx_retry_ns, n->rx_retry_ns }, next = 0;
+    for (int i = 0; i < 3; i++)
+        if (t[i] && (!next || t[i] < next))
+            next = t[i];
+    return next;
+}
+
+int64_t vs_virtio_net_timers(struct vs_virtio_net *n, uint64_t now_ns)
+{
+    if (!n->running || __atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE))
         return -1;
-    if (now_ns >= n->ann_next_ns)
+    struct vs_virtqueue *tx = &n->transport->vq[VS_VIRTIO_NET_TXQ];
+    if (n->tx_retry_ns && now_ns >= n->tx_retry_ns) {
+        n->tx_retry_ns = 0;
+        if (driver_ok(n) && vs_vq_usable(tx))
+            transmit_all(n, tx, now_ns);
+    }
+    if (n->ann_active && now_ns >= n->ann_next_ns)
         announce_round(n, now_ns);
-    return n->ann_active ? (int64_t)(n->ann_next_ns > now_ns ? n->ann_next_ns - now_ns : 0) : -1;
+    uint64_t next = next_timer(n);
+    return next ? (int64_t)(next > now_ns ? next - now_ns : 0) : -1;
 }
 
 void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out)
@@ -365,109 +410,12 @@ void vs_virtio_net_view(struct vs_virtio_net *n, struct vs_virtio_net_view *out)
     memcpy(out->ip, n->ip, 4);
     out->ip_known = n->ip_known;
     out->vlan = n->vlan;
+    out->rate = n->tx_tb.rate;
     out->n = n->n;
     memcpy(out->events, n->events, n->nr_events * sizeof(out->events[0]));
     out->nr_events = n->nr_events;
     vs_virtio_mmio_unlock(n->transport);
 }
-
-/* ---- Migration: the "virtio-net" section ---- */
-
-#define FIELD(member) VS_VMSTATE_FIELD(struct vs_virtio_net_record, member, 1)
-static const struct vs_vmstate_field record_fields[] = {
-    FIELD(mac), FIELD(status), FIELD(ip), FIELD(flags),
-    FIELD(rx_frames), FIELD(rx_bytes), FIELD(tx_frames), FIELD(tx_bytes), FIELD(vlan),
-    FIELD(pad),
-};
-#undef FIELD
-
-static void *record_of(void *opaque)
-{
-    return &((struct vs_virtio_net *)opaque)->rec;
-}
-
-/* The VM is paused: no frame is on its way into the guest, none out of it. */
-static int save_record(void *opaque)
-{
-    struct vs_virtio_net *n = opaque;
-    struct vs_virtio_net_record *r = &n->rec;
-    vs_virtio_mmio_lock(n->transport);
-    memset(r, 0, sizeof(*r));
-    memcpy(r->mac, n->mac, 6);
-    r->status = n->status;
-    memcpy(r->ip, n->ip, 4);
-    r->flags = (n->ip_known ? VS_NET_REC_IP_KNOWN : 0) | (n->ip_learned ? VS_NET_REC_IP_LEARNED : 0);
-    r->rx_frames = n->n.rx_frames;
-    r->rx_bytes = n->n.rx_bytes;
-    r->tx_frames = n->n.tx_frames;
-    r->tx_bytes = n->n.tx_bytes;
-    r->vlan = n->vlan;
-    vs_virtio_mmio_unlock(n->transport);
-    return 0;
-}
-
-static int check_record(const struct vs_virtio_net *n, const struct vs_virtio_net_record *r)
-{
-    char mac[18];
-    if ((r->mac[0] & 1) || !(r->mac[0] | r->mac[1] | r->mac[2] | r->mac[3] | r->mac[4] | r->mac[5]))
-        return vs_fail(EINVAL, "%s: the saved MAC %s is not a unicast address", n->transport->name,
-                       vs_net_mac_string(r->mac, mac, sizeof(mac)));
-    if (r->status & ~(VS_VIRTIO_NET_S_LINK_UP | VS_VIRTIO_NET_S_ANNOUNCE))
-        return vs_fail(EINVAL, "%s: saved status 0x%x has bits this NIC does not know",
-                       n->transport->name, r->status);
-    if (r->flags & ~(VS_NET_REC_IP_KNOWN | VS_NET_REC_IP_LEARNED))
-        return vs_fail(EINVAL, "%s: saved flags 0x%x are unknown", n->transport->name, r->flags);
-    if (r->vlan > 4094 || r->pad[0] | r->pad[1] | r->pad[2])
-        return vs_fail(EINVAL, "%s: saved VLAN %u is not 0 to 4094 (or padding is set)",
-                       n->transport->name, r->vlan);
-    return 0;
-}
-
-static int load_record(void *opaque, uint32_t version)
-{
-    struct vs_virtio_net *n = opaque;
-    const struct vs_virtio_net_record *r = &n->rec;
-    (void)version;
-    int rc = check_record(n, r);
-    if (rc)
-        return rc;
-    vs_virtio_mmio_lock(n->transport);
-    if (memcmp(n->mac, r->mac, 6)) {
-        char a[18], b[18];
-        vs_warn("%s: this host's --nic gave MAC %s; the VM keeps its MAC %s", n->transport->name,
-                vs_net_mac_string(n->mac, a, sizeof(a)), vs_net_mac_string(r->mac, b, sizeof(b)));
-        memcpy(n->mac, r->mac, 6);
-    }
-    if (n->vlan != r->vlan)
-        vs_warn("%s: this host's --nic gave VLAN %u; the VM keeps its VLAN %u",
-                n->transport->name, n->vlan, r->vlan);
-    n->vlan = r->vlan;
-    n->status = r->status;
-    if (r->flags & VS_NET_REC_IP_KNOWN) {
-        memcpy(n->ip, r->ip, 4);
-        n->ip_known = true;
-        n->ip_learned = r->flags & VS_NET_REC_IP_LEARNED;
-    }
-    n->n.rx_frames = r->rx_frames;
-    n->n.rx_bytes = r->rx_bytes;
-    n->n.tx_frames = r->tx_frames;
-    n->n.tx_bytes = r->tx_bytes;
-    n->arrived = true;
-    n->rx_held = false;
-    vs_virtio_mmio_unlock(n->transport);
-    return 0;
-}
-
-const struct vs_vmstate vs_virtio_net_vmstate = {
-    .name = "virtio-net",
-    .version = 1,
-    .min_version = 1,
-    .fields = record_fields,
-    .nr_fields = sizeof(record_fields) / sizeof(record_fields[0]),
-    .record = record_of,
-    .pre_save = save_record,
-    .post_load = load_record,
-};
 
 const struct vs_virtio_device_ops vs_virtio_net_ops = {
     .name = "virtio-net",
@@ -510,6 +458,8 @@ int vs_virtio_net_new(struct vs_virtio_net **out, const struct vs_net_spec *spec
     memcpy(n->ip, spec->ip, 4);
     n->ip_known = spec->has_ip;
     n->vlan = spec->vlan;
+    vs_tb_init(&n->rx_tb, spec->rate, vs_clock_ns());
+    vs_tb_init(&n->tx_tb, spec->rate, vs_clock_ns());
     n->status = VS_VIRTIO_NET_S_LINK_UP;
     *out = n;
     return 0;

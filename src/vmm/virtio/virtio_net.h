@@ -13,7 +13,9 @@
  * every frame handed to the guest is in the RAM the migration sends, and none twice.
  *
  * With vlan= the device tags every frame its guest sends (802.1Q) and hands the guest only
- * frames of that VLAN, untagged (the others count in rx_filtered).
+ * frames of that VLAN, untagged (the others count in rx_filtered). With rate= a token
+ * bucket each way (net_rate.h) holds frames back: transmit chains stay on the ring and
+ * received frames in the TAP's queue until the I/O thread's timer lets them go.
  *
  * Migration: the transport's "virtio-mmio" section carries the queues; this device adds a
  * "virtio-net" section (MAC, status, the guest's IPv4 address if known, counters, VLAN). On the
@@ -29,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/virtio/net_rate.h"
 #include "vmm/virtio/tap.h"
 #include "vmm/virtio/virtio_mmio.h"
 #include "vmm/virtio/virtio_net_spec.h"
@@ -56,7 +59,7 @@
 #define VS_VIRTIO_NET_OK 0
 #define VS_VIRTIO_NET_ERR 1
 
-/* The "virtio-net" section (version 1, 56 bytes; docs/device-state.md). */
+/* The "virtio-net" section (version 1, 64 bytes; docs/device-state.md). */
 struct vs_virtio_net_record {
     uint8_t mac[6];
     uint16_t status;                 /* VIRTIO_NET_S_* */
@@ -65,6 +68,7 @@ struct vs_virtio_net_record {
     uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
     uint16_t vlan;                   /* 802.1Q VLAN (0 none): it moves with the VM */
     uint16_t pad[3];                 /* 0 */
+    uint64_t rate;                   /* bytes/s each way (0 none): it moves with the VM */
 };
 #define VS_NET_REC_IP_KNOWN 1u
 #define VS_NET_REC_IP_LEARNED 2u
@@ -76,6 +80,7 @@ struct vs_virtio_net_counters {
     uint64_t tx_dropped;             /* taken from the guest, not written to the backend */
     uint64_t rx_discarded;           /* queued for the source, discarded on arrival */
     uint64_t rx_filtered;            /* not of the NIC's VLAN */
+    uint64_t rx_throttled, tx_throttled;   /* times the rate limit held frames back */
     uint64_t announce_acks;          /* VIRTIO_NET_CTRL_ANNOUNCE_ACK from the driver */
 };
 
@@ -97,6 +102,8 @@ struct vs_virtio_net {
     uint8_t ip[4];
     bool ip_known, ip_learned;
     uint16_t vlan;                      /* 802.1Q VLAN of the NIC (0: untagged) */
+    struct vs_token_bucket rx_tb, tx_tb;   /* rate= (rate 0: none) */
+    uint64_t rx_retry_ns, tx_retry_ns;  /* held back by the rate until then (0: not) */
     bool running;                       /* the VM runs: frames may go into the guest */
     bool stop_requested;                /* atomic: vs_virtio_net_request_stop */
     bool arrived;                       /* loaded from a migration, not run here yet */
@@ -153,9 +160,9 @@ enum vs_net_rx { VS_NET_RX_IDLE, VS_NET_RX_MORE, VS_NET_RX_WAIT };
  * a batch was moved and more may be queued, WAIT when the guest has no chains (or the VM
  * does not run): then wait for the driver's notify (the thread is woken). */
 enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n);
-/* Send the announcement rounds due at now_ns; returns ns until the next one, or -1 if
- * none is scheduled. */
-int64_t vs_virtio_net_announce_tick(struct vs_virtio_net *n, uint64_t now_ns);
+/* Do what is due at now_ns (an announcement round, transmitting what the rate held back);
+ * returns ns until the next timer (those, or receiving again after the rate), or -1. */
+int64_t vs_virtio_net_timers(struct vs_virtio_net *n, uint64_t now_ns);
 
 /* ---- The I/O thread (virtio_net_io.c) ---- */
 int vs_virtio_net_io_start(struct vs_virtio_net *n);
@@ -170,6 +177,7 @@ struct vs_virtio_net_view {
     uint8_t mac[6], ip[4];
     bool ip_known;
     uint16_t vlan;
+    uint64_t rate;
     struct vs_virtio_net_counters n;
     struct vs_net_announce_event events[VS_VIRTIO_NET_MAX_EVENTS];
     unsigned nr_events;

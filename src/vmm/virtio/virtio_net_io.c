@@ -1,7 +1,7 @@
 /* The I/O thread of one virtio-net NIC: waits with poll() on its backend (when frames may
  * go into the guest) and on an eventfd (a notify, a change of state, the end), moves
- * frames into the guest (vs_virtio_net_rx_pump) and sends the announcement rounds when
- * they are due. Everything it does to the device happens under the transport's lock. */
+ * frames into the guest (vs_virtio_net_rx_pump) and runs its timers (announcement rounds,
+ * what the rate limit held back). Everything it does to the device happens under the transport's lock. */
 #include "vmm/virtio/virtio_net.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -19,7 +19,7 @@ static bool turn(struct vs_virtio_net *n, bool *want_backend, int *timeout_ms)
     vs_virtio_mmio_lock(n->transport);
     bool quit = n->quit;
     enum vs_net_rx rx = quit ? VS_NET_RX_WAIT : vs_virtio_net_rx_pump(n);
-    int64_t next = quit ? -1 : vs_virtio_net_announce_tick(n, vs_clock_ns());
+    int64_t next = quit ? -1 : vs_virtio_net_timers(n, vs_clock_ns());
     vs_virtio_mmio_unlock(n->transport);
     *want_backend = rx == VS_NET_RX_IDLE;
     if (rx == VS_NET_RX_MORE)

@@ -112,10 +112,11 @@ static int apply(struct vs_net_spec *s, const char *spec, enum key k, const char
         s->vlan = (uint16_t)n;
         return 0;
     case K_RATE:
-        if (vs_parse_rate(v, &rate) || rate <= 0)
-            return bad(spec, "rate", v, "is not a rate (e.g. 2gbit, 100M)");
-        return vs_fail(ENOTSUP, "--nic %s: rate=%s: per-NIC rate limits are not built yet; "
-                       "leave rate= out", spec, v);
+        if (vs_parse_rate(v, &rate) || rate < 1000 || rate > 1e12)
+            return bad(spec, "rate", v, "is not a rate from 8kbit to 8tbit (e.g. 2gbit, "
+                       "100mbit, 10M bytes/s)");
+        s->rate = (uint64_t)rate;
+        return 0;
     case K_INITIAL:
         return parse_ms(v, 100000, &s->announce.initial_ms)
                    ? bad(spec, "announce-initial", v, "is not 0 to 100000 (ms)") : 0;

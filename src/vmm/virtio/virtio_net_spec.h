@@ -7,7 +7,8 @@
  * announce-*: the schedule of announcements after a migration, as QEMU's parameters of
  * those names (defaults 50 ms, 550 ms, 5 rounds, 100 ms); vlan: the NIC is in this 802.1Q
  * VLAN (the device tags what the guest sends and takes only frames of that VLAN, untagged
- * for the guest). rate is parsed and refused: not built yet. Pure: no device is touched. */
+ * for the guest); rate: at most this each way, as tc writes rates ("2gbit", "100mbit") or
+ * bytes per second ("10M"). Pure: no device is touched. */
 #ifndef VS_VIRTIO_NET_SPEC_H
 #define VS_VIRTIO_NET_SPEC_H
 
@@ -35,6 +36,7 @@ struct vs_net_spec {
     uint8_t ip[4];             /* network order */
     bool has_ip;
     uint16_t vlan;             /* 802.1Q VLAN id, 1..4094 (0: untagged, no VLAN) */
+    uint64_t rate;             /* bytes per second each way (0: no limit) */
     struct vs_net_announce_params announce;
 };
 
