@@ -6,12 +6,15 @@
  *   then       operations of 7 bytes: u8 op, le16 a, le32 v; op bits 0-2 say what:
  *              0/1 a register or configuration read/write at a (masked to the window),
  *                  width 1 << (op bits 3-4), value v
- *              2   the wire sends a frame of (v % 1600) bytes, seeded by a; then receive
+ *              2   the wire sends a frame of (v % 1600) bytes, seeded by a (with a's bit 15
+ *                  an 802.1Q tag for VLAN a & 0xfff after its addresses); then receive
  *              3   receive (vs_virtio_net_rx_pump)
  *              4   the VM stops (v odd) or runs (v even)
  *              5   the clock moves v % 1000 ms; due announcements go out
  *              6   save the device's sections and load them back (a migration in place)
- *              7   the wire reads what the device sent
+ *              7   the wire reads what the device sent; with op bit 5: the NIC's VLAN
+ *                  becomes v & 0xfff (0 none, 4095 taken as 0) and its rate v >> 16 * 64
+ *                  bytes/s (0 none), as a spec or a migration would set them
  * Checks the line follows InterruptStatus after every operation. Guest RAM is a heap block
  * of exactly its size, so ASan catches any access outside it. */
 #include "fuzz_common.h"
@@ -50,6 +53,10 @@ static void wire_send(int peer, uint16_t seed, uint32_t v)
     size_t len = VS_VIRTIO_NET_HDR + v % 1600;
     for (size_t i = 0; i < len; i++)
         frame[i] = (uint8_t)(seed + i * 31);
+    if ((seed & 0x8000) && len >= VS_VIRTIO_NET_HDR + 16) {
+        uint8_t *tag = frame + VS_VIRTIO_NET_HDR + 12;
+        tag[0] = 0x81, tag[1] = 0x00, tag[2] = (uint8_t)((seed >> 8) & 0x0f), tag[3] = (uint8_t)seed;
+    }
     if (send(peer, frame, len, MSG_DONTWAIT) < 0)
         return;   /* the socket is full: as a TAP queue would be */
 }
@@ -59,6 +66,15 @@ static void wire_drain(int peer)
     uint8_t buf[2048];
     for (int i = 0; i < 512 && recv(peer, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
         ;
+}
+
+static void configure(struct vs_virtio_net *n, uint32_t v, uint64_t now)
+{
+    vs_virtio_mmio_lock(n->transport);
+    n->vlan = (v & 0xfff) == 0xfff ? 0 : (uint16_t)(v & 0xfff);
+    vs_tb_init(&n->rx_tb, (uint64_t)(v >> 16) * 64, now);
+    vs_tb_init(&n->tx_tb, (uint64_t)(v >> 16) * 64, now);
+    vs_virtio_mmio_unlock(n->transport);
 }
 
 static void migrate_in_place(struct vs_vmstate_registry *reg)
@@ -93,7 +109,12 @@ static void operate(struct vs_virtio_net *n, struct vs_vmstate_registry *reg, in
         vs_virtio_mmio_unlock(n->transport);
         break;
     case 6: migrate_in_place(reg); break;
-    default: wire_drain(peer); break;
+    default:
+        if (op & 0x20)
+            configure(n, v, *now);
+        else
+            wire_drain(peer);
+        break;
     }
 }
 

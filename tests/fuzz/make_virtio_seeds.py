@@ -160,6 +160,12 @@ def net_seeds():
     yield 'migrate', struct.pack('<H', len(ram)) + ram + net_driver_start(feats) + migrate
     yield 'reset', (struct.pack('<H', len(ram)) + ram + net_driver_start(feats) + traffic +
                     net_op(1, STATUS, 0) + net_driver_start(MAC) + traffic)
+    # VLAN 10 and 2000 bytes/s: tagged frames of VLAN 10 and 11, then time passing.
+    yield 'vlan-rate', (struct.pack('<H', len(ram)) + ram + net_driver_start(feats) +
+                        net_op(7 | 0x20, 0, (31 << 16) | 10) + net_op(1, QNOTIFY, 0) +
+                        net_op(2, 0x800a, 90) + net_op(2, 0x800b, 90) + net_op(2, 0x800a, 1400) +
+                        net_op(2, 0x800a, 1400) + net_op(1, QNOTIFY, 1) + net_op(5, 0, 700) +
+                        net_op(3) + net_op(7))
 
 
 def main():
