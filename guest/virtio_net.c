@@ -31,6 +31,7 @@ void *memset(void *dst, int c, size_t n);
 #define CTRL_ANNOUNCE_ACK   0
 #define CTRL_WAIT           100000  /* polls of the control queue's used index */
 #define MAX_ERROR_REPORTS   4
+#define MAX_ACK_ROUNDS      16      /* InterruptStatus reads per interrupt, at most */
 
 struct net {
     uint64_t base;                  /* 0: no device running */
@@ -67,6 +68,10 @@ static void report_error(const char *why)
     vs_line_end(&l);
 }
 
+/* The line is routed edge-triggered and is high while InterruptStatus is not 0: acknowledge
+ * until it reads 0, so the line goes low and the device's next event is a new edge. (A bit
+ * the device sets between our read and our acknowledgement would otherwise keep the line
+ * high with no edge to come: two bits, used buffers and configuration, make that likely.) */
 static void on_interrupt(const struct vs_irq_frame *f)
 {
     uint32_t isr;
@@ -75,11 +80,10 @@ static void on_interrupt(const struct vs_irq_frame *f)
     net.n.interrupts++;
     if (!net.base)
         return;
-    /* Acknowledge first: what the device adds after this raises the line again. */
-    isr = reg_read(VS_VMMIO_INTERRUPT_STATUS);
-    if (isr)
+    for (int i = 0; i < MAX_ACK_ROUNDS && (isr = reg_read(VS_VMMIO_INTERRUPT_STATUS)); i++) {
         reg_write(VS_VMMIO_INTERRUPT_ACK, isr);
-    net.isr |= isr;
+        net.isr |= isr;
+    }
 }
 
 static int fail(char *err, unsigned errlen, const char *what)

@@ -289,16 +289,20 @@ void capture_start(struct probe *p, const char *netns, const char *ifname, const
         fprintf(stderr, "capture: %s: %s\n", ifname, strerror(errno));
         _exit(5);
     }
-    while (!stopping) {
+    for (int last = 0; !last;) {
+        last = stopping;   /* once stopped: what is queued still counts */
         struct pollfd pfd = { .fd = s, .events = POLLIN };
-        if (poll(&pfd, 1, 50) <= 0)
+        if (!last && poll(&pfd, 1, 50) <= 0)
             continue;
         uint8_t f[2048];
         struct sockaddr_ll from;
         socklen_t fl = sizeof(from);
-        ssize_t len = recvfrom(s, f, sizeof(f), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-        if (len > 0 && from.sll_pkttype != PACKET_OUTGOING)   /* what arrives on it */
-            capture_frame(&r, f, (size_t)len, mac);
+        ssize_t len;
+        while ((len = recvfrom(s, f, sizeof(f), MSG_DONTWAIT, (struct sockaddr *)&from, &fl)) > 0) {
+            if (from.sll_pkttype != PACKET_OUTGOING)   /* what arrives on it */
+                capture_frame(&r, f, (size_t)len, mac);
+            fl = sizeof(from);
+        }
     }
     child_finish(p, &r, sizeof(r));
 }
@@ -414,7 +418,7 @@ uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned inter
                 _exit(6);
             tagged_receive(s, &r, t, (int)interval_ms);
         }
-        tagged_receive(s, &r, t, DRAIN_MS);
+        tagged_receive(s, &r, t, 1000);
         child_finish(&p, &r, sizeof(r));
     }
     struct tagged_result r;
@@ -433,16 +437,42 @@ uint32_t tagged_ping(const struct tagged_ping *t, unsigned count, unsigned inter
 
 #define BLAST_WARMUP_MS 1000            /* the bucket's burst and the queues fill meanwhile */
 
+/* When the kernel received a datagram (SO_TIMESTAMPNS, wall clock), in ms; -1 if unknown. */
+static double arrival_ms(struct msghdr *m)
+{
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(m); h; h = CMSG_NXTHDR(m, h))
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+            return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+        }
+    return -1;
+}
+
+static double wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Echoes, placed in the window by the kernel's arrival time: a blaster the host is slow to
+ * schedule still counts each echo when it came. [start, end) are wall-clock ms. */
 static void blast_receive(int s, struct blast_result *r, double start, double end_send,
                           int wait_ms)
 {
     struct pollfd pfd = { .fd = s, .events = POLLIN };
     char buf[2048];
+    union { struct cmsghdr h; char c[CMSG_SPACE(sizeof(struct timespec))]; } c;
     while (poll(&pfd, 1, wait_ms) > 0) {
-        while (recv(s, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
-            double now = mono_ms();
+        struct iovec iov = { buf, sizeof(buf) };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &c,
+                            .msg_controllen = sizeof(c) };
+        while (recvmsg(s, &m, MSG_DONTWAIT) > 0) {
+            double at = arrival_ms(&m);
             r->echoed++;
-            r->echoed_in_window += now >= start + BLAST_WARMUP_MS && now <= end_send;
+            r->echoed_in_window += at >= start + BLAST_WARMUP_MS && at <= end_send;
+            m.msg_controllen = sizeof(c);
         }
         wait_ms = 0;
     }
@@ -458,15 +488,17 @@ void udp_blast_start(struct probe *p, const char *netns, const char *target, uns
     struct blast_result r = { 0 };
     struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(UDP_PORT) };
     inet_pton(AF_INET, target, &to.sin_addr);
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof(to)) < 0 || size > 1472)
+    int s = socket(AF_INET, SOCK_DGRAM, 0), one = 1, rcvbuf = 4 << 20;
+    if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof(to)) < 0 || size > 1472 ||
+        setsockopt(s, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) < 0)
         _exit(5);
+    setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));   /* root: no cap */
     char data[1472];
     memset(data, 0x5a, sizeof(data));
-    double start = mono_ms(), end = start + seconds * 1000, interval = size * 1000.0 / bytes_per_s;
+    double start = wall_ms(), end = start + seconds * 1000, interval = size * 1000.0 / bytes_per_s;
     for (double next = start; next < end; next += interval) {
         double now;
-        while ((now = mono_ms()) < next)
+        while ((now = wall_ms()) < next)
             blast_receive(s, &r, start, end, (int)(next - now) + 1);
         if (send(s, data, size, MSG_DONTWAIT) > 0)
             r.sent++;

@@ -253,12 +253,12 @@ static int read_frame(struct vs_virtio_net *n)
 enum vs_net_rx vs_virtio_net_rx_pump(struct vs_virtio_net *n)
 {
     struct vs_virtqueue *vq = &n->transport->vq[VS_VIRTIO_NET_RXQ];
+    n->rx_retry_ns = 0;   /* set again below if the rate still holds frames back */
     if (!n->running || n->rx_wait || !driver_ok(n) || !vs_vq_usable(vq))
         return VS_NET_RX_WAIT;
     unsigned moved = 0;
     enum vs_net_rx result = VS_NET_RX_MORE;
     uint64_t now = n->rx_tb.rate ? vs_clock_ns() : 0, wait;
-    n->rx_retry_ns = 0;
     while (moved < RX_BATCH) {
         if (__atomic_load_n(&n->stop_requested, __ATOMIC_ACQUIRE)) {
             result = VS_NET_RX_WAIT;
