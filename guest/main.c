@@ -5,6 +5,7 @@
 #include "guest.h"
 #include "io.h"
 #include "irq.h"
+#include "net_workload.h"
 #include "platform.h"
 #include "pvport.h"
 #include "serial.h"
@@ -85,6 +86,14 @@ static void print_banner(const struct vs_guest_params *p)
     vs_line_dec(&l, p->seed);
     vs_line_str(&l, " pvport=");
     vs_line_str(&l, vs_guest.pvport ? "yes" : "no");
+    if (p->workload == VS_WORKLOAD_NET) {
+        vs_line_str(&l, " ip=");
+        for (int i = 0; i < 4; i++) {
+            vs_line_dec(&l, p->ip[i]);
+            if (i < 3)
+                vs_line_str(&l, ".");
+        }
+    }
     if (p->workload == VS_WORKLOAD_TIMER) {
         vs_line_str(&l, " timer=");
         vs_line_str(&l, vs_params_timer_name(p->timer));
@@ -130,6 +139,9 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
         (vs_platform_setup(err, sizeof(err)) || vs_timer_start(p, err, sizeof(err))))
         fail(err);
     if (p->workload == VS_WORKLOAD_DISK && vs_disk_start(p, err, sizeof(err)))
+        fail(err);
+    if (p->workload == VS_WORKLOAD_NET &&
+        (vs_platform_setup(err, sizeof(err)) || vs_net_workload_start(p, err, sizeof(err))))
         fail(err);
 
     __atomic_store_n(&vs_init_state, VS_INIT_DONE, __ATOMIC_RELEASE);

@@ -9,13 +9,13 @@
 _Static_assert(VS_WORK_MIN_START == 0x280000, "the start= error message names this address");
 
 static const char *const workload_names[] = { "idle", "once", "continuous", "verify", "timer",
-                                              "disk" };
+                                              "disk", "net" };
 static const char *const fill_names[] = { "none", "pattern", "random" };
 static const char *const timer_names[] = { "pit", "lapic" };
 #define NR_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 #define NR_FILLS (sizeof(fill_names) / sizeof(fill_names[0]))
 #define NR_TIMERS (sizeof(timer_names) / sizeof(timer_names[0]))
-_Static_assert(NR_WORKLOADS == VS_WORKLOAD_DISK + 1, "a name for every workload");
+_Static_assert(NR_WORKLOADS == VS_WORKLOAD_NET + 1, "a name for every workload");
 
 const char *vs_params_workload_name(uint32_t workload)
 {
@@ -160,6 +160,25 @@ static int parse_virtio_slot(const char *v, unsigned n, struct vs_virtio_mmio_sl
     return out->base + out->size < out->base ? -1 : 0;
 }
 
+/* A.B.C.D, each part 0-255 in decimal. */
+static int parse_ipv4(const char *v, unsigned n, uint8_t ip[4])
+{
+    unsigned part = 0, i = 0;
+
+    for (; part < 4; part++) {
+        unsigned end = i + find_char(v + i, n - i, '.');
+        uint64_t x;
+
+        if ((part < 3) != (end < n) || end == i || end - i > 3 ||
+            parse_u64(v + i, end - i, 0, &x) || x > 255 || (v[i] == '0' && end - i > 1 &&
+                                                            (v[i + 1] == 'x' || v[i + 1] == 'X')))
+            return -1;
+        ip[part] = (uint8_t)x;
+        i = end + 1;
+    }
+    return 0;
+}
+
 static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
                        struct vs_buf *e)
 {
@@ -177,7 +196,7 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
 
     if (equals(tok, k, "workload")) {
         if (lookup(workload_names, NR_WORKLOADS, v, n, &p->workload))
-            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify, timer or disk");
+            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify, timer, disk or net");
     } else if (equals(tok, k, "fill")) {
         if (lookup(fill_names, NR_FILLS, v, n, &p->fill))
             return bad_value(e, tok, k, v, n, "none, pattern or random");
@@ -226,6 +245,10 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
         if (parse_u64(v, n, 0, &p->disk_blocks) || p->disk_blocks == 0)
             return bad_value(e, tok, k, v, n, "4 KiB blocks of the disk the workload uses, at "
                              "least 1");
+    } else if (equals(tok, k, "ip")) {
+        if (parse_ipv4(v, n, p->ip))
+            return bad_value(e, tok, k, v, n, "an IPv4 address, e.g. 198.18.0.10");
+        p->has_ip = 1;
     } else if (equals(tok, k, "quiet")) {
         if (parse_u64(v, n, 0, &x))
             return bad_value(e, tok, k, v, n, "0 or 1");

@@ -18,26 +18,38 @@ void vs_vq_init(struct vs_vq *q, volatile struct vs_vq_rings *r, uint16_t size)
     r->avail.idx = 0;
 }
 
-void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len)
+void vs_vq_set_desc(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags,
+                    uint16_t next)
 {
     volatile struct vs_vq_rings *r = q->r;
 
     r->desc[id].addr = addr;
     r->desc[id].len = len;
-    r->desc[id].flags = VS_VQ_DESC_F_WRITE;
-    r->desc[id].next = 0;
-    q->in_flight[id] = 1;
-    q->posted_len[id] = len;
+    r->desc[id].flags = flags;
+    r->desc[id].next = next;
+}
+
+void vs_vq_publish(struct vs_vq *q, uint16_t head, uint32_t write_len)
+{
+    volatile struct vs_vq_rings *r = q->r;
+
+    q->in_flight[head] = 1;
+    q->posted_len[head] = write_len;
     q->outstanding++;
-    r->avail.ring[q->avail_idx % q->size] = id;
+    r->avail.ring[q->avail_idx % q->size] = head;
     barrier();                      /* the entry before the index that publishes it */
     r->avail.idx = ++q->avail_idx;
     barrier();
 }
 
+void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len)
+{
+    vs_vq_set_desc(q, id, addr, len, VS_VQ_DESC_F_WRITE, 0);
+    vs_vq_publish(q, id, len);
+}
+
 void vs_vq_post_chain(struct vs_vq *q, uint16_t id, const struct vs_vq_desc *d, unsigned n)
 {
-    volatile struct vs_vq_rings *r = q->r;
     uint32_t writable = 0;
 
     for (unsigned i = 0; i < n; i++) {
@@ -47,18 +59,9 @@ void vs_vq_post_chain(struct vs_vq *q, uint16_t id, const struct vs_vq_desc *d, 
             flags |= VS_VQ_DESC_F_NEXT;
         if (flags & VS_VQ_DESC_F_WRITE)
             writable += d[i].len;
-        r->desc[id + i].addr = d[i].addr;
-        r->desc[id + i].len = d[i].len;
-        r->desc[id + i].flags = flags;
-        r->desc[id + i].next = (uint16_t)(id + i + 1);
+        vs_vq_set_desc(q, (uint16_t)(id + i), d[i].addr, d[i].len, flags, (uint16_t)(id + i + 1));
     }
-    q->in_flight[id] = 1;
-    q->posted_len[id] = writable;
-    q->outstanding++;
-    r->avail.ring[q->avail_idx % q->size] = id;
-    barrier();                      /* the chain and the entry before the index */
-    r->avail.idx = ++q->avail_idx;
-    barrier();
+    vs_vq_publish(q, id, writable);
 }
 
 int vs_vq_used_new(const struct vs_vq *q, const char **why)

@@ -1,5 +1,6 @@
-/* The driver's side of one split virtqueue (virtio 1.2, 2.7) of device-writable
- * single-descriptor buffers (or, with vs_vq_post_chain, chains of descriptors), with the checks a driver can make on what the device
+/* The driver's side of one split virtqueue (virtio 1.2, 2.7): device-writable
+ * single-descriptor buffers (vs_vq_post), chains laid out in order (vs_vq_post_chain), or
+ * any chain (vs_vq_set_desc, vs_vq_publish), with the checks a driver can make on what the device
  * returns: every used entry names a buffer that is posted and not yet returned, says no
  * more bytes than the buffer holds, and the used index moves forward by at most the
  * number of buffers outstanding. */
@@ -68,6 +69,13 @@ void vs_vq_post(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len);
  * flight) and linked in that order; d[i].next is ignored. The chain is returned under id;
  * its writable buffers' lengths bound the used entry's length. */
 void vs_vq_post_chain(struct vs_vq *q, uint16_t id, const struct vs_vq_desc *d, unsigned n);
+/* Fill descriptor id (not yet available): len bytes at guest-physical addr, flags
+ * VS_VQ_DESC_F_NEXT and/or VS_VQ_DESC_F_WRITE, next the following descriptor of a chain. */
+void vs_vq_set_desc(struct vs_vq *q, uint16_t id, uint64_t addr, uint32_t len, uint16_t flags,
+                    uint16_t next);
+/* Make the chain starting at descriptor head (< size, not in flight) available; write_len
+ * is how many device-writable bytes it has (the most the device may say it wrote). */
+void vs_vq_publish(struct vs_vq *q, uint16_t head, uint32_t write_len);
 
 /* Used entries the device added since the last call to vs_vq_take_used, checked: their
  * number, or -1 with *why if used.idx moved back or by more than the outstanding

@@ -2,6 +2,7 @@
 #include "disk.h"
 #include "guest.h"
 #include "io.h"
+#include "net_workload.h"
 #include "rate.h"
 #include "serial.h"
 #include "telemetry.h"
@@ -254,7 +255,9 @@ void vs_workload_run(unsigned cpu)
         /* The other vCPUs keep memory busy meanwhile. */
         w.workload = VS_WORKLOAD_VERIFY;
     }
-    if (p->workload == VS_WORKLOAD_IDLE) {
+    if (p->workload == VS_WORKLOAD_NET && cpu == 0)
+        vs_net_workload_run(cpu);
+    if (p->workload == VS_WORKLOAD_IDLE || p->workload == VS_WORKLOAD_NET) {
         vs_telemetry_set_state(cpu, VS_GUEST_IDLE);
         if (cpu == 0)
             vs_puts("vmshift-guest: idle");

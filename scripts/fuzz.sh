@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(records handshake vstate virtqueue virtio_mmio ctl virtio_blk)
+[ ${#targets[@]} -gt 0 ] || targets=(records handshake vstate virtqueue virtio_mmio ctl virtio_blk virtio_net)
 
 scripts/setup.sh build-fuzz -DVMSHIFT_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
 

@@ -64,6 +64,8 @@ enum vs_workload {
     VS_WORKLOAD_VERIFY = 3,
     VS_WORKLOAD_TIMER = 4,  /* vCPU 0 waits in sti; hlt for timer interrupts (pc machine) */
     VS_WORKLOAD_DISK = 5,   /* vCPU 0 writes and checks blocks on a virtio-blk disk (pc) */
+    VS_WORKLOAD_NET = 6,    /* vCPU 0 answers ARP, ping and UDP echo on its virtio-net NIC
+                               at ip= (pc machine) */
 };
 
 enum vs_guest_state {

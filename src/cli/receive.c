@@ -7,12 +7,14 @@
 #include "common/size.h"
 #include "common/stop_signal.h"
 #include "cli/receive_admission.h"
+#include "ctl/nic_status.h"
 #include "migrate/precopy/dest.h"
 #include "migrate/commit/dest_resolve.h"
 #include "migrate/postcopy/postcopy_dest.h"
 #include "transport/security.h"
 #include "transport/tcp.h"
 #include "transport/tls.h"
+#include "vmm/virtio/virtio_net_spec.h"
 
 #include <getopt.h>
 #include <json-c/json.h>
@@ -106,6 +108,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
     int c, opt_index = 0;
     char *end;
     double secs;
+    struct vs_net_spec nic;
     while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
         switch (c) {
         case 'S':
@@ -121,7 +124,8 @@ static int parse(int argc, char **argv, struct receive_options *o)
                 return -EINVAL;
             break;
         case 'N': case 'D':
-            if (vs_device_list_add(c == 'N' ? &o->nics : &o->disks,
+            if ((c == 'N' && vs_net_spec_parse(optarg, &nic)) ||
+                vs_device_list_add(c == 'N' ? &o->nics : &o->disks,
                                    c == 'N' ? VS_DEVICE_NIC : VS_DEVICE_DISK, optarg))
                 return -EINVAL;
             break;
@@ -373,6 +377,7 @@ int cli_receive_main(int argc, char **argv)
         vs_postcopy_dest_free(cmds.postcopy);   /* closes stream 0 */
     }
     close_listener(&a, o.port_file);
+    vm_nics_note_announces(cmds.vm, &cmds.incoming);
     write_report(o.report, &cmds.incoming);
     vs_vm_destroy(cmds.vm);
     if (discarded && status < 128) {

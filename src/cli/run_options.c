@@ -6,6 +6,7 @@
 #include "vmm/cpu_model.h"
 #include "vmm/dirty_ring.h"
 #include "vmm/fill.h"
+#include "vmm/virtio/virtio_net_spec.h"
 #include "vmshift/page_format.h"
 
 #include <getopt.h>
@@ -18,11 +19,12 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify | timer | disk (default idle;\n"
-    "                         timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
+    "  --workload W           idle | once | continuous | verify | timer | disk | net (default\n"
+    "                         idle; timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
     "                         timer=pit|lapic; disk: vCPU 0 writes and checks blocks on the\n"
     "                         first --disk, --append disk_blocks=N (4 KiB, default 256);\n"
-    "                         both need the pc machine)\n"
+    "                         net: vCPU 0 answers ARP, ping and UDP echo on the first --nic\n"
+    "                         at --append ip=A.B.C.D; all three need the pc machine)\n"
     "  --range START:SIZE     RAM the workload uses: SIZE bytes of RAM from guest-physical\n"
     "                         START on, skipping the MMIO gap [3G, 4G) (default 4M to end)\n"
     "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
@@ -48,8 +50,10 @@ const char run_usage[] =
     "  --cpu MODEL            CPU features the guest sees: host (all KVM offers) or a\n"
     "                         baseline x86-64-v1 | v2 | v3 | v4 that every host of that\n"
     "                         level can take in a migration (default host)\n"
-    "  --nic SPEC             a virtio-net NIC (repeatable): tap=NAME,mac=MAC,bridge=BR\n"
-    "                         [,vlan=N][,rate=RATE]; pc machine\n"
+    "  --nic SPEC             a virtio-net NIC on a TAP (repeatable): tap=NAME,mac=MAC\n"
+    "                         [,bridge=BR][,ip=A.B.C.D][,vlan=N][,announce-initial=MS]\n"
+    "                         [,announce-max=MS][,announce-rounds=N][,announce-step=MS];\n"
+    "                         pc machine\n"
     "  --disk SPEC            a virtio-blk disk (repeatable): FILE[,shared][,ro]; pc machine\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
     "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
@@ -88,7 +92,7 @@ static const struct option long_options[] = {
 };
 
 static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
-                                         "disk" };
+                                         "disk", "net" };
 
 static int parse_machine(const char *s, enum vs_machine *out)
 {
@@ -190,7 +194,7 @@ static int validate(struct run_options *o)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
         return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify, "
-                       "timer or disk",
+                       "timer, disk or net",
                        o->workload);
     int rc = check_mem(o);
     if (rc)
@@ -246,6 +250,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
     o->append = "";
 
     struct vs_device_list nics = { 0 }, disks = { 0 };   /* slot order: NICs, then disks */
+    struct vs_net_spec nic;
     optind = 1;
     opterr = 0;
     int c, rc = 0;
@@ -283,7 +288,11 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
         case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
         case OPT_CPU: rc = vs_cpu_model_find(optarg, &o->vm.cpu_model); break;
-        case OPT_NIC: rc = vs_device_list_add(&nics, VS_DEVICE_NIC, optarg); break;
+        case OPT_NIC:   /* checked now: a bad field is a usage error, before anything is built */
+            rc = vs_net_spec_parse(optarg, &nic);
+            if (!rc)
+                rc = vs_device_list_add(&nics, VS_DEVICE_NIC, optarg);
+            break;
         case OPT_DISK: rc = vs_device_list_add(&disks, VS_DEVICE_DISK, optarg); break;
         case OPT_SERIAL: o->vm.serial = optarg; break;
         case OPT_CTL: o->ctl_path = optarg; break;

@@ -2,6 +2,7 @@
 #include "ctl/ctl_json.h"
 #include "ctl/ctl_server.h"
 #include "ctl/migration_commands.h"
+#include "ctl/nic_status.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "migrate/postcopy/postcopy_dest.h"
@@ -18,7 +19,7 @@
 static const char *workload_name(uint32_t w)
 {
     static const char *const names[] = { "idle", "once", "continuous", "verify", "timer",
-                                         "disk" };
+                                         "disk", "net" };
     return w < sizeof(names) / sizeof(names[0]) ? names[w] : "unknown";
 }
 
@@ -126,8 +127,10 @@ static void add_migration_status(struct vm_commands *c, struct json_object *repl
     }
     if (c->postcopy)
         vs_postcopy_dest_stats(c->postcopy, &c->incoming);
-    if (c->has_incoming)
+    if (c->has_incoming) {
+        vm_nics_note_announces(c->vm, &c->incoming);
         json_object_object_add(reply, "incoming", vs_report_json(&c->incoming));
+    }
 }
 
 void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
@@ -164,6 +167,8 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     json_object_object_add(reply, "guest", guest_status(vm));
     if (vm->nr_disks)
         json_object_object_add(reply, "disks", disks_status(vm));
+    if (vm->nr_nics)
+        json_object_object_add(reply, "nics", vm_nics_status(vm));
 }
 
 /* xxh3-64 of RAM offsets [start, start+length) (the memfd, as the migration stream and its

@@ -179,6 +179,23 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         json_object_object_add(r, "postcopy", o);
     }
 
+    if (s->nr_announces) {
+        struct json_object *a = json_object_new_array();
+        for (unsigned i = 0; i < s->nr_announces && i < VS_REPORT_MAX_ANNOUNCES; i++) {
+            const struct vs_announce_report *e = &s->announces[i];
+            struct json_object *o = json_object_new_object();
+            json_object_object_add(o, "nic", json_object_new_string(e->nic));
+            json_object_object_add(o, "tap", json_object_new_string(e->tap));
+            add_u64(o, "round", e->round);
+            add_double(o, "at", e->at_ms);
+            json_object_object_add(o, "rarp", json_object_new_boolean(e->rarp));
+            json_object_object_add(o, "garp", json_object_new_boolean(e->garp));
+            json_object_object_add(o, "guest", json_object_new_boolean(e->guest));
+            json_object_array_add(a, o);
+        }
+        json_object_object_add(r, "announces", a);
+    }
+
     struct json_object *passes = json_object_new_array();
     for (unsigned i = 0; i < s->nr_passes && i < VS_REPORT_MAX_PASSES; i++) {
         const struct vs_pass_stats *p = &s->passes[i];

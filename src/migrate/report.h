@@ -79,6 +79,16 @@ struct vs_postcopy_stats {
     bool verified_present;     /* destination: the final check found every page present */
 };
 
+/* Destination: one announcement round of a NIC after the VM started running here. */
+#define VS_REPORT_MAX_ANNOUNCES 32
+struct vs_announce_report {
+    char nic[24];              /* "virtio-net1" */
+    char tap[16];              /* its TAP on this host */
+    uint32_t round;            /* 1 = the first */
+    double at_ms;              /* after the VM started running here */
+    bool rarp, garp, guest;    /* RARP sent, gratuitous ARP sent, the guest asked */
+};
+
 struct vs_migration_stats {
     const char *status;        /* "setup", "active", "switchover", "verifying", "completed",
                                   "failed", "cancelled" */
@@ -141,6 +151,8 @@ struct vs_migration_stats {
     struct vs_postcopy_stats postcopy;
     unsigned nr_passes;
     struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];
+    unsigned nr_announces;
+    struct vs_announce_report announces[VS_REPORT_MAX_ANNOUNCES];
 };
 
 /* Destination: the source's vCPUs stopped at at_ns (this host's CLOCK_MONOTONIC) ->

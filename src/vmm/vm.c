@@ -7,6 +7,7 @@
 #include "vmm/vcpu.h"
 #include "vmm/virtio/pc_virtio_slots.h"
 #include "vmm/virtio/virtio_blk.h"
+#include "vmm/virtio/virtio_net.h"
 #include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -116,6 +117,11 @@ static int attach_listed_device(struct vs_vm *vm, const struct vs_device_spec *d
         if (!rc)
             vm->nr_disks++;
         return rc;
+    case VS_DEVICE_NIC:
+        rc = vs_virtio_net_create(&vm->nics[vm->nr_nics], &p, d->spec, incoming);
+        if (!rc)
+            vm->nr_nics++;
+        return rc;
     default:
         return vs_fail(ENOTSUP, "--%s %s: this vmshift cannot build %s devices yet",
                        vs_device_kind_name(d->kind), d->spec, vs_device_kind_name(d->kind));
@@ -180,6 +186,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     pthread_condattr_destroy(&ca);
     vm->state = VS_VM_CREATED;
     vm->machine = cfg->machine;
+    vm->incoming = cfg->incoming;
     if (cfg->devices)
         vm->device_list = *cfg->devices;
     vm->irqchip.vm_fd = -1;
@@ -288,6 +295,21 @@ int vs_vm_check_migratable(struct vs_vm *vm)
     return 0;
 }
 
+/* Devices that move data on their own (NICs) may do so only while the VM runs: stopped,
+ * they put nothing more into guest RAM (what a migration sends is then final). */
+static void devices_set_running(struct vs_vm *vm, bool running)
+{
+    for (unsigned i = 0; i < vm->nr_nics; i++)
+        vs_virtio_net_set_running(vm->nics[i], running);
+}
+
+/* The same, without waiting for a device busy with a post-copy page. */
+static void devices_request_stop(struct vs_vm *vm)
+{
+    for (unsigned i = 0; i < vm->nr_nics; i++)
+        vs_virtio_net_request_stop(vm->nics[i]);
+}
+
 int vs_vm_start(struct vs_vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -309,6 +331,8 @@ int vs_vm_start(struct vs_vm *vm)
         snprintf(name, sizeof(name), "vcpu%u", i);
         pthread_setname_np(v->thread, name);
     }
+    if (vs_vm_is_running(vm))
+        devices_set_running(vm, true);
     return 0;
 }
 
@@ -332,6 +356,7 @@ int vs_vm_pause(struct vs_vm *vm)
     if (vm->state == VS_VM_RUNNING || vm->state == VS_VM_CREATED)
         vm->state = VS_VM_PAUSED;
     pthread_mutex_unlock(&vm->lock);
+    devices_set_running(vm, false);
     quiesce_devices(vm);
     return 0;
 }
@@ -346,6 +371,7 @@ void vs_vm_request_pause(struct vs_vm *vm)
     if (vm->state == VS_VM_RUNNING)
         vm->state = VS_VM_PAUSED;
     pthread_mutex_unlock(&vm->lock);
+    devices_request_stop(vm);
 }
 
 int vs_vm_resume(struct vs_vm *vm)
@@ -372,8 +398,11 @@ int vs_vm_resume(struct vs_vm *vm)
     vm->pause_requested = false;
     if (vm->state == VS_VM_PAUSED)
         vm->state = VS_VM_RUNNING;
+    bool running = vm->state == VS_VM_RUNNING;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);
+    if (running)
+        devices_set_running(vm, true);
     return 0;
 }
 
@@ -448,6 +477,8 @@ void vs_vm_destroy(struct vs_vm *vm)
         vs_vcpu_destroy(&vm->vcpus[i]);
     vs_dirty_ring_destroy(vm->ring);
     free(vm->vcpus);
+    for (unsigned i = 0; i < vm->nr_nics; i++)   /* their threads write guest RAM */
+        vs_virtio_net_free(vm->nics[i]);
     for (unsigned i = 0; i < vm->nr_disks; i++)
         vs_virtio_blk_free(vm->disks[i]);
     vs_virtio_rng_free(vm->rng);

@@ -35,6 +35,7 @@ enum vs_machine { VS_MACHINE_PC = 0, VS_MACHINE_FLAT = 1 };
 
 struct vs_virtio_rng;
 struct vs_virtio_blk;
+struct vs_virtio_net;
 struct vs_cpu_model;
 
 struct vs_vm_config {
@@ -91,6 +92,9 @@ struct vs_vm {
     struct vs_pvport pvport;
     struct vs_kvmclock kvmclock;
     struct vs_virtio_rng *rng;   /* pc: virtio-rng in virtio slot 0 (NULL: flat) */
+    struct vs_virtio_net *nics[VS_MAX_DEVICES];   /* pc: the --nic NICs, in slot order */
+    unsigned nr_nics;
+    bool incoming;               /* built for an incoming migration */
     unsigned nr_virtio_slots;    /* pc: virtio-mmio slots taken (virtio/pc_virtio_slots.h) */
     struct vs_virtio_blk *disks[VS_MAX_DEVICES];   /* pc: the --disk devices, in slot order */
     unsigned nr_disks;

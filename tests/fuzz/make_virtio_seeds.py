@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Write the seed corpora of the virtio fuzz targets: fuzz_virtqueue (guest RAM images with
 well-formed and malformed queues: flags, last_avail_idx, used_idx, RAM image from address
-0), fuzz_virtio_mmio (a RAM image and a driver's register accesses) and fuzz_virtio_blk
-(virtio-blk requests in a queue, and the disk's read-only flag), in the input formats the
-targets describe.
+0), fuzz_virtio_mmio (a RAM image and a driver's register accesses), fuzz_virtio_blk
+(virtio-blk requests in a queue, and the disk's read-only flag) and fuzz_virtio_net (a
+RAM image with a virtio-net driver's three queues, then register accesses, frames from the
+wire, pauses, migrations and clock steps), in the input formats the targets describe.
 
 usage: make_virtio_seeds.py CORPUS_DIR     (writes CORPUS_DIR/virtqueue, .../virtio_mmio,
-                                            .../virtio_blk)
+                                            .../virtio_blk, .../virtio_net)
 """
 import os
 import struct
@@ -137,12 +138,85 @@ def blk_seeds():
     yield 'ro', s, 1
 
 
+# fuzz_virtio_net: queue q at 0x2000 * q (desc; avail +0x800; used +0x1000), buffers from
+# 0x8000; operations of 7 bytes (u8 op, le16 a, le32 v).
+NET_RAM = 0xa000
+NET_BUF = 0x8000
+MRG_RXBUF, CTRL_VQ, GUEST_ANNOUNCE, MAC, STATUS_F = 1 << 15, 1 << 17, 1 << 21, 1 << 5, 1 << 16
+
+
+def net_op(kind, a=0, v=0, width=4):
+    return struct.pack('<BHI', kind | ({1: 0, 2: 1, 4: 2, 8: 3}[width] << 3), a, v & 0xffffffff)
+
+
+def net_driver_start(features_low):
+    ops = [net_op(1, STATUS, 3), net_op(1, DRV_FEAT_SEL, 1), net_op(1, DRV_FEAT, 1),
+           net_op(1, DRV_FEAT_SEL, 0), net_op(1, DRV_FEAT, features_low), net_op(1, STATUS, 11)]
+    for q in range(3):
+        base = 0x2000 * q
+        ops += [net_op(1, QSEL, q), net_op(1, QNUM, 8), net_op(1, QDESC, base),
+                net_op(1, QDRIVER, base + 0x800), net_op(1, QDEVICE, base + 0x1000),
+                net_op(1, QREADY, 1)]
+    return b''.join(ops + [net_op(1, STATUS, 15)])
+
+
+class NetImage:
+    def __init__(self):
+        self.ram = bytearray(NET_RAM)
+        self.avail = [0, 0, 0]
+
+    def desc(self, q, i, addr, length, flags, nxt=0):
+        struct.pack_into('<QIHH', self.ram, 0x2000 * q + 16 * i, addr, length, flags, nxt)
+
+    def offer(self, q, head):
+        base = 0x2000 * q + 0x800
+        struct.pack_into('<H', self.ram, base + 4 + 2 * (self.avail[q] % 8), head)
+        self.avail[q] += 1
+        struct.pack_into('<H', self.ram, base + 2, self.avail[q])
+
+
+def net_seeds():
+    img = NetImage()
+    for i in range(4):                                  # receive buffers
+        img.desc(0, i, NET_BUF + 0x400 * i, 0x400, WRITE)
+        img.offer(0, i)
+    img.desc(1, 0, NET_BUF + 0x1000, 12, NEXT, 1)       # a frame to send
+    img.desc(1, 1, NET_BUF + 0x1100, 60, 0)
+    img.offer(1, 0)
+    struct.pack_into('<6s6sH', img.ram, NET_BUF + 0x1100, b'\xff' * 6,
+                     bytes([0x52, 0x54, 0, 0x12, 0x34, 0x56]), 0x0806)
+    img.desc(2, 0, NET_BUF + 0x1800, 2, NEXT, 1)        # ANNOUNCE_ACK
+    img.desc(2, 1, NET_BUF + 0x1810, 1, WRITE)
+    img.offer(2, 0)
+    img.ram[NET_BUF + 0x1800] = 3
+    ram = bytes(img.ram)
+    feats = MAC | STATUS_F | CTRL_VQ | GUEST_ANNOUNCE
+    traffic = (net_op(1, QNOTIFY, 0) + net_op(2, 7, 90) + net_op(2, 9, 1514) +
+               net_op(1, QNOTIFY, 1) + net_op(7) + net_op(0, ISR) + net_op(1, ACK, 3))
+    migrate = (net_op(4, 0, 1) + net_op(2, 3, 60) + net_op(6) + net_op(4, 0, 0) +
+               net_op(5, 0, 0) + net_op(5, 0, 50) + net_op(1, QNOTIFY, 2) + net_op(5, 0, 150) +
+               net_op(0, 0x100, 0, 1) + net_op(0, 0x106, 0, 2) + net_op(7))
+    yield 'traffic', struct.pack('<H', len(ram)) + ram + net_driver_start(feats) + traffic
+    yield 'merged', (struct.pack('<H', len(ram)) + ram + net_driver_start(feats | MRG_RXBUF) +
+                     traffic + net_op(2, 1, 3000))
+    yield 'migrate', struct.pack('<H', len(ram)) + ram + net_driver_start(feats) + migrate
+    yield 'reset', (struct.pack('<H', len(ram)) + ram + net_driver_start(feats) + traffic +
+                    net_op(1, STATUS, 0) + net_driver_start(MAC) + traffic)
+    # VLAN 10 and 2000 bytes/s: tagged frames of VLAN 10 and 11, then time passing.
+    yield 'vlan-rate', (struct.pack('<H', len(ram)) + ram + net_driver_start(feats) +
+                        net_op(7 | 0x20, 0, (31 << 16) | 10) + net_op(1, QNOTIFY, 0) +
+                        net_op(2, 0x800a, 90) + net_op(2, 0x800b, 90) + net_op(2, 0x800a, 1400) +
+                        net_op(2, 0x800a, 1400) + net_op(1, QNOTIFY, 1) + net_op(5, 0, 700) +
+                        net_op(3) + net_op(7))
+
+
 def main():
     out = sys.argv[1]
     for target, items in (('virtqueue', ((n, i.bytes()) for n, i in seeds())),
                           ('virtio_mmio', mmio_seeds()),
                           ('virtio_blk', ((n, i.bytes()[:5] + bytes([ro]) + i.bytes()[5:])
-                                          for n, i, ro in blk_seeds()))):
+                                          for n, i, ro in blk_seeds())),
+                          ('virtio_net', net_seeds())):
         os.makedirs(os.path.join(out, target), exist_ok=True)
         for name, blob in items:
             with open(os.path.join(out, target, name), 'wb') as f:

@@ -76,6 +76,10 @@ static void bad_sizes_and_values(void **state)
     expect_exit(USAGE, ARGS("run", "--preload", "/etc/hostname@0x1000"), "boot area",
                 "0x400000");
     expect_exit(USAGE, ARGS("frobnicate"), "frobnicate", "--help");
+    /* A NIC's fields are checked before anything is built, on both sides of a migration. */
+    expect_exit(USAGE, ARGS("run", "--nic", "tap=t0,mac=zz"), "mac 'zz'", "MAC address");
+    expect_exit(USAGE, ARGS("receive", "--listen", "127.0.0.1:0", "--insecure", "--nic",
+                        "tap=t0,mac=52:54:00:12:34:56,vlan=0"), "vlan '0'", NULL);
     /* Every command names the option whose value is missing or wrong, not its value. */
     expect_exit(USAGE, ARGS("migrate", "/tmp/none.sock", "--to", "127.0.0.1:1",
                             "--downtime-limit", "abc"),

@@ -66,7 +66,7 @@ static void test_workloads_and_fills(void **state)
 {
     (void)state;
     static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
-                                             "disk" };
+                                             "disk", "net" };
     static const char *const fills[] = { "none", "pattern", "random" };
     char cmd[64];
 
@@ -190,7 +190,8 @@ static void test_error_message_names_token(void **state)
     char err[128];
 
     assert_int_equal(vs_params_parse("quiet=1 workload=foo", &p, err, sizeof(err)), -1);
-    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify, timer or disk)");
+    assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify, timer, "
+                             "disk or net)");
 }
 
 static void test_error_buffer_edge_cases(void **state)
@@ -283,6 +284,24 @@ static void test_timer_keys(void **state)
     parse_bad("hz=fast", "hz");
     parse_bad("hz=18", "timer=lapic");                      /* the PIT cannot go that slow */
     parse_bad("timer=hpet", "pit or lapic");
+}
+
+static void test_ip(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok("workload=net ip=198.18.0.10");
+    assert_int_equal(p.workload, VS_WORKLOAD_NET);
+    assert_true(p.has_ip);
+    const uint8_t want[4] = { 198, 18, 0, 10 };
+    assert_memory_equal(p.ip, want, 4);
+    p = parse_ok("ip=0.0.0.255");
+    assert_int_equal(p.ip[3], 255);
+    assert_false(parse_ok("workload=net").has_ip);
+    static const char *const bad[] = { "ip=198.18.0", "ip=198.18.0.256", "ip=1.2.3.4.5", "ip=1..2.3",
+                                       "ip=", "ip=a.b.c.d", "ip=0x1.2.3.4", "ip=1.2.3.4.",
+                                       "ip=1234.1.1.1" };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        parse_bad(bad[i], "IPv4");
 }
 
 static void test_virtio_mmio_slots(void **state)
@@ -576,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_cmdline_is_bounded),
         cmocka_unit_test(test_timer_keys),
         cmocka_unit_test(test_virtio_mmio_slots),
+        cmocka_unit_test(test_ip),
         cmocka_unit_test(test_resolve_default_size),
         cmocka_unit_test(test_resolve_explicit_size),
         cmocka_unit_test(test_resolve_start_outside_ram),

@@ -5,8 +5,11 @@
  * point at freed memory then: the VM must not run). */
 #include "vmm/virtio/virtio_mmio.h"
 #include "vmm/virtio/virtio_blk.h"
+#include "vmm/virtio/virtio_net.h"
 #include "vmm/virtio/virtio_rng.h"
 #include "common/error.h"
+
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +117,44 @@ void vs_virtio_blk_free(struct vs_virtio_blk *d)
     vs_virtio_blk_close(d);
     vs_virtio_mmio_free(d->transport);
     free(d);
+}
+
+int vs_virtio_net_create(struct vs_virtio_net **out, const struct vs_virtio_mmio_params *p,
+                         const char *spec, bool incoming)
+{
+    *out = NULL;
+    struct vs_net_spec s;
+    struct vs_tap tap;
+    int rc = vs_net_spec_parse(spec, &s);
+    if (rc)
+        return rc;   /* the message names --nic and the field */
+    if ((rc = vs_tap_open(&tap, s.tap, s.bridge, incoming)))
+        return vs_fail_context(rc, "--nic %s", spec);
+    struct vs_virtio_net *n;
+    if ((rc = vs_virtio_net_new(&n, &s, tap.fd, tap.name)))
+        return rc;
+    n->tap = tap;
+    rc = vs_virtio_mmio_create(&n->transport, p, &vs_virtio_net_ops, n);
+    if (!rc)
+        rc = vs_virtio_net_io_start(n);
+    if (rc) {
+        vs_virtio_net_free(n);
+        return vs_fail_context(rc, "--nic %s", spec);
+    }
+    char mac[18];
+    vs_info("%s: TAP %s%s%s, MAC %s, VLAN %u", n->transport->name, tap.name,
+            tap.bridge[0] ? " on bridge " : "", tap.bridge,
+            vs_net_mac_string(n->mac, mac, sizeof(mac)), n->vlan);
+    *out = n;
+    return 0;
+}
+
+void vs_virtio_net_free(struct vs_virtio_net *n)
+{
+    if (!n)
+        return;
+    if (n->transport)
+        vs_virtio_net_io_stop(n);
+    vs_virtio_mmio_free(n->transport);
+    vs_virtio_net_delete(n);
 }

@@ -275,6 +275,15 @@ int vs_vq_pop(struct vs_virtqueue *vq, struct vs_vq_chain *chain)
     return 1;
 }
 
+void vs_vq_unpop(struct vs_virtqueue *vq, uint16_t n)
+{
+    if (!n || vq->broken || !vq->ready)
+        return;
+    vq->last_avail_idx = (uint16_t)(vq->last_avail_idx - n);
+    if (vq->event_idx)
+        publish_avail_event(vq);   /* so the driver notifies when it adds the next one */
+}
+
 int vs_vq_pending(struct vs_virtqueue *vq)
 {
     if (vq->broken)

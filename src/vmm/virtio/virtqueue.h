@@ -105,6 +105,10 @@ static inline bool vs_vq_usable(const struct vs_virtqueue *vq)
  * on the next buffer it adds; the barrier in here makes a device that pops until 0 never
  * miss that notification. */
 int vs_vq_pop(struct vs_virtqueue *vq, struct vs_vq_chain *chain);
+/* Give back the last n chains vs_vq_pop took and the device has not returned: the next
+ * pops take them again (from the ring, checked again). For a device that found it needs
+ * more chains than the driver has made available (a frame spread over several). */
+void vs_vq_unpop(struct vs_virtqueue *vq, uint16_t n);
 /* Whether the available ring holds chains not yet taken (0/1), or -EIO if broken. */
 int vs_vq_pending(struct vs_virtqueue *vq);
 

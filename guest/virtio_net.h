@@ -1,0 +1,35 @@
+/* A virtio-net driver (virtio 1.2, 5.1) for the net workload on a version 2 virtio-mmio
+ * device: it takes VERSION_1, MAC, STATUS, and CTRL_VQ with GUEST_ANNOUNCE where offered
+ * (no offloads, no merged buffers: each receive buffer holds a whole frame), sets up the
+ * receive, transmit and (with CTRL_VQ) control queues of 16 entries, routes the
+ * interrupt through the IOAPIC and answers what net_proto.c answers. When the device
+ * asks it to announce itself (VIRTIO_NET_S_ANNOUNCE with a configuration interrupt) it
+ * sends a gratuitous ARP and acknowledges on the control queue. Every used entry is
+ * checked (virtq.h). vCPU 0 only, interrupts off outside the handler. */
+#ifndef VS_GUEST_VIRTIO_NET_H
+#define VS_GUEST_VIRTIO_NET_H
+
+#include <stdint.h>
+
+struct vs_net_counts {
+    uint64_t rx_frames;             /* received frames that passed the checks */
+    uint64_t tx_frames;             /* frames handed to the device */
+    uint64_t arp, ping, udp;        /* requests answered */
+    uint64_t announces;             /* gratuitous ARPs sent because the device asked */
+    uint64_t errors;                /* a used entry failing a check, the device needing a
+                                       reset, an announcement not acknowledged */
+    uint64_t interrupts;
+};
+
+/* vCPU 0 at boot, after vs_platform_setup: start the first network device the probe
+ * found, with IPv4 address ip, and announce it. Returns 1 if there is none, 0 once it
+ * runs, or -1 with a message in err. */
+int vs_net_start(const uint8_t ip[4], char *err, unsigned errlen);
+
+/* vCPU 0, interrupts off, after an interrupt: take what the device returned, answer what
+ * came in, announce when asked. */
+void vs_net_poll(void);
+
+void vs_net_counts(struct vs_net_counts *out);
+
+#endif
