@@ -388,12 +388,12 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         return vs_fail(ENOMEM, "out of memory for a migration");
     }
     m->tls = tls;
+    m->vm = vm;
+    m->opts = *opts;
     if (opts->dialer.connect)
         m->dialer = opts->dialer;
     else
-        vs_dialer_tcp_tls(&m->dialer, tls);
-    m->vm = vm;
-    m->opts = *opts;
+        vs_dialer_tcp_tls(&m->dialer, tls, &m->opts.security);
     m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
@@ -495,6 +495,5 @@ void vs_migration_free(struct vs_migration *m)
     pthread_cond_destroy(&m->window.settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);
-    vs_tls_free(m->window.tls);
     free(m);
 }

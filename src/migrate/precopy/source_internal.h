@@ -85,9 +85,8 @@ struct vs_source_commit_window {
     bool dest_refused;              /* it said its copy is bad or aborted: it holds none */
     bool settled;                   /* settling decided that the VM resumes here */
     pthread_cond_t settle_cv;       /* dest_state changed, or closing */
-    struct vs_tcp_listener *listener;   /* the RESOLVE endpoint the destination asks */
-    struct vs_tls *tls;             /* its TLS server side: the migration's credentials
-                                       (NULL: --insecure) */
+    struct vs_callback *resolve;    /* the RESOLVE endpoint the destination asks (opened
+                                       by the dialer, beside stream 0) */
     pthread_t thread;
     bool thread_started;
 };
