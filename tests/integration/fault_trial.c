@@ -173,6 +173,8 @@ void run_fault_trial(const struct fault_trial *t)
         if (now_s() > deadline) {
             dump(&src, "source");
             dump(&dst, "destination");
+            harness_dump_stacks(src.pid, "source");
+            harness_dump_stacks(dst.pid, "destination");
             fail_msg("%s: not settled after 45 s: source %s, destination %s", what,
                      sst ? migration_status(sst) : "gone",
                      dstt ? json_str(dstt, "state") : fault_proc_alive(&dst) ? "busy" : "gone");
@@ -256,10 +258,11 @@ int run_fault_trials(const char *group, const struct fault_trial *cases, size_t 
             snprintf(names[count], sizeof(names[count]), "%s", c->src_fault ? c->src_fault
                                                                               : c->dst_fault);
         else
-            snprintf(names[count], sizeof(names[count]), "link %s %s at %llu (%s)",
+            snprintf(names[count], sizeof(names[count]), "link %s %s at %llu (%s%s)",
                      act[c->link.action], c->link.dir == PROXY_TO_DST ? "to destination"
                                                                         : "to source",
-                     (unsigned long long)c->link.offset, c->plain ? "plain" : "tls");
+                     (unsigned long long)c->link.offset, c->plain ? "plain" : "tls",
+                     c->link.hold_open ? ", held open" : "");
         tests[count] = (struct CMUnitTest){ .name = names[count], .test_func = trial_test,
                                             .initial_state = (void *)c };
     }

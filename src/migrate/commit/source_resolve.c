@@ -54,6 +54,8 @@ static void answer(struct vs_migration *m, struct vs_channel *ch)
         /* An in-doubt destination is verified and asks to run: committed becomes granted. */
         if (asked == VS_OUTCOME_DST_IN_DOUBT)
             vs_source_grant(m);
+        else if (asked == VS_OUTCOME_DST_DISCARDED)
+            vs_source_dest_discarded(m);
         pthread_mutex_lock(&m->lock);
         reply = m->window.outcome;
         pthread_mutex_unlock(&m->lock);

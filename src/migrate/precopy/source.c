@@ -247,7 +247,13 @@ static const char *roll_back(struct vs_migration *m, int rc)
     if (cancelled(m))
         rc = vs_fail(ECANCELED, "migration cancelled by the operator");
     snprintf(why, sizeof(why), "%s", vs_last_error());
-    if (m->ch && m->w && rc != -ECANCELED) {
+    pthread_mutex_lock(&m->lock);
+    bool gave_up = m->window.dest_gave_up;
+    pthread_mutex_unlock(&m->lock);
+    if (gave_up && rc != -ECANCELED)
+        snprintf(why, sizeof(why), "the destination gave up and discarded its copy (its log "
+                 "says why); here: %.400s", vs_last_error());
+    if (m->ch && m->w && rc != -ECANCELED && !gave_up) {
         /* The peer may have said why it stopped: an ABORT waiting in the stream. */
         struct vs_wire_header hdr;
         char reason[VS_WIRE_MAX_REASON + 1] = "";
@@ -460,6 +466,25 @@ int vs_migration_cancel(struct vs_migration *m)
             vs_channel_shutdown(m->streams[i].ch);
     pthread_mutex_unlock(&m->lock);
     return 0;
+}
+
+void vs_source_dest_discarded(struct vs_migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool stop = !m->committed && !m->finished &&
+                m->window.outcome == VS_OUTCOME_SRC_UNDECIDED;
+    if (stop) {
+        m->window.outcome = VS_OUTCOME_SRC_ABORTED;
+        m->window.dest_refused = true;
+        m->window.dest_gave_up = true;
+        for (unsigned i = 0; i < m->nr_streams; i++)
+            if (m->streams[i].ch)
+                vs_channel_shutdown(m->streams[i].ch);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (stop)
+        vs_warn("migration to %s: the destination gave up and discarded its copy: stopping "
+                "the migration; the VM keeps running here", m->opts.to);
 }
 
 void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished)
