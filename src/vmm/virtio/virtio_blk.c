@@ -340,7 +340,7 @@ void vs_virtio_blk_stats(struct vs_virtio_blk *d, struct vs_virtio_blk_stats *ou
     out->in_flight = d->in_use;
     out->running = d->running;
     pthread_mutex_unlock(&d->lock);
-    out->open = d->backend.fd >= 0;
+    out->open = vs_blk_backend_is_open(&d->backend);
     out->writable = d->backend.writable;
 }
 
