@@ -69,19 +69,12 @@ static int measure(struct vs_blk_backend *b, const struct stat *st)
 }
 
 /* An NBD export: connected to for good when it is to be written or is read-only; else
- * (a destination building the VM) only to check it, then hung up on. */
+ * (a destination building the VM) only asked about in the handshake. */
 static int nbd_open(struct vs_blk_backend *b)
 {
-    struct nbd_handle *h;
-    int rc = vs_blk_nbd_connect(b->spec.path, !b->spec.ro, &h, &b->size, &b->nbd_caps);
-    if (rc)
-        return rc;
-    if (b->writable || b->spec.ro) {
-        b->nbd = h;
-        return 0;
-    }
-    vs_blk_nbd_disconnect(h);
-    return 0;
+    if (!b->writable && !b->spec.ro)
+        return vs_blk_nbd_probe(b->spec.path, true, &b->size, &b->nbd_caps);
+    return vs_blk_nbd_connect(b->spec.path, !b->spec.ro, &b->nbd, &b->size, &b->nbd_caps);
 }
 
 int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable)

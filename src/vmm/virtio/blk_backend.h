@@ -44,8 +44,9 @@ struct vs_blk_backend {
 
 /* Open spec->path: for writing when `writable` and the disk is not read-only, else
  * read-only (then checking that it could be written later). Measures its size; a file of
- * less than one sector is refused. An NBD export opened for reading is connected to only
- * for that check and hung up on (a client cannot promise the server not to write). */
+ * less than one sector is refused. An NBD export opened for reading (and not ro: a
+ * destination) is only asked about in the NBD handshake, never connected to for commands:
+ * that connection cannot write (blk_nbd.h). */
 int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable);
 /* (Re)open for writing, or for reading when the disk is read-only (no-op when it is open
  * so already): after the commit, or when a VM handed over comes back. The file must be the

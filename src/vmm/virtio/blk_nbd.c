@@ -31,18 +31,11 @@ static int refuse(struct nbd_handle *h, int err, const char *fmt, const char *ur
     return vs_fail(err, fmt, uri, what);
 }
 
-int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out,
-                       uint64_t *size, struct vs_blk_nbd_caps *caps)
+/* What the export is and offers, asked in the handshake (NBD_OPT_INFO) or learned when
+ * it ends (NBD_OPT_GO). */
+static int describe(struct nbd_handle *h, const char *uri, bool need_write, uint64_t *size,
+                    struct vs_blk_nbd_caps *caps)
 {
-    *out = NULL;
-    struct nbd_handle *h = nbd_create();
-    if (!h)
-        return vs_fail(nbd_err(), "disk %s: cannot make an NBD client: %s", uri, nbd_get_error());
-    if (nbd_connect_uri(h, uri) < 0)
-        return refuse(h, nbd_err(), "disk %s: cannot connect to the NBD export: %s; start the "
-                      "NBD server (e.g. qemu-nbd -f raw -x EXPORT -t -e 2 FILE) or fix the URI "
-                      "(nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH)", uri,
-                      nbd_get_error());
     int64_t bytes = nbd_get_size(h);
     if (bytes < 0)
         return refuse(h, nbd_err(), "disk %s: the NBD server gave no size: %s", uri,
@@ -58,8 +51,55 @@ int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out
         return refuse(h, EROFS, "disk %s: the NBD server exports it read-only; %s", uri,
                       "give ro, or export it writable (qemu-nbd without -r)");
     *size = (uint64_t)bytes;
-    *out = h;
     return 0;
+}
+
+static int connect_failed(struct nbd_handle *h, const char *uri)
+{
+    return refuse(h, nbd_err(), "disk %s: cannot connect to the NBD export: %s; start the "
+                  "NBD server (e.g. qemu-nbd -f raw -x EXPORT -t -e 2 FILE) or fix the URI "
+                  "(nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH)", uri,
+                  nbd_get_error());
+}
+
+int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out,
+                       uint64_t *size, struct vs_blk_nbd_caps *caps)
+{
+    *out = NULL;
+    struct nbd_handle *h = nbd_create();
+    if (!h)
+        return vs_fail(nbd_err(), "disk %s: cannot make an NBD client: %s", uri, nbd_get_error());
+    if (nbd_connect_uri(h, uri) < 0)
+        return connect_failed(h, uri);
+    int rc = describe(h, uri, need_write, size, caps);
+    if (!rc)
+        *out = h;
+    return rc;
+}
+
+int vs_blk_nbd_probe(const char *uri, bool need_write, uint64_t *size,
+                     struct vs_blk_nbd_caps *caps)
+{
+    struct nbd_handle *h = nbd_create();
+    if (!h)
+        return vs_fail(nbd_err(), "disk %s: cannot make an NBD client: %s", uri, nbd_get_error());
+    if (nbd_set_opt_mode(h, true) < 0 || nbd_connect_uri(h, uri) < 0)
+        return connect_failed(h, uri);
+    if (nbd_opt_info(h) < 0) {
+        /* A server without NBD_OPT_INFO: NBD_OPT_GO, then goodbye at once. */
+        if (nbd_aio_is_negotiating(h) != 1 || nbd_opt_go(h) < 0)
+            return connect_failed(h, uri);
+        int rc = describe(h, uri, need_write, size, caps);
+        if (!rc)
+            vs_blk_nbd_disconnect(h);
+        return rc;
+    }
+    int rc = describe(h, uri, need_write, size, caps);
+    if (!rc) {
+        nbd_opt_abort(h);
+        nbd_close(h);
+    }
+    return rc;
 }
 
 void vs_blk_nbd_disconnect(struct nbd_handle *h)

@@ -2,9 +2,9 @@
  * `--disk nbd+unix:///EXPORT?socket=PATH` (libnbd, a userspace client: no kernel nbd
  * module). The shared storage of a migration when both hosts reach one NBD server.
  *
- * The same two-step opening as a file (blk_backend.h): a destination connects when it
- * builds the VM only to learn the export's size and that it may write it, and hangs up;
- * it connects for good once the VM is its own. A source that handed the VM over hangs up. */
+ * The same two-step opening as a file (blk_backend.h): a destination asks the server
+ * when it builds the VM, in the handshake only, the export's size and whether it may
+ * write it, and hangs up; it connects for good once the VM is its own. A source that handed the VM over hangs up. */
 #ifndef VS_BLK_NBD_H
 #define VS_BLK_NBD_H
 
@@ -26,6 +26,11 @@ struct vs_blk_nbd_caps {
  * export the server offers read-only. The handle is returned in *out (NULL on failure). */
 int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out,
                        uint64_t *size, struct vs_blk_nbd_caps *caps);
+/* The same questions asked in the handshake only (NBD_OPT_INFO, then NBD_OPT_ABORT): the
+ * connection never enters the phase where commands are sent, so it cannot write. For a
+ * destination that must not touch the export before the VM is its own. */
+int vs_blk_nbd_probe(const char *uri, bool need_write, uint64_t *size,
+                     struct vs_blk_nbd_caps *caps);
 /* Flush nothing, tell the server goodbye and free the handle (NULL: nothing). */
 void vs_blk_nbd_disconnect(struct nbd_handle *h);
 
