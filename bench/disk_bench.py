@@ -10,8 +10,9 @@ QEMU's (`-M microvm,acpi=off -device virtio-blk-device`, the same guest ELF), sa
       time and downtime (each VMM's own report) and the guest's longest I/O stall: the
       longest interval in which the guest's count of completed blocks did not move,
       sampled by the host every few ms on the source and then the destination (it
-      includes the blackout), and the guest's own longest request (max_gap_us) when it
-      grew during the move.
+      includes the blackout; its floor is one request's round of blocks, given by the
+      same figure over --before seconds before the move), and the guest's own longest
+      request (max_gap_us) when it grew after the warm-up.
 
 Each figure is the median of --runs runs (3 by default); the tables give the core count
 and the load average. Writes results.json, tables.txt, disk_bench.csv and disk_bench.png
@@ -254,7 +255,7 @@ def migrate_vmshift(hosts, args, d):
         warm(vs, src, os.path.join(d, "src.log"), args.blocks)
         gap0 = vs.counters()[2]
         samples, t0 = [], time.monotonic()
-        sample_until([vs], t0 + 1.0, samples, t0)
+        sample_until([vs], t0 + args.before, samples, t0)
         req = {"to": "%s:%s" % (hosts.addr("b"), open(port_file).read().strip()),
                "streams": 1, "downtime_limit": 300, "timeout_ms": 120000}
         req.update(mig_sec)
@@ -299,7 +300,7 @@ def migrate_qemu(hosts, args, d):
         warm(vs, src, os.path.join(d, "src.log"), args.blocks)
         gap0 = vs.counters()[2]
         samples, t0 = [], time.monotonic()
-        sample_until([vs], t0 + 1.0, samples, t0)
+        sample_until([vs], t0 + args.before, samples, t0)
         for q in (vs.q, vd.q):
             q.execute("migrate-set-capabilities", {"capabilities": [
                 {"capability": "events", "state": True}]})
@@ -336,6 +337,7 @@ def finish_migration(impl, total_ms, downtime_ms, samples, gap0, t_migrate):
         raise BenchError("%s: the guest made no disk progress after the move" % impl)
     return {"impl": impl, "total_ms": total_ms, "downtime_ms": downtime_ms,
             "stall_ms": longest_stall(samples),
+            "stall_before_ms": longest_stall([s for s in samples if s[0] <= t_migrate]),
             "guest_max_request_ms": last[3] / 1000.0 if last[3] > gap0 else None,
             "guest_max_request_before_ms": gap0 / 1000.0, "samples": len(samples),
             "errors": last[2]}
@@ -369,17 +371,20 @@ def tables(res, args):
     out += ["", "(b) shared storage: migration over a veth shaped to %s, the guest doing "
             "disk I/O (one file both hosts reach)" % args.rate,
             "| VMM | migration ms | downtime ms | longest I/O stall ms (host-sampled) | "
-            "guest's longest request ms (if it grew in the move) |",
-            "|---|---|---|---|---|"]
+            "same, %g s before the move | guest's longest request ms (if it grew) |"
+            % args.before,
+            "|---|---|---|---|---|---|"]
     for impl in ("vmshift", "qemu"):
         rows = [r for r in res["migration"] if r["impl"] == impl]
-        out.append("| %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s |" % (
             impl, fmt(med(rows, "total_ms")), fmt(med(rows, "downtime_ms")),
-            fmt(med(rows, "stall_ms")), fmt(med(rows, "guest_max_request_ms"))))
-        out.append("| (%s runs) | %s | %s | %s | %s |" % (
+            fmt(med(rows, "stall_ms")), fmt(med(rows, "stall_before_ms")),
+            fmt(med(rows, "guest_max_request_ms"))))
+        out.append("| (%s runs) | %s | %s | %s | %s | %s |" % (
             impl, " ".join(fmt(r["total_ms"]) for r in rows),
             " ".join(fmt(r["downtime_ms"]) for r in rows),
             " ".join(fmt(r["stall_ms"]) for r in rows),
+            " ".join(fmt(r["stall_before_ms"]) for r in rows),
             " ".join(fmt(r["guest_max_request_ms"]) for r in rows)))
     return "\n".join(out) + "\n"
 
@@ -434,6 +439,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=15.0, help="throughput window")
     ap.add_argument("--blocks", type=int, default=64, help="the workload's 4 KiB blocks")
     ap.add_argument("--rate", default="10gbit", help="the migration link (tc rate)")
+    ap.add_argument("--before", type=float, default=3.0,
+                    help="seconds of sampling on the source before the move (the baseline)")
     ap.add_argument("--after", type=float, default=2.0,
                     help="seconds of sampling on the destination after the move")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "disk-" +
@@ -441,7 +448,7 @@ def main():
     ap.add_argument("--only", choices=("throughput", "migration"), default=None)
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.seconds, args.blocks, args.after = 1, 3.0, 32, 1.0
+        args.runs, args.seconds, args.blocks, args.before, args.after = 1, 3.0, 32, 1.0, 1.0
     if os.geteuid() != 0:
         sys.exit("disk_bench: needs root (network namespaces, tc)")
     install_sigterm_handler()
