@@ -396,6 +396,7 @@ static void migrate_over_nbd_and_back(void **state)
                                        "--disk", URI_A ",shared", "--append", append_blocks()));
     wait_passes(&a, 1);
     assert_int_equal(disk_stat(&a, "writable"), 1);
+    assert_non_null(strstr(vm_serial_log(&a), "id 'vm'"));   /* GET_ID: the export's name */
     move(&a, &b, 'a');
     move(&b, &a2, 'b');
 
