@@ -31,7 +31,8 @@ int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out
  * destination that must not touch the export before the VM is its own. */
 int vs_blk_nbd_probe(const char *uri, bool need_write, uint64_t *size,
                      struct vs_blk_nbd_caps *caps);
-/* Flush nothing, tell the server goodbye and free the handle (NULL: nothing). */
+/* Tell the server goodbye (once the replies of commands in flight are in) and free the
+ * handle (NULL: nothing). */
 void vs_blk_nbd_disconnect(struct nbd_handle *h);
 
 /* The backend's operations on a connected handle: 0 or -errno. */
