@@ -394,11 +394,11 @@ def plot(res, out_dir):
     for impl in ("vmshift", "qemu"):
         m = [r for r in res["migration"] if r["impl"] == impl]
         rows.append((impl, med(m, "total_ms") or 0, med(m, "downtime_ms") or 0,
-                     med(m, "stall_ms") or 0))
+                     med(m, "stall_ms") or 0, med(m, "stall_before_ms") or 0))
     with open(os.path.join(out_dir, "disk_bench.csv"), "w") as f:
-        f.write("impl,migration_ms,downtime_ms,stall_ms\n")
+        f.write("impl,migration_ms,downtime_ms,stall_ms,stall_before_ms\n")
         for r in rows:
-            f.write("%s,%.1f,%.1f,%.1f\n" % r)
+            f.write("%s,%.1f,%.1f,%.1f,%.1f\n" % r)
     gnuplot("""set terminal pngcairo size 800,450 noenhanced
 set output 'disk_bench.png'
 set datafile separator ','
@@ -409,7 +409,8 @@ set style fill solid 0.8 border -1
 set ylabel 'milliseconds'
 set key top left
 plot 'disk_bench.csv' using 2:xtic(1) skip 1 title 'migration', \\
-     '' using 3 skip 1 title 'downtime', '' using 4 skip 1 title 'longest I/O stall'
+     '' using 3 skip 1 title 'downtime', '' using 4 skip 1 title 'longest I/O stall', \\
+     '' using 5 skip 1 title 'longest I/O stall before the move'
 """, out_dir)
 
 
