@@ -52,6 +52,9 @@ QEMU = "qemu-system-x86_64"
 DISK_BYTES = 64 << 20
 
 
+MIGRATION_CASES = (("vmshift", "file"), ("qemu", "file"), ("vmshift", "nbd"), ("qemu", "nbd"))
+
+
 class BenchError(RuntimeError):
     pass
 
@@ -232,15 +235,27 @@ def longest_stall(samples):
     return worst * 1000.0
 
 
-def migrate_vmshift(hosts, args, d):
+def shared_disk(impl, backend, d, procs):
+    """The disk both hosts reach, as this VMM names it: one file, or an NBD export of one
+    (qemu-nbd on a Unix socket, which both namespaces reach: the storage host)."""
     image = os.path.join(d, "disk.img")
     make_disk(image)
+    if backend == "file":
+        return image
+    sock = os.path.join(d, "nbd.sock")
+    procs.append(nbd_server(image, sock, os.path.join(d, "nbd.log")))
+    return ("nbd+unix:///vm?socket=" + sock if impl == "vmshift"
+            else "nbd:unix:%s:exportname=vm" % sock)
+
+
+def migrate_vmshift(hosts, args, d, backend):
     src_sock, dst_sock = os.path.join(d, "src.sock"), os.path.join(d, "dst.sock")
     port_file = os.path.join(d, "port")
     recv_sec, mig_sec = security_options("insecure")
     procs = []
     try:
-        src = spawn(vmshift_run_argv(image + ",shared", src_sock, args.blocks),
+        disk = shared_disk("vmshift", backend, d, procs)
+        src = spawn(vmshift_run_argv(disk + ",shared", src_sock, args.blocks),
                     os.path.join(d, "src.log"), hosts.exec_args("a"))
         procs.append(src)
         dst = spawn([VMSHIFT, "receive", "--listen", hosts.addr("b") + ":0", "--port-file",
@@ -273,18 +288,18 @@ def migrate_vmshift(hosts, args, d):
             raise BenchError("vmshift migration: %s" % (report or "timed out"))
         wait_for(lambda: os.path.exists(dst_sock), 30, "the destination VM", dst)
         sample_until([vs, vd], time.monotonic() + args.after, samples, t0)
-        return finish_migration("vmshift", report.get("total-time"), report.get("downtime"),
+        return finish_migration("vmshift", backend, report.get("total-time"),
+                                report.get("downtime"),
                                 samples, gap0, tm - t0)
     finally:
         stop(procs)
 
 
-def migrate_qemu(hosts, args, d):
-    image = os.path.join(d, "disk.img")
-    make_disk(image)
+def migrate_qemu(hosts, args, d, backend):
     port = 47100
     procs, vms = [], []
     try:
+        image = shared_disk("qemu", backend, d, procs)
         sq, dq = os.path.join(d, "src.qmp"), os.path.join(d, "dst.qmp")
         src = spawn(qemu_argv(image, sq, os.path.join(d, "src.serial"), args.blocks),
                     os.path.join(d, "src.log"), hosts.exec_args("a"))
@@ -320,7 +335,8 @@ def migrate_qemu(hosts, args, d):
         wait_for(lambda: vd.q.execute("query-status").get("status") == "running", 30,
                  "the QEMU destination running", dst)
         sample_until([vs, vd], time.monotonic() + args.after, samples, t0)
-        return finish_migration("qemu", info.get("total-time"), info.get("downtime"), samples,
+        return finish_migration("qemu", backend, info.get("total-time"), info.get("downtime"),
+                                samples,
                                 gap0, tm - t0)
     finally:
         for v in vms:
@@ -328,14 +344,14 @@ def migrate_qemu(hosts, args, d):
         stop(procs)
 
 
-def finish_migration(impl, total_ms, downtime_ms, samples, gap0, t_migrate):
+def finish_migration(impl, backend, total_ms, downtime_ms, samples, gap0, t_migrate):
     last = samples[-1]
     if last[2]:
         raise BenchError("%s: the guest found %d disk errors" % (impl, last[2]))
     progressed = [s for s in samples if s[0] > t_migrate]
     if len(progressed) < 2 or progressed[-1][1] <= progressed[0][1]:
         raise BenchError("%s: the guest made no disk progress after the move" % impl)
-    return {"impl": impl, "total_ms": total_ms, "downtime_ms": downtime_ms,
+    return {"impl": impl, "backend": backend, "total_ms": total_ms, "downtime_ms": downtime_ms,
             "stall_ms": longest_stall(samples),
             "stall_before_ms": longest_stall([s for s in samples if s[0] <= t_migrate]),
             "guest_max_request_ms": last[3] / 1000.0 if last[3] > gap0 else None,
@@ -369,19 +385,21 @@ def tables(res, args):
             backend, fmt(mv), fmt(mq), fmt(mv / mq if mv and mq else None, "%.2f"),
             " ".join(fmt(r["kib_s"]) for r in v), " ".join(fmt(r["kib_s"]) for r in q)))
     out += ["", "(b) shared storage: migration over a veth shaped to %s, the guest doing "
-            "disk I/O (one file both hosts reach)" % args.rate,
-            "| VMM | migration ms | downtime ms | longest I/O stall ms (host-sampled) | "
+            "disk I/O (one file both hosts reach, or an NBD export of it)" % args.rate,
+            "| VMM, disk | migration ms | downtime ms | longest I/O stall ms (host-sampled) | "
             "same, %g s before the move | guest's longest request ms (if it grew) |"
             % args.before,
             "|---|---|---|---|---|---|"]
-    for impl in ("vmshift", "qemu"):
-        rows = [r for r in res["migration"] if r["impl"] == impl]
-        out.append("| %s | %s | %s | %s | %s | %s |" % (
-            impl, fmt(med(rows, "total_ms")), fmt(med(rows, "downtime_ms")),
+    for impl, backend in MIGRATION_CASES:
+        rows = [r for r in res["migration"] if r["impl"] == impl and r["backend"] == backend]
+        if not rows:
+            continue
+        out.append("| %s, %s | %s | %s | %s | %s | %s |" % (
+            impl, backend, fmt(med(rows, "total_ms")), fmt(med(rows, "downtime_ms")),
             fmt(med(rows, "stall_ms")), fmt(med(rows, "stall_before_ms")),
             fmt(med(rows, "guest_max_request_ms"))))
-        out.append("| (%s runs) | %s | %s | %s | %s | %s |" % (
-            impl, " ".join(fmt(r["total_ms"]) for r in rows),
+        out.append("| (runs) | %s | %s | %s | %s | %s |" % (
+            " ".join(fmt(r["total_ms"]) for r in rows),
             " ".join(fmt(r["downtime_ms"]) for r in rows),
             " ".join(fmt(r["stall_ms"]) for r in rows),
             " ".join(fmt(r["stall_before_ms"]) for r in rows),
@@ -391,15 +409,17 @@ def tables(res, args):
 
 def plot(res, out_dir):
     rows = []
-    for impl in ("vmshift", "qemu"):
-        m = [r for r in res["migration"] if r["impl"] == impl]
-        rows.append((impl, med(m, "total_ms") or 0, med(m, "downtime_ms") or 0,
+    for impl, backend in MIGRATION_CASES:
+        m = [r for r in res["migration"] if r["impl"] == impl and r["backend"] == backend]
+        if not m:
+            continue
+        rows.append((impl + "/" + backend, med(m, "total_ms") or 0, med(m, "downtime_ms") or 0,
                      med(m, "stall_ms") or 0, med(m, "stall_before_ms") or 0))
     with open(os.path.join(out_dir, "disk_bench.csv"), "w") as f:
         f.write("impl,migration_ms,downtime_ms,stall_ms,stall_before_ms\n")
         for r in rows:
             f.write("%s,%.1f,%.1f,%.1f,%.1f\n" % r)
-    gnuplot("""set terminal pngcairo size 800,450 noenhanced
+    gnuplot("""set terminal pngcairo size 900,450 noenhanced
 set output 'disk_bench.png'
 set datafile separator ','
 set title 'Shared-storage migration of a VM doing disk I/O (medians)'
@@ -427,7 +447,7 @@ def check_sane(res):
         if r.get("total_ms") is not None and r.get("downtime_ms") is not None \
                 and r["downtime_ms"] > r["total_ms"]:
             problems.append("%s: downtime above the migration time" % r["impl"])
-    if len({r["impl"] for r in res["migration"]}) != 2:
+    if len({(r["impl"], r["backend"]) for r in res["migration"]}) != len(MIGRATION_CASES):
         problems.append("a VMM's migrations are missing")
     return problems
 
@@ -470,15 +490,16 @@ def main():
                     res["throughput"].append(r)
         if args.only in (None, "migration"):
             with Hosts(rate=args.rate) as hosts:
-                for impl, fn in (("vmshift", migrate_vmshift), ("qemu", migrate_qemu)):
+                for impl, backend in MIGRATION_CASES:
+                    fn = migrate_vmshift if impl == "vmshift" else migrate_qemu
                     d = tempfile.mkdtemp(prefix="vs-diskbench-")
                     try:
-                        r = fn(hosts, args, d)
+                        r = fn(hosts, args, d, backend)
                     finally:
                         shutil.rmtree(d, ignore_errors=True)
-                    print("run %d migration %s: %s ms, downtime %s ms, stall %.0f ms" % (
-                        run + 1, impl, r["total_ms"], r["downtime_ms"], r["stall_ms"]),
-                        flush=True)
+                    print("run %d migration %s %s: %s ms, downtime %s ms, stall %.0f ms" % (
+                        run + 1, impl, backend, r["total_ms"], r["downtime_ms"],
+                        r["stall_ms"]), flush=True)
                     res["migration"].append(r)
     res["loadavg_end"] = os.getloadavg()
     with open(os.path.join(args.out, "results.json"), "w") as f:
