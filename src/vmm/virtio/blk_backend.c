@@ -19,8 +19,8 @@ static int spec_option(struct vs_blk_spec *out, const char *opt, size_t len, con
     else if (len == 2 && !memcmp(opt, "ro", 2))
         out->ro = true;
     else
-        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro] (FILE: a path or nbd://HOST:PORT/EXPORT)", spec,
-                       (int)len, opt);
+        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro] "
+                       "(FILE: a path or nbd://HOST:PORT/EXPORT)", spec, (int)len, opt);
     return 0;
 }
 
@@ -30,7 +30,8 @@ int vs_blk_spec_parse(const char *spec, struct vs_blk_spec *out)
     const char *comma = strchr(spec, ',');
     size_t path_len = comma ? (size_t)(comma - spec) : strlen(spec);
     if (path_len == 0)
-        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro] (FILE: a path or nbd://HOST:PORT/EXPORT)", spec);
+        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro] (FILE: a path or "
+                       "nbd://HOST:PORT/EXPORT)", spec);
     if (path_len >= sizeof(out->path))
         return vs_fail(ENAMETOOLONG, "--disk %s: the file name is %zu bytes, more than %zu", spec,
                        path_len, sizeof(out->path) - 1);

@@ -1,6 +1,7 @@
 /* What a virtio-blk disk stores its sectors in: a raw image file or a block device, given
- * as `--disk FILE[,shared][,ro]`. Synchronous I/O (preadv, pwritev, fdatasync, fallocate);
- * the device calls it from its I/O thread (virtio_blk.c).
+ * as `--disk FILE[,shared][,ro]`, or an NBD export (FILE an nbd:// URI: blk_nbd.h).
+ * Synchronous I/O (preadv, pwritev, fdatasync, fallocate; NBD commands); the device calls
+ * it from its I/O thread (virtio_blk.c).
  *
  * Opening is in two steps, for migration on shared storage: a destination opens the file
  * read-only when it builds the VM (the source still writes it), and for writing only once

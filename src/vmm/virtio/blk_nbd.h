@@ -4,7 +4,11 @@
  *
  * The same two-step opening as a file (blk_backend.h): a destination asks the server
  * when it builds the VM, in the handshake only, the export's size and whether it may
- * write it, and hangs up; it connects for good once the VM is its own. A source that handed the VM over hangs up. */
+ * write it, and hangs up; it connects for good once the VM is its own. A source that
+ * handed the VM over hangs up.
+ *
+ * The calls block: a server that stops answering stalls the disk's I/O thread (and a
+ * pause, which waits for the requests in flight), as a hung file system would. */
 #ifndef VS_BLK_NBD_H
 #define VS_BLK_NBD_H
 
