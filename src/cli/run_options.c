@@ -54,7 +54,9 @@ const char run_usage[] =
     "                         [,bridge=BR][,ip=A.B.C.D][,vlan=N][,announce-initial=MS]\n"
     "                         [,announce-max=MS][,announce-rounds=N][,announce-step=MS];\n"
     "                         pc machine\n"
-    "  --disk SPEC            a virtio-blk disk (repeatable): FILE[,shared][,ro]; pc machine\n"
+    "  --disk SPEC            a virtio-blk disk (repeatable): FILE[,shared][,ro]; FILE may be\n"
+    "                         nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH;\n"
+    "                         pc machine\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
     "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
     "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";
