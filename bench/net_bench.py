@@ -1,0 +1,248 @@
+#!/usr/bin/python3
+"""Network benchmark (issue 14): a networked VM migrates A -> B and back while a client
+pings it every millisecond, under vmshift and under QEMU, in the same run.
+
+Three namespace hosts on one bridge segment (bench/lib/net_segment.py): A and B (the VM's
+hosts, each a Linux bridge with an uplink to the segment) and the client C
+(198.18.0.100); the migration has its own veth between A and B (198.18.1.1 -> .2). The
+VM (64 MiB, the guest's `net` workload at 198.18.0.10, one virtio-net NIC on a TAP of
+its host's bridge) runs under vmshift, or under QEMU (microvm, TCG, virtio-net-device on
+a TAP, announce on), booting the same PVH guest ELF. C sends a numbered probe every
+--interval-ms (1 ms): ICMP echo requests and UDP datagrams the guest echoes, alternately
+(bench/lib/net_client.py; replies stamped by the kernel on arrival). After --settle s the
+VM moves A -> B, --after s later back B -> A, and --after s later the client stops.
+
+Per migration (window: from `migrate` to 1.5 s after the resume):
+  downtime     source vCPUs stopped to destination vCPUs running (vmshift's report;
+               QEMU: destination RESUME event minus source STOP event)
+  outage       the longest time C received nothing, in the window
+  first back   destination resume to the first reply C received after it
+  lost, dup, reord   probes sent in the window never answered; answers received more
+               than once; answers that arrived after the answer to a later probe
+  base gap     the longest silence in the second before `migrate` (the guest's own
+               jitter: an emulated guest answers ~900 frames/s at most, see the guide)
+Then the NIC's cost: C blasts UDP datagrams (--sizes bytes of payload, --blast-pps
+offered, --blast-seconds) at the VM, now back on A, and counts the echoes per second.
+
+Writes into --out (default bench-net-out/): table.md (every migration, medians per VMM
+and direction, throughput), results.json, probes-<vmm>-<run>.dat and net.png (gnuplot:
+C's RTT and the gaps between replies over time, run 1, both VMMs).
+
+    bench/net_bench.py [--runs 3] [--interval-ms 1] [--no-qemu] [--out DIR]
+    bench/net_bench.py --quick    # 1 run each, short blast; checks the outputs are sane
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+import net_analysis   # noqa: E402
+import net_segment    # noqa: E402
+import net_vms        # noqa: E402
+import netlab         # noqa: E402
+
+CLIENT = os.path.join(HERE, "lib", "net_client.py")
+
+
+def log(msg):
+    print("[net_bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+def wait_reachable(seg, timeout=90):
+    """Until C gets an answer to a ping from the VM."""
+    p = subprocess.run(seg.exec_args("c") + [sys.executable, CLIENT, "reach", "--target",
+                                             net_vms.GUEST_IP, "--timeout", str(timeout)],
+                       stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError("the VM at %s did not answer C within %d s"
+                           % (net_vms.GUEST_IP, timeout))
+
+
+def client(seg, args, out, *extra):
+    return subprocess.Popen(seg.exec_args("c") + [sys.executable, CLIENT] + list(extra) +
+                            ["--target", net_vms.GUEST_IP, "--out", out],
+                            stdin=subprocess.DEVNULL)
+
+
+def stop_client(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("the client exited with %s" % p.returncode)
+
+
+def blast(seg, args, wd, tag, size):
+    out = os.path.join(wd, "blast-%s-%d.json" % (tag, size))
+    p = client(seg, args, out, "blast", "--size", str(size), "--pps", str(args.blast_pps),
+               "--seconds", str(args.blast_seconds))
+    p.wait(timeout=args.blast_seconds + 60)
+    with open(out) as f:
+        b = json.load(f)
+    frame = size + 42                  # UDP, IPv4 and Ethernet headers
+    b["echo_pps"] = b["echoed_in_window"] / b["window_s"]
+    b["echo_mbit"] = b["echo_pps"] * frame * 8 / 1e6
+    return b
+
+
+def one_run(seg, args, impl, run, wd):
+    cls = net_vms.VmshiftNetVm if impl == "vmshift" else net_vms.QemuNetVm
+    vm = cls(seg, wd, mem=args.mem)
+    res = {"impl": impl, "run": run}
+    try:
+        vm.start("a")
+        wait_reachable(seg)
+        probes = os.path.join(wd, "probes-%s-%d.json" % (impl, run))
+        c = client(seg, args, probes, "probe", "--interval-ms", str(args.interval_ms))
+        try:
+            time.sleep(args.settle)
+            migs = []
+            for to in ("b", "a"):
+                m = vm.migrate(to)
+                log("%s run %d: %s -> %s %s, downtime %s ms" % (
+                    impl, run, m["from"], m["to"], m["status"], _f(m.get("downtime_ms"))))
+                migs.append(m)
+                if m["status"] != "completed":
+                    raise RuntimeError("%s migration to %s: %s (%s)" % (impl, to, m["status"],
+                                                                       m.get("error")))
+                time.sleep(args.after)
+        finally:
+            stop_client(c)
+        with open(probes) as f:
+            data = json.load(f)
+        res["migrations"] = [net_analysis.migration_figures(data, m) for m in migs]
+        res["whole"] = net_analysis.whole_run(data)
+        res["series"] = net_analysis.series(data, migs[0]["t_migrate"])
+        res["marks"] = [(m["t_stop"] - migs[0]["t_migrate"], m["t_resume"] - migs[0]["t_migrate"])
+                        for m in migs]
+        if impl == "vmshift":
+            res["nic"] = vm.nic_status()
+        res["blast"] = [blast(seg, args, wd, "%s-%d" % (impl, run), s) for s in args.sizes]
+    finally:
+        vm.stop()
+    res["leftover_taps"] = [d for h in ("a", "b") for d in seg.links(h) if d.startswith("t")]
+    return res
+
+
+def _f(v, fmt="%.1f"):
+    return "-" if v is None else fmt % v
+
+
+def _med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def table(results, args):
+    out = []
+    out.append("Network benchmark: %s, probe every %g ms (ping/UDP alternately), %s VM, "
+               "%d core(s), load average before %s, after %s\n" % (
+                   time.strftime("%Y-%m-%d %H:%M"), args.interval_ms, args.mem,
+                   os.cpu_count(), results["load_before"], results["load_after"]))
+    out.append("| VMM | run | move | downtime ms | outage ms | first back ms | lost | dup | "
+               "reord | base gap ms | replies/s |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results["runs"]:
+        for m in r.get("migrations", []):
+            out.append("| %s | %d | %s | %s | %s | %s | %d | %d | %d | %s | %.0f |" % (
+                r["impl"], r["run"], m["move"], _f(m["downtime_ms"]), _f(m["outage_ms"]),
+                _f(m["first_back_ms"]), m["lost"], m["dup"], m["reordered"],
+                _f(m["base_gap_ms"]), m["replies_per_s"]))
+    out.append("\nMedians over the runs (both moves):\n")
+    out.append("| VMM | moves | downtime ms | outage ms | outage - downtime ms | first back ms "
+               "| lost | dup | reord |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for impl in results["impls"]:
+        ms = [m for r in results["runs"] if r["impl"] == impl for m in r.get("migrations", [])]
+        if not ms:
+            continue
+        med = lambda k: _med([m[k] for m in ms])
+        excess = _med([m["outage_ms"] - m["downtime_ms"] for m in ms
+                       if m["outage_ms"] is not None and m["downtime_ms"] is not None])
+        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            impl, len(ms), _f(med("downtime_ms")), _f(med("outage_ms")), _f(excess),
+            _f(med("first_back_ms")), _f(med("lost"), "%g"), _f(med("dup"), "%g"),
+            _f(med("reordered"), "%g")))
+    out.append("\nUDP echo throughput through the NIC (VM on A, C offers %g datagrams/s for "
+               "%g s; medians over the runs; Mbit/s of Ethernet frames echoed):\n"
+               % (args.blast_pps, args.blast_seconds))
+    impls = results["impls"]
+    out.append("| payload B | " + " | ".join("%s echoes/s | %s Mbit/s" % (i, i) for i in impls)
+               + (" | vmshift/QEMU |" if len(impls) == 2 else " |"))
+    out.append("|---|" + "---|---|" * len(impls) + ("---|" if len(impls) == 2 else ""))
+    for k, size in enumerate(args.sizes):
+        pps = {i: _med([r["blast"][k]["echo_pps"] for r in results["runs"]
+                        if r["impl"] == i and r.get("blast")]) for i in impls}
+        mbit = {i: _med([r["blast"][k]["echo_mbit"] for r in results["runs"]
+                         if r["impl"] == i and r.get("blast")]) for i in impls}
+        row = "| %d | " % size + " | ".join("%s | %s" % (_f(pps[i], "%.0f"), _f(mbit[i], "%.2f"))
+                                            for i in impls)
+        if len(impls) == 2 and pps["qemu"]:
+            row += " | %.2f" % (pps["vmshift"] / pps["qemu"])
+        out.append(row + " |")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--interval-ms", type=float, default=1.0)
+    ap.add_argument("--mem", default="64M")
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--after", type=float, default=2.5)
+    ap.add_argument("--sizes", default="64,1400")
+    ap.add_argument("--blast-pps", type=float, default=20000)
+    ap.add_argument("--blast-seconds", type=float, default=3.0)
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="bench-net-out")
+    args = ap.parse_args()
+    if args.quick:
+        args.runs, args.settle, args.after, args.blast_seconds = 1, 1.0, 2.0, 1.5
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if os.geteuid() != 0:
+        sys.exit("net_bench: needs root (network namespaces, TAPs, raw ICMP)")
+    netlab.install_sigterm_handler()
+    net_segment.cleanup_stale()
+    os.makedirs(args.out, exist_ok=True)
+    impls = ["vmshift"] + ([] if args.no_qemu else ["qemu"])
+    results = {"impls": impls, "runs": [], "cores": os.cpu_count(),
+               "interval_ms": args.interval_ms,
+               "load_before": "%.1f %.1f %.1f" % os.getloadavg()}
+    wd = os.path.abspath(os.path.join(args.out, "work"))
+    os.makedirs(wd, exist_ok=True)
+    with net_segment.Segment() as seg:
+        for run in range(1, args.runs + 1):
+            for impl in impls:
+                log("%s run %d" % (impl, run))
+                results["runs"].append(one_run(seg, args, impl, run, wd))
+    results["load_after"] = "%.1f %.1f %.1f" % os.getloadavg()
+    left = [n for n in seg.ns.values()
+            if n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout]
+    text = table(results, args)
+    print(text)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(text)
+    net_analysis.plot(results, args.out)
+    for r in results["runs"]:
+        r.pop("series", None)           # in the .dat files
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    if args.quick:
+        problems = net_analysis.check_sane(results, args.out)
+        if left:
+            problems.append("namespaces left: %s" % left)
+        if problems:
+            print("net_bench --quick: " + "; ".join(problems), file=sys.stderr)
+            sys.exit(1)
+        print("net_bench --quick: outputs present and sane")
+
+
+if __name__ == "__main__":
+    main()
