@@ -8,15 +8,23 @@ hosts, each a Linux bridge with an uplink to the segment) and the client C
 VM (64 MiB, the guest's `net` workload at 198.18.0.10, one virtio-net NIC on a TAP of
 its host's bridge) runs under vmshift, or under QEMU (microvm, TCG, virtio-net-device on
 a TAP, announce on), booting the same PVH guest ELF. C sends a numbered probe every
---interval-ms (1 ms): ICMP echo requests and UDP datagrams the guest echoes, alternately
-(bench/lib/net_client.py; replies stamped by the kernel on arrival). After --settle s the
+millisecond: ICMP echo requests and UDP datagrams the guest echoes, alternately
+(bench/lib/net_client.py; replies stamped by the kernel on arrival), and again every
+5 ms (--intervals 1,5: an emulated guest answers at most ~900 frames/s, fewer on a loaded
+host, so at 1 ms its queue grows and the RTT with it). After --settle s the
 VM moves A -> B, --after s later back B -> A, and --after s later the client stops.
 
-Per migration (window: from `migrate` to 1.5 s after the resume):
+Per migration (window: from 0.5 s before the source stops to 1.5 s after the resume):
   downtime     source vCPUs stopped to destination vCPUs running (vmshift's report;
                QEMU: destination RESUME event minus source STOP event)
-  outage       the longest time C received nothing, in the window
-  first back   destination resume to the first reply C received after it
+  outage       the silence at C across the switchover: from the last reply before the
+               destination resumed to the first one after
+  first back   destination resume to the first reply C received after it (it may answer
+               a probe that waited in the ring during the blackout)
+  new back     destination resume to the first reply to a probe sent after the resume
+               (the path through B works: bridges learned, guest answering)
+  worst gap    the longest silence anywhere in the window, and when it began relative to
+               the source's stop (on a loaded host, often not the switchover's)
   lost, dup, reord   probes sent in the window never answered; answers received more
                than once; answers that arrived after the answer to a later probe
   base gap     the longest silence in the second before `migrate` (the guest's own
@@ -24,16 +32,18 @@ Per migration (window: from `migrate` to 1.5 s after the resume):
 Then the NIC's cost: C blasts UDP datagrams (--sizes bytes of payload, --blast-pps
 offered, --blast-seconds) at the VM, now back on A, and counts the echoes per second.
 
-Writes into --out (default bench-net-out/): table.md (every migration, medians per VMM
-and direction, throughput), results.json, probes-<vmm>-<run>.dat and net.png (gnuplot:
-C's RTT and the gaps between replies over time, run 1, both VMMs).
+Writes into --out (default bench/results/net/): table.md (every migration, medians per VMM
+and direction, throughput), results.json, net-<interval>ms.png (gnuplot: C's RTT and the gaps
+between replies over time, run 1, both VMMs) and the .dat files plotted; the client's raw
+probe files in work/.
 
-    bench/net_bench.py [--runs 3] [--interval-ms 1] [--no-qemu] [--out DIR]
+    bench/net_bench.py [--runs 3] [--intervals 1,5] [--no-qemu] [--out DIR]
     bench/net_bench.py --quick    # 1 run each, short blast; checks the outputs are sane
 """
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -78,6 +88,8 @@ def stop_client(p):
 
 
 def blast(seg, args, wd, tag, size):
+    # The TAP's queue (1000 frames) of an earlier blast drains at the guest's pace first.
+    wait_reachable(seg)
     out = os.path.join(wd, "blast-%s-%d.json" % (tag, size))
     p = client(seg, args, out, "blast", "--size", str(size), "--pps", str(args.blast_pps),
                "--seconds", str(args.blast_seconds))
@@ -90,22 +102,25 @@ def blast(seg, args, wd, tag, size):
     return b
 
 
-def one_run(seg, args, impl, run, wd):
+def one_run(seg, args, impl, run, wd, interval, do_blast):
     cls = net_vms.VmshiftNetVm if impl == "vmshift" else net_vms.QemuNetVm
+    wd = os.path.join(wd, "%s-%gms-run%d" % (impl, interval, run))
+    shutil.rmtree(wd, ignore_errors=True)      # no stale port file or socket
+    os.makedirs(wd)
     vm = cls(seg, wd, mem=args.mem)
-    res = {"impl": impl, "run": run}
+    res = {"impl": impl, "run": run, "interval_ms": interval}
     try:
         vm.start("a")
         wait_reachable(seg)
-        probes = os.path.join(wd, "probes-%s-%d.json" % (impl, run))
-        c = client(seg, args, probes, "probe", "--interval-ms", str(args.interval_ms))
+        probes = os.path.join(wd, "probes-%s-%d-%gms.json" % (impl, run, interval))
+        c = client(seg, args, probes, "probe", "--interval-ms", str(interval))
         try:
             time.sleep(args.settle)
             migs = []
             for to in ("b", "a"):
                 m = vm.migrate(to)
-                log("%s run %d: %s -> %s %s, downtime %s ms" % (
-                    impl, run, m["from"], m["to"], m["status"], _f(m.get("downtime_ms"))))
+                log("%s run %d (%g ms): %s -> %s %s, downtime %s ms" % (
+                    impl, run, interval, m["from"], m["to"], m["status"], _f(m.get("downtime_ms"))))
                 migs.append(m)
                 if m["status"] != "completed":
                     raise RuntimeError("%s migration to %s: %s (%s)" % (impl, to, m["status"],
@@ -122,7 +137,8 @@ def one_run(seg, args, impl, run, wd):
                         for m in migs]
         if impl == "vmshift":
             res["nic"] = vm.nic_status()
-        res["blast"] = [blast(seg, args, wd, "%s-%d" % (impl, run), s) for s in args.sizes]
+        if do_blast:
+            res["blast"] = [blast(seg, args, wd, "%s-%d" % (impl, run), s) for s in args.sizes]
     finally:
         vm.stop()
     res["leftover_taps"] = [d for h in ("a", "b") for d in seg.links(h) if d.startswith("t")]
@@ -140,34 +156,42 @@ def _med(vals):
 
 def table(results, args):
     out = []
-    out.append("Network benchmark: %s, probe every %g ms (ping/UDP alternately), %s VM, "
+    out.append("Network benchmark: %s, probes ping/UDP alternately every %s ms, %s VM, "
                "%d core(s), load average before %s, after %s\n" % (
-                   time.strftime("%Y-%m-%d %H:%M"), args.interval_ms, args.mem,
-                   os.cpu_count(), results["load_before"], results["load_after"]))
-    out.append("| VMM | run | move | downtime ms | outage ms | first back ms | lost | dup | "
-               "reord | base gap ms | replies/s |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                   time.strftime("%Y-%m-%d %H:%M"), ", ".join("%g" % i for i in args.intervals),
+                   args.mem, os.cpu_count(), results["load_before"], results["load_after"]))
+    out.append("| VMM | probe ms | run | move | downtime ms | outage ms | first back ms | "
+               "new back ms | worst gap ms (at) | lost | dup | reord | base gap ms | "
+               "replies/s |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:
         for m in r.get("migrations", []):
-            out.append("| %s | %d | %s | %s | %s | %s | %d | %d | %d | %s | %.0f |" % (
-                r["impl"], r["run"], m["move"], _f(m["downtime_ms"]), _f(m["outage_ms"]),
-                _f(m["first_back_ms"]), m["lost"], m["dup"], m["reordered"],
-                _f(m["base_gap_ms"]), m["replies_per_s"]))
-    out.append("\nMedians over the runs (both moves):\n")
-    out.append("| VMM | moves | downtime ms | outage ms | outage - downtime ms | first back ms "
-               "| lost | dup | reord |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
-    for impl in results["impls"]:
-        ms = [m for r in results["runs"] if r["impl"] == impl for m in r.get("migrations", [])]
-        if not ms:
-            continue
-        med = lambda k: _med([m[k] for m in ms])
-        excess = _med([m["outage_ms"] - m["downtime_ms"] for m in ms
-                       if m["outage_ms"] is not None and m["downtime_ms"] is not None])
-        out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-            impl, len(ms), _f(med("downtime_ms")), _f(med("outage_ms")), _f(excess),
-            _f(med("first_back_ms")), _f(med("lost"), "%g"), _f(med("dup"), "%g"),
-            _f(med("reordered"), "%g")))
+            out.append("| %s | %g | %d | %s | %s | %s | %s | %s | %s (%s) | %d | %d | %d | %s "
+                       "| %.0f |" % (
+                           r["impl"], r["interval_ms"], r["run"], m["move"],
+                           _f(m["downtime_ms"]), _f(m["outage_ms"]), _f(m["first_back_ms"]),
+                           _f(m["new_back_ms"]), _f(m["worst_gap_ms"]),
+                           _f(m["worst_gap_from_stop_ms"], "%+.0f"), m["lost"], m["dup"],
+                           m["reordered"], _f(m["base_gap_ms"]), m["replies_per_s"]))
+    out.append("\nMedians over the runs (both moves of each):\n")
+    out.append("| VMM | probe ms | moves | downtime ms | outage ms | outage - downtime ms | "
+               "first back ms | new back ms | worst gap ms | lost | dup | reord | "
+               "replies/s before |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for interval in args.intervals:
+        for impl in results["impls"]:
+            ms = [m for r in results["runs"] if r["impl"] == impl and
+                  r["interval_ms"] == interval for m in r.get("migrations", [])]
+            if not ms:
+                continue
+            med = lambda k: _med([m[k] for m in ms])
+            excess = _med([m["outage_ms"] - m["downtime_ms"] for m in ms
+                           if m["outage_ms"] is not None and m["downtime_ms"] is not None])
+            out.append("| %s | %g | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                impl, interval, len(ms), _f(med("downtime_ms")), _f(med("outage_ms")),
+                _f(excess), _f(med("first_back_ms")), _f(med("new_back_ms")),
+                _f(med("worst_gap_ms")), _f(med("lost"), "%g"), _f(med("dup"), "%g"),
+                _f(med("reordered"), "%g"), _f(med("replies_per_s"), "%.0f")))
     out.append("\nUDP echo throughput through the NIC (VM on A, C offers %g datagrams/s for "
                "%g s; medians over the runs; Mbit/s of Ethernet frames echoed):\n"
                % (args.blast_pps, args.blast_seconds))
@@ -192,7 +216,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--interval-ms", type=float, default=1.0)
+    ap.add_argument("--intervals", default="1,5",
+                    help="probe intervals in ms, each a set of runs (default 1,5)")
     ap.add_argument("--mem", default="64M")
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--after", type=float, default=2.5)
@@ -201,11 +226,13 @@ def main():
     ap.add_argument("--blast-seconds", type=float, default=3.0)
     ap.add_argument("--no-qemu", action="store_true")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="bench-net-out")
+    ap.add_argument("--out", default="bench/results/net")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.settle, args.after, args.blast_seconds = 1, 1.0, 2.0, 1.5
+        args.intervals = "1"
     args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.intervals = [float(s) for s in args.intervals.split(",")]
     if os.geteuid() != 0:
         sys.exit("net_bench: needs root (network namespaces, TAPs, raw ICMP)")
     netlab.install_sigterm_handler()
@@ -213,15 +240,16 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     impls = ["vmshift"] + ([] if args.no_qemu else ["qemu"])
     results = {"impls": impls, "runs": [], "cores": os.cpu_count(),
-               "interval_ms": args.interval_ms,
+               "intervals_ms": args.intervals,
                "load_before": "%.1f %.1f %.1f" % os.getloadavg()}
     wd = os.path.abspath(os.path.join(args.out, "work"))
     os.makedirs(wd, exist_ok=True)
     with net_segment.Segment() as seg:
-        for run in range(1, args.runs + 1):
-            for impl in impls:
-                log("%s run %d" % (impl, run))
-                results["runs"].append(one_run(seg, args, impl, run, wd))
+        for k, interval in enumerate(args.intervals):
+            for run in range(1, args.runs + 1):
+                for impl in impls:
+                    log("%s run %d, probe every %g ms" % (impl, run, interval))
+                    results["runs"].append(one_run(seg, args, impl, run, wd, interval, k == 0))
     results["load_after"] = "%.1f %.1f %.1f" % os.getloadavg()
     left = [n for n in seg.ns.values()
             if n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout]
@@ -229,7 +257,8 @@ def main():
     print(text)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(text)
-    net_analysis.plot(results, args.out)
+    for interval in args.intervals:
+        net_analysis.plot(results, args.out, interval)
     for r in results["runs"]:
         r.pop("series", None)           # in the .dat files
     with open(os.path.join(args.out, "results.json"), "w") as f:

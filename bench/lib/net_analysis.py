@@ -9,7 +9,8 @@ import os
 
 import plots
 
-WINDOW_AFTER_S = 1.5      # a migration's window: from `migrate` to this long after the resume
+WINDOW_AFTER_S = 1.5      # a migration's window: from 0.5 s before the stop to this long
+                          # after the resume
 BASE_S = 1.0              # the quiet second before `migrate`
 
 
@@ -25,12 +26,13 @@ def _arrivals(data):
 
 
 def _longest_gap(times, lo, hi):
-    """The longest time between consecutive arrivals, over pairs that touch [lo, hi]."""
-    best = 0.0
+    """(length, start) of the longest time between consecutive arrivals, over pairs that
+    touch [lo, hi]."""
+    best, at = 0.0, None
     for a, b in zip(times, times[1:]):
-        if b >= lo and a <= hi:
-            best = max(best, b - a)
-    return best
+        if b >= lo and a <= hi and b - a > best:
+            best, at = b - a, a
+    return best, at
 
 
 def migration_figures(data, m):
@@ -42,20 +44,31 @@ def migration_figures(data, m):
     answered = {}
     for seq, t, _ in arr:
         answered[seq] = answered.get(seq, 0) + 1
-    in_win = [s for _, s, t in data["sent"] if w0 <= t <= w1 - 0.5]
+    stop = m.get("t_stop") or w0
+    # Lost and duplicated: probes sent from 0.5 s before the stop to 1 s after the resume
+    # (the switchover's neighbourhood; an overloaded guest loses probes all the time).
+    in_win = [s for _, s, t in data["sent"] if stop - 0.5 <= t <= w1 - 0.5]
     after = [t for t in times if resume is not None and t > resume]
     base = [t for t in times if w0 - BASE_S <= t <= w0]
+    gap, gap_at = _longest_gap(times, stop - 0.5, w1)
+    across = [(b - a) for a, b in zip(times, times[1:]) if resume is not None and a <= resume < b]
+    sent_at = {s: t for _, s, t in data["sent"]}
+    new = [t for seq, t, _ in arr if resume is not None and t > resume and
+           sent_at.get(seq, 0) > resume]
     return {
         "move": "%s->%s" % (m["from"].upper(), m["to"].upper()),
         "downtime_ms": m.get("downtime_ms"),
         "total_ms": m.get("total_ms"),
-        "outage_ms": _longest_gap(times, w0, w1) * 1000.0 if len(times) > 1 else None,
+        "outage_ms": across[0] * 1000.0 if across else None,
+        "worst_gap_ms": gap * 1000.0 if gap_at is not None else None,
+        "worst_gap_from_stop_ms": (gap_at - stop) * 1000.0 if gap_at is not None and stop else None,
+        "new_back_ms": (new[0] - resume) * 1000.0 if new else None,
         "first_back_ms": (after[0] - resume) * 1000.0 if after else None,
         "sent": len(in_win),
         "lost": sum(1 for s in in_win if s not in answered),
         "dup": sum(answered.get(s, 0) - 1 for s in in_win if answered.get(s, 0) > 1),
-        "reordered": sum(1 for _, t, late in arr if late and w0 <= t <= w1),
-        "base_gap_ms": _longest_gap(base, w0 - BASE_S, w0) * 1000.0 if len(base) > 1 else None,
+        "reordered": sum(1 for _, t, late in arr if late and stop - 0.5 <= t <= w1),
+        "base_gap_ms": _longest_gap(base, w0 - BASE_S, w0)[0] * 1000.0 if len(base) > 1 else None,
         "replies_per_s": len(base) / BASE_S,
         "t_stop": m.get("t_stop"), "t_resume": resume,
     }
@@ -95,28 +108,30 @@ def series(data, t0):
     return {"rtt": rtt, "gaps": gaps, "lost": lost}
 
 
-def plot(results, out_dir):
-    """net.png: for run 1 of each VMM, C's RTT per probe (top) and the time between
+def plot(results, out_dir, interval):
+    """net-<interval>ms.png: for run 1 of each VMM, C's RTT per probe (top) and the time between
     consecutive replies (bottom) over time since the first `migrate`; dashed lines at each
     migration's stop and resume. Also writes the .dat files it plots."""
-    runs = [r for r in results["runs"] if r["run"] == 1 and r.get("series")]
+    runs = [r for r in results["runs"] if r["run"] == 1 and r.get("series") and
+            r["interval_ms"] == interval]
+    tag = "%gms" % interval
     if not runs:
         return None
     for r in runs:
         s = r["series"]
-        with open(os.path.join(out_dir, "rtt-%s.dat" % r["impl"]), "w") as f:
+        with open(os.path.join(out_dir, "rtt-%s-%s.dat" % (r["impl"], tag)), "w") as f:
             f.write("# t_s rtt_ms kind(0 ping, 1 udp)\n")
             f.writelines("%.6f %.3f %d\n" % p for p in s["rtt"])
-        with open(os.path.join(out_dir, "gaps-%s.dat" % r["impl"]), "w") as f:
+        with open(os.path.join(out_dir, "gaps-%s-%s.dat" % (r["impl"], tag)), "w") as f:
             f.write("# t_s gap_ms\n")
             f.writelines("%.6f %.3f\n" % p for p in s["gaps"])
-        with open(os.path.join(out_dir, "lost-%s.dat" % r["impl"]), "w") as f:
+        with open(os.path.join(out_dir, "lost-%s-%s.dat" % (r["impl"], tag)), "w") as f:
             f.write("# t_s (sent, never answered)\n")
             f.writelines("%.6f\n" % t for t in s["lost"])
     n = len(runs)
-    g = ["set terminal pngcairo size %d,700 font \",9\"" % (560 * n), "set output 'net.png'",
+    g = ["set terminal pngcairo size %d,700 font \",9\"" % (560 * n), "set output 'net-%s.png'" % tag,
          "set multiplot layout 2,%d title 'C -> VM every %g ms while the VM moves A->B and back'"
-         % (n, results.get("interval_ms", 1)),
+         % (n, interval),
          "set grid", "set key top right", "set xlabel 'seconds since the first migrate'"]
     for row in ("rtt", "gaps"):
         for r in runs:
@@ -125,10 +140,10 @@ def plot(results, out_dir):
                 for x in (stop, resume):
                     g.append("set arrow from %.4f, graph 0 to %.4f, graph 1 nohead dt 2 lc "
                              "rgb 'gray40'" % (x, x))
-            name = r["impl"]
+            name = "%s-%s" % (r["impl"], tag)
             if row == "rtt":
-                g += ["set logscale y", "set ylabel 'RTT ms'",
-                      "set title '%s: round-trip time per probe (lost: x at the bottom)'" % name]
+                g += ["set logscale y", "set ylabel 'RTT ms'", "set yrange [*:*]",
+                      "set title '%s: round-trip time per probe (lost: x at the bottom)'" % r["impl"]]
                 lost = os.path.getsize(os.path.join(out_dir, "lost-%s.dat" % name)) > 40
                 g.append("plot 'rtt-%s.dat' u 1:($3==0?$2:1/0) w p pt 7 ps 0.3 t 'ping', "
                          "'' u 1:($3==1?$2:1/0) w p pt 7 ps 0.3 t 'UDP echo'" % name +
@@ -136,17 +151,19 @@ def plot(results, out_dir):
                           % name if lost else ""))
             else:
                 g += ["set logscale y", "set ylabel 'gap ms'",
-                      "set title '%s: time between consecutive replies at C'" % name,
+                      "set title '%s: time between consecutive replies at C'" % r["impl"],
+                      "set yrange [0.1:*]",
                       "plot 'gaps-%s.dat' u 1:2 w l lw 1 t 'gap'" % name]
     g.append("unset multiplot")
     plots.gnuplot("\n".join(g) + "\n", out_dir)
-    return os.path.join(out_dir, "net.png")
+    return os.path.join(out_dir, "net-%s.png" % tag)
 
 
 def check_sane(results, out_dir):
     """--quick: the outputs exist and hold sensible values (not timings)."""
     problems = []
-    for name in ("table.md", "results.json", "net.png"):
+    for name in ["table.md", "results.json"] + ["net-%gms.png" % i
+                                                 for i in results["intervals_ms"]]:
         p = os.path.join(out_dir, name)
         if not os.path.exists(p) or os.path.getsize(p) == 0:
             problems.append("%s missing or empty" % name)
@@ -161,7 +178,7 @@ def check_sane(results, out_dir):
             for m in ms:
                 if m["downtime_ms"] is None or not 0 <= m["downtime_ms"] < 60000:
                     problems.append("%s %s: downtime %s" % (impl, m["move"], m["downtime_ms"]))
-                if m["outage_ms"] is None or m["outage_ms"] <= 0:
+                if m["worst_gap_ms"] is None or m["worst_gap_ms"] <= 0:
                     problems.append("%s %s: no outage measured" % (impl, m["move"]))
                 if m["first_back_ms"] is None:
                     problems.append("%s %s: no reply after the resume" % (impl, m["move"]))
