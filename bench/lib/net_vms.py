@@ -19,9 +19,13 @@ name (t<hop><host>), and the source is gone once the move completed (vmshift exi
 itself; the paused QEMU source is killed), so no TAP is left behind.
 
 Times are host wall-clock seconds (QMP event timestamps and the client's kernel arrival
-stamps share that clock). t_stop: the source's STOP event; t_resume: for QEMU the
-destination's RESUME event, for vmshift t_stop + its downtime (source vCPU stop to
-destination vCPU resume, exact on one host).
+stamps share that clock). QEMU: t_stop is the source's STOP event, t_resume the
+destination's RESUME event (both stamped as they happen). vmshift: t_stop is the moment
+`migrate` was handled (the middle of the request's round trip, t_stop_error_ms either
+way) plus the report's switchover-at (the pause), t_resume is t_stop + its downtime
+(source vCPU stop to destination vCPU resume, exact on one host); its STOP event is
+stamped by the monitor's 50 ms poll loop, up to 50 ms late, so it is only kept as
+t_stop_event.
 """
 import os
 import subprocess
@@ -130,6 +134,7 @@ class VmshiftNetVm(_NetVm):
             n_ev = len(q.events)
             t0 = time.time()
             q.execute("migrate", {"uri": "tcp:%s:%d" % (addr, port)})
+            t1 = time.time()
             rep = self._wait_migration(q, 120)
         except BaseException:
             _kill(dst)
@@ -141,8 +146,14 @@ class VmshiftNetVm(_NetVm):
         if res["status"] != "completed":
             _kill(dst)
             return res
-        res["t_stop"] = stops[0]["ts"] if stops else None
-        if res["t_stop"] is not None and res["downtime_ms"] is not None:
+        # The migration's clock starts while `migrate` is handled (between t0 and t1);
+        # switchover-at is the pause, downtime runs from there to the resume. (The STOP
+        # event comes from the monitor's 50 ms poll loop: up to 50 ms late.)
+        res["t_stop_event"] = stops[0]["ts"] if stops else None
+        res["t_stop_error_ms"] = (t1 - t0) * 500.0
+        sw = rep.get("switchover-at")
+        if sw is not None and res["downtime_ms"] is not None:
+            res["t_stop"] = (t0 + t1) / 2 + sw / 1000.0
             res["t_resume"] = res["t_stop"] + res["downtime_ms"] / 1000.0
         old = self.proc
         self.qmp.close()
