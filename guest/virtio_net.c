@@ -256,7 +256,8 @@ static void receive(struct net *net)
         if (vs_vq_take_used(&net->rx, &id, &len, &why)) {
             report_error(net, why);
         } else if (len > NET_HDR) {
-            unsigned r = vs_net_answer(&net->me, net->rx_bufs[id] + NET_HDR, len - NET_HDR, reply, &kind);
+            unsigned r = vs_net_answer(&net->me, net->rx_bufs[id] + NET_HDR, len - NET_HDR,
+                                       reply, &kind);
 
             net->n.rx_frames++;
             if (r) {
@@ -381,15 +382,18 @@ static void print_started(const struct net *net, const struct vs_virtio_mmio_slo
 
         vs_line_str(&l, b);
     }
-    vs_line_str(&l, (net->features & F_GUEST_ANNOUNCE) ? ", guest announce" : ", no guest announce");
+    vs_line_str(&l, (net->features & F_GUEST_ANNOUNCE) ? ", guest announce"
+                                                        : ", no guest announce");
     vs_line_end(&l);
 }
 
 static int start_device(struct net *net, char *err, unsigned errlen)
 {
-    if (negotiate(net, err, errlen) || setup_queue(net, RXQ, &net->rx, &net->rx_rings, err, errlen) ||
+    if (negotiate(net, err, errlen) ||
+        setup_queue(net, RXQ, &net->rx, &net->rx_rings, err, errlen) ||
         setup_queue(net, TXQ, &net->tx, &net->tx_rings, err, errlen) ||
-        ((net->features & F_CTRL_VQ) && setup_queue(net, CTRLQ, &net->ctrl, &net->ctrl_rings, err, errlen)))
+        ((net->features & F_CTRL_VQ) &&
+         setup_queue(net, CTRLQ, &net->ctrl, &net->ctrl_rings, err, errlen)))
         return -1;
     for (int i = 0; i < 6; i++)
         net->me.mac[i] = cfg_read8(net, CFG_MAC + (uint32_t)i);

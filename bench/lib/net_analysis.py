@@ -129,7 +129,8 @@ def plot(results, out_dir, interval):
             f.write("# t_s (sent, never answered)\n")
             f.writelines("%.6f\n" % t for t in s["lost"])
     n = len(runs)
-    g = ["set terminal pngcairo size %d,700 font \",9\"" % (560 * n), "set output 'net-%s.png'" % tag,
+    g = ["set terminal pngcairo size %d,700 font \",9\"" % (560 * n),
+         "set output 'net-%s.png'" % tag,
          "set multiplot layout 2,%d title 'C -> VM every %g ms while the VM moves A->B and back'"
          % (n, interval),
          "set grid", "set key top right", "set xlabel 'seconds since the first migrate'"]
@@ -143,7 +144,8 @@ def plot(results, out_dir, interval):
             name = "%s-%s" % (r["impl"], tag)
             if row == "rtt":
                 g += ["set logscale y", "set ylabel 'RTT ms'", "set yrange [*:*]",
-                      "set title '%s: round-trip time per probe (lost: x at the bottom)'" % r["impl"]]
+                      "set title '%s: round-trip time per probe (lost: x at the bottom)'"
+                      % r["impl"]]
                 lost = os.path.getsize(os.path.join(out_dir, "lost-%s.dat" % name)) > 40
                 g.append("plot 'rtt-%s.dat' u 1:($3==0?$2:1/0) w p pt 7 ps 0.3 t 'ping', "
                          "'' u 1:($3==1?$2:1/0) w p pt 7 ps 0.3 t 'UDP echo'" % name +

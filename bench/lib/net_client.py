@@ -10,7 +10,8 @@ every reply timestamped by the kernel, written as one JSON file when stopped.
 probe: every interval a probe numbered 0, 1, 2, ...: ICMP echo requests (raw socket) at
 even numbers and UDP datagrams to port 7777 at odd ones (the guest's net workload echoes
 UDP to any port); --no-ping or --no-udp sends only the other kind. Each carries its
-number and the send time. It runs until SIGTERM/SIGINT, then writes {"sent": [[kind, seq, t_sent], ...],
+number and the send time. It runs until SIGTERM/SIGINT, then writes
+{"sent": [[kind, seq, t_sent], ...],
 "replies": [[kind, seq, t_arrival], ...]} (kind 0 = ping, 1 = UDP; times are host
 wall-clock seconds, CLOCK_REALTIME, the clock of QMP event timestamps; arrival times
 are the kernel's, SO_TIMESTAMPNS, so a starved client does not stretch the gaps).
