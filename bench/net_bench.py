@@ -17,8 +17,8 @@ VM moves A -> B, --after s later back B -> A, and --after s later the client sto
 Per migration (window: from 0.5 s before the source stops to 1.5 s after the resume):
   downtime     source vCPUs stopped to destination vCPUs running (vmshift's report;
                QEMU: destination RESUME event minus source STOP event)
-  outage       the silence at C across the switchover: from the last reply before the
-               destination resumed to the first one after
+  outage       the silence at C the blackout caused: the longest time between two
+               replies that overlaps [stop, resume]
   first back   destination resume to the first reply C received after it (it may answer
                a probe that waited in the ring during the blackout)
   new back     destination resume to the first reply to a probe sent after the resume
@@ -132,6 +132,7 @@ def one_run(seg, args, impl, run, wd, interval, do_blast):
         with open(probes) as f:
             data = json.load(f)
         res["migrations"] = [net_analysis.migration_figures(data, m) for m in migs]
+        res["raw_migrations"] = migs
         res["whole"] = net_analysis.whole_run(data)
         res["series"] = net_analysis.series(data, migs[0]["t_migrate"])
         res["marks"] = [(m["t_stop"] - migs[0]["t_migrate"], m["t_resume"] - migs[0]["t_migrate"])

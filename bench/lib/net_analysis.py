@@ -51,7 +51,11 @@ def migration_figures(data, m):
     after = [t for t in times if resume is not None and t > resume]
     base = [t for t in times if w0 - BASE_S <= t <= w0]
     gap, gap_at = _longest_gap(times, stop - 0.5, w1)
-    across = [(b - a) for a, b in zip(times, times[1:]) if resume is not None and a <= resume < b]
+    # The silence the blackout caused: the longest gap between replies that overlaps
+    # [stop, resume] (vmshift's stop is known to a few ms, so not just the gap across
+    # the resume).
+    across = sorted(((b - a) for a, b in zip(times, times[1:])
+                     if resume is not None and b >= stop and a <= resume), reverse=True)
     sent_at = {s: t for _, s, t in data["sent"]}
     new = [t for seq, t, _ in arr if resume is not None and t > resume and
            sent_at.get(seq, 0) > resume]
