@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ctl/ctl_server.h"
 
@@ -48,5 +49,8 @@ void ctl_qmp_handle(const struct ctl_command *table, void *ctx, struct ctl_conn 
 /* {"event": name, "data": data, "timestamp": now}; data (may be NULL) is consumed.
  * The caller json_object_put()s the result. */
 struct json_object *ctl_qmp_event(const char *name, struct json_object *data);
+/* The same, stamped with when it happened (NULL or zero: now). */
+struct json_object *ctl_qmp_event_at(const char *name, struct json_object *data,
+                                     const struct timespec *when);
 
 #endif

@@ -100,8 +100,19 @@ static void reply_return(struct ctl_conn *c, struct json_object *ret, struct jso
 
 struct json_object *ctl_qmp_event(const char *name, struct json_object *data)
 {
+    return ctl_qmp_event_at(name, data, NULL);
+}
+
+struct json_object *ctl_qmp_event_at(const char *name, struct json_object *data,
+                                     const struct timespec *when)
+{
     struct timeval tv;
-    gettimeofday(&tv, NULL);
+    if (when && when->tv_sec) {
+        tv.tv_sec = when->tv_sec;
+        tv.tv_usec = when->tv_nsec / 1000;
+    } else {
+        gettimeofday(&tv, NULL);
+    }
     struct json_object *ts = json_object_new_object(), *ev = json_object_new_object();
     if (!ts || !ev) {
         json_object_put(ts);

@@ -555,7 +555,13 @@ int ctl_server_open(struct ctl_server **out, const char *socket_path,
 
 void ctl_server_event(struct ctl_server *s, const char *name, struct json_object *data)
 {
-    struct json_object *ev = ctl_qmp_event(name, data);
+    ctl_server_event_at(s, name, data, NULL);
+}
+
+void ctl_server_event_at(struct ctl_server *s, const char *name, struct json_object *data,
+                         const struct timespec *when)
+{
+    struct json_object *ev = ctl_qmp_event_at(name, data, when);
     if (!ev)
         return;
     for (int i = 0; s && i < s->nconns; i++) {

@@ -27,6 +27,7 @@
 #define VS_CTL_SERVER_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #define CTL_MAX_LINE (64 * 1024)       /* longest request object */
 #define CTL_MAX_CLIENTS 64             /* simultaneous connections */
@@ -91,6 +92,9 @@ int ctl_server_poll(struct ctl_server *s, int timeout_ms);
 /* Send an event to every client that has negotiated capabilities. `data` (a JSON object,
  * or NULL for none) is consumed. */
 void ctl_server_event(struct ctl_server *s, const char *name, struct json_object *data);
+/* The same, stamped with when it happened (NULL: now). */
+void ctl_server_event_at(struct ctl_server *s, const char *name, struct json_object *data,
+                         const struct timespec *when);
 /* Close all clients and the listeners and unlink the socket path (only if it is still the
  * socket this server created). NULL is a no-op. */
 void ctl_server_close(struct ctl_server *s);

@@ -418,7 +418,10 @@ void vm_commands_watch(struct vm_commands *c)
         return;
     bool running = vm_state(c->vm) == VS_VM_RUNNING;
     if (c->seen_valid && running != c->seen_running)
-        ctl_server_event(c->server, running ? "RESUME" : "STOP", NULL);
+    {
+        struct timespec when = vs_vm_run_changed(c->vm);   /* not when we noticed */
+        ctl_server_event_at(c->server, running ? "RESUME" : "STOP", NULL, &when);
+    }
     c->seen_running = running;
     c->seen_valid = true;
     migration_watch(c);

@@ -320,6 +320,7 @@ int vs_vm_start(struct vs_vm *vm)
         return rc;
     pthread_mutex_lock(&vm->lock);
     vm->state = vm->pause_requested ? VS_VM_PAUSED : VS_VM_RUNNING;
+    clock_gettime(CLOCK_REALTIME, &vm->run_changed);
     pthread_mutex_unlock(&vm->lock);
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         struct vs_vcpu *v = &vm->vcpus[i];
@@ -353,8 +354,10 @@ int vs_vm_pause(struct vs_vm *vm)
     pthread_cond_broadcast(&vm->cond); /* wakes stalled vCPUs */
     while (!all_parked(vm))
         pthread_cond_wait(&vm->cond, &vm->lock);
-    if (vm->state == VS_VM_RUNNING || vm->state == VS_VM_CREATED)
+    if (vm->state == VS_VM_RUNNING || vm->state == VS_VM_CREATED) {
         vm->state = VS_VM_PAUSED;
+        clock_gettime(CLOCK_REALTIME, &vm->run_changed);
+    }
     pthread_mutex_unlock(&vm->lock);
     devices_set_running(vm, false);
     quiesce_devices(vm);
@@ -368,10 +371,20 @@ void vs_vm_request_pause(struct vs_vm *vm)
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vs_vcpu_kick(&vm->vcpus[i]);
     pthread_cond_broadcast(&vm->cond);
-    if (vm->state == VS_VM_RUNNING)
+    if (vm->state == VS_VM_RUNNING) {
         vm->state = VS_VM_PAUSED;
+        clock_gettime(CLOCK_REALTIME, &vm->run_changed);
+    }
     pthread_mutex_unlock(&vm->lock);
     devices_request_stop(vm);
+}
+
+struct timespec vs_vm_run_changed(struct vs_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    struct timespec t = vm->run_changed;
+    pthread_mutex_unlock(&vm->lock);
+    return t;
 }
 
 int vs_vm_resume(struct vs_vm *vm)
@@ -396,8 +409,10 @@ int vs_vm_resume(struct vs_vm *vm)
         return vs_fail_context(rc, "cannot resume");
     pthread_mutex_lock(&vm->lock);
     vm->pause_requested = false;
-    if (vm->state == VS_VM_PAUSED)
+    if (vm->state == VS_VM_PAUSED) {
         vm->state = VS_VM_RUNNING;
+        clock_gettime(CLOCK_REALTIME, &vm->run_changed);
+    }
     bool running = vm->state == VS_VM_RUNNING;
     pthread_cond_broadcast(&vm->cond);
     pthread_mutex_unlock(&vm->lock);

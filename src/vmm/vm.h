@@ -4,6 +4,7 @@
 #define VS_VM_H
 
 #include <pthread.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "vmm/boot.h"
@@ -113,6 +114,7 @@ struct vs_vm {
     bool quit_requested;
     char failure[256];           /* why the guest failed (VS_VM_FAILED) */
     const char *resume_blocked;  /* non-NULL: why vs_vm_resume() refuses (migration) */
+    struct timespec run_changed; /* CLOCK_REALTIME of the last start or stop of the vCPUs */
 };
 
 const char *vs_vm_state_name(enum vs_vm_state s);
@@ -148,6 +150,9 @@ void vs_vm_unmark_migrated(struct vs_vm *vm);
  * host (vs_memory_release). EPERM for a VM that is not migrated. */
 int vs_vm_release_memory(struct vs_vm *vm);
 bool vs_vm_is_running(struct vs_vm *vm);
+/* When the vCPUs last started or stopped (CLOCK_REALTIME): the time of a STOP or RESUME
+ * event, which the monitor notices later. */
+struct timespec vs_vm_run_changed(struct vs_vm *vm);
 /* CPU time the vCPU threads have used so far (running the guest). */
 uint64_t vs_vm_vcpu_cpu_ns(struct vs_vm *vm);
 

@@ -170,9 +170,15 @@ def check_dirty_rate(q):
     assert r["dirty-pages-rate"] > 0, r  # the continuous workload dirties memory
 
 
+def event_time(e):
+    return e["timestamp"]["seconds"] + e["timestamp"]["microseconds"] / 1e6
+
+
 def migrate(q, port):
     assert q.execute("query-migrate") == {}
+    q.migrate_sent = time.time()
     assert q.execute("migrate", {"uri": "tcp:127.0.0.1:%d" % port}) == {}
+    q.migrate_answered = time.time()
     expect_error(q, "GenericError", "in progress", "migrate-set-parameters",
                  {"downtime-limit": 100})
     deadline = time.monotonic() + 120
@@ -206,6 +212,14 @@ def check_events(q, report):
     stop = q.wait_event("STOP", 5)
     ts = stop["timestamp"]
     assert ts["seconds"] > 1600000000 and 0 <= ts["microseconds"] < 1000000, ts
+    # STOP is stamped when the vCPUs stopped (the migration's pause, which began at
+    # switchover-at and took part of the downtime), not when the monitor's 50 ms watch
+    # noticed it.
+    at = report["switchover-at"] / 1e3
+    earliest = q.migrate_sent + at - 0.002
+    latest = q.migrate_answered + at + report["downtime"] / 1e3 + 0.002
+    print("STOP after the pause began: %.1f ms (window %.1f ms)" % ((event_time(stop) - earliest) * 1e3, (latest - earliest) * 1e3))
+    assert earliest <= event_time(stop) <= latest, (earliest, event_time(stop), latest)
 
 
 def migrate_back_with_cli(d, sock, procs):
