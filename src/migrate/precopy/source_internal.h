@@ -9,6 +9,7 @@
 #include "migrate/convergence/bw_sampler.h"
 #include "migrate/convergence/converge.h"
 #include "migrate/state/digest_tracker.h"
+#include "migrate/disk/disk_send.h"
 #include "migrate/precopy/dirty.h"
 #include "migrate/precopy/source.h"
 #include "transport/dialer.h"
@@ -128,6 +129,9 @@ struct vs_migration {
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 
     struct vs_source_postcopy_link post;    /* postcopy/ */
+    struct vs_disk_send *disks;         /* --with-disks: the disks copied (NULL: none) */
+    uint32_t disks_mask;                /* HELLO disks_copied */
+    struct vs_disk_report disk_rep;     /* the migration thread's; copied into stats */
     struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
 
     uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's: RESOLVE and post-copy resumes */
