@@ -93,11 +93,15 @@ int vs_disk_send_new(struct vs_disk_send **out, struct vs_vm *vm, uint32_t *mask
 
 void vs_disk_send_stop(struct vs_disk_send *s)
 {
-    for (unsigned i = 0; s && i < s->n; i++)
+    for (unsigned i = 0; s && i < s->n; i++) {
         if (s->d[i].tracking) {
             vs_virtio_blk_track_writes(s->d[i].dev, NULL);
             s->d[i].tracking = false;
         }
+        if (s->d[i].fd >= 0)
+            close(s->d[i].fd);   /* and its lock: the disk may be a destination's next */
+        s->d[i].fd = -1;
+    }
 }
 
 void vs_disk_send_free(struct vs_disk_send *s)
@@ -106,8 +110,6 @@ void vs_disk_send_free(struct vs_disk_send *s)
         return;
     vs_disk_send_stop(s);
     for (unsigned i = 0; i < s->n; i++) {
-        if (s->d[i].fd >= 0)
-            close(s->d[i].fd);   /* drops the lock */
         vs_blk_dirty_destroy(&s->d[i].dirty);
         free(s->d[i].pending);
     }
@@ -239,8 +241,8 @@ static int add_block(struct vs_disk_send *s, struct disk_out *o, uint64_t bn, st
 }
 
 static int send_disk(struct vs_disk_send *s, struct disk_out *o, struct vs_wire_writer *w,
-                     uint32_t pass, const _Atomic bool *cancel, struct vs_pass_stats *ps,
-                     struct vs_disk_report *rep)
+                     uint32_t pass, vs_disk_pace_fn pace, void *pace_ctx,
+                     struct vs_pass_stats *ps, struct vs_disk_report *rep)
 {
     struct batch b = { .ndata = 0 };
     for (uint64_t wd = 0; wd < o->dirty.nwords; wd++) {
@@ -248,10 +250,12 @@ static int send_disk(struct vs_disk_send *s, struct disk_out *o, struct vs_wire_
             uint64_t bit = (uint64_t)__builtin_ctzll(o->pending[wd]);
             o->pending[wd] &= ~(1ull << bit);
             int rc = add_block(s, o, wd * 64 + bit, &b);
-            if (!rc && b.ndata + b.nzero == VS_WIRE_MAX_DISK_BLOCKS)
+            if (!rc && b.ndata + b.nzero == VS_WIRE_MAX_DISK_BLOCKS) {
+                uint64_t before = ps->disk_bytes;
                 rc = flush_batch(s, o, w, pass, &b, ps, rep);
-            if (!rc && cancel && atomic_load(cancel))
-                rc = vs_fail(ECANCELED, "migration cancelled by the operator");
+                if (!rc && pace)
+                    rc = pace(pace_ctx, ps->disk_bytes - before);
+            }
             if (rc)
                 return rc;
         }
@@ -260,12 +264,12 @@ static int send_disk(struct vs_disk_send *s, struct disk_out *o, struct vs_wire_
 }
 
 int vs_disk_send_pass(struct vs_disk_send *s, struct vs_wire_writer *w, uint32_t pass,
-                      const _Atomic bool *cancel, struct vs_pass_stats *ps,
+                      vs_disk_pace_fn pace, void *pace_ctx, struct vs_pass_stats *ps,
                       struct vs_disk_report *rep)
 {
     uint64_t t0 = vs_clock_ns(), before = ps->disk_blocks;
     for (unsigned i = 0; i < s->n; i++) {
-        int rc = send_disk(s, &s->d[i], w, pass, cancel, ps, rep);
+        int rc = send_disk(s, &s->d[i], w, pass, pace, pace_ctx, ps, rep);
         if (rc)
             return rc;
     }

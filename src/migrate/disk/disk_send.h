@@ -29,15 +29,17 @@ int vs_disk_send_new(struct vs_disk_send **out, struct vs_vm *vm, uint32_t *mask
 void vs_disk_send_free(struct vs_disk_send *s);
 /* Track the guest's writes and note the allocated blocks as the bulk pass's work. */
 int vs_disk_send_start(struct vs_disk_send *s, struct vs_disk_report *rep);
-/* Stop tracking (the VM left, or the migration rolled back). */
+/* Stop tracking and close the disks (the VM left, or the migration rolled back). */
 void vs_disk_send_stop(struct vs_disk_send *s);
 /* Take the blocks written since the last call into the work of the next pass; returns
  * the blocks that pass will send. */
 uint64_t vs_disk_send_sync(struct vs_disk_send *s);
-/* Send the pass's blocks on w (stream 0, no other writer); adds to ps and rep. Stops with
- * ECANCELED when *cancel is set. */
+/* Called after each record with its bytes: paces to --max-bandwidth and says whether to go
+ * on (non-zero: stop with that error, e.g. cancelled). */
+typedef int (*vs_disk_pace_fn)(void *ctx, uint64_t bytes);
+/* Send the pass's blocks on w (stream 0, no other writer); adds to ps and rep. */
 int vs_disk_send_pass(struct vs_disk_send *s, struct vs_wire_writer *w, uint32_t pass,
-                      const _Atomic bool *cancel, struct vs_pass_stats *ps,
+                      vs_disk_pace_fn pace, void *pace_ctx, struct vs_pass_stats *ps,
                       struct vs_disk_report *rep);
 /* The guest is stopped and every block sent: digest each disk as it is now (its file) and
  * send DISK_DIGEST for it. */

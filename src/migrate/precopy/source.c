@@ -135,6 +135,14 @@ static bool postcopy_refused(struct vs_migration *m, bool asked)
     return true;
 }
 
+/* After each disk record: stop when cancelled, and share the bandwidth cap. */
+static int disk_pace(void *ctx, uint64_t bytes)
+{
+    struct vs_migration *m = ctx;
+    int rc = vs_source_check_cancel(m);
+    return rc ? rc : vs_send_streams_throttle(m, bytes);
+}
+
 /* The pass's disk blocks (stream 0, before the pass's pages); ps counts them. */
 static int send_disk_pass(struct vs_migration *m, uint32_t pass, struct vs_pass_stats *ps,
                           uint64_t *disk_ns)
@@ -142,7 +150,7 @@ static int send_disk_pass(struct vs_migration *m, uint32_t pass, struct vs_pass_
     *disk_ns = 0;
     if (!m->disks)
         return 0;
-    int rc = vs_disk_send_pass(m->disks, m->w, pass, &m->cancel, ps, &m->disk_rep);
+    int rc = vs_disk_send_pass(m->disks, m->w, pass, disk_pace, m, ps, &m->disk_rep);
     *disk_ns = ps->duration_ns;
     ps->duration_ns = 0;
     return rc;

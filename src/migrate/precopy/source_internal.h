@@ -161,6 +161,9 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
                          struct vs_pass_stats *ps);
 /* Stop the threads and free what init allocated (channels are closed by the caller). */
 void vs_send_streams_stop(struct vs_migration *m);
+/* --max-bandwidth: bytes about to be sent outside the streams' passes (the disks) draw on
+ * the same budget; sleeps until they are due (ECANCELED when the migration stops). */
+int vs_send_streams_throttle(struct vs_migration *m, uint64_t bytes);
 /* Bytes sent on all streams so far. */
 uint64_t vs_send_streams_bytes(struct vs_migration *m);
 /* With the vCPUs stopped and the final pass sent: VCPU_STATE per vCPU, MACHINE_STATE and
