@@ -187,8 +187,11 @@ static int precopy(struct vs_migration *m)
                 return 0;
             bool asked = atomic_load(&m->post.requested);
             if ((asked || vs_converge_should_switch_postcopy(action)) &&
-                postcopy_refused(m, asked))
-                asked = false, action = VS_CONV_NEXT_PASS;
+                postcopy_refused(m, asked)) {
+                asked = false;
+                if (action == VS_CONV_POSTCOPY)
+                    action = VS_CONV_NEXT_PASS;
+            }
             if (asked || vs_converge_should_switch_postcopy(action))
                 return vs_postcopy_take_over(m, asked ? "start-postcopy was asked for"
                                                       : "pre-copy is not converging");
