@@ -10,7 +10,10 @@
  *    the random half is the host's data; the report's disk section counts the blocks.
  *  - Killing the destination mid-way: the source's migration fails, the guest runs on with
  *    0 errors on its disk, whose random half is untouched; a later migration (to a new
- *    receiver) of the same VM completes. */
+ *    receiver) of the same VM completes.
+ *  - A block changed behind the device's back (the host writes the source's file after the
+ *    bulk pass sent that block: a write the dirty tracking cannot see) makes the disk
+ *    digests differ: the commit is refused, the migration fails, the VM runs on here. */
 #include "harness.h"
 #include "vmshift/disk_format.h"
 
@@ -187,6 +190,21 @@ static struct json_object *with_disks_args(void)
     return a;
 }
 
+static void print_passes(struct json_object *rep)
+{
+    struct json_object *passes = json_member(rep, "passes");
+    for (size_t i = 0; i < json_object_array_length(passes); i++) {
+        struct json_object *p = json_object_array_get_idx(passes, i);
+        print_message("    pass %zu: %.1f ms, %.1f MiB, %llu pages, %llu zero, %llu disk blocks, "
+                      "%.1f MiB to send\n", i, json_num(p, "time"),
+                      json_num(p, "bytes-transferred") / 1048576.0,
+                      (unsigned long long)json_num(p, "pages-sent"),
+                      (unsigned long long)json_num(p, "zero-pages"),
+                      (unsigned long long)json_num(p, "disk-blocks"),
+                      json_num(p, "bytes-to-send") / 1048576.0);
+    }
+}
+
 /* Migrate src (disk from_img) to a new receiver on to_img; the copy is checked once the
  * source handed it over (its file is final then). Returns the running destination. */
 static void move(struct vm_proc *src, struct vm_proc *dst, const char *from_img,
@@ -209,13 +227,7 @@ static void move(struct vm_proc *src, struct vm_proc *dst, const char *from_img,
                   (unsigned long long)json_num(disk, "zero-blocks"), (double)bytes / 1048576.0,
                   (unsigned)json_num(disk, "passes"), (unsigned long long)json_num(disk, "final-blocks"),
                   json_str(disk, "digest"));
-    struct json_object *passes = json_member(rep, "passes");
-    for (size_t i = 0; i < json_object_array_length(passes); i++) {
-        struct json_object *p = json_object_array_get_idx(passes, i);
-        print_message("    pass %zu: %.1f ms, %.1f MiB, %llu disk blocks\n", i, json_num(p, "time"),
-                      json_num(p, "bytes-transferred") / 1048576.0,
-                      (unsigned long long)json_num(p, "disk-blocks"));
-    }
+    print_passes(rep);
     assert_int_equal((uint64_t)json_num(disk, "disks"), 1);
     assert_true(blocks >= RANDOM_BYTES / (64u << 10));   /* the random half at least */
     assert_true(bytes >= RANDOM_BYTES && bytes < 3 * (uint64_t)RANDOM_BYTES);
@@ -294,12 +306,76 @@ static void destination_killed(void **state)
     vm_proc_stop(&dst);
 }
 
+static double transferred(struct vm_proc *p, const char **status)
+{
+    static char st[32];
+    struct json_object *r = vm_cmd(p, "migrate-status", NULL), *m, *ram;
+    assert_true(json_object_object_get_ex(r, "migration", &m));
+    snprintf(st, sizeof(st), "%s", json_str(m, "status"));
+    double sent = json_object_object_get_ex(m, "ram", &ram) ? json_num(ram, "transferred") : 0;
+    json_object_put(r);
+    *status = st;
+    return sent;
+}
+
+static void digest_mismatch_refused(void **state)
+{
+    (void)state;
+    char src_img[128], dst_img[128];
+    path_of(src_img, sizeof(src_img), "src.img");
+    path_of(dst_img, sizeof(dst_img), "dst.img");
+    make_disks(src_img, dst_img);
+    struct vm_proc src, dst;
+    start_vm(&src, src_img);
+    wait_passes(&src, 1);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    /* The bulk pass takes ~2 s, the pages of pass 0 ~2 s more; then it switches over (the
+     * guest's ~30 MiB of dirty pages fit the limit at this rate). */
+    struct json_object *a = with_disks_args();
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
+    json_object_object_add(a, "downtime_limit", json_object_new_int(5000));
+    vm_migrate_start(&src, to, a);
+    json_object_put(a);
+    const char *status = "";
+    double t0 = now_s();
+    while (transferred(&src, &status) < (12 << 20)) {   /* the block at 5 MiB has gone */
+        if (strcmp(status, "active") && strcmp(status, "setup"))
+            fail_msg("the migration is %s before 12 MiB went out", status);
+        if (now_s() - t0 > 60)
+            fail_msg("the migration never got 12 MiB out");
+        usleep(20000);
+    }
+    uint8_t junk[64 << 10];
+    memset(junk, 0xee, sizeof(junk));
+    int fd = open(src_img, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 5 << 20), (ssize_t)sizeof(junk));
+    assert_int_equal(fsync(fd), 0);
+    close(fd);
+    struct json_object *m = vm_migration_wait(&src, WAIT_S);
+    print_message("    %s: %s\n", json_str(m, "status"), json_str(m, "error"));
+    print_passes(m);
+    assert_string_equal(json_str(m, "status"), "failed");
+    assert_non_null(strstr(json_str(m, "error"), "digest"));
+    assert_non_null(strstr(json_str(m, "error"), "differs from the source's"));
+    json_object_put(m);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    struct counts c = read_counts(&src);
+    c = wait_passes(&src, c.passes + 2);   /* it runs on here */
+    assert_int_equal(c.errors, 0);
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
 int main(void)
 {
     require_kvm();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(destination_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(digest_mismatch_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

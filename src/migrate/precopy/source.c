@@ -139,6 +139,10 @@ static bool postcopy_refused(struct vs_migration *m, bool asked)
 static int disk_pace(void *ctx, uint64_t bytes)
 {
     struct vs_migration *m = ctx;
+    pthread_mutex_lock(&m->lock);   /* progress while a long bulk pass runs */
+    m->stats.transferred_bytes = vs_send_streams_bytes(m);
+    m->stats.disk = m->disk_rep;
+    pthread_mutex_unlock(&m->lock);
     int rc = vs_source_check_cancel(m);
     return rc ? rc : vs_send_streams_throttle(m, bytes);
 }
