@@ -119,61 +119,6 @@ int vs_source_await_verdict(struct vs_migration *m)
     return 0;
 }
 
-/* Disk blocks in the convergence model and the progress: as many 4 KiB pages. */
-#define DISK_BLOCK_PAGES (VS_WIRE_DISK_BLOCK / VS_WIRE_PAGE_SIZE)
-
-/* Post-copy cannot take a VM whose disks are copied: the destination would run on a disk
- * that lacks the blocks still to come. */
-static bool postcopy_refused(struct vs_migration *m, bool asked)
-{
-    if (!m->disks)
-        return false;
-    atomic_store(&m->post.requested, false);
-    vs_warn("migration to %s: not switching to post-copy (%s): its disks are copied with "
-            "it (--with-disks); pre-copy goes on", m->opts.to,
-            asked ? "start-postcopy was asked for" : "pre-copy is not converging");
-    return true;
-}
-
-/* After each disk record: stop when cancelled, and share the bandwidth cap. */
-static int disk_pace(void *ctx, uint64_t bytes)
-{
-    struct vs_migration *m = ctx;
-    pthread_mutex_lock(&m->lock);   /* progress while a long bulk pass runs */
-    m->stats.transferred_bytes = vs_send_streams_bytes(m);
-    m->stats.disk = m->disk_rep;
-    pthread_mutex_unlock(&m->lock);
-    int rc = vs_source_check_cancel(m);
-    return rc ? rc : vs_send_streams_throttle(m, bytes);
-}
-
-/* The pass's disk blocks (stream 0, before the pass's pages); ps counts them. */
-static int send_disk_pass(struct vs_migration *m, uint32_t pass, struct vs_pass_stats *ps,
-                          uint64_t *disk_ns)
-{
-    *disk_ns = 0;
-    if (!m->disks)
-        return 0;
-    int rc = vs_disk_send_pass(m->disks, m->w, pass, disk_pace, m, ps, &m->disk_rep);
-    *disk_ns = ps->duration_ns;
-    ps->duration_ns = 0;
-    return rc;
-}
-
-/* The RAM pass after the disk's: its time and bytes are the pass's too. */
-static int send_pass(struct vs_migration *m, uint32_t pass, bool final, struct vs_pass_stats *ps)
-{
-    uint64_t disk_ns, disk_bytes = 0;
-    int rc = send_disk_pass(m, pass, ps, &disk_ns);
-    disk_bytes = ps->bytes;
-    ps->bytes = 0;
-    if (!rc)
-        rc = vs_send_streams_pass(m, pass, final, ps);
-    ps->duration_ns += disk_ns;
-    ps->bytes += disk_bytes;
-    return rc;
-}
-
 static int precopy(struct vs_migration *m)
 {
     for (uint32_t pass = m->stats.nr_passes;; pass++) {
@@ -181,7 +126,7 @@ static int precopy(struct vs_migration *m)
         int rc = vs_dirty_sync(&m->dirty, &dirty);
         if (rc)
             return rc;
-        uint64_t pending = dirty + vs_disk_send_sync(m->disks) * DISK_BLOCK_PAGES;
+        uint64_t pending = dirty + vs_source_disk_pending_pages(m);
         record_dirtied(m, pending);
         if (pass > 0 && !m->conv.force_pass) {
             enum vs_conv_action action;
@@ -191,7 +136,7 @@ static int precopy(struct vs_migration *m)
                 return 0;
             bool asked = atomic_load(&m->post.requested);
             if ((asked || vs_converge_should_switch_postcopy(action)) &&
-                postcopy_refused(m, asked)) {
+                vs_source_disks_refuse_postcopy(m, asked)) {
                 asked = false;
                 if (action == VS_CONV_POSTCOPY)
                     action = VS_CONV_NEXT_PASS;
@@ -207,7 +152,7 @@ static int precopy(struct vs_migration *m)
         vs_fault_point("src.pass", pass, m->ch);
         struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
                                     .sync_ns = m->dirty.last_sync_ns };
-        rc = send_pass(m, pass, false, &ps);
+        rc = vs_source_send_pass(m, pass, false, &ps);
         record_pass(m, &ps);
         if (rc)
             return rc;
@@ -227,7 +172,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     vs_fault_point("src.switchover", 0, m->ch);
     uint64_t dirty;
     int rc = vs_dirty_sync(&m->dirty, &dirty);   /* the disks drained in vs_vm_pause */
-    uint64_t pending = dirty + vs_disk_send_sync(m->disks) * DISK_BLOCK_PAGES;
+    uint64_t pending = dirty + vs_source_disk_pending_pages(m);
     if (!rc && !m->post.engine && !vs_converge_switchover_ok(m, pending)) {   /* post-copy: no final pass */
         vs_vm_block_resume(vm, NULL);
         if (m->paused_by_us && (rc = vs_vm_resume(vm)))
@@ -247,7 +192,7 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     if (!rc) {
         record_dirtied(m, pending);
         rc = m->post.engine ? vs_postcopy_start(m, ps.pass, *pause_ns)    /* pages follow later */
-                   : send_pass(m, ps.pass, true, &ps);
+                   : vs_source_send_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
     if (!rc && m->disks)   /* the final disks, read again: the commit compares them */

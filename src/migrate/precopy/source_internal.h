@@ -140,6 +140,15 @@ struct vs_migration {
     atomic_bool closing;            /* vs_migration_free: stop waiting */
 };
 
+/* source_disks.c: a pass (the disks' blocks, then the pages on every stream; ps covers
+ * both), the blocks the disks' next pass sends counted as 4 KiB pages (after taking what
+ * the devices marked), and whether a post-copy switch must be refused (disks are copied:
+ * logged, the request dropped). */
+int vs_source_send_pass(struct vs_migration *m, uint32_t pass, bool final,
+                        struct vs_pass_stats *ps);
+uint64_t vs_source_disk_pending_pages(struct vs_migration *m);
+bool vs_source_disks_refuse_postcopy(struct vs_migration *m, bool asked);
+
 /* source.c, for postcopy_source.c. */
 void vs_source_set_status(struct vs_migration *m, const char *status);
 int vs_source_await_verdict(struct vs_migration *m);
