@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define DISK_BYTES (64u << 20)
-#define BLOCKS 256                        /* the workload's range: 1 MiB */
+#define BLOCKS 64                         /* the workload's range: 256 KiB */
 #define RANGE_BYTES (BLOCKS * 4096u)
 #define RANDOM_OFF (4u << 20)             /* the host's random half: [4 MiB, 36 MiB) */
 #define RANDOM_BYTES (32u << 20)
