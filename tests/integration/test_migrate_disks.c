@@ -10,7 +10,8 @@
  *    the random half is the host's data; the report's disk section counts the blocks.
  *  - Killing the destination mid-way: the source's migration fails, the guest runs on with
  *    0 errors on its disk, whose random half is untouched; a later migration (to a new
- *    receiver) of the same VM completes.
+ *    receiver) of the same VM completes. This VM also has a second disk, shared and
+ *    read-only: it is not copied (the report counts one disk) and stays as it was.
  *  - A block changed behind the device's back (the host writes the source's file after the
  *    bulk pass sent that block: a write the dirty tracking cannot see) makes the disk
  *    digests differ: the commit is refused, the migration fails, the VM runs on here. */
@@ -36,6 +37,9 @@
 #define WAIT_S 180
 
 static char dir[64];
+/* A second disk, shared and read-only, that a VM of the test may have beside its copied one
+ * ("": none): migrations leave it where it is (HELLO disks_copied names disk 0 only). */
+static char shared_spec[160];
 
 static void path_of(char *out, size_t len, const char *name)
 {
@@ -77,8 +81,9 @@ static int teardown(void **state)
 {
     (void)state;
     char p[128];
-    const char *names[] = { "src.img", "dst.img", "dst2.img" };
-    for (unsigned i = 0; i < 3; i++) {
+    const char *names[] = { "src.img", "dst.img", "dst2.img", "shared.img" };
+    shared_spec[0] = '\0';
+    for (unsigned i = 0; i < 4; i++) {
         path_of(p, sizeof(p), names[i]);
         unlink(p);
     }
@@ -179,8 +184,12 @@ static void start_vm(struct vm_proc *p, const char *disk)
 {
     char append[32];
     snprintf(append, sizeof(append), "disk_blocks=%d", BLOCKS);
-    vm_proc_start(p, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk", "--disk", disk,
-                          "--append", append));
+    if (shared_spec[0])
+        vm_proc_start(p, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk", "--disk",
+                              disk, "--disk", shared_spec, "--append", append));
+    else
+        vm_proc_start(p, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk", "--disk",
+                              disk, "--append", append));
 }
 
 static struct json_object *with_disks_args(void)
@@ -210,7 +219,10 @@ static void print_passes(struct json_object *rep)
 static void move(struct vm_proc *src, struct vm_proc *dst, const char *from_img,
                  const char *to_img, const char *label)
 {
-    vm_receiver_start(dst, "127.0.0.1", NULL, ARGS("--disk", to_img));
+    if (shared_spec[0])
+        vm_receiver_start(dst, "127.0.0.1", NULL, ARGS("--disk", to_img, "--disk", shared_spec));
+    else
+        vm_receiver_start(dst, "127.0.0.1", NULL, ARGS("--disk", to_img));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
     struct json_object *a = with_disks_args();
@@ -275,10 +287,16 @@ static void destination_killed(void **state)
     path_of(dst2_img, sizeof(dst2_img), "dst2.img");
     make_disks(src_img, dst_img);
     create_file(dst2_img, 0, NULL, 0);
+    char shared_img[128];
+    path_of(shared_img, sizeof(shared_img), "shared.img");
+    uint8_t mark[4096];
+    memset(mark, 0x77, sizeof(mark));
+    create_file(shared_img, 8192, mark, sizeof(mark));
+    snprintf(shared_spec, sizeof(shared_spec), "%s,shared,ro", shared_img);
     struct vm_proc src, dst, dst2;
     start_vm(&src, src_img);
     wait_passes(&src, 1);
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img, "--disk", shared_spec));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
     struct json_object *a = with_disks_args();   /* slow, and never converging */
@@ -304,6 +322,12 @@ static void destination_killed(void **state)
     assert_int_equal(c.errors, 0);
     vm_proc_stop(&dst2);
     vm_proc_stop(&dst);
+    uint8_t *sh = read_all(shared_img);   /* the shared disk was neither copied nor written */
+    for (size_t i = 0; i < DISK_BYTES; i++)
+        if (sh[i] != (i >= 8192 && i < 8192 + sizeof(mark) ? 0x77 : 0))
+            fail_msg("byte %zu of the shared disk is 0x%02x", i, sh[i]);
+    free(sh);
+    shared_spec[0] = '\0';
 }
 
 static double transferred(struct vm_proc *p, const char **status)
