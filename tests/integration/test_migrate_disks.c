@@ -12,6 +12,7 @@
  *    0 errors on its disk, whose random half is untouched; a later migration (to a new
  *    receiver) of the same VM completes. This VM also has a second disk, shared and
  *    read-only: it is not copied (the report counts one disk) and stays as it was.
+ *  - Cancelled in pre-copy: the source's disk is as the guest left it, the VM runs on.
  *  - A block changed behind the device's back (the host writes the source's file after the
  *    bulk pass sent that block: a write the dirty tracking cannot see) makes the disk
  *    digests differ: the commit is refused, the migration fails, the VM runs on here. */
@@ -330,6 +331,42 @@ static void destination_killed(void **state)
     shared_spec[0] = '\0';
 }
 
+/* Cancelled in pre-copy: the source's disk is as the guest left it (random half, holes),
+ * the guest runs on with 0 errors, the destination is gone. */
+static void cancelled(void **state)
+{
+    (void)state;
+    char src_img[128], dst_img[128];
+    path_of(src_img, sizeof(src_img), "src.img");
+    path_of(dst_img, sizeof(dst_img), "dst.img");
+    make_disks(src_img, dst_img);
+    struct vm_proc src, dst;
+    start_vm(&src, src_img);
+    wait_passes(&src, 1);
+    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
+    char to[64];
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    struct json_object *a = with_disks_args();
+    json_object_object_add(a, "downtime_limit", json_object_new_int(0));
+    json_object_object_add(a, "max_passes", json_object_new_int(1000));
+    json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
+    vm_migrate_start(&src, to, a);
+    json_object_put(a);
+    vm_migration_wait_under_way(&src);
+    json_object_put(vm_cmd(&src, "cancel", NULL));
+    struct json_object *m = vm_migration_wait(&src, 60);
+    assert_string_equal(json_str(m, "status"), "cancelled");
+    json_object_put(m);
+    assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
+    struct counts c = read_counts(&src);
+    c = wait_passes(&src, c.passes + 2);
+    assert_int_equal(c.errors, 0);
+    json_object_put(vm_cmd(&src, "stop", NULL));
+    check_copy(src_img, NULL);
+    vm_proc_stop(&src);
+    vm_proc_stop(&dst);
+}
+
 static double transferred(struct vm_proc *p, const char **status)
 {
     static char st[32];
@@ -400,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(destination_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(digest_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
