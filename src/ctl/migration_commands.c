@@ -63,10 +63,12 @@ int qmp_migrate(void *ctx, struct json_object *args, struct json_object **ret)
     int rc = ctl_json_get_string(args, "uri", &uri);
     if (rc)
         return rc;
-    if ((ctl_json_get_bool(args, "blk", &flag) == 0 && flag) ||
-        (ctl_json_get_bool(args, "inc", &flag) == 0 && flag))
-        return vs_fail(EINVAL, "migrate: block migration (blk, inc) is not supported: vmshift "
-                       "VMs have no disks");
+    bool blk = false;
+    if (ctl_json_get_bool(args, "inc", &flag) == 0 && flag)
+        return vs_fail(EINVAL, "migrate: incremental block migration (inc) is not supported: "
+                       "use blk=true (or x-with-disks) to copy the whole disks");
+    if (ctl_json_get_bool(args, "blk", &flag) == 0 && flag)
+        blk = true;   /* full block migration: the disks go with the RAM */
     struct vs_migration_opts o;
     vs_migration_default_opts(&o);
     if ((rc = parse_uri(uri, o.to, sizeof(o.to))))
@@ -81,6 +83,7 @@ int qmp_migrate(void *ctx, struct json_object *args, struct json_object **ret)
         return vs_fail(ENOMEM, "out of memory");
     if ((rc = mp_to_opts(params, &o)))
         return rc;
+    o.with_disks = o.with_disks || blk;
     if (c->ctl_path)    /* the recovery commands name it (docs/state-machine.md) */
         snprintf(o.ctl_path, sizeof(o.ctl_path), "%s", c->ctl_path);
     int failed;

@@ -88,6 +88,12 @@ static int ap_compress(struct vs_migration_opts *o, struct json_object *v)
     return 0;
 }
 
+static int ap_with_disks(struct vs_migration_opts *o, struct json_object *v)
+{
+    o->with_disks = json_object_get_boolean(v);
+    return 0;
+}
+
 static int ap_zerocopy(struct vs_migration_opts *o, struct json_object *v)
 {
     o->zerocopy = json_object_get_boolean(v);
@@ -147,6 +153,9 @@ const struct mp_def mp_defs[] = {
       "the CPU, is the bottleneck, decided per batch", ap_compress },
     { "zero-copy-send", "zerocopy", MP_BOOL, MP_CAPABILITY, "", "false", 0, 0, NULL, false,
       "send page data with MSG_ZEROCOPY (a capability, as in QEMU)", ap_zerocopy },
+    { "x-with-disks", "with-disks", MP_BOOL, MP_PARAMETER, "", "false", 0, 0, NULL, false,
+      "copy the VM's disks that are not `shared` with its RAM (the destination receives "
+      "into its own --disk files); QMP migrate's blk=true means the same", ap_with_disks },
     { "x-tls-psk", "tls-psk", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,
       "TLS 1.3 with the pre-shared key in this file", ap_tls_psk },
     { "x-tls-cert", "tls-cert", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,

@@ -24,6 +24,26 @@ static struct json_object *double_array(const double *v, unsigned n)
     return a;
 }
 
+/* --with-disks: the disks' blocks that went with the RAM. */
+static void add_disk(struct json_object *r, const struct vs_disk_report *d)
+{
+    struct json_object *o = json_object_new_object();
+    add_u64(o, "disks", d->disks);
+    add_u64(o, "size", d->size_bytes);
+    add_u64(o, "allocated", d->allocated_bytes);
+    add_u64(o, "blocks", d->blocks);
+    add_u64(o, "zero-blocks", d->zero_blocks);
+    add_u64(o, "bytes", d->bytes);
+    add_u64(o, "passes", d->passes);
+    add_double(o, "bulk-time", MS(d->bulk_ns));
+    add_u64(o, "final-blocks", d->final_blocks);
+    add_double(o, "digest-time", MS(d->digest_ns));
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)d->digest);
+    json_object_object_add(o, "digest", json_object_new_string(hex));
+    json_object_object_add(r, "disk", o);
+}
+
 /* --converge, the downtime policy, the throttle and the guest's progress. */
 static void add_convergence(struct json_object *r, const struct vs_converge_stats *c)
 {
@@ -160,6 +180,9 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         json_object_object_add(r, "ram-digest", json_object_new_string(hex));
     }
 
+    if (s->disk.disks)
+        add_disk(r, &s->disk);
+
     if (s->postcopy.active) {
         const struct vs_postcopy_stats *pc = &s->postcopy;
         struct json_object *o = json_object_new_object();
@@ -214,6 +237,10 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
         add_double(o, "downtime-limit", p->limit_ms);
         add_double(o, "throttle-percent", p->throttle_pct);
         add_double(o, "expected-total-time", p->expected_total_ms);
+        if (s->disk.disks) {
+            add_u64(o, "disk-blocks", p->disk_blocks);
+            add_u64(o, "disk-bytes", p->disk_bytes);
+        }
         json_object_object_add(o, "final", json_object_new_boolean(p->final));
         json_object_array_add(passes, o);
     }

@@ -28,6 +28,8 @@ struct vs_pass_stats {
     double limit_ms;           /* the downtime limit in force after the pass */
     double throttle_pct;       /* share of vCPU time slept for the throttle during it */
     double expected_total_ms;  /* the prediction made after it (0: not converging) */
+    uint64_t disk_blocks;      /* disk blocks sent in the pass (--with-disks), zero ones too */
+    uint64_t disk_bytes;       /* bytes of those disk records (also counted in bytes) */
     uint64_t first_rx_ns;      /* destination: CLOCK_MONOTONIC when the pass's first record
                                   arrived on any stream (not in the JSON report) */
 };
@@ -89,6 +91,22 @@ struct vs_announce_report {
     bool rarp, garp, guest;    /* RARP sent, gratuitous ARP sent, the guest asked */
 };
 
+/* Disks copied with the VM (`--with-disks`, src/migrate/disk/). */
+struct vs_disk_report {
+    uint32_t disks;            /* disks copied (0: none; no "disk" section) */
+    uint64_t size_bytes;       /* their sizes, summed */
+    uint64_t allocated_bytes;  /* source: found allocated (not holes) for the bulk pass */
+    uint64_t blocks;           /* blocks sent (arrived) with data */
+    uint64_t zero_blocks;      /* sent as all zero (no data); zero blocks of the bulk pass
+                                  are not sent at all */
+    uint64_t bytes;            /* bytes of the disk records */
+    uint32_t passes;           /* passes that carried disk blocks */
+    uint64_t bulk_ns;          /* source: the first (bulk) pass over the disks */
+    uint64_t final_blocks;     /* blocks sent in the blackout */
+    uint64_t digest_ns;        /* computing this side's disk digests */
+    uint64_t digest;           /* the first disk's digest (both sides compare them all) */
+};
+
 struct vs_migration_stats {
     const char *status;        /* "setup", "active", "switchover", "verifying", "completed",
                                   "failed", "cancelled" */
@@ -148,6 +166,7 @@ struct vs_migration_stats {
     struct vs_converge_stats conv;
 
     uint64_t ram_digest;
+    struct vs_disk_report disk;
     struct vs_postcopy_stats postcopy;
     unsigned nr_passes;
     struct vs_pass_stats passes[VS_REPORT_MAX_PASSES];

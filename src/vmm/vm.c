@@ -283,14 +283,14 @@ static void quiesce_devices(struct vs_vm *vm)
         vs_virtio_blk_quiesce(vm->disks[i]);
 }
 
-int vs_vm_check_migratable(struct vs_vm *vm)
+int vs_vm_check_migratable(struct vs_vm *vm, bool with_disks)
 {
-    for (unsigned i = 0; i < vm->nr_disks; i++) {
+    for (unsigned i = 0; i < vm->nr_disks && !with_disks; i++) {
         const struct vs_blk_spec *s = vs_virtio_blk_spec(vm->disks[i]);
         if (!s->shared)
             return vs_fail(EPERM, "disk %s is not on shared storage: give --disk %s,shared when "
-                           "the destination reaches the same file (copying disks with the VM "
-                           "is not supported yet)", s->path, s->path);
+                           "the destination reaches the same file, or migrate --with-disks to "
+                           "copy it with the VM", s->path, s->path);
     }
     return 0;
 }

@@ -55,6 +55,8 @@ static const char *const type_names[VS_REC_TYPE_MAX + 1] = {
     [VS_REC_CLAIM] = "CLAIM",
     [VS_REC_GRANT] = "GRANT",
     [VS_REC_VM_CONFIG] = "VM_CONFIG",
+    [VS_REC_DISK_BLOCKS] = "DISK_BLOCKS",
+    [VS_REC_DISK_DIGEST] = "DISK_DIGEST",
 };
 
 const char *vs_wire_type_name(unsigned type)

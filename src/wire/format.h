@@ -13,14 +13,15 @@
 
 #define VS_WIRE_MAGIC          0x31525356u   /* "VSR1" */
 #define VS_WIRE_VERSION_MAJOR  2
-#define VS_WIRE_VERSION_MINOR  5         /* 2.1: post-copy records 15..20; 2.2: settling
+#define VS_WIRE_VERSION_MINOR  6         /* 2.1: post-copy records 15..20; 2.2: settling
                                                the commit window (RESOLVE, CLAIM, GRANT,
                                                HELLO resolve_port); 2.3: the device
                                                platform (HELLO machine, MACHINE_STATE as
                                                device-state sections, vCPU LAPIC and
                                                TSC_KHZ sections); 2.4: HELLO
                                                cpu_features (CPU models); 2.5: VM_CONFIG
-                                               (NICs, disks) */
+                                               (NICs, disks); 2.6: disks copied
+                                               with the VM (DISK_BLOCKS, DISK_DIGEST) */
 #define VS_WIRE_PAGE_SIZE      4096u
 #define VS_WIRE_MAX_PAGES      1024u         /* pages in one PAGES or ZERO_PAGES record */
 #define VS_WIRE_MAX_STATE      (1u << 20)    /* bytes of one VCPU_STATE or MACHINE_STATE */
@@ -74,9 +75,14 @@ enum vs_wire_type {
                                             no return); the destination resumes */
     /* The VM's devices (version 2.5), right after HELLO when HELLO has VS_FEATURE_DEVICES: */
     VS_REC_VM_CONFIG = 24,     /* src->dst  the device list (src/vmm/device_list.h) */
+    /* Disks copied with the VM (version 2.6), only after HELLO_REPLY agreed VS_FEATURE_DISKS
+     * (src/migrate/disk/disk_wire.h): */
+    VS_REC_DISK_BLOCKS = 25,   /* src->dst  struct vs_wire_disk_blocks, block[count],
+                                            (count - zero) blocks of data (stream 0) */
+    VS_REC_DISK_DIGEST = 26,   /* src->dst  struct vs_wire_disk_digest (stream 0) */
     VS_REC_POSTCOPY_FIRST = 15,
     VS_REC_POSTCOPY_LAST = 20,
-    VS_REC_TYPE_MAX = 24,
+    VS_REC_TYPE_MAX = 26,
 };
 
 /* HELLO / HELLO_REPLY feature bits. */
@@ -84,7 +90,10 @@ enum vs_wire_type {
                                            arrived (userfaultfd) and take records 15..20 */
 #define VS_FEATURE_DEVICES     0x0002u  /* (2.5) a VM_CONFIG record follows HELLO: the VM
                                            has NICs or disks the destination must build */
-#define VS_WIRE_KNOWN_FEATURES (VS_FEATURE_POSTCOPY | VS_FEATURE_DEVICES)
+#define VS_FEATURE_DISKS       0x0004u  /* (2.6) HELLO disks_copied names disks whose blocks
+                                           go with the RAM (DISK_BLOCKS, DISK_DIGEST); echoed
+                                           in HELLO_REPLY by a destination that takes them */
+#define VS_WIRE_KNOWN_FEATURES (VS_FEATURE_POSTCOPY | VS_FEATURE_DEVICES | VS_FEATURE_DISKS)
 #define VS_WIRE_MAX_VM_CONFIG  (8u + 7u * (4u + 255u))  /* bytes of a VM_CONFIG payload */
 
 /* Header flags. */
@@ -126,7 +135,10 @@ struct vs_wire_hello {
                                   enum vs_cpuid_word order (vmm/cpu_model.h): leaf 1 ECX,
                                   EDX, leaf 7 EBX, ECX, leaf 0x80000001 ECX, EDX. The
                                   destination refuses the VM if its KVM lacks one */
-    uint32_t reserved2[2];
+    uint32_t disks_copied;     /* 2.6, with VS_FEATURE_DISKS: bit i = the i-th disk of
+                                  VM_CONFIG (disks only, in order) is copied with the VM;
+                                  0 otherwise (reserved before 2.6) */
+    uint32_t reserved2;
 };
 #define VS_WIRE_HELLO_OLD_SIZE 64u
 #define VS_WIRE_HELLO_V22_SIZE 72u   /* HELLO of versions 2.2 and 2.3 */
@@ -192,6 +204,26 @@ struct vs_wire_pass_end {
     uint32_t pass;
     uint32_t final;            /* 1: the source is paused, this was the last pass */
     uint64_t pages_sent;       /* pages (data and zero) sent in this pass on this stream */
+};
+
+/* Disks copied with the VM (2.6; docs/stream-format.md, src/migrate/disk/disk_wire.h). */
+#define VS_WIRE_DISK_BLOCK      (64u << 10)  /* bytes of one disk block */
+#define VS_WIRE_MAX_DISK_BLOCKS 64u          /* blocks in one DISK_BLOCKS record */
+#define VS_WIRE_MAX_DISKS       7u           /* a VM_CONFIG holds at most 7 devices */
+struct vs_wire_disk_blocks {   /* 16 bytes, then u64 block[count], then the data of the
+                                  first count - zero blocks (VS_WIRE_DISK_BLOCK each) */
+    uint32_t disk;             /* index among the VM's disks (VM_CONFIG order), copied */
+    uint32_t pass;
+    uint32_t count;            /* 1..VS_WIRE_MAX_DISK_BLOCKS */
+    uint32_t zero;             /* 0..count: the last `zero` blocks of the list are all zero */
+};
+
+struct vs_wire_disk_digest {   /* 32 bytes */
+    uint32_t disk;
+    uint32_t reserved;         /* 0 */
+    uint64_t size;             /* bytes of the disk */
+    uint64_t xxh3;             /* XXH3-64 over the XXH3-64 of each block, in block order */
+    uint64_t blocks_sent;      /* DISK_BLOCKS entries sent for this disk */
 };
 
 struct vs_wire_vcpu_state {    /* followed by the state blob (see src/migrate/state/vstate.h) */

@@ -73,6 +73,7 @@ static size_t fixed_size(unsigned type)
     case VS_REC_STREAM_HELLO: return sizeof(struct vs_wire_stream_hello);
     case VS_REC_POSTCOPY_END: return sizeof(struct vs_wire_postcopy_end);
     case VS_REC_RESOLVE: return sizeof(struct vs_wire_resolve);
+    case VS_REC_DISK_DIGEST: return sizeof(struct vs_wire_disk_digest);
     default: return 0;
     }
 }
@@ -140,6 +141,11 @@ static void length_limits(unsigned type, uint64_t *min, uint64_t *max)
         *max = sizeof(struct vs_wire_postcopy_pages) +
                (uint64_t)VS_WIRE_MAX_PAGES * (8 + VS_WIRE_PAGE_SIZE);
         break;
+    case VS_REC_DISK_BLOCKS:
+        *min = sizeof(struct vs_wire_disk_blocks) + 8;
+        *max = sizeof(struct vs_wire_disk_blocks) +
+               (uint64_t)VS_WIRE_MAX_DISK_BLOCKS * (8 + VS_WIRE_DISK_BLOCK);
+        break;
     case VS_REC_PAGE_REQUEST:
         *min = sizeof(struct vs_wire_page_request) + 8;
         *max = sizeof(struct vs_wire_page_request) + (uint64_t)VS_WIRE_MAX_PAGES * 8;
@@ -178,6 +184,9 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
                         VS_REC_TYPE_MAX);
     if (h->type >= VS_REC_POSTCOPY_FIRST && h->type <= VS_REC_POSTCOPY_LAST && !r->postcopy)
         return rec_fail(EPROTO, h, 1, at, r->next_seq, "post-copy record, but post-copy was "
+                        "not agreed in the handshake (HELLO features)");
+    if ((h->type == VS_REC_DISK_BLOCKS || h->type == VS_REC_DISK_DIGEST) && !r->disks)
+        return rec_fail(EPROTO, h, 1, at, r->next_seq, "disk record, but copying disks was "
                         "not agreed in the handshake (HELLO features)");
     uint16_t allowed = h->type == VS_REC_PAGES ? VS_WIRE_FLAG_META_SUM : 0;
     if (h->flags & ~allowed)

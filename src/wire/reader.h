@@ -21,6 +21,8 @@ struct vs_wire_reader {
     uint64_t record_offset;    /* stream offset of the current record's header */
     bool postcopy;             /* post-copy records (15..20) allowed: HELLO_REPLY agreed
                                   VS_FEATURE_POSTCOPY */
+    bool disks;                /* disk records (25, 26) allowed: HELLO_REPLY agreed
+                                  VS_FEATURE_DISKS */
 };
 
 void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch);

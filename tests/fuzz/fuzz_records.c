@@ -3,9 +3,14 @@
  * channels, with 8 MiB of guest RAM and no KVM. State blobs go through the validation
  * vstate.c runs before it touches KVM.
  *
+ * Disk records (DISK_BLOCKS, DISK_DIGEST; --with-disks) go through the checks the
+ * destination runs before it writes a disk (src/migrate/disk/disk_wire.c), against two
+ * disks: disk 0 not copied, disk 1 of 1 MiB + 512 bytes (its last block is short).
+ *
  * Input: byte 0 = FUZZ_* flags (fuzz_common.h), bit 3 = two streams; with two streams
  * bytes 1..2 say where stream 1's bytes begin. The rest is the stream(s) as received. */
 #include "fuzz_common.h"
+#include "migrate/disk/disk_wire.h"
 #include "migrate/precopy/recv_streams.h"
 #include "migrate/state/vstate.h"
 #include "codec/codec.h"
@@ -19,6 +24,29 @@
 #define FUZZ_TWO_STREAMS 8
 
 static uint8_t state_buf[sizeof(struct vs_wire_vcpu_state) + VS_WIRE_MAX_STATE];
+static uint8_t disk_buf[sizeof(struct vs_wire_disk_blocks) +
+                        VS_WIRE_MAX_DISK_BLOCKS * (8 + VS_WIRE_DISK_BLOCK)];
+static const uint64_t disk_size[2] = { 0, (1u << 20) + 512 };
+
+/* What disk_recv.c checks before it writes anything. */
+static int disk_record(struct vs_wire_reader *r, const struct vs_wire_header *h)
+{
+    if (h->type == VS_REC_DISK_DIGEST) {
+        struct vs_wire_disk_digest d;
+        int rc = vs_wire_read_fixed(r, h, VS_REC_DISK_DIGEST, &d, sizeof(d));
+        return rc ? rc : vs_disk_digest_check(&d, disk_size, 2);
+    }
+    int rc = vs_wire_read_payload(r, h, disk_buf, sizeof(disk_buf));
+    struct vs_disk_blocks_view v;
+    if (rc || (rc = vs_disk_blocks_parse(disk_buf, h->length, disk_size, 2, &v)))
+        return rc;
+    uint64_t sum = 0;   /* touch what a write would read */
+    for (uint32_t i = 0; i < v.head.count; i++)
+        sum += vs_disk_block_len(disk_size[v.head.disk], v.block[i]);
+    for (uint32_t i = 0; i < v.head.count - v.head.zero; i++)
+        sum += v.data[(size_t)i * VS_WIRE_DISK_BLOCK + VS_WIRE_DISK_BLOCK - 1];
+    return sum ? 0 : -1;
+}
 
 /* What dest.c's receive loop (and its claim) does with each record, minus KVM. */
 static int receive(struct vs_recv_streams *rs)
@@ -58,6 +86,10 @@ static int receive(struct vs_recv_streams *rs)
             break;
         case VS_REC_DIGEST:
             rc = vs_wire_read_fixed(r, &h, VS_REC_DIGEST, &dg, sizeof(dg));
+            break;
+        case VS_REC_DISK_BLOCKS:
+        case VS_REC_DISK_DIGEST:
+            rc = final == (h.type == VS_REC_DISK_BLOCKS) ? -1 : disk_record(r, &h);
             break;
         case VS_REC_COMMIT:
         case VS_REC_GRANT:
@@ -109,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (unsigned i = 0; i < n; i++)
         vs_recv_streams_set_channel(&rs, i, ch[i]);
+    rs.s[0].r.disks = true;   /* as after a HELLO_REPLY that agreed VS_FEATURE_DISKS */
     int rc = vs_recv_streams_start(&rs);
     if (!rc)
         rc = receive(&rs);

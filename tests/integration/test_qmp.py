@@ -128,6 +128,8 @@ def check_errors(q):
     expect_error(q, "GenericError", "Parameter 'uri' is missing", "migrate", {})
     expect_error(q, "GenericError", "Invalid parameter type", "migrate", {"uri": 5})
     expect_error(q, "GenericError", "tcp:HOST:PORT", "migrate", {"uri": "exec:cat"})
+    expect_error(q, "GenericError", "use blk=true", "migrate",
+                 {"uri": "tcp:127.0.0.1:9", "inc": True})
     expect_error(q, "GenericError", "0 to 1000", "migrate-set-parameters",
                  {"x-max-passes": 5000})
     expect_error(q, "GenericError", "'bogus' is unexpected", "migrate-set-parameters",

@@ -121,7 +121,8 @@ static void a_set_becomes_migration_options(void **state)
     const char *given = "{\"downtime-limit\": 120, \"x-max-passes\": 7, \"x-converge\": "
                         "\"auto\", \"multifd-channels\": 3, \"multifd-compression\": \"zstd\", "
                         "\"zero-copy-send\": true, \"x-insecure\": true, \"max-bandwidth\": "
-                        "5000, \"x-downtime-schedule\": [400, 800], \"x-peer-timeout\": 1234}";
+                        "5000, \"x-downtime-schedule\": [400, 800], \"x-peer-timeout\": 1234, "
+                        "\"x-with-disks\": true}";
     struct json_object *g = json_tokener_parse(given);
     json_object_object_foreach(g, key, val) {
         assert_int_equal(mp_set(set, mp_find(key), val), 0);
@@ -135,6 +136,7 @@ static void a_set_becomes_migration_options(void **state)
     assert_int_equal(o.streams, 3);
     assert_int_equal(o.compress, 2); /* VS_CODEC_ZSTD */
     assert_true(o.zerocopy);
+    assert_true(o.with_disks);
     assert_int_equal(o.security.mode, VS_SEC_INSECURE);
     assert_int_equal(o.max_bandwidth, 5000);
     assert_int_equal(o.nr_downtime_steps, 2);

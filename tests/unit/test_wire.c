@@ -560,8 +560,8 @@ static void hello_validation(void **state)
     h.ram_size = 0;
     expect_msg(vs_wire_check_hello(&h), "RAM size 0", NULL);
     h = good;
-    h.features = 0x4;
-    expect_msg(vs_wire_check_hello(&h), "feature bits 0x4", NULL);
+    h.features = 0x8;   /* 0x1..0x4 are POSTCOPY, DEVICES, DISKS */
+    expect_msg(vs_wire_check_hello(&h), "feature bits 0x8", NULL);
     h = good;
     h.nr_streams = 0;
     expect_msg(vs_wire_check_hello(&h), "0 streams is out of range 1..16", NULL);

@@ -1,4 +1,5 @@
 #include "migrate/precopy/dest.h"
+#include "migrate/disk/disk_recv.h"
 #include "migrate/commit/boot_id.h"
 #include "migrate/state/digest_tracker.h"
 #include "migrate/postcopy/postcopy_dest.h"
@@ -50,6 +51,7 @@ struct incoming {
     unsigned next_vcpu;
     bool machine_done;
     struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
+    struct vs_disk_recv *disks;     /* disks copied with the VM (HELLO VS_FEATURE_DISKS) */
     bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
     bool claimed;               /* CLAIM sent: the source may have granted us the VM */
     bool same_clock;            /* the source runs on this host: its pause_ns is ours */
@@ -187,6 +189,10 @@ static int handshake(struct incoming *in)
         return refuse(in, vs_last_error());
     if (hello.version_minor >= 4)   /* what the guest was given: a later HELLO sends it on */
         vs_cpu_features_store(in->vm->kvm.cpuid, hello.cpu_features);
+    if ((hello.features & VS_FEATURE_DISKS) &&
+        vs_disk_recv_new(&in->disks, in->vm, hello.disks_copied,
+                         in->opts->local_devices && in->opts->local_devices->nr))
+        return refuse(in, vs_last_error());
     pthread_mutex_lock(&in->stop_lock);
     int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
     in->rs_ready = err == 0;
@@ -208,8 +214,10 @@ static int handshake(struct incoming *in)
                     vs_uffd_available();
     for (unsigned i = 0; i < hello.nr_streams; i++)
         in->rs.s[i].r.postcopy = postcopy;
+    in->rs.s[0].r.disks = in->disks != NULL;   /* disk records come on stream 0 only */
     struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs,
-                                         .features = postcopy ? VS_FEATURE_POSTCOPY : 0 };
+                                         .features = (postcopy ? VS_FEATURE_POSTCOPY : 0) |
+                                                     (in->disks ? VS_FEATURE_DISKS : 0) };
     vs_boot_id(reply.boot_id);
     in->same_clock = memcmp(hello.boot_id, reply.boot_id, sizeof(reply.boot_id)) == 0;
     in->stats->downtime_exact = in->same_clock;
@@ -345,6 +353,8 @@ static int on_digest(struct incoming *in, const struct vs_wire_header *h)
         if (vs_vstate_check_vcpu(&in->vm->vcpus[i], in->vcpu_blobs[i].data,
                                  in->vcpu_blobs[i].len))
             snprintf(v.reason, sizeof(v.reason), "%s", vs_last_error());
+    if (!v.reason[0])
+        vs_disk_recv_verdict(in->disks, v.reason, sizeof(v.reason));
     v.ok = v.reason[0] == '\0';
     in->stats->ram_digest = ram;
     in->stats->verify_ns = vs_clock_ns() - in->digest_start_ns;
@@ -469,6 +479,16 @@ static int receive(struct incoming *in)
             break;
         case VS_REC_PASS_END:
             rc = in->phase == PHASE_PAGES ? on_pass_end(in, &h) : unexpected(in, &h);
+            break;
+        case VS_REC_DISK_BLOCKS:   /* the reader lets them through only when agreed */
+            rc = in->phase == PHASE_PAGES
+                     ? vs_disk_recv_blocks(in->disks, in->r, &h, &in->stats->disk)
+                     : unexpected(in, &h);
+            break;
+        case VS_REC_DISK_DIGEST:
+            rc = in->phase == PHASE_STATE && in->next_vcpu == 0 && !in->pc
+                     ? vs_disk_recv_digest(in->disks, in->r, &h, &in->stats->disk)
+                     : unexpected(in, &h);
             break;
         case VS_REC_VCPU_STATE:
             rc = in->phase == PHASE_STATE && !in->machine_done ? on_vcpu_state(in, &h)
@@ -616,6 +636,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     vs_digest_tracker_free(in.digest);
     uint64_t cpu = vs_process_cpu_ns() - (in.vm ? vs_vm_vcpu_cpu_ns(in.vm) : 0);
     stats->cpu_ns = cpu > in.cpu0_ns ? cpu - in.cpu0_ns : 0;
+    vs_disk_recv_free(in.disks);   /* a failed copy's file stays as it is */
     free(in.state_buf);
     for (unsigned i = 0; i < VS_MAX_VCPUS; i++)
         vs_blob_free(&in.vcpu_blobs[i]);

@@ -45,6 +45,11 @@ static int throttle(struct vs_migration *m, uint64_t bytes)
     }
 }
 
+int vs_send_streams_throttle(struct vs_migration *m, uint64_t bytes)
+{
+    return throttle(m, bytes);
+}
+
 /* Compress the batch; 1 if it went out as CPAGES, 0 if compression did not shrink it
  * (then the gathered copy goes out raw), <0 on error. */
 static int send_compressed(struct vs_send_stream *s, const uint8_t *ram, uint32_t pass,

@@ -62,6 +62,7 @@ static void record_pass(struct vs_migration *m, const struct vs_pass_stats *ps)
     s->zero_pages += ps->zero_pages;
     s->skipped_pages += ps->skipped_pages;
     s->transferred_bytes = vs_send_streams_bytes(m);
+    s->disk = m->disk_rep;
     if (ps->duration_ns > 0) {
         m->bandwidth = (double)ps->bytes * 1e9 / (double)ps->duration_ns;
         s->mbps = m->bandwidth * 8 / 1e6;
@@ -125,14 +126,21 @@ static int precopy(struct vs_migration *m)
         int rc = vs_dirty_sync(&m->dirty, &dirty);
         if (rc)
             return rc;
-        record_dirtied(m, dirty);
+        uint64_t pending = dirty + vs_source_disk_pending_pages(m);
+        record_dirtied(m, pending);
         if (pass > 0 && !m->conv.force_pass) {
             enum vs_conv_action action;
-            if ((rc = vs_converge_after_pass(m, dirty, &action)))
+            if ((rc = vs_converge_after_pass(m, pending, &action)))
                 return rc;
             if (action == VS_CONV_SWITCHOVER)
                 return 0;
             bool asked = atomic_load(&m->post.requested);
+            if ((asked || vs_converge_should_switch_postcopy(action)) &&
+                vs_source_disks_refuse_postcopy(m, asked)) {
+                asked = false;
+                if (action == VS_CONV_POSTCOPY)
+                    action = VS_CONV_NEXT_PASS;
+            }
             if (asked || vs_converge_should_switch_postcopy(action))
                 return vs_postcopy_take_over(m, asked ? "start-postcopy was asked for"
                                                       : "pre-copy is not converging");
@@ -144,7 +152,7 @@ static int precopy(struct vs_migration *m)
         vs_fault_point("src.pass", pass, m->ch);
         struct vs_pass_stats ps = { .pass = pass, .dirty_pages = dirty,
                                     .sync_ns = m->dirty.last_sync_ns };
-        rc = vs_send_streams_pass(m, pass, false, &ps);
+        rc = vs_source_send_pass(m, pass, false, &ps);
         record_pass(m, &ps);
         if (rc)
             return rc;
@@ -163,8 +171,9 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     vs_vm_pause(vm);
     vs_fault_point("src.switchover", 0, m->ch);
     uint64_t dirty;
-    int rc = vs_dirty_sync(&m->dirty, &dirty);
-    if (!rc && !m->post.engine && !vs_converge_switchover_ok(m, dirty)) {   /* post-copy: no final pass */
+    int rc = vs_dirty_sync(&m->dirty, &dirty);   /* the disks drained in vs_vm_pause */
+    uint64_t pending = dirty + vs_source_disk_pending_pages(m);
+    if (!rc && !m->post.engine && !vs_converge_switchover_ok(m, pending)) {   /* post-copy: no final pass */
         vs_vm_block_resume(vm, NULL);
         if (m->paused_by_us && (rc = vs_vm_resume(vm)))
             return rc;
@@ -181,11 +190,13 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
     struct vs_pass_stats ps = { .pass = m->stats.nr_passes, .dirty_pages = dirty, .final = true,
                                 .sync_ns = m->dirty.last_sync_ns };
     if (!rc) {
-        record_dirtied(m, dirty);
+        record_dirtied(m, pending);
         rc = m->post.engine ? vs_postcopy_start(m, ps.pass, *pause_ns)    /* pages follow later */
-                   : vs_send_streams_pass(m, ps.pass, true, &ps);
+                   : vs_source_send_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
+    if (!rc && m->disks)   /* the final disks, read again: the commit compares them */
+        rc = vs_disk_send_digests(m->disks, m->w, &m->disk_rep);
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
@@ -213,6 +224,8 @@ static int run_source(struct vs_migration *m)
         (rc = vs_digest_tracker_start(m->digest, 20)) || (rc = vs_dirty_start(&m->dirty, vm)))
         return rc;
     m->dirty_on = true;
+    if (m->disks && (rc = vs_disk_send_start(m->disks, &m->disk_rep)))
+        return rc;
     pthread_mutex_lock(&m->lock);
     m->stats.dirty_log_start_ns = m->dirty.start_ns;
     m->stats.setup_ns = vs_clock_ns() - m->stats.start_ns;
@@ -295,6 +308,7 @@ static void *migration_thread(void *arg)
 {
     struct vs_migration *m = arg;
     int rc = run_source(m);
+    vs_disk_send_stop(m->disks);   /* the source's disk was only read; it stays the VM's */
     const char *status;
     pthread_mutex_lock(&m->lock);
     bool granted = m->window.outcome == VS_OUTCOME_SRC_GRANTED;
@@ -319,6 +333,7 @@ static void *migration_thread(void *arg)
     pthread_mutex_lock(&m->lock);
     m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;
     m->stats.transferred_bytes = vs_send_streams_bytes(m);
+    m->stats.disk = m->disk_rep;
     m->stats.cpu_ns = cpu_ns > m->cpu0_ns ? cpu_ns - m->cpu0_ns : 0;
     m->stats.bw_count = atomic_load(&m->sampler.count);
     for (unsigned i = 0; i < m->nr_streams; i++) {
@@ -382,18 +397,27 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
 {
     int rc = check_opts(opts);
     if (!rc)
-        rc = vs_vm_check_migratable(vm);
+        rc = vs_vm_check_migratable(vm, opts->with_disks);
+    struct vs_disk_send *disks = NULL;
+    uint32_t disks_mask = 0;
+    if (!rc && opts->with_disks)
+        rc = vs_disk_send_new(&disks, vm, &disks_mask);
     if (rc)
         return rc;
     struct vs_tls *tls;
-    if ((rc = vs_tls_new(&opts->security, VS_TLS_SOURCE, &tls)))
+    if ((rc = vs_tls_new(&opts->security, VS_TLS_SOURCE, &tls))) {
+        vs_disk_send_free(disks);
         return rc;
+    }
     struct vs_migration *m = calloc(1, sizeof(*m));
     if (!m) {
+        vs_disk_send_free(disks);
         vs_tls_free(tls);
         return vs_fail(ENOMEM, "out of memory for a migration");
     }
     m->tls = tls;
+    m->disks = disks;   /* freed with m from here on (vs_migration_free) */
+    m->disks_mask = disks_mask;
     m->vm = vm;
     m->opts = *opts;
     if (opts->dialer.connect)
@@ -429,12 +453,14 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
     s->start_ns = vs_clock_ns();
     if ((rc = vs_bw_sampler_start(&m->sampler, s->bw_interval_ms, 36000, sample_bytes, m))) {
         vs_tls_free(m->tls);
+        vs_disk_send_free(m->disks);
         free(m);
         return rc;
     }
     s->bw_bytes = m->sampler.bytes;
     if ((rc = vs_converge_init(m))) {
         vs_bw_sampler_free(&m->sampler);
+        vs_disk_send_free(m->disks);
         free(m);
         return rc;
     }
@@ -444,6 +470,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         vs_bw_sampler_free(&m->sampler);
         pthread_mutex_destroy(&m->lock);
         vs_tls_free(m->tls);
+        vs_disk_send_free(m->disks);
         free(m);
         return vs_fail(err, "cannot start the migration thread: %s", strerror(err));
     }
@@ -520,5 +547,6 @@ void vs_migration_free(struct vs_migration *m)
     pthread_cond_destroy(&m->window.settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);
+    vs_disk_send_free(m->disks);
     free(m);
 }

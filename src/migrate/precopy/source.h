@@ -35,6 +35,7 @@ struct vs_migration_opts {
     uint32_t streams;           /* TCP connections, 1..VS_WIRE_MAX_STREAMS (0: default) */
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
+    bool with_disks;            /* copy the disks not on shared storage with the RAM */
     enum vs_converge converge;   /* what to do when pre-copy stops converging */
     struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
     char ctl_path[108];         /* this VM's control socket, for the recovery commands

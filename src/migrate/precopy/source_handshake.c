@@ -107,6 +107,10 @@ static int send_hello(struct vs_migration *m, struct vs_wire_hello *h)
     pthread_mutex_unlock(&m->lock);
     if (vm->device_list.nr)
         h->features |= VS_FEATURE_DEVICES;
+    if (m->disks_mask) {
+        h->features |= VS_FEATURE_DISKS;
+        h->disks_copied = m->disks_mask;
+    }
     rc = vs_wire_send(m->w, VS_REC_HELLO, h, sizeof(*h));
     return rc ? rc : send_vm_config(m);
 }
@@ -120,6 +124,9 @@ static int read_reply(struct vs_migration *m, const struct vs_wire_hello *h)
                                      &features);
     if (rc)
         return rc;
+    if (m->disks_mask && !(features & VS_FEATURE_DISKS))
+        return vs_fail(EPROTONOSUPPORT, "the destination %s does not take disks copied with "
+                       "the VM (--with-disks): upgrade it", m->opts.to);
     m->post.agreed = features & VS_FEATURE_POSTCOPY;
     m->r.postcopy = m->post.agreed;   /* PAGE_REQUEST may come back */
     pthread_mutex_lock(&m->lock);

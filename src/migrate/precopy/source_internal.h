@@ -9,6 +9,7 @@
 #include "migrate/convergence/bw_sampler.h"
 #include "migrate/convergence/converge.h"
 #include "migrate/state/digest_tracker.h"
+#include "migrate/disk/disk_send.h"
 #include "migrate/precopy/dirty.h"
 #include "migrate/precopy/source.h"
 #include "transport/dialer.h"
@@ -129,12 +130,24 @@ struct vs_migration {
     struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages are sent */
 
     struct vs_source_postcopy_link post;    /* postcopy/ */
+    struct vs_disk_send *disks;         /* --with-disks: the disks copied (NULL: none) */
+    uint32_t disks_mask;                /* HELLO disks_copied */
+    struct vs_disk_report disk_rep;     /* the migration thread's; copied into stats */
     struct vs_convergence conv;         /* measurements, predictions, policy, throttle */
 
     uint8_t session[VS_WIRE_SESSION_LEN];   /* HELLO's: RESOLVE and post-copy resumes */
     struct vs_source_commit_window window;  /* commit/ */
     atomic_bool closing;            /* vs_migration_free: stop waiting */
 };
+
+/* source_disks.c: a pass (the disks' blocks, then the pages on every stream; ps covers
+ * both), the blocks the disks' next pass sends counted as 4 KiB pages (after taking what
+ * the devices marked), and whether a post-copy switch must be refused (disks are copied:
+ * logged, the request dropped). */
+int vs_source_send_pass(struct vs_migration *m, uint32_t pass, bool final,
+                        struct vs_pass_stats *ps);
+uint64_t vs_source_disk_pending_pages(struct vs_migration *m);
+bool vs_source_disks_refuse_postcopy(struct vs_migration *m, bool asked);
 
 /* source.c, for postcopy_source.c. */
 void vs_source_set_status(struct vs_migration *m, const char *status);
@@ -158,6 +171,9 @@ int vs_send_streams_pass(struct vs_migration *m, uint32_t pass, bool final,
                          struct vs_pass_stats *ps);
 /* Stop the threads and free what init allocated (channels are closed by the caller). */
 void vs_send_streams_stop(struct vs_migration *m);
+/* --max-bandwidth: bytes about to be sent outside the streams' passes (the disks) draw on
+ * the same budget; sleeps until they are due (ECANCELED when the migration stops). */
+int vs_send_streams_throttle(struct vs_migration *m, uint64_t bytes);
 /* Bytes sent on all streams so far. */
 uint64_t vs_send_streams_bytes(struct vs_migration *m);
 /* With the vCPUs stopped and the final pass sent: VCPU_STATE per vCPU, MACHINE_STATE and

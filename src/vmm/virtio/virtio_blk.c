@@ -72,6 +72,19 @@ static void note_written(struct vs_virtio_blk *d, const struct vs_vq_chain *c)
         vs_memory_note_write(d->mem, c->seg[i].gpa, c->seg[i].len);
 }
 
+/* A migration copying the disk sends what the guest wrote again (after the write landed). */
+static void note_disk_written(struct vs_virtio_blk *d, uint64_t off, uint64_t len)
+{
+    struct vs_blk_dirty *dirty = atomic_load(&d->dirty);
+    if (dirty)
+        vs_blk_dirty_mark(dirty, off, len);
+}
+
+void vs_virtio_blk_track_writes(struct vs_virtio_blk *d, struct vs_blk_dirty *dirty)
+{
+    atomic_store(&d->dirty, dirty);
+}
+
 static int serve_ranges(struct vs_virtio_blk *d, const struct vs_blk_request *r)
 {
     for (unsigned i = 0; i < r->nr_ranges; i++) {
@@ -80,6 +93,7 @@ static int serve_ranges(struct vs_virtio_blk *d, const struct vs_blk_request *r)
         int rc = r->type == VS_BLK_T_DISCARD
                      ? vs_blk_backend_discard(&d->backend, off, len)
                      : vs_blk_backend_write_zeroes(&d->backend, off, len, r->range[i].unmap);
+        note_disk_written(d, off, len);   /* even a failed one may have changed some */
         if (rc)
             return rc;
     }
@@ -99,6 +113,8 @@ static void serve_io(struct vs_virtio_blk *d, struct vs_blk_slot *s)
         uint64_t off = r->sector * VS_BLK_SECTOR;
         rc = r->type == VS_BLK_T_IN ? vs_blk_backend_read(&d->backend, iov, n, off)
                                     : vs_blk_backend_write(&d->backend, iov, n, off);
+        if (r->type == VS_BLK_T_OUT)
+            note_disk_written(d, off, r->data_len);
         if (r->type == VS_BLK_T_IN) {
             note_written(d, &s->chain);
             s->written = rc ? 0 : (uint32_t)r->data_len;

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "vmm/virtio/blk_backend.h"
+#include "vmm/virtio/blk_dirty.h"
 #include "vmm/virtio/blk_request.h"
 #include "vmm/virtio/virtio_mmio.h"
 
@@ -96,6 +97,7 @@ struct vs_virtio_blk {
     uint8_t config[VS_VIRTIO_BLK_CONFIG_BYTES];
     uint8_t id[VS_BLK_ID_BYTES];
     struct vs_memory *mem;
+    _Atomic(struct vs_blk_dirty *) dirty;   /* a migration copying the disk: blocks written */
     pthread_t thread;
     bool thread_started;
     /* Guarded by lock (taken after the transport's lock, never before it). */
@@ -124,6 +126,10 @@ void vs_virtio_blk_close(struct vs_virtio_blk *d);
 void vs_virtio_blk_quiesce(struct vs_virtio_blk *d);
 int vs_virtio_blk_activate(struct vs_virtio_blk *d);
 void vs_virtio_blk_release(struct vs_virtio_blk *d);
+
+/* Mark in `dirty` every block a request writes from now on (NULL: stop). Writes that
+ * complete after this returns are all marked. */
+void vs_virtio_blk_track_writes(struct vs_virtio_blk *d, struct vs_blk_dirty *dirty);
 
 void vs_virtio_blk_stats(struct vs_virtio_blk *d, struct vs_virtio_blk_stats *out);
 static inline const struct vs_blk_spec *vs_virtio_blk_spec(const struct vs_virtio_blk *d)
