@@ -89,6 +89,10 @@ uint64_t vs_memory_allocated(const struct vs_memory *m);
  * must fit one RAM region. */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 
+/* The page size guest RAM gets on this host, and why, for logs and reports
+ * (ram_page_size.c). */
+const char *vs_memory_page_size_note(void);
+
 /* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */
 uint64_t vs_host_available_memory(void);
 
