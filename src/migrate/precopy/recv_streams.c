@@ -255,7 +255,11 @@ void vs_recv_streams_destroy(struct vs_recv_streams *rs)
 {
     if (!rs->touched)
         return;
+    unsigned prefaulters = rs->prefault.nthreads;
     vs_prefault_join(&rs->prefault);
+    if (prefaulters)
+        vs_info("%u prefault thread(s) faulted in %llu MiB of guest RAM ahead of the streams",
+                prefaulters, (unsigned long long)(rs->prefault.faulted >> 20));
     /* Threads still reading (a failure elsewhere) stop when their channel goes. */
     for (unsigned i = 1; i < rs->n; i++) {
         if (rs->s[i].ch)
