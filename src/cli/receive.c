@@ -57,7 +57,8 @@ static const char usage[] =
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
     "tuning (docs/perf-notes.md):\n"
     "  --page-writes auto|file|mapping  put received pages into guest RAM through its\n"
-    "                         memfd (file) or its mapping; auto: file (measured faster)\n"
+    "                         memfd (file) or its mapping; auto (default): file with\n"
+    "                         4 KiB pages, mapping with 2 MiB pages (measured faster)\n"
     "  --prefault-threads N   threads faulting guest RAM in ahead of the first pass\n"
     "                         (default: none below 4 CPUs, then one per 4 CPUs, at most 4)\n";
 

@@ -3,8 +3,14 @@
  * (vs_memory_create_layout asks for them with MADV_HUGEPAGE, which "advise" honours). */
 #include "vmm/memory.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+bool vs_memory_huge_pages(void)
+{
+    return strncmp(vs_memory_page_size_note(), "2 MiB", 5) == 0;
+}
 
 const char *vs_memory_page_size_note(void)
 {

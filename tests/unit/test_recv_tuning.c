@@ -15,13 +15,17 @@ static void page_writes_parse(void **state)
     assert_int_equal(w, VS_PAGE_WRITES_AUTO);
     assert_int_equal(vs_page_writes_parse("file", &w), 0);
     assert_int_equal(w, VS_PAGE_WRITES_FILE);
-    assert_true(vs_page_writes_use_file(w));
+    assert_true(vs_page_writes_use_file(w, false));
+    assert_true(vs_page_writes_use_file(w, true));
     assert_int_equal(vs_page_writes_parse("mapping", &w), 0);
     assert_int_equal(w, VS_PAGE_WRITES_MAPPING);
-    assert_false(vs_page_writes_use_file(w));
+    assert_false(vs_page_writes_use_file(w, false));
+    assert_false(vs_page_writes_use_file(w, true));
     assert_true(vs_page_writes_parse("mmap", &w) < 0);
     assert_int_equal(w, VS_PAGE_WRITES_MAPPING);    /* untouched on error */
-    assert_true(vs_page_writes_use_file(VS_PAGE_WRITES_AUTO));
+    /* auto: the file with 4 KiB pages, the mapping with 2 MiB pages (measured faster) */
+    assert_true(vs_page_writes_use_file(VS_PAGE_WRITES_AUTO, false));
+    assert_false(vs_page_writes_use_file(VS_PAGE_WRITES_AUTO, true));
 }
 
 static void prefault_default(void **state)

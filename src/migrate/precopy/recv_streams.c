@@ -31,7 +31,7 @@ int vs_recv_streams_init(struct vs_recv_streams *rs, struct vs_vm *vm, unsigned 
 void vs_recv_streams_tune(struct vs_recv_streams *rs, const struct vs_recv_tuning *t)
 {
     enum vs_page_writes w = t ? t->page_writes : VS_PAGE_WRITES_AUTO;
-    rs->page_file = vs_page_writes_use_file(w);
+    rs->page_file = vs_page_writes_use_file(w, vs_memory_huge_pages());
     for (unsigned i = 0; i < rs->n; i++)
         vs_wire_reader_set_ram_file(&rs->s[i].r, rs->page_file ? rs->vm->mem.memfd : -1);
     unsigned threads = vs_recv_tuning_prefault_threads(t);

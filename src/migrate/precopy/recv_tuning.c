@@ -20,9 +20,9 @@ const char *vs_page_writes_name(enum vs_page_writes w)
     return w == VS_PAGE_WRITES_FILE ? "file" : w == VS_PAGE_WRITES_MAPPING ? "mapping" : "auto";
 }
 
-bool vs_page_writes_use_file(enum vs_page_writes w)
+bool vs_page_writes_use_file(enum vs_page_writes w, bool huge_pages)
 {
-    return w != VS_PAGE_WRITES_MAPPING;
+    return w == VS_PAGE_WRITES_FILE || (w == VS_PAGE_WRITES_AUTO && !huge_pages);
 }
 
 unsigned vs_prefault_threads_default(long cpus)
