@@ -1,8 +1,8 @@
 /* Integration: the receiver's ways of putting pages into guest RAM (vmshift receive
  * --page-writes file|mapping) with prefault threads (--prefault-threads 2) move a busy VM
  * intact: the migration's end-to-end digest agrees on both sides, the receiver's log says
- * the threads ran and faulted RAM in, and the guest's verify workload finds no bad page
- * in a further pass after the move. */
+ * the threads ran and faulted RAM in, the report names the page size guest RAM got, and
+ * the guest's verify workload finds no bad page in a further pass after the move. */
 #include "harness.h"
 
 #include <json-c/json.h>
@@ -50,6 +50,12 @@ static void migrate_with(const char *page_writes, int streams)
     struct json_object *incoming = json_member(dst_status, "incoming");
     assert_non_null(incoming);
     assert_string_equal(json_str(incoming, "ram-digest"), json_str(r, "ram-digest"));
+    /* The report says which page size guest RAM got; through the file never 2 MiB. */
+    const char *pages = json_str(json_member(incoming, "ram"), "page-size");
+    print_message("%s: guest RAM pages: %s\n", label, pages);
+    assert_true(!strncmp(pages, "4 KiB", 5) || !strncmp(pages, "2 MiB", 5));
+    if (!strcmp(page_writes, "file"))
+        assert_true(!strncmp(pages, "4 KiB", 5));
     json_object_put(dst_status);
     json_object_put(r);
 

@@ -153,6 +153,7 @@ int vs_dest_handshake(struct incoming *in)
     if (accept_streams(in, &hello))
         return refuse(in, vs_last_error());
     vs_recv_streams_tune(&in->rs, &in->opts->tuning);
+    in->stats->ram_pages = in->rs.ram_pages;
     bool postcopy = (hello.features & VS_FEATURE_POSTCOPY) && in->opts->postcopy &&
                     vs_uffd_available();
     for (unsigned i = 0; i < hello.nr_streams; i++)

@@ -31,14 +31,20 @@ int vs_recv_streams_init(struct vs_recv_streams *rs, struct vs_vm *vm, unsigned 
 void vs_recv_streams_tune(struct vs_recv_streams *rs, const struct vs_recv_tuning *t)
 {
     enum vs_page_writes w = t ? t->page_writes : VS_PAGE_WRITES_AUTO;
-    rs->page_file = vs_page_writes_use_file(w, vs_memory_huge_pages());
+    bool huge = vs_memory_huge_pages();
+    rs->page_file = vs_page_writes_use_file(w, huge);
+    /* shmem_enabled=advise honours MADV_HUGEPAGE, a property of the mapping: pages
+     * written through the file never see it. */
+    rs->ram_pages = rs->page_file && huge ? "4 KiB (written through the memfd, which gets no "
+                                            "shmem huge pages; --page-writes mapping would)"
+                                          : vs_memory_page_size_note();
     for (unsigned i = 0; i < rs->n; i++)
         vs_wire_reader_set_ram_file(&rs->s[i].r, rs->page_file ? rs->vm->mem.memfd : -1);
     unsigned threads = vs_recv_tuning_prefault_threads(t);
     vs_prefault_start(&rs->prefault, &rs->vm->mem, threads);
     vs_info("pages go into guest RAM through its %s (--page-writes %s), %u prefault "
             "thread(s); guest RAM pages: %s", rs->page_file ? "memfd" : "mapping",
-            vs_page_writes_name(w), rs->prefault.nthreads, vs_memory_page_size_note());
+            vs_page_writes_name(w), rs->prefault.nthreads, rs->ram_pages);
 }
 
 void vs_recv_streams_set_channel(struct vs_recv_streams *rs, unsigned index,

@@ -37,6 +37,7 @@ struct vs_recv_streams {
     struct vs_digest_tracker *digest;   /* told about every page written (may be NULL) */
     struct vs_prefault prefault;    /* threads faulting RAM in ahead of the first pass */
     bool page_file;                 /* page data goes through the RAM memfd (recv_tuning.h) */
+    const char *ram_pages;          /* the page size guest RAM gets, and why (static text) */
     unsigned n;
     struct vs_recv_stream s[VS_WIRE_MAX_STREAMS];
     pthread_mutex_t lock;
