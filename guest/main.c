@@ -93,6 +93,14 @@ static void print_banner(const struct vs_guest_params *p)
             if (i < 3)
                 vs_line_str(&l, ".");
         }
+        if (p->has_ip2) {
+            vs_line_str(&l, " ip2=");
+            for (int i = 0; i < 4; i++) {
+                vs_line_dec(&l, p->ip2[i]);
+                if (i < 3)
+                    vs_line_str(&l, ".");
+            }
+        }
     }
     if (p->workload == VS_WORKLOAD_TIMER) {
         vs_line_str(&l, " timer=");

@@ -8,6 +8,7 @@
 int vs_net_workload_start(const struct vs_guest_params *p, char *err, unsigned errlen)
 {
     struct vs_buf e;
+    uint8_t ips[VS_NET_MAX_NICS][4];
     int rc;
 
     vs_buf_init(&e, err, errlen);
@@ -15,7 +16,11 @@ int vs_net_workload_start(const struct vs_guest_params *p, char *err, unsigned e
         vs_buf_puts(&e, "workload=net needs the guest's address: ip=A.B.C.D");
         return -1;
     }
-    rc = vs_net_start(p->ip, err, errlen);
+    for (int i = 0; i < 4; i++) {
+        ips[0][i] = p->ip[i];
+        ips[1][i] = p->ip2[i];
+    }
+    rc = vs_net_start((const uint8_t (*)[4])ips, p->has_ip2 ? 2 : 1, err, errlen);
     if (rc == 1)
         vs_buf_puts(&e, "workload=net found no virtio-net device (give vmshift run a --nic)");
     return rc ? -1 : 0;

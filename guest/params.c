@@ -249,6 +249,10 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
         if (parse_ipv4(v, n, p->ip))
             return bad_value(e, tok, k, v, n, "an IPv4 address, e.g. 198.18.0.10");
         p->has_ip = 1;
+    } else if (equals(tok, k, "ip2")) {
+        if (parse_ipv4(v, n, p->ip2))
+            return bad_value(e, tok, k, v, n, "an IPv4 address, e.g. 198.18.2.10");
+        p->has_ip2 = 1;
     } else if (equals(tok, k, "quiet")) {
         if (parse_u64(v, n, 0, &x))
             return bad_value(e, tok, k, v, n, "0 or 1");

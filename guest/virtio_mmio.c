@@ -107,8 +107,13 @@ void vs_virtio_mmio_probe(const struct vs_guest_params *p)
 
 const struct vs_virtio_mmio_slot *vs_virtio_mmio_find(uint32_t id)
 {
+    return vs_virtio_mmio_find_nth(id, 0);
+}
+
+const struct vs_virtio_mmio_slot *vs_virtio_mmio_find_nth(uint32_t id, unsigned n)
+{
     for (unsigned i = 0; probed && i < probed->nr_virtio && i < VS_VIRTIO_MMIO_MAX; i++)
-        if (slot_device[i] == id)
+        if (slot_device[i] == id && n-- == 0)
             return &probed->virtio[i];
     return 0;
 }

@@ -45,5 +45,7 @@ void vs_virtio_mmio_probe(const struct vs_guest_params *p);
 /* The first slot the probe found a version 2 device with virtio device id `id` in (its
  * registers are mapped), or NULL. */
 const struct vs_virtio_mmio_slot *vs_virtio_mmio_find(uint32_t id);
+/* The same for the n-th such slot (0: the first), or NULL. */
+const struct vs_virtio_mmio_slot *vs_virtio_mmio_find_nth(uint32_t id, unsigned n);
 
 #endif

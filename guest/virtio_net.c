@@ -37,30 +37,43 @@ struct net {
     uint64_t base;                  /* 0: no device running */
     struct vs_vq rx, tx, ctrl;
     uint32_t features;              /* word 0 of what was taken */
+    uint8_t vector;
     struct vs_net_addr me;
     uint32_t isr;                   /* InterruptStatus bits seen by the handler */
     int broken;
     struct vs_net_counts n;
+    struct vs_vq_rings rx_rings, tx_rings, ctrl_rings;
+    uint8_t rx_bufs[VS_VQ_MAX][BUF_BYTES] __attribute__((aligned(64)));
+    uint8_t tx_bufs[VS_VQ_MAX][BUF_BYTES] __attribute__((aligned(64)));
+    uint8_t ctrl_buf[32] __attribute__((aligned(16)));
 };
 
-static struct net net;
-static struct vs_vq_rings rx_rings, tx_rings, ctrl_rings;
-static uint8_t rx_bufs[VS_VQ_MAX][BUF_BYTES] __attribute__((aligned(64)));
-static uint8_t tx_bufs[VS_VQ_MAX][BUF_BYTES] __attribute__((aligned(64)));
-static uint8_t ctrl_buf[32] __attribute__((aligned(16)));
+static struct net nets[VS_NET_MAX_NICS];
+static unsigned nr_nets;
 static uint8_t reply[VS_NET_MAX_FRAME];
 
-static uint32_t reg_read(uint32_t off) { return mmio_read32(net.base + off); }
-static void reg_write(uint32_t off, uint32_t v) { mmio_write32(net.base + off, v); }
-static uint8_t cfg_read8(uint32_t off) { return *(const volatile uint8_t *)(uintptr_t)(net.base + off); }
+static uint32_t reg_read(const struct net *net, uint32_t off)
+{
+    return mmio_read32(net->base + off);
+}
+
+static void reg_write(const struct net *net, uint32_t off, uint32_t v)
+{
+    mmio_write32(net->base + off, v);
+}
+
+static uint8_t cfg_read8(const struct net *net, uint32_t off)
+{
+    return *(const volatile uint8_t *)(uintptr_t)(net->base + off);
+}
 
 static uint64_t addr_of(const void *p) { return (uint64_t)(uintptr_t)p; }
 
-static void report_error(const char *why)
+static void report_error(struct net *net, const char *why)
 {
     struct vs_line l;
 
-    if (net.n.errors++ >= MAX_ERROR_REPORTS)
+    if (net->n.errors++ >= MAX_ERROR_REPORTS)
         return;
     vs_line_start(&l);
     vs_line_str(&l, "vmshift-guest: virtio-net: error: ");
@@ -74,25 +87,30 @@ static void report_error(const char *why)
  * high with no edge to come: two bits, used buffers and configuration, make that likely.) */
 static void on_interrupt(const struct vs_irq_frame *f)
 {
-    uint32_t isr;
+    for (unsigned k = 0; k < nr_nets; k++) {
+        struct net *net = &nets[k];
+        uint32_t isr;
 
-    (void)f;
-    net.n.interrupts++;
-    if (!net.base)
-        return;
-    for (int i = 0; i < MAX_ACK_ROUNDS && (isr = reg_read(VS_VMMIO_INTERRUPT_STATUS)); i++) {
-        reg_write(VS_VMMIO_INTERRUPT_ACK, isr);
-        net.isr |= isr;
+        if (net->vector != f->vector)
+            continue;
+        net->n.interrupts++;
+        if (!net->base)
+            continue;
+        for (int i = 0; i < MAX_ACK_ROUNDS && (isr = reg_read(net, VS_VMMIO_INTERRUPT_STATUS));
+             i++) {
+            reg_write(net, VS_VMMIO_INTERRUPT_ACK, isr);
+            net->isr |= isr;
+        }
     }
 }
 
-static int fail(char *err, unsigned errlen, const char *what)
+static int fail(struct net *net, char *err, unsigned errlen, const char *what)
 {
     struct vs_buf e;
 
-    if (net.base)
-        reg_write(VS_VMMIO_STATUS, reg_read(VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_FAILED);
-    net.base = 0;
+    if (net->base)
+        reg_write(net, VS_VMMIO_STATUS, reg_read(net, VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_FAILED);
+    net->base = 0;
     vs_buf_init(&e, err, errlen);
     vs_buf_puts(&e, "virtio-net: ");
     vs_buf_puts(&e, what);
@@ -101,133 +119,133 @@ static int fail(char *err, unsigned errlen, const char *what)
 
 /* Reset, acknowledge, and take VERSION_1 and what of MAC, STATUS, CTRL_VQ and
  * GUEST_ANNOUNCE the device offers (virtio 1.2, 3.1.1). */
-static int negotiate(char *err, unsigned errlen)
+static int negotiate(struct net *net, char *err, unsigned errlen)
 {
     uint32_t offered;
 
-    reg_write(VS_VMMIO_STATUS, 0);
-    if (reg_read(VS_VMMIO_STATUS) != 0)
-        return fail(err, errlen, "the device does not reset (status stays non-zero)");
-    reg_write(VS_VMMIO_STATUS, VS_VIRTIO_STATUS_ACKNOWLEDGE);
-    reg_write(VS_VMMIO_STATUS, VS_VIRTIO_STATUS_ACKNOWLEDGE | VS_VIRTIO_STATUS_DRIVER);
-    reg_write(VS_VMMIO_DEVICE_FEATURES_SEL, 1);
-    if (!(reg_read(VS_VMMIO_DEVICE_FEATURES) & F_VERSION_1_HIGH))
-        return fail(err, errlen, "the device does not offer VIRTIO_F_VERSION_1");
-    reg_write(VS_VMMIO_DEVICE_FEATURES_SEL, 0);
-    offered = reg_read(VS_VMMIO_DEVICE_FEATURES);
+    reg_write(net, VS_VMMIO_STATUS, 0);
+    if (reg_read(net, VS_VMMIO_STATUS) != 0)
+        return fail(net, err, errlen, "the device does not reset (status stays non-zero)");
+    reg_write(net, VS_VMMIO_STATUS, VS_VIRTIO_STATUS_ACKNOWLEDGE);
+    reg_write(net, VS_VMMIO_STATUS, VS_VIRTIO_STATUS_ACKNOWLEDGE | VS_VIRTIO_STATUS_DRIVER);
+    reg_write(net, VS_VMMIO_DEVICE_FEATURES_SEL, 1);
+    if (!(reg_read(net, VS_VMMIO_DEVICE_FEATURES) & F_VERSION_1_HIGH))
+        return fail(net, err, errlen, "the device does not offer VIRTIO_F_VERSION_1");
+    reg_write(net, VS_VMMIO_DEVICE_FEATURES_SEL, 0);
+    offered = reg_read(net, VS_VMMIO_DEVICE_FEATURES);
     if (!(offered & F_MAC))
-        return fail(err, errlen, "the device has no MAC address (VIRTIO_NET_F_MAC)");
-    net.features = offered & (F_MAC | F_STATUS | F_CTRL_VQ | F_GUEST_ANNOUNCE);
-    if (!(net.features & F_CTRL_VQ) || !(net.features & F_STATUS))
-        net.features &= ~F_GUEST_ANNOUNCE;
-    reg_write(VS_VMMIO_DRIVER_FEATURES_SEL, 0);
-    reg_write(VS_VMMIO_DRIVER_FEATURES, net.features);
-    reg_write(VS_VMMIO_DRIVER_FEATURES_SEL, 1);
-    reg_write(VS_VMMIO_DRIVER_FEATURES, F_VERSION_1_HIGH);
-    reg_write(VS_VMMIO_STATUS, reg_read(VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_FEATURES_OK);
-    if (!(reg_read(VS_VMMIO_STATUS) & VS_VIRTIO_STATUS_FEATURES_OK))
-        return fail(err, errlen, "the device refused FEATURES_OK");
+        return fail(net, err, errlen, "the device has no MAC address (VIRTIO_NET_F_MAC)");
+    net->features = offered & (F_MAC | F_STATUS | F_CTRL_VQ | F_GUEST_ANNOUNCE);
+    if (!(net->features & F_CTRL_VQ) || !(net->features & F_STATUS))
+        net->features &= ~F_GUEST_ANNOUNCE;
+    reg_write(net, VS_VMMIO_DRIVER_FEATURES_SEL, 0);
+    reg_write(net, VS_VMMIO_DRIVER_FEATURES, net->features);
+    reg_write(net, VS_VMMIO_DRIVER_FEATURES_SEL, 1);
+    reg_write(net, VS_VMMIO_DRIVER_FEATURES, F_VERSION_1_HIGH);
+    reg_write(net, VS_VMMIO_STATUS, reg_read(net, VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_FEATURES_OK);
+    if (!(reg_read(net, VS_VMMIO_STATUS) & VS_VIRTIO_STATUS_FEATURES_OK))
+        return fail(net, err, errlen, "the device refused FEATURES_OK");
     return 0;
 }
 
-static void write_addr(uint32_t low, uint32_t high, uint64_t addr)
+static void write_addr(struct net *net, uint32_t low, uint32_t high, uint64_t addr)
 {
-    reg_write(low, (uint32_t)addr);
-    reg_write(high, (uint32_t)(addr >> 32));
+    reg_write(net, low, (uint32_t)addr);
+    reg_write(net, high, (uint32_t)(addr >> 32));
 }
 
-static int setup_queue(uint32_t index, struct vs_vq *q, struct vs_vq_rings *r, char *err,
-                       unsigned errlen)
+static int setup_queue(struct net *net, uint32_t index, struct vs_vq *q,
+                       struct vs_vq_rings *r, char *err, unsigned errlen)
 {
     uint32_t max;
     uint16_t size = VS_VQ_MAX;
 
-    reg_write(VS_VMMIO_QUEUE_SEL, index);
-    if (reg_read(VS_VMMIO_QUEUE_READY))
-        return fail(err, errlen, "a queue is ready before the driver set it up");
-    max = reg_read(VS_VMMIO_QUEUE_NUM_MAX);
+    reg_write(net, VS_VMMIO_QUEUE_SEL, index);
+    if (reg_read(net, VS_VMMIO_QUEUE_READY))
+        return fail(net, err, errlen, "a queue is ready before the driver set it up");
+    max = reg_read(net, VS_VMMIO_QUEUE_NUM_MAX);
     if (max == 0)
-        return fail(err, errlen, "the device lacks one of its queues");
+        return fail(net, err, errlen, "the device lacks one of its queues");
     while (size > max)
         size /= 2;
     vs_vq_init(q, r, size);
-    reg_write(VS_VMMIO_QUEUE_NUM, size);
-    write_addr(VS_VMMIO_QUEUE_DESC_LOW, VS_VMMIO_QUEUE_DESC_HIGH, addr_of(r->desc));
-    write_addr(VS_VMMIO_QUEUE_DRIVER_LOW, VS_VMMIO_QUEUE_DRIVER_HIGH, addr_of(&r->avail));
-    write_addr(VS_VMMIO_QUEUE_DEVICE_LOW, VS_VMMIO_QUEUE_DEVICE_HIGH, addr_of(&r->used));
-    reg_write(VS_VMMIO_QUEUE_READY, 1);
+    reg_write(net, VS_VMMIO_QUEUE_NUM, size);
+    write_addr(net, VS_VMMIO_QUEUE_DESC_LOW, VS_VMMIO_QUEUE_DESC_HIGH, addr_of(r->desc));
+    write_addr(net, VS_VMMIO_QUEUE_DRIVER_LOW, VS_VMMIO_QUEUE_DRIVER_HIGH, addr_of(&r->avail));
+    write_addr(net, VS_VMMIO_QUEUE_DEVICE_LOW, VS_VMMIO_QUEUE_DEVICE_HIGH, addr_of(&r->used));
+    reg_write(net, VS_VMMIO_QUEUE_READY, 1);
     return 0;
 }
 
-static void post_rx(uint16_t id)
+static void post_rx(struct net *net, uint16_t id)
 {
-    vs_vq_post(&net.rx, id, addr_of(rx_bufs[id]), BUF_BYTES);
+    vs_vq_post(&net->rx, id, addr_of(net->rx_bufs[id]), BUF_BYTES);
 }
 
 /* Return what the device sent, so the transmit buffers can be used again. */
-static void collect_tx(void)
+static void collect_tx(struct net *net)
 {
     const char *why = "";
-    int n = vs_vq_used_new(&net.tx, &why);
+    int n = vs_vq_used_new(&net->tx, &why);
 
     if (n < 0) {
-        report_error(why);
-        net.broken = 1;
+        report_error(net, why);
+        net->broken = 1;
         return;
     }
     while (n-- > 0) {
         uint16_t id;
         uint32_t len;
 
-        if (vs_vq_take_used(&net.tx, &id, &len, &why))
-            report_error(why);
+        if (vs_vq_take_used(&net->tx, &id, &len, &why))
+            report_error(net, why);
     }
 }
 
-static int free_tx(void)
+static int free_tx(const struct net *net)
 {
-    for (uint16_t id = 0; id < net.tx.size; id++)
-        if (!net.tx.in_flight[id])
+    for (uint16_t id = 0; id < net->tx.size; id++)
+        if (!net->tx.in_flight[id])
             return id;
     return -1;
 }
 
-static void transmit(const uint8_t *frame, unsigned len)
+static void transmit(struct net *net, const uint8_t *frame, unsigned len)
 {
-    int id = free_tx();
+    int id = free_tx(net);
 
     if (id < 0) {
-        collect_tx();
-        id = free_tx();
+        collect_tx(net);
+        id = free_tx(net);
     }
-    if (id < 0 || net.broken)
+    if (id < 0 || net->broken)
         return;   /* all buffers in flight: dropped, as a full queue drops */
-    memset(tx_bufs[id], 0, NET_HDR);
-    memcpy(tx_bufs[id] + NET_HDR, frame, len);
-    vs_vq_set_desc(&net.tx, (uint16_t)id, addr_of(tx_bufs[id]), NET_HDR + len, 0, 0);
-    vs_vq_publish(&net.tx, (uint16_t)id, 0);
-    reg_write(VS_VMMIO_QUEUE_NOTIFY, TXQ);
-    net.n.tx_frames++;
+    memset(net->tx_bufs[id], 0, NET_HDR);
+    memcpy(net->tx_bufs[id] + NET_HDR, frame, len);
+    vs_vq_set_desc(&net->tx, (uint16_t)id, addr_of(net->tx_bufs[id]), NET_HDR + len, 0, 0);
+    vs_vq_publish(&net->tx, (uint16_t)id, 0);
+    reg_write(net, VS_VMMIO_QUEUE_NOTIFY, TXQ);
+    net->n.tx_frames++;
 }
 
-static void count_answer(enum vs_net_answer kind)
+static void count_answer(struct net *net, enum vs_net_answer kind)
 {
     if (kind == VS_NET_ARP)
-        net.n.arp++;
+        net->n.arp++;
     else if (kind == VS_NET_PING)
-        net.n.ping++;
+        net->n.ping++;
     else if (kind == VS_NET_UDP)
-        net.n.udp++;
+        net->n.udp++;
 }
 
-static void receive(void)
+static void receive(struct net *net)
 {
     const char *why = "";
-    int n = vs_vq_used_new(&net.rx, &why), reposted = 0;
+    int n = vs_vq_used_new(&net->rx, &why), reposted = 0;
 
     if (n < 0) {
-        report_error(why);
-        net.broken = 1;
+        report_error(net, why);
+        net->broken = 1;
         return;
     }
     while (n-- > 0) {
@@ -235,68 +253,69 @@ static void receive(void)
         uint32_t len;
         enum vs_net_answer kind;
 
-        if (vs_vq_take_used(&net.rx, &id, &len, &why)) {
-            report_error(why);
+        if (vs_vq_take_used(&net->rx, &id, &len, &why)) {
+            report_error(net, why);
         } else if (len > NET_HDR) {
-            unsigned r = vs_net_answer(&net.me, rx_bufs[id] + NET_HDR, len - NET_HDR, reply, &kind);
+            unsigned r = vs_net_answer(&net->me, net->rx_bufs[id] + NET_HDR, len - NET_HDR,
+                                       reply, &kind);
 
-            net.n.rx_frames++;
+            net->n.rx_frames++;
             if (r) {
-                transmit(reply, r);
-                count_answer(kind);
+                transmit(net, reply, r);
+                count_answer(net, kind);
             }
         }
         if (id != VS_VQ_NO_ID) {
-            post_rx(id);
+            post_rx(net, id);
             reposted = 1;
         }
     }
     if (reposted)
-        reg_write(VS_VMMIO_QUEUE_NOTIFY, RXQ);
+        reg_write(net, VS_VMMIO_QUEUE_NOTIFY, RXQ);
 }
 
 /* Tell the device the announcement was made (VIRTIO_NET_CTRL_ANNOUNCE_ACK) and wait for
  * its answer: the device handles the control queue when notified. */
-static void acknowledge_announce(void)
+static void acknowledge_announce(struct net *net)
 {
     const char *why = "";
     uint16_t id;
     uint32_t len;
 
-    if (net.ctrl.in_flight[0]) {
-        report_error("the previous control request is still in flight");
+    if (net->ctrl.in_flight[0]) {
+        report_error(net, "the previous control request is still in flight");
         return;
     }
-    ctrl_buf[0] = CTRL_ANNOUNCE;
-    ctrl_buf[1] = CTRL_ANNOUNCE_ACK;
-    ctrl_buf[16] = 0xff;
-    vs_vq_set_desc(&net.ctrl, 0, addr_of(ctrl_buf), 2, VS_VQ_DESC_F_NEXT, 1);
-    vs_vq_set_desc(&net.ctrl, 1, addr_of(ctrl_buf + 16), 1, VS_VQ_DESC_F_WRITE, 0);
-    vs_vq_publish(&net.ctrl, 0, 1);
-    reg_write(VS_VMMIO_QUEUE_NOTIFY, CTRLQ);
+    net->ctrl_buf[0] = CTRL_ANNOUNCE;
+    net->ctrl_buf[1] = CTRL_ANNOUNCE_ACK;
+    net->ctrl_buf[16] = 0xff;
+    vs_vq_set_desc(&net->ctrl, 0, addr_of(net->ctrl_buf), 2, VS_VQ_DESC_F_NEXT, 1);
+    vs_vq_set_desc(&net->ctrl, 1, addr_of(net->ctrl_buf + 16), 1, VS_VQ_DESC_F_WRITE, 0);
+    vs_vq_publish(&net->ctrl, 0, 1);
+    reg_write(net, VS_VMMIO_QUEUE_NOTIFY, CTRLQ);
     for (unsigned i = 0; i < CTRL_WAIT; i++) {
-        int n = vs_vq_used_new(&net.ctrl, &why);
+        int n = vs_vq_used_new(&net->ctrl, &why);
 
         if (n != 0) {
-            if (n < 0 || vs_vq_take_used(&net.ctrl, &id, &len, &why))
-                report_error(why);
-            else if (*(volatile uint8_t *)&ctrl_buf[16] != 0)
-                report_error("the device refused the announcement acknowledgement");
+            if (n < 0 || vs_vq_take_used(&net->ctrl, &id, &len, &why))
+                report_error(net, why);
+            else if (*(volatile uint8_t *)&net->ctrl_buf[16] != 0)
+                report_error(net, "the device refused the announcement acknowledgement");
             return;
         }
         cpu_relax();
     }
-    report_error("the device did not answer the announcement acknowledgement");
+    report_error(net, "the device did not answer the announcement acknowledgement");
 }
 
-static void print_announce(const char *why)
+static void print_announce(const struct net *net, const char *why)
 {
     struct vs_line l;
 
     vs_line_start(&l);
     vs_line_str(&l, "vmshift-guest: virtio-net: gratuitous ARP for ");
     for (int i = 0; i < 4; i++) {
-        vs_line_dec(&l, net.me.ip[i]);
+        vs_line_dec(&l, net->me.ip[i]);
         if (i < 3)
             vs_line_str(&l, ".");
     }
@@ -304,44 +323,50 @@ static void print_announce(const char *why)
     vs_line_end(&l);
 }
 
-static void announce(void)
+static void announce(struct net *net)
 {
     uint8_t frame[VS_NET_MIN_FRAME];
 
-    transmit(frame, vs_net_garp(&net.me, frame));
+    transmit(net, frame, vs_net_garp(&net->me, frame));
 }
 
 /* A configuration change: the device needing a reset, or asking to be announced. */
-static void config_changed(void)
+static void config_changed(struct net *net)
 {
-    if (reg_read(VS_VMMIO_STATUS) & VS_VIRTIO_STATUS_NEEDS_RESET) {
-        report_error("the device needs a reset (it found a queue unusable)");
-        net.broken = 1;
+    if (reg_read(net, VS_VMMIO_STATUS) & VS_VIRTIO_STATUS_NEEDS_RESET) {
+        report_error(net, "the device needs a reset (it found a queue unusable)");
+        net->broken = 1;
         return;
     }
-    if (!(net.features & F_GUEST_ANNOUNCE) ||
-        !(*(const volatile uint16_t *)(uintptr_t)(net.base + CFG_STATUS) & S_ANNOUNCE))
+    if (!(net->features & F_GUEST_ANNOUNCE) ||
+        !(*(const volatile uint16_t *)(uintptr_t)(net->base + CFG_STATUS) & S_ANNOUNCE))
         return;
-    announce();
-    net.n.announces++;
-    print_announce(" (the device asked)");
-    acknowledge_announce();
+    announce(net);
+    net->n.announces++;
+    print_announce(net, " (the device asked)");
+    acknowledge_announce(net);
+}
+
+static void poll_one(struct net *net)
+{
+    uint32_t isr = net->isr;
+
+    net->isr = 0;
+    if (!net->base || net->broken)
+        return;
+    if (isr & VS_VIRTIO_INT_CONFIG)
+        config_changed(net);
+    collect_tx(net);
+    receive(net);
 }
 
 void vs_net_poll(void)
 {
-    uint32_t isr = net.isr;
-
-    net.isr = 0;
-    if (!net.base || net.broken)
-        return;
-    if (isr & VS_VIRTIO_INT_CONFIG)
-        config_changed();
-    collect_tx();
-    receive();
+    for (unsigned k = 0; k < nr_nets; k++)
+        poll_one(&nets[k]);
 }
 
-static void print_started(const struct vs_virtio_mmio_slot *s)
+static void print_started(const struct net *net, const struct vs_virtio_mmio_slot *s)
 {
     struct vs_line l;
 
@@ -353,54 +378,80 @@ static void print_started(const struct vs_virtio_mmio_slot *s)
     vs_line_str(&l, ": mac ");
     for (int i = 0; i < 6; i++) {
         static const char hex[] = "0123456789abcdef";
-        char b[4] = { hex[net.me.mac[i] >> 4], hex[net.me.mac[i] & 15], i < 5 ? ':' : 0, 0 };
+        char b[4] = { hex[net->me.mac[i] >> 4], hex[net->me.mac[i] & 15], i < 5 ? ':' : 0, 0 };
 
         vs_line_str(&l, b);
     }
-    vs_line_str(&l, (net.features & F_GUEST_ANNOUNCE) ? ", guest announce" : ", no guest announce");
+    vs_line_str(&l, (net->features & F_GUEST_ANNOUNCE) ? ", guest announce"
+                                                        : ", no guest announce");
     vs_line_end(&l);
 }
 
-static int start_device(char *err, unsigned errlen)
+static int start_device(struct net *net, char *err, unsigned errlen)
 {
-    if (negotiate(err, errlen) || setup_queue(RXQ, &net.rx, &rx_rings, err, errlen) ||
-        setup_queue(TXQ, &net.tx, &tx_rings, err, errlen) ||
-        ((net.features & F_CTRL_VQ) && setup_queue(CTRLQ, &net.ctrl, &ctrl_rings, err, errlen)))
+    if (negotiate(net, err, errlen) ||
+        setup_queue(net, RXQ, &net->rx, &net->rx_rings, err, errlen) ||
+        setup_queue(net, TXQ, &net->tx, &net->tx_rings, err, errlen) ||
+        ((net->features & F_CTRL_VQ) &&
+         setup_queue(net, CTRLQ, &net->ctrl, &net->ctrl_rings, err, errlen)))
         return -1;
     for (int i = 0; i < 6; i++)
-        net.me.mac[i] = cfg_read8(CFG_MAC + (uint32_t)i);
-    for (uint16_t id = 0; id < net.rx.size; id++)
-        post_rx(id);
-    reg_write(VS_VMMIO_STATUS, reg_read(VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_DRIVER_OK);
-    reg_write(VS_VMMIO_QUEUE_NOTIFY, RXQ);
+        net->me.mac[i] = cfg_read8(net, CFG_MAC + (uint32_t)i);
+    for (uint16_t id = 0; id < net->rx.size; id++)
+        post_rx(net, id);
+    reg_write(net, VS_VMMIO_STATUS, reg_read(net, VS_VMMIO_STATUS) | VS_VIRTIO_STATUS_DRIVER_OK);
+    reg_write(net, VS_VMMIO_QUEUE_NOTIFY, RXQ);
     return 0;
 }
 
-int vs_net_start(const uint8_t ip[4], char *err, unsigned errlen)
+static int start_one(struct net *net, const struct vs_virtio_mmio_slot *s, const uint8_t ip[4],
+                     char *err, unsigned errlen)
 {
-    const struct vs_virtio_mmio_slot *s = vs_virtio_mmio_find(VIRTIO_ID_NET);
-    uint8_t vector;
+    if (s->irq >= 0x100 - VS_VEC_ISA_BASE - 0x20)
+        return fail(net, err, errlen, "its interrupt number is too high for this guest's vectors");
+    net->vector = (uint8_t)(VS_VEC_ISA_BASE + s->irq);
+    vs_irq_set_handler(net->vector, on_interrupt);
+    if (vs_platform_route_gsi(s->irq, net->vector, err, errlen))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        net->me.ip[i] = ip[i];
+    net->base = s->base;
+    if (start_device(net, err, errlen))
+        return -1;
+    print_started(net, s);
+    announce(net);
+    print_announce(net, " (start)");
+    return 0;
+}
+
+int vs_net_start(const uint8_t (*ips)[4], unsigned nr_ips, char *err, unsigned errlen)
+{
+    const struct vs_virtio_mmio_slot *s = vs_virtio_mmio_find_nth(VIRTIO_ID_NET, 0);
 
     if (!s)
         return 1;
-    if (s->irq >= 0x100 - VS_VEC_ISA_BASE - 0x20)
-        return fail(err, errlen, "its interrupt number is too high for this guest's vectors");
-    vector = (uint8_t)(VS_VEC_ISA_BASE + s->irq);
-    vs_irq_set_handler(vector, on_interrupt);
-    if (vs_platform_route_gsi(s->irq, vector, err, errlen))
-        return -1;
-    for (int i = 0; i < 4; i++)
-        net.me.ip[i] = ip[i];
-    net.base = s->base;
-    if (start_device(err, errlen))
-        return -1;
-    print_started(s);
-    announce();
-    print_announce(" (start)");
+    for (unsigned k = 0; s && k < nr_ips && k < VS_NET_MAX_NICS;
+         k++, s = vs_virtio_mmio_find_nth(VIRTIO_ID_NET, k)) {
+        nr_nets = k + 1;
+        if (start_one(&nets[k], s, ips[k], err, errlen))
+            return -1;
+    }
     return 0;
 }
 
 void vs_net_counts(struct vs_net_counts *out)
 {
-    *out = net.n;
+    memset(out, 0, sizeof(*out));
+    for (unsigned k = 0; k < nr_nets; k++) {
+        const struct vs_net_counts *n = &nets[k].n;
+
+        out->rx_frames += n->rx_frames;
+        out->tx_frames += n->tx_frames;
+        out->arp += n->arp;
+        out->ping += n->ping;
+        out->udp += n->udp;
+        out->announces += n->announces;
+        out->errors += n->errors;
+        out->interrupts += n->interrupts;
+    }
 }

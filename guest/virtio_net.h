@@ -2,7 +2,8 @@
  * device: it takes VERSION_1, MAC, STATUS, and CTRL_VQ with GUEST_ANNOUNCE where offered
  * (no offloads, no merged buffers: each receive buffer holds a whole frame), sets up the
  * receive, transmit and (with CTRL_VQ) control queues of 16 entries, routes the
- * interrupt through the IOAPIC and answers what net_proto.c answers. When the device
+ * interrupt through the IOAPIC and answers what net_proto.c answers. Up to two devices,
+ * each with its own address, queues and buffers. When the device
  * asks it to announce itself (VIRTIO_NET_S_ANNOUNCE with a configuration interrupt) it
  * sends a gratuitous ARP and acknowledges on the control queue. Every used entry is
  * checked (virtq.h). vCPU 0 only, interrupts off outside the handler. */
@@ -21,15 +22,19 @@ struct vs_net_counts {
     uint64_t interrupts;
 };
 
-/* vCPU 0 at boot, after vs_platform_setup: start the first network device the probe
- * found, with IPv4 address ip, and announce it. Returns 1 if there is none, 0 once it
- * runs, or -1 with a message in err. */
-int vs_net_start(const uint8_t ip[4], char *err, unsigned errlen);
+#define VS_NET_MAX_NICS 2
 
-/* vCPU 0, interrupts off, after an interrupt: take what the device returned, answer what
- * came in, announce when asked. */
+/* vCPU 0 at boot, after vs_platform_setup: start the first nr_ips network devices the
+ * probe found (at most VS_NET_MAX_NICS; fewer if there are fewer), device k with IPv4
+ * address ips[k], and announce each. Returns 1 if there is none, 0 once they run, or -1
+ * with a message in err. */
+int vs_net_start(const uint8_t (*ips)[4], unsigned nr_ips, char *err, unsigned errlen);
+
+/* vCPU 0, interrupts off, after an interrupt: take what each device returned, answer
+ * what came in, announce when asked. */
 void vs_net_poll(void);
 
+/* The counts of every running NIC, summed. */
 void vs_net_counts(struct vs_net_counts *out);
 
 #endif

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev
-          libzstd-dev libssl-dev openssl iproute2
+          libzstd-dev libssl-dev openssl iproute2 libnbd-dev
+          # the NBD backend's tests: an NBD server and the export's reader
+          qemu-utils
           # the fuzz harness (-DVMSHIFT_FUZZ=ON): clang and its libFuzzer/sanitizer runtimes
           clang libclang-rt-14-dev
           # the benchmark and its CI quick mode: the peer VMM, the link ceiling, the plots

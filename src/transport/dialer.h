@@ -8,6 +8,7 @@
 #define VS_DIALER_H
 
 #include "transport/channel.h"
+#include "transport/callback.h"
 #include "transport/tls.h"
 
 struct vs_dialer {
@@ -17,10 +18,21 @@ struct vs_dialer {
     void (*secure)(void *ctx, struct vs_channel **chs, unsigned n, int timeout_ms,
                    struct vs_tls_result *res);
     void *ctx;
+    /* Open the endpoint where the peer we dialled on `beside` can call back (the source's
+     * RESOLVE endpoint); NULL: this transport offers none. */
+    int (*callback)(void *ctx, struct vs_channel *beside, struct vs_callback **out);
+    void *callback_ctx;
 };
 
-/* The default dialer: TCP (vs_tcp_connect), then TLS with tls; tls NULL: --insecure. */
-void vs_dialer_tcp_tls(struct vs_dialer *d, struct vs_tls *tls);
+/* The default dialer: TCP (vs_tcp_connect), then TLS with tls; tls NULL: --insecure.
+ * Its call-back endpoints are TCP listeners beside the dialled connection, the TLS server
+ * side of sec (which must outlive the dialer; NULL: no call-back endpoints). */
+void vs_dialer_tcp_tls(struct vs_dialer *d, struct vs_tls *tls,
+                       const struct vs_security_opts *sec);
+
+/* The dialer's call-back endpoint beside channel `beside` (see transport/callback.h). */
+int vs_dialer_open_callback(const struct vs_dialer *d, struct vs_channel *beside,
+                            struct vs_callback **out);
 
 int vs_dialer_connect(const struct vs_dialer *d, const char *addr, int timeout_ms,
                       struct vs_channel **out);

@@ -118,6 +118,27 @@ static void dump(struct vm_proc *p, const char *who)
     print_message("---- %s stderr ----\n%s\n", who, buf);
 }
 
+/* Post-copy trials do not rely on pre-copy stalling (a guest starved by a loaded host may
+ * dirty nothing for a pass, and pre-copy then completes): once pre-copy runs, post-copy is
+ * asked for, as an operator would, and starts at the end of that pass. */
+static void request_postcopy(struct vm_proc *src)
+{
+    double deadline = now_s() + 30;
+    while (now_s() < deadline) {
+        struct json_object *st = fault_ask(src, "status"), *r = NULL;
+        const char *s = migration_status(st);
+        bool active = !strcmp(s, "active"), later = is_final(s) || !strcmp(s, "switchover");
+        json_object_put(st);
+        if (active && ctl_command(src->sock, "start-postcopy", NULL, &r, 3000) == 0) {
+            json_object_put(r);
+            return;
+        }
+        if (later || !fault_proc_alive(src))
+            return;   /* a fault came first: the trial judges what happened */
+        usleep(20000);
+    }
+}
+
 void run_fault_trial(const struct fault_trial *t)
 {
     char what[256], env[200];
@@ -156,6 +177,8 @@ void run_fault_trial(const struct fault_trial *t)
     json_object_object_add(a, "streams", json_object_new_int(1));
     vm_migrate_start(&src, to, a);
     json_object_put(a);
+    if (t->postcopy)
+        request_postcopy(&src);
 
     /* Settled: each side is gone, or the source's migration is final and the
      * destination either runs its VM or has exited. */
@@ -173,6 +196,8 @@ void run_fault_trial(const struct fault_trial *t)
         if (now_s() > deadline) {
             dump(&src, "source");
             dump(&dst, "destination");
+            harness_dump_stacks(src.pid, "source");
+            harness_dump_stacks(dst.pid, "destination");
             fail_msg("%s: not settled after 45 s: source %s, destination %s", what,
                      sst ? migration_status(sst) : "gone",
                      dstt ? json_str(dstt, "state") : fault_proc_alive(&dst) ? "busy" : "gone");
@@ -256,10 +281,11 @@ int run_fault_trials(const char *group, const struct fault_trial *cases, size_t 
             snprintf(names[count], sizeof(names[count]), "%s", c->src_fault ? c->src_fault
                                                                               : c->dst_fault);
         else
-            snprintf(names[count], sizeof(names[count]), "link %s %s at %llu (%s)",
+            snprintf(names[count], sizeof(names[count]), "link %s %s at %llu (%s%s)",
                      act[c->link.action], c->link.dir == PROXY_TO_DST ? "to destination"
                                                                         : "to source",
-                     (unsigned long long)c->link.offset, c->plain ? "plain" : "tls");
+                     (unsigned long long)c->link.offset, c->plain ? "plain" : "tls",
+                     c->link.hold_open ? ", held open" : "");
         tests[count] = (struct CMUnitTest){ .name = names[count], .test_func = trial_test,
                                             .initial_state = (void *)c };
     }

@@ -52,6 +52,26 @@ static void dump_file(const char *label, const char *path)
     print_message("---- %s (%s) ----\n%s\n", label, path, buf);
 }
 
+void harness_dump_stacks(pid_t pid, const char *who)
+{
+    if (pid <= 0 || kill(pid, 0) != 0)
+        return;
+    char cmd[512];
+    /* Each thread's kernel state (a hang inside KVM shows here), then its user stack. */
+    snprintf(cmd, sizeof(cmd),
+             "for t in /proc/%d/task/*; do echo \"thread $(basename $t) $(cat $t/comm) "
+             "state=$(cut -d' ' -f3 $t/stat) wchan=$(cat $t/wchan)\"; head -4 $t/stack; done "
+             "2>/dev/null; timeout 30 gdb -batch -p %d -ex 'thread apply all bt 12' 2>/dev/null "
+             "| grep -E '^(Thread|#)' | head -150", (int)pid, (int)pid);
+    print_message("---- stacks of the %s (pid %d) ----\n", who, (int)pid);
+    FILE *f = popen(cmd, "r");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f))
+        print_message("%s", line);
+    if (f)
+        pclose(f);
+}
+
 static char next_env[256];
 
 void harness_child_env(const char *kv)
@@ -474,7 +494,7 @@ int test_hosts_group_teardown(void **state)
     return 0;
 }
 
-double harness_start_timeout_s = 20;
+double harness_start_timeout_s = 60;   /* a host loaded by other tests and stress */
 
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args)
 {
@@ -501,6 +521,7 @@ void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *a
         usleep(20000);
     }
     dump_file("vmshift stderr", p->stderr_path);
+    harness_dump_stacks(p->pid, "VM that did not open its socket");
     fail_msg("vmshift run did not open its control socket %s within %.0f s", p->sock,
              harness_start_timeout_s);
 }

@@ -45,6 +45,9 @@ void vm_proc_start(struct vm_proc *p, const char *const *args);
 void vm_proc_start_in(struct vm_proc *p, const char *netns, const char *const *args);
 /* How long those wait for the control socket (20 s; more for VMs that fill gigabytes). */
 extern double harness_start_timeout_s;
+/* Print what every thread of process pid is doing (kernel state, wchan, kernel and user
+ * stacks): for a test that found a process stuck. */
+void harness_dump_stacks(pid_t pid, const char *who);
 
 /* Two test hosts: network namespaces joined by a veth pair, addresses 198.18.0.1/24 (a)
  * and 198.18.0.2/24 (b), optionally shaped with tc (rate like "1gbit", or NULL). */

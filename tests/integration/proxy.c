@@ -106,6 +106,17 @@ static void *pump_thread(void *arg)
         off += (uint64_t)n;
     }
 out:
+    if (f->hold_open && u->faulty) {
+        /* The source's side stays open: no EOF towards it, and what it sends is read
+         * and dropped. */
+        if (u->dir == PROXY_TO_DST)
+            while (!atomic_load(&p->stop)) {
+                struct pollfd pf = { .fd = u->from, .events = POLLIN };
+                if (poll(&pf, 1, 100) > 0 && recv(u->from, buf, sizeof(buf), 0) <= 0)
+                    break;
+            }
+        return NULL;
+    }
     shutdown(u->to, SHUT_WR);
     shutdown(u->from, SHUT_RD);
     return NULL;

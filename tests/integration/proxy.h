@@ -4,6 +4,7 @@
 #ifndef VS_TEST_PROXY_H
 #define VS_TEST_PROXY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum proxy_dir { PROXY_TO_DST = 0, PROXY_TO_SRC = 1 };
@@ -14,6 +15,10 @@ struct proxy_fault {
     enum proxy_dir dir;
     uint64_t offset;          /* bytes of that direction before the fault */
     unsigned stall_ms;        /* PROXY_STALL */
+    bool hold_open;           /* when the destination's side closes, keep the source's
+                                 connection open and swallow what it sends (a path that
+                                 keeps a dead peer's connections open: the source can learn
+                                 of the end only from the destination's RESOLVE call) */
 };
 
 struct test_proxy;

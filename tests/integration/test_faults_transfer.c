@@ -82,6 +82,12 @@ static const struct fault_trial cases[] = {
      * destination runs it). */
     TLS_LINK(PROXY_CORRUPT, PROXY_TO_DST, 600000, EXPECT_SOURCE),
     TLS_LINK(PROXY_CORRUPT, PROXY_TO_SRC, 700, EXPECT_ONE),
+    /* The same corruption on a path that keeps the source's connection open after the
+     * destination left: the source stops when the destination says on the RESOLVE
+     * endpoint that it discarded its copy, not 45 s later. */
+    { .link = { .action = PROXY_CORRUPT, .dir = PROXY_TO_DST, .offset = 600000,
+                .hold_open = true }, .expect = EXPECT_SOURCE,
+      .expect_log = "the destination gave up and discarded its copy" },
 };
 
 int main(void)

@@ -24,7 +24,7 @@ done
 
 [ "$(dpkg-deb -f "$deb" Package)" = vmshift ] || fail "package name is not vmshift"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libjson-c5 libxxhash0 liblz4-1 libzstd1 libssl3; do
+for lib in libjson-c5 libxxhash0 liblz4-1 libzstd1 libssl3 libnbd0; do
   grep -qw -- "$lib" <<<"$depends" || fail "Depends ($depends) lacks $lib"
 done
 [ -n "$(dpkg-deb -f "$deb" Maintainer)" ] || fail "no Maintainer"

@@ -99,20 +99,23 @@ static void continuous_dirties_every_page(void **state)
     vm_proc_stop(&p);
 }
 
+/* --rate is a cap the guest keeps: never above it (a quarter over, for the emulator's
+ * bursts), and near it while the guest can go faster (4000 pages/s is under a third of
+ * the full speed measured on a host loaded with stress and other tests: 10600). */
 static void continuous_honours_rate(void **state)
 {
     (void)state;
     struct vm_proc p;
-    vm_proc_start(&p, ARGS("--mem", "64M", "--workload", "continuous", "--rate", "20000"));
-    struct json_object *st = wait_guest_at_least(&p, "pages_written", 20000, 30);
+    vm_proc_start(&p, ARGS("--mem", "64M", "--workload", "continuous", "--rate", "4000"));
+    struct json_object *st = wait_guest_at_least(&p, "pages_written", 4000, 30);
     uint64_t w0 = guest_u64(st, "pages_written");
     json_object_put(st);
     double t0 = now_s();
-    usleep(2000000);
+    usleep(3000000);
     st = vm_cmd(&p, "status", NULL);
     double rate = (double)(guest_u64(st, "pages_written") - w0) / (now_s() - t0);
-    print_message("continuous --rate 20000: measured %.0f pages/s\n", rate);
-    assert_in_range((uint64_t)rate, 15000, 25000);
+    print_message("continuous --rate 4000: measured %.0f pages/s\n", rate);
+    assert_in_range((uint64_t)rate, 2000, 5000);
     json_object_put(st);
     vm_proc_stop(&p);
 }

@@ -297,6 +297,14 @@ static void test_ip(void **state)
     p = parse_ok("ip=0.0.0.255");
     assert_int_equal(p.ip[3], 255);
     assert_false(parse_ok("workload=net").has_ip);
+    /* The second NIC's address. */
+    p = parse_ok("workload=net ip=198.18.0.10 ip2=198.18.2.10");
+    const uint8_t want2[4] = { 198, 18, 2, 10 };
+    assert_true(p.has_ip && p.has_ip2);
+    assert_memory_equal(p.ip2, want2, 4);
+    assert_memory_equal(p.ip, want, 4);
+    assert_false(parse_ok("workload=net ip=198.18.0.10").has_ip2);
+    parse_bad("ip2=198.18.2", "IPv4 address");
     static const char *const bad[] = { "ip=198.18.0", "ip=198.18.0.256", "ip=1.2.3.4.5", "ip=1..2.3",
                                        "ip=", "ip=a.b.c.d", "ip=0x1.2.3.4", "ip=1.2.3.4.",
                                        "ip=1234.1.1.1" };

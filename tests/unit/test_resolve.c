@@ -164,7 +164,7 @@ static void a_refused_call_says_so(void **state)
     struct vs_resolve_conn c;
     uint32_t st;
     struct vs_dialer plain;
-    vs_dialer_tcp_tls(&plain, NULL);
+    vs_dialer_tcp_tls(&plain, NULL, NULL);
     assert_int_equal(vs_resolve_call(addr, &plain, 1000, session, VS_OUTCOME_DST_IN_DOUBT, &st,
                                      &c), -ECONNREFUSED);
 }
@@ -234,7 +234,7 @@ static int call_endpoint(const char *server_psk, const char *client_psk, uint32_
     struct vs_resolve_conn c;
     *st = 0;
     struct vs_dialer dialer;
-    vs_dialer_tcp_tls(&dialer, t);
+    vs_dialer_tcp_tls(&dialer, t, NULL);
     int rc = vs_resolve_call(addr, &dialer, 2000, session, VS_OUTCOME_DST_IN_DOUBT, st, &c);
     if (rc == 0)
         vs_resolve_close(&c);

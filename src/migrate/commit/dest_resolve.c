@@ -61,7 +61,7 @@ int vs_dest_probe_source(const struct vs_incoming_session *session, struct vs_tl
     struct vs_resolve_conn c;
     uint32_t theirs = 0;
     struct vs_dialer dialer;
-    vs_dialer_tcp_tls(&dialer, tls);
+    vs_dialer_tcp_tls(&dialer, tls, NULL);
     int rc = vs_resolve_call(addr, &dialer, timeout_ms, session->id, VS_OUTCOME_DST_DISCARDED,
                              &theirs, &c);
     if (rc == -ECONNREFUSED)
@@ -147,7 +147,7 @@ static void ask(struct vs_dest_resolver *r, uint64_t attempt)
     struct vs_resolve_conn c;
     uint32_t src = 0;
     struct vs_dialer dialer;
-    vs_dialer_tcp_tls(&dialer, r->o.tls);
+    vs_dialer_tcp_tls(&dialer, r->o.tls, NULL);
     int rc = vs_resolve_call(r->source, &dialer, 2000, r->session.id, VS_OUTCOME_DST_IN_DOUBT,
                              &src, &c);
     if (rc == -ECONNREFUSED) {

@@ -8,6 +8,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -53,6 +54,8 @@ static void answer(struct vs_migration *m, struct vs_channel *ch)
         /* An in-doubt destination is verified and asks to run: committed becomes granted. */
         if (asked == VS_OUTCOME_DST_IN_DOUBT)
             vs_source_grant(m);
+        else if (asked == VS_OUTCOME_DST_DISCARDED)
+            vs_source_dest_discarded(m);
         pthread_mutex_lock(&m->lock);
         reply = m->window.outcome;
         pthread_mutex_unlock(&m->lock);
@@ -69,20 +72,18 @@ static void answer(struct vs_migration *m, struct vs_channel *ch)
     vs_resolve_close(&c);
 }
 
-/* Only a destination that authenticates like a migration stream may ask: the endpoint
- * is the TLS server, with the migration's credentials. */
+/* Only a destination that authenticates like a migration stream may ask: the dialer's
+ * call-back endpoint secures each connection as the streams were. */
 static void *resolve_server(void *arg)
 {
     struct vs_migration *m = arg;
     while (!atomic_load(&m->closing)) {
         struct vs_channel *ch;
-        struct vs_tls_result res;
-        if (vs_tcp_accept(m->window.listener, 20, &ch))   /* short: quitting waits for it */
+        int rc = vs_callback_accept(m->window.resolve, 20, &ch);  /* short: quitting waits */
+        if (rc == -ETIMEDOUT)
             continue;
-        vs_tls_secure(m->window.tls, &ch, 1, RESOLVE_TIMEOUT_MS, &res);
-        if (res.err) {
-            vs_warn("RESOLVE endpoint: refused a connection: %s", res.error);
-            vs_channel_linger_close(ch, 200);
+        if (rc) {
+            vs_warn("RESOLVE endpoint: refused a connection: %s", vs_last_error());
             continue;
         }
         answer(m, ch);
@@ -92,15 +93,10 @@ static void *resolve_server(void *arg)
 
 int vs_source_resolve_listen(struct vs_migration *m, uint16_t *port)
 {
-    int rc = vs_tls_new(&m->opts.security, VS_TLS_DESTINATION, &m->window.tls);
-    if (!rc)
-        rc = vs_tcp_listen_beside(m->ch, &m->window.listener);
+    int rc = vs_dialer_open_callback(&m->dialer, m->ch, &m->window.resolve);
     if (rc)
         return vs_fail_context(rc, "opening the RESOLVE endpoint");
-    int p = vs_tcp_listener_port(m->window.listener);
-    if (p < 0)
-        return p;
-    *port = (uint16_t)p;
+    *port = m->window.resolve->port;
     int err = pthread_create(&m->window.thread, NULL, resolve_server, m);
     if (err)
         return vs_fail(err, "cannot start the RESOLVE endpoint thread: %s", strerror(err));
@@ -117,8 +113,8 @@ void vs_source_resolve_stop(struct vs_migration *m)
     if (m->window.thread_started)
         pthread_join(m->window.thread, NULL);
     m->window.thread_started = false;
-    vs_tcp_listener_close(m->window.listener);
-    m->window.listener = NULL;
+    vs_callback_close(m->window.resolve);
+    m->window.resolve = NULL;
 }
 
 void vs_source_lost(struct vs_migration *m, const char *why)

@@ -53,6 +53,9 @@ struct vs_postcopy_dest {
     unsigned npending;
 };
 
+/* postcopy_dest_pages.c: read stream st until its POSTCOPY_END (0) or an error. */
+int vs_postcopy_read_stream(struct pc_stream *st);
+
 /* Tear a broken session down and pause the VM (postcopy_dest.c). */
 void vs_postcopy_lost(struct vs_postcopy_dest *pc);
 /* postcopy_dest.c: close the connections of a session that ended (its stream threads are

@@ -242,7 +242,13 @@ static const char *roll_back(struct vs_migration *m, int rc)
     if (cancelled(m))
         rc = vs_fail(ECANCELED, "migration cancelled by the operator");
     snprintf(why, sizeof(why), "%s", vs_last_error());
-    if (m->ch && m->w && rc != -ECANCELED) {
+    pthread_mutex_lock(&m->lock);
+    bool gave_up = m->window.dest_gave_up;
+    pthread_mutex_unlock(&m->lock);
+    if (gave_up && rc != -ECANCELED)
+        snprintf(why, sizeof(why), "the destination gave up and discarded its copy (its log "
+                 "says why); here: %.400s", vs_last_error());
+    if (m->ch && m->w && rc != -ECANCELED && !gave_up) {
         /* The peer may have said why it stopped: an ABORT waiting in the stream. */
         struct vs_wire_header hdr;
         char reason[VS_WIRE_MAX_REASON + 1] = "";
@@ -383,12 +389,12 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         return vs_fail(ENOMEM, "out of memory for a migration");
     }
     m->tls = tls;
+    m->vm = vm;
+    m->opts = *opts;
     if (opts->dialer.connect)
         m->dialer = opts->dialer;
     else
-        vs_dialer_tcp_tls(&m->dialer, tls);
-    m->vm = vm;
-    m->opts = *opts;
+        vs_dialer_tcp_tls(&m->dialer, tls, &m->opts.security);
     m->nr_streams = opts->streams ? opts->streams : vs_stream_count_default(opts->to);
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
@@ -457,6 +463,25 @@ int vs_migration_cancel(struct vs_migration *m)
     return 0;
 }
 
+void vs_source_dest_discarded(struct vs_migration *m)
+{
+    pthread_mutex_lock(&m->lock);
+    bool stop = !m->committed && !m->finished &&
+                m->window.outcome == VS_OUTCOME_SRC_UNDECIDED;
+    if (stop) {
+        m->window.outcome = VS_OUTCOME_SRC_ABORTED;
+        m->window.dest_refused = true;
+        m->window.dest_gave_up = true;
+        for (unsigned i = 0; i < m->nr_streams; i++)
+            if (m->streams[i].ch)
+                vs_channel_shutdown(m->streams[i].ch);
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (stop)
+        vs_warn("migration to %s: the destination gave up and discarded its copy: stopping "
+                "the migration; the VM keeps running here", m->opts.to);
+}
+
 void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished)
 {
     pthread_mutex_lock(&m->lock);
@@ -490,6 +515,5 @@ void vs_migration_free(struct vs_migration *m)
     pthread_cond_destroy(&m->window.settle_cv);
     pthread_mutex_destroy(&m->lock);
     vs_tls_free(m->tls);
-    vs_tls_free(m->window.tls);
     free(m);
 }

@@ -83,11 +83,12 @@ struct vs_source_commit_window {
     bool digest_sent;               /* DIGEST may have arrived: the destination may hold a
                                        verified copy */
     bool dest_refused;              /* it said its copy is bad or aborted: it holds none */
+    bool dest_gave_up;              /* before COMMIT it said on the RESOLVE endpoint that it
+                                       discarded its copy: the migration stops at once */
     bool settled;                   /* settling decided that the VM resumes here */
     pthread_cond_t settle_cv;       /* dest_state changed, or closing */
-    struct vs_tcp_listener *listener;   /* the RESOLVE endpoint the destination asks */
-    struct vs_tls *tls;             /* its TLS server side: the migration's credentials
-                                       (NULL: --insecure) */
+    struct vs_callback *resolve;    /* the RESOLVE endpoint the destination asks (opened
+                                       by the dialer, beside stream 0) */
     pthread_t thread;
     bool thread_started;
 };
@@ -167,6 +168,11 @@ int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns);
  * destination's questions about the outcome for as long as the migration object lives. */
 int vs_source_resolve_listen(struct vs_migration *m, uint16_t *port);
 void vs_source_resolve_stop(struct vs_migration *m);
+/* The destination said on the RESOLVE endpoint that it discarded its copy. Before COMMIT
+ * the migration stops at once (aborted; its streams are shut down) instead of waiting for
+ * the transport to notice: a path that keeps a dead peer's connections open would
+ * otherwise hold the source in pre-copy until its timeouts. */
+void vs_source_dest_discarded(struct vs_migration *m);
 /* committed -> granted (the point of no return: the VM is marked migrated). Returns
  * whether the outcome is now granted. */
 bool vs_source_grant(struct vs_migration *m);

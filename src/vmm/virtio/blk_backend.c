@@ -19,8 +19,8 @@ static int spec_option(struct vs_blk_spec *out, const char *opt, size_t len, con
     else if (len == 2 && !memcmp(opt, "ro", 2))
         out->ro = true;
     else
-        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro]", spec,
-                       (int)len, opt);
+        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro] "
+                       "(FILE: a path or nbd://HOST:PORT/EXPORT)", spec, (int)len, opt);
     return 0;
 }
 
@@ -30,7 +30,8 @@ int vs_blk_spec_parse(const char *spec, struct vs_blk_spec *out)
     const char *comma = strchr(spec, ',');
     size_t path_len = comma ? (size_t)(comma - spec) : strlen(spec);
     if (path_len == 0)
-        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro]", spec);
+        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro] (FILE: a path or "
+                       "nbd://HOST:PORT/EXPORT)", spec);
     if (path_len >= sizeof(out->path))
         return vs_fail(ENAMETOOLONG, "--disk %s: the file name is %zu bytes, more than %zu", spec,
                        path_len, sizeof(out->path) - 1);
@@ -68,11 +69,28 @@ static int measure(struct vs_blk_backend *b, const struct stat *st)
     return 0;
 }
 
+/* An NBD export: connected to for good when it is to be written or is read-only; else
+ * (a destination building the VM) only asked about in the handshake. */
+static int nbd_open(struct vs_blk_backend *b)
+{
+    if (!b->writable && !b->spec.ro)
+        return vs_blk_nbd_probe(b->spec.path, true, &b->size, &b->nbd_caps);
+    return vs_blk_nbd_connect(b->spec.path, !b->spec.ro, &b->nbd, &b->size, &b->nbd_caps);
+}
+
 int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable)
 {
     memset(b, 0, sizeof(*b));
     b->spec = *spec;
     b->writable = writable && !spec->ro;
+    b->is_nbd = vs_blk_nbd_is_uri(spec->path);
+    b->fd = -1;
+    if (b->is_nbd) {
+        int rc = nbd_open(b);
+        if (rc)
+            b->writable = false;
+        return rc;
+    }
     b->fd = open(spec->path, (b->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (b->fd < 0)
         return vs_fail(errno, "disk %s: cannot open it for %s: %s%s", spec->path,
@@ -94,8 +112,34 @@ int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec
     return 0;
 }
 
+/* Connect again to an export: the same size, writable unless the disk is read-only. */
+static int nbd_reconnect(struct vs_blk_backend *b)
+{
+    if (b->nbd && (b->writable || b->spec.ro))
+        return 0;
+    struct nbd_handle *h;
+    uint64_t size;
+    struct vs_blk_nbd_caps caps;
+    int rc = vs_blk_nbd_connect(b->spec.path, !b->spec.ro, &h, &size, &caps);
+    if (rc)
+        return rc;
+    if (size != b->size) {
+        vs_blk_nbd_disconnect(h);
+        return vs_fail(ESTALE, "disk %s was resized (now %llu bytes, was %llu) since the VM "
+                       "opened it; the guest's disk must stay the same export", b->spec.path,
+                       (unsigned long long)size, (unsigned long long)b->size);
+    }
+    vs_blk_nbd_disconnect(b->nbd);
+    b->nbd = h;
+    b->nbd_caps = caps;
+    b->writable = !b->spec.ro;
+    return 0;
+}
+
 int vs_blk_backend_open_for_writing(struct vs_blk_backend *b)
 {
+    if (b->is_nbd)
+        return nbd_reconnect(b);
     if (b->fd >= 0 && (b->writable || b->spec.ro))
         return 0;
     int fd = open(b->spec.path, (b->spec.ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -127,7 +171,14 @@ void vs_blk_backend_close(struct vs_blk_backend *b)
     if (b->fd >= 0)
         close(b->fd);
     b->fd = -1;
+    vs_blk_nbd_disconnect(b->nbd);
+    b->nbd = NULL;
     b->writable = false;
+}
+
+bool vs_blk_backend_is_open(const struct vs_blk_backend *b)
+{
+    return b->fd >= 0 || b->nbd;
 }
 
 /* Advance an I/O vector past `done` bytes (in place). */
@@ -173,16 +224,22 @@ static int transfer(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uin
 
 int vs_blk_backend_read(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
 {
+    if (b->is_nbd)
+        return vs_blk_nbd_read(b->nbd, iov, n, off);
     return transfer(b, iov, n, off, false);
 }
 
 int vs_blk_backend_write(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
 {
+    if (b->is_nbd)
+        return b->writable ? vs_blk_nbd_write(b->nbd, iov, n, off) : -EBADF;
     return transfer(b, iov, n, off, true);
 }
 
 int vs_blk_backend_flush(struct vs_blk_backend *b)
 {
+    if (b->is_nbd)
+        return !b->nbd ? -EBADF : b->writable ? vs_blk_nbd_flush(b->nbd, &b->nbd_caps) : 0;
     if (b->fd < 0)
         return -EBADF;
     if (!b->writable)
@@ -197,6 +254,8 @@ static bool unsupported(int err)
 
 int vs_blk_backend_discard(struct vs_blk_backend *b, uint64_t off, uint64_t len)
 {
+    if (b->is_nbd)
+        return b->writable ? vs_blk_nbd_discard(b->nbd, &b->nbd_caps, off, len) : -EBADF;
     if (b->fd < 0 || !b->writable)
         return -EBADF;
     if (len == 0 ||
@@ -222,6 +281,9 @@ static int write_zero_bytes(struct vs_blk_backend *b, uint64_t off, uint64_t len
 
 int vs_blk_backend_write_zeroes(struct vs_blk_backend *b, uint64_t off, uint64_t len, bool unmap)
 {
+    if (b->is_nbd)
+        return b->writable ? vs_blk_nbd_write_zeroes(b->nbd, &b->nbd_caps, off, len, unmap)
+                           : -EBADF;
     if (b->fd < 0 || !b->writable)
         return -EBADF;
     if (len == 0)

@@ -1,6 +1,7 @@
 /* What a virtio-blk disk stores its sectors in: a raw image file or a block device, given
- * as `--disk FILE[,shared][,ro]`. Synchronous I/O (preadv, pwritev, fdatasync, fallocate);
- * the device calls it from its I/O thread (virtio_blk.c).
+ * as `--disk FILE[,shared][,ro]`, or an NBD export (FILE an nbd:// URI: blk_nbd.h).
+ * Synchronous I/O (preadv, pwritev, fdatasync, fallocate; NBD commands); the device calls
+ * it from its I/O thread (virtio_blk.c).
  *
  * Opening is in two steps, for migration on shared storage: a destination opens the file
  * read-only when it builds the VM (the source still writes it), and for writing only once
@@ -14,11 +15,13 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "vmm/virtio/blk_nbd.h"
+
 #define VS_BLK_PATH_MAX 240
 
-/* `--disk FILE[,shared][,ro]`. */
+/* `--disk FILE[,shared][,ro]`; FILE may be an NBD URI (blk_nbd.h). */
 struct vs_blk_spec {
-    char path[VS_BLK_PATH_MAX];
+    char path[VS_BLK_PATH_MAX];   /* a file, a block device or an NBD URI */
     bool shared;     /* both hosts of a migration reach this same file */
     bool ro;         /* the guest gets a read-only disk (VIRTIO_BLK_F_RO) */
 };
@@ -35,17 +38,24 @@ struct vs_blk_backend {
     dev_t dev;              /* the file opened first: reopening must find the same one */
     ino_t ino;
     uint64_t size;          /* bytes, fixed when first opened */
+    bool is_nbd;            /* path is an NBD URI: the fields below, not fd */
+    struct nbd_handle *nbd; /* NULL: not connected */
+    struct vs_blk_nbd_caps nbd_caps;
 };
 
 /* Open spec->path: for writing when `writable` and the disk is not read-only, else
  * read-only (then checking that it could be written later). Measures its size; a file of
- * less than one sector is refused. */
+ * less than one sector is refused. An NBD export opened for reading (and not ro: a
+ * destination) is only asked about in the NBD handshake, never connected to for commands:
+ * that connection cannot write (blk_nbd.h). */
 int vs_blk_backend_open(struct vs_blk_backend *b, const struct vs_blk_spec *spec, bool writable);
 /* (Re)open for writing, or for reading when the disk is read-only (no-op when it is open
  * so already): after the commit, or when a VM handed over comes back. The file must be the
  * one first opened, with the same size. */
 int vs_blk_backend_open_for_writing(struct vs_blk_backend *b);
 void vs_blk_backend_close(struct vs_blk_backend *b);
+/* Whether the disk is open (a file) or connected (an NBD export). */
+bool vs_blk_backend_is_open(const struct vs_blk_backend *b);
 
 /* Whole transfers at byte offset `off`: 0, or -errno (a read past the end of a file reads
  * zeros; the device never asks for one). The I/O vector is used up (changed). */

@@ -340,7 +340,7 @@ void vs_virtio_blk_stats(struct vs_virtio_blk *d, struct vs_virtio_blk_stats *ou
     out->in_flight = d->in_use;
     out->running = d->running;
     pthread_mutex_unlock(&d->lock);
-    out->open = d->backend.fd >= 0;
+    out->open = vs_blk_backend_is_open(&d->backend);
     out->writable = d->backend.writable;
 }
 
@@ -367,10 +367,15 @@ static void build_config(struct vs_virtio_blk *d)
     c[VS_VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1;
 }
 
-/* The id the guest reads (GET_ID): the file's name without its directories. */
+/* The id the guest reads (GET_ID): the file's name without its directories; for an NBD
+ * URI, the export's name (the URI's path, before any query). */
 static void default_id(struct vs_virtio_blk *d)
 {
-    const char *path = d->backend.spec.path, *slash = strrchr(path, '/');
+    char path[VS_BLK_PATH_MAX];
+    snprintf(path, sizeof(path), "%s", d->backend.spec.path);
+    if (d->backend.is_nbd)
+        path[strcspn(path, "?")] = '\0';
+    const char *slash = strrchr(path, '/');
     const char *name = slash && slash[1] ? slash + 1 : path;
     memset(d->id, 0, sizeof(d->id));
     memcpy(d->id, name, strnlen(name, sizeof(d->id)));

@@ -1,0 +1,421 @@
+/* Integration: a VM whose disk is an NBD export (the shared storage of the seeds' SAN).
+ * Three network namespaces: the storage host, where Debian's qemu-nbd serves a raw file,
+ * and hosts A and B (test_hosts: 198.18.0.1 and .2), each with its own link to the
+ * storage host (198.18.10.0/24 and 198.18.11.0/24), so each reaches the export by its own
+ * URI, as hosts that mount one SAN differently.
+ *  - The VM runs the guest's disk workload on A, then migrates to B (and back to A) while
+ *    it writes; the guest, which checks every block still holds the last pass before
+ *    overwriting it, finds no error after the moves.
+ *  - The export, read back through the server (qemu-img over NBD from host B) after the
+ *    VM is paused, holds the guest's pattern block by block, and the same bytes as the
+ *    file the server serves.
+ *  - Never two writers: a sampler in the storage host lists the server's established NBD
+ *    connections every 10 ms for the whole of each move; no sample has both hosts, the
+ *    first has the source only and the last the destination only; the destination's
+ *    check of the export when it is built is a connection that is gone before the move;
+ *    and the source's disk is closed after the grant with its write count frozen. */
+#include "harness.h"
+#include "vmshift/disk_format.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DISK_BYTES (64u << 20)
+#define BLOCKS 32             /* the workload's range: 128 KiB */
+#define SEED 1
+#define WAIT_S 180
+#define NBD_PORT "10809"
+#define PEER_A "198.18.10.2"
+#define PEER_B "198.18.11.2"
+#define URI_A "nbd://198.18.10.1:" NBD_PORT "/vm"
+#define URI_B "nbd://198.18.11.1:" NBD_PORT "/vm"
+
+static struct test_hosts hosts;
+static char storage[32];
+static char dir[64], disk[96];
+static pid_t server;
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("command failed (%d): %s", rc, cmd);
+}
+
+/* The storage host with a link to each of A and B. */
+static void storage_create(void)
+{
+    int id = (int)getpid();
+    snprintf(storage, sizeof(storage), "vs-s-%d", id);
+    sh("ip netns add %s && ip -n %s link set lo up", storage, storage);
+    const char *host[2] = { hosts.a, hosts.b };
+    for (int i = 0; i < 2; i++) {
+        sh("ip link add vss%c%d type veth peer name vsh%c%d", 'a' + i, id, 'a' + i, id);
+        sh("ip link set vss%c%d netns %s && ip link set vsh%c%d netns %s", 'a' + i, id, storage,
+           'a' + i, id, host[i]);
+        sh("ip -n %s addr add 198.18.%d.1/24 dev vss%c%d && ip -n %s link set vss%c%d up",
+           storage, 10 + i, 'a' + i, id, storage, 'a' + i, id);
+        sh("ip -n %s addr add 198.18.%d.2/24 dev vsh%c%d && ip -n %s link set vsh%c%d up",
+           host[i], 10 + i, 'a' + i, id, host[i], 'a' + i, id);
+    }
+}
+
+static bool server_listening(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "ip netns exec %s ss -Hltn 'sport = :%s' | grep -q LISTEN",
+             storage, NBD_PORT);
+    return system(cmd) == 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    test_hosts_create(&hosts, NULL);
+    storage_create();
+    harness_temp_dir(dir, sizeof(dir));
+    snprintf(disk, sizeof(disk), "%s/disk.img", dir);
+    int fd = open(disk, O_CREAT | O_RDWR | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, DISK_BYTES), 0);
+    close(fd);
+    char log[128];
+    snprintf(log, sizeof(log), "%s/qemu-nbd.log", dir);
+    server = harness_spawn("/usr/bin/qemu-nbd", storage,
+                           ARGS("-f", "raw", "-x", "vm", "-t", "-e", "8", "-b", "0.0.0.0", "-p",
+                                NBD_PORT, "--cache=writeback", disk), log, NULL);
+    for (int i = 0; i < 100 && !server_listening(); i++)
+        usleep(50000);
+    if (!server_listening())
+        fail_msg("qemu-nbd does not listen in %s (install qemu-utils); see %s", storage, log);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (server > 0) {
+        kill(server, SIGTERM);
+        waitpid(server, NULL, 0);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; rm -rf %s", storage, dir);
+    if (system(cmd) != 0)
+        print_message("could not remove %s or %s\n", storage, dir);
+    test_hosts_destroy(&hosts);
+    return 0;
+}
+
+/* ---- The server's connections ---- */
+
+struct conns {
+    unsigned a, b;   /* established NBD connections from host A, from host B */
+};
+
+static struct conns count_conns(const char *text)
+{
+    struct conns c = { 0, 0 };
+    for (const char *p = text; (p = strstr(p, "198.18.1")); p++) {
+        if (!strncmp(p, PEER_A ":", strlen(PEER_A) + 1))
+            c.a++;
+        else if (!strncmp(p, PEER_B ":", strlen(PEER_B) + 1))
+            c.b++;
+    }
+    return c;
+}
+
+static struct conns server_conns(void)
+{
+    char cmd[200], out[4096];
+    snprintf(cmd, sizeof(cmd), "ip netns exec %s ss -Htn state established 'sport = :%s'",
+             storage, NBD_PORT);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    pclose(f);
+    return count_conns(out);
+}
+
+struct sampler {
+    pid_t pid;
+    char path[128], stop[128];
+};
+
+/* Every 10 ms: a line "T" and then the server's established connections, until the
+ * file `stop` exists (each sample complete). */
+static void sampler_start(struct sampler *s)
+{
+    snprintf(s->path, sizeof(s->path), "%s/conns.log", dir);
+    snprintf(s->stop, sizeof(s->stop), "%s/conns.stop", dir);
+    unlink(s->stop);
+    char script[400];
+    snprintf(script, sizeof(script),
+             "while [ ! -e %s ]; do echo T; ss -Htn state established 'sport = :%s'; "
+             "sleep 0.01; done > %s", s->stop, NBD_PORT, s->path);
+    char err[128];
+    snprintf(err, sizeof(err), "%s/sampler.err", dir);
+    s->pid = harness_spawn("/bin/sh", storage, ARGS("-c", script), err, NULL);
+    usleep(100000);
+}
+
+/* The peer (ADDRESS:PORT) of the one connection from `peer` in a sample, "" if none. */
+static void conn_of(const char *sample, const char *peer, char *out, size_t len)
+{
+    out[0] = '\0';
+    char key[32];
+    snprintf(key, sizeof(key), "%s:", peer);
+    const char *p = strstr(sample, key);
+    if (p)
+        snprintf(out, len, "%.*s", (int)strcspn(p, " \n"), p);
+}
+
+/* Stop it and check its samples. The destination's writing connection (the one in the
+ * last sample) is never in a sample with the source's; a sample may show another one of
+ * the destination's, its check of the export in the NBD handshake (which cannot write),
+ * made when it built the VM. The first sample has the source only. */
+static void sampler_check(struct sampler *s, char from, char to)
+{
+    int fd = open(s->stop, O_CREAT | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    waitpid(s->pid, NULL, 0);
+    FILE *f = fopen(s->path, "r");
+    assert_non_null(f);
+    static char text[1 << 22];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *src_peer = from == 'a' ? PEER_A : PEER_B, *dst_peer = to == 'a' ? PEER_A : PEER_B;
+    char *samples[4096];
+    unsigned count = 0;
+    for (char *p = strtok(text, "T"); p && count < 4096; p = strtok(NULL, "T"))
+        samples[count++] = p;
+    assert_true(count >= 3);
+    char writer[64], c[64];
+    conn_of(samples[count - 1], dst_peer, writer, sizeof(writer));
+    conn_of(samples[count - 1], src_peer, c, sizeof(c));
+    if (!writer[0] || c[0])
+        fail_msg("the last sample: destination '%s', source '%s'", writer, c);
+    conn_of(samples[0], src_peer, c, sizeof(c));
+    if (!c[0] || strstr(samples[0], writer))
+        fail_msg("the first sample: source '%s'; the destination's connection %s", c,
+                 strstr(samples[0], writer) ? "there" : "not there");
+    unsigned both = 0, none = 0, probe = 0;
+    for (unsigned i = 0; i < count; i++) {
+        char d[64];
+        conn_of(samples[i], src_peer, c, sizeof(c));
+        conn_of(samples[i], dst_peer, d, sizeof(d));
+        bool has_writer = strstr(samples[i], writer) != NULL;
+        both += c[0] && has_writer;
+        none += !c[0] && !has_writer;
+        probe += d[0] && !has_writer;
+    }
+    print_message("    %u samples of the server's connections during the move: %u with neither "
+                  "host's (the hand-over), %u with the destination's handshake-only check, %u "
+                  "with both hosts' writing connections\n", count, none, probe, both);
+    if (both)
+        fail_msg("in %u of %u samples both hosts had the export open", both, count);
+}
+
+/* ---- The guest's disk workload ---- */
+
+static uint64_t cpu0(struct json_object *st, const char *key)
+{
+    struct json_object *per, *v;
+    if (!json_object_object_get_ex(json_member(st, "guest"), "per_vcpu", &per))
+        return 0;
+    struct json_object *c = json_object_array_get_idx(per, 0);
+    assert_non_null(c);
+    assert_true(json_object_object_get_ex(c, key, &v));
+    return json_object_get_uint64(v);
+}
+
+struct disk_counts {
+    uint64_t passes, written, errors, generation, max_stall_us;
+};
+
+static struct disk_counts read_counts(struct vm_proc *p)
+{
+    struct json_object *st = vm_cmd(p, "status", NULL);
+    struct disk_counts c = {
+        .passes = cpu0(st, "passes"), .written = cpu0(st, "pages_written"),
+        .errors = guest_u64(st, "errors"), .generation = cpu0(st, "generation"),
+        .max_stall_us = cpu0(st, "max_gap_us"),
+    };
+    assert_string_not_equal(guest_str(st, "state"), "failed");
+    json_object_put(st);
+    return c;
+}
+
+static struct disk_counts wait_passes(struct vm_proc *p, uint64_t passes)
+{
+    double t0 = now_s();
+    for (;;) {
+        struct disk_counts c = read_counts(p);
+        if (c.errors)
+            fail_msg("the guest found %llu disk errors:\n%s", (unsigned long long)c.errors,
+                     vm_serial_log(p));
+        if (c.passes >= passes)
+            return c;
+        if (now_s() - t0 > WAIT_S)
+            fail_msg("stalled at %llu passes (want %llu):\n%s", (unsigned long long)c.passes,
+                     (unsigned long long)passes, vm_serial_log(p));
+        usleep(200000);
+    }
+}
+
+static uint64_t disk_stat(struct vm_proc *p, const char *key)
+{
+    struct json_object *st = vm_cmd(p, "status", NULL);
+    struct json_object *d = json_object_array_get_idx(json_member(st, "disks"), 0);
+    assert_non_null(d);
+    uint64_t v = json_object_get_uint64(json_member(d, key));
+    json_object_put(st);
+    return v;
+}
+
+/* The image must hold the guest's passes gen then gen - 1, block by block, and nothing
+ * past the workload's range. */
+static void check_pattern(const uint8_t *img, uint64_t gen)
+{
+    bool older_seen = false;
+    for (uint64_t b = 0; b < BLOCKS; b++) {
+        uint64_t found;
+        const uint64_t *w = (const uint64_t *)(img + b * VS_DISK_BLOCK_BYTES);
+        int r = vs_disk_block_check(w, SEED, b, 0, &found);
+        if (r != VS_DISK_OK)
+            fail_msg("block %llu of the export: check result %d", (unsigned long long)b, r);
+        if (found == gen && !older_seen)
+            continue;
+        if (found != gen - 1)
+            fail_msg("block %llu holds pass %llu; the guest was writing pass %llu",
+                     (unsigned long long)b, (unsigned long long)found, (unsigned long long)gen);
+        older_seen = true;
+    }
+    for (size_t i = BLOCKS * VS_DISK_BLOCK_BYTES; i < DISK_BYTES; i++)
+        if (img[i])
+            fail_msg("byte %zu of the export, past the workload's range, is 0x%02x", i, img[i]);
+}
+
+static uint8_t *read_file(const char *path)
+{
+    uint8_t *buf = malloc(DISK_BYTES);
+    int fd = open(path, O_RDONLY);
+    assert_true(buf && fd >= 0);
+    assert_int_equal(pread(fd, buf, DISK_BYTES, 0), (ssize_t)DISK_BYTES);
+    close(fd);
+    return buf;
+}
+
+/* Read the whole export through the server from host B; it must be the served file. */
+static void check_export(uint64_t gen)
+{
+    char copy[128];
+    snprintf(copy, sizeof(copy), "%s/export.raw", dir);
+    unlink(copy);
+    sh("ip netns exec %s qemu-img convert -f raw -O raw '%s' %s", hosts.b, URI_B, copy);
+    uint8_t *exported = read_file(copy), *served = read_file(disk);
+    check_pattern(exported, gen);
+    assert_memory_equal(exported, served, DISK_BYTES);
+    free(exported);
+    free(served);
+    unlink(copy);
+}
+
+/* ---- The moves ---- */
+
+static const char *append_blocks(void)
+{
+    static char a[32];
+    snprintf(a, sizeof(a), "disk_blocks=%d", BLOCKS);
+    return a;
+}
+
+/* Move the VM running in `src` (host `from`) to a receiver on the other host. */
+static void move(struct vm_proc *src, struct vm_proc *dst, char from)
+{
+    char to_host = from == 'a' ? 'b' : 'a';
+    const char *ns = to_host == 'a' ? hosts.a : hosts.b;
+    const char *ip = to_host == 'a' ? "198.18.0.1" : "198.18.0.2";
+    const char *spec = to_host == 'a' ? URI_A ",shared" : URI_B ",shared";
+    wait_passes(src, read_counts(src).passes + 2);
+    uint64_t writes_before = disk_stat(src, "writes");   /* this host's, since it got the VM */
+    assert_true(writes_before > 0);
+    vm_receiver_start(dst, ip, ns, ARGS("--disk", spec));
+    /* The destination checked the export when it was built, and hung up. */
+    struct conns c = server_conns();
+    if (c.a != (from == 'a') || c.b != (from == 'b'))
+        fail_msg("before the move: %u connections from A, %u from B", c.a, c.b);
+
+    struct sampler s;
+    sampler_start(&s);
+    char to[64];
+    snprintf(to, sizeof(to), "%s:%d", ip, dst->port);
+    struct json_object *rep = vm_migrate(src, to, NULL, WAIT_S);
+    print_migration("NBD disk VM", rep);
+    assert_string_equal(json_str(rep, "status"), "completed");
+    json_object_put(rep);
+    vm_proc_wait_ctl(dst, 30);
+    wait_passes(dst, read_counts(dst).passes + 1);   /* it writes there */
+    sampler_check(&s, from, to_host);
+
+    /* The source hung up at the grant and wrote nothing after it. */
+    assert_int_equal(disk_stat(src, "open"), 0);
+    uint64_t src_writes = disk_stat(src, "writes");
+    assert_true(src_writes >= writes_before);
+    struct disk_counts after = wait_passes(dst, read_counts(dst).passes + 2);
+    assert_int_equal(after.errors, 0);
+    assert_int_equal(disk_stat(src, "writes"), src_writes);
+    assert_int_equal(disk_stat(dst, "writable"), 1);
+    c = server_conns();
+    if (c.a != (to_host == 'a') || c.b != (to_host == 'b'))
+        fail_msg("after the move: %u connections from A, %u from B", c.a, c.b);
+    print_message("    after the move to %c: pass %llu, longest request %llu us, 0 errors\n",
+                  to_host, (unsigned long long)after.generation,
+                  (unsigned long long)after.max_stall_us);
+}
+
+static void migrate_over_nbd_and_back(void **state)
+{
+    (void)state;
+    struct vm_proc a, b, a2;
+    vm_proc_start_in(&a, hosts.a, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk",
+                                       "--disk", URI_A ",shared", "--append", append_blocks()));
+    wait_passes(&a, 1);
+    assert_int_equal(disk_stat(&a, "writable"), 1);
+    assert_non_null(strstr(vm_serial_log(&a), "id 'vm'"));   /* GET_ID: the export's name */
+    move(&a, &b, 'a');
+    move(&b, &a2, 'b');
+
+    json_object_put(vm_cmd(&a2, "stop", NULL));   /* completes and flushes every request */
+    struct disk_counts end = read_counts(&a2);
+    assert_int_equal(end.errors, 0);
+    check_export(end.generation);
+    print_message("    the export read through the server holds pass %llu and the file's "
+                  "bytes\n", (unsigned long long)end.generation);
+    vm_proc_stop(&a2);
+    vm_proc_stop(&b);
+    vm_proc_stop(&a);
+}
+
+int main(void)
+{
+    require_kvm();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(migrate_over_nbd_and_back),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
