@@ -116,6 +116,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
 static int on_postcopy_start(struct incoming *in, const struct vs_wire_header *h)
 {
     vs_digest_tracker_stop(in->digest);   /* it reads RAM; pages are being dropped */
+    vs_prefault_join(&in->rs.prefault);   /* it writes RAM */
     int rc = vs_postcopy_dest_new(&in->pc, in->vm, in->opts, in->r, h);
     if (!rc)
         vs_digest_tracker_skip_pages(in->digest, vs_postcopy_dest_missing(in->pc));

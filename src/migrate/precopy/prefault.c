@@ -92,7 +92,9 @@ void vs_prefault_stop(struct vs_prefault *pf)
 void vs_prefault_join(struct vs_prefault *pf)
 {
     vs_prefault_stop(pf);
+    if (pf->joined)
+        return;
     for (unsigned i = 0; i < pf->nthreads; i++)
         pthread_join(pf->threads[i], NULL);
-    pf->nthreads = 0;
+    pf->joined = true;
 }

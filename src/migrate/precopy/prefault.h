@@ -21,7 +21,8 @@ struct vs_prefault {
     uint64_t frontier;          /* end of the furthest page received (atomic) */
     uint64_t faulted;           /* bytes faulted in (atomic), for the report and tests */
     int stop;                   /* atomic */
-    unsigned nthreads;
+    unsigned nthreads;          /* started (kept after the join, for the log) */
+    bool joined;
     pthread_t threads[VS_PREFAULT_MAX_THREADS];
 };
 
@@ -38,7 +39,8 @@ static inline void vs_prefault_note(struct vs_prefault *pf, uint64_t end)
 }
 /* Ask the threads to stop (they finish their chunk); returns at once. */
 void vs_prefault_stop(struct vs_prefault *pf);
-/* Stop and wait for the threads. */
+/* Stop and wait for the threads (once; later calls return at once). Post-copy joins them
+ * before it drops pages: a late prefault must never fill a page it waits for. */
 void vs_prefault_join(struct vs_prefault *pf);
 
 #endif
