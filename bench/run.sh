@@ -6,6 +6,9 @@
 #   bench/run.sh --quick    small VMs, two links (CI: checks tables and plots appear)
 #   bench/run.sh --evacuate [ARGS]   the host evacuation benchmark instead
 #                           (bench/evacuate_bench.py: 8 VMs by --parallel degree, 1 large VM)
+#   bench/run.sh --streams-bench [ARGS]   per-stream efficiency instead (bench/stream_bench.py:
+#                           1 and 2 streams pinned a core per side against QEMU plain and
+#                           multifd, CPU s/GB per side, warm and cold memory, TLS/plain)
 #
 # Host memory. Moving a VM means first-touching as much fresh memory on the destination
 # as the VM has; both VMMs pay it. Two host settings decide what that costs:
@@ -29,4 +32,5 @@ if [ -w "$order" ]; then
 fi
 driver=bench/migration_bench.py
 if [ "${1:-}" = "--evacuate" ]; then driver=bench/evacuate_bench.py; shift; fi
+if [ "${1:-}" = "--streams-bench" ]; then driver=bench/stream_bench.py; shift; fi
 /usr/bin/python3 "$driver" "$@"

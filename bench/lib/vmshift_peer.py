@@ -14,6 +14,7 @@ with), "psk" (TLS 1.3 with a pre-shared key) or "cert" (TLS 1.3 with certificate
 ways), with credentials made once per process by scripts/make-test-certs.sh.
 ciphersuites: an OpenSSL TLS 1.3 suite list for both sides (VMSHIFT_TLS_CIPHERSUITES), to
 compare ciphers; None = vmshift's default.
+recv_args: more `vmshift receive` options (e.g. ["--page-writes", "mapping"]);
 run_args: more `vmshift run` options (e.g. ["--dirty-ring", "65536"]); migrate_args: more
 fields of the migrate request (e.g. {"converge": "throttle"}); guest_samples: poll the
 guest's telemetry (pages written, all vCPUs) every 0.1 s from 1 s before the migration
@@ -165,7 +166,7 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
                     max_bandwidth=0, src_prefix=(), dst_prefix=(), dst_addr="127.0.0.1",
                     settle_s=1.0, timeout_s=300, start_barrier=None, keep_dir=False,
                     postcopy_after_s=None, after_s=0, security="insecure", ciphersuites=None,
-                    run_args=(), migrate_args=None, guest_samples=False):
+                    run_args=(), migrate_args=None, guest_samples=False, recv_args=()):
     """postcopy_after_s: `start-postcopy` this long after `migrate`. guest_progress:
     [(t_s since `migrate`, pages written by the guest)] just before `migrate` and on the
     destination for after_s seconds after the end; guest_rate_pages_s: the guest's write
@@ -191,7 +192,8 @@ def vmshift_migrate(mem="1G", vcpus=1, workload="once", fill="random", seed=1, r
         dst_cmd = list(dst_prefix) + [VMSHIFT, "receive", "--listen", dst_addr + ":0",
                                       "--port-file", port_file, "--ctl", dst_sock,
                                       "--serial", "none", "--report", dst_report,
-                                      "--timeout", str(int(timeout_s))] + recv_sec
+                                      "--timeout", str(int(timeout_s))] + recv_sec + \
+            list(recv_args)
         src = subprocess.Popen(src_cmd, stdout=subprocess.DEVNULL, stderr=open(src_log, "w"),
                                env=env)
         procs.append(src)

@@ -9,6 +9,7 @@
 #include "cli/receive_admission.h"
 #include "ctl/nic_status.h"
 #include "migrate/precopy/dest.h"
+#include "migrate/precopy/prefault.h"
 #include "migrate/commit/dest_resolve.h"
 #include "migrate/postcopy/postcopy_dest.h"
 #include "transport/security.h"
@@ -53,7 +54,13 @@ static const char usage[] =
     "  --keep-after-migrate   once the VM has migrated on from here, stay (state migrated,\n"
     "                         its RAM given back) until 'quit'; by default exit 0 two\n"
     "                         seconds after that migration completed\n"
-    "  --kvm-device PATH      KVM device (default /dev/kvm)\n";
+    "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
+    "tuning (docs/perf-notes.md):\n"
+    "  --page-writes auto|file|mapping  put received pages into guest RAM through its\n"
+    "                         memfd (file) or its mapping; auto (default): file with\n"
+    "                         4 KiB pages, mapping with 2 MiB pages (measured faster)\n"
+    "  --prefault-threads N   threads faulting guest RAM in ahead of the first pass\n"
+    "                         (default: none below 4 CPUs, then one per 4 CPUs, at most 4)\n";
 
 struct receive_options {
     const char *listen, *port_file, *ctl, *report;
@@ -94,6 +101,8 @@ static int parse(int argc, char **argv, struct receive_options *o)
         { "tls-name", required_argument, NULL, 'S' }, { "insecure", no_argument, NULL, 'S' },
         { "ktls", no_argument, NULL, 'S' },
         { "keep-after-migrate", no_argument, NULL, 'K' },
+        { "page-writes", required_argument, NULL, 'W' },
+        { "prefault-threads", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof(*o));
@@ -102,6 +111,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
     o->in.timeout_ms = 60000;
     o->in.handshake_timeout_ms = 10000;
     o->in.max_vcpus = 32;
+    o->in.tuning.prefault_threads = -1;
     o->max_refused = 16;
     optind = 1;
     opterr = 0;
@@ -119,6 +129,17 @@ static int parse(int argc, char **argv, struct receive_options *o)
             if (parse_count("--max-vcpus", optarg, 1, 32, &o->in.max_vcpus))
                 return -EINVAL;
             break;
+        case 'W':
+            if (vs_page_writes_parse(optarg, &o->in.tuning.page_writes))
+                return -EINVAL;
+            break;
+        case 'P': {
+            unsigned n = 0;
+            if (parse_count("--prefault-threads", optarg, 0, VS_PREFAULT_MAX_THREADS, &n))
+                return -EINVAL;
+            o->in.tuning.prefault_threads = (int)n;
+            break;
+        }
         case 'R':
             if (parse_count("--max-refused", optarg, 0, 1000000, &o->max_refused))
                 return -EINVAL;

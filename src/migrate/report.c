@@ -165,6 +165,8 @@ struct json_object *vs_report_json(const struct vs_migration_stats *s)
     add_double(ram, "dirty-pages-rate", s->dirty_pages_rate);
     json_object_object_add(ram, "dirty-tracking",
                            json_object_new_string(s->conv.tracking ? s->conv.tracking : "dirty-log"));
+    if (s->ram_pages)
+        json_object_object_add(ram, "page-size", json_object_new_string(s->ram_pages));
     bool ring = s->conv.tracking && strcmp(s->conv.tracking, "dirty-ring") == 0;
     unsigned nv = s->conv.nr_vcpus < VS_REPORT_MAX_VCPUS ? s->conv.nr_vcpus : VS_REPORT_MAX_VCPUS;
     json_object_object_add(ram, "vcpu-dirty-rate", double_array(s->conv.vcpu_dirty_rate,

@@ -113,6 +113,8 @@ struct vs_migration_stats {
     char error[512];
     char peer[128];
     uint64_t ram_total_bytes;
+    const char *ram_pages;     /* destination: the page size guest RAM got, and why (static
+                                  text; NULL: not known, e.g. the source's report) */
     uint32_t vcpus;
     uint64_t downtime_limit_ms;
     uint32_t max_passes;

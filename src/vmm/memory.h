@@ -89,6 +89,12 @@ uint64_t vs_memory_allocated(const struct vs_memory *m);
  * must fit one RAM region. */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 
+/* The page size guest RAM gets on this host, and why, for logs and reports
+ * (ram_page_size.c). */
+const char *vs_memory_page_size_note(void);
+/* Whether guest RAM gets 2 MiB pages here (the note starts with "2 MiB"). */
+bool vs_memory_huge_pages(void);
+
 /* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */
 uint64_t vs_host_available_memory(void);
 

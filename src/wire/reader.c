@@ -1,6 +1,7 @@
 /* The one parser of migration input. Everything the peer sends is checked before use;
  * every error names the record (seq, type) and its stream offset. */
 #include "wire/reader.h"
+#include "wire/reader_internal.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "vmshift/guest_abi.h"
@@ -30,6 +31,8 @@ void vs_wire_reader_destroy(struct vs_wire_reader *r)
         vs_codec_ctx_free(r->codec[i]);
     free(r->cbuf);
     free(r->pbuf);
+    free(r->bounce);
+    r->bounce = NULL;
     memset(r->codec, 0, sizeof(r->codec));
     r->cbuf = r->pbuf = NULL;
 }
@@ -214,7 +217,7 @@ int vs_wire_read_header(struct vs_wire_reader *r, struct vs_wire_header *h)
     return 0;
 }
 
-static int read_part(struct vs_wire_reader *r, const struct vs_wire_header *h, void *buf,
+int vs_wire_read_part(struct vs_wire_reader *r, const struct vs_wire_header *h, void *buf,
                      size_t len, const char *what)
 {
     int rc = vs_channel_read_exact(r->ch, buf, len);
@@ -243,31 +246,17 @@ int vs_wire_read_payload(struct vs_wire_reader *r, const struct vs_wire_header *
                         "buffer for it", h->length, cap);
     if (h->length == 0)
         return check_sum(r, h, 0);
-    int rc = read_part(r, h, buf, h->length, "payload");
+    int rc = vs_wire_read_part(r, h, buf, h->length, "payload");
     if (rc < 0)
         return rc;
     return check_sum(r, h, XXH3_64bits(buf, h->length));
-}
-
-/* Read pages [i, i+n) whose gpas are consecutive straight into RAM. */
-static int read_run(struct vs_wire_reader *r, const struct vs_wire_header *h, uint8_t *ram,
-                    const uint64_t *gpa, uint32_t i, uint32_t n, XXH3_state_t *st)
-{
-    uint8_t *dst = ram + gpa[i];
-    size_t len = (size_t)n * VS_WIRE_PAGE_SIZE;
-    int rc = read_part(r, h, dst, len, "page data");
-    if (rc < 0)
-        return rc;
-    if (st)
-        XXH3_64bits_update(st, dst, len);
-    return 0;
 }
 
 /* Read a page list of count entries into gpa[] and check every address. */
 static int read_page_list(struct vs_wire_reader *r, const struct vs_wire_header *h,
                           uint64_t ram_size, uint32_t count, uint64_t *gpa)
 {
-    int rc = read_part(r, h, gpa, (size_t)count * sizeof(uint64_t), "the page list");
+    int rc = vs_wire_read_part(r, h, gpa, (size_t)count * sizeof(uint64_t), "the page list");
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < count; i++) {
@@ -289,7 +278,7 @@ int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
         return REC_FAIL(EPROTO, r, h, "expected PAGES or ZERO_PAGES, got %s",
                         vs_wire_type_name(h->type));
     int data = h->type == VS_REC_PAGES;
-    int rc = read_part(r, h, info, sizeof(*info), "the page record header");
+    int rc = vs_wire_read_part(r, h, info, sizeof(*info), "the page record header");
     if (rc < 0)
         return rc;
     if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
@@ -319,7 +308,8 @@ int vs_wire_read_pages(struct vs_wire_reader *r, const struct vs_wire_header *h,
         for (uint32_t i = 1; i <= info->count && rc == 0; i++) {
             if (i < info->count && gpa[i] == gpa[i - 1] + VS_WIRE_PAGE_SIZE)
                 continue;
-            rc = read_run(r, h, ram, gpa, start, i - start, data_st);
+            size_t len = (size_t)(i - start) * VS_WIRE_PAGE_SIZE;
+            rc = vs_wire_read_run(r, h, ram, gpa[start], len, data_st);
             start = i;
         }
     }
@@ -354,7 +344,7 @@ int vs_wire_read_cpages(struct vs_wire_reader *r, const struct vs_wire_header *h
 {
     if (h->type != VS_REC_CPAGES)
         return REC_FAIL(EPROTO, r, h, "expected CPAGES, got %s", vs_wire_type_name(h->type));
-    int rc = read_part(r, h, info, sizeof(*info), "the compressed page record header");
+    int rc = vs_wire_read_part(r, h, info, sizeof(*info), "the compressed page record header");
     if (rc < 0)
         return rc;
     if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
@@ -376,7 +366,7 @@ int vs_wire_read_cpages(struct vs_wire_reader *r, const struct vs_wire_header *h
     if ((rc = cpages_buffers(r, h, info->codec)) < 0)
         return rc;
     size_t clen = (size_t)(h->length - head);
-    if ((rc = read_part(r, h, r->cbuf, clen, "compressed page data")) < 0)
+    if ((rc = vs_wire_read_part(r, h, r->cbuf, clen, "compressed page data")) < 0)
         return rc;
     XXH3_state_t *st = XXH3_createState();
     if (!st)
@@ -393,9 +383,7 @@ int vs_wire_read_cpages(struct vs_wire_reader *r, const struct vs_wire_header *h
     if (rc < 0)
         return vs_fail_context(rc, "migration stream: record #%llu (CPAGES) at offset %llu",
                                (ull)h->seq, (ull)r->record_offset);
-    for (uint32_t i = 0; i < info->count; i++)
-        memcpy(ram + gpa[i], r->pbuf + (size_t)i * VS_WIRE_PAGE_SIZE, VS_WIRE_PAGE_SIZE);
-    return 0;
+    return vs_wire_put_pages(r, h, ram, gpa, info->count, r->pbuf);
 }
 
 int vs_wire_read_fixed(struct vs_wire_reader *r, const struct vs_wire_header *h,
@@ -463,11 +451,11 @@ static int read_head_and_bitmap(struct vs_wire_reader *r, const struct vs_wire_h
         return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: %s for %llu bytes of RAM "
                         "is exactly %llu bytes", h->length, vs_wire_type_name(h->type),
                         (ull)ram_size, (ull)(head_len + bytes));
-    if ((rc = read_part(r, h, head, head_len, "the record header")) < 0)
+    if ((rc = vs_wire_read_part(r, h, head, head_len, "the record header")) < 0)
         return rc;
     *bits = 0;
     uint64_t sum;
-    if ((bitmap && (rc = read_part(r, h, bitmap, (size_t)bytes, "the page bitmap")) < 0) ||
+    if ((bitmap && (rc = vs_wire_read_part(r, h, bitmap, (size_t)bytes, "the page bitmap")) < 0) ||
         (rc = sum_parts(head, head_len, bitmap, (size_t)bytes, NULL, 0, &sum)) < 0 ||
         (rc = check_sum(r, h, sum)) < 0)
         return rc;
@@ -532,8 +520,8 @@ int vs_wire_read_postcopy_digests(struct vs_wire_reader *r, const struct vs_wire
         return REC_FAIL(EPROTO, r, h, "payload length %u is wrong: %llu bytes of RAM have "
                         "%llu block digests (%llu bytes)", h->length, (ull)ram_size,
                         (ull)nblocks, (ull)(sizeof(*out) + nblocks * 8));
-    if ((rc = read_part(r, h, out, sizeof(*out), "the record header")) < 0 ||
-        (rc = read_part(r, h, blocks, (size_t)nblocks * 8, "the block digests")) < 0)
+    if ((rc = vs_wire_read_part(r, h, out, sizeof(*out), "the record header")) < 0 ||
+        (rc = vs_wire_read_part(r, h, blocks, (size_t)nblocks * 8, "the block digests")) < 0)
         return rc;
     if (out->nblocks != nblocks)
         return REC_FAIL(EPROTO, r, h, "names %llu blocks, expected %llu", (ull)out->nblocks,
@@ -550,7 +538,7 @@ int vs_wire_read_postcopy_pages(struct vs_wire_reader *r, const struct vs_wire_h
 {
     int rc = expect_type(r, h, VS_REC_POSTCOPY_PAGES);
     if (!rc)
-        rc = read_part(r, h, info, sizeof(*info), "the page record header");
+        rc = vs_wire_read_part(r, h, info, sizeof(*info), "the page record header");
     if (rc < 0)
         return rc;
     if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES)
@@ -569,7 +557,7 @@ int vs_wire_read_postcopy_pages(struct vs_wire_reader *r, const struct vs_wire_h
                         h->length);
     if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
         return rc;
-    if (ndata && (rc = read_part(r, h, buf, (size_t)ndata * VS_WIRE_PAGE_SIZE,
+    if (ndata && (rc = vs_wire_read_part(r, h, buf, (size_t)ndata * VS_WIRE_PAGE_SIZE,
                                  "page data")) < 0)
         return rc;
     uint64_t sum;
@@ -585,7 +573,7 @@ int vs_wire_read_page_request(struct vs_wire_reader *r, const struct vs_wire_hea
 {
     int rc = expect_type(r, h, VS_REC_PAGE_REQUEST);
     if (!rc)
-        rc = read_part(r, h, info, sizeof(*info), "the request header");
+        rc = vs_wire_read_part(r, h, info, sizeof(*info), "the request header");
     if (rc < 0)
         return rc;
     if (info->count < 1 || info->count > VS_WIRE_MAX_PAGES ||

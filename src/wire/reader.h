@@ -23,10 +23,20 @@ struct vs_wire_reader {
                                   VS_FEATURE_POSTCOPY */
     bool disks;                /* disk records (25, 26) allowed: HELLO_REPLY agreed
                                   VS_FEATURE_DISKS */
+    /* Where page data goes (page_data.c): ram_fd < 0 (the default after
+     * vs_wire_reader_set_ram_file(r, -1)) reads it straight into the RAM mapping; else it
+     * is read into a small buffer and written to ram_fd at the page's RAM offset. */
+    int ram_fd;
+    bool ram_fd_set;           /* ram_fd was set (0 from memset is not a file) */
+    uint8_t *bounce;           /* the small buffer, made on first use */
 };
 
 void vs_wire_reader_init(struct vs_wire_reader *r, struct vs_channel *ch);
 void vs_wire_reader_destroy(struct vs_wire_reader *r);
+
+/* Write page data of PAGES and CPAGES into guest RAM through the RAM's file fd (its
+ * offsets are RAM offsets) instead of the mapping; fd < 0: through the mapping. */
+void vs_wire_reader_set_ram_file(struct vs_wire_reader *r, int fd);
 
 /* Read and validate the next header: magic, header checksum, known type, flags its type allows,
  * seq == next_seq, and length within the type's limits (exact size for fixed records,

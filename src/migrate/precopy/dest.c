@@ -1,5 +1,5 @@
 #include "migrate/precopy/dest.h"
-#include "migrate/disk/disk_recv.h"
+#include "migrate/precopy/dest_internal.h"
 #include "migrate/commit/boot_id.h"
 #include "migrate/state/digest_tracker.h"
 #include "migrate/postcopy/postcopy_dest.h"
@@ -25,211 +25,16 @@
 #include <xxhash.h>
 #include "vmshift/guest_abi.h"
 
-enum phase { PHASE_PAGES, PHASE_STATE, PHASE_VERIFIED };
-
-struct incoming {
-    const struct vs_incoming_opts *opts;
-    struct vs_incoming_session *session;
-    struct vs_channel *ch;
-    struct vs_wire_reader r0;   /* stream 0 until the streams are set up */
-    struct vs_wire_reader *r;   /* stream 0 */
-    struct vs_wire_writer w;
-    struct vs_vm *vm;
-    struct vs_migration_stats *stats;
-    struct vs_recv_streams rs;  /* all streams' pages; stream 0 is read here */
-    uint8_t *state_buf;         /* one VCPU_STATE or MACHINE_STATE payload */
-    struct vs_blob vcpu_blobs[VS_MAX_VCPUS];  /* as received, for the final check */
-    XXH3_state_t *vcpu_hash;
-    uint64_t machine_hash;
-    struct vs_digest_tracker *digest;   /* RAM digest, kept current as pages arrive */
-    uint64_t digest_start_ns;
-    uint64_t pass_start_ns, pass_start_bytes;
-    uint64_t cpu0_ns;
-    enum phase phase;
-    bool legacy_commit;         /* a 2.0/2.1 source: resume on COMMIT, no CLAIM/GRANT */
-    bool legacy_machine;        /* a 2.0-2.2 source: flat machine, tagged machine blob */
-    unsigned next_vcpu;
-    bool machine_done;
-    struct vs_postcopy_dest *pc;    /* the source switched to post-copy */
-    struct vs_disk_recv *disks;     /* disks copied with the VM (HELLO VS_FEATURE_DISKS) */
-    bool hello_read;            /* a HELLO record arrived: the peer is a vmshift source */
-    bool claimed;               /* CLAIM sent: the source may have granted us the VM */
-    bool same_clock;            /* the source runs on this host: its pause_ns is ours */
-    /* A stop signal (on_stop) cuts the streams; stop_lock orders it with their setup. */
-    pthread_mutex_t stop_lock;
-    int stopped;                /* the signal, or 0 */
-    bool rs_ready;              /* rs is initialized */
-};
-
-static const char *phase_name(enum phase p)
+const char *vs_dest_phase_name(enum phase p)
 {
     return p == PHASE_PAGES ? "pre-copy" : p == PHASE_STATE ? "state transfer" : "verified";
-}
-
-static int refuse(struct incoming *in, const char *reason)
-{
-    struct vs_wire_hello_reply reply = { .accepted = 0 };
-    snprintf(reply.reason, sizeof(reply.reason), "%s", reason);
-    vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
-    return vs_fail(EPERM, "refused the incoming VM: %s", reason);
-}
-
-/* Streams 1.. of this migration: connections that start with STREAM_HELLO naming the
- * session of HELLO. Strangers are dropped; at most twice as many connections as streams
- * are looked at, and each must send its STREAM_HELLO within the handshake timeout. */
-static int accept_streams(struct incoming *in, const struct vs_wire_hello *hello)
-{
-    unsigned have = 1, tries = 0;
-    while (have < hello->nr_streams) {
-        if (!in->opts->accept_stream)
-            return vs_fail(EPROTONOSUPPORT, "the source wants %u streams but this receiver "
-                           "takes only one", hello->nr_streams);
-        if (++tries > 2 * hello->nr_streams)
-            return vs_fail(EPROTO, "only %u of %u streams arrived among %u connections",
-                           have, hello->nr_streams, tries - 1);
-        struct vs_channel *ch;
-        int rc = in->opts->accept_stream(in->opts->accept_ctx, hello->nr_streams - have,
-                                         in->opts->timeout_ms, &ch);
-        if (rc < 0)
-            return vs_fail_context(rc, "waiting for stream %u of %u", have, hello->nr_streams);
-        if (rc > 0)
-            continue;           /* refused (and logged) before it could be a stream */
-        vs_channel_set_timeout(ch, in->opts->timeout_ms);
-        vs_channel_set_deadline(ch, in->opts->handshake_timeout_ms, "its STREAM_HELLO");
-        struct vs_wire_reader r;
-        struct vs_wire_header h;
-        struct vs_wire_stream_hello sh;
-        vs_wire_reader_init(&r, ch);
-        rc = vs_wire_read_header(&r, &h);
-        if (!rc)
-            rc = vs_wire_read_fixed(&r, &h, VS_REC_STREAM_HELLO, &sh, sizeof(sh));
-        if (!rc)
-            rc = vs_wire_check_stream_hello(&sh, hello);
-        if (!rc && in->rs.s[sh.index].ch)
-            rc = vs_fail(EPROTO, "stream %u arrived twice", sh.index);
-        if (!rc)
-            rc = vs_channel_set_deadline(ch, 0, NULL);
-        if (rc) {
-            vs_warn("dropped a connection from %s: %s", ch->peer, vs_last_error());
-            vs_channel_close(ch);
-            continue;
-        }
-        pthread_mutex_lock(&in->stop_lock);
-        vs_recv_streams_set_channel(&in->rs, sh.index, ch);
-        pthread_mutex_unlock(&in->stop_lock);
-        in->rs.s[sh.index].r.next_seq = r.next_seq;
-        in->rs.s[sh.index].r.offset = r.offset;
-        have++;
-    }
-    return 0;
-}
-
-/* Whether this host has the free memory for a VM of hello's size (--max-mem and
- * --max-vcpus are checked with the rest of HELLO, vs_handshake_admit). Fills why when
- * not. */
-static bool fits_here(const struct vs_wire_hello *hello, char *why, size_t len)
-{
-    char a[32], b[32];
-    uint64_t avail = vs_host_available_memory();
-    if (!avail || hello->ram_size <= avail)
-        return true;
-    snprintf(why, len, "its RAM (%s) is more than this host has free (%s)",
-             vs_format_size(hello->ram_size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
-    return false;
-}
-
-static int handshake(struct incoming *in)
-{
-    struct vs_wire_hello hello;
-    vs_channel_set_deadline(in->ch, in->opts->handshake_timeout_ms, "its HELLO");
-    int len = vs_handshake_read_hello(in->r, &hello);
-    int rc = len < 0 ? len : vs_channel_set_deadline(in->ch, 0, NULL);
-    if (rc)
-        return rc;
-    in->hello_read = true;
-    if (vs_handshake_admit(&hello, (uint32_t)len, in->opts->max_mem, in->opts->max_vcpus))
-        return refuse(in, vs_last_error());
-    char a[32];
-    vs_info("incoming VM: %s RAM, %u vCPU(s), %s machine, stream version %u.%u",
-            vs_format_size(hello.ram_size, a, sizeof(a)), hello.nr_vcpus,
-            hello.version_minor < 3 || hello.machine == VS_WIRE_MACHINE_FLAT ? "flat" : "pc",
-            hello.version_major, hello.version_minor);
-    char why[160];
-    if (!fits_here(&hello, why, sizeof(why)))
-        return refuse(in, why);
-    struct vs_cpu_features host_cpu;
-    if (vs_cpu_host_features(in->opts->kvm_device, &host_cpu) ||
-        vs_handshake_check_cpu(&hello, &host_cpu))
-        return refuse(in, vs_last_error());
-    in->stats->ram_total_bytes = hello.ram_size;
-    in->stats->vcpus = hello.nr_vcpus;
-    in->stats->nr_streams = hello.nr_streams;
-    memcpy(in->session->id, hello.session, sizeof(hello.session));
-    in->legacy_commit = hello.version_minor < 2;
-    in->legacy_machine = hello.version_minor < 3;
-    in->session->resolve_port = hello.resolve_port;
-    _Static_assert(VS_WIRE_MACHINE_PC == VS_MACHINE_PC &&
-                   VS_WIRE_MACHINE_FLAT == VS_MACHINE_FLAT, "HELLO machine is enum vs_machine");
-    struct vs_device_list sent = { 0 }, devices;
-    if ((hello.features & VS_FEATURE_DEVICES) && vs_handshake_read_vm_config(in->r, &sent))
-        return refuse(in, vs_last_error());
-    if (vs_device_list_for_destination(&sent, in->opts->local_devices, &devices))
-        return refuse(in, vs_last_error());
-    struct vs_vm_config cfg = {
-        .devices = &devices,
-        .machine = in->legacy_machine ? VS_MACHINE_FLAT : (enum vs_machine)hello.machine,
-        .kvm_device = in->opts->kvm_device,
-        .mem_size = hello.ram_size,
-        .nr_vcpus = hello.nr_vcpus,
-        .serial = in->opts->serial,
-        .cmdline = "",
-        .incoming = true,
-    };
-    if (vs_vm_create(&in->vm, &cfg))
-        return refuse(in, vs_last_error());
-    if (hello.version_minor >= 4)   /* what the guest was given: a later HELLO sends it on */
-        vs_cpu_features_store(in->vm->kvm.cpuid, hello.cpu_features);
-    if ((hello.features & VS_FEATURE_DISKS) &&
-        vs_disk_recv_new(&in->disks, in->vm, hello.disks_copied,
-                         in->opts->local_devices && in->opts->local_devices->nr))
-        return refuse(in, vs_last_error());
-    pthread_mutex_lock(&in->stop_lock);
-    int err = vs_recv_streams_init(&in->rs, in->vm, hello.nr_streams, hello.codecs);
-    in->rs_ready = err == 0;
-    pthread_mutex_unlock(&in->stop_lock);
-    if (err)
-        return refuse(in, vs_last_error());
-    if (vs_digest_tracker_new(&in->digest, &in->vm->mem) ||
-        vs_digest_tracker_start(in->digest, 20))
-        return refuse(in, vs_last_error());
-    in->rs.digest = in->digest;
-    vs_recv_streams_set_channel(&in->rs, 0, in->ch);
-    /* Stream 0 is read through the streams' reader from now on. */
-    in->rs.s[0].r.next_seq = in->r0.next_seq;
-    in->rs.s[0].r.offset = in->r0.offset;
-    in->r = &in->rs.s[0].r;
-    if (accept_streams(in, &hello))
-        return refuse(in, vs_last_error());
-    bool postcopy = (hello.features & VS_FEATURE_POSTCOPY) && in->opts->postcopy &&
-                    vs_uffd_available();
-    for (unsigned i = 0; i < hello.nr_streams; i++)
-        in->rs.s[i].r.postcopy = postcopy;
-    in->rs.s[0].r.disks = in->disks != NULL;   /* disk records come on stream 0 only */
-    struct vs_wire_hello_reply reply = { .accepted = 1, .codecs = hello.codecs,
-                                         .features = (postcopy ? VS_FEATURE_POSTCOPY : 0) |
-                                                     (in->disks ? VS_FEATURE_DISKS : 0) };
-    vs_boot_id(reply.boot_id);
-    in->same_clock = memcmp(hello.boot_id, reply.boot_id, sizeof(reply.boot_id)) == 0;
-    in->stats->downtime_exact = in->same_clock;
-    vs_fault_point("dst.hello", 0, in->ch);
-    return vs_wire_send(&in->w, VS_REC_HELLO_REPLY, &reply, sizeof(reply));
 }
 
 static int unexpected(struct incoming *in, const struct vs_wire_header *h)
 {
     return vs_fail(EPROTO, "migration stream: record #%llu (%s) at offset %llu is not allowed "
                    "during %s", (unsigned long long)h->seq, vs_wire_type_name(h->type),
-                   (unsigned long long)in->r->record_offset, phase_name(in->phase));
+                   (unsigned long long)in->r->record_offset, vs_dest_phase_name(in->phase));
 }
 
 static int on_pass_end(struct incoming *in, const struct vs_wire_header *h)
@@ -311,6 +116,7 @@ static int on_machine_state(struct incoming *in, const struct vs_wire_header *h)
 static int on_postcopy_start(struct incoming *in, const struct vs_wire_header *h)
 {
     vs_digest_tracker_stop(in->digest);   /* it reads RAM; pages are being dropped */
+    vs_prefault_join(&in->rs.prefault);   /* it writes RAM */
     int rc = vs_postcopy_dest_new(&in->pc, in->vm, in->opts, in->r, h);
     if (!rc)
         vs_digest_tracker_skip_pages(in->digest, vs_postcopy_dest_missing(in->pc));
@@ -576,7 +382,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
         rc = vs_fail(ENOMEM, "out of memory for the incoming migration");
     if (!rc) {
         XXH3_64bits_reset(in.vcpu_hash);
-        rc = handshake(&in);
+        rc = vs_dest_handshake(&in);
     }
     if (!rc) {
         stats->status = "active";
@@ -597,7 +403,7 @@ int vs_incoming_run(struct vs_channel *ch, const struct vs_incoming_opts *opts,
     if (rc && in.stopped && !in.claimed)
         rc = vs_fail(EINTR, "this receiver was stopped by %s during %s", vs_stop_signal_name(
                      in.stopped), !in.hello_read ? "the handshake" : in.phase == PHASE_VERIFIED
-                     ? "the commit window, before it claimed the VM" : phase_name(in.phase));
+                     ? "the commit window, before it claimed the VM" : vs_dest_phase_name(in.phase));
     vs_digest_tracker_stop(in.digest);   /* its thread reads the VM's RAM */
     if (keep_in_doubt(&in, rc)) {
         /* Verified, then silence: the source may or may not have committed. Keep the VM

@@ -5,6 +5,7 @@
 #define VS_DEST_H
 
 #include <stdint.h>
+#include "migrate/precopy/recv_tuning.h"
 #include "migrate/report.h"
 #include "transport/channel.h"
 #include "vmm/vm.h"
@@ -36,6 +37,8 @@ struct vs_incoming_opts {
     /* This host's backends for the VM's NICs and disks (`vmshift receive --nic/--disk`);
      * NULL or empty: build the devices the source describes (VM_CONFIG). */
     const struct vs_device_list *local_devices;
+    /* How pages go into guest RAM (--page-writes, --prefault-threads). */
+    struct vs_recv_tuning tuning;
 };
 
 /* Who sent the VM, for settling the outcome if stream 0 is lost in the commit window. */

@@ -1,6 +1,7 @@
 #include "migrate/precopy/recv_streams.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,25 @@ int vs_recv_streams_init(struct vs_recv_streams *rs, struct vs_vm *vm, unsigned 
         rs->s[i].r.codecs = codecs;
     }
     return 0;
+}
+
+void vs_recv_streams_tune(struct vs_recv_streams *rs, const struct vs_recv_tuning *t)
+{
+    enum vs_page_writes w = t ? t->page_writes : VS_PAGE_WRITES_AUTO;
+    bool huge = vs_memory_huge_pages();
+    rs->page_file = vs_page_writes_use_file(w, huge);
+    /* shmem_enabled=advise honours MADV_HUGEPAGE, a property of the mapping: pages
+     * written through the file never see it. */
+    rs->ram_pages = rs->page_file && huge ? "4 KiB (written through the memfd, which gets no "
+                                            "shmem huge pages; --page-writes mapping would)"
+                                          : vs_memory_page_size_note();
+    for (unsigned i = 0; i < rs->n; i++)
+        vs_wire_reader_set_ram_file(&rs->s[i].r, rs->page_file ? rs->vm->mem.memfd : -1);
+    unsigned threads = vs_recv_tuning_prefault_threads(t);
+    vs_prefault_start(&rs->prefault, &rs->vm->mem, threads);
+    vs_info("pages go into guest RAM through its %s (--page-writes %s), %u prefault "
+            "thread(s); guest RAM pages: %s", rs->page_file ? "memfd" : "mapping",
+            vs_page_writes_name(w), rs->prefault.nthreads, rs->ram_pages);
 }
 
 void vs_recv_streams_set_channel(struct vs_recv_streams *rs, unsigned index,
@@ -60,6 +80,8 @@ int vs_recv_page_record(struct vs_recv_streams *rs, unsigned index,
     }
     if (rc)
         return rc;
+    if (rs->prefault.nthreads)
+        vs_prefault_note(&rs->prefault, st->gpa[count - 1] + VS_WIRE_PAGE_SIZE);
     /* Each page arrives at most once per pass, so streams never share a page here; the
      * map's words are shared, hence atomic bit operations. */
     for (uint32_t i = 0; i < count; i++) {
@@ -134,6 +156,7 @@ int vs_recv_pass_end(struct vs_recv_streams *rs, unsigned index, const struct vs
         }
         rs->done = sum;
         rs->arrived = 0;
+        vs_prefault_stop(&rs->prefault);   /* later passes find their pages allocated */
         rs->barrier_gen++;
         pthread_cond_broadcast(&rs->cv);
     } else {
@@ -238,6 +261,11 @@ void vs_recv_streams_destroy(struct vs_recv_streams *rs)
 {
     if (!rs->touched)
         return;
+    unsigned prefaulters = rs->prefault.nthreads;
+    vs_prefault_join(&rs->prefault);
+    if (prefaulters)
+        vs_info("%u prefault thread(s) faulted in %llu MiB of guest RAM ahead of the streams",
+                prefaulters, (unsigned long long)(rs->prefault.faulted >> 20));
     /* Threads still reading (a failure elsewhere) stop when their channel goes. */
     for (unsigned i = 1; i < rs->n; i++) {
         if (rs->s[i].ch)

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "migrate/state/digest_tracker.h"
+#include "migrate/precopy/prefault.h"
+#include "migrate/precopy/recv_tuning.h"
 #include "migrate/report.h"
 #include "vmm/vm.h"
 #include "wire/reader.h"
@@ -33,6 +35,9 @@ struct vs_recv_streams {
     struct vs_vm *vm;
     uint64_t *touched;              /* pages that received data (may be non-zero) */
     struct vs_digest_tracker *digest;   /* told about every page written (may be NULL) */
+    struct vs_prefault prefault;    /* threads faulting RAM in ahead of the first pass */
+    bool page_file;                 /* page data goes through the RAM memfd (recv_tuning.h) */
+    const char *ram_pages;          /* the page size guest RAM gets, and why (static text) */
     unsigned n;
     struct vs_recv_stream s[VS_WIRE_MAX_STREAMS];
     pthread_mutex_t lock;
@@ -53,6 +58,9 @@ int vs_recv_streams_init(struct vs_recv_streams *rs, struct vs_vm *vm, unsigned 
                          uint32_t codecs);
 void vs_recv_streams_set_channel(struct vs_recv_streams *rs, unsigned index,
                                  struct vs_channel *ch);
+/* How pages go into RAM (before vs_recv_streams_start): through the memfd or the mapping,
+ * and the prefault threads, which start here. */
+void vs_recv_streams_tune(struct vs_recv_streams *rs, const struct vs_recv_tuning *t);
 /* Start the reader threads of streams 1..n-1. */
 int vs_recv_streams_start(struct vs_recv_streams *rs);
 /* Handle a PAGES, ZERO_PAGES or CPAGES record that arrived on stream index. */

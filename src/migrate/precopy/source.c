@@ -3,6 +3,7 @@
 #include "migrate/postcopy/postcopy_source.h"
 #include "migrate/state/digest.h"
 #include "migrate/precopy/handshake.h"
+#include "migrate/precopy/stream_count.h"
 #include "migrate/state/vstate.h"
 #include "common/clock.h"
 #include "common/cpu_time.h"
@@ -25,12 +26,6 @@ void vs_migration_default_opts(struct vs_migration_opts *o)
     o->timeout_ms = 60000;
     o->streams = 0;
     o->compress = VS_CODEC_NONE;
-}
-
-uint32_t vs_migration_default_streams(void)
-{
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus < 1 ? 1 : cpus > 4 ? 4 : (uint32_t)cpus;
 }
 
 void vs_source_set_status(struct vs_migration *m, const char *status)
@@ -424,7 +419,7 @@ int vs_migration_start(struct vs_migration **out, struct vs_vm *vm,
         m->dialer = opts->dialer;
     else
         vs_dialer_tcp_tls(&m->dialer, tls, &m->opts.security);
-    m->nr_streams = opts->streams ? opts->streams : vs_migration_default_streams();
+    m->nr_streams = opts->streams ? opts->streams : vs_stream_count_default(opts->to);
     m->cpu0_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(vm);
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->sched.lock, NULL);

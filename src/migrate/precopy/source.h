@@ -46,9 +46,6 @@ struct vs_migration_opts {
 
 #define VS_COMPRESS_AUTO 100    /* --compress auto: zstd, per batch when it pays */
 
-/* Streams when the user does not say: one per online CPU, 1..4. */
-uint32_t vs_migration_default_streams(void);
-
 void vs_migration_default_opts(struct vs_migration_opts *o);
 
 struct vs_migration;
