@@ -31,18 +31,40 @@ static int remove_hosts(void **state)
     return 0;
 }
 
-static struct json_object *dirty_rate(struct vm_proc *p, int period_ms)
+static uint64_t pages_written(struct vm_proc *p)
 {
+    struct json_object *st = vm_cmd(p, "status", NULL);
+    uint64_t n = guest_u64(st, "pages_written");
+    json_object_put(st);
+    return n;
+}
+
+/* The measurement, and in *guest_pps what the guest's own counter says it wrote per second
+ * meanwhile (each page once: the ranges are larger than a second covers). The guest's
+ * speed is checked against the measurement, not against --rate: on a loaded host the
+ * emulated guest may not reach its --rate (seen: 1000 pages/s of 20000 beside stress-ng). */
+static struct json_object *dirty_rate_seen(struct vm_proc *p, int period_ms, double *guest_pps)
+{
+    uint64_t w0 = pages_written(p);
+    double t0 = now_s();
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "period_ms", json_object_new_int(period_ms));
     struct json_object *r = vm_cmd(p, "dirty-rate", a);
     json_object_put(a);
+    *guest_pps = (double)(pages_written(p) - w0) / (now_s() - t0);
+    print_message("the guest's own count: %.0f pages/s\n", *guest_pps);
     print_message("dirty-rate: %.0f pages/s over %d ms (%s), %.0f distinct pages, working set "
                   "%.1f MiB%s\n", json_num(r, "dirty-pages-rate"), period_ms,
                   json_str(r, "tracking"), json_num(r, "dirty-pages"),
                   json_num(r, "working-set") / 1048576.0,
                   json_object_get_boolean(json_member(r, "saturated")) ? " (saturated)" : "");
     return r;
+}
+
+static struct json_object *dirty_rate(struct vm_proc *p, int period_ms)
+{
+    double guest_pps;
+    return dirty_rate_seen(p, period_ms, &guest_pps);
 }
 
 static bool within(double got, double want, double tolerance)
@@ -58,9 +80,11 @@ static void measures_a_steady_rate(void **state)
     vm_proc_start(&p, ARGS("--mem", "256M", "--vcpus", "2", "--workload", "continuous",
                            "--rate", "20000"));
     json_object_put(wait_guest_at_least(&p, "pages_written", 20000, 60));
-    struct json_object *r = dirty_rate(&p, 1000);
+    double guest;
+    struct json_object *r = dirty_rate_seen(&p, 1000, &guest);
     assert_string_equal(json_str(r, "tracking"), "dirty-log");
-    assert_true(within(json_num(r, "dirty-pages-rate"), 20000, 0.2));
+    assert_true(guest > 100 && guest < 20000 * 1.2);   /* --rate is a cap */
+    assert_true(within(json_num(r, "dirty-pages-rate"), guest, 0.2));
     assert_false(json_object_get_boolean(json_member(r, "saturated")));
     assert_int_equal(json_object_array_length(json_member(r, "samples")), 8);
     assert_int_equal(json_object_array_length(json_member(r, "vcpu-dirty-rate")), 0);
@@ -82,16 +106,21 @@ static void measures_per_vcpu_rates_with_the_ring(void **state)
     vm_proc_start(&p, ARGS("--mem", "256M", "--vcpus", "2", "--workload", "continuous",
                            "--rate", "20000", "--dirty-ring", "65536"));
     json_object_put(wait_guest_at_least(&p, "pages_written", 20000, 60));
-    struct json_object *r = dirty_rate(&p, 1000);
+    double guest;
+    struct json_object *r = dirty_rate_seen(&p, 1000, &guest);
     assert_string_equal(json_str(r, "tracking"), "dirty-ring");
-    assert_true(within(json_num(r, "dirty-pages-rate"), 20000, 0.2));
+    assert_true(guest > 100 && guest < 20000 * 1.2);
+    assert_true(within(json_num(r, "dirty-pages-rate"), guest, 0.2));
     struct json_object *per = json_member(r, "vcpu-dirty-rate");
     assert_int_equal(json_object_array_length(per), 2);
+    double sum = 0;
     for (size_t i = 0; i < 2; i++) {
         double v = json_object_get_double(json_object_array_get_idx(per, i));
         print_message("vCPU %zu: %.0f pages/s\n", i, v);
-        assert_true(within(v, 10000, 0.3));
+        assert_true(v > 0);
+        sum += v;
     }
+    assert_true(within(sum, json_num(r, "dirty-pages-rate"), 0.3));   /* ring entries: ~20% over */
     json_object_put(r);
     vm_proc_stop(&p);
 }
@@ -164,7 +193,10 @@ static void plan_predicts_the_migration(void **state)
     json_object_put(wait_guest_at_least(&src, "pages_written", 8000, 60));
     char args[256];
     snprintf(args, sizeof(args), "%s --bandwidth %s", src.sock, LINK_PAYLOAD);
+    uint64_t w0 = pages_written(&src);
+    double t0 = now_s();
     struct json_object *plan = run_plan(args);
+    double guest = (double)(pages_written(&src) - w0) / (now_s() - t0);
     struct json_object *pre = json_member(plan, "precopy");
     double predicted = json_num(pre, "total-time");
     print_message("plan: %s after %.0f passes, total %.0f ms, downtime %.0f ms, rate %.0f "
@@ -172,7 +204,9 @@ static void plan_predicts_the_migration(void **state)
                   predicted, json_num(pre, "downtime"), json_num(plan, "dirty-rate") / 4096,
                   json_str(plan, "dirty-rate-source"));
     assert_string_equal(json_str(plan, "dirty-rate-source"), "measured");
-    assert_true(within(json_num(plan, "dirty-rate") / 4096, 4000, 0.2));
+    print_message("the guest's own count: %.0f pages/s\n", guest);
+    assert_true(guest > 100 && guest < 4000 * 1.2);   /* --rate is a cap */
+    assert_true(within(json_num(plan, "dirty-rate") / 4096, guest, 0.2));
     assert_string_equal(json_str(pre, "outcome"), "converges");
     json_object_put(plan);
 
