@@ -34,7 +34,7 @@ int vs_parse_u64(const char *text, uint64_t *out)
 
 int vs_parse_size(const char *text, uint64_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     char *end;
     int rc = parse_number(text, &v, &end);
     if (rc)

@@ -46,7 +46,9 @@ static uint64_t num(struct json_object *o, const char *key)
 static bool adopt_one(struct host_daemon *d, const char *name)
 {
     struct host_vm n = { .state = HOST_VM_RUNNING, .adopted = true };
-    snprintf(n.name, sizeof(n.name), "%s", name);
+    if (strlen(name) >= sizeof(n.name))   /* not a name vmshiftd gives */
+        return false;
+    snprintf(n.name, sizeof(n.name), "%.*s", (int)sizeof(n.name) - 1, name);
     int len = snprintf(n.dir, sizeof(n.dir), "%s/%s", d->opt.state_dir, name);
     int len2 = snprintf(n.ctl, sizeof(n.ctl), "%s/ctl.sock", n.dir);
     if (len < 0 || len2 < 0 || (size_t)len >= sizeof(n.dir) || (size_t)len2 >= sizeof(n.ctl) ||

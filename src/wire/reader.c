@@ -454,7 +454,7 @@ static int read_head_and_bitmap(struct vs_wire_reader *r, const struct vs_wire_h
     if ((rc = vs_wire_read_part(r, h, head, head_len, "the record header")) < 0)
         return rc;
     *bits = 0;
-    uint64_t sum;
+    uint64_t sum = 0;
     if ((bitmap && (rc = vs_wire_read_part(r, h, bitmap, (size_t)bytes, "the page bitmap")) < 0) ||
         (rc = sum_parts(head, head_len, bitmap, (size_t)bytes, NULL, 0, &sum)) < 0 ||
         (rc = check_sum(r, h, sum)) < 0)
@@ -526,7 +526,7 @@ int vs_wire_read_postcopy_digests(struct vs_wire_reader *r, const struct vs_wire
     if (out->nblocks != nblocks)
         return REC_FAIL(EPROTO, r, h, "names %llu blocks, expected %llu", (ull)out->nblocks,
                         (ull)nblocks);
-    uint64_t sum;
+    uint64_t sum = 0;
     if ((rc = sum_parts(out, sizeof(*out), blocks, (size_t)nblocks * 8, NULL, 0, &sum)) < 0)
         return rc;
     return check_sum(r, h, sum);
@@ -560,7 +560,7 @@ int vs_wire_read_postcopy_pages(struct vs_wire_reader *r, const struct vs_wire_h
     if (ndata && (rc = vs_wire_read_part(r, h, buf, (size_t)ndata * VS_WIRE_PAGE_SIZE,
                                  "page data")) < 0)
         return rc;
-    uint64_t sum;
+    uint64_t sum = 0;
     if ((rc = sum_parts(info, sizeof(*info), gpa, (size_t)info->count * 8, buf,
                         (size_t)ndata * VS_WIRE_PAGE_SIZE, &sum)) < 0)
         return rc;
@@ -583,7 +583,7 @@ int vs_wire_read_page_request(struct vs_wire_reader *r, const struct vs_wire_hea
                         VS_WIRE_MAX_PAGES);
     if ((rc = read_page_list(r, h, ram_size, info->count, gpa)) < 0)
         return rc;
-    uint64_t sum;
+    uint64_t sum = 0;
     if ((rc = sum_parts(info, sizeof(*info), gpa, (size_t)info->count * 8, NULL, 0, &sum)) < 0)
         return rc;
     return check_sum(r, h, sum);

@@ -226,7 +226,7 @@ static void hostile_blobs_are_refused(void **state)
     struct vs_blob good = { 0 };
     if (vs_vstate_save_vcpu(&src->vcpus[1], &good))
         fail_msg("save: %s", vs_last_error());
-    uint32_t regs_len, cpuid_len;
+    uint32_t regs_len = 0, cpuid_len = 0;
     size_t regs = find_section(&good, TAG_REGS, &regs_len);
     size_t cpuid = find_section(&good, TAG_CPUID, &cpuid_len);
     assert_int_equal(regs_len, sizeof(struct kvm_regs));

@@ -130,7 +130,7 @@ static int wait_all(struct nbd_handle *h, const int64_t *cookies, unsigned n)
 static int transfer(struct nbd_handle *h, const struct iovec *iov, unsigned n, uint64_t off,
                     bool write)
 {
-    int64_t cookies[NBD_MAX_PENDING];
+    int64_t cookies[NBD_MAX_PENDING] = { 0 };
     unsigned pending = 0;
     int rc = 0;
     for (unsigned i = 0; i < n && !rc; i++) {
