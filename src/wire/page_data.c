@@ -75,13 +75,18 @@ int vs_wire_read_run(struct vs_wire_reader *r, const struct vs_wire_header *h, u
 int vs_wire_put_pages(struct vs_wire_reader *r, const struct vs_wire_header *h, uint8_t *ram,
                       const uint64_t *gpa, uint32_t count, const uint8_t *data)
 {
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *page = data + (size_t)i * VS_WIRE_PAGE_SIZE;
+    /* Pages listed at consecutive addresses go in as one run: one copy or one pwrite. */
+    for (uint32_t i = 0, run; i < count; i += run) {
+        for (run = 1; i + run < count &&
+                      gpa[i + run] == gpa[i] + (uint64_t)run * VS_WIRE_PAGE_SIZE; run++)
+            ;
+        const uint8_t *pages = data + (size_t)i * VS_WIRE_PAGE_SIZE;
+        size_t len = (size_t)run * VS_WIRE_PAGE_SIZE;
         int rc = 0;
         if (!r->ram_fd_set)
-            memcpy(ram + gpa[i], page, VS_WIRE_PAGE_SIZE);
+            memcpy(ram + gpa[i], pages, len);
         else
-            rc = pwrite_all(r, h, page, VS_WIRE_PAGE_SIZE, gpa[i]);
+            rc = pwrite_all(r, h, pages, len, gpa[i]);
         if (rc)
             return rc;
     }
