@@ -16,6 +16,7 @@
  *  - A block changed behind the device's back (the host writes the source's file after the
  *    bulk pass sent that block: a write the dirty tracking cannot see) makes the disk
  *    digests differ: the commit is refused, the migration fails, the VM runs on here. */
+#include "disk_probe.h"
 #include "harness.h"
 #include "vmshift/disk_format.h"
 
@@ -138,49 +139,6 @@ static void check_copy(const char *a, const char *b)
     free(y);
 }
 
-/* vCPU 0's disk workload counters. */
-struct counts {
-    uint64_t passes, errors, max_stall_us;
-};
-
-static uint64_t cpu0(struct json_object *st, const char *key)
-{
-    struct json_object *per, *v;
-    if (!json_object_object_get_ex(json_member(st, "guest"), "per_vcpu", &per))
-        return 0;
-    struct json_object *c = json_object_array_get_idx(per, 0);
-    if (!c || !json_object_object_get_ex(c, key, &v))
-        return 0;
-    return json_object_get_uint64(v);
-}
-
-static struct counts read_counts(struct vm_proc *p)
-{
-    struct json_object *st = vm_cmd(p, "status", NULL);
-    struct counts c = { .passes = cpu0(st, "passes"), .errors = guest_u64(st, "errors"),
-                        .max_stall_us = cpu0(st, "max_gap_us") };
-    assert_string_not_equal(guest_str(st, "state"), "failed");
-    json_object_put(st);
-    return c;
-}
-
-static struct counts wait_passes(struct vm_proc *p, uint64_t passes)
-{
-    double t0 = now_s();
-    for (;;) {
-        struct counts c = read_counts(p);
-        if (c.errors)
-            fail_msg("the guest found %llu disk errors:\n%s", (unsigned long long)c.errors,
-                     vm_serial_log(p));
-        if (c.passes >= passes)
-            return c;
-        if (now_s() - t0 > WAIT_S)
-            fail_msg("stalled at %llu passes (want %llu):\n%s", (unsigned long long)c.passes,
-                     (unsigned long long)passes, vm_serial_log(p));
-        usleep(200000);
-    }
-}
-
 static void start_vm(struct vm_proc *p, const char *disk)
 {
     char append[32];
@@ -259,17 +217,17 @@ static void both_ways(void **state)
     make_disks(src_img, dst_img);
     struct vm_proc a, b, c;
     start_vm(&a, src_img);
-    wait_passes(&a, 2);
+    disk_wait_passes(&a, 2, WAIT_S);
     move(&a, &b, src_img, dst_img, "there");
     vm_proc_stop(&a);
-    struct counts mid = read_counts(&b);
-    wait_passes(&b, mid.passes + 2);
+    struct disk_counts mid = disk_read_counts(&b);
+    disk_wait_passes(&b, mid.passes + 2, WAIT_S);
     move(&b, &c, dst_img, src_img, "back");
     vm_proc_stop(&b);
-    mid = read_counts(&c);
-    struct counts end = wait_passes(&c, mid.passes + 2);
+    mid = disk_read_counts(&c);
+    struct disk_counts end = disk_wait_passes(&c, mid.passes + 2, WAIT_S);
     json_object_put(vm_cmd(&c, "stop", NULL));
-    end = read_counts(&c);
+    end = disk_read_counts(&c);
     assert_int_equal(end.errors, 0);
     check_copy(src_img, NULL);
     print_message("    after two moves: %llu passes, 0 errors, longest I/O stall %llu us\n",
@@ -296,7 +254,7 @@ static void destination_killed(void **state)
     snprintf(shared_spec, sizeof(shared_spec), "%s,shared,ro", shared_img);
     struct vm_proc src, dst, dst2;
     start_vm(&src, src_img);
-    wait_passes(&src, 1);
+    disk_wait_passes(&src, 1, WAIT_S);
     vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img, "--disk", shared_spec));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
@@ -313,13 +271,13 @@ static void destination_killed(void **state)
     assert_true(json_num(json_member(m, "disk"), "bytes") > 0);
     json_object_put(m);
     vm_proc_wait_exit(&dst, 10);
-    struct counts c = read_counts(&src);
-    wait_passes(&src, c.passes + 2);
+    struct disk_counts c = disk_read_counts(&src);
+    disk_wait_passes(&src, c.passes + 2, WAIT_S);
 
     move(&src, &dst2, src_img, dst2_img, "after the failed one");
     vm_proc_stop(&src);
-    c = read_counts(&dst2);
-    c = wait_passes(&dst2, c.passes + 1);
+    c = disk_read_counts(&dst2);
+    c = disk_wait_passes(&dst2, c.passes + 1, WAIT_S);
     assert_int_equal(c.errors, 0);
     vm_proc_stop(&dst2);
     vm_proc_stop(&dst);
@@ -342,7 +300,7 @@ static void cancelled(void **state)
     make_disks(src_img, dst_img);
     struct vm_proc src, dst;
     start_vm(&src, src_img);
-    wait_passes(&src, 1);
+    disk_wait_passes(&src, 1, WAIT_S);
     vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
@@ -358,8 +316,8 @@ static void cancelled(void **state)
     assert_string_equal(json_str(m, "status"), "cancelled");
     json_object_put(m);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    struct counts c = read_counts(&src);
-    c = wait_passes(&src, c.passes + 2);
+    struct disk_counts c = disk_read_counts(&src);
+    c = disk_wait_passes(&src, c.passes + 2, WAIT_S);
     assert_int_equal(c.errors, 0);
     json_object_put(vm_cmd(&src, "stop", NULL));
     check_copy(src_img, NULL);
@@ -388,7 +346,7 @@ static void digest_mismatch_refused(void **state)
     make_disks(src_img, dst_img);
     struct vm_proc src, dst;
     start_vm(&src, src_img);
-    wait_passes(&src, 1);
+    disk_wait_passes(&src, 1, WAIT_S);
     vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
@@ -423,8 +381,8 @@ static void digest_mismatch_refused(void **state)
     assert_non_null(strstr(json_str(m, "error"), "differs from the source's"));
     json_object_put(m);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    struct counts c = read_counts(&src);
-    c = wait_passes(&src, c.passes + 2);   /* it runs on here */
+    struct disk_counts c = disk_read_counts(&src);
+    c = disk_wait_passes(&src, c.passes + 2, WAIT_S);   /* it runs on here */
     assert_int_equal(c.errors, 0);
     vm_proc_stop(&dst);
     vm_proc_stop(&src);

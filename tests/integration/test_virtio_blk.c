@@ -13,6 +13,7 @@
  *  - A disk without ",shared" is refused by `migrate`, and the VM runs on.
  *  - A read-only disk refuses the guest's write, and the file stays byte for byte what
  *    it was. */
+#include "disk_probe.h"
 #include "harness.h"
 #include "vmshift/disk_format.h"
 
@@ -81,37 +82,6 @@ static uint8_t *file_read_all(const char *path, size_t len)
     return buf;
 }
 
-/* vCPU 0's counters in the disk workload (guest/disk.h). */
-struct disk_counts {
-    uint64_t passes, written, checked, errors, generation, max_stall_us, kib_s;
-};
-
-/* 0 until the guest has registered its telemetry. */
-static uint64_t cpu0(struct json_object *st, const char *key)
-{
-    struct json_object *per, *v;
-    if (!json_object_object_get_ex(json_member(st, "guest"), "per_vcpu", &per))
-        return 0;
-    struct json_object *c = json_object_array_get_idx(per, 0);
-    assert_non_null(c);
-    assert_true(json_object_object_get_ex(c, key, &v));
-    return json_object_get_uint64(v);
-}
-
-static struct disk_counts read_counts(struct vm_proc *p)
-{
-    struct json_object *st = vm_cmd(p, "status", NULL);
-    struct disk_counts c = {
-        .passes = cpu0(st, "passes"), .written = cpu0(st, "pages_written"),
-        .checked = cpu0(st, "pages_checked"), .errors = guest_u64(st, "errors"),
-        .generation = cpu0(st, "generation"), .max_stall_us = cpu0(st, "max_gap_us"),
-        .kib_s = cpu0(st, "rng_bytes"),
-    };
-    assert_string_not_equal(guest_str(st, "state"), "failed");
-    json_object_put(st);
-    return c;
-}
-
 /* The host's view of disk i (the "disks" array of status): a number, or a flag as 0/1. */
 static uint64_t disk_stat_of(struct vm_proc *p, unsigned i, const char *key)
 {
@@ -126,24 +96,6 @@ static uint64_t disk_stat_of(struct vm_proc *p, unsigned i, const char *key)
 static uint64_t disk_stat(struct vm_proc *p, const char *key)
 {
     return disk_stat_of(p, 0, key);
-}
-
-/* Poll until vCPU 0 has completed `passes` passes (the errors must stay 0 meanwhile). */
-static struct disk_counts wait_passes(struct vm_proc *p, uint64_t passes)
-{
-    double t0 = now_s();
-    for (;;) {
-        struct disk_counts c = read_counts(p);
-        if (c.errors)
-            fail_msg("the guest found %llu disk errors:\n%s", (unsigned long long)c.errors,
-                     vm_serial_log(p));
-        if (c.passes >= passes)
-            return c;
-        if (now_s() - t0 > WAIT_S)
-            fail_msg("stalled at %llu passes (want %llu):\n%s", (unsigned long long)c.passes,
-                     (unsigned long long)passes, vm_serial_log(p));
-        usleep(200000);
-    }
 }
 
 /* The file must hold what the guest wrote up to pass `gen`: every block of the range good,
@@ -244,10 +196,10 @@ static void pattern_after_pause(void **state)
     disk_create(&d);
     struct vm_proc p;
     start_disk_vm(&p, d.path);
-    struct disk_counts c = wait_passes(&p, 3);
+    struct disk_counts c = disk_wait_passes(&p, 3, WAIT_S);
     usleep(700000);   /* most likely in the middle of a pass: both passes on the disk */
     json_object_put(vm_cmd(&p, "stop", NULL));
-    c = read_counts(&p);
+    c = disk_read_counts(&p);
     unsigned newest = check_pattern(d.path, c.generation);
     print_message("    disk: %llu passes, %llu blocks written, %llu checked, %llu KiB/s, "
                   "longest request %llu us; pass %llu on %u of %d blocks at the pause\n",
@@ -267,7 +219,7 @@ static void pattern_after_pause(void **state)
     assert_true(disk_stat(&p, "flushes") >= 3);
     assert_int_equal(disk_stat(&p, "in_flight"), 0);
     json_object_put(vm_cmd(&p, "cont", NULL));
-    wait_passes(&p, c.passes + 1);
+    disk_wait_passes(&p, c.passes + 1, WAIT_S);
     vm_proc_stop(&p);
 }
 
@@ -285,7 +237,7 @@ static void migrate_shared(void **state)
     snprintf(spec2, sizeof(spec2), "%s,shared,ro", d2.path);
     struct vm_proc src, dst;
     start_two_disk_vm(&src, spec, spec2);
-    struct disk_counts before = wait_passes(&src, 2);
+    struct disk_counts before = disk_wait_passes(&src, 2, WAIT_S);
     char link[128], link_spec[160];
     snprintf(link, sizeof(link), "%s/elsewhere.img", d.dir);
     assert_int_equal(symlink(d.path, link), 0);
@@ -308,8 +260,8 @@ static void migrate_shared(void **state)
     assert_true(src_writes * 8 >= before.written);
 
     /* The guest runs on at the destination, checking the source's blocks first. */
-    struct disk_counts mid = read_counts(&dst);
-    struct disk_counts after = wait_passes(&dst, mid.passes + 2);
+    struct disk_counts mid = disk_read_counts(&dst);
+    struct disk_counts after = disk_wait_passes(&dst, mid.passes + 2, WAIT_S);
     assert_true(after.written > mid.written);
     assert_int_equal(disk_stat(&dst, "writable"), 1);
     assert_true(disk_stat(&dst, "writes") > 0);
@@ -320,7 +272,7 @@ static void migrate_shared(void **state)
     assert_int_equal(disk_stat(&src, "open"), 0);
 
     json_object_put(vm_cmd(&dst, "stop", NULL));
-    after = read_counts(&dst);
+    after = disk_read_counts(&dst);
     assert_int_equal(after.errors, 0);
     check_pattern(d.path, after.generation);
     print_message("    after the move: pass %llu, %llu blocks checked, longest request %llu us; "
@@ -343,7 +295,7 @@ static void destination_read_only_until_granted(void **state)
     snprintf(spec, sizeof(spec), "%s,shared", d.path);
     struct vm_proc src, dst;
     start_disk_vm(&src, spec);
-    wait_passes(&src, 1);
+    disk_wait_passes(&src, 1, WAIT_S);
     vm_receiver_start(&dst, "127.0.0.1", NULL, NULL);
     char to[64];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
@@ -364,8 +316,8 @@ static void destination_read_only_until_granted(void **state)
     assert_string_equal(json_str(m, "status"), "cancelled");
     json_object_put(m);
     assert_int_not_equal(vm_proc_wait_exit(&dst, 30), 0);
-    struct disk_counts c = read_counts(&src);
-    wait_passes(&src, c.passes + 1);
+    struct disk_counts c = disk_read_counts(&src);
+    disk_wait_passes(&src, c.passes + 1, WAIT_S);
     assert_true(disk_stat(&src, "writes") > writes);
     vm_proc_stop(&dst);
     vm_proc_stop(&src);
@@ -378,7 +330,7 @@ static void unshared_disk_not_migrated(void **state)
     disk_create(&d);
     struct vm_proc p;
     start_disk_vm(&p, d.path);
-    wait_passes(&p, 1);
+    disk_wait_passes(&p, 1, WAIT_S);
     struct json_object *req = json_object_new_object();
     json_object_object_add(req, "to", json_object_new_string("127.0.0.1:9"));
     harness_add_migrate_security(req);
@@ -388,8 +340,8 @@ static void unshared_disk_not_migrated(void **state)
         fail_msg("migrate of a VM with an unshared disk answered %s", msg);
     json_object_put(r);
     json_object_put(req);
-    struct disk_counts c = read_counts(&p);
-    wait_passes(&p, c.passes + 1);   /* it runs on */
+    struct disk_counts c = disk_read_counts(&p);
+    disk_wait_passes(&p, c.passes + 1, WAIT_S);   /* it runs on */
     vm_proc_stop(&p);
 }
 
@@ -415,7 +367,7 @@ static void read_only_disk(void **state)
     snprintf(spec, sizeof(spec), "%s,ro", d.path);
     struct vm_proc p;
     start_disk_vm(&p, spec);
-    struct disk_counts c = wait_passes(&p, 2);
+    struct disk_counts c = disk_wait_passes(&p, 2, WAIT_S);
     assert_true(c.checked >= 2 * BLOCKS);
     assert_int_equal(c.written, 0);
     assert_non_null(strstr(vm_serial_log(&p), "read-only: a write was refused (status 1)"));

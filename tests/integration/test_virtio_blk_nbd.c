@@ -14,6 +14,7 @@
  *    first has the source only and the last the destination only; the destination's
  *    check of the export when it is built is a connection that is gone before the move;
  *    and the source's disk is closed after the grant with its write count frozen. */
+#include "disk_probe.h"
 #include "harness.h"
 #include "vmshift/disk_format.h"
 
@@ -232,51 +233,6 @@ static void sampler_check(struct sampler *s, char from, char to)
 
 /* ---- The guest's disk workload ---- */
 
-static uint64_t cpu0(struct json_object *st, const char *key)
-{
-    struct json_object *per, *v;
-    if (!json_object_object_get_ex(json_member(st, "guest"), "per_vcpu", &per))
-        return 0;
-    struct json_object *c = json_object_array_get_idx(per, 0);
-    assert_non_null(c);
-    assert_true(json_object_object_get_ex(c, key, &v));
-    return json_object_get_uint64(v);
-}
-
-struct disk_counts {
-    uint64_t passes, written, errors, generation, max_stall_us;
-};
-
-static struct disk_counts read_counts(struct vm_proc *p)
-{
-    struct json_object *st = vm_cmd(p, "status", NULL);
-    struct disk_counts c = {
-        .passes = cpu0(st, "passes"), .written = cpu0(st, "pages_written"),
-        .errors = guest_u64(st, "errors"), .generation = cpu0(st, "generation"),
-        .max_stall_us = cpu0(st, "max_gap_us"),
-    };
-    assert_string_not_equal(guest_str(st, "state"), "failed");
-    json_object_put(st);
-    return c;
-}
-
-static struct disk_counts wait_passes(struct vm_proc *p, uint64_t passes)
-{
-    double t0 = now_s();
-    for (;;) {
-        struct disk_counts c = read_counts(p);
-        if (c.errors)
-            fail_msg("the guest found %llu disk errors:\n%s", (unsigned long long)c.errors,
-                     vm_serial_log(p));
-        if (c.passes >= passes)
-            return c;
-        if (now_s() - t0 > WAIT_S)
-            fail_msg("stalled at %llu passes (want %llu):\n%s", (unsigned long long)c.passes,
-                     (unsigned long long)passes, vm_serial_log(p));
-        usleep(200000);
-    }
-}
-
 static uint64_t disk_stat(struct vm_proc *p, const char *key)
 {
     struct json_object *st = vm_cmd(p, "status", NULL);
@@ -351,7 +307,7 @@ static void move(struct vm_proc *src, struct vm_proc *dst, char from)
     const char *ns = to_host == 'a' ? hosts.a : hosts.b;
     const char *ip = to_host == 'a' ? "198.18.0.1" : "198.18.0.2";
     const char *spec = to_host == 'a' ? URI_A ",shared" : URI_B ",shared";
-    wait_passes(src, read_counts(src).passes + 2);
+    disk_wait_passes(src, disk_read_counts(src).passes + 2, WAIT_S);
     uint64_t writes_before = disk_stat(src, "writes");   /* this host's, since it got the VM */
     assert_true(writes_before > 0);
     vm_receiver_start(dst, ip, ns, ARGS("--disk", spec));
@@ -369,14 +325,14 @@ static void move(struct vm_proc *src, struct vm_proc *dst, char from)
     assert_string_equal(json_str(rep, "status"), "completed");
     json_object_put(rep);
     vm_proc_wait_ctl(dst, 30);
-    wait_passes(dst, read_counts(dst).passes + 1);   /* it writes there */
+    disk_wait_passes(dst, disk_read_counts(dst).passes + 1, WAIT_S);   /* it writes there */
     sampler_check(&s, from, to_host);
 
     /* The source hung up at the grant and wrote nothing after it. */
     assert_int_equal(disk_stat(src, "open"), 0);
     uint64_t src_writes = disk_stat(src, "writes");
     assert_true(src_writes >= writes_before);
-    struct disk_counts after = wait_passes(dst, read_counts(dst).passes + 2);
+    struct disk_counts after = disk_wait_passes(dst, disk_read_counts(dst).passes + 2, WAIT_S);
     assert_int_equal(after.errors, 0);
     assert_int_equal(disk_stat(src, "writes"), src_writes);
     assert_int_equal(disk_stat(dst, "writable"), 1);
@@ -394,14 +350,14 @@ static void migrate_over_nbd_and_back(void **state)
     struct vm_proc a, b, a2;
     vm_proc_start_in(&a, hosts.a, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk",
                                        "--disk", URI_A ",shared", "--append", append_blocks()));
-    wait_passes(&a, 1);
+    disk_wait_passes(&a, 1, WAIT_S);
     assert_int_equal(disk_stat(&a, "writable"), 1);
     assert_non_null(strstr(vm_serial_log(&a), "id 'vm'"));   /* GET_ID: the export's name */
     move(&a, &b, 'a');
     move(&b, &a2, 'b');
 
     json_object_put(vm_cmd(&a2, "stop", NULL));   /* completes and flushes every request */
-    struct disk_counts end = read_counts(&a2);
+    struct disk_counts end = disk_read_counts(&a2);
     assert_int_equal(end.errors, 0);
     check_export(end.generation);
     print_message("    the export read through the server holds pass %llu and the file's "
