@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config libcmocka-dev libjson-c-dev libxxhash-dev liblz4-dev
           libzstd-dev libssl-dev openssl iproute2 libnbd-dev
-          # the NBD backend's tests: an NBD server and the export's reader
-          qemu-utils
+          # the NBD backend's tests: an NBD server, the export's reader, the hand-over on the wire
+          qemu-utils tcpdump
           # the fuzz harness (-DVMSHIFT_FUZZ=ON): clang and its libFuzzer/sanitizer runtimes
           clang libclang-rt-14-dev
           # the benchmark and its CI quick mode: the peer VMM, the link ceiling, the plots

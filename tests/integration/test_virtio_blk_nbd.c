@@ -10,10 +10,16 @@
  *    VM is paused, holds the guest's pattern block by block, and the same bytes as the
  *    file the server serves.
  *  - Never two writers: a sampler in the storage host lists the server's established NBD
- *    connections every 10 ms for the whole of each move; no sample has both hosts, the
- *    first has the source only and the last the destination only; the destination's
- *    check of the export when it is built is a connection that is gone before the move;
- *    and the source's disk is closed after the grant with its write count frozen. */
+ *    connections every 10 ms for the whole of each move: the first sample has the source
+ *    only and the last the destination only; the destination's check of the export when
+ *    it is built is a connection that is gone before the move. On the wire (tcpdump on
+ *    each host, as packets leave it: one clock, in the sender's context), the source's
+ *    connection ends (FIN, sent once every write it made was answered) before the
+ *    destination's writing connection begins (SYN). The samples alone cannot show that:
+ *    `ss` walks the server's sockets one by one, and on a loaded host a walk preempted
+ *    halfway, or a FIN not yet processed by the server's host, shows both connections in
+ *    one sample. And the source's disk is closed after the grant with its write count
+ *    frozen. */
 #include "disk_probe.h"
 #include "harness.h"
 #include "vmshift/disk_format.h"
@@ -183,11 +189,12 @@ static void conn_of(const char *sample, const char *peer, char *out, size_t len)
         snprintf(out, len, "%.*s", (int)strcspn(p, " \n"), p);
 }
 
-/* Stop it and check its samples. The destination's writing connection (the one in the
- * last sample) is never in a sample with the source's; a sample may show another one of
- * the destination's, its check of the export in the NBD handshake (which cannot write),
- * made when it built the VM. The first sample has the source only. */
-static void sampler_check(struct sampler *s, char from, char to)
+/* Stop it and check its samples: the first has the source's connection only, the last
+ * the destination's writing connection only (a sample may show another one of the
+ * destination's, its check of the export in the NBD handshake, which cannot write, made
+ * when it built the VM). Gives the two connections ("ADDRESS:PORT" of each client). */
+static void sampler_check(struct sampler *s, char from, char to, char *src_conn,
+                          char *writer, size_t len)
 {
     int fd = open(s->stop, O_CREAT | O_WRONLY, 0600);
     assert_true(fd >= 0);
@@ -205,14 +212,14 @@ static void sampler_check(struct sampler *s, char from, char to)
     for (char *p = strtok(text, "T"); p && count < 4096; p = strtok(NULL, "T"))
         samples[count++] = p;
     assert_true(count >= 3);
-    char writer[64], c[64];
-    conn_of(samples[count - 1], dst_peer, writer, sizeof(writer));
+    char c[64];
+    conn_of(samples[count - 1], dst_peer, writer, len);
     conn_of(samples[count - 1], src_peer, c, sizeof(c));
     if (!writer[0] || c[0])
         fail_msg("the last sample: destination '%s', source '%s'", writer, c);
-    conn_of(samples[0], src_peer, c, sizeof(c));
-    if (!c[0] || strstr(samples[0], writer))
-        fail_msg("the first sample: source '%s'; the destination's connection %s", c,
+    conn_of(samples[0], src_peer, src_conn, len);
+    if (!src_conn[0] || strstr(samples[0], writer))
+        fail_msg("the first sample: source '%s'; the destination's connection %s", src_conn,
                  strstr(samples[0], writer) ? "there" : "not there");
     unsigned both = 0, none = 0, probe = 0;
     for (unsigned i = 0; i < count; i++) {
@@ -226,9 +233,83 @@ static void sampler_check(struct sampler *s, char from, char to)
     }
     print_message("    %u samples of the server's connections during the move: %u with neither "
                   "host's (the hand-over), %u with the destination's handshake-only check, %u "
-                  "with both hosts' writing connections\n", count, none, probe, both);
-    if (both)
-        fail_msg("in %u of %u samples both hosts had the export open", both, count);
+                  "with both (the order is checked on the wire)\n", count, none, probe, both);
+}
+
+/* ---- The connections' ends on the wire ---- */
+
+struct capture {
+    pid_t pid;
+    char path[128], err[128];
+};
+
+/* tcpdump in host namespace `ns`: the SYNs and FINs its NBD client (`peer`) sends, with
+ * the time each left the host. Returns once tcpdump listens. */
+static void capture_start(struct capture *c, const char *ns, const char *peer)
+{
+    snprintf(c->path, sizeof(c->path), "%s/wire-%s.log", dir, peer);
+    snprintf(c->err, sizeof(c->err), "%s/wire-%s.err", dir, peer);
+    char script[400];
+    snprintf(script, sizeof(script), "exec /usr/bin/tcpdump -i any -nn -tt -l -U "
+             "--immediate-mode 'src host %s and tcp dst port %s and "
+             "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0' > %s", peer, NBD_PORT, c->path);
+    c->pid = harness_spawn("/bin/sh", ns, ARGS("-c", script), c->err, NULL);
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(c->err, "r");
+        char line[256];
+        bool ready = false;
+        while (f && !ready && fgets(line, sizeof(line), f))
+            ready = strstr(line, "listening on") != NULL;
+        if (f)
+            fclose(f);
+        if (ready)
+            return;
+        usleep(50000);
+    }
+    fail_msg("tcpdump does not listen in %s (install tcpdump); see %s", ns, c->err);
+}
+
+/* Stop it; the time (s) its client's connection `conn` ("ADDRESS:PORT") sent `flag`
+ * ('S' or 'F'), 0 if it did not. */
+static double capture_time(struct capture *c, const char *conn, char flag)
+{
+    if (c->pid > 0) {
+        kill(c->pid, SIGTERM);   /* tcpdump writes what it holds and exits */
+        waitpid(c->pid, NULL, 0);
+        c->pid = 0;
+    }
+    char key[80];   /* tcpdump writes ADDRESS.PORT */
+    snprintf(key, sizeof(key), "%s > ", conn);
+    char *colon = strrchr(key, ':');
+    assert_non_null(colon);
+    *colon = '.';
+    FILE *f = fopen(c->path, "r");
+    assert_non_null(f);
+    char line[512];
+    double t = 0;
+    while (!t && fgets(line, sizeof(line), f)) {
+        const char *flags = strstr(line, "Flags ["), *end = flags ? strchr(flags, ']') : NULL;
+        if (strstr(line, key) && end && memchr(flags + 7, flag, (size_t)(end - flags - 7)))
+            t = strtod(line, NULL);
+    }
+    fclose(f);
+    return t;
+}
+
+/* The source's connection ended before the destination's writing one began. */
+static void wire_order_check(struct capture *src, struct capture *dst, const char *src_conn,
+                             const char *writer)
+{
+    double fin = capture_time(src, src_conn, 'F'), syn = capture_time(dst, writer, 'S');
+    if (!fin || !syn)
+        fail_msg("on the wire: no FIN from the source's %s (%.6f) or no SYN from the "
+                 "destination's %s (%.6f); see %s and %s", src_conn, fin, writer, syn,
+                 src->path, dst->path);
+    if (fin >= syn)
+        fail_msg("two writers: the destination's %s began (SYN at %.6f) before the source's "
+                 "%s ended (FIN at %.6f)", writer, syn, src_conn, fin);
+    print_message("    on the wire: the source's connection ended %.3f ms before the "
+                  "destination's writing connection began\n", (syn - fin) * 1e3);
 }
 
 /* ---- The guest's disk workload ---- */
@@ -316,6 +397,9 @@ static void move(struct vm_proc *src, struct vm_proc *dst, char from)
     if (c.a != (from == 'a') || c.b != (from == 'b'))
         fail_msg("before the move: %u connections from A, %u from B", c.a, c.b);
 
+    struct capture wire_src, wire_dst;
+    capture_start(&wire_src, from == 'a' ? hosts.a : hosts.b, from == 'a' ? PEER_A : PEER_B);
+    capture_start(&wire_dst, ns, to_host == 'a' ? PEER_A : PEER_B);
     struct sampler s;
     sampler_start(&s);
     char to[64];
@@ -326,7 +410,9 @@ static void move(struct vm_proc *src, struct vm_proc *dst, char from)
     json_object_put(rep);
     vm_proc_wait_ctl(dst, 30);
     disk_wait_passes(dst, disk_read_counts(dst).passes + 1, WAIT_S);   /* it writes there */
-    sampler_check(&s, from, to_host);
+    char src_conn[64], writer[64];
+    sampler_check(&s, from, to_host, src_conn, writer, sizeof(writer));
+    wire_order_check(&wire_src, &wire_dst, src_conn, writer);
 
     /* The source hung up at the grant and wrote nothing after it. */
     assert_int_equal(disk_stat(src, "open"), 0);
