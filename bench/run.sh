@@ -7,8 +7,9 @@
 #   bench/run.sh --evacuate [ARGS]   the host evacuation benchmark instead
 #                           (bench/evacuate_bench.py: 8 VMs by --parallel degree, 1 large VM)
 #   bench/run.sh --streams-bench [ARGS]   per-stream efficiency instead (bench/stream_bench.py:
-#                           1 and 2 streams pinned a core per side against QEMU plain and
-#                           multifd, CPU s/GB per side, warm and cold memory, TLS/plain)
+#                           streams 1, 2, 4, 8, 16 as the cores allow, half the cores per
+#                           side, against QEMU plain and multifd and the N-sender iperf3
+#                           ceiling, CPU s/GB per side, warm and cold memory, TLS/plain)
 #
 # Host memory. Moving a VM means first-touching as much fresh memory on the destination
 # as the VM has; both VMMs pay it. Two host settings decide what that costs:

@@ -5,13 +5,16 @@ costs in CPU on each side, vmshift against QEMU in the same run.
 Every migration moves a VM whose RAM holds random (incompressible) data from 4 MiB up
 (vmshift: `--fill random`; QEMU: the same bytes through its loader device) over loopback,
 plain TCP unless it says TLS. The guest is idle. Each VMM's source process is pinned to
-CPU 0 and its destination to CPU 1 (taskset), so one stream's limit shows on a 2-core
-host; run nothing else. Configurations:
-  vmshift   streams 1 and 2 (--streams), --page-writes file and mapping (mapping is the
+the first half of the cores and its destination to the second (taskset: CPU 0 and CPU 1
+on a 2-core host, so one stream's limit shows there); run nothing else. Stream counts:
+1, 2, 4, 8, 16 as far as the cores allow (--streams LIST to choose). For each count the
+N-sender ceiling: N iperf3 clients and N servers on their own ports at once, pinned like
+the VMMs, summed (Debian's iperf3 runs all -P streams in one thread). Configurations:
+  vmshift   each stream count (--streams), --page-writes file and mapping (mapping is the
             receive path before issue 16; auto, the default, takes file with 4 KiB pages
             and mapping with 2 MiB pages: the ratios against QEMU use that choice), and
             TLS 1.3 with a PSK, --page-writes auto (the TLS/plain ratio)
-  QEMU      plain pre-copy, multifd 1, multifd 2 (Debian's qemu-system-x86, TCG)
+  QEMU      plain pre-copy, multifd with each stream count (Debian's qemu-system-x86)
 Memory states, each a separate table:
   warm      freed memory stays with this machine (page reporting off: page_reporting_order
             raised to 11 for the run) and one unmeasured migration runs first, so the
@@ -32,11 +35,12 @@ CLOCK_PROCESS_CPUTIME_ID, the same counter as /proc/PID/stat; QEMU: /proc/PID/st
 On one host the kernel's loopback TCP receive work partly runs in the sender's context.
 
     bench/run.sh --streams-bench [--quick] [--mem 1G] [--reps 3] [--out DIR]
-                 [--states warm,cold] [--shmem-thp never|advise|host]
+                 [--states warm,cold] [--shmem-thp never|advise|host] [--streams 1,2,4]
 
 Prints one table per memory state with the core count, the load average and the page
-sizes; writes results.json, streams.csv and streams.png (gnuplot: Gbit/s against streams
-for both VMMs, warm and cold) into --out. --quick: a 256 MiB VM, one rep, warm only, one
+sizes, each row also as a fraction of its stream count's ceiling; writes results.json,
+streams.csv and streams.png (gnuplot: Gbit/s against streams for both VMMs, warm and
+cold, and the ceiling) into --out. --quick: a 256 MiB VM, one rep, warm only, one
 stream per configuration; it checks that every migration completed and that the tables
 and the plot were written with sane figures (not timings).
 """
@@ -50,6 +54,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
+import netlab        # noqa: E402
 import plots         # noqa: E402
 import qemu_peer     # noqa: E402
 import vmshift_peer  # noqa: E402
@@ -59,7 +64,12 @@ WORK_START = 0x400000
 THP = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 ANON_THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 ORDER = "/sys/module/page_reporting/parameters/page_reporting_order"
-SRC_CPU, DST_CPU = "0", "1"
+CORES = os.cpu_count() or 1
+HALF = max(1, CORES // 2)
+# The source gets the first half of the cores, the destination the second (CPU 0 and 1 here).
+SRC_CPU = "0" if HALF == 1 else "0-%d" % (HALF - 1)
+DST_CPU = SRC_CPU if CORES == 1 else (
+    "%d" % HALF if CORES - HALF == 1 else "%d-%d" % (HALF, CORES - 1))
 
 
 def read_setting(path):
@@ -143,8 +153,12 @@ def run_qemu(cfg, mem, image, timeout):
             "downtime_ms": r.get("blackout_ms"), "dst_anon_huge_mb": r.get("dst_anon_huge_mb")}
 
 
-def configs(quick):
-    streams = (1,) if quick else (1, 2)
+def default_streams(quick):
+    """1, 2, 4, 8, 16 as far as the cores allow (at least 1 and 2); quick: 1."""
+    return [1] if quick else [n for n in (1, 2, 4, 8, 16) if n <= max(2, CORES)]
+
+
+def configs(streams):
     out = []
     for n in streams:
         out.append({"vmm": "vmshift", "name": "vmshift %d file" % n, "streams": n,
@@ -189,24 +203,29 @@ def print_table(state, cells, meta):
               meta["anon_thp"], min(meta["load"][state]), max(meta["load"][state]),
               min(meta["touch"][state]), max(meta["touch"][state])))
     print("| configuration | runs | time s (median, min-max) | Gbit/s | per stream | "
-          "src CPU s/GB | dst CPU s/GB | downtime ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          "of N-sender ceiling | src CPU s/GB | dst CPU s/GB | downtime ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in cells:
         s = c["summary"]
         if not s:
-            print("| %s | 0 of %d | failed: %s | | | | | |" % (c["name"], len(c["runs"]),
-                                                             c["runs"][-1].get("error")))
+            print("| %s | 0 of %d | failed: %s | | | | | | |" % (c["name"], len(c["runs"]),
+                                                               c["runs"][-1].get("error")))
             continue
-        print("| %s | %d of %d | %.3f (%.3f-%.3f) | %.2f | %.2f | %s | %s | %s |" % (
+        ceiling = meta["ceiling"].get(c["streams"])
+        print("| %s | %d of %d | %.3f (%.3f-%.3f) | %.2f | %.2f | %s | %s | %s | %s |" % (
             c["name"], s["n"], s["of"], s["time_s"], s["min_s"], s["max_s"], s["gbit_s"],
-            s["gbit_s"] / c["streams"], fmt(s["src_s_per_gb"], "%.3f"),
+            s["gbit_s"] / c["streams"],
+            "%.0f%% of %.1f" % (100 * s["gbit_s"] / ceiling, ceiling) if ceiling else "-",
+            fmt(s["src_s_per_gb"], "%.3f"),
             fmt(s["dst_s_per_gb"], "%.3f"), fmt(s["downtime_ms"], "%.1f")))
     by = {c["name"]: c["summary"] for c in cells}
     auto, other = auto_page_writes(meta)
     print("(vmshift's default, --page-writes auto, is %s with these pages)" % auto)
-    pairs = [("vmshift 1 " + auto, "QEMU plain"), ("vmshift 1 " + auto, "QEMU multifd 1"),
-             ("vmshift 2 " + auto, "QEMU multifd 2"), ("vmshift 1 file", "vmshift 1 mapping"),
-             ("vmshift 2 file", "vmshift 2 mapping"), ("vmshift 1 TLS", "vmshift 1 " + auto)]
+    pairs = [("vmshift 1 " + auto, "QEMU plain")]
+    for n in meta["streams"]:
+        pairs += [("vmshift %d %s" % (n, auto), "QEMU multifd %d" % n),
+                  ("vmshift %d file" % n, "vmshift %d mapping" % n)]
+    pairs.append(("vmshift 1 TLS", "vmshift 1 " + auto))
     for a, b in pairs:
         if by.get(a) and by.get(b):
             print("%s / %s: %.2fx the throughput, src CPU/GB %s, dst CPU/GB %s" % (
@@ -249,13 +268,37 @@ def plot(results, out, meta):
                     f.writelines("%d %.4f\n" % p for p in pts)
                 series.append("'%s' using 1:2 with linespoints title '%s %s'" % (
                     name, "QEMU multifd" if vmm == "qemu" else "vmshift", state))
+    ceiling = sorted(meta["ceiling"].items())
+    if ceiling:
+        with open(os.path.join(out, "ceiling.dat"), "w") as f:
+            f.writelines("%d %.4f\n" % p for p in ceiling)
+        series.append("'ceiling.dat' using 1:2 with linespoints dashtype 2 "
+                      "title 'iperf3, N senders'")
     if not series:
         return False
     plots.gnuplot("set terminal png size 800,500\nset output 'streams.png'\n"
                   "set xlabel 'streams'\nset ylabel 'Gbit/s'\nset xtics 1\nset yrange [0:*]\n"
-                  "set key left top\nset title 'one migration, loopback, pinned'\n"
+                  "set key left top\nset title 'one migration, loopback, pinned, %d cores'\n"
+                  % meta["cores"] +
                   "plot " + ", ".join(series) + "\n", out)
     return True
+
+
+def measure_ceilings(streams):
+    """The loopback N-sender ceiling for each stream count, pinned as the VMMs are: N
+    iperf3 clients on the source's cores, N servers on the destination's."""
+    out = {}
+    for n in streams:
+        try:
+            out[n] = max(netlab.iperf_parallel(None, n, 3, client_prefix=pin(SRC_CPU),
+                                               server_prefix=pin(DST_CPU))["gbit_received"]
+                         for _ in range(2))
+        except Exception as e:   # no ceiling is a missing column, not the end of the bench
+            print("note: the %d-sender iperf3 ceiling failed: %s" % (n, e))
+            continue
+        print("iperf3 ceiling, %d senders pinned like the VMMs: %.1f Gbit/s" % (n, out[n]),
+              flush=True)
+    return out
 
 
 def run_state(state, cfgs, args, image, meta):
@@ -311,6 +354,9 @@ def main():
     ap.add_argument("--cold-wait", type=float, default=8.0)
     ap.add_argument("--probe-mb", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--streams", default=None,
+                    help="stream counts, e.g. 1,2,4 (default 1, 2, 4, 8, 16 up to the cores; "
+                    "quick: 1)")
     ap.add_argument("--out", default=os.path.join(os.getcwd(), "stream-bench-results"))
     args = ap.parse_args()
     args.mem = args.mem or ("256M" if args.quick else "1G")
@@ -325,9 +371,12 @@ def main():
             "vmshift_pages": "2 MiB (shmem_enabled=%s)" % read_setting(THP)
             if read_setting(THP) in ("advise", "always", "within_size", "force")
             else "4 KiB (shmem_enabled=%s)" % read_setting(THP), "load": {}, "touch": {}}
+    meta["streams"] = ([int(n) for n in args.streams.split(",")] if args.streams
+                       else default_streams(args.quick))
+    meta["ceiling"] = measure_ceilings(meta["streams"])
     results = {}
     try:
-        cfgs = configs(args.quick)
+        cfgs = configs(meta["streams"])
         for state in states:
             results[state] = run_state(state, cfgs, args, image, meta)
     finally:
