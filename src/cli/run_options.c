@@ -56,8 +56,9 @@ const char run_usage[] =
     "                         [,announce-max=MS][,announce-rounds=N][,announce-step=MS];\n"
     "                         pc machine\n"
     "  --disk SPEC            a virtio-blk disk (repeatable): FILE[,shared][,ro]; FILE may be\n"
-    "                         nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH;\n"
-    "                         pc machine\n"
+    "                         nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH, then\n"
+    "                         [,reconnect=SECONDS]: a lost connection is made again for that\n"
+    "                         long (default 10); pc machine\n"
     "  --dirty-ring ENTRIES   track dirty pages with KVM's per-vCPU dirty ring of ENTRIES\n"
     "                         (power of two, 4096..65536; e.g. 65536) instead of the dirty-log\n"
     "                         bitmap: per-vCPU dirty rates and dirty limits (default off)\n";

@@ -112,6 +112,7 @@ static struct json_object *disks_status(struct vs_vm *vm)
         add_u64(o, "get_ids", s.get_ids);
         add_u64(o, "refused", s.refused);
         add_u64(o, "io_errors", s.io_errors);
+        add_u64(o, "reconnects", s.reconnects);
         add_u64(o, "in_flight", s.in_flight);
         json_object_array_add(a, o);
     }

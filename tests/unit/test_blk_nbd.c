@@ -5,7 +5,10 @@
  *  - a destination's open connects only to check the export, then the disk is closed and
  *    refuses writes until opened for writing;
  *  - an export served read-only is refused for a writable disk, accepted for ",ro";
- *  - a missing server or export: the message names the URI and what to do. */
+ *  - a missing server or export: the message names the URI and what to do;
+ *  - the server killed and started again: the request in flight waits, is sent again on
+ *    a new connection and succeeds (reconnect=); with reconnect=0 it fails at once, and
+ *    when the server stays away it fails after reconnect= seconds, saying so. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -19,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -44,6 +48,31 @@ static bool connectable(const char *path)
     return ok;
 }
 
+/* qemu-nbd serving s->file as export "vm" (read-only when `ro`), `delay_ms` from now. */
+static void server_spawn(struct server *s, bool ro, unsigned delay_ms)
+{
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        usleep(delay_ms * 1000u);
+        execlp("qemu-nbd", "qemu-nbd", "-f", "raw", "-x", "vm", "-t", "-e", "4", "-k", s->sock,
+               ro ? "-r" : "--cache=writeback", s->file, (char *)NULL);
+        fprintf(stderr, "cannot run qemu-nbd (apt-get install qemu-utils): %s\n",
+                strerror(errno));
+        _exit(127);
+    }
+}
+
+static void server_wait(struct server *s)
+{
+    for (int i = 0; i < 200 && !connectable(s->sock); i++) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+            fail_msg("qemu-nbd exited at once (is qemu-utils installed?)");
+        usleep(25000);
+    }
+    assert_true(connectable(s->sock));
+}
+
 /* qemu-nbd serving a new sparse file as export "vm" (read-only when `ro`). */
 static void server_start(struct server *s, bool ro)
 {
@@ -56,21 +85,14 @@ static void server_start(struct server *s, bool ro)
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, DISK_BYTES), 0);
     close(fd);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        execlp("qemu-nbd", "qemu-nbd", "-f", "raw", "-x", "vm", "-t", "-e", "4", "-k", s->sock,
-               ro ? "-r" : "--cache=writeback", s->file, (char *)NULL);
-        fprintf(stderr, "cannot run qemu-nbd (apt-get install qemu-utils): %s\n",
-                strerror(errno));
-        _exit(127);
-    }
-    for (int i = 0; i < 200 && !connectable(s->sock); i++) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-            fail_msg("qemu-nbd exited at once (is qemu-utils installed?)");
-        usleep(25000);
-    }
-    assert_true(connectable(s->sock));
+    server_spawn(s, ro, 0);
+    server_wait(s);
+}
+
+static void server_kill(struct server *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
 }
 
 static void server_stop(struct server *s)
@@ -237,6 +259,76 @@ static void unreachable_export(void **state)
     assert_true(vs_blk_nbd_is_uri("nbd://198.18.0.1:10809/vm"));
 }
 
+static uint64_t ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* The server dies under a connected disk and comes back 400 ms later: the next write
+ * waits for it and lands; the read and flush after it need nothing more. */
+static void server_restart_is_reconnected(void **state)
+{
+    struct server *s = *state;
+    struct vs_blk_spec spec = spec_of(s->uri, ",shared,reconnect=20");
+    struct vs_blk_backend b;
+    assert_int_equal(vs_blk_backend_open(&b, &spec, true), 0);
+    static uint8_t out[8192], in[8192], disk[8192];
+    fill(out, sizeof(out), 5);
+    struct iovec w = { out, 4096 };
+    assert_int_equal(vs_blk_backend_write(&b, &w, 1, 0), 0);
+    server_kill(s);
+    server_spawn(s, false, 400);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    w = (struct iovec){ out + 4096, 4096 };
+    assert_int_equal(vs_blk_backend_write(&b, &w, 1, 4096), 0);
+    uint64_t waited = ms_since(&t0);
+    assert_int_equal(b.nbd_reconnects, 1);
+    assert_true(waited >= 300);   /* it waited for the server, which slept 400 ms */
+    struct iovec r = { in, sizeof(in) };
+    assert_int_equal(vs_blk_backend_read(&b, &r, 1, 0), 0);
+    assert_memory_equal(in, out, sizeof(out));
+    assert_int_equal(vs_blk_backend_flush(&b), 0);
+    file_bytes(s, 0, disk, sizeof(disk));
+    assert_memory_equal(disk, out, sizeof(out));
+    assert_int_equal(b.nbd_reconnects, 1);
+    vs_blk_backend_close(&b);
+}
+
+/* reconnect=0: a lost connection fails the request at once; reconnect=1 with no server:
+ * it fails after about a second, naming the disk and the time it tried. */
+static void lost_connection_fails_when_not_made_again(void **state)
+{
+    struct server *s = *state;
+    struct vs_blk_spec spec = spec_of(s->uri, ",shared,reconnect=0");
+    struct vs_blk_backend b;
+    assert_int_equal(vs_blk_backend_open(&b, &spec, true), 0);
+    uint8_t sector[512] = { 1 };
+    struct iovec v = { sector, sizeof(sector) };
+    server_kill(s);
+    assert_true(vs_blk_backend_write(&b, &v, 1, 0) < 0);
+    assert_int_equal(b.nbd_reconnects, 0);
+    vs_blk_backend_close(&b);
+
+    server_spawn(s, false, 0);
+    server_wait(s);
+    spec = spec_of(s->uri, ",shared,reconnect=1");
+    assert_int_equal(vs_blk_backend_open(&b, &spec, true), 0);
+    server_kill(s);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    v = (struct iovec){ sector, sizeof(sector) };
+    assert_true(vs_blk_backend_write(&b, &v, 1, 0) < 0);
+    uint64_t waited = ms_since(&t0);
+    assert_true(waited >= 500 && waited < 10000);
+    expect_msg(-1, s->uri, "could not be made again in 1 s");
+    vs_blk_backend_close(&b);
+    server_spawn(s, false, 0);   /* for the teardown */
+    server_wait(s);
+}
+
 int main(void)
 {
     vs_log_set_level(VS_LOG_ERROR);
@@ -246,6 +338,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(destination_connects_after_the_grant, setup, teardown),
         cmocka_unit_test(read_only_export),
         cmocka_unit_test_setup_teardown(unreachable_export, setup, teardown),
+        cmocka_unit_test_setup_teardown(server_restart_is_reconnected, setup, teardown),
+        cmocka_unit_test_setup_teardown(lost_connection_fails_when_not_made_again, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

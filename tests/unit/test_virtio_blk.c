@@ -285,6 +285,15 @@ static void spec_parsing(void **state)
     assert_false(s.shared || s.ro);
     assert_int_equal(vs_blk_spec_parse("x.img,shared,ro", &s), 0);
     assert_true(s.shared && s.ro);
+    assert_int_equal(s.reconnect_s, VS_BLK_RECONNECT_DEFAULT_S);
+    assert_int_equal(vs_blk_spec_parse("nbd://h/e,reconnect=0,shared", &s), 0);
+    assert_true(s.shared && s.reconnect_s == 0);
+    assert_int_equal(vs_blk_spec_parse("nbd://h/e,reconnect=3600", &s), 0);
+    assert_int_equal(s.reconnect_s, 3600);
+    expect_msg(vs_blk_spec_parse("x.img,reconnect=3601", &s), "reconnect=3601", "0 to 3600");
+    expect_msg(vs_blk_spec_parse("x.img,reconnect=-1", &s), "reconnect=-1", NULL);
+    expect_msg(vs_blk_spec_parse("x.img,reconnect=5s", &s), "reconnect=5s", NULL);
+    expect_msg(vs_blk_spec_parse("x.img,reconnect=", &s), "reconnect= wants seconds", NULL);
     expect_msg(vs_blk_spec_parse("x.img,rw", &s), "unknown option 'rw'", "FILE[,shared][,ro]");
     expect_msg(vs_blk_spec_parse(",ro", &s), "no file", NULL);
     expect_msg(vs_blk_spec_parse("x.img,", &s), "unknown option ''", NULL);

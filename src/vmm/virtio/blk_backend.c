@@ -1,16 +1,40 @@
 #include "vmm/virtio/blk_backend.h"
 #include "common/error.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ZERO_CHUNK (64u << 10)
+
+#define SPEC_FORM \
+    "FILE[,shared][,ro][,reconnect=SECONDS] (FILE: a path or nbd://HOST:PORT/EXPORT)"
+#define RECONNECT_MAX_S 3600
+
+static int reconnect_option(struct vs_blk_spec *out, const char *v, size_t len, const char *spec)
+{
+    char num[16];
+    char *end;
+    if (len == 0 || len >= sizeof(num))
+        return vs_fail(EINVAL, "--disk %s: reconnect= wants seconds, 0 to %d", spec,
+                       RECONNECT_MAX_S);
+    memcpy(num, v, len);
+    num[len] = '\0';
+    unsigned long s = strtoul(num, &end, 10);
+    if (*end || num[0] == '-' || s > RECONNECT_MAX_S)
+        return vs_fail(EINVAL, "--disk %s: reconnect=%s is not a number of seconds from 0 to "
+                       "%d", spec, num, RECONNECT_MAX_S);
+    out->reconnect_s = (unsigned)s;
+    return 0;
+}
 
 static int spec_option(struct vs_blk_spec *out, const char *opt, size_t len, const char *spec)
 {
@@ -18,20 +42,22 @@ static int spec_option(struct vs_blk_spec *out, const char *opt, size_t len, con
         out->shared = true;
     else if (len == 2 && !memcmp(opt, "ro", 2))
         out->ro = true;
+    else if (len >= 10 && !memcmp(opt, "reconnect=", 10))
+        return reconnect_option(out, opt + 10, len - 10, spec);
     else
-        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give FILE[,shared][,ro] "
-                       "(FILE: a path or nbd://HOST:PORT/EXPORT)", spec, (int)len, opt);
+        return vs_fail(EINVAL, "--disk %s: unknown option '%.*s'; give " SPEC_FORM, spec,
+                       (int)len, opt);
     return 0;
 }
 
 int vs_blk_spec_parse(const char *spec, struct vs_blk_spec *out)
 {
     memset(out, 0, sizeof(*out));
+    out->reconnect_s = VS_BLK_RECONNECT_DEFAULT_S;
     const char *comma = strchr(spec, ',');
     size_t path_len = comma ? (size_t)(comma - spec) : strlen(spec);
     if (path_len == 0)
-        return vs_fail(EINVAL, "--disk %s: no file; give FILE[,shared][,ro] (FILE: a path or "
-                       "nbd://HOST:PORT/EXPORT)", spec);
+        return vs_fail(EINVAL, "--disk %s: no file; give " SPEC_FORM, spec);
     if (path_len >= sizeof(out->path))
         return vs_fail(ENAMETOOLONG, "--disk %s: the file name is %zu bytes, more than %zu", spec,
                        path_len, sizeof(out->path) - 1);
@@ -222,24 +248,117 @@ static int transfer(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uin
     return 0;
 }
 
+/* ---- NBD requests, connected again when the connection is lost ---- */
+
+enum nbd_op_kind { NBD_OP_READ, NBD_OP_WRITE, NBD_OP_FLUSH, NBD_OP_DISCARD, NBD_OP_ZERO };
+
+struct nbd_op {
+    enum nbd_op_kind kind;
+    const struct iovec *iov;   /* read, write: not consumed, so the op can be sent again */
+    unsigned n;
+    uint64_t off, len;
+    bool unmap;
+};
+
+static int nbd_op_send(struct vs_blk_backend *b, const struct nbd_op *op)
+{
+    switch (op->kind) {
+    case NBD_OP_READ:
+        return vs_blk_nbd_read(b->nbd, op->iov, op->n, op->off);
+    case NBD_OP_WRITE:
+        return vs_blk_nbd_write(b->nbd, op->iov, op->n, op->off);
+    case NBD_OP_FLUSH:
+        return vs_blk_nbd_flush(b->nbd, &b->nbd_caps);
+    case NBD_OP_DISCARD:
+        return vs_blk_nbd_discard(b->nbd, &b->nbd_caps, op->off, op->len);
+    case NBD_OP_ZERO:
+        return vs_blk_nbd_write_zeroes(b->nbd, &b->nbd_caps, op->off, op->len, op->unmap);
+    }
+    return -EINVAL;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Connect again to an export whose connection was lost, trying every 50 ms to 1 s for up
+ * to spec.reconnect_s: the same export (same size), in the same mode. */
+static int nbd_reconnect_lost(struct vs_blk_backend *b)
+{
+    vs_warn("disk %s: the connection to the NBD server was lost; connecting again for up to "
+            "%u s (reconnect=)", b->spec.path, b->spec.reconnect_s);
+    uint64_t deadline = mono_ms() + (uint64_t)b->spec.reconnect_s * 1000, wait_ms = 50;
+    for (;;) {
+        struct nbd_handle *h;
+        uint64_t size;
+        struct vs_blk_nbd_caps caps;
+        int rc = vs_blk_nbd_connect(b->spec.path, b->writable, &h, &size, &caps);
+        if (!rc && size != b->size) {
+            vs_blk_nbd_disconnect(h);
+            return vs_fail(ESTALE, "disk %s: the export has %llu bytes since the server came "
+                           "back, not %llu: not the guest's disk", b->spec.path,
+                           (unsigned long long)size, (unsigned long long)b->size);
+        }
+        if (!rc) {
+            vs_blk_nbd_disconnect(b->nbd);
+            b->nbd = h;
+            b->nbd_caps = caps;
+            __atomic_add_fetch(&b->nbd_reconnects, 1, __ATOMIC_RELAXED);
+            vs_info("disk %s: connected to the NBD server again", b->spec.path);
+            return 0;
+        }
+        if (mono_ms() + wait_ms > deadline) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", vs_last_error());
+            return vs_fail(rc, "disk %s: the connection to the NBD server was lost and could "
+                           "not be made again in %u s (%s); its requests fail (IOERR) until "
+                           "the server is back", b->spec.path, b->spec.reconnect_s, why);
+        }
+        usleep((useconds_t)wait_ms * 1000);
+        wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
+    }
+}
+
+static int nbd_request(struct vs_blk_backend *b, const struct nbd_op *op)
+{
+    if (!b->nbd)
+        return -EBADF;
+    if (op->kind != NBD_OP_READ && !b->writable)
+        return op->kind == NBD_OP_FLUSH ? 0 : -EBADF;
+    int rc = nbd_op_send(b, op);
+    while (rc && vs_blk_nbd_lost(b->nbd) && b->spec.reconnect_s) {
+        if (nbd_reconnect_lost(b))
+            return rc;
+        rc = nbd_op_send(b, op);
+    }
+    return rc;
+}
+
+/* ---- Requests ---- */
+
 int vs_blk_backend_read(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
 {
     if (b->is_nbd)
-        return vs_blk_nbd_read(b->nbd, iov, n, off);
+        return nbd_request(b, &(struct nbd_op){ .kind = NBD_OP_READ, .iov = iov, .n = n,
+                                                .off = off });
     return transfer(b, iov, n, off, false);
 }
 
 int vs_blk_backend_write(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off)
 {
     if (b->is_nbd)
-        return b->writable ? vs_blk_nbd_write(b->nbd, iov, n, off) : -EBADF;
+        return nbd_request(b, &(struct nbd_op){ .kind = NBD_OP_WRITE, .iov = iov, .n = n,
+                                                .off = off });
     return transfer(b, iov, n, off, true);
 }
 
 int vs_blk_backend_flush(struct vs_blk_backend *b)
 {
     if (b->is_nbd)
-        return !b->nbd ? -EBADF : b->writable ? vs_blk_nbd_flush(b->nbd, &b->nbd_caps) : 0;
+        return nbd_request(b, &(struct nbd_op){ .kind = NBD_OP_FLUSH });
     if (b->fd < 0)
         return -EBADF;
     if (!b->writable)
@@ -255,7 +374,8 @@ static bool unsupported(int err)
 int vs_blk_backend_discard(struct vs_blk_backend *b, uint64_t off, uint64_t len)
 {
     if (b->is_nbd)
-        return b->writable ? vs_blk_nbd_discard(b->nbd, &b->nbd_caps, off, len) : -EBADF;
+        return nbd_request(b, &(struct nbd_op){ .kind = NBD_OP_DISCARD, .off = off,
+                                                .len = len });
     if (b->fd < 0 || !b->writable)
         return -EBADF;
     if (len == 0 ||
@@ -282,8 +402,8 @@ static int write_zero_bytes(struct vs_blk_backend *b, uint64_t off, uint64_t len
 int vs_blk_backend_write_zeroes(struct vs_blk_backend *b, uint64_t off, uint64_t len, bool unmap)
 {
     if (b->is_nbd)
-        return b->writable ? vs_blk_nbd_write_zeroes(b->nbd, &b->nbd_caps, off, len, unmap)
-                           : -EBADF;
+        return nbd_request(b, &(struct nbd_op){ .kind = NBD_OP_ZERO, .off = off, .len = len,
+                                                .unmap = unmap });
     if (b->fd < 0 || !b->writable)
         return -EBADF;
     if (len == 0)

@@ -19,11 +19,15 @@
 
 #define VS_BLK_PATH_MAX 240
 
-/* `--disk FILE[,shared][,ro]`; FILE may be an NBD URI (blk_nbd.h). */
+#define VS_BLK_RECONNECT_DEFAULT_S 10
+
+/* `--disk FILE[,shared][,ro][,reconnect=SECONDS]`; FILE may be an NBD URI (blk_nbd.h). */
 struct vs_blk_spec {
     char path[VS_BLK_PATH_MAX];   /* a file, a block device or an NBD URI */
     bool shared;     /* both hosts of a migration reach this same file */
     bool ro;         /* the guest gets a read-only disk (VIRTIO_BLK_F_RO) */
+    unsigned reconnect_s;   /* NBD: how long a request waits for a lost connection to be
+                               made again before it fails (0: it fails at once) */
 };
 
 /* Parse a SPEC. Refused with a message naming the option: an empty or too long path, an
@@ -41,6 +45,7 @@ struct vs_blk_backend {
     bool is_nbd;            /* path is an NBD URI: the fields below, not fd */
     struct nbd_handle *nbd; /* NULL: not connected */
     struct vs_blk_nbd_caps nbd_caps;
+    uint64_t nbd_reconnects;   /* lost connections made again */
 };
 
 /* Open spec->path: for writing when `writable` and the disk is not read-only, else
@@ -58,7 +63,12 @@ void vs_blk_backend_close(struct vs_blk_backend *b);
 bool vs_blk_backend_is_open(const struct vs_blk_backend *b);
 
 /* Whole transfers at byte offset `off`: 0, or -errno (a read past the end of a file reads
- * zeros; the device never asks for one). The I/O vector is used up (changed). */
+ * zeros; the device never asks for one). The I/O vector is used up (changed).
+ * NBD: a request whose connection is lost (the server restarted, the path failed) waits
+ * while the backend connects again, every 50 ms to 1 s for up to spec.reconnect_s, and is
+ * sent again whole on the new connection (reads, writes, flushes, trims and zeroes may be
+ * repeated); it fails only when no connection could be made in that time. Only the
+ * device's I/O thread calls these, so a reconnection never races another request. */
 int vs_blk_backend_read(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off);
 int vs_blk_backend_write(struct vs_blk_backend *b, struct iovec *iov, unsigned n, uint64_t off);
 int vs_blk_backend_flush(struct vs_blk_backend *b);

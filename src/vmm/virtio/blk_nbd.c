@@ -102,11 +102,17 @@ int vs_blk_nbd_probe(const char *uri, bool need_write, uint64_t *size,
     return rc;
 }
 
+bool vs_blk_nbd_lost(struct nbd_handle *h)
+{
+    return h && (nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1);
+}
+
 void vs_blk_nbd_disconnect(struct nbd_handle *h)
 {
     if (!h)
         return;
-    nbd_shutdown(h, 0);   /* waits for the replies of commands in flight */
+    if (!vs_blk_nbd_lost(h))
+        nbd_shutdown(h, 0);   /* waits for the replies of commands in flight */
     nbd_close(h);
 }
 

@@ -8,7 +8,8 @@
  * handed the VM over hangs up.
  *
  * The calls block: a server that stops answering stalls the disk's I/O thread (and a
- * pause, which waits for the requests in flight), as a hung file system would. */
+ * pause, which waits for the requests in flight), as a hung file system would. A lost
+ * connection is connected again by the backend (blk_backend.h). */
 #ifndef VS_BLK_NBD_H
 #define VS_BLK_NBD_H
 
@@ -35,6 +36,9 @@ int vs_blk_nbd_connect(const char *uri, bool need_write, struct nbd_handle **out
  * destination that must not touch the export before the VM is its own. */
 int vs_blk_nbd_probe(const char *uri, bool need_write, uint64_t *size,
                      struct vs_blk_nbd_caps *caps);
+/* Whether the connection is gone (the server hung up, died or reset it): its commands
+ * fail until the backend connects again (blk_backend.h, reconnect=). */
+bool vs_blk_nbd_lost(struct nbd_handle *h);
 /* Tell the server goodbye (once the replies of commands in flight are in) and free the
  * handle (NULL: nothing). */
 void vs_blk_nbd_disconnect(struct nbd_handle *h);

@@ -358,6 +358,7 @@ void vs_virtio_blk_stats(struct vs_virtio_blk *d, struct vs_virtio_blk_stats *ou
     pthread_mutex_unlock(&d->lock);
     out->open = vs_blk_backend_is_open(&d->backend);
     out->writable = d->backend.writable;
+    out->reconnects = __atomic_load_n(&d->backend.nbd_reconnects, __ATOMIC_RELAXED);
 }
 
 /* ---- Building the device ---- */

@@ -68,6 +68,7 @@ struct vs_virtio_blk_stats {
     uint64_t bytes_read, bytes_written;
     uint64_t refused;         /* answered IOERR or UNSUPP without reaching the file */
     uint64_t io_errors;       /* the file failed a request (IOERR) */
+    uint64_t reconnects;      /* NBD: lost connections made again */
     uint32_t in_flight;
     bool open, writable, running;
 };
