@@ -147,7 +147,8 @@ const struct mp_def mp_defs[] = {
       false, "connecting, and any wait for the destination", ap_timeout },
     { "multifd-channels", "streams", MP_UINT, MP_PARAMETER, "connections", "0", 0,
       VS_WIRE_MAX_STREAMS, NULL, false, "TCP connections in parallel (0: one per online CPU, "
-      "at most 16 and one per 5 Gbit/s of a link of known speed); always in use, no multifd capability needed", ap_streams },
+      "at most 16 and one per 5 Gbit/s of a link of known speed); always in use, no multifd "
+      "capability needed", ap_streams },
     { "multifd-compression", "compress", MP_ENUM, MP_PARAMETER, "", "none", 0, 0,
       "none,lz4,zstd,auto", false, "compress page batches; auto: zstd where the link, not "
       "the CPU, is the bottleneck, decided per batch", ap_compress },
