@@ -210,6 +210,10 @@ void run_fault_trial(const struct fault_trial *t)
         dump(&dst, "destination");
         fail_msg("%s: the fault was never reached", what);
     }
+    /* A line the processes write as they settle may land just after the status turned. */
+    for (int i = 0; i < 30 && t->expect_log && !logged(&src, t->expect_log) &&
+                    !logged(&dst, t->expect_log); i++)
+        usleep(100000);
     if (t->expect_log && !logged(&src, t->expect_log) && !logged(&dst, t->expect_log)) {
         dump(&src, "source");
         dump(&dst, "destination");

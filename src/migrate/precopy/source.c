@@ -496,6 +496,9 @@ void vs_source_dest_discarded(struct vs_migration *m)
     bool stop = !m->committed && !m->finished &&
                 m->window.outcome == VS_OUTCOME_SRC_UNDECIDED;
     if (stop) {
+        /* Said before the streams are shut: the log tells why before the status turns. */
+        vs_warn("migration to %s: the destination gave up and discarded its copy: stopping "
+                "the migration; the VM keeps running here", m->opts.to);
         m->window.outcome = VS_OUTCOME_SRC_ABORTED;
         m->window.dest_refused = true;
         m->window.dest_gave_up = true;
@@ -504,9 +507,6 @@ void vs_source_dest_discarded(struct vs_migration *m)
                 vs_channel_shutdown(m->streams[i].ch);
     }
     pthread_mutex_unlock(&m->lock);
-    if (stop)
-        vs_warn("migration to %s: the destination gave up and discarded its copy: stopping "
-                "the migration; the VM keeps running here", m->opts.to);
 }
 
 void vs_migration_stats(struct vs_migration *m, struct vs_migration_stats *out, bool *finished)
