@@ -8,13 +8,17 @@
  * duplicated or reordered, the stream resumes after each move (from B, then from A
  * again), the loss stays within what the blackouts allow (RATE x (downtime + a generous
  * margin) per move), and the guest's own sent counter equals what C received plus what
- * it lost. The figures (lost, longest gaps next to the downtimes) are printed. */
+ * it lost. Meanwhile C pings the VM and sends it UDP echoes every 50 ms (net_probe.c):
+ * the streaming guest keeps answering, from both hosts, never twice. The figures (lost,
+ * longest gaps next to the downtimes) are printed. */
 #include "harness.h"
 #include "net_collector.h"
+#include "net_probe.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VM_IP "198.18.7.10"
@@ -34,6 +38,20 @@ static struct test_hosts hosts;
 static struct segment net;
 static struct vm_proc on_a, on_b, back_on_a;
 static struct collector coll;
+static struct probe prober;
+
+/* Wall-clock spans of the moves (CLOCK_REALTIME ms, as the collector's stamps). */
+struct span {
+    double from_ms, to_ms;
+};
+static struct span moves[2];
+
+static double wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sh(const char *fmt, ...)
@@ -94,6 +112,7 @@ static int stop_all(void **state)
 {
     (void)state;
     collector_kill(&coll);
+    probe_kill(&prober);
     vm_proc_stop(&on_a);
     vm_proc_stop(&on_b);
     vm_proc_stop(&back_on_a);
@@ -125,13 +144,15 @@ static void expect_stream_grows(struct vm_proc *vm, uint64_t more, const char *w
 /* Move the VM from `from` to a new receiver `to` in netns (its NIC on bridge br): the
  * migration's downtime, ms. */
 static double move(struct vm_proc *from, struct vm_proc *to, const char *netns,
-                   const char *addr, const char *br, const char *label)
+                   const char *addr, const char *br, const char *label, struct span *span)
 {
     char nic[96], dest[64];
     snprintf(nic, sizeof(nic), "tap=st0,mac=" VM_MAC ",bridge=%s", br);
     vm_receiver_start(to, addr, netns, ARGS("--nic", nic));
     snprintf(dest, sizeof(dest), "%s:%d", addr, to->port);
+    span->from_ms = wall_ms();
     struct json_object *r = vm_migrate(from, dest, NULL, 120);
+    span->to_ms = wall_ms();
     print_migration(label, r);
     if (strcmp(json_str(r, "status"), "completed"))
         fail_msg("migration %s: %s: %s", label, json_str(r, "status"), json_str(r, "error"));
@@ -149,6 +170,9 @@ static void print_stats(const struct stream_stats *s)
                   (unsigned long long)s->duplicated, (unsigned long long)s->reordered,
                   (unsigned long long)s->foreign, (unsigned long long)s->malformed,
                   (unsigned long long)s->highest, (unsigned long long)s->seed);
+    for (int i = 0; i < 2; i++)
+        print_message("  move %d: migration from +%.0f ms to +%.0f ms\n", i + 1,
+                      moves[i].from_ms - s->first_ms, moves[i].to_ms - s->first_ms);
     for (int i = 0; i < COLLECTOR_GAPS && s->gaps[i].ms > 0; i++)
         print_message("  gap %d: %.1f ms, from +%.0f ms\n", i + 1, s->gaps[i].ms,
                       s->gaps[i].at_ms - s->first_ms);
@@ -181,14 +205,25 @@ static void stream_survives_a_round_trip(void **state)
                                           "300", "--append", params, "--nic",
                                           "tap=st0,mac=" VM_MAC ",bridge=brA"));
     expect_stream_grows(&on_a, RATE, "from A");
-    double down_ab = move(&on_a, &on_b, hosts.b, "198.18.0.2", "brB", "A->B");
+    probe_start(&prober, net.c, VM_IP, 50);
+    double down_ab = move(&on_a, &on_b, hosts.b, "198.18.0.2", "brB", "A->B", &moves[0]);
     expect_stream_grows(&on_b, RATE, "from B");
     vm_proc_stop(&on_a);   /* frees A's TAP name st0 for the way back */
-    double down_ba = move(&on_b, &back_on_a, hosts.a, "198.18.0.1", "brA", "B->A");
+    double down_ba = move(&on_b, &back_on_a, hosts.a, "198.18.0.1", "brA", "B->A", &moves[1]);
     expect_stream_grows(&back_on_a, RATE, "from A again");
 
+    uint32_t answered_before_pause = probe_replies(&prober);
     uint64_t sent, tx_errors, guest_gap_us;
     guest_counters(&back_on_a, &sent, &tx_errors, &guest_gap_us);
+    struct probe_result p;
+    probe_stop(&prober, &p);
+    print_message("C -> VM while streaming: ping %u sent, %u answered, %u duplicated; UDP %u "
+                  "sent, %u echoed, %u duplicated\n", p.ping_sent, p.ping_replied, p.ping_dups,
+                  p.udp_sent, p.udp_replied, p.udp_dups);
+    assert_true(answered_before_pause >= 10);
+    assert_true(p.ping_replied > 0 && p.udp_replied > 0);
+    assert_int_equal(p.ping_dups, 0);
+    assert_int_equal(p.udp_dups, 0);
     struct stream_stats s;
     collector_stop(&coll, &s);
     print_stats(&s);
