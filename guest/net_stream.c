@@ -1,5 +1,6 @@
 #include "net_stream.h"
 #include "guest.h"
+#include "pvport.h"
 #include "serial.h"
 #include "telemetry.h"
 #include "timing.h"
@@ -13,6 +14,7 @@ void *memcpy(void *dst, const void *src, size_t n);
 #define IDLE_US          10000u     /* the longest sleep: ARP and ping wait at most this */
 #define MAX_BEHIND_US    100000u    /* further behind than this: restart the schedule */
 #define MAX_BURST        16         /* datagrams per wake-up, at most */
+#define RATE_CHECK_US    100000u    /* how often the monitor's rate override is read */
 
 struct stream {
     uint8_t peer_ip[4];
@@ -20,6 +22,8 @@ struct stream {
     uint8_t peer_mac[6];
     int resolved;
     uint64_t seed;
+    uint64_t boot_rate, rate;       /* datagrams/s: rate= and the one in force */
+    uint32_t rate_checked_us;
     uint32_t interval_us;           /* 0: as fast as the NIC takes them */
     uint32_t next_us;               /* when the next datagram is due */
     uint32_t last_arp_us, last_sent_us;
@@ -122,16 +126,38 @@ static void publish(volatile struct vs_cpu_counters *c)
     c->errors = n.errors;
 }
 
+static void set_rate(uint64_t rate, uint32_t now)
+{
+    st.rate = rate;
+    st.interval_us = !rate || !vs_timing_usable() ? 0
+                     : rate >= 1000000 ? 1 : (uint32_t)(1000000 / rate);
+    st.next_us = now;
+}
+
+/* The monitor's live override (vmshift ctl SOCK set-rate rate=N) wins over rate=. */
+static void follow_rate(uint32_t now)
+{
+    uint64_t want = st.boot_rate;
+
+    if (!vs_guest.pvport || now - st.rate_checked_us < RATE_CHECK_US)
+        return;
+    st.rate_checked_us = now;
+    if (vs_pvport_rate() != VS_RATE_NO_OVERRIDE)
+        want = vs_pvport_rate();
+    if (want != st.rate)
+        set_rate(want, now);
+}
+
 static void init(const struct vs_guest_params *p)
 {
     memcpy(st.peer_ip, p->peer_ip, 4);
     st.peer_port = p->peer_port;
     st.seed = p->seed;
-    if (p->rate && vs_timing_usable())
-        st.interval_us = p->rate >= 1000000 ? 1 : (uint32_t)(1000000 / p->rate);
-    else if (p->rate)
+    st.boot_rate = p->rate;
+    if (p->rate && !vs_timing_usable())
         vs_puts("vmshift-guest: net-stream: no clock, streaming as fast as the NIC takes it");
-    st.next_us = vs_now_us();
+    set_rate(p->rate, vs_now_us());
+    st.rate_checked_us = vs_now_us();
     vs_net_set_rx_hook(on_frame);
 }
 
@@ -154,6 +180,7 @@ void vs_net_stream_run(unsigned cpu, const struct vs_guest_params *p)
             ask_for_peer(now);
             wait = IDLE_US;
         } else {
+            follow_rate(now);
             wait = send_due(now);
         }
         publish(c);

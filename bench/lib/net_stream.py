@@ -13,7 +13,8 @@ timestamps) until SIGTERM/SIGINT, then writes {"port", "arrivals": [[seq, seed, 
 figures(data, migrations, sent): received, lost (numbers below the highest never
 received), dup, reordered (arrived after a higher number), the longest gap between two
 datagrams anywhere, and per move the outage (the longest gap overlapping [stop, resume])
-next to the downtime; `sent` is the guest's own count (telemetry), so sent - received -
+next to the downtime, and first back (the resume to the first datagram C received after
+it); `sent` is the guest's own count (telemetry), so sent - received -
 lost is what was still in flight at the end (0 once the VM is paused and C drained).
 
 stdlib only.
@@ -116,9 +117,11 @@ def figures(data, migrations, sent):
         lo, hi = m.get("t_stop"), m.get("t_resume")
         over = [g for g in gaps if lo is not None and hi is not None and
                 g[1] <= hi and g[1] + g[0] >= lo]
+        after = [t for t in times if hi is not None and t >= hi]
         moves.append({"move": "%s->%s" % (m["from"], m["to"]),
                       "downtime_ms": m.get("downtime_ms"),
-                      "outage_ms": max(over)[0] * 1000 if over else None})
+                      "outage_ms": max(over)[0] * 1000 if over else None,
+                      "first_back_ms": (after[0] - hi) * 1000 if after else None})
     return {"received": len(seen), "lost": highest + 1 - len(seen), "dup": dup,
             "reordered": reord, "seeds": len(seeds), "malformed": data.get("malformed", 0),
             "sent": sent, "in_flight": None if sent is None else sent - (highest + 1),
@@ -137,20 +140,21 @@ def table(runs, rate):
     out = ["\nThe stream direction: the VM sends %d numbered UDP datagrams/s to C (guest "
            "workload net-stream) while it moves A -> B -> A; C counts them (kernel arrival "
            "stamps). outage: the longest gap at C overlapping the move's blackout; worst gap: "
-           "the longest anywhere in the run; sent: the guest's own count (telemetry), "
+           "the longest anywhere in the run; back: the resume to the first datagram at C after it; sent: the guest's own count (telemetry), "
            "in flight = sent - (received + lost) after the VM was paused:\n" % rate,
            "| VMM | run | received | lost | dup | reord | worst gap ms | A->B downtime ms | "
-           "A->B outage ms | B->A downtime ms | B->A outage ms | sent | in flight |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "A->B outage ms | A->B back ms | B->A downtime ms | B->A outage ms | B->A back ms | "
+           "sent | in flight |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s = r.get("stream")
         if not s:
             continue
         mv = s["moves"] + [{}] * (2 - len(s["moves"]))
-        out.append("| %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+        cells = [_f(m.get(k)) for m in mv for k in ("downtime_ms", "outage_ms", "first_back_ms")]
+        out.append("| %s | %d | %d | %d | %d | %d | %s | %s | %s | %s |" % (
             r["impl"], r["run"], s["received"], s["lost"], s["dup"], s["reordered"],
-            _f(s["worst_gap_ms"]), _f(mv[0].get("downtime_ms")), _f(mv[0].get("outage_ms")),
-            _f(mv[1].get("downtime_ms")), _f(mv[1].get("outage_ms")), _f(s["sent"], "%d"),
+            _f(s["worst_gap_ms"]), " | ".join(cells), _f(s["sent"], "%d"),
             _f(s["in_flight"], "%d")))
     return "\n".join(out) + "\n"
 

@@ -8,7 +8,7 @@
  * duplicated or reordered, the stream resumes after each move (from B, then from A
  * again), the loss stays within what the blackouts allow (RATE x (downtime + a generous
  * margin) per move), and the guest's own sent counter equals what C received plus what
- * it lost. Meanwhile C pings the VM and sends it UDP echoes every 50 ms (net_probe.c):
+ * it lost; then `set-rate` slows it. Meanwhile C pings the VM and sends it UDP echoes every 50 ms (net_probe.c):
  * the streaming guest keeps answering, from both hosts, never twice. The figures (lost,
  * longest gaps next to the downtimes) are printed. */
 #include "harness.h"
@@ -178,6 +178,23 @@ static void print_stats(const struct stream_stats *s)
                       s->gaps[i].at_ms - s->first_ms);
 }
 
+/* vmshift ctl set-rate slows the stream: at 20/s, 3 s bring some datagrams, far fewer
+ * than RATE would (a loaded host only makes the guest slower). */
+static void set_rate_slows_the_stream(struct vm_proc *vm)
+{
+    struct json_object *args = json_object_new_object();
+    json_object_object_add(args, "rate", json_object_new_int(20));
+    json_object_put(vm_cmd(vm, "set-rate", args));
+    json_object_put(args);
+    usleep(500000);   /* the guest reads the override every 100 ms */
+    uint64_t at = received();
+    sleep(3);
+    uint64_t got = received() - at;
+    print_message("at set-rate 20/s: %llu datagrams in 3 s\n", (unsigned long long)got);
+    assert_true(got > 0);
+    assert_true(got < RATE);
+}
+
 /* The guest's counters, once it stopped sending (its VM paused): sent, tx errors. */
 static void guest_counters(struct vm_proc *vm, uint64_t *sent, uint64_t *tx_errors,
                            uint64_t *guest_gap_us)
@@ -211,6 +228,7 @@ static void stream_survives_a_round_trip(void **state)
     vm_proc_stop(&on_a);   /* frees A's TAP name st0 for the way back */
     double down_ba = move(&on_b, &back_on_a, hosts.a, "198.18.0.1", "brA", "B->A", &moves[1]);
     expect_stream_grows(&back_on_a, RATE, "from A again");
+    set_rate_slows_the_stream(&back_on_a);
 
     uint32_t answered_before_pause = probe_replies(&prober);
     uint64_t sent, tx_errors, guest_gap_us;
