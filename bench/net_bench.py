@@ -33,6 +33,13 @@ Then the NIC's cost: C blasts UDP datagrams (--sizes bytes of payload, at each o
 --blast-pps offered rates, for --blast-seconds) at the VM, now back on A, and counts the
 echoes per second.
 
+The stream direction (bench/lib/net_stream.py): the VM runs the guest's net-stream
+workload instead, --stream-rate numbered UDP datagrams/s to C, and moves A -> B -> A
+(--after s apart); C counts them: lost, dup, reordered, the longest gap, and per move the
+outage next to the downtime; the guest's own sent count from its telemetry (vmshift's
+status, QEMU's memory) once the VM is paused. --stream-only runs just that (with --quick:
+the check that both VMMs' guests deliver the stream; it fails if one delivers nothing).
+
 Writes into --out (default bench/results/net/): table.md (every migration, medians per VMM
 and direction, throughput), results.json, net-<interval>ms.png (gnuplot: C's RTT and the gaps
 between replies over time, run 1, both VMMs) and the .dat files plotted; the client's raw
@@ -40,6 +47,7 @@ probe files in work/.
 
     bench/net_bench.py [--runs 3] [--intervals 1,5] [--no-qemu] [--out DIR]
     bench/net_bench.py --quick    # 1 run each, short blast; checks the outputs are sane
+    bench/net_bench.py --quick --stream-only   # only the stream direction, 1 run each
 """
 import argparse
 import json
@@ -55,10 +63,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import net_analysis   # noqa: E402
 import net_segment    # noqa: E402
+import net_stream     # noqa: E402
 import net_vms        # noqa: E402
 import netlab         # noqa: E402
 
 CLIENT = os.path.join(HERE, "lib", "net_client.py")
+STREAM = os.path.join(HERE, "lib", "net_stream.py")
 
 
 def log(msg):
@@ -148,6 +158,56 @@ def one_run(seg, args, impl, run, wd, interval, do_blast):
     return res
 
 
+def wait_stream(out, count, what, timeout=90):
+    deadline = time.monotonic() + timeout
+    while net_stream.received_so_far(out) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    got = net_stream.received_so_far(out)
+    if got < count:
+        raise RuntimeError("the stream %s: C has %d datagrams after %d s, expected %d"
+                           % (what, got, timeout, count))
+
+
+def one_stream_run(seg, args, impl, run, wd):
+    """The VM streams to C while it moves A -> B -> A; C's counts and the guest's."""
+    cls = net_vms.VmshiftNetVm if impl == "vmshift" else net_vms.QemuNetVm
+    wd = os.path.join(wd, "%s-stream-run%d" % (impl, run))
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
+    out = os.path.join(wd, "stream.json")
+    rate = args.stream_rate
+    coll = subprocess.Popen(seg.exec_args("c") + [sys.executable, STREAM, "collect", "--port",
+                                                  str(net_stream.PORT), "--out", out],
+                            stdin=subprocess.DEVNULL)
+    vm = cls(seg, wd, mem=args.mem, stream={
+        "rate": rate, "peer": "%s:%d" % (seg.CLIENT_ADDR, net_stream.PORT),
+        "seed": 1000 * run + (impl == "qemu")})
+    migs, sent = [], None
+    try:
+        vm.start("a")
+        wait_stream(out, rate * args.settle, "%s from A" % impl)
+        for to in ("b", "a"):
+            at = net_stream.received_so_far(out)
+            m = vm.migrate(to)
+            log("%s stream run %d: %s -> %s %s, downtime %s ms" % (
+                impl, run, m["from"], m["to"], m["status"], _f(m.get("downtime_ms"))))
+            migs.append(m)
+            if m["status"] != "completed":
+                raise RuntimeError("%s migration to %s: %s (%s)" % (impl, to, m["status"],
+                                                                   m.get("error")))
+            wait_stream(out, at + rate, "%s from %s" % (impl, to.upper()))
+            time.sleep(args.after)
+        sent = vm.pause_and_count()
+        time.sleep(0.5)                 # the last datagrams reach C
+    finally:
+        vm.stop()
+        stop_client(coll)
+    with open(out) as f:
+        data = json.load(f)
+    return {"impl": impl, "run": run, "stream": net_stream.figures(data, migs, sent),
+            "raw_migrations": migs}
+
+
 def _f(v, fmt="%.1f"):
     return "-" if v is None else fmt % v
 
@@ -231,6 +291,10 @@ def main():
                     help="offered datagrams/s of the throughput blasts, each a blast")
     ap.add_argument("--blast-seconds", type=float, default=3.0)
     ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--stream-rate", type=int, default=300,
+                    help="datagrams/s of the stream direction (guest net-stream workload)")
+    ap.add_argument("--stream-only", action="store_true",
+                    help="only the stream direction (no probes, no blasts)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="bench/results/net")
     args = ap.parse_args()
@@ -252,27 +316,34 @@ def main():
                "load_before": "%.1f %.1f %.1f" % os.getloadavg()}
     wd = os.path.abspath(os.path.join(args.out, "work"))
     os.makedirs(wd, exist_ok=True)
+    results["stream_runs"] = []
     with net_segment.Segment() as seg:
-        for k, interval in enumerate(args.intervals):
+        for k, interval in enumerate([] if args.stream_only else args.intervals):
             for run in range(1, args.runs + 1):
                 for impl in impls:
                     log("%s run %d, probe every %g ms" % (impl, run, interval))
                     results["runs"].append(one_run(seg, args, impl, run, wd, interval, k == 0))
+        for run in range(1, args.runs + 1):
+            for impl in impls:
+                log("%s stream run %d, %d datagrams/s" % (impl, run, args.stream_rate))
+                results["stream_runs"].append(one_stream_run(seg, args, impl, run, wd))
     results["load_after"] = "%.1f %.1f %.1f" % os.getloadavg()
     left = [n for n in seg.ns.values()
             if n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout]
-    text = table(results, args)
+    text = "" if args.stream_only else table(results, args)
+    text += net_stream.table(results["stream_runs"], args.stream_rate)
     print(text)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(text)
-    for interval in args.intervals:
+    for interval in [] if args.stream_only else args.intervals:
         net_analysis.plot(results, args.out, interval)
     for r in results["runs"]:
         r.pop("series", None)           # in the .dat files
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     if args.quick:
-        problems = net_analysis.check_sane(results, args.out)
+        problems = [] if args.stream_only else net_analysis.check_sane(results, args.out)
+        problems += net_stream.check_sane(results["stream_runs"])
         if left:
             problems.append("namespaces left: %s" % left)
         if problems:

@@ -148,7 +148,7 @@ static __attribute__((noreturn)) void boot_cpu(const struct hvm_start_info *si)
         fail(err);
     if (p->workload == VS_WORKLOAD_DISK && vs_disk_start(p, err, sizeof(err)))
         fail(err);
-    if (p->workload == VS_WORKLOAD_NET &&
+    if ((p->workload == VS_WORKLOAD_NET || p->workload == VS_WORKLOAD_NET_STREAM) &&
         (vs_platform_setup(err, sizeof(err)) || vs_net_workload_start(p, err, sizeof(err))))
         fail(err);
 

@@ -84,6 +84,27 @@ unsigned vs_net_garp(const struct vs_net_addr *me, uint8_t *out)
     return arp(me, out, 1, zero, me->ip);
 }
 
+unsigned vs_net_arp_request(const struct vs_net_addr *me, const uint8_t ip[4], uint8_t *out)
+{
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    static const uint8_t zero[6];
+
+    eth_header(out, bcast, me, ETH_P_ARP);
+    return arp(me, out, 1, zero, ip);
+}
+
+int vs_net_arp_sender(const uint8_t *in, unsigned len, const uint8_t ip[4], uint8_t mac[6])
+{
+    const uint8_t *a = in + ETH_HLEN;
+
+    if (len < ETH_HLEN + ARP_LEN || get16(in + 12) != ETH_P_ARP || get16(a) != 1 ||
+        get16(a + 2) != ETH_P_IPV4 || a[4] != 6 || a[5] != 4 ||
+        (get16(a + 6) != 1 && get16(a + 6) != 2) || !same(a + 14, ip, 4))
+        return 0;
+    memcpy(mac, a + 8, 6);
+    return 1;
+}
+
 static unsigned answer_arp(const struct vs_net_addr *me, const uint8_t *in, unsigned len,
                            uint8_t *out)
 {
@@ -130,6 +151,37 @@ static void seal_ip(uint8_t *ip, unsigned hlen)
 {
     put16(ip + 10, 0);
     put16(ip + 10, vs_net_checksum(ip, hlen));
+}
+
+unsigned vs_net_udp(const struct vs_net_addr *me, const uint8_t dst_mac[6],
+                    const uint8_t dst_ip[4], uint16_t sport, uint16_t dport,
+                    const uint8_t *payload, unsigned plen, uint8_t *out)
+{
+    uint8_t *ip = out + ETH_HLEN, *u = ip + 20;
+    unsigned total = 20 + UDP_HLEN + plen, n = ETH_HLEN + total;
+
+    if (n > VS_NET_MAX_FRAME)
+        return 0;
+    eth_header(out, dst_mac, me, ETH_P_IPV4);
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)total);
+    put16(ip + 6, 0x4000);   /* don't fragment */
+    ip[8] = 64;
+    ip[9] = IP_PROTO_UDP;
+    memcpy(ip + 12, me->ip, 4);
+    memcpy(ip + 16, dst_ip, 4);
+    seal_ip(ip, 20);
+    put16(u, sport);
+    put16(u + 2, dport);
+    put16(u + 4, (uint16_t)(UDP_HLEN + plen));
+    put16(u + 6, 0);
+    memcpy(u + UDP_HLEN, payload, plen);
+    if (n < VS_NET_MIN_FRAME) {
+        memset(out + n, 0, VS_NET_MIN_FRAME - n);
+        n = VS_NET_MIN_FRAME;
+    }
+    return n;
 }
 
 static unsigned answer_ip(const struct vs_net_addr *me, const uint8_t *in, unsigned len,

@@ -26,6 +26,20 @@ unsigned vs_net_answer(const struct vs_net_addr *me, const uint8_t *in, unsigned
 /* A broadcast gratuitous ARP request for me (VS_NET_MIN_FRAME bytes into out). */
 unsigned vs_net_garp(const struct vs_net_addr *me, uint8_t *out);
 
+/* A broadcast ARP request from me for ip (VS_NET_MIN_FRAME bytes into out). */
+unsigned vs_net_arp_request(const struct vs_net_addr *me, const uint8_t ip[4], uint8_t *out);
+
+/* If frame in[0, len) is an ARP request or reply whose sender is ip: 1, with the sender's
+ * MAC in mac; else 0. */
+int vs_net_arp_sender(const uint8_t *in, unsigned len, const uint8_t ip[4], uint8_t mac[6]);
+
+/* A UDP datagram from me (source port sport) to dst_ip:dport at dst_mac carrying
+ * payload[0, plen) (at most VS_NET_MAX_FRAME - 42 bytes) into out: its length, padded to
+ * VS_NET_MIN_FRAME; 0 if the payload is too long. No UDP checksum (allowed for IPv4). */
+unsigned vs_net_udp(const struct vs_net_addr *me, const uint8_t dst_mac[6],
+                    const uint8_t dst_ip[4], uint16_t sport, uint16_t dport,
+                    const uint8_t *payload, unsigned plen, uint8_t *out);
+
 /* The Internet checksum of p[0, len). */
 uint16_t vs_net_checksum(const uint8_t *p, unsigned len);
 

@@ -16,6 +16,10 @@ int vs_net_workload_start(const struct vs_guest_params *p, char *err, unsigned e
         vs_buf_puts(&e, "workload=net needs the guest's address: ip=A.B.C.D");
         return -1;
     }
+    if (p->workload == VS_WORKLOAD_NET_STREAM && !p->has_peer) {
+        vs_buf_puts(&e, "workload=net-stream needs the collector: peer=A.B.C.D:PORT");
+        return -1;
+    }
     for (int i = 0; i < 4; i++) {
         ips[0][i] = p->ip[i];
         ips[1][i] = p->ip2[i];

@@ -9,13 +9,13 @@
 _Static_assert(VS_WORK_MIN_START == 0x280000, "the start= error message names this address");
 
 static const char *const workload_names[] = { "idle", "once", "continuous", "verify", "timer",
-                                              "disk", "net" };
+                                              "disk", "net", "net-stream" };
 static const char *const fill_names[] = { "none", "pattern", "random" };
 static const char *const timer_names[] = { "pit", "lapic" };
 #define NR_WORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 #define NR_FILLS (sizeof(fill_names) / sizeof(fill_names[0]))
 #define NR_TIMERS (sizeof(timer_names) / sizeof(timer_names[0]))
-_Static_assert(NR_WORKLOADS == VS_WORKLOAD_NET + 1, "a name for every workload");
+_Static_assert(NR_WORKLOADS == VS_WORKLOAD_NET_STREAM + 1, "a name for every workload");
 
 const char *vs_params_workload_name(uint32_t workload)
 {
@@ -160,6 +160,20 @@ static int parse_virtio_slot(const char *v, unsigned n, struct vs_virtio_mmio_sl
     return out->base + out->size < out->base ? -1 : 0;
 }
 
+/* A.B.C.D:PORT, the port 1-65535. */
+static int parse_ipv4(const char *v, unsigned n, uint8_t ip[4]);
+static int parse_endpoint(const char *v, unsigned n, uint8_t ip[4], uint16_t *port)
+{
+    unsigned colon = find_char(v, n, ':');
+    uint64_t x;
+
+    if (colon == n || parse_ipv4(v, colon, ip) || parse_u64(v + colon + 1, n - colon - 1, 0, &x) ||
+        x == 0 || x > 65535)
+        return -1;
+    *port = (uint16_t)x;
+    return 0;
+}
+
 /* A.B.C.D, each part 0-255 in decimal. */
 static int parse_ipv4(const char *v, unsigned n, uint8_t ip[4])
 {
@@ -196,7 +210,8 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
 
     if (equals(tok, k, "workload")) {
         if (lookup(workload_names, NR_WORKLOADS, v, n, &p->workload))
-            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify, timer, disk or net");
+            return bad_value(e, tok, k, v, n, "idle, once, continuous, verify, timer, disk, net or "
+                             "net-stream");
     } else if (equals(tok, k, "fill")) {
         if (lookup(fill_names, NR_FILLS, v, n, &p->fill))
             return bad_value(e, tok, k, v, n, "none, pattern or random");
@@ -253,6 +268,11 @@ static int parse_token(struct vs_guest_params *p, const char *tok, unsigned len,
         if (parse_ipv4(v, n, p->ip2))
             return bad_value(e, tok, k, v, n, "an IPv4 address, e.g. 198.18.2.10");
         p->has_ip2 = 1;
+    } else if (equals(tok, k, "peer")) {
+        if (parse_endpoint(v, n, p->peer_ip, &p->peer_port))
+            return bad_value(e, tok, k, v, n, "an IPv4 address and a UDP port, e.g. "
+                             "198.18.0.100:9000");
+        p->has_peer = 1;
     } else if (equals(tok, k, "quiet")) {
         if (parse_u64(v, n, 0, &x))
             return bad_value(e, tok, k, v, n, "0 or 1");

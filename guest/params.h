@@ -63,6 +63,9 @@ struct vs_guest_params {
     uint32_t has_ip;
     uint8_t ip2[4];         /* net workload: the second NIC's address (ip2=), if any */
     uint32_t has_ip2;
+    uint8_t peer_ip[4];     /* net-stream workload: where the datagrams go (peer=IP:PORT) */
+    uint16_t peer_port;
+    uint32_t has_peer;
     uint32_t nr_warnings;   /* unknown tokens seen, including those not kept below */
     struct vs_param_warning warnings[VS_PARAMS_MAX_WARNINGS];
     uint32_t nr_extents;    /* the range as pieces of RAM, by vs_params_resolve_range */
@@ -70,9 +73,11 @@ struct vs_guest_params {
 };
 
 /* Parse a NUL-terminated command line (NULL = empty) into *out, defaults first.
- * Keys: workload=idle|once|continuous|verify|timer|disk|net fill=none|pattern|random start=
+ * Keys: workload=idle|once|continuous|verify|timer|disk|net|net-stream
+ * fill=none|pattern|random start=
  * size= mem= (bytes, decimal or 0x-hex, K/M/G suffix) rate= seed= cpus= quiet= hz=
- * disk_blocks= (plain numbers) timer=pit|lapic, ip=A.B.C.D, ip2=A.B.C.D, and
+ * disk_blocks= (plain numbers) timer=pit|lapic, ip=A.B.C.D, ip2=A.B.C.D, peer=A.B.C.D:PORT
+ * (net-stream: the collector; rate= is then datagrams per second), and
  * virtio_mmio.device=SIZE@BASE:IRQ[:ID] (repeatable).
  * Unknown keys and tokens without '=' are ignored and recorded as warnings.
  * Returns 0, or -1 with a message in err (errlen bytes, may be 0). */

@@ -210,7 +210,10 @@ static int free_tx(const struct net *net)
     return -1;
 }
 
-static void transmit(struct net *net, const uint8_t *frame, unsigned len)
+static vs_net_rx_hook rx_hook;
+
+/* 0 once the device has the frame, -1 if it was dropped. */
+static int transmit(struct net *net, const uint8_t *frame, unsigned len)
 {
     int id = free_tx(net);
 
@@ -219,13 +222,14 @@ static void transmit(struct net *net, const uint8_t *frame, unsigned len)
         id = free_tx(net);
     }
     if (id < 0 || net->broken)
-        return;   /* all buffers in flight: dropped, as a full queue drops */
+        return -1;   /* all buffers in flight: dropped, as a full queue drops */
     memset(net->tx_bufs[id], 0, NET_HDR);
     memcpy(net->tx_bufs[id] + NET_HDR, frame, len);
     vs_vq_set_desc(&net->tx, (uint16_t)id, addr_of(net->tx_bufs[id]), NET_HDR + len, 0, 0);
     vs_vq_publish(&net->tx, (uint16_t)id, 0);
     reg_write(net, VS_VMMIO_QUEUE_NOTIFY, TXQ);
     net->n.tx_frames++;
+    return 0;
 }
 
 static void count_answer(struct net *net, enum vs_net_answer kind)
@@ -260,6 +264,8 @@ static void receive(struct net *net)
                                        reply, &kind);
 
             net->n.rx_frames++;
+            if (rx_hook)
+                rx_hook(net->rx_bufs[id] + NET_HDR, len - NET_HDR);
             if (r) {
                 transmit(net, reply, r);
                 count_answer(net, kind);
@@ -437,6 +443,23 @@ int vs_net_start(const uint8_t (*ips)[4], unsigned nr_ips, char *err, unsigned e
             return -1;
     }
     return 0;
+}
+
+void vs_net_set_rx_hook(vs_net_rx_hook hook)
+{
+    rx_hook = hook;
+}
+
+int vs_net_send(const uint8_t *frame, unsigned len)
+{
+    if (!nr_nets || !nets[0].base || len > VS_NET_MAX_FRAME)
+        return -1;
+    return transmit(&nets[0], frame, len);
+}
+
+const struct vs_net_addr *vs_net_addr0(void)
+{
+    return nr_nets ? &nets[0].me : 0;
 }
 
 void vs_net_counts(struct vs_net_counts *out)

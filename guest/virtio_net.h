@@ -11,6 +11,7 @@
 #define VS_GUEST_VIRTIO_NET_H
 
 #include <stdint.h>
+#include "net_proto.h"
 
 struct vs_net_counts {
     uint64_t rx_frames;             /* received frames that passed the checks */
@@ -33,6 +34,17 @@ int vs_net_start(const uint8_t (*ips)[4], unsigned nr_ips, char *err, unsigned e
 /* vCPU 0, interrupts off, after an interrupt: take what each device returned, answer
  * what came in, announce when asked. */
 void vs_net_poll(void);
+
+/* Called by vs_net_poll with every frame received (before it is answered). */
+typedef void (*vs_net_rx_hook)(const uint8_t *frame, unsigned len);
+void vs_net_set_rx_hook(vs_net_rx_hook hook);
+
+/* Hand a whole Ethernet frame to the first NIC: 0, or -1 when it was dropped (every
+ * transmit buffer in flight, the device broken, or no NIC). vCPU 0, interrupts off. */
+int vs_net_send(const uint8_t *frame, unsigned len);
+
+/* The first NIC's addresses (NULL before vs_net_start). */
+const struct vs_net_addr *vs_net_addr0(void);
 
 /* The counts of every running NIC, summed. */
 void vs_net_counts(struct vs_net_counts *out);

@@ -2,6 +2,7 @@
 #include "disk.h"
 #include "guest.h"
 #include "io.h"
+#include "net_stream.h"
 #include "net_workload.h"
 #include "rate.h"
 #include "serial.h"
@@ -257,7 +258,10 @@ void vs_workload_run(unsigned cpu)
     }
     if (p->workload == VS_WORKLOAD_NET && cpu == 0)
         vs_net_workload_run(cpu);
-    if (p->workload == VS_WORKLOAD_IDLE || p->workload == VS_WORKLOAD_NET) {
+    if (p->workload == VS_WORKLOAD_NET_STREAM && cpu == 0)
+        vs_net_stream_run(cpu, p);
+    if (p->workload == VS_WORKLOAD_IDLE || p->workload == VS_WORKLOAD_NET ||
+        p->workload == VS_WORKLOAD_NET_STREAM) {
         vs_telemetry_set_state(cpu, VS_GUEST_IDLE);
         if (cpu == 0)
             vs_puts("vmshift-guest: idle");

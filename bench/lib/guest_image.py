@@ -15,7 +15,8 @@ IMAGE_ADDR = 0x400000
 TELEMETRY_MAGIC = 0x59524D454C455456
 VS_MAX_VCPUS = 32
 GUEST_STATES = {0: "booting", 1: "running", 2: "idle", 3: "failed"}
-WORKLOADS = {0: "idle", 1: "once", 2: "continuous", 3: "verify", 4: "timer", 5: "disk"}
+WORKLOADS = {0: "idle", 1: "once", 2: "continuous", 3: "verify", 4: "timer", 5: "disk",
+             6: "net", 7: "net-stream"}
 
 
 class GuestImageError(RuntimeError):

@@ -31,6 +31,7 @@ import os
 import subprocess
 import time
 
+from guest_image import elf_symbol, read_telemetry
 from qmp import Qmp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,13 +74,21 @@ def _kill(proc):
 class _NetVm:
     impl = "?"
 
-    def __init__(self, seg, workdir, mem="64M"):
-        self.seg, self.wd, self.mem = seg, workdir, mem
+    def __init__(self, seg, workdir, mem="64M", stream=None):
+        """stream: {"rate": datagrams/s, "peer": "IP:PORT", "seed": N} runs the
+        net-stream workload (guest/net_stream.h) instead of net."""
+        self.seg, self.wd, self.mem, self.stream = seg, workdir, mem, stream
         self.hop = 0
         self.host = None
         self.proc = None
         self.qmp = None
-        self.cmdline = "workload=net ip=%s cpus=1" % GUEST_IP
+        self.workload = "net-stream" if stream else "net"
+        self.params = "ip=%s" % GUEST_IP
+        if stream:
+            self.params += " peer=%s seed=%d" % (stream["peer"], stream["seed"])
+        self.cmdline = "workload=%s %s cpus=1" % (self.workload, self.params)
+        if stream:
+            self.cmdline += " rate=%d" % stream["rate"]
 
     def _path(self, name):
         return os.path.join(self.wd, "%s-%d-%s" % (self.impl, self.hop, name))
@@ -106,9 +115,11 @@ class VmshiftNetVm(_NetVm):
         self.host = host
         sock, log = self._path("ctl.sock"), self._path("log")
         argv = self.seg.exec_args(host) + [
-            VMSHIFT, "run", "--mem", self.mem, "--workload", "net", "--append",
-            "ip=" + GUEST_IP, "--kernel", GUEST_ELF, "--nic", self._nic(host), "--ctl", sock,
+            VMSHIFT, "run", "--mem", self.mem, "--workload", self.workload, "--append",
+            self.params, "--kernel", GUEST_ELF, "--nic", self._nic(host), "--ctl", sock,
             "--serial", self._path("serial")]
+        if self.stream:
+            argv += ["--rate", str(self.stream["rate"])]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=open(log, "w"))
         _wait(lambda: os.path.exists(sock), 60, "vmshift run on " + host, self.proc, log)
@@ -179,6 +190,12 @@ class VmshiftNetVm(_NetVm):
     def nic_status(self):
         return (self.qmp.execute("vmshift-status").get("nics") or [{}])[0]
 
+    def pause_and_count(self):
+        """Pause the VM; the datagrams its guest sent (telemetry), or None."""
+        self.qmp.execute("stop")
+        g = self.qmp.execute("vmshift-status").get("guest") or {}
+        return g.get("passes")
+
 
 class QemuNetVm(_NetVm):
     impl = "qemu"
@@ -212,6 +229,13 @@ class QemuNetVm(_NetVm):
     def start(self, host):
         self.host = host
         self.proc, self.qmp = self._spawn(host, False)
+
+    def pause_and_count(self):
+        """Pause the VM; the datagrams its guest sent (telemetry via pmemsave), or None."""
+        self.qmp.execute("stop")
+        addr = elf_symbol(GUEST_ELF, "telemetry_page")
+        tel = read_telemetry(self.qmp, addr, self._path("telemetry.bin")) if addr else None
+        return tel["cpus"][0]["passes"] if tel else None
 
     def migrate(self, host):
         self.hop += 1

@@ -66,6 +66,8 @@ enum vs_workload {
     VS_WORKLOAD_DISK = 5,   /* vCPU 0 writes and checks blocks on a virtio-blk disk (pc) */
     VS_WORKLOAD_NET = 6,    /* vCPU 0 answers ARP, ping and UDP echo on its virtio-net NIC
                                at ip= (pc machine) */
+    VS_WORKLOAD_NET_STREAM = 7, /* the same, and sends numbered UDP datagrams at rate= per
+                               second to peer= (pc machine) */
 };
 
 enum vs_guest_state {

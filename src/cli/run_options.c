@@ -19,16 +19,20 @@ const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
-    "  --workload W           idle | once | continuous | verify | timer | disk | net (default\n"
+    "  --workload W           idle | once | continuous | verify | timer | disk | net |\n"
+    "                         net-stream (default\n"
     "                         idle; timer: vCPU 0 waits for timer interrupts, --append hz=N\n"
     "                         timer=pit|lapic; disk: vCPU 0 writes and checks blocks on the\n"
     "                         first --disk, --append disk_blocks=N (4 KiB, default 256);\n"
     "                         net: vCPU 0 answers ARP, ping and UDP echo on the first --nic\n"
     "                         at --append ip=A.B.C.D (and on the second at ip2=A.B.C.D);\n"
-    "                         all three need the pc machine)\n"
+    "                         net-stream: the same, and numbered UDP datagrams at --rate per\n"
+    "                         second to --append peer=A.B.C.D:PORT; all four need the pc\n"
+    "                         machine)\n"
     "  --range START:SIZE     RAM the workload uses: SIZE bytes of RAM from guest-physical\n"
     "                         START on, skipping the MMIO gap [3G, 4G) (default 4M to end)\n"
-    "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0)\n"
+    "  --rate PAGES           pages per second the workload writes, 0 = full speed (default 0;\n"
+    "                         net-stream: datagrams per second)\n"
     "  --fill KIND            none | pattern | random: host writes RAM from 4M up before boot\n"
     "  --seed N               seed of --fill random and of the verify checksums (default 1)\n"
     "  --preload FILE@ADDR    copy FILE into guest RAM at ADDR before boot (repeatable)\n"
@@ -96,7 +100,7 @@ static const struct option long_options[] = {
 };
 
 static const char *const workloads[] = { "idle", "once", "continuous", "verify", "timer",
-                                         "disk", "net" };
+                                         "disk", "net", "net-stream" };
 
 static int parse_machine(const char *s, enum vs_machine *out)
 {
@@ -198,7 +202,7 @@ static int validate(struct run_options *o)
         known |= strcmp(o->workload, workloads[i]) == 0;
     if (!known)
         return vs_fail(EINVAL, "--workload '%s' is unknown; use idle, once, continuous, verify, "
-                       "timer, disk or net",
+                       "timer, disk, net or net-stream",
                        o->workload);
     int rc = check_mem(o);
     if (rc)

@@ -19,7 +19,7 @@
 static const char *workload_name(uint32_t w)
 {
     static const char *const names[] = { "idle", "once", "continuous", "verify", "timer",
-                                         "disk", "net" };
+                                         "disk", "net", "net-stream" };
     return w < sizeof(names) / sizeof(names[0]) ? names[w] : "unknown";
 }
 

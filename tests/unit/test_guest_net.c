@@ -151,6 +151,48 @@ static void gratuitous_arp(void **state)
     assert_memory_equal(out + 14 + 24, me.ip, 4);
 }
 
+/* The stream's frames: an ARP request for the collector, learning its MAC from its ARP
+ * (reply or request, not from anyone else), and a UDP datagram with a valid IPv4 header. */
+static void stream_frames(void **state)
+{
+    (void)state;
+    uint8_t out[VS_NET_MAX_FRAME], mac[6] = { 0 };
+    assert_int_equal(vs_net_arp_request(&me, peer_ip, out), 60);
+    assert_int_equal(out[0], 0xff);
+    assert_int_equal(out[14 + 7], 1);
+    assert_memory_equal(out + 14 + 24, peer_ip, 4);
+    /* The collector's reply, as a frame whose sender is the peer. */
+    uint8_t f[64] = { 0 };
+    unsigned n = eth(f, me.mac, 0x0806);
+    const uint8_t arp[28] = { 0, 1, 8, 0, 6, 4, 0, 2, 2, 0, 0, 0, 0, 7, 198, 18, 0, 99,
+                              0x52, 0x54, 0, 0x12, 0x34, 0x56, 198, 18, 0, 10 };
+    memcpy(f + n, arp, sizeof(arp));
+    assert_int_equal(vs_net_arp_sender(f, 60, peer_ip, mac), 1);
+    assert_memory_equal(mac, peer_mac, 6);
+    static const uint8_t other[4] = { 198, 18, 0, 98 };
+    assert_int_equal(vs_net_arp_sender(f, 60, other, mac), 0);
+    assert_int_equal(vs_net_arp_sender(f, 40, peer_ip, mac), 0);   /* cut short */
+    f[14 + 7] = 3;   /* RARP request: not ARP */
+    assert_int_equal(vs_net_arp_sender(f, 60, peer_ip, mac), 0);
+
+    const uint8_t payload[32] = { 1, 2, 3 };
+    n = vs_net_udp(&me, peer_mac, peer_ip, 9001, 9000, payload, sizeof(payload), out);
+    assert_int_equal(n, 14 + 20 + 8 + 32);
+    assert_memory_equal(out, peer_mac, 6);
+    assert_int_equal(out[14] >> 4, 4);
+    assert_int_equal(vs_net_checksum(out + 14, 20), 0);
+    assert_int_equal(out[14 + 2] << 8 | out[14 + 3], 60);
+    assert_int_equal(out[14 + 9], 17);
+    assert_memory_equal(out + 14 + 12, me.ip, 4);
+    assert_memory_equal(out + 14 + 16, peer_ip, 4);
+    assert_int_equal(out[34] << 8 | out[35], 9001);
+    assert_int_equal(out[36] << 8 | out[37], 9000);
+    assert_int_equal(out[38] << 8 | out[39], 40);
+    assert_memory_equal(out + 42, payload, 32);
+    assert_int_equal(vs_net_udp(&me, peer_mac, peer_ip, 1, 2, payload, 0, out), 60);   /* padded */
+    assert_int_equal(vs_net_udp(&me, peer_mac, peer_ip, 1, 2, out, 1473, out), 0);    /* too long */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +200,7 @@ int main(void)
         cmocka_unit_test(ping_gets_a_valid_reply),
         cmocka_unit_test(udp_is_echoed),
         cmocka_unit_test(gratuitous_arp),
+        cmocka_unit_test(stream_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,7 +191,7 @@ static void test_error_message_names_token(void **state)
 
     assert_int_equal(vs_params_parse("quiet=1 workload=foo", &p, err, sizeof(err)), -1);
     assert_string_equal(err, "bad value for workload: 'foo' (idle, once, continuous, verify, timer, "
-                             "disk or net)");
+                             "disk, net or net-stream)");
 }
 
 static void test_error_buffer_edge_cases(void **state)
@@ -310,6 +310,25 @@ static void test_ip(void **state)
                                        "ip=1234.1.1.1" };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         parse_bad(bad[i], "IPv4");
+}
+
+static void test_peer(void **state)
+{
+    (void)state;
+    struct vs_guest_params p = parse_ok("workload=net-stream ip=198.18.0.10 peer=198.18.0.100:9000 rate=300");
+    assert_int_equal(p.workload, VS_WORKLOAD_NET_STREAM);
+    const uint8_t want[4] = { 198, 18, 0, 100 };
+    assert_true(p.has_peer);
+    assert_memory_equal(p.peer_ip, want, 4);
+    assert_int_equal(p.peer_port, 9000);
+    assert_int_equal(p.rate, 300);
+    assert_false(parse_ok("workload=net-stream").has_peer);
+    assert_int_equal(parse_ok("peer=1.2.3.4:65535").peer_port, 65535);
+    static const char *const bad[] = { "peer=198.18.0.100", "peer=198.18.0.100:", "peer=:9000",
+                                       "peer=198.18.0.100:0", "peer=198.18.0.100:65536",
+                                       "peer=198.18.0:9000", "peer=198.18.0.100:x" };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        parse_bad(bad[i], "UDP port");
 }
 
 static void test_virtio_mmio_slots(void **state)
@@ -604,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_timer_keys),
         cmocka_unit_test(test_virtio_mmio_slots),
         cmocka_unit_test(test_ip),
+        cmocka_unit_test(test_peer),
         cmocka_unit_test(test_resolve_default_size),
         cmocka_unit_test(test_resolve_explicit_size),
         cmocka_unit_test(test_resolve_start_outside_ram),
