@@ -452,8 +452,10 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vs-diskmig-", dir="/var/tmp")
     res = {"runs": [], "cores": os.cpu_count(), "loadavg_start": os.getloadavg(),
-           "memory": "cold for each VMM's first run (fresh processes; guest RAM and the "
-                     "destination's pages first touched), the disk files in the page cache",
+           "memory": "run 1: cold (host memory for the destination's file and RAM "
+                     "first touched, unless earlier work on the host used it); runs 2+: "
+                     "warm (memory freed by run 1 reused); the source's file is in the "
+                     "page cache (written just before)",
            "args": {k: v for k, v in vars(args).items()}}
     try:
         data = os.path.join(work, "random.bin")
