@@ -285,12 +285,19 @@ static void quiesce_devices(struct vs_vm *vm)
 
 int vs_vm_check_migratable(struct vs_vm *vm, bool with_disks)
 {
-    for (unsigned i = 0; i < vm->nr_disks && !with_disks; i++) {
+    for (unsigned i = 0; i < vm->nr_disks; i++) {
         const struct vs_blk_spec *s = vs_virtio_blk_spec(vm->disks[i]);
-        if (!s->shared)
+        if (s->shared)
+            continue;
+        if (!with_disks)
             return vs_fail(EPERM, "disk %s is not on shared storage: give --disk %s,shared when "
                            "the destination reaches the same file, or migrate --with-disks to "
                            "copy it with the VM", s->path, s->path);
+        if (vs_blk_nbd_is_uri(s->path))
+            return vs_fail(EOPNOTSUPP, "disk %s is an NBD export, and --with-disks copies only "
+                           "disks that are files or block devices: give --disk %s,shared when "
+                           "the destination reaches the same export, or copy the export into "
+                           "a file (qemu-img convert) and run the VM on that", s->path, s->path);
     }
     return 0;
 }

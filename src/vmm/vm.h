@@ -141,7 +141,8 @@ void vs_vm_block_resume(struct vs_vm *vm, const char *why);
  * closed (the other host writes them now). */
 void vs_vm_mark_migrated(struct vs_vm *vm);
 /* Whether a migration can take the VM (0), or why not: a disk that is not on shared
- * storage (its content would not follow), unless the migration copies it (with_disks). */
+ * storage (its content would not follow), unless the migration copies it (with_disks); a
+ * disk to copy that is an NBD export (only files and block devices are copied). */
 int vs_vm_check_migratable(struct vs_vm *vm, bool with_disks);
 /* Undo vs_vm_mark_migrated, on the operator's word that the other host never ran it (it
  * died before it could): the VM is paused, and can be resumed. */

@@ -45,6 +45,11 @@ static int empty_file(struct disk_in *in, uint64_t size)
 
 static int open_target(struct disk_in *in, uint64_t *size)
 {
+    if (vs_blk_nbd_is_uri(in->path))
+        return vs_fail(EOPNOTSUPP, "--disk %s is an NBD export, and a disk copied with the VM "
+                       "(--with-disks) is received only into a file or a block device: give "
+                       "`vmshift receive` --disk DEST_FILE, pre-created with the source disk's "
+                       "size", in->path);
     in->fd = open(in->path, O_RDWR | O_CLOEXEC);
     if (in->fd < 0)
         return vs_fail(errno, "--disk %s: cannot open it for writing to receive the disk: %s "
