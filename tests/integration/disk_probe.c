@@ -1,6 +1,8 @@
 #include "disk_probe.h"
 #include "harness.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 uint64_t disk_cpu0(struct json_object *st, const char *key)
@@ -43,4 +45,29 @@ struct disk_counts disk_wait_passes(struct vm_proc *p, uint64_t passes, double t
                      (unsigned long long)passes, vm_serial_log(p));
         usleep(200000);
     }
+}
+
+uint64_t disk_stat_of(struct vm_proc *p, unsigned i, const char *key)
+{
+    struct json_object *st = vm_cmd(p, "status", NULL);
+    struct json_object *d = json_object_array_get_idx(json_member(st, "disks"), i);
+    assert_non_null(d);
+    uint64_t v = json_object_get_uint64(json_member(d, key));
+    json_object_put(st);
+    return v;
+}
+
+uint64_t disk_stat(struct vm_proc *p, const char *key)
+{
+    return disk_stat_of(p, 0, key);
+}
+
+uint8_t *file_read_all(const char *path, size_t len)
+{
+    uint8_t *buf = malloc(len);
+    int fd = open(path, O_RDONLY);
+    assert_true(buf && fd >= 0);
+    assert_int_equal(pread(fd, buf, len, 0), (ssize_t)len);
+    close(fd);
+    return buf;
 }

@@ -72,32 +72,6 @@ static int remove_disks(void **state)
     return 0;
 }
 
-static uint8_t *file_read_all(const char *path, size_t len)
-{
-    uint8_t *buf = malloc(len);
-    int fd = open(path, O_RDONLY);
-    assert_true(buf && fd >= 0);
-    assert_int_equal(pread(fd, buf, len, 0), (ssize_t)len);
-    close(fd);
-    return buf;
-}
-
-/* The host's view of disk i (the "disks" array of status): a number, or a flag as 0/1. */
-static uint64_t disk_stat_of(struct vm_proc *p, unsigned i, const char *key)
-{
-    struct json_object *st = vm_cmd(p, "status", NULL);
-    struct json_object *d = json_object_array_get_idx(json_member(st, "disks"), i);
-    assert_non_null(d);
-    uint64_t v = json_object_get_uint64(json_member(d, key));
-    json_object_put(st);
-    return v;
-}
-
-static uint64_t disk_stat(struct vm_proc *p, const char *key)
-{
-    return disk_stat_of(p, 0, key);
-}
-
 /* The file must hold what the guest wrote up to pass `gen`: every block of the range good,
  * first a run of pass gen then a run of pass gen - 1 (empty when gen is 1); past the range
  * nothing. Returns the blocks of pass gen. */
