@@ -128,7 +128,8 @@ static void sampler_check(struct sampler *s, char from, char to, char *src_conn,
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[n] = '\0';
-    const char *src_peer = from == 'a' ? NBD_PEER_A : NBD_PEER_B, *dst_peer = to == 'a' ? NBD_PEER_A : NBD_PEER_B;
+    const char *src_peer = from == 'a' ? NBD_PEER_A : NBD_PEER_B;
+    const char *dst_peer = to == 'a' ? NBD_PEER_A : NBD_PEER_B;
     char *samples[4096];
     unsigned count = 0;
     for (char *p = strtok(text, "T"); p && count < 4096; p = strtok(NULL, "T"))
@@ -296,7 +297,8 @@ static void move(struct vm_proc *src, struct vm_proc *dst, char from)
         fail_msg("before the move: %u connections from A, %u from B", c.a, c.b);
 
     struct capture wire_src, wire_dst;
-    capture_start(&wire_src, from == 'a' ? nbd.hosts.a : nbd.hosts.b, from == 'a' ? NBD_PEER_A : NBD_PEER_B);
+    capture_start(&wire_src, from == 'a' ? nbd.hosts.a : nbd.hosts.b,
+                  from == 'a' ? NBD_PEER_A : NBD_PEER_B);
     capture_start(&wire_dst, ns, to_host == 'a' ? NBD_PEER_A : NBD_PEER_B);
     struct sampler s;
     sampler_start(&s);
@@ -333,7 +335,8 @@ static void migrate_over_nbd_and_back(void **state)
     (void)state;
     struct vm_proc a, b, a2;
     vm_proc_start_in(&a, nbd.hosts.a, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "disk",
-                                       "--disk", NBD_URI_A ",shared", "--append", nbd_append_blocks()));
+                                       "--disk", NBD_URI_A ",shared", "--append",
+                                       nbd_append_blocks()));
     disk_wait_passes(&a, 1, WAIT_S);
     assert_int_equal(disk_stat(&a, "writable"), 1);
     assert_non_null(strstr(vm_serial_log(&a), "id 'vm'"));   /* GET_ID: the export's name */
