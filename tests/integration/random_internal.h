@@ -42,6 +42,8 @@ struct rt_ctx {
     bool dup_seen, fired, postcopy_sent, settled;
     double t_migrate, t_status_seen, t_fired, t_paused_seen;
     struct rt_look look;
+    char disk_path[200], disk_spec[220];    /* device RD_DISK: the shared disk */
+    bool two_writers;                       /* both sides were seen writing it at once */
     char note[256];                         /* what happened on the way, for the detail */
 };
 
@@ -64,5 +66,14 @@ void rt_look_sides(struct rt_ctx *c, struct rt_look *l, bool dst_too);
  * stopped, for the sanitizer reports). */
 void rt_judge(struct rt_ctx *c);
 void rt_scan_logs(struct rt_ctx *c, const char *const *paths, unsigned n);
+
+/* random_disk.c: the shared disk of a device trial. */
+void rt_disk_create(struct rt_ctx *c, const char *work_dir);
+bool rt_fd_writes(pid_t pid, const char *path);
+/* At each look: the two statuses (either may be NULL) and the two processes' descriptors. */
+void rt_disk_look(struct rt_ctx *c, struct json_object *dst_st, struct json_object *src_st);
+/* After the trial, w runs the VM: false and why when a disk check failed. */
+bool rt_disk_judge(struct rt_ctx *c, struct rt_peer *w, char *why, size_t n);
+bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n);
 
 #endif

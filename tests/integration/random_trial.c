@@ -122,10 +122,22 @@ static void point_env(const struct rplan *p, unsigned side)
 /* The run options, as `vmshift run` arguments (flags) or vm-start fields (kv). */
 struct run_opts {
     char mem[16], vcpus[8], range[32], seed[24], rate[16];
-    const char *v[24];
+    const char *v[28];
 };
 
-static const char *const *run_args(const struct rplan *p, struct run_opts *o, bool kv)
+/* The device's options (direct path only: `vmshift run` flags). */
+static int device_args(const struct rt_ctx *c, const char **v, int n)
+{
+    if (c && c->p->device == RD_DISK) {
+        const char *list[] = { "--disk", c->disk_spec, "--append", "disk_blocks=32" };
+        for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+            v[n++] = list[i];
+    }
+    return n;
+}
+
+static const char *const *run_args(const struct rt_ctx *c, const struct rplan *p,
+                                   struct run_opts *o, bool kv)
 {
     snprintf(o->mem, sizeof(o->mem), "%s%uM", kv ? "mem=" : "", p->mem_mib);
     snprintf(o->vcpus, sizeof(o->vcpus), "%s%u", kv ? "vcpus=" : "", p->vcpus);
@@ -147,6 +159,7 @@ static const char *const *run_args(const struct rplan *p, struct run_opts *o, bo
                                "--rate", o->rate };
         for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
             o->v[n++] = list[i];
+        n = device_args(c, o->v, n);
     }
     o->v[n] = NULL;
     return o->v;
@@ -156,7 +169,9 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
 {
     struct run_opts o;
     point_env(c->p, 0);
-    vm_proc_start(&c->src.vm, run_args(c->p, &o, false));
+    if (c->p->device == RD_DISK)
+        rt_disk_create(c, work_dir);
+    vm_proc_start(&c->src.vm, run_args(c, c->p, &o, false));
     c->src.child = true;
     record_pid(pid_file, c->src.vm.pid);
     record_dir(pid_file, c->src.vm.dir);
@@ -197,7 +212,7 @@ static void start_daemons(struct rt_ctx *c, const char *pid_file)
         record_dir(pid_file, c->hosts[h].dir);
     }
     struct run_opts o;
-    host_vm_start_wait(&c->hosts[0], "v", run_args(c->p, &o, true));
+    host_vm_start_wait(&c->hosts[0], "v", run_args(NULL, c->p, &o, true));
     struct json_object *e = host_vm_entry(&c->hosts[0], "v");
     assert_non_null(e);
     peer_from_entry(&c->src, e, pid_file);

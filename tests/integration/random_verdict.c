@@ -163,8 +163,14 @@ void rt_judge(struct rt_ctx *c)
         self_test(c, w);
         check_guest(c, w);
         check_memory(c, w, dst_runs);
+        char why[256];
+        if (!rt_disk_judge(c, w, why, sizeof(why)))
+            demote(c, "%s", why);
     } else {
         judge_no_vm(c);
+        char why[256];
+        if (!rt_disk_judge_none(c, why, sizeof(why)))
+            demote(c, "%s", why);
     }
     if (!c->settled)
         demote(c, "%s", "the trial did not settle");
