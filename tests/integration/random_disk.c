@@ -1,19 +1,19 @@
 /* The shared disk of a random device trial (plan device RD_DISK): one sparse file in the
  * trial's directory that both sides reach (`--disk FILE,shared`), which the guest's disk
  * workload writes with sequenced, checksummed blocks and checks (guest/disk.c).
- *  - Never two writers: at every look of the watch, the destination's and then the
- *    source's view of disk 0 (status "disks": open and writable), and then their
- *    descriptors of the file in /proc (one opened for writing), may not both say "writes"
- *    (the destination first: once it may write, the source never may again).
+ *  - Never two writers: from the migrate request on, a thread samples both processes'
+ *    descriptors of the file every 2 ms (tests/integration/disk_writers.c), and at every
+ *    look of the watch the destination's and then the source's view of disk 0 (status
+ *    "disks": open and writable): never may both write (the destination first: once it
+ *    may write, the source never may again).
  *  - After the trial: where the VM runs, the disk is open for writing and its workload
  *    makes progress with 0 errors; the side that does not run it, if alive, has no
  *    descriptor of the file open for writing, its disk is closed or read-only, and its
  *    write count does not move while the survivor's workload is checked. */
 #include "random_internal.h"
 #include "disk_probe.h"
+#include "disk_writers.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,71 +25,40 @@ void rt_disk_create(struct rt_ctx *c, const char *work_dir)
 {
     snprintf(c->disk_path, sizeof(c->disk_path), "%s/shared.img", work_dir);
     snprintf(c->disk_spec, sizeof(c->disk_spec), "%s,shared", c->disk_path);
-    int fd = open(c->disk_path, O_CREAT | O_RDWR | O_EXCL, 0600);
-    if (fd < 0 || ftruncate(fd, DISK_BYTES))
+    if (!disk_file_create(c->disk_path, DISK_BYTES))
         fail_msg("cannot create the shared disk %s", c->disk_path);
-    close(fd);
 }
 
-/* Whether process pid has the file at path open for writing (from /proc/PID/fd and its
- * fdinfo flags); false when it has none or is gone. */
-bool rt_fd_writes(pid_t pid, const char *path)
+void rt_disk_watch(struct rt_ctx *c)
 {
-    char dir[32], link[320], target[256], info[320], line[128];
-    if (pid <= 0)
-        return false;
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    bool writes = false;
-    for (struct dirent *e; d && !writes && (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
-        ssize_t n = readlink(link, target, sizeof(target) - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strcmp(target, path))
-            continue;
-        snprintf(info, sizeof(info), "/proc/%d/fdinfo/%s", (int)pid, e->d_name);
-        FILE *f = fopen(info, "r");
-        unsigned long flags = 0;
-        while (f && fgets(line, sizeof(line), f))
-            if (sscanf(line, "flags: %lo", &flags) == 1)
-                break;
-        if (f)
-            fclose(f);
-        writes = (flags & O_ACCMODE) != O_RDONLY;
-    }
-    if (d)
-        closedir(d);
-    return writes;
-}
-
-/* Disk 0 of a status reply: may it write (open and writable), and its write count. */
-static bool status_writes(struct json_object *st, uint64_t *writes)
-{
-    struct json_object *d = st ? json_object_array_get_idx(json_member(st, "disks"), 0) : NULL;
-    if (!d)
-        return false;
-    if (writes)
-        *writes = json_object_get_uint64(json_member(d, "writes"));
-    return json_object_get_boolean(json_member(d, "open")) &&
-           json_object_get_boolean(json_member(d, "writable"));
+    if (c->p->device == RD_DISK)
+        c->disk_watch = disk_watch_start(c->dst.vm.pid, c->src.vm.pid, c->disk_path);
 }
 
 void rt_disk_look(struct rt_ctx *c, struct json_object *dst_st, struct json_object *src_st)
 {
     if (c->p->device != RD_DISK || c->two_writers)
         return;
-    bool dst_says = status_writes(dst_st, NULL), src_says = status_writes(src_st, NULL);
-    bool dst_fd = rt_fd_writes(c->dst.vm.pid, c->disk_path);
-    bool src_fd = dst_fd && rt_fd_writes(c->src.vm.pid, c->disk_path);
-    if ((dst_says && src_says) || (dst_fd && src_fd)) {
+    if (disk_status_writes(dst_st, NULL) && disk_status_writes(src_st, NULL)) {
         c->two_writers = true;
-        rt_note(c, "TWO WRITERS of the shared disk at %.0f ms (%s)",
-                (now_s() - c->t_migrate) * 1000,
-                dst_fd && src_fd ? "both had it open for writing" : "both status said writable");
+        rt_note(c, "TWO WRITERS of the shared disk at %.0f ms (both status replies said "
+                "open and writable)", (now_s() - c->t_migrate) * 1000);
+    }
+}
+
+/* The watch thread's count: samples where both had the file open for writing. */
+static void stop_watch(struct rt_ctx *c)
+{
+    unsigned samples, both;
+    double at_ms;
+    if (!c->disk_watch)
+        return;
+    disk_watch_stop(c->disk_watch, &samples, &both, &at_ms);
+    c->disk_watch = NULL;
+    if (both && !c->two_writers) {
+        c->two_writers = true;
+        rt_note(c, "TWO WRITERS of the shared disk: both had it open for writing in %u of %u "
+                "samples, first %.0f ms after the watch began", both, samples, at_ms);
     }
 }
 
@@ -103,12 +72,12 @@ static bool loser_writes(struct rt_ctx *c, struct rt_peer *o, const char *who, u
                          char *why, size_t n)
 {
     struct json_object *st = side_status(o);
-    bool says = status_writes(st, writes);
+    bool says = disk_status_writes(st, writes);
     json_object_put(st);
     if (says)
         snprintf(why, n, "the %s, which does not run the VM, has the disk open for writing "
                  "(status)", who);
-    else if (rt_peer_alive(o) && rt_fd_writes(o->vm.pid, c->disk_path))
+    else if (rt_peer_alive(o) && disk_fd_writes(o->vm.pid, c->disk_path))
         snprintf(why, n, "the %s, which does not run the VM, holds a descriptor of the disk "
                  "open for writing", who);
     return says || why[0];
@@ -121,7 +90,7 @@ static bool survivor_disk(struct rt_peer *w, char *why, size_t n)
 {
     struct json_object *st = rt_ask(w, "status", NULL);
     uint64_t passes = disk_cpu0(st, "passes"), writes0 = 0;
-    bool may = status_writes(st, &writes0);
+    bool may = disk_status_writes(st, &writes0);
     json_object_put(st);
     if (!may) {
         snprintf(why, n, "the VM runs, but its disk is not open for writing");
@@ -135,7 +104,7 @@ static bool survivor_disk(struct rt_peer *w, char *why, size_t n)
             return false;
         }
         uint64_t now_passes = disk_cpu0(st, "passes"), errors = disk_cpu0(st, "errors"), writes;
-        status_writes(st, &writes);
+        disk_status_writes(st, &writes);
         json_object_put(st);
         if (errors) {
             snprintf(why, n, "the guest's disk workload found %llu bad blocks",
@@ -160,6 +129,7 @@ bool rt_disk_judge(struct rt_ctx *c, struct rt_peer *w, char *why, size_t n)
     why[0] = '\0';
     if (c->p->device != RD_DISK)
         return true;
+    stop_watch(c);
     if (c->two_writers) {
         snprintf(why, n, "the two sides both wrote the shared disk during the trial");
         return false;
@@ -188,6 +158,7 @@ bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n)
     why[0] = '\0';
     if (c->p->device != RD_DISK)
         return true;
+    stop_watch(c);
     if (c->two_writers) {
         snprintf(why, n, "the two sides both wrote the shared disk during the trial");
         return false;

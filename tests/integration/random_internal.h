@@ -9,6 +9,8 @@
 #include "random_plan.h"
 #include "random_trial.h"
 
+struct disk_watch;
+
 /* One vmshift process of the trial: the source VM or the destination. On the daemon path
  * it is not our child (vmshiftd started it), and vm.dir is empty. */
 struct rt_peer {
@@ -44,6 +46,7 @@ struct rt_ctx {
     struct rt_look look;
     char disk_path[200], disk_spec[220];    /* device RD_DISK: the shared disk */
     bool two_writers;                       /* both sides were seen writing it at once */
+    struct disk_watch *disk_watch;          /* samples both sides' descriptors of it */
     char note[256];                         /* what happened on the way, for the detail */
 };
 
@@ -69,7 +72,8 @@ void rt_scan_logs(struct rt_ctx *c, const char *const *paths, unsigned n);
 
 /* random_disk.c: the shared disk of a device trial. */
 void rt_disk_create(struct rt_ctx *c, const char *work_dir);
-bool rt_fd_writes(pid_t pid, const char *path);
+/* From the migrate request: the thread that watches both sides' descriptors. */
+void rt_disk_watch(struct rt_ctx *c);
 /* At each look: the two statuses (either may be NULL) and the two processes' descriptors. */
 void rt_disk_look(struct rt_ctx *c, struct json_object *dst_st, struct json_object *src_st);
 /* After the trial, w runs the VM: false and why when a disk check failed. */

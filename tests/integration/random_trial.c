@@ -320,6 +320,7 @@ static void start_migration(struct rt_ctx *c)
     int port;
     c->proxy = proxy_start(c->target_port, NULL, &port);
     snprintf(c->to, sizeof(c->to), "127.0.0.1:%d", port);
+    rt_disk_watch(c);
     struct json_object *a = migrate_request(c), *r;
     if (c->p->path == RP_DAEMON) {
         json_object_object_add(a, "name", json_object_new_string("v"));
