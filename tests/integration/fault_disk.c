@@ -36,13 +36,21 @@ void fault_disk_watch(struct fault_disk *d, struct vm_proc *src, struct vm_proc 
     d->watch = disk_watch_start(dst->pid, src->pid, d->path);
 }
 
-void fault_disk_look(struct fault_disk *d, struct json_object *dst_st, struct json_object *src_st)
+void fault_disk_look(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst)
 {
-    if (!d->two_writers && disk_status_writes(dst_st, NULL) && disk_status_writes(src_st, NULL)) {
+    if (d->two_writers)
+        return;
+    /* The destination first: once it may write, the source never may again. */
+    struct json_object *dst_st = fault_ask(dst, "status");
+    struct json_object *src_st = dst_st ? fault_ask(src, "status") : NULL;
+    if (disk_status_writes(dst_st, NULL) && disk_status_writes(src_st, NULL)) {
         d->two_writers = true;
         snprintf(d->two_writers_why, sizeof(d->two_writers_why),
-                 "both sides' status said disk 0 is open and writable");
+                 "the destination's status said disk 0 is open and writable, and then the "
+                 "source's");
     }
+    json_object_put(dst_st);
+    json_object_put(src_st);
 }
 
 static void stop_watch(struct fault_disk *d, const char *what)

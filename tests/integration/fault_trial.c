@@ -200,7 +200,7 @@ void run_fault_trial(const struct fault_trial *t)
         sst = fault_ask(&src, "status");
         dstt = fault_ask(&dst, "status");
         if (t->disk)
-            fault_disk_look(&disk, dstt, sst);
+            fault_disk_look(&disk, &src, &dst);
         bool src_done = !fault_proc_alive(&src) || (sst && is_final(migration_status(sst)));
         bool dst_done = !fault_proc_alive(&dst) || (dstt && !strcmp(json_str(dstt, "state"), "running"));
         if (src_done && dst_done)

@@ -66,8 +66,8 @@ struct fault_disk {
 void fault_disk_create(struct fault_disk *d);
 /* From the migrate request on: the 2 ms watch of both processes' descriptors. */
 void fault_disk_watch(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst);
-/* At each look while the trial settles: the two statuses (either may be NULL). */
-void fault_disk_look(struct fault_disk *d, struct json_object *dst_st, struct json_object *src_st);
+/* At each look while the trial settles: the destination's and then the source's status. */
+void fault_disk_look(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst);
 /* After the trial, runs (src, dst, or NULL: neither) has the VM; the test fails if a
  * check fails. */
 void fault_disk_check(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst,

@@ -101,8 +101,8 @@ static void kill_naming(const char *dir)
         closedir(d);
 }
 
-/* What the trial started and left behind: processes (by pid, if still vmshift) and
- * directories (and whatever runs from them). */
+/* What the trial started and left behind: processes (by pid, if still vmshift),
+ * directories (and whatever runs from them) and network namespaces. */
 static void clean_leftovers(const char *pid_file)
 {
     FILE *f = fopen(pid_file, "r");
@@ -114,6 +114,12 @@ static void clean_leftovers(const char *pid_file)
             snprintf(cmd, sizeof(cmd), "rm -rf '%s'", line + 4);
             if (system(cmd) != 0)
                 printf("          could not remove %s\n", line + 4);
+            continue;
+        }
+        if (!strncmp(line, "netns vsf", 9)) {
+            snprintf(cmd, sizeof(cmd), "ip netns del '%s' 2>/dev/null", line + 6);
+            if (system(cmd) != 0)
+                (void)0;      /* already gone: the trial's tear-down removed it */
             continue;
         }
         int pid = atoi(line);

@@ -47,6 +47,8 @@ struct rt_ctx {
     char disk_path[200], disk_spec[220];    /* device RD_DISK: the shared disk */
     bool two_writers;                       /* both sides were seen writing it at once */
     struct disk_watch *disk_watch;          /* samples both sides' descriptors of it */
+    char nic_host_ns[32], nic_client_ns[32];    /* device RD_NIC: the namespaces */
+    char nic_src_spec[96], nic_dst_spec[96];    /* the two sides' --nic */
     char note[256];                         /* what happened on the way, for the detail */
 };
 
@@ -79,5 +81,14 @@ void rt_disk_look(struct rt_ctx *c, struct json_object *dst_st, struct json_obje
 /* After the trial, w runs the VM: false and why when a disk check failed. */
 bool rt_disk_judge(struct rt_ctx *c, struct rt_peer *w, char *why, size_t n);
 bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n);
+
+/* random_nic.c: the NIC of a device trial. Setup builds the namespaces and enters the
+ * hosts' one (the trial then runs there); wait_ready: the VM answers at the source. */
+void rt_nic_setup(struct rt_ctx *c, const char *pid_file);
+const char *rt_nic_append(void);
+void rt_nic_wait_ready(struct rt_ctx *c);
+/* After the trial: the VM answers ping and UDP echo where it runs. */
+bool rt_nic_judge(struct rt_ctx *c, char *why, size_t n);
+void rt_nic_teardown(struct rt_ctx *c);
 
 #endif

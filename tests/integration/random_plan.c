@@ -99,7 +99,7 @@ static void draw_fault(struct rplan *p, uint64_t *s)
  * (a disk's guest checks blocks; a NIC's needs its network built and probed), and the CI
  * sample (seeds 1000..1019) must stay short on a loaded host. */
 #define DISK_SHARE 20
-#define NIC_SHARE 0
+#define NIC_SHARE 10
 
 /* The device, from a stream of its own: the plan's other choices stay those of the seed. */
 static void draw_device(struct rplan *p)

@@ -132,6 +132,10 @@ static int device_args(const struct rt_ctx *c, const char **v, int n)
         const char *list[] = { "--disk", c->disk_spec, "--append", "disk_blocks=32" };
         for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
             v[n++] = list[i];
+    } else if (c && c->p->device == RD_NIC) {
+        const char *list[] = { "--nic", c->nic_src_spec, "--append", rt_nic_append() };
+        for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+            v[n++] = list[i];
     }
     return n;
 }
@@ -171,6 +175,8 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
     point_env(c->p, 0);
     if (c->p->device == RD_DISK)
         rt_disk_create(c, work_dir);
+    if (c->p->device == RD_NIC)
+        rt_nic_setup(c, pid_file);
     vm_proc_start(&c->src.vm, run_args(c, c->p, &o, false));
     c->src.child = true;
     record_pid(pid_file, c->src.vm.pid);
@@ -179,8 +185,14 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
     point_env(c->p, 1);
     /* One attempt: a receiver refused at its first connection exits (by default it would
      * wait for another source); a source silent for 3 s is a failure. */
-    vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
-                      ARGS("--timeout", "3", "--max-refused", "0", "--report", c->report_path));
+    if (c->p->device == RD_NIC)
+        vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
+                          ARGS("--timeout", "3", "--max-refused", "0", "--report",
+                               c->report_path, "--nic", c->nic_dst_spec));
+    else
+        vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
+                          ARGS("--timeout", "3", "--max-refused", "0", "--report",
+                               c->report_path));
     c->dst.child = true;
     record_pid(pid_file, c->dst.vm.pid);
     record_dir(pid_file, c->dst.vm.dir);
@@ -242,6 +254,10 @@ static bool all_vcpus_idle(struct json_object *st, unsigned vcpus)
 /* The guest has made its first pass (or, idle, reported and halted on every vCPU). */
 static void wait_guest_ready(struct rt_ctx *c)
 {
+    if (c->p->device == RD_NIC) {
+        rt_nic_wait_ready(c);
+        return;
+    }
     double deadline = now_s() + 90;
     for (;;) {
         struct json_object *st = rt_ask(&c->src, "status", NULL);
@@ -448,6 +464,7 @@ static void tear_down(struct rt_ctx *c, const char *log_dir, const char *work_di
              work_dir);
     if (system(cmd) != 0)
         print_message("no receiver report in %s\n", work_dir);
+    rt_nic_teardown(c);
 }
 
 void random_trial_run(const struct rplan *p, const char *pid_file, const char *log_dir,
