@@ -129,7 +129,7 @@ struct run_opts {
 static int device_args(const struct rt_ctx *c, const char **v, int n)
 {
     if (c && c->p->device == RD_DISK) {
-        const char *list[] = { "--disk", c->disk_spec, "--append", "disk_blocks=32" };
+        const char *list[] = { "--disk", c->disk_spec, "--append", "disk_blocks=16" };
         for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
             v[n++] = list[i];
     } else if (c && c->p->device == RD_NIC) {
