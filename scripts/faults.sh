@@ -2,7 +2,7 @@
 # The random fault campaign (docs/guide.md, "Random fault campaign"): N random trials, one
 # after the other, each a VM migrated with random settings and struck by a random fault.
 #
-#   scripts/faults.sh N [--seed S] [--build DIR] [--logs DIR] [--keep-logs] [--trial-timeout SECONDS] [--dry-run]
+#   scripts/faults.sh N [--seed S] [--device disk|nic|none] [--build DIR] [--logs DIR] [--keep-logs] [--trial-timeout SECONDS] [--dry-run]
 #
 # Trial i uses seed S+i (S random unless given), printed first on its line:
 # `scripts/faults.sh 1 --seed X` replays the trial of seed X. --build DIR runs another build

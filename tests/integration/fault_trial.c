@@ -49,10 +49,11 @@ static bool is_final(const char *s)
 static const char *fault_text(const struct fault_trial *t, char *buf, size_t n)
 {
     static const char *const act[] = { "none", "cut", "corrupt", "stall" };
-    snprintf(buf, n, "src[%s] dst[%s] link[%s %s @%llu] %s", t->src_fault ? t->src_fault : "",
-             t->dst_fault ? t->dst_fault : "", act[t->link.action],
-             t->link.dir == PROXY_TO_DST ? "->dst" : "->src",
-             (unsigned long long)t->link.offset, t->plain ? "plain" : "tls");
+    snprintf(buf, n, "src[%s] dst[%s] link[%s %s @%llu] %s%s%s",
+             t->src_fault ? t->src_fault : "", t->dst_fault ? t->dst_fault : "",
+             act[t->link.action], t->link.dir == PROXY_TO_DST ? "->dst" : "->src",
+             (unsigned long long)t->link.offset, t->plain ? "plain" : "tls",
+             t->postcopy ? " post-copy" : "", t->disk ? " shared-disk" : "");
     return buf;
 }
 
@@ -149,7 +150,14 @@ void run_fault_trial(const struct fault_trial *t)
     test_security_use(t->plain ? TEST_SEC_INSECURE : TEST_SEC_PSK);
     snprintf(env, sizeof(env), "VMSHIFT_FAULT=%s", t->src_fault ? t->src_fault : "");
     harness_child_env(env);
-    vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "verify"));
+    struct fault_disk disk = { .dir = "" };
+    if (t->disk) {
+        fault_disk_create(&disk);
+        vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "disk", "--disk",
+                                 disk.spec, "--append", "disk_blocks=32"));
+    } else {
+        vm_proc_start(&src, ARGS("--mem", "8M", "--vcpus", "2", "--workload", "verify"));
+    }
     snprintf(env, sizeof(env), "VMSHIFT_FAULT=%s", t->dst_fault ? t->dst_fault : "");
     harness_child_env(env);
     /* One attempt: a receiver whose first connection fails before a valid HELLO exits
@@ -175,6 +183,8 @@ void run_fault_trial(const struct fault_trial *t)
         json_object_object_add(a, "downtime_schedule", json_object_new_string("1,2,60000"));
     json_object_object_add(a, "timeout_ms", json_object_new_int(3000));
     json_object_object_add(a, "streams", json_object_new_int(1));
+    if (t->disk)
+        fault_disk_watch(&disk, &src, &dst);
     vm_migrate_start(&src, to, a);
     json_object_put(a);
     if (t->postcopy)
@@ -189,6 +199,8 @@ void run_fault_trial(const struct fault_trial *t)
         json_object_put(dstt);
         sst = fault_ask(&src, "status");
         dstt = fault_ask(&dst, "status");
+        if (t->disk)
+            fault_disk_look(&disk, &src, &dst);
         bool src_done = !fault_proc_alive(&src) || (sst && is_final(migration_status(sst)));
         bool dst_done = !fault_proc_alive(&dst) || (dstt && !strcmp(json_str(dstt, "state"), "running"));
         if (src_done && dst_done)
@@ -249,6 +261,8 @@ void run_fault_trial(const struct fault_trial *t)
     }
     if (src_runs)
         assert_verify_clean(&src, "source");
+    if (t->disk)
+        fault_disk_check(&disk, &src, &dst, src_runs ? &src : dst_runs ? &dst : NULL, what);
     print_message("trial %u: %s -> %s runs, source %s (%.1f s)\n", trials, what,
                   src_runs ? "source" : dst_runs ? "destination" : "nothing",
                   sst ? migration_status(sst) : "killed", now_s() - t0);
@@ -258,6 +272,7 @@ void run_fault_trial(const struct fault_trial *t)
     proxy_stop(proxy);
     stop_checked(&src, "source");
     stop_checked(&dst, "destination");
+    fault_disk_remove(&disk);
 }
 
 void fault_trials_summary(void)

@@ -28,6 +28,10 @@ struct fault_trial {
                                the harness starts) */
     const char *expect_log; /* text that the source's or the destination's log must hold */
     bool postcopy;          /* switch to post-copy at the first stall of pre-copy */
+    bool disk;              /* the VM runs the guest's disk workload on a shared disk (a
+                               file both sides open, --disk FILE,shared): never may both
+                               sides write it, the survivor's workload goes on with 0
+                               errors, the other side's write count stays (fault_disk.c) */
 };
 
 void run_fault_trial(const struct fault_trial *t);
@@ -50,5 +54,25 @@ int run_fault_trials(const char *group, const struct fault_trial *cases, size_t 
 
 /* What run_fault_trial saw, for the closing summary of each test program. */
 void fault_trials_summary(void);
+
+/* fault_disk.c: the shared disk of a trial with .disk. */
+struct fault_disk {
+    char dir[64], path[96], spec[112];
+    struct disk_watch *watch;
+    bool two_writers;
+    char two_writers_why[160];
+};
+/* Make the disk (a sparse file in a directory of its own). */
+void fault_disk_create(struct fault_disk *d);
+/* From the migrate request on: the 2 ms watch of both processes' descriptors. */
+void fault_disk_watch(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst);
+/* At each look while the trial settles: the destination's and then the source's status. */
+void fault_disk_look(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst);
+/* After the trial, runs (src, dst, or NULL: neither) has the VM; the test fails if a
+ * check fails. */
+void fault_disk_check(struct fault_disk *d, struct vm_proc *src, struct vm_proc *dst,
+                      struct vm_proc *runs, const char *what);
+/* Remove the file and its directory. */
+void fault_disk_remove(struct fault_disk *d);
 
 #endif

@@ -1,9 +1,12 @@
 /* The random fault campaign (scripts/faults.sh; docs/guide.md, "Random fault campaign"):
  *
- *   faults_random N [--seed S] [--logs DIR] [--keep-logs] [--trial-timeout SECONDS] [--dry-run]
+ *   faults_random N [--seed S] [--device disk|nic|none] [--logs DIR] [--keep-logs]
+ *                   [--trial-timeout SECONDS] [--dry-run]
  *
  * runs N trials, one after the other, trial i drawn from seed S+i (S random unless given;
- * `faults_random 1 --seed X` replays the trial of seed X). Each trial runs in a child
+ * `faults_random 1 --seed X` replays the trial of seed X). --device D runs only the seeds
+ * from S on whose plan has that device (the plans are those of the seeds: a seed replays
+ * as it is, with or without --device), until N ran. Each trial runs in a child
  * process of its own (harness failures and the processes it started end with it); the
  * result comes back through shared memory. One line per trial, then a table by fault
  * kind; exit status 1 if any trial lost or duplicated the VM, failed a check, or could not
@@ -29,6 +32,7 @@ struct campaign {
     unsigned n, trial_timeout_s;
     uint64_t seed;
     bool keep_logs, dry_run;
+    int device;                 /* --device: only plans with it (-1: any) */
     char logs[160];
     unsigned counts[RF_COUNT][RT_COUNT];
     char failing[4096];
@@ -97,8 +101,8 @@ static void kill_naming(const char *dir)
         closedir(d);
 }
 
-/* What the trial started and left behind: processes (by pid, if still vmshift) and
- * directories (and whatever runs from them). */
+/* What the trial started and left behind: processes (by pid, if still vmshift),
+ * directories (and whatever runs from them) and network namespaces. */
 static void clean_leftovers(const char *pid_file)
 {
     FILE *f = fopen(pid_file, "r");
@@ -110,6 +114,12 @@ static void clean_leftovers(const char *pid_file)
             snprintf(cmd, sizeof(cmd), "rm -rf '%s'", line + 4);
             if (system(cmd) != 0)
                 printf("          could not remove %s\n", line + 4);
+            continue;
+        }
+        if (!strncmp(line, "netns vsf", 9)) {
+            snprintf(cmd, sizeof(cmd), "ip netns del '%s' 2>/dev/null", line + 6);
+            if (system(cmd) != 0)
+                (void)0;      /* already gone: the trial's tear-down removed it */
             continue;
         }
         int pid = atoi(line);
@@ -179,10 +189,21 @@ static bool acceptable(enum rt_outcome o)
     return o == RT_SURVIVED || o == RT_OWNER_KILLED;
 }
 
-static void one_trial(struct campaign *cp, unsigned i)
+/* The seed of the next trial from *seed on (then past it): any, or one with --device's. */
+static uint64_t next_seed(const struct campaign *cp, uint64_t *seed)
+{
+    for (;;) {
+        struct rplan plan;
+        uint64_t s = (*seed)++;
+        rplan_draw(&plan, s);
+        if (cp->device < 0 || (int)plan.device == cp->device)
+            return s;
+    }
+}
+
+static void one_trial(struct campaign *cp, unsigned i, uint64_t seed)
 {
     struct rplan plan;
-    uint64_t seed = cp->seed + i;
     rplan_draw(&plan, seed);
     char desc[320], log_dir[256];
     rplan_describe(&plan, desc, sizeof(desc));
@@ -247,15 +268,27 @@ static void print_table(const struct campaign *cp)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: faults_random N [--seed S] [--logs DIR] [--keep-logs] "
-                    "[--trial-timeout SECONDS] [--dry-run]\n"
+    fprintf(stderr, "usage: faults_random N [--seed S] [--device disk|nic|none] [--logs DIR] "
+                    "[--keep-logs] [--trial-timeout SECONDS] [--dry-run]\n"
                     "  N trials; trial i uses seed S+i, so `faults_random 1 --seed X` replays "
-                    "the trial of seed X; --dry-run prints the plans only\n");
+                    "the trial of seed X; --device runs only the seeds whose plan has that "
+                    "device; --dry-run prints the plans only\n");
+    exit(2);
+}
+
+static int parse_device(const char *name)
+{
+    static const char *const names[] = { "none", "disk", "nic" };
+    for (int d = 0; d < 3; d++)
+        if (!strcmp(name, names[d]))
+            return d;
+    fprintf(stderr, "--device %s: not a device; give disk, nic or none\n", name);
     exit(2);
 }
 
 static void parse(struct campaign *cp, int argc, char **argv)
 {
+    cp->device = -1;
     if (argc < 2 || atoi(argv[1]) <= 0)
         usage();
     cp->n = (unsigned)atoi(argv[1]);
@@ -269,6 +302,8 @@ static void parse(struct campaign *cp, int argc, char **argv)
             snprintf(cp->logs, sizeof(cp->logs), "%s", argv[++i]);
         else if (!strcmp(argv[i], "--trial-timeout") && more)
             cp->trial_timeout_s = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--device") && more)
+            cp->device = parse_device(argv[++i]);
         else if (!strcmp(argv[i], "--keep-logs"))
             cp->keep_logs = true;
         else if (!strcmp(argv[i], "--dry-run"))
@@ -285,11 +320,13 @@ int main(int argc, char **argv)
 {
     static struct campaign cp;
     parse(&cp, argc, argv);
+    uint64_t seed = cp.seed;
     for (unsigned i = 0; cp.dry_run && i < cp.n; i++) {
         struct rplan plan;
         char desc[320];
-        rplan_draw(&plan, cp.seed + i);
-        printf("seed %-12llu %s\n", (unsigned long long)(cp.seed + i),
+        uint64_t s = next_seed(&cp, &seed);
+        rplan_draw(&plan, s);
+        printf("seed %-12llu %s\n", (unsigned long long)s,
                rplan_describe(&plan, desc, sizeof(desc)));
     }
     if (cp.dry_run)
@@ -297,12 +334,13 @@ int main(int argc, char **argv)
     require_kvm();
     mkdir(cp.logs, 0755);
     (void)test_cred("psk");     /* the credentials, made once for every trial */
-    printf("random fault campaign: %u trial(s), seeds %llu..%llu, logs of failing trials in "
+    printf("random fault campaign: %u trial(s), seeds from %llu%s, logs of failing trials in "
            "%s\nreplay one trial: scripts/faults.sh 1 --seed SEED\n\n", cp.n,
-           (unsigned long long)cp.seed, (unsigned long long)(cp.seed + cp.n - 1), cp.logs);
+           (unsigned long long)cp.seed, cp.device >= 0 ? " (with --device's only)" : "",
+           cp.logs);
     double t0 = now_s();
     for (unsigned i = 0; i < cp.n; i++)
-        one_trial(&cp, i);
+        one_trial(&cp, i, next_seed(&cp, &seed));
     print_table(&cp);
     printf("%u trial(s) in %.0f s\n", cp.n, now_s() - t0);
     if (cp.failing[0]) {

@@ -9,6 +9,8 @@
 #include "random_plan.h"
 #include "random_trial.h"
 
+struct disk_watch;
+
 /* One vmshift process of the trial: the source VM or the destination. On the daemon path
  * it is not our child (vmshiftd started it), and vm.dir is empty. */
 struct rt_peer {
@@ -42,6 +44,11 @@ struct rt_ctx {
     bool dup_seen, fired, postcopy_sent, settled;
     double t_migrate, t_status_seen, t_fired, t_paused_seen;
     struct rt_look look;
+    char disk_path[200], disk_spec[220];    /* device RD_DISK: the shared disk */
+    bool two_writers;                       /* both sides were seen writing it at once */
+    struct disk_watch *disk_watch;          /* samples both sides' descriptors of it */
+    char nic_host_ns[32], nic_client_ns[32];    /* device RD_NIC: the namespaces */
+    char nic_src_spec[96], nic_dst_spec[96];    /* the two sides' --nic */
     char note[256];                         /* what happened on the way, for the detail */
 };
 
@@ -64,5 +71,24 @@ void rt_look_sides(struct rt_ctx *c, struct rt_look *l, bool dst_too);
  * stopped, for the sanitizer reports). */
 void rt_judge(struct rt_ctx *c);
 void rt_scan_logs(struct rt_ctx *c, const char *const *paths, unsigned n);
+
+/* random_disk.c: the shared disk of a device trial. */
+void rt_disk_create(struct rt_ctx *c, const char *work_dir);
+/* From the migrate request: the thread that watches both sides' descriptors. */
+void rt_disk_watch(struct rt_ctx *c);
+/* At each look: the two statuses (either may be NULL) and the two processes' descriptors. */
+void rt_disk_look(struct rt_ctx *c, struct json_object *dst_st, struct json_object *src_st);
+/* After the trial, w runs the VM: false and why when a disk check failed. */
+bool rt_disk_judge(struct rt_ctx *c, struct rt_peer *w, char *why, size_t n);
+bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n);
+
+/* random_nic.c: the NIC of a device trial. Setup builds the namespaces and enters the
+ * hosts' one (the trial then runs there); wait_ready: the VM answers at the source. */
+void rt_nic_setup(struct rt_ctx *c, const char *pid_file);
+const char *rt_nic_append(void);
+void rt_nic_wait_ready(struct rt_ctx *c);
+/* After the trial: the VM answers ping and UDP echo where it runs. */
+bool rt_nic_judge(struct rt_ctx *c, char *why, size_t n);
+void rt_nic_teardown(struct rt_ctx *c);
 
 #endif

@@ -95,6 +95,28 @@ static void draw_fault(struct rplan *p, uint64_t *s)
     draw_point(p, s);
 }
 
+/* Percent of the direct-path trials that get a disk, and a NIC. Device trials take longer
+ * (a disk's guest checks blocks; a NIC's needs its network built and probed), and the CI
+ * sample (seeds 1000..1019) must stay short on a loaded host. */
+#define DISK_SHARE 20
+#define NIC_SHARE 10
+
+/* The device, from a stream of its own: the plan's other choices stay those of the seed. */
+static void draw_device(struct rplan *p)
+{
+    uint64_t s = p->seed ^ 0xa0761d6478bd642fULL;
+    unsigned r = below(&s, 100);
+    if (p->path != RP_DIRECT)
+        return;
+    if (r < DISK_SHARE) {
+        p->device = RD_DISK;
+        p->workload = RP_DISK;
+    } else if (r < DISK_SHARE + NIC_SHARE) {
+        p->device = RD_NIC;
+        p->workload = RP_NET;
+    }
+}
+
 void rplan_draw(struct rplan *p, uint64_t seed)
 {
     uint64_t s = seed;
@@ -123,6 +145,7 @@ void rplan_draw(struct rplan *p, uint64_t seed)
     if (p->strategy == RP_POSTCOPY && below(&s, 2))
         p->postcopy_at_ms = (int)below(&s, (unsigned)(rplan_expected_s(p) * 800) + 1);
     draw_fault(p, &s);
+    draw_device(p);
 }
 
 double rplan_expected_s(const struct rplan *p)
@@ -140,8 +163,14 @@ const char *rplan_fault_name(enum rp_fault f)
 
 const char *rplan_workload_name(enum rp_workload w)
 {
-    static const char *const names[] = { "idle", "once", "verify", "continuous" };
+    static const char *const names[] = { "idle", "once", "verify", "continuous", "disk", "net" };
     return names[w];
+}
+
+const char *rplan_device_name(enum rp_device d)
+{
+    static const char *const names[] = { "", " +disk(shared)", " +nic" };
+    return names[d];
 }
 
 const char *rplan_codec_name(enum rp_codec c)
@@ -180,9 +209,10 @@ const char *rplan_describe(const struct rplan *p, char *buf, unsigned len)
     char pc[24] = "";
     if (p->postcopy_at_ms >= 0)
         snprintf(pc, sizeof(pc), "@%dms", p->postcopy_at_ms);
-    snprintf(buf, len, "%s %uM %ucpu %s/%uM%s %s %ux%s %s%s dl=%u bw=%uM | %s%s %s",
+    snprintf(buf, len, "%s %uM %ucpu %s/%uM%s%s %s %ux%s %s%s dl=%u bw=%uM | %s%s %s",
              p->path == RP_DAEMON ? "vmshiftd" : "direct", p->mem_mib, p->vcpus,
              rplan_workload_name(p->workload), p->range_mib, p->rate ? "@2000pps" : "",
+             rplan_device_name(p->device),
              sec[p->security], p->streams, rplan_codec_name(p->codec), strat[p->strategy], pc,
              p->downtime_limit, p->max_bw_mib, rplan_fault_name(p->fault), extra,
              when_text(p, when, sizeof(when)));

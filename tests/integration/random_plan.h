@@ -8,7 +8,13 @@
 #include <stdint.h>
 
 enum rp_path { RP_DIRECT, RP_DAEMON };     /* vmshift run/receive, or through two vmshiftd */
-enum rp_workload { RP_IDLE, RP_ONCE, RP_VERIFY, RP_CONTINUOUS };
+/* RP_DISK and RP_NET only with their device (vCPU 0 runs the device's workload, the
+ * other vCPUs verify the range meanwhile; net: every vCPU idles between frames). */
+enum rp_workload { RP_IDLE, RP_ONCE, RP_VERIFY, RP_CONTINUOUS, RP_DISK, RP_NET };
+/* A device of the VM: a virtio-blk disk on a file both sides reach (--disk FILE,shared),
+ * or a virtio-net NIC on a TAP of a bridge on each side. Drawn from a stream of its own,
+ * so every other choice of a seed is what it was before devices were drawn. */
+enum rp_device { RD_NONE, RD_DISK, RD_NIC };
 enum rp_codec { RP_NONE, RP_LZ4, RP_ZSTD, RP_AUTO };
 enum rp_security { RP_INSECURE, RP_PSK, RP_CERT };
 enum rp_strategy { RP_PRECOPY, RP_THROTTLE, RP_POSTCOPY };
@@ -35,6 +41,8 @@ struct rplan {
     enum rp_path path;
     unsigned mem_mib, vcpus, range_mib;       /* the workload range: 4 MiB + range_mib */
     enum rp_workload workload;
+    enum rp_device device;                    /* direct path only (vmshiftd's vm-start has
+                                                 no --disk or --nic field) */
     unsigned rate;                            /* guest pages/s, 0 = full speed */
     unsigned streams;
     enum rp_codec codec;
@@ -62,6 +70,7 @@ const char *rplan_describe(const struct rplan *p, char *buf, unsigned len);
 /* The fault's short name for the table ("cut", "kill-src", "point", ...). */
 const char *rplan_fault_name(enum rp_fault f);
 const char *rplan_workload_name(enum rp_workload w);
+const char *rplan_device_name(enum rp_device d);
 const char *rplan_codec_name(enum rp_codec c);
 /* Seconds a migration of this plan should take without a fault (the window for RW_TIME). */
 double rplan_expected_s(const struct rplan *p);

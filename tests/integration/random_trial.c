@@ -122,10 +122,26 @@ static void point_env(const struct rplan *p, unsigned side)
 /* The run options, as `vmshift run` arguments (flags) or vm-start fields (kv). */
 struct run_opts {
     char mem[16], vcpus[8], range[32], seed[24], rate[16];
-    const char *v[24];
+    const char *v[28];
 };
 
-static const char *const *run_args(const struct rplan *p, struct run_opts *o, bool kv)
+/* The device's options (direct path only: `vmshift run` flags). */
+static int device_args(const struct rt_ctx *c, const char **v, int n)
+{
+    if (c && c->p->device == RD_DISK) {
+        const char *list[] = { "--disk", c->disk_spec, "--append", "disk_blocks=16" };
+        for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+            v[n++] = list[i];
+    } else if (c && c->p->device == RD_NIC) {
+        const char *list[] = { "--nic", c->nic_src_spec, "--append", rt_nic_append() };
+        for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+            v[n++] = list[i];
+    }
+    return n;
+}
+
+static const char *const *run_args(const struct rt_ctx *c, const struct rplan *p,
+                                   struct run_opts *o, bool kv)
 {
     snprintf(o->mem, sizeof(o->mem), "%s%uM", kv ? "mem=" : "", p->mem_mib);
     snprintf(o->vcpus, sizeof(o->vcpus), "%s%u", kv ? "vcpus=" : "", p->vcpus);
@@ -147,6 +163,7 @@ static const char *const *run_args(const struct rplan *p, struct run_opts *o, bo
                                "--rate", o->rate };
         for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
             o->v[n++] = list[i];
+        n = device_args(c, o->v, n);
     }
     o->v[n] = NULL;
     return o->v;
@@ -156,7 +173,11 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
 {
     struct run_opts o;
     point_env(c->p, 0);
-    vm_proc_start(&c->src.vm, run_args(c->p, &o, false));
+    if (c->p->device == RD_DISK)
+        rt_disk_create(c, work_dir);
+    if (c->p->device == RD_NIC)
+        rt_nic_setup(c, pid_file);
+    vm_proc_start(&c->src.vm, run_args(c, c->p, &o, false));
     c->src.child = true;
     record_pid(pid_file, c->src.vm.pid);
     record_dir(pid_file, c->src.vm.dir);
@@ -164,8 +185,14 @@ static void start_direct(struct rt_ctx *c, const char *pid_file, const char *wor
     point_env(c->p, 1);
     /* One attempt: a receiver refused at its first connection exits (by default it would
      * wait for another source); a source silent for 3 s is a failure. */
-    vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
-                      ARGS("--timeout", "3", "--max-refused", "0", "--report", c->report_path));
+    if (c->p->device == RD_NIC)
+        vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
+                          ARGS("--timeout", "3", "--max-refused", "0", "--report",
+                               c->report_path, "--nic", c->nic_dst_spec));
+    else
+        vm_receiver_start(&c->dst.vm, "127.0.0.1", NULL,
+                          ARGS("--timeout", "3", "--max-refused", "0", "--report",
+                               c->report_path));
     c->dst.child = true;
     record_pid(pid_file, c->dst.vm.pid);
     record_dir(pid_file, c->dst.vm.dir);
@@ -197,7 +224,7 @@ static void start_daemons(struct rt_ctx *c, const char *pid_file)
         record_dir(pid_file, c->hosts[h].dir);
     }
     struct run_opts o;
-    host_vm_start_wait(&c->hosts[0], "v", run_args(c->p, &o, true));
+    host_vm_start_wait(&c->hosts[0], "v", run_args(NULL, c->p, &o, true));
     struct json_object *e = host_vm_entry(&c->hosts[0], "v");
     assert_non_null(e);
     peer_from_entry(&c->src, e, pid_file);
@@ -227,6 +254,10 @@ static bool all_vcpus_idle(struct json_object *st, unsigned vcpus)
 /* The guest has made its first pass (or, idle, reported and halted on every vCPU). */
 static void wait_guest_ready(struct rt_ctx *c)
 {
+    if (c->p->device == RD_NIC) {
+        rt_nic_wait_ready(c);
+        return;
+    }
     double deadline = now_s() + 90;
     for (;;) {
         struct json_object *st = rt_ask(&c->src, "status", NULL);
@@ -305,6 +336,7 @@ static void start_migration(struct rt_ctx *c)
     int port;
     c->proxy = proxy_start(c->target_port, NULL, &port);
     snprintf(c->to, sizeof(c->to), "127.0.0.1:%d", port);
+    rt_disk_watch(c);
     struct json_object *a = migrate_request(c), *r;
     if (c->p->path == RP_DAEMON) {
         json_object_object_add(a, "name", json_object_new_string("v"));
@@ -432,6 +464,7 @@ static void tear_down(struct rt_ctx *c, const char *log_dir, const char *work_di
              work_dir);
     if (system(cmd) != 0)
         print_message("no receiver report in %s\n", work_dir);
+    rt_nic_teardown(c);
 }
 
 void random_trial_run(const struct rplan *p, const char *pid_file, const char *log_dir,

@@ -85,7 +85,7 @@ static void check_guest(struct rt_ctx *c, struct rt_peer *w)
     uint64_t passes = guest_u64(st, "passes");
     json_object_put(st);
     double deadline = now_s() + 60;
-    bool moving = c->p->workload != RP_IDLE;
+    bool moving = c->p->workload != RP_IDLE && c->p->workload != RP_NET;
     for (;;) {
         st = rt_ask(w, "status", NULL);
         if (!st) {
@@ -163,8 +163,14 @@ void rt_judge(struct rt_ctx *c)
         self_test(c, w);
         check_guest(c, w);
         check_memory(c, w, dst_runs);
+        char why[256];
+        if (!rt_disk_judge(c, w, why, sizeof(why)) || !rt_nic_judge(c, why, sizeof(why)))
+            demote(c, "%s", why);
     } else {
         judge_no_vm(c);
+        char why[256];
+        if (!rt_disk_judge_none(c, why, sizeof(why)))
+            demote(c, "%s", why);
     }
     if (!c->settled)
         demote(c, "%s", "the trial did not settle");

@@ -69,6 +69,7 @@ void rt_look_sides(struct rt_ctx *c, struct rt_look *l, bool dst_too)
         rt_note(c, "TWO VMs ran at %.0f ms (destination %s, source %s)",
                 (now_s() - c->t_migrate) * 1000, l->dst_in, l->src_mig);
     }
+    rt_disk_look(c, d, s);
     json_object_put(d);
     json_object_put(s);
 }

@@ -256,8 +256,15 @@ static void *io_thread(void *arg)
     struct vs_virtio_blk *d = arg;
     pthread_mutex_lock(&d->lock);
     for (;;) {
-        while (!d->stop && !d->submitted)
+        while (!d->stop && !d->submitted && !d->kick)
             pthread_cond_wait(&d->cond, &d->lock);
+        if (d->kick && !d->submitted) {
+            d->kick = false;
+            pthread_mutex_unlock(&d->lock);
+            complete_done(d);     /* takes the chains made available meanwhile */
+            pthread_mutex_lock(&d->lock);
+            continue;
+        }
         struct vs_blk_slot *s = d->submitted;
         if (!s)
             break;   /* stopping, and nothing left */
@@ -332,14 +339,15 @@ int vs_virtio_blk_activate(struct vs_virtio_blk *d)
     int rc = vs_blk_backend_open_for_writing(&d->backend);
     if (rc)
         return rc;
+    /* Chains made available while the device was not taking any: the I/O thread takes
+     * them. Not here: reading the queue touches guest RAM, and a post-copy destination
+     * activates its disks with the lock of the stream that requests missing pages held
+     * (until RESUMED is sent), so a ring on a missing page would wait forever. */
     pthread_mutex_lock(&d->lock);
     d->running = true;
+    d->kick = true;
+    pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
-    /* Chains made available while the device was not taking any. */
-    vs_virtio_mmio_lock(d->transport);
-    if (queue_live(d, &d->transport->vq[0]))
-        pump(d, &d->transport->vq[0]);
-    vs_virtio_mmio_unlock(d->transport);
     return 0;
 }
 

@@ -106,6 +106,8 @@ struct vs_virtio_blk {
     pthread_cond_t cond;                    /* any change below */
     bool stop;                              /* the I/O thread ends */
     bool running;                           /* chains may be taken off the queue */
+    bool kick;                              /* the I/O thread looks at the queue (after
+                                               activate: never on the caller's thread) */
     bool unflushed;                         /* written since the last flush */
     unsigned in_use, executing;
     struct vs_blk_slot *free, *submitted, *submitted_tail, *done, *done_tail;
