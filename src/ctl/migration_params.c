@@ -94,6 +94,15 @@ static int ap_with_disks(struct vs_migration_opts *o, struct json_object *v)
     return 0;
 }
 
+static int ap_disk_verify(struct vs_migration_opts *o, struct json_object *v)
+{
+    const char *name = json_object_get_string(v);
+    if (strcmp(name, "after") && strcmp(name, "blackout"))
+        return vs_fail(EINVAL, "x-disk-verify '%s' is unknown; use after or blackout", name);
+    o->disk_reread = !strcmp(name, "blackout");
+    return 0;
+}
+
 static int ap_zerocopy(struct vs_migration_opts *o, struct json_object *v)
 {
     o->zerocopy = json_object_get_boolean(v);
@@ -157,6 +166,12 @@ const struct mp_def mp_defs[] = {
     { "x-with-disks", "with-disks", MP_BOOL, MP_PARAMETER, "", "false", 0, 0, NULL, false,
       "copy the VM's disks that are not `shared` with its RAM (the destination receives "
       "into its own --disk files); QMP migrate's blk=true means the same", ap_with_disks },
+    { "x-disk-verify", "disk-verify", MP_ENUM, MP_PARAMETER, "", "after", 0, 0,
+      "after,blackout", false, "the copied disks' end-to-end digest: after: from the hashes "
+      "of the blocks as they were sent (nothing to read in the blackout), and the source "
+      "re-reads its final disk after the commit to audit them; blackout: the source re-reads "
+      "its final disk inside the blackout, so a write the tracking missed fails the "
+      "migration before the commit (the read is downtime)", ap_disk_verify },
     { "x-tls-psk", "tls-psk", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,
       "TLS 1.3 with the pre-shared key in this file", ap_tls_psk },
     { "x-tls-cert", "tls-cert", MP_PATH, MP_PARAMETER, "file", "", 0, PATH_LEN, NULL, false,

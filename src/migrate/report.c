@@ -41,6 +41,13 @@ static void add_disk(struct json_object *r, const struct vs_disk_report *d)
     char hex[17];
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)d->digest);
     json_object_object_add(o, "digest", json_object_new_string(hex));
+    if (d->audit != VS_DISK_AUDIT_NONE) {
+        json_object_object_add(o, "audit", json_object_new_string(
+            d->audit == VS_DISK_AUDIT_EQUAL ? "equal" : "differs"));
+        add_double(o, "audit-time", MS(d->audit_ns));
+        if (d->audit == VS_DISK_AUDIT_DIFFERS)
+            add_u64(o, "audit-block", d->audit_block);
+    }
     json_object_object_add(r, "disk", o);
 }
 

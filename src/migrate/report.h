@@ -105,7 +105,12 @@ struct vs_disk_report {
     uint64_t final_blocks;     /* blocks sent in the blackout */
     uint64_t digest_ns;        /* computing this side's disk digests */
     uint64_t digest;           /* the first disk's digest (both sides compare them all) */
+    uint32_t audit;            /* source, x-disk-verify after: VS_DISK_AUDIT_* */
+    uint64_t audit_ns;         /* re-reading the final disks after the commit */
+    uint64_t audit_block;      /* the first block that differs (audit DIFFERS) */
 };
+
+enum { VS_DISK_AUDIT_NONE, VS_DISK_AUDIT_EQUAL, VS_DISK_AUDIT_DIFFERS };
 
 struct vs_migration_stats {
     const char *status;        /* "setup", "active", "switchover", "verifying", "completed",

@@ -14,8 +14,11 @@
  *    read-only: it is not copied (the report counts one disk) and stays as it was.
  *  - Cancelled in pre-copy: the source's disk is as the guest left it, the VM runs on.
  *  - A block changed behind the device's back (the host writes the source's file after the
- *    bulk pass sent that block: a write the dirty tracking cannot see) makes the disk
- *    digests differ: the commit is refused, the migration fails, the VM runs on here. */
+ *    bulk pass sent that block: a write the dirty tracking cannot see): with x-disk-verify
+ *    blackout the disk digests differ, the commit is refused, the migration fails and the
+ *    VM runs on here; with after (the default, which reads nothing in the blackout) the
+ *    migration completes and the source's audit after the commit reports the block.
+ *    Every other migration's report says the audit found the disk equal. */
 #include "disk_probe.h"
 #include "harness.h"
 #include "vmshift/disk_format.h"
@@ -199,6 +202,7 @@ static void move(struct vm_proc *src, struct vm_proc *dst, const char *from_img,
                   (unsigned)json_num(disk, "passes"), (unsigned long long)json_num(disk, "final-blocks"),
                   json_str(disk, "digest"));
     print_passes(rep);
+    assert_string_equal(json_str(disk, "audit"), "equal");
     assert_int_equal((uint64_t)json_num(disk, "disks"), 1);
     assert_true(blocks >= RANDOM_BYTES / (64u << 10));   /* the random half at least */
     assert_true(bytes >= RANDOM_BYTES && bytes < 3 * (uint64_t)RANDOM_BYTES);
@@ -337,29 +341,31 @@ static double transferred(struct vm_proc *p, const char **status)
     return sent;
 }
 
-static void digest_mismatch_refused(void **state)
+/* The host writes 64 KiB of the source's file at 5 MiB (block 80) once the bulk pass has
+ * sent it; verify is x-disk-verify's value. Returns the final report. */
+static struct json_object *behind_the_back(const char *verify, struct vm_proc *src,
+                                           struct vm_proc *dst)
 {
-    (void)state;
     char src_img[128], dst_img[128];
     path_of(src_img, sizeof(src_img), "src.img");
     path_of(dst_img, sizeof(dst_img), "dst.img");
     make_disks(src_img, dst_img);
-    struct vm_proc src, dst;
-    start_vm(&src, src_img);
-    disk_wait_passes(&src, 1, WAIT_S);
-    vm_receiver_start(&dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
+    start_vm(src, src_img);
+    disk_wait_passes(src, 1, WAIT_S);
+    vm_receiver_start(dst, "127.0.0.1", NULL, ARGS("--disk", dst_img));
     char to[64];
-    snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
+    snprintf(to, sizeof(to), "127.0.0.1:%d", dst->port);
     /* The bulk pass takes ~2 s, the pages of pass 0 ~2 s more; then it switches over (the
      * guest's ~30 MiB of dirty pages fit the limit at this rate). */
     struct json_object *a = with_disks_args();
     json_object_object_add(a, "max_bandwidth", json_object_new_int(16 << 20));
     json_object_object_add(a, "downtime_limit", json_object_new_int(5000));
-    vm_migrate_start(&src, to, a);
+    json_object_object_add(a, "disk_verify", json_object_new_string(verify));
+    vm_migrate_start(src, to, a);
     json_object_put(a);
     const char *status = "";
     double t0 = now_s();
-    while (transferred(&src, &status) < (12 << 20)) {   /* the block at 5 MiB has gone */
+    while (transferred(src, &status) < (12 << 20)) {   /* the block at 5 MiB has gone */
         if (strcmp(status, "active") && strcmp(status, "setup"))
             fail_msg("the migration is %s before 12 MiB went out", status);
         if (now_s() - t0 > 60)
@@ -373,9 +379,18 @@ static void digest_mismatch_refused(void **state)
     assert_int_equal(pwrite(fd, junk, sizeof(junk), 5 << 20), (ssize_t)sizeof(junk));
     assert_int_equal(fsync(fd), 0);
     close(fd);
-    struct json_object *m = vm_migration_wait(&src, WAIT_S);
-    print_message("    %s: %s\n", json_str(m, "status"), json_str(m, "error"));
+    struct json_object *m = vm_migration_wait(src, WAIT_S);
+    print_message("    x-disk-verify %s: %s: %s\n", verify, json_str(m, "status"),
+                  json_str(m, "error"));
     print_passes(m);
+    return m;
+}
+
+static void behind_the_back_refused_in_the_blackout(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    struct json_object *m = behind_the_back("blackout", &src, &dst);
     assert_string_equal(json_str(m, "status"), "failed");
     assert_non_null(strstr(json_str(m, "error"), "digest"));
     assert_non_null(strstr(json_str(m, "error"), "differs from the source's"));
@@ -388,13 +403,31 @@ static void digest_mismatch_refused(void **state)
     vm_proc_stop(&src);
 }
 
+static void behind_the_back_reported_by_the_audit(void **state)
+{
+    (void)state;
+    struct vm_proc src, dst;
+    struct json_object *m = behind_the_back("after", &src, &dst);
+    assert_string_equal(json_str(m, "status"), "completed");
+    struct json_object *disk = json_member(m, "disk");
+    assert_string_equal(json_str(disk, "audit"), "differs");
+    assert_int_equal((uint64_t)json_num(disk, "audit-block"), 80);   /* 5 MiB / 64 KiB */
+    assert_non_null(strstr(json_str(m, "error"), "block 80 (byte 5242880)"));
+    assert_non_null(strstr(json_str(m, "error"), "changed behind the device's back"));
+    json_object_put(m);
+    vm_proc_wait_ctl(&dst, 30);   /* the destination runs the VM: the audit came after */
+    vm_proc_stop(&dst);
+    vm_proc_stop(&src);
+}
+
 int main(void)
 {
     require_kvm();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(destination_killed, setup, teardown),
-        cmocka_unit_test_setup_teardown(digest_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(behind_the_back_refused_in_the_blackout, setup, teardown),
+        cmocka_unit_test_setup_teardown(behind_the_back_reported_by_the_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(cancelled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@ struct disk_out {
     uint64_t size, nblocks;
     struct vs_blk_dirty dirty;      /* the device marks; we take */
     uint64_t *pending;              /* the next pass's blocks */
+    uint64_t *sent_hash;            /* each block's hash as last sent (zeros: not sent) */
     uint64_t blocks_sent;
     bool tracking;
 };
@@ -32,6 +33,15 @@ struct vs_disk_send {
     bool bulk;                      /* the next pass is the first: zero blocks are skipped */
     uint8_t *data;                  /* VS_WIRE_MAX_DISK_BLOCKS blocks */
 };
+
+/* Every block's hash as all zeros (holes, blocks never sent). */
+static void zero_hashes(uint64_t *hash, uint64_t size, uint64_t nblocks)
+{
+    uint64_t zero_full = vs_disk_zero_hash(VS_WIRE_DISK_BLOCK);
+    for (uint64_t b = 0; b < nblocks; b++)
+        hash[b] = vs_disk_block_len(size, b) == VS_WIRE_DISK_BLOCK
+                      ? zero_full : vs_disk_zero_hash(vs_disk_block_len(size, b));
+}
 
 static int open_disk(struct disk_out *o)
 {
@@ -54,7 +64,11 @@ static int open_disk(struct disk_out *o)
     if (rc)
         return rc;
     o->pending = calloc(o->dirty.nwords ? o->dirty.nwords : 1, sizeof(uint64_t));
-    return o->pending ? 0 : vs_fail(ENOMEM, "out of memory for disk %s's pass map", o->path);
+    o->sent_hash = malloc(o->nblocks * sizeof(uint64_t));
+    if (!o->pending || !o->sent_hash)
+        return vs_fail(ENOMEM, "out of memory for disk %s's pass map", o->path);
+    zero_hashes(o->sent_hash, o->size, o->nblocks);   /* the destination starts all zero */
+    return 0;
 }
 
 int vs_disk_send_new(struct vs_disk_send **out, struct vs_vm *vm, uint32_t *mask)
@@ -113,6 +127,7 @@ void vs_disk_send_free(struct vs_disk_send *s)
     for (unsigned i = 0; i < s->n; i++) {
         vs_blk_dirty_destroy(&s->d[i].dirty);
         free(s->d[i].pending);
+        free(s->d[i].sent_hash);
     }
     free(s->data);
     free(s);
@@ -234,10 +249,14 @@ static int add_block(struct vs_disk_send *s, struct disk_out *o, uint64_t bn, st
                        "failed: %s", (ull)bn, o->path, got < 0 ? strerror(errno) : "short read");
     if (len < VS_WIRE_DISK_BLOCK)
         memset(dst + len, 0, VS_WIRE_DISK_BLOCK - len);
-    if (!all_zero(dst, len))
+    if (!all_zero(dst, len)) {
         b->list[b->ndata++] = bn;
-    else if (!s->bulk)
+        o->sent_hash[bn] = XXH3_64bits(dst, len);
+        return 0;
+    }
+    if (!s->bulk)
         b->zero[b->nzero++] = bn;   /* the destination starts all zero: nothing to say */
+    o->sent_hash[bn] = vs_disk_zero_hash(len);
     return 0;
 }
 
@@ -286,16 +305,11 @@ int vs_disk_send_pass(struct vs_disk_send *s, struct vs_wire_writer *w, uint32_t
     return 0;
 }
 
-/* The disk as it is now: per-block hashes (holes hash as zeros without reading). */
-static int digest_disk(struct vs_disk_send *s, struct disk_out *o, uint64_t *out)
+/* The disk as it is now: per-block hashes (holes hash as zeros without reading) into
+ * hash (nblocks entries). */
+static int hash_disk(struct vs_disk_send *s, struct disk_out *o, uint64_t *hash)
 {
-    uint64_t *hash = malloc(o->nblocks * sizeof(uint64_t));
-    if (!hash)
-        return vs_fail(ENOMEM, "out of memory for the digest of disk %s", o->path);
-    uint64_t zero_full = vs_disk_zero_hash(VS_WIRE_DISK_BLOCK);
-    for (uint64_t b = 0; b < o->nblocks; b++)
-        hash[b] = vs_disk_block_len(o->size, b) == VS_WIRE_DISK_BLOCK
-                      ? zero_full : vs_disk_zero_hash(vs_disk_block_len(o->size, b));
+    zero_hashes(hash, o->size, o->nblocks);
     struct disk_out copy = *o;
     copy.pending = calloc(o->dirty.nwords ? o->dirty.nwords : 1, sizeof(uint64_t));
     if (!copy.pending) {
@@ -328,14 +342,24 @@ static int digest_disk(struct vs_disk_send *s, struct disk_out *o, uint64_t *out
     }
     if (map)
         munmap((void *)map, o->size);
+    free(copy.pending);
+    return rc;
+}
+
+/* The disk's digest as it is now (read again). */
+static int digest_disk(struct vs_disk_send *s, struct disk_out *o, uint64_t *out)
+{
+    uint64_t *hash = malloc(o->nblocks * sizeof(uint64_t));
+    if (!hash)
+        return vs_fail(ENOMEM, "out of memory for the digest of disk %s", o->path);
+    int rc = hash_disk(s, o, hash);
     if (!rc)
         *out = vs_disk_digest(hash, o->nblocks);
-    free(copy.pending);
     free(hash);
     return rc;
 }
 
-int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w,
+int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w, bool reread,
                          struct vs_disk_report *rep)
 {
     uint64_t t0 = vs_clock_ns();
@@ -343,7 +367,11 @@ int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w,
         struct disk_out *o = &s->d[i];
         struct vs_wire_disk_digest d = { .disk = o->index, .size = o->size,
                                          .blocks_sent = o->blocks_sent };
-        int rc = digest_disk(s, o, &d.xxh3);
+        int rc = 0;
+        if (reread)
+            rc = digest_disk(s, o, &d.xxh3);
+        else
+            d.xxh3 = vs_disk_digest(o->sent_hash, o->nblocks);
         if (!rc)
             rc = vs_wire_send(w, VS_REC_DISK_DIGEST, &d, sizeof(d));
         if (rc)
@@ -352,5 +380,45 @@ int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w,
             rep->digest = d.xxh3;
     }
     rep->digest_ns = vs_clock_ns() - t0;
+    return 0;
+}
+
+/* The first block whose hash now differs from its hash as sent, or nblocks. */
+static uint64_t first_difference(const uint64_t *now, const uint64_t *sent, uint64_t nblocks)
+{
+    for (uint64_t b = 0; b < nblocks; b++)
+        if (now[b] != sent[b])
+            return b;
+    return nblocks;
+}
+
+int vs_disk_send_audit(struct vs_disk_send *s, struct vs_disk_report *rep)
+{
+    uint64_t t0 = vs_clock_ns();
+    rep->audit = VS_DISK_AUDIT_EQUAL;
+    for (unsigned i = 0; s && i < s->n; i++) {
+        struct disk_out *o = &s->d[i];
+        uint64_t *now = malloc(o->nblocks * sizeof(uint64_t));
+        if (!now)
+            return vs_fail(ENOMEM, "out of memory for the audit of disk %s", o->path);
+        int rc = hash_disk(s, o, now);
+        uint64_t b = rc ? o->nblocks : first_difference(now, o->sent_hash, o->nblocks);
+        free(now);
+        if (rc)
+            return rc;
+        if (b < o->nblocks) {
+            rep->audit = VS_DISK_AUDIT_DIFFERS;
+            rep->audit_block = b;
+            rep->audit_ns = vs_clock_ns() - t0;
+            return vs_fail(EIO, "disk %s: block %llu (byte %llu) of the source's final disk "
+                           "differs from what was sent: it changed behind the device's back "
+                           "(another writer?); the destination's copy lacks that change. "
+                           "The source's disk is left as it was: compare the two (e.g. cmp) "
+                           "before using the destination's; x-disk-verify blackout would have "
+                           "refused the commit", o->path, (ull)b,
+                           (ull)(b * VS_WIRE_DISK_BLOCK));
+        }
+    }
+    rep->audit_ns = vs_clock_ns() - t0;
     return 0;
 }

@@ -7,8 +7,13 @@
  *  - From the start the disk device marks the blocks the guest writes (blk_dirty.h); each
  *    later pass sends the blocks marked since the last (a block now all zero as a zero
  *    entry). The blackout's pass sends the rest once the device has drained.
- *  - After the blackout's pass the source digests its final disk (the file, read again)
- *    and sends DISK_DIGEST; the destination compares it with what it wrote.
+ *  - After the blackout's pass the source sends DISK_DIGEST; the destination compares it
+ *    with what it wrote. The digest is over per-block hashes: by default (x-disk-verify
+ *    after) those of the blocks as they were sent, kept as they go, so the blackout reads
+ *    nothing, and after the commit the source re-reads its final disk (frozen: the VM
+ *    is the destination's) and audits the hashes (vs_disk_send_audit); with blackout the
+ *    source re-reads its final disk inside the blackout, so a write the tracking missed
+ *    fails the migration before the commit.
  *
  * The source's disk is only read: its own descriptor is O_RDONLY and holds an OFD read
  * lock for the migration, so a destination on this host cannot write the same file (its
@@ -41,9 +46,12 @@ typedef int (*vs_disk_pace_fn)(void *ctx, uint64_t bytes);
 int vs_disk_send_pass(struct vs_disk_send *s, struct vs_wire_writer *w, uint32_t pass,
                       vs_disk_pace_fn pace, void *pace_ctx, struct vs_pass_stats *ps,
                       struct vs_disk_report *rep);
-/* The guest is stopped and every block sent: digest each disk as it is now (its file) and
- * send DISK_DIGEST for it. */
-int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w,
+/* The guest is stopped and every block sent: send DISK_DIGEST for each disk, from its
+ * blocks' hashes as sent, or (reread) from its file as it is now. */
+int vs_disk_send_digests(struct vs_disk_send *s, struct vs_wire_writer *w, bool reread,
                          struct vs_disk_report *rep);
+/* After the commit: re-read each disk and compare it block by block with what was sent;
+ * sets rep->audit. Fails (naming the disk and block) if a block differs. */
+int vs_disk_send_audit(struct vs_disk_send *s, struct vs_disk_report *rep);
 
 #endif

@@ -190,8 +190,8 @@ static int blackout(struct vs_migration *m, uint64_t *pause_ns, bool *called_off
                    : vs_source_send_pass(m, ps.pass, true, &ps);
         record_pass(m, &ps);
     }
-    if (!rc && m->disks)   /* the final disks, read again: the commit compares them */
-        rc = vs_disk_send_digests(m->disks, m->w, &m->disk_rep);
+    if (!rc && m->disks)   /* the final disks' digests: the commit compares them */
+        rc = vs_disk_send_digests(m->disks, m->w, m->opts.disk_reread, &m->disk_rep);
     uint64_t t_state = vs_clock_ns();
     if (!rc) {
         record_remaining_sent(m);
@@ -299,10 +299,34 @@ static const char *roll_back(struct vs_migration *m, int rc)
     return status;
 }
 
+/* x-disk-verify after: the VM is the destination's and the source's copied disks are
+ * frozen (its device closed them at the grant): read them again and check every block
+ * against what was sent. A difference cannot be taken back: it is reported. */
+static void audit_disks(struct vs_migration *m, int rc)
+{
+    if (rc || !m->disks || m->opts.disk_reread)
+        return;
+    pthread_mutex_lock(&m->lock);
+    bool granted = m->window.outcome == VS_OUTCOME_SRC_GRANTED;
+    pthread_mutex_unlock(&m->lock);
+    if (!granted)
+        return;
+    if (vs_disk_send_audit(m->disks, &m->disk_rep) == 0) {
+        vs_info("migration to %s: the source's final disks, read again, are what was sent "
+                "(%.0f ms)", m->opts.to, (double)m->disk_rep.audit_ns / 1e6);
+        return;
+    }
+    vs_log(VS_LOG_ERROR, "migration to %s: %s", m->opts.to, vs_last_error());
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->stats.error, sizeof(m->stats.error), "%s", vs_last_error());
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void *migration_thread(void *arg)
 {
     struct vs_migration *m = arg;
     int rc = run_source(m);
+    audit_disks(m, rc);
     vs_disk_send_stop(m->disks);   /* the source's disk was only read; it stays the VM's */
     const char *status;
     pthread_mutex_lock(&m->lock);
@@ -326,7 +350,8 @@ static void *migration_thread(void *arg)
     m->digest = NULL;
     uint64_t cpu_ns = vs_process_cpu_ns() - vs_vm_vcpu_cpu_ns(m->vm);
     pthread_mutex_lock(&m->lock);
-    m->stats.total_ns = vs_clock_ns() - m->stats.start_ns;
+    /* The disks' audit ran after the VM was the destination's: not the migration's time. */
+    m->stats.total_ns = vs_clock_ns() - m->stats.start_ns - m->disk_rep.audit_ns;
     m->stats.transferred_bytes = vs_send_streams_bytes(m);
     m->stats.disk = m->disk_rep;
     m->stats.cpu_ns = cpu_ns > m->cpu0_ns ? cpu_ns - m->cpu0_ns : 0;

@@ -36,6 +36,8 @@ struct vs_migration_opts {
     int compress;               /* enum vs_codec, or VS_COMPRESS_AUTO */
     bool zerocopy;              /* MSG_ZEROCOPY for page data */
     bool with_disks;            /* copy the disks not on shared storage with the RAM */
+    bool disk_reread;           /* the disks' digest: re-read in the blackout (x-disk-verify
+                                   blackout), not from the blocks' hashes as sent (after) */
     enum vs_converge converge;   /* what to do when pre-copy stops converging */
     struct vs_security_opts security;   /* TLS or --insecure (mode must be set) */
     char ctl_path[108];         /* this VM's control socket, for the recovery commands
