@@ -32,6 +32,7 @@ static void draws_stay_within_what_a_trial_can_run(void **state)
 {
     (void)state;
     unsigned faults[RF_COUNT] = { 0 }, daemon = 0, postcopy = 0, secs[3] = { 0 };
+    unsigned devices[RD_NIC + 1] = { 0 };
     for (uint64_t seed = 0; seed < 4000; seed++) {
         struct rplan p;
         rplan_draw(&p, seed * 7919 + 13);
@@ -39,7 +40,12 @@ static void draws_stay_within_what_a_trial_can_run(void **state)
         assert_true(p.vcpus >= 1 && p.vcpus <= 2);
         assert_true(4 + p.range_mib < p.mem_mib);
         assert_true(p.streams >= 1 && p.streams <= 4);
-        assert_true(p.codec <= RP_AUTO && p.workload <= RP_CONTINUOUS);
+        assert_true(p.codec <= RP_AUTO && p.workload <= RP_NET && p.device <= RD_NIC);
+        /* A device goes with its workload, and only on the direct path. */
+        assert_true((p.device == RD_DISK) == (p.workload == RP_DISK));
+        assert_true((p.device == RD_NIC) == (p.workload == RP_NET));
+        assert_true(p.device == RD_NONE || p.path == RP_DIRECT);
+        devices[p.device]++;
         assert_true(p.max_bw_mib == 0 || p.mem_mib / p.max_bw_mib <= 4);
         assert_true(rplan_expected_s(&p) > 0 && rplan_expected_s(&p) < 5);
         if (p.fault == RF_KILL_DAEMON)
@@ -59,6 +65,7 @@ static void draws_stay_within_what_a_trial_can_run(void **state)
         assert_true(faults[f] > 0);            /* every kind of fault comes up */
     assert_true(daemon > 500 && daemon < 1500);
     assert_true(postcopy > 1000 && secs[RP_INSECURE] > 1000 && secs[RP_CERT] > 1000);
+    assert_true(devices[RD_DISK] > 200 && devices[RD_NIC] > 100);   /* both come up */
 }
 
 int main(void)
