@@ -1,5 +1,6 @@
 #include "vmm/virtio/blk_backend.h"
 #include "common/error.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ZERO_CHUNK (64u << 10)
@@ -277,20 +277,14 @@ static int nbd_op_send(struct vs_blk_backend *b, const struct nbd_op *op)
     return -EINVAL;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* Connect again to an export whose connection was lost, trying every 50 ms to 1 s for up
  * to spec.reconnect_s: the same export (same size), in the same mode. */
 static int nbd_reconnect_lost(struct vs_blk_backend *b)
 {
     vs_warn("disk %s: the connection to the NBD server was lost; connecting again for up to "
             "%u s (reconnect=)", b->spec.path, b->spec.reconnect_s);
-    uint64_t deadline = mono_ms() + (uint64_t)b->spec.reconnect_s * 1000, wait_ms = 50;
+    uint64_t deadline_ms = vs_clock_ns() / 1000000 + (uint64_t)b->spec.reconnect_s * 1000;
+    uint64_t wait_ms = 50;
     for (;;) {
         struct nbd_handle *h;
         uint64_t size;
@@ -310,7 +304,7 @@ static int nbd_reconnect_lost(struct vs_blk_backend *b)
             vs_info("disk %s: connected to the NBD server again", b->spec.path);
             return 0;
         }
-        if (mono_ms() + wait_ms > deadline) {
+        if (vs_clock_ns() / 1000000 + wait_ms > deadline_ms) {
             char why[256];
             snprintf(why, sizeof(why), "%s", vs_last_error());
             return vs_fail(rc, "disk %s: the connection to the NBD server was lost and could "
