@@ -434,8 +434,7 @@ void vm_proc_start(struct vm_proc *p, const char *const *args)
     vm_proc_start_in(p, NULL, args);
 }
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
+void harness_sh(const char *fmt, ...)
 {
     char cmd[512];
     va_list ap;
@@ -444,29 +443,29 @@ static void sh(const char *fmt, ...)
     va_end(ap);
     int rc = system(cmd);
     if (rc != 0)
-        fail_msg("test host set-up command failed (%d): %s", rc, cmd);
+        fail_msg("command failed (%d): %s", rc, cmd);
 }
 
 void test_hosts_create(struct test_hosts *h, const char *rate)
 {
     snprintf(h->a, sizeof(h->a), "vs-a-%d", (int)getpid());
     snprintf(h->b, sizeof(h->b), "vs-b-%d", (int)getpid());
-    sh("ip netns add %s && ip netns add %s", h->a, h->b);
-    sh("ip link add vsa%d type veth peer name vsb%d", (int)getpid(), (int)getpid());
-    sh("ip link set vsa%d netns %s && ip link set vsb%d netns %s", (int)getpid(), h->a,
+    harness_sh("ip netns add %s && ip netns add %s", h->a, h->b);
+    harness_sh("ip link add vsa%d type veth peer name vsb%d", (int)getpid(), (int)getpid());
+    harness_sh("ip link set vsa%d netns %s && ip link set vsb%d netns %s", (int)getpid(), h->a,
        (int)getpid(), h->b);
-    sh("ip -n %s addr add 198.18.0.1/24 dev vsa%d && ip -n %s link set vsa%d up && "
+    harness_sh("ip -n %s addr add 198.18.0.1/24 dev vsa%d && ip -n %s link set vsa%d up && "
        "ip -n %s link set lo up", h->a, (int)getpid(), h->a, (int)getpid(), h->a);
-    sh("ip -n %s addr add 198.18.0.2/24 dev vsb%d && ip -n %s link set vsb%d up && "
+    harness_sh("ip -n %s addr add 198.18.0.2/24 dev vsb%d && ip -n %s link set vsb%d up && "
        "ip -n %s link set lo up", h->b, (int)getpid(), h->b, (int)getpid(), h->b);
     if (rate)
-        sh("ip netns exec %s tc qdisc add dev vsa%d root tbf rate %s burst 1mb latency 50ms",
+        harness_sh("ip netns exec %s tc qdisc add dev vsa%d root tbf rate %s burst 1mb latency 50ms",
            h->a, (int)getpid(), rate);
 }
 
 void test_hosts_link(struct test_hosts *h, bool up)
 {
-    sh("ip -n %s link set vsa%d %s", h->a, (int)getpid(), up ? "up" : "down");
+    harness_sh("ip -n %s link set vsa%d %s", h->a, (int)getpid(), up ? "up" : "down");
 }
 
 void test_hosts_destroy(struct test_hosts *h)

@@ -164,6 +164,8 @@ void harness_add_migrate_security(struct json_object *req);
  * stderr into stderr_path; it dies with the test binary. */
 pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
                     const char *stderr_path, const char *const *pre);
+/* Run a shell command (system()); the test fails, naming it, if it fails. */
+void harness_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A fresh /tmp/vmshift-test-XXXXXX directory. */
 void harness_temp_dir(char *dir, size_t len);
 

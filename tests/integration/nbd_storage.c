@@ -12,32 +12,20 @@
 
 struct nbd_storage nbd;
 
-void nbd_sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("command failed (%d): %s", rc, cmd);
-}
-
 /* The storage host with a link to each of A and B. */
 static void storage_create(void)
 {
     int id = (int)getpid();
     snprintf(nbd.ns, sizeof(nbd.ns), "vs-s-%d", id);
-    nbd_sh("ip netns add %s && ip -n %s link set lo up", nbd.ns, nbd.ns);
+    harness_sh("ip netns add %s && ip -n %s link set lo up", nbd.ns, nbd.ns);
     const char *host[2] = { nbd.hosts.a, nbd.hosts.b };
     for (int i = 0; i < 2; i++) {
-        nbd_sh("ip link add vss%c%d type veth peer name vsh%c%d", 'a' + i, id, 'a' + i, id);
-        nbd_sh("ip link set vss%c%d netns %s && ip link set vsh%c%d netns %s", 'a' + i, id,
+        harness_sh("ip link add vss%c%d type veth peer name vsh%c%d", 'a' + i, id, 'a' + i, id);
+        harness_sh("ip link set vss%c%d netns %s && ip link set vsh%c%d netns %s", 'a' + i, id,
                nbd.ns, 'a' + i, id, host[i]);
-        nbd_sh("ip -n %s addr add 198.18.%d.1/24 dev vss%c%d && ip -n %s link set vss%c%d up",
+        harness_sh("ip -n %s addr add 198.18.%d.1/24 dev vss%c%d && ip -n %s link set vss%c%d up",
                nbd.ns, 10 + i, 'a' + i, id, nbd.ns, 'a' + i, id);
-        nbd_sh("ip -n %s addr add 198.18.%d.2/24 dev vsh%c%d && ip -n %s link set vsh%c%d up",
+        harness_sh("ip -n %s addr add 198.18.%d.2/24 dev vsh%c%d && ip -n %s link set vsh%c%d up",
                host[i], 10 + i, 'a' + i, id, host[i], 'a' + i, id);
     }
 }

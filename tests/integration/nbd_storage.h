@@ -38,8 +38,6 @@ int nbd_group_teardown(void **state);
 void nbd_server_start(void);
 /* Whether something listens on TCP `port` in the storage host. */
 bool nbd_port_listening(const char *port);
-/* Run a shell command; the test fails if it does. */
-void nbd_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The first NBD_DISK_BYTES of a file. */
 uint8_t *nbd_read_image(const char *path);
 /* The guest's kernel parameter that sets the disk workload's range (NBD_BLOCKS). */

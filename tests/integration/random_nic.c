@@ -30,19 +30,6 @@
 #define CLIENT_IP "198.18.200.100"
 #define VM_MAC "52:54:00:5e:c8:0a"
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("network set-up command failed (%d): %s", rc, cmd);
-}
-
 static void record_netns(const char *pid_file, const char *name)
 {
     FILE *f = fopen(pid_file, "a");
@@ -70,15 +57,15 @@ void rt_nic_setup(struct rt_ctx *c, const char *pid_file)
     record_netns(pid_file, c->nic_host_ns);
     record_netns(pid_file, c->nic_client_ns);
     const char *h = c->nic_host_ns, *cl = c->nic_client_ns;
-    sh("ip netns add %s && ip netns add %s", h, cl);
-    sh("ip -n %s link set lo up && ip -n %s link set lo up", h, cl);
-    sh("ip -n %s link add brA type bridge && ip -n %s link set brA up", h, h);
-    sh("ip -n %s link add brB type bridge && ip -n %s link set brB up", h, h);
-    sh("ip -n %s link add segA type veth peer name segB && ip -n %s link set segA master brA up "
+    harness_sh("ip netns add %s && ip netns add %s", h, cl);
+    harness_sh("ip -n %s link set lo up && ip -n %s link set lo up", h, cl);
+    harness_sh("ip -n %s link add brA type bridge && ip -n %s link set brA up", h, h);
+    harness_sh("ip -n %s link add brB type bridge && ip -n %s link set brB up", h, h);
+    harness_sh("ip -n %s link add segA type veth peer name segB && ip -n %s link set segA master brA up "
        "&& ip -n %s link set segB master brB up", h, h, h);
-    sh("ip link add vf%dc type veth peer name vf%ds && ip link set vf%dc netns %s && "
+    harness_sh("ip link add vf%dc type veth peer name vf%ds && ip link set vf%dc netns %s && "
        "ip link set vf%ds netns %s", id, id, id, cl, id, h);
-    sh("ip -n %s addr add " CLIENT_IP "/24 dev vf%dc && ip -n %s link set vf%dc up && "
+    harness_sh("ip -n %s addr add " CLIENT_IP "/24 dev vf%dc && ip -n %s link set vf%dc up && "
        "ip -n %s link set vf%ds master brA up", cl, id, cl, id, h, id);
     snprintf(c->nic_src_spec, sizeof(c->nic_src_spec), "tap=vfa%d,mac=" VM_MAC ",bridge=brA", id);
     snprintf(c->nic_dst_spec, sizeof(c->nic_dst_spec), "tap=vfb%d,mac=" VM_MAC ",bridge=brB", id);

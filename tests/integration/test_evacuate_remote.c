@@ -32,19 +32,6 @@ static struct {
 
 static char client_opts[512];   /* --tls-cert client.pem --tls-key ... --tls-ca ... */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[640];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("test host set-up command failed (%d): %s", rc, cmd);
-}
-
 static void lan_destroy(void)
 {
     if (!lan.made)
@@ -97,16 +84,16 @@ static int lan_create(void **state)
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
     lan.made = true;
-    sh("ip netns add %s && ip netns add %s && ip netns add %s", lan.a, lan.b, lan.c);
-    sh("ip -n %s link add br0 type bridge && ip -n %s link set br0 up && "
+    harness_sh("ip netns add %s && ip netns add %s && ip netns add %s", lan.a, lan.b, lan.c);
+    harness_sh("ip -n %s link add br0 type bridge && ip -n %s link set br0 up && "
        "ip -n %s addr add 198.18.0.3/24 dev br0 && ip -n %s link set lo up",
        lan.c, lan.c, lan.c, lan.c);
     const char *hosts[] = { lan.a, lan.b };
     for (int i = 0; i < 2; i++) {
-        sh("ip -n %s link add port%d type veth peer name lan0 netns %s && "
+        harness_sh("ip -n %s link add port%d type veth peer name lan0 netns %s && "
            "ip -n %s link set port%d master br0 && ip -n %s link set port%d up",
            lan.c, i, hosts[i], lan.c, i, lan.c, i);
-        sh("ip -n %s addr add 198.18.0.%d/24 dev lan0 && ip -n %s link set lan0 up && "
+        harness_sh("ip -n %s addr add 198.18.0.%d/24 dev lan0 && ip -n %s link set lan0 up && "
            "ip -n %s link set lo up", hosts[i], i + 1, hosts[i], hosts[i]);
     }
     snprintf(client_opts, sizeof(client_opts), "--tls-cert %s --tls-key %s --tls-ca %s",

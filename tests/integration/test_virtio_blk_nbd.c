@@ -268,7 +268,7 @@ static void check_export(uint64_t gen)
     char copy[128];
     snprintf(copy, sizeof(copy), "%s/export.raw", nbd.dir);
     unlink(copy);
-    nbd_sh("ip netns exec %s qemu-img convert -f raw -O raw '%s' %s", nbd.hosts.b, NBD_URI_B, copy);
+    harness_sh("ip netns exec %s qemu-img convert -f raw -O raw '%s' %s", nbd.hosts.b, NBD_URI_B, copy);
     uint8_t *exported = nbd_read_image(copy), *served = nbd_read_image(nbd.disk);
     check_pattern(exported, gen);
     assert_memory_equal(exported, served, NBD_DISK_BYTES);

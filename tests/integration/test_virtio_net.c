@@ -34,27 +34,14 @@ static struct vm_proc src, dst, other;
 static struct probe prober, capture;
 static double probe_started;
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("network set-up command failed (%d): %s", rc, cmd);
-}
-
 /* Host h ("A" or "B"): a bridge br<h>, and a veth from it to the segment bridge. */
 static void make_host(const char *ns, const char *h)
 {
-    sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
-    sh("ip link add vn%d%su type veth peer name vn%d%ss", top.id, h, top.id, h);
-    sh("ip link set vn%d%su netns %s && ip link set vn%d%ss netns %s", top.id, h, ns, top.id, h,
+    harness_sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
+    harness_sh("ip link add vn%d%su type veth peer name vn%d%ss", top.id, h, top.id, h);
+    harness_sh("ip link set vn%d%su netns %s && ip link set vn%d%ss netns %s", top.id, h, ns, top.id, h,
        top.seg);
-    sh("ip -n %s link set vn%d%su master br%s up && ip -n %s link set vn%d%ss master brseg up",
+    harness_sh("ip -n %s link set vn%d%su master br%s up && ip -n %s link set vn%d%ss master brseg up",
        ns, top.id, h, h, top.seg, top.id, h);
 }
 
@@ -66,22 +53,22 @@ static int topology_up(void **state)
     snprintf(top.a, sizeof(top.a), "vsn%d-a", top.id);
     snprintf(top.b, sizeof(top.b), "vsn%d-b", top.id);
     snprintf(top.c, sizeof(top.c), "vsn%d-c", top.id);
-    sh("ip netns add %s && ip netns add %s && ip netns add %s && ip netns add %s", top.seg,
+    harness_sh("ip netns add %s && ip netns add %s && ip netns add %s && ip netns add %s", top.seg,
        top.a, top.b, top.c);
-    sh("for n in %s %s %s %s; do ip -n $n link set lo up; done", top.seg, top.a, top.b, top.c);
-    sh("ip -n %s link add brseg type bridge && ip -n %s link set brseg up", top.seg, top.seg);
+    harness_sh("for n in %s %s %s %s; do ip -n $n link set lo up; done", top.seg, top.a, top.b, top.c);
+    harness_sh("ip -n %s link add brseg type bridge && ip -n %s link set brseg up", top.seg, top.seg);
     make_host(top.a, "A");
     make_host(top.b, "B");
-    sh("ip link add vn%dC type veth peer name vn%dCs && ip link set vn%dC netns %s && "
+    harness_sh("ip link add vn%dC type veth peer name vn%dCs && ip link set vn%dC netns %s && "
        "ip link set vn%dCs netns %s", top.id, top.id, top.id, top.c, top.id, top.seg);
-    sh("ip -n %s addr add 198.18.0.100/24 dev vn%dC && ip -n %s link set vn%dC up && "
+    harness_sh("ip -n %s addr add 198.18.0.100/24 dev vn%dC && ip -n %s link set vn%dC up && "
        "ip -n %s link set vn%dCs master brseg up", top.c, top.id, top.c, top.id, top.seg, top.id);
     /* The migration's own link. */
-    sh("ip link add vn%dMa type veth peer name vn%dMb && ip link set vn%dMa netns %s && "
+    harness_sh("ip link add vn%dMa type veth peer name vn%dMb && ip link set vn%dMa netns %s && "
        "ip link set vn%dMb netns %s", top.id, top.id, top.id, top.a, top.id, top.b);
-    sh("ip -n %s addr add 198.19.0.1/24 dev vn%dMa && ip -n %s link set vn%dMa up", top.a,
+    harness_sh("ip -n %s addr add 198.19.0.1/24 dev vn%dMa && ip -n %s link set vn%dMa up", top.a,
        top.id, top.a, top.id);
-    sh("ip -n %s addr add 198.19.0.2/24 dev vn%dMb && ip -n %s link set vn%dMb up", top.b,
+    harness_sh("ip -n %s addr add 198.19.0.2/24 dev vn%dMb && ip -n %s link set vn%dMb up", top.b,
        top.id, top.b, top.id);
     return 0;
 }

@@ -42,36 +42,23 @@ static const struct two_nic_vm vm2 = { "198.18.0.32", "198.18.2.32", "52:54:00:5
 static struct vm_proc src1, src2, dst1, dst2;
 static struct probe probes[4];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("network set-up command failed (%d): %s", rc, cmd);
-}
-
 /* Bridge br<n> in host ns (tag "A"/"B"), uplinked to segment bridge sg<n>. */
 static void make_bridge(const char *ns, const char *tag, int n)
 {
-    sh("ip -n %s link add br%d type bridge && ip -n %s link set br%d up", ns, n, ns, n);
-    sh("ip link add vm%d%s%du type veth peer name vm%d%s%ds", top.id, tag, n, top.id, tag, n);
-    sh("ip link set vm%d%s%du netns %s && ip link set vm%d%s%ds netns %s", top.id, tag, n, ns,
+    harness_sh("ip -n %s link add br%d type bridge && ip -n %s link set br%d up", ns, n, ns, n);
+    harness_sh("ip link add vm%d%s%du type veth peer name vm%d%s%ds", top.id, tag, n, top.id, tag, n);
+    harness_sh("ip link set vm%d%s%du netns %s && ip link set vm%d%s%ds netns %s", top.id, tag, n, ns,
        top.id, tag, n, top.seg);
-    sh("ip -n %s link set vm%d%s%du master br%d up && ip -n %s link set vm%d%s%ds master sg%d up",
+    harness_sh("ip -n %s link set vm%d%s%du master br%d up && ip -n %s link set vm%d%s%ds master sg%d up",
        ns, top.id, tag, n, n, top.seg, top.id, tag, n, n);
 }
 
 /* C's leg on segment n, with address addr. */
 static void make_client_leg(int n, const char *addr)
 {
-    sh("ip link add vm%dC%d type veth peer name vm%dC%ds && ip link set vm%dC%d netns %s && "
+    harness_sh("ip link add vm%dC%d type veth peer name vm%dC%ds && ip link set vm%dC%d netns %s && "
        "ip link set vm%dC%ds netns %s", top.id, n, top.id, n, top.id, n, top.c, top.id, n, top.seg);
-    sh("ip -n %s addr add %s/24 dev vm%dC%d && ip -n %s link set vm%dC%d up && "
+    harness_sh("ip -n %s addr add %s/24 dev vm%dC%d && ip -n %s link set vm%dC%d up && "
        "ip -n %s link set vm%dC%ds master sg%d up", top.c, addr, top.id, n, top.c, top.id, n,
        top.seg, top.id, n, n);
 }
@@ -84,22 +71,22 @@ static int topology_up(void **state)
     snprintf(top.a, sizeof(top.a), "vsm%d-a", top.id);
     snprintf(top.b, sizeof(top.b), "vsm%d-b", top.id);
     snprintf(top.c, sizeof(top.c), "vsm%d-c", top.id);
-    sh("ip netns add %s && ip netns add %s && ip netns add %s && ip netns add %s", top.seg,
+    harness_sh("ip netns add %s && ip netns add %s && ip netns add %s && ip netns add %s", top.seg,
        top.a, top.b, top.c);
-    sh("for n in %s %s %s %s; do ip -n $n link set lo up; done", top.seg, top.a, top.b, top.c);
+    harness_sh("for n in %s %s %s %s; do ip -n $n link set lo up; done", top.seg, top.a, top.b, top.c);
     for (int n = 1; n <= 2; n++) {
-        sh("ip -n %s link add sg%d type bridge && ip -n %s link set sg%d up", top.seg, n,
+        harness_sh("ip -n %s link add sg%d type bridge && ip -n %s link set sg%d up", top.seg, n,
            top.seg, n);
         make_bridge(top.a, "A", n);
         make_bridge(top.b, "B", n);
     }
     make_client_leg(1, "198.18.0.100");
     make_client_leg(2, "198.18.2.100");
-    sh("ip link add vm%dMa type veth peer name vm%dMb && ip link set vm%dMa netns %s && "
+    harness_sh("ip link add vm%dMa type veth peer name vm%dMb && ip link set vm%dMa netns %s && "
        "ip link set vm%dMb netns %s", top.id, top.id, top.id, top.a, top.id, top.b);
-    sh("ip -n %s addr add 198.19.0.1/24 dev vm%dMa && ip -n %s link set vm%dMa up", top.a,
+    harness_sh("ip -n %s addr add 198.19.0.1/24 dev vm%dMa && ip -n %s link set vm%dMa up", top.a,
        top.id, top.a, top.id);
-    sh("ip -n %s addr add 198.19.0.2/24 dev vm%dMb && ip -n %s link set vm%dMb up", top.b,
+    harness_sh("ip -n %s addr add 198.19.0.2/24 dev vm%dMb && ip -n %s link set vm%dMb up", top.b,
        top.id, top.b, top.id);
     return 0;
 }

@@ -53,27 +53,14 @@ static double wall_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("network set-up command failed (%d): %s", rc, cmd);
-}
-
 /* Host namespace ns gets bridge br<h> and a veth from it to the segment bridge. */
 static void bridge_host(const char *ns, const char *h)
 {
-    sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
-    sh("ip link add vt%d%su type veth peer name vt%d%ss", net.id, h, net.id, h);
-    sh("ip link set vt%d%su netns %s && ip link set vt%d%ss netns %s", net.id, h, ns, net.id, h,
+    harness_sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
+    harness_sh("ip link add vt%d%su type veth peer name vt%d%ss", net.id, h, net.id, h);
+    harness_sh("ip link set vt%d%su netns %s && ip link set vt%d%ss netns %s", net.id, h, ns, net.id, h,
        net.seg);
-    sh("ip -n %s link set vt%d%su master br%s up && ip -n %s link set vt%d%ss master brseg up",
+    harness_sh("ip -n %s link set vt%d%su master br%s up && ip -n %s link set vt%d%ss master brseg up",
        ns, net.id, h, h, net.seg, net.id, h);
 }
 
@@ -84,14 +71,14 @@ static int topology_up(void **state)
     net.id = (int)getpid();
     snprintf(net.seg, sizeof(net.seg), "vst%d-seg", net.id);
     snprintf(net.c, sizeof(net.c), "vst%d-c", net.id);
-    sh("ip netns add %s && ip netns add %s", net.seg, net.c);
-    sh("ip -n %s link set lo up && ip -n %s link set lo up", net.seg, net.c);
-    sh("ip -n %s link add brseg type bridge && ip -n %s link set brseg up", net.seg, net.seg);
+    harness_sh("ip netns add %s && ip netns add %s", net.seg, net.c);
+    harness_sh("ip -n %s link set lo up && ip -n %s link set lo up", net.seg, net.c);
+    harness_sh("ip -n %s link add brseg type bridge && ip -n %s link set brseg up", net.seg, net.seg);
     bridge_host(hosts.a, "A");
     bridge_host(hosts.b, "B");
-    sh("ip link add vt%dC type veth peer name vt%dCs && ip link set vt%dC netns %s && "
+    harness_sh("ip link add vt%dC type veth peer name vt%dCs && ip link set vt%dC netns %s && "
        "ip link set vt%dCs netns %s", net.id, net.id, net.id, net.c, net.id, net.seg);
-    sh("ip -n %s addr add 198.18.7.100/24 dev vt%dC && ip -n %s link set vt%dC up && "
+    harness_sh("ip -n %s addr add 198.18.7.100/24 dev vt%dC && ip -n %s link set vt%dC up && "
        "ip -n %s link set vt%dCs master brseg up", net.c, net.id, net.c, net.id, net.seg, net.id);
     return 0;
 }
