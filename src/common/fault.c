@@ -90,7 +90,7 @@ void vs_fault_point(const char *point, uint64_t n, struct vs_channel *ch)
         break;
     case ACT_CUT:
         if (ch)
-            vs_channel_shutdown(ch);
+            vs_channel_cut(ch);
         break;
     case ACT_STALL: {
         struct timespec ts = { .tv_sec = hit->stall_ms / 1000,

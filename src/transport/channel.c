@@ -136,6 +136,9 @@ int vs_channel_read_exact(struct vs_channel *ch, void *buf, size_t len)
         int rc;
         if (ch->deadline_ns && (rc = arm_deadline(ch, done, len)))
             return rc;
+        if (__atomic_load_n(&ch->cut, __ATOMIC_SEQ_CST))
+            return vs_fail(ECONNRESET, "the connection to %s was cut (fault injected) after "
+                           "%zu of %zu bytes", ch->peer, done, len);
         ssize_t r = ch->ops->read(ch, (uint8_t *)buf + done, len - done);
         if (r < 0) {
             int err = errno;

@@ -50,6 +50,7 @@ struct vs_channel {
     uint64_t zc_done;            /* ... and completed by the kernel ... */
     uint64_t zc_copied;          /* ... of which the kernel copied after all (loopback, veth) */
     int record_fd;               /* > 0: every byte received is also appended here */
+    bool cut;                    /* vs_channel_cut: reads fail, even of bytes queued */
 };
 
 /* Write every byte of iov (iov is modified). Errors name the peer: "sending to PEER
@@ -119,6 +120,14 @@ static inline const char *vs_channel_cipher(struct vs_channel *ch, bool *kernel)
     return ch && ch->ops->cipher ? ch->ops->cipher(ch, kernel) : "";
 }
 static inline void vs_channel_shutdown(struct vs_channel *ch) { ch->ops->shutdown(ch); }
+/* A cut link (fault injection): like vs_channel_shutdown, and what the peer sent that this
+ * side has not read yet is lost too, however late this thread got here after the point
+ * that cut (a shutdown leaves bytes already queued readable). */
+static inline void vs_channel_cut(struct vs_channel *ch)
+{
+    __atomic_store_n(&ch->cut, true, __ATOMIC_SEQ_CST);
+    ch->ops->shutdown(ch);
+}
 static inline void vs_channel_close(struct vs_channel *ch) { if (ch) ch->ops->close(ch); }
 
 #endif

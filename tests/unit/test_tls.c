@@ -180,6 +180,42 @@ static void key_secures_both_ways(void **state)
     close_sides(s);
 }
 
+/* What b has queued for a when a is cut is lost (a fault-injected cut, as on a cut
+ * link), while a plain shutdown leaves it readable; plain and over TLS. */
+static void expect_cut_loses_queued_bytes(struct vs_channel *a, struct vs_channel *b)
+{
+    uint8_t in[64] = { 0 }, out[64];
+    memset(out, 0x5a, sizeof(out));
+    assert_int_equal(vs_channel_write(b, out, sizeof(out)), 0);
+    assert_int_equal(vs_channel_read_exact(a, in, 16), 0);       /* it is there */
+    vs_channel_cut(a);
+    assert_int_not_equal(vs_channel_read_exact(a, in + 16, 16), 0);
+    assert_true(strstr(vs_last_error(), "was cut") != NULL);
+}
+
+static void cut_loses_what_was_not_read(void **state)
+{
+    (void)state;
+    struct vs_channel *ch[2];
+    channel_pair(ch);
+    uint8_t out[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, in[8];
+    assert_int_equal(vs_channel_write(ch[1], out, sizeof(out)), 0);
+    vs_channel_shutdown_read(ch[0]);                 /* queued bytes survive a shutdown */
+    assert_int_equal(vs_channel_read_exact(ch[0], in, sizeof(in)), 0);
+    assert_memory_equal(in, out, sizeof(in));
+    vs_channel_close(ch[0]);
+    vs_channel_close(ch[1]);
+    channel_pair(ch);
+    expect_cut_loses_queued_bytes(ch[0], ch[1]);
+    vs_channel_close(ch[0]);
+    vs_channel_close(ch[1]);
+    struct vs_security_opts o = psk_opts("psk");
+    struct side s[2];
+    assert_int_equal(handshake(&o, &o, s), 2);
+    expect_cut_loses_queued_bytes(s[0].ch, s[1].ch);
+    close_sides(s);
+}
+
 static void certificates_with_names_secure(void **state)
 {
     (void)state;
@@ -370,6 +406,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(key_secures_both_ways),
+        cmocka_unit_test(cut_loses_what_was_not_read),
         cmocka_unit_test(certificates_with_names_secure),
         cmocka_unit_test(forged_record_is_refused),
         cmocka_unit_test(other_key_refused_on_both_sides),
