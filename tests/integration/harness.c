@@ -128,89 +128,6 @@ static pid_t spawn_in(const char *netns, const char *const *args, const char *st
     return harness_spawn(VMSHIFT_BIN, netns, args, stderr_path, pre);
 }
 
-static enum test_security security = TEST_SEC_PSK;
-static char creds_dir[64];
-
-void test_security_use(enum test_security s)
-{
-    security = s;
-}
-
-static void remove_creds(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", creds_dir);
-    if (creds_dir[0] && system(cmd) != 0)
-        print_message("could not remove %s\n", creds_dir);
-}
-
-const char *test_cred(const char *file)
-{
-    static char paths[16][128];
-    static unsigned next;
-    if (!creds_dir[0]) {
-        strcpy(creds_dir, "/tmp/vmshift-creds-XXXXXX");
-        assert_non_null(mkdtemp(creds_dir));
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "%s/scripts/make-test-certs.sh %s >/dev/null",
-                 VMSHIFT_SOURCE_DIR, creds_dir);
-        if (system(cmd) != 0)
-            fail_msg("could not make test credentials: %s", cmd);
-        atexit(remove_creds);
-    }
-    char *path = paths[next++ % 16];
-    snprintf(path, 128, "%s/%s", creds_dir, file);
-    return path;
-}
-
-static bool names_security(const char *const *args)
-{
-    for (int i = 0; args && args[i]; i++)
-        if (!strcmp(args[i], "--insecure") || !strncmp(args[i], "--tls-", 6))
-            return true;
-    return false;
-}
-
-const char *const *harness_security_args(bool source)
-{
-    static const char *argv[8];
-    int n = 0;
-    if (security == TEST_SEC_INSECURE) {
-        argv[n++] = "--insecure";
-    } else if (security == TEST_SEC_PSK) {
-        argv[n++] = "--tls-psk";
-        argv[n++] = test_cred("psk");
-    } else {
-        argv[n++] = "--tls-cert";
-        argv[n++] = test_cred(source ? "source.pem" : "dest.pem");
-        argv[n++] = "--tls-key";
-        argv[n++] = test_cred(source ? "source.key" : "dest.key");
-        argv[n++] = "--tls-ca";
-        argv[n++] = test_cred("ca.pem");
-    }
-    argv[n] = NULL;
-    return argv;
-}
-
-void harness_add_migrate_security(struct json_object *req)
-{
-    json_object_object_foreach(req, k, v) {
-        (void)v;
-        if (!strcmp(k, "insecure") || !strncmp(k, "tls_", 4))
-            return;   /* the test chose */
-    }
-    const char *const *sec = harness_security_args(true);
-    for (int i = 0; sec[i]; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "%s", sec[i] + 2);   /* "--tls-psk" -> "tls_psk" */
-        for (char *c = key; *c; c++)
-            *c = *c == '-' ? '_' : *c;
-        bool flag = !sec[i + 1] || !strncmp(sec[i + 1], "--", 2);
-        json_object_object_add(req, key, flag ? json_object_new_boolean(1)
-                                              : json_object_new_string(sec[++i]));
-    }
-}
-
 static bool exit_after_migrate;
 
 void harness_exit_after_migrate(void)
@@ -256,7 +173,7 @@ void vm_receiver_start(struct vm_proc *p, const char *host, const char *netns,
     int n = 9;
     if (take_keep())
         pre[n++] = "--keep-after-migrate";
-    if (!names_security(args)) {
+    if (!harness_names_security(args)) {
         const char *const *sec = harness_security_args(false);
         for (int i = 0; sec[i]; i++)
             pre[n++] = sec[i];
@@ -432,65 +349,6 @@ void print_migration(const char *label, struct json_object *r)
 void vm_proc_start(struct vm_proc *p, const char *const *args)
 {
     vm_proc_start_in(p, NULL, args);
-}
-
-void harness_sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("command failed (%d): %s", rc, cmd);
-}
-
-void test_hosts_create(struct test_hosts *h, const char *rate)
-{
-    snprintf(h->a, sizeof(h->a), "vs-a-%d", (int)getpid());
-    snprintf(h->b, sizeof(h->b), "vs-b-%d", (int)getpid());
-    harness_sh("ip netns add %s && ip netns add %s", h->a, h->b);
-    harness_sh("ip link add vsa%d type veth peer name vsb%d", (int)getpid(), (int)getpid());
-    harness_sh("ip link set vsa%d netns %s && ip link set vsb%d netns %s", (int)getpid(), h->a,
-       (int)getpid(), h->b);
-    harness_sh("ip -n %s addr add 198.18.0.1/24 dev vsa%d && ip -n %s link set vsa%d up && "
-       "ip -n %s link set lo up", h->a, (int)getpid(), h->a, (int)getpid(), h->a);
-    harness_sh("ip -n %s addr add 198.18.0.2/24 dev vsb%d && ip -n %s link set vsb%d up && "
-       "ip -n %s link set lo up", h->b, (int)getpid(), h->b, (int)getpid(), h->b);
-    if (rate)
-        harness_sh("ip netns exec %s tc qdisc add dev vsa%d root tbf rate %s burst 1mb latency 50ms",
-           h->a, (int)getpid(), rate);
-}
-
-void test_hosts_link(struct test_hosts *h, bool up)
-{
-    harness_sh("ip -n %s link set vsa%d %s", h->a, (int)getpid(), up ? "up" : "down");
-}
-
-void test_hosts_destroy(struct test_hosts *h)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null",
-             h->a, h->b);
-    if (system(cmd) != 0)
-        print_message("could not remove namespaces %s %s\n", h->a, h->b);
-}
-
-struct test_hosts test_group_hosts;
-
-int test_hosts_group_setup(void **state)
-{
-    (void)state;
-    test_hosts_create(&test_group_hosts, NULL);
-    return 0;
-}
-
-int test_hosts_group_teardown(void **state)
-{
-    (void)state;
-    test_hosts_destroy(&test_group_hosts);
-    return 0;
 }
 
 double harness_start_timeout_s = 60;   /* a host loaded by other tests and stress */

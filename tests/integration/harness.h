@@ -158,6 +158,8 @@ double now_s(void);
  * receive`, also through vmshiftd --receive-opt), and the fields every migrate request gets
  * unless it names its own (vm_migrate, vmshift evacuate --migrate-opt). */
 const char *const *harness_security_args(bool source);
+/* Whether args already choose the security (--insecure, --tls-...). */
+bool harness_names_security(const char *const *args);
 void harness_add_migrate_security(struct json_object *req);
 
 /* Start BIN PRE... ARGS... (inside netns unless NULL or ""), stdin/stdout on /dev/null,
