@@ -168,6 +168,11 @@ pid_t harness_spawn(const char *bin, const char *netns, const char *const *args,
                     const char *stderr_path, const char *const *pre);
 /* Run a shell command (system()); the test fails, naming it, if it fails. */
 void harness_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A bridge br in namespace ns, up, with a veth (VETHu in ns, VETHs in seg_ns) to bridge
+ * seg_br of the shared segment's namespace seg_ns: a host's software switch and its
+ * uplink. veth: at most 14 characters. */
+void harness_bridge_on_segment(const char *ns, const char *br, const char *veth,
+                               const char *seg_ns, const char *seg_br);
 /* A fresh /tmp/vmshift-test-XXXXXX directory. */
 void harness_temp_dir(char *dir, size_t len);
 

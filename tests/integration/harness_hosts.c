@@ -66,3 +66,13 @@ int test_hosts_group_teardown(void **state)
     test_hosts_destroy(&test_group_hosts);
     return 0;
 }
+
+void harness_bridge_on_segment(const char *ns, const char *br, const char *veth,
+                               const char *seg_ns, const char *seg_br)
+{
+    harness_sh("ip -n %s link add %s type bridge && ip -n %s link set %s up", ns, br, ns, br);
+    harness_sh("ip link add %su type veth peer name %ss", veth, veth);
+    harness_sh("ip link set %su netns %s && ip link set %ss netns %s", veth, ns, veth, seg_ns);
+    harness_sh("ip -n %s link set %su master %s up && ip -n %s link set %ss master %s up", ns,
+               veth, br, seg_ns, veth, seg_br);
+}

@@ -37,12 +37,10 @@ static double probe_started;
 /* Host h ("A" or "B"): a bridge br<h>, and a veth from it to the segment bridge. */
 static void make_host(const char *ns, const char *h)
 {
-    harness_sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
-    harness_sh("ip link add vn%d%su type veth peer name vn%d%ss", top.id, h, top.id, h);
-    harness_sh("ip link set vn%d%su netns %s && ip link set vn%d%ss netns %s", top.id, h, ns, top.id, h,
-       top.seg);
-    harness_sh("ip -n %s link set vn%d%su master br%s up && ip -n %s link set vn%d%ss master brseg up",
-       ns, top.id, h, h, top.seg, top.id, h);
+    char br[16], veth[16];
+    snprintf(br, sizeof(br), "br%s", h);
+    snprintf(veth, sizeof(veth), "vn%d%s", top.id, h);
+    harness_bridge_on_segment(ns, br, veth, top.seg, "brseg");
 }
 
 static int topology_up(void **state)

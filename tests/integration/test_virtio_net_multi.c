@@ -45,12 +45,11 @@ static struct probe probes[4];
 /* Bridge br<n> in host ns (tag "A"/"B"), uplinked to segment bridge sg<n>. */
 static void make_bridge(const char *ns, const char *tag, int n)
 {
-    harness_sh("ip -n %s link add br%d type bridge && ip -n %s link set br%d up", ns, n, ns, n);
-    harness_sh("ip link add vm%d%s%du type veth peer name vm%d%s%ds", top.id, tag, n, top.id, tag, n);
-    harness_sh("ip link set vm%d%s%du netns %s && ip link set vm%d%s%ds netns %s", top.id, tag, n, ns,
-       top.id, tag, n, top.seg);
-    harness_sh("ip -n %s link set vm%d%s%du master br%d up && ip -n %s link set vm%d%s%ds master sg%d up",
-       ns, top.id, tag, n, n, top.seg, top.id, tag, n, n);
+    char br[16], veth[16], seg_br[16];
+    snprintf(br, sizeof(br), "br%d", n);
+    snprintf(veth, sizeof(veth), "vm%d%s%d", top.id, tag, n);
+    snprintf(seg_br, sizeof(seg_br), "sg%d", n);
+    harness_bridge_on_segment(ns, br, veth, top.seg, seg_br);
 }
 
 /* C's leg on segment n, with address addr. */

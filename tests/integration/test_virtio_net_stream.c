@@ -56,12 +56,10 @@ static double wall_ms(void)
 /* Host namespace ns gets bridge br<h> and a veth from it to the segment bridge. */
 static void bridge_host(const char *ns, const char *h)
 {
-    harness_sh("ip -n %s link add br%s type bridge && ip -n %s link set br%s up", ns, h, ns, h);
-    harness_sh("ip link add vt%d%su type veth peer name vt%d%ss", net.id, h, net.id, h);
-    harness_sh("ip link set vt%d%su netns %s && ip link set vt%d%ss netns %s", net.id, h, ns, net.id, h,
-       net.seg);
-    harness_sh("ip -n %s link set vt%d%su master br%s up && ip -n %s link set vt%d%ss master brseg up",
-       ns, net.id, h, h, net.seg, net.id, h);
+    char br[16], veth[16];
+    snprintf(br, sizeof(br), "br%s", h);
+    snprintf(veth, sizeof(veth), "vt%d%s", net.id, h);
+    harness_bridge_on_segment(ns, br, veth, net.seg, "brseg");
 }
 
 static int topology_up(void **state)
