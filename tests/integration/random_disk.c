@@ -9,7 +9,9 @@
  *  - After the trial: where the VM runs, the disk is open for writing and its workload
  *    makes progress with 0 errors; the side that does not run it, if alive, has no
  *    descriptor of the file open for writing, its disk is closed or read-only, and its
- *    write count does not move while the survivor's workload is checked. */
+ *    write count does not move while the survivor's workload is checked.
+ *  - Nobody runs it: nobody may write, except a destination paused in post-copy (it owns the
+ *    VM and keeps its disk open, but writes nothing while paused). */
 #include "random_internal.h"
 #include "disk_probe.h"
 #include "disk_writers.h"
@@ -152,7 +154,30 @@ bool rt_disk_judge(struct rt_ctx *c, struct rt_peer *w, char *why, size_t n)
     return true;
 }
 
-/* Nobody runs the VM: nobody writes the disk either. */
+/* A destination paused in post-copy owns the VM (the source granted it) and waits for its
+ * source: it keeps the disk open for writing, as the one writer to be, but its paused
+ * vCPUs write nothing while the judge looks twice. */
+static bool paused_owner_idle(struct rt_ctx *c, char *why, size_t n)
+{
+    struct json_object *st = side_status(&c->dst);
+    uint64_t before = 0, after = 0;
+    bool may = disk_status_writes(st, &before);
+    json_object_put(st);
+    if (!may)
+        return true;
+    usleep(300000);
+    st = side_status(&c->dst);
+    disk_status_writes(st, &after);
+    json_object_put(st);
+    if (after == before)
+        return true;
+    snprintf(why, n, "the destination, paused in post-copy, wrote the disk (%llu -> %llu "
+             "requests)", (unsigned long long)before, (unsigned long long)after);
+    return false;
+}
+
+/* Nobody runs the VM: nobody writes the disk either; only a destination paused in post-copy,
+ * which owns the VM, may keep it open for writing. */
 bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n)
 {
     why[0] = '\0';
@@ -164,6 +189,9 @@ bool rt_disk_judge_none(struct rt_ctx *c, char *why, size_t n)
         return false;
     }
     uint64_t w;
-    return !loser_writes(c, &c->src, "source", &w, why, n) &&
-           !loser_writes(c, &c->dst, "destination", &w, why, n);
+    if (loser_writes(c, &c->src, "source", &w, why, n))
+        return false;
+    if (c->look.dst_alive && !strcmp(c->look.dst_in, "postcopy-paused"))
+        return paused_owner_idle(c, why, n);
+    return !loser_writes(c, &c->dst, "destination", &w, why, n);
 }
