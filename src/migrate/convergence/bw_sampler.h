@@ -16,6 +16,8 @@ struct vs_bw_sampler {
     uint64_t *bytes;                /* cumulative counter at the end of each interval */
     atomic_uint count;
     atomic_bool stop;
+    pthread_mutex_t lock;           /* with wake: stopping interrupts the wait at once */
+    pthread_cond_t wake;            /* on CLOCK_MONOTONIC */
     pthread_t thread;
     bool running;
 };
