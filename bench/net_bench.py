@@ -6,7 +6,7 @@ Three namespace hosts on one bridge segment (bench/lib/net_segment.py): A and B 
 hosts, each a Linux bridge with an uplink to the segment) and the client C
 (198.18.0.100); the migration has its own veth between A and B (198.18.1.1 -> .2). The
 VM (64 MiB, the guest's `net` workload at 198.18.0.10, one virtio-net NIC on a TAP of
-its host's bridge) runs under vmshift, or under QEMU (microvm, TCG, virtio-net-device on
+its host's bridge) runs under vmshift, or under QEMU (microvm, TCG or --qemu-accel kvm, virtio-net-device on
 a TAP, announce on), booting the same PVH guest ELF. C sends a numbered probe every
 millisecond: ICMP echo requests and UDP datagrams the guest echoes, alternately
 (bench/lib/net_client.py; replies stamped by the kernel on arrival), and again every
@@ -220,9 +220,11 @@ def _med(vals):
 def table(results, args):
     out = []
     out.append("Network benchmark: %s, probes ping/UDP alternately every %s ms, %s VM, "
-               "%d core(s), load average before %s, after %s\n" % (
+               "%d core(s), QEMU's guest on %s (vmshift's on /dev/kvm), load average before %s, "
+               "after %s\n" % (
                    time.strftime("%Y-%m-%d %H:%M"), ", ".join("%g" % i for i in args.intervals),
-                   args.mem, os.cpu_count(), results["load_before"], results["load_after"]))
+                   args.mem, os.cpu_count(), args.qemu_accel.upper(), results["load_before"],
+                   results["load_after"]))
     out.append("| VMM | probe ms | run | move | downtime ms | outage ms | first back ms | "
                "new back ms | worst gap ms (at) | lost | dup | reord | base gap ms | "
                "replies/s |")
@@ -291,6 +293,8 @@ def main():
                     help="offered datagrams/s of the throughput blasts, each a blast")
     ap.add_argument("--blast-seconds", type=float, default=3.0)
     ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--qemu-accel", default="tcg", choices=("tcg", "kvm"),
+                    help="QEMU's guest engine (kvm: the same /dev/kvm as vmshift's)")
     ap.add_argument("--stream-rate", type=int, default=300,
                     help="datagrams/s of the stream direction (guest net-stream workload)")
     ap.add_argument("--stream-only", action="store_true",
@@ -298,6 +302,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="bench/results/net")
     args = ap.parse_args()
+    net_vms.QemuNetVm.accel = args.qemu_accel
     if args.quick:
         args.runs, args.settle, args.after, args.blast_seconds = 1, 1.0, 2.0, 1.5
         args.intervals = "1"

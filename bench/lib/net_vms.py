@@ -199,12 +199,13 @@ class VmshiftNetVm(_NetVm):
 
 class QemuNetVm(_NetVm):
     impl = "qemu"
+    accel = "tcg"      # net_bench --qemu-accel kvm: the guest on the same engine as vmshift's
 
     def _spawn(self, host, incoming):
         log, qsock = self._path("log"), self._path("qmp.sock")
         tap = self.tap(host)
         argv = self.seg.exec_args(host) + [
-            QEMU, "-M", "microvm,acpi=off", "-accel", "tcg", "-nodefaults", "-display", "none",
+            QEMU, "-M", "microvm,acpi=off", "-accel", self.accel, "-nodefaults", "-display", "none",
             "-m", self.mem, "-kernel", GUEST_ELF, "-append", self.cmdline, "-no-reboot",
             "-global", "virtio-mmio.force-legacy=false",
             "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % tap,
