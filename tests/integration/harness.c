@@ -314,10 +314,15 @@ struct json_object *vm_migration_wait(struct vm_proc *src, double timeout_s)
             json_object_put(st);
             return m;
         }
+        if (now_s() > deadline) {
+            print_message("the source's migration after %.0f s: %s\n", timeout_s,
+                          json_object_to_json_string(m));
+            json_object_put(st);
+            dump_file("the source's stderr", src->stderr_path);
+            harness_dump_stacks(src->pid, "source whose migration did not finish");
+            fail_msg("the migration did not finish within %.0f s", timeout_s);
+        }
         json_object_put(st);
-        if (now_s() > deadline)
-            fail_msg("migration to %s did not finish within %.0f s", json_str(m, "peer"),
-                     timeout_s);
         usleep(50000);
     }
 }
