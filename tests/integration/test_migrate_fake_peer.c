@@ -1,6 +1,9 @@
 /* Integration: a scripted destination drives the source into its late failure paths:
- * a verification mismatch reported at the very end, and an ABORT sent mid-way. Either
- * way the source rolls back, names the reason, and its VM runs on intact. */
+ * a verification mismatch reported at the very end, an ABORT sent mid-way, and an ABORT
+ * sent as the switchover's machine state arrives (the source is then computing or sending
+ * its DIGEST, and its own send may fail first: the ABORT waiting in the stream still
+ * tells it that nothing needs settling). Each way the source rolls back, names the
+ * reason, and its VM runs on intact. */
 #include "harness.h"
 #include "transport/tcp.h"
 #include "wire/reader.h"
@@ -11,8 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
-enum script { SAY_MISMATCH, SAY_ABORT_AFTER_FIRST_PASS };
+enum script { SAY_MISMATCH, SAY_ABORT_AFTER_FIRST_PASS, SAY_ABORT_AT_SWITCHOVER };
 
 #define RAM (64ULL << 20)   /* the VM of these tests */
 
@@ -52,9 +56,16 @@ static void *fake_destination(void *arg)
         } else if (h.length > (8u << 20) || vs_wire_read_payload(&r, &h, buf, 8u << 20)) {
             goto out;
         }
-        if (f->script == SAY_ABORT_AFTER_FIRST_PASS && h.type == VS_REC_PASS_END) {
+        if ((f->script == SAY_ABORT_AFTER_FIRST_PASS && h.type == VS_REC_PASS_END) ||
+            (f->script == SAY_ABORT_AT_SWITCHOVER && h.type == VS_REC_MACHINE_STATE)) {
             const char *why = "scripted abort: disk on fire";
             vs_wire_send(&w, VS_REC_ABORT, why, (uint32_t)strlen(why) + 1);
+            if (f->script == SAY_ABORT_AT_SWITCHOVER) {
+                /* Reset the connection now: the source (stalled after D) fails to send
+                 * DIGEST with the ABORT still unread. */
+                struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+                setsockopt(ch->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            }
             break;
         }
         if (f->script == SAY_MISMATCH && h.type == VS_REC_DIGEST) {
@@ -77,6 +88,8 @@ out:
 static void run_script(enum script script, const char *expect)
 {
     struct vm_proc src;
+    if (script == SAY_ABORT_AT_SWITCHOVER)   /* the reset lands before DIGEST goes out */
+        harness_child_env("VMSHIFT_FAULT=src.digest_ready:0:stall=300");
     vm_proc_start(&src, ARGS("--mem", "64M", "--vcpus", "2", "--workload", "verify"));
     struct json_object *st = wait_guest_at_least(&src, "passes", 1, 60);
     uint64_t passes = guest_u64(st, "passes");
@@ -124,11 +137,18 @@ static void abort_mid_way_rolls_back(void **state)
     run_script(SAY_ABORT_AFTER_FIRST_PASS, "disk on fire");
 }
 
+static void abort_at_switchover_rolls_back(void **state)
+{
+    (void)state;
+    run_script(SAY_ABORT_AT_SWITCHOVER, "disk on fire");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mismatch_at_the_end_rolls_back),
         cmocka_unit_test(abort_mid_way_rolls_back),
+        cmocka_unit_test(abort_at_switchover_rolls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -267,8 +267,14 @@ static const char *roll_back(struct vs_migration *m, int rc)
         char reason[VS_WIRE_MAX_REASON + 1] = "";
         vs_channel_set_timeout(m->ch, 500);
         if (vs_wire_read_header(&m->r, &hdr) == 0 && hdr.type == VS_REC_ABORT &&
-            vs_wire_read_payload(&m->r, &hdr, reason, VS_WIRE_MAX_REASON) == 0)
+            vs_wire_read_payload(&m->r, &hdr, reason, VS_WIRE_MAX_REASON) == 0) {
             snprintf(why, sizeof(why), "the destination aborted: %s", reason);
+            /* A destination sends ABORT only as it destroys its copy: nothing to settle,
+             * even when our own send failed after DIGEST. */
+            pthread_mutex_lock(&m->lock);
+            m->window.dest_refused = true;
+            pthread_mutex_unlock(&m->lock);
+        }
     }
     if (m->ch && m->w) {
         const char *msg = rc == -ECANCELED ? "cancelled by the operator" : "the source failed";

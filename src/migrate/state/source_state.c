@@ -68,6 +68,7 @@ int vs_source_send_state(struct vs_migration *m, uint64_t pause_ns)
     m->stats.ram_digest = dg.ram_xxh3;
     m->window.digest_sent = true;   /* from the first byte on, the destination may verify */
     pthread_mutex_unlock(&m->lock);
+    vs_fault_point("src.digest_ready", 0, m->ch);
     rc = m->post.engine ? vs_postcopy_send_digests(m, &dg)   /* with the blocks still missing */
                : vs_wire_send(m->w, VS_REC_DIGEST, &dg, sizeof(dg));
     vs_fault_point("src.digest", 0, m->ch);
