@@ -13,8 +13,9 @@
 #
 # Host memory. Moving a VM means first-touching as much fresh memory on the destination
 # as the VM has; both VMMs pay it. Two host settings decide what that costs:
-#  - Guest RAM is shmem: it may use transparent huge pages when asked (MADV_HUGEPAGE);
-#    set to "advise" if it is "never".
+#  - Huge pages: both VMMs' guest RAM asks for them (MADV_HUGEPAGE); vmshift's default
+#    backing (--ram-backing auto) is anonymous memory when shmem gets no huge pages, as
+#    QEMU's is, so the host's settings are left as they are.
 #  - On a machine that is itself a VM with free page reporting (virtio-balloon), memory
 #    freed by one run is handed back to the hypervisor within seconds and the next first
 #    touch costs 5-10x more (4 GiB: 1.4 s warm, 7-20 s cold, measured here). For the run
@@ -23,8 +24,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build >/dev/null
-thp=/sys/kernel/mm/transparent_hugepage/shmem_enabled
-if [ -w "$thp" ] && grep -q '\[never\]' "$thp"; then echo advise > "$thp"; fi
 order=/sys/module/page_reporting/parameters/page_reporting_order
 if [ -w "$order" ]; then
   old=$(cat "$order")

@@ -10,10 +10,12 @@ on a 2-core host, so one stream's limit shows there); run nothing else. Stream c
 1, 2, 4, 8, 16 as far as the cores allow (--streams LIST to choose). For each count the
 N-sender ceiling: N iperf3 clients and N servers on their own ports at once, pinned like
 the VMMs, summed (Debian's iperf3 runs all -P streams in one thread). Configurations:
-  vmshift   each stream count (--streams), --page-writes file and mapping (mapping is the
-            receive path before issue 16; auto, the default, takes file with 4 KiB pages
-            and mapping with 2 MiB pages: the ratios against QEMU use that choice), and
-            TLS 1.3 with a PSK, --page-writes auto (the TLS/plain ratio)
+  vmshift   each stream count (--streams) with guest RAM on each backing, both sides
+            (--ram-backing memfd: shmem, pages pwritten into it with 4 KiB pages, the
+            only backing before this bench's second version; anon: anonymous memory with
+            MADV_HUGEPAGE, as QEMU's); auto, the default, picks one per host (the table
+            says which): the ratios against QEMU use that choice; and TLS 1.3 with a PSK
+            on the default backing (the TLS/plain ratio)
   QEMU      plain pre-copy, multifd with each stream count (Debian's qemu-system-x86)
 Memory states, each a separate table:
   warm      freed memory stays with this machine (page reporting off: page_reporting_order
@@ -25,9 +27,10 @@ Memory states, each a separate table:
             what a fresh destination pays. A first-touch probe (--probe-mb of anonymous
             memory, touched page by page) before each run shows which case it really was.
 Huge pages: --shmem-thp never|advise|host sets /sys/kernel/mm/transparent_hugepage/
-shmem_enabled for the run (restored after): vmshift's guest RAM is shmem and gets 2 MiB
-pages only with advise (it asks with MADV_HUGEPAGE); QEMU's anonymous RAM follows
-transparent_hugepage/enabled (madvise here: QEMU asks too). Every table says which.
+shmem_enabled for the run (restored after): vmshift's memfd RAM is shmem and gets 2 MiB
+pages only with advise (it asks with MADV_HUGEPAGE); anonymous RAM (vmshift's anon,
+QEMU's) follows transparent_hugepage/enabled (madvise here: both ask). Every table says
+which.
 
 CPU seconds per GB: utime+stime of each process (vmshift: its report, from
 CLOCK_PROCESS_CPUTIME_ID, the same counter as /proc/PID/stat; QEMU: /proc/PID/stat) from
@@ -130,7 +133,8 @@ def run_vmshift(cfg, mem, timeout):
         mem=mem, workload="idle", fill="random", streams=cfg["streams"],
         src_prefix=pin(SRC_CPU), dst_prefix=pin(DST_CPU), settle_s=0.2, timeout_s=timeout,
         security="psk" if cfg.get("tls") else "insecure",
-        recv_args=["--page-writes", cfg["page_writes"]])
+        run_args=["--ram-backing", cfg["backing"]],
+        recv_args=["--ram-backing", cfg["backing"]])
     return {"status": r.get("status"), "error": r.get("error"),
             "time_s": (r.get("total_time_ms") or 0) / 1e3,
             "bytes": r.get("transferred_bytes") or 0,
@@ -161,16 +165,15 @@ def default_streams(quick):
 def configs(streams):
     out = []
     for n in streams:
-        out.append({"vmm": "vmshift", "name": "vmshift %d file" % n, "streams": n,
-                    "page_writes": "file"})
-        out.append({"vmm": "vmshift", "name": "vmshift %d mapping" % n, "streams": n,
-                    "page_writes": "mapping"})
+        for backing in ("memfd", "anon"):
+            out.append({"vmm": "vmshift", "name": "vmshift %d %s" % (n, backing),
+                        "streams": n, "backing": backing})
         if n == 1:
             out.append({"vmm": "qemu", "name": "QEMU plain", "streams": 1, "multifd": False})
         out.append({"vmm": "qemu", "name": "QEMU multifd %d" % n, "streams": n,
                     "multifd": True})
     out.append({"vmm": "vmshift", "name": "vmshift 1 TLS", "streams": 1,
-                "page_writes": "auto", "tls": True})
+                "backing": "auto", "tls": True})
     return out
 
 
@@ -219,12 +222,12 @@ def print_table(state, cells, meta):
             fmt(s["src_s_per_gb"], "%.3f"),
             fmt(s["dst_s_per_gb"], "%.3f"), fmt(s["downtime_ms"], "%.1f")))
     by = {c["name"]: c["summary"] for c in cells}
-    auto, other = auto_page_writes(meta)
-    print("(vmshift's default, --page-writes auto, is %s with these pages)" % auto)
+    auto = auto_backing(meta)
+    print("(vmshift's default, --ram-backing auto, is %s on this host)" % auto)
     pairs = [("vmshift 1 " + auto, "QEMU plain")]
     for n in meta["streams"]:
         pairs += [("vmshift %d %s" % (n, auto), "QEMU multifd %d" % n),
-                  ("vmshift %d file" % n, "vmshift %d mapping" % n)]
+                  ("vmshift %d anon" % n, "vmshift %d memfd" % n)]
     pairs.append(("vmshift 1 TLS", "vmshift 1 " + auto))
     for a, b in pairs:
         if by.get(a) and by.get(b):
@@ -234,11 +237,12 @@ def print_table(state, cells, meta):
                 ratio(by[a]["dst_s_per_gb"], by[b]["dst_s_per_gb"])))
 
 
-def auto_page_writes(meta):
-    """(what --page-writes auto picks for the page size of this run, the other one)."""
-    if meta["vmshift_pages"].startswith("2 MiB"):
-        return "mapping", "file"
-    return "file", "mapping"
+def auto_backing(meta):
+    """What --ram-backing auto picks on this host (ram_backing.c): the memfd where shmem
+    gets huge pages, else anonymous memory where that does."""
+    if meta["shmem_thp"] in ("advise", "always", "within_size", "force"):
+        return "memfd"
+    return "anon" if meta["anon_thp"] in ("madvise", "always") else "memfd"
 
 
 def ratio(a, b):
@@ -247,10 +251,10 @@ def ratio(a, b):
 
 def plot(results, out, meta):
     rows = []
-    auto = auto_page_writes(meta)[0]
+    auto = auto_backing(meta)
     for state, cells in results.items():
         for c in cells:
-            if c["summary"] and not c.get("tls") and c.get("page_writes", auto) == auto:
+            if c["summary"] and not c.get("tls") and c.get("backing", auto) == auto:
                 rows.append((state, c["vmm"], c["streams"], c["summary"]["gbit_s"],
                              c["name"]))
     with open(os.path.join(out, "streams.csv"), "w") as f:
@@ -368,9 +372,11 @@ def main():
         print("note: cannot set %s; the host's setting (%s) stays" % (THP, old_thp))
     image = fill_image(args.mem, args.out)
     meta = {"cores": os.cpu_count(), "mem": args.mem, "anon_thp": read_setting(ANON_THP),
-            "vmshift_pages": "2 MiB (shmem_enabled=%s)" % read_setting(THP)
-            if read_setting(THP) in ("advise", "always", "within_size", "force")
-            else "4 KiB (shmem_enabled=%s)" % read_setting(THP), "load": {}, "touch": {}}
+            "shmem_thp": read_setting(THP), "load": {}, "touch": {}}
+    meta["vmshift_pages"] = "memfd %s (shmem_enabled=%s), anon %s (enabled=%s)" % (
+        "2 MiB" if meta["shmem_thp"] in ("advise", "always", "within_size", "force")
+        else "4 KiB", meta["shmem_thp"],
+        "2 MiB" if meta["anon_thp"] in ("madvise", "always") else "4 KiB", meta["anon_thp"])
     meta["streams"] = ([int(n) for n in args.streams.split(",")] if args.streams
                        else default_streams(args.quick))
     meta["ceiling"] = measure_ceilings(meta["streams"])

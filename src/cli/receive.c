@@ -57,10 +57,12 @@ static const char usage[] =
     "  --kvm-device PATH      KVM device (default /dev/kvm)\n"
     "tuning (docs/perf-notes.md):\n"
     "  --page-writes auto|file|mapping  put received pages into guest RAM through its\n"
-    "                         memfd (file) or its mapping; auto (default): file with\n"
+    "                         memfd (file; --ram-backing memfd) or its mapping; auto\n"
+    "                         (default): file with\n"
     "                         4 KiB pages, mapping with 2 MiB pages (measured faster)\n"
     "  --prefault-threads N   threads faulting guest RAM in ahead of the first pass\n"
-    "                         (default: none below 4 CPUs, then one per 4 CPUs, at most 4)\n";
+    "                         (default: none below 4 CPUs, then one per 4 CPUs, at most 4)\n"
+    "  --ram-backing auto|memfd|anon  what backs the incoming VM's RAM (as vmshift run)\n";
 
 struct receive_options {
     const char *listen, *port_file, *ctl, *report;
@@ -103,6 +105,7 @@ static int parse(int argc, char **argv, struct receive_options *o)
         { "keep-after-migrate", no_argument, NULL, 'K' },
         { "page-writes", required_argument, NULL, 'W' },
         { "prefault-threads", required_argument, NULL, 'P' },
+        { "ram-backing", required_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     memset(o, 0, sizeof(*o));
@@ -131,6 +134,10 @@ static int parse(int argc, char **argv, struct receive_options *o)
             break;
         case 'W':
             if (vs_page_writes_parse(optarg, &o->in.tuning.page_writes))
+                return -EINVAL;
+            break;
+        case 'B':
+            if (vs_ram_backing_parse(optarg, &o->in.tuning.ram_backing))
                 return -EINVAL;
             break;
         case 'P': {

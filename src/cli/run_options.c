@@ -18,6 +18,9 @@
 const char run_usage[] =
     "usage: vmshift run [options]\n"
     "  --mem SIZE             guest RAM, e.g. 512M, 4G (default 256M)\n"
+    "  --ram-backing B        auto | memfd | anon: what backs guest RAM; auto (default):\n"
+    "                         the memfd where shmem gets 2 MiB pages, else anonymous\n"
+    "                         memory where that does (docs/perf-notes.md)\n"
     "  --vcpus N              vCPUs, each on its own thread (default 1)\n"
     "  --workload W           idle | once | continuous | verify | timer | disk | net |\n"
     "                         net-stream (default\n"
@@ -70,7 +73,7 @@ const char run_usage[] =
 enum { OPT_MEM = 256, OPT_VCPUS, OPT_WORKLOAD, OPT_RANGE, OPT_RATE, OPT_FILL, OPT_SEED,
        OPT_PRELOAD, OPT_APPEND, OPT_KERNEL, OPT_BOOT, OPT_SERIAL, OPT_CTL, OPT_PAUSED,
        OPT_RUN_FOR, OPT_KVM_DEVICE, OPT_DIRTY_RING, OPT_MACHINE, OPT_CPU, OPT_NIC, OPT_DISK,
-       OPT_KEEP, OPT_HELP };
+       OPT_RAM_BACKING, OPT_KEEP, OPT_HELP };
 
 static const struct option long_options[] = {
     { "mem", required_argument, NULL, OPT_MEM },
@@ -92,6 +95,7 @@ static const struct option long_options[] = {
     { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
     { "dirty-ring", required_argument, NULL, OPT_DIRTY_RING },
     { "machine", required_argument, NULL, OPT_MACHINE },
+    { "ram-backing", required_argument, NULL, OPT_RAM_BACKING },
     { "cpu", required_argument, NULL, OPT_CPU },
     { "nic", required_argument, NULL, OPT_NIC },
     { "disk", required_argument, NULL, OPT_DISK },
@@ -295,6 +299,7 @@ static int parse_all(int argc, char **argv, struct run_options *o)
         case OPT_KERNEL: o->vm.kernel = optarg; break;
         case OPT_BOOT: rc = vs_boot_parse_mode(optarg, &o->vm.boot); break;
         case OPT_MACHINE: rc = parse_machine(optarg, &o->vm.machine); break;
+        case OPT_RAM_BACKING: rc = vs_ram_backing_parse(optarg, &o->vm.ram_backing); break;
         case OPT_CPU: rc = vs_cpu_model_find(optarg, &o->vm.cpu_model); break;
         case OPT_NIC:   /* checked now: a bad field is a usage error, before anything is built */
             rc = vs_net_spec_parse(optarg, &nic);

@@ -157,6 +157,10 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
     json_object_object_add(reply, "vcpu_states", vcpus);
     add_u64(reply, "ram_bytes", vm->mem.size);
     add_u64(reply, "ram_allocated_bytes", vs_memory_allocated(&vm->mem));
+    json_object_object_add(reply, "ram_backing",
+                           json_object_new_string(vs_ram_backing_name(vm->mem.backing)));
+    json_object_object_add(reply, "ram_page_size",
+                           json_object_new_string(vs_memory_page_size_note(&vm->mem)));
     json_object_object_add(reply, "boot", json_object_new_string(vs_boot_mode_name(vm->boot.mode)));
     pthread_mutex_lock(&vm->serial.lock);
     uint64_t serial_out = vm->serial.bytes_out, serial_in = vm->serial.bytes_in;
@@ -172,7 +176,7 @@ void vm_commands_status(struct vs_vm *vm, struct json_object *reply)
         json_object_object_add(reply, "nics", vm_nics_status(vm));
 }
 
-/* xxh3-64 of RAM offsets [start, start+length) (the memfd, as the migration stream and its
+/* xxh3-64 of RAM offsets [start, start+length) (as the migration stream and its
  * digests address RAM; equal to guest-physical addresses below 3 GiB): a fingerprint to
  * compare memory contents. */
 static int cmd_digest(struct vs_vm *vm, struct json_object *req, struct json_object *reply)

@@ -19,7 +19,7 @@ struct vs_pass_stats {
     uint64_t dirty_pages;      /* pages to send at the start of the pass */
     uint64_t sent_pages;       /* with data */
     uint64_t zero_pages;       /* sent as "all zero" */
-    uint64_t skipped_pages;    /* never written (memfd holes): not sent at all */
+    uint64_t skipped_pages;    /* never written (holes of RAM): not sent at all */
     uint64_t bytes;            /* bytes written to the channel during the pass */
     uint64_t duration_ns;
     uint64_t dirtied_pages;    /* pages the guest dirtied meanwhile (next pass's work) */

@@ -60,7 +60,7 @@ int vs_fill_range(struct vs_memory *m, uint64_t start, uint64_t len, uint32_t fi
     if (rc)
         return rc;
     if (fill == VS_FILL_NONE || len == 0)
-        return 0; /* a fresh memfd already reads as zero, and stays sparse */
+        return 0; /* fresh RAM already reads as zero, and stays sparse */
     if (threads < 1)
         threads = 1;
     if (threads > 16)

@@ -29,33 +29,56 @@ uint64_t vs_host_available_memory(void)
     return (uint64_t)kib * 1024;
 }
 
-static void warn_if_no_shmem_hugepages(void)
-{
-    static bool warned;
-    char mode[128] = "";
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
-    if (!f)
-        return;
-    if (!fgets(mode, sizeof(mode), f))
-        mode[0] = '\0';
-    fclose(f);
-    if (!warned && strstr(mode, "[never]")) {
-        warned = true;
-        vs_info("guest RAM gets 4 KiB pages: this host has shmem huge pages off; for faster "
-                "migrations set /sys/kernel/mm/transparent_hugepage/shmem_enabled to advise");
-    }
-}
-
 int vs_memory_create(struct vs_memory *m, uint64_t size)
 {
-    return vs_memory_create_layout(m, size, false);
+    return vs_memory_create_layout(m, size, false, VS_RAM_BACKING_AUTO);
 }
 
-int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap)
+/* A shared mapping of a new memfd of `size` bytes. */
+static int map_memfd(struct vs_memory *m, uint64_t size)
+{
+    char a[32];
+    m->memfd = memfd_create("vmshift-guest-ram", MFD_CLOEXEC);
+    if (m->memfd < 0)
+        return vs_fail(errno, "memfd_create for guest RAM failed: %s", strerror(errno));
+    if (ftruncate(m->memfd, (off_t)size) < 0)
+        return vs_fail(errno, "cannot size guest RAM memfd to %s: %s",
+                       vs_format_size(size, a, sizeof(a)), strerror(errno));
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd, 0);
+    if (p == MAP_FAILED)
+        return vs_fail(errno, "cannot map %s of guest RAM: %s",
+                       vs_format_size(size, a, sizeof(a)), strerror(errno));
+    m->base = p;
+    return 0;
+}
+
+/* Private anonymous memory, 2 MiB-aligned so that every 2 MiB of it can be a huge page,
+ * never inherited by a child (a fork would make every guest write a copy). */
+static int map_anon(struct vs_memory *m, uint64_t size)
+{
+    char a[32];
+    uint8_t *p = mmap(NULL, size + TWO_MIB, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return vs_fail(errno, "cannot map %s of guest RAM: %s",
+                       vs_format_size(size, a, sizeof(a)), strerror(errno));
+    uint64_t lead = (TWO_MIB - (uintptr_t)p % TWO_MIB) % TWO_MIB;
+    if (lead)
+        munmap(p, lead);
+    munmap(p + lead + size, TWO_MIB - lead);
+    m->base = p + lead;
+    madvise(m->base, size, MADV_DONTFORK);
+    m->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    return 0;
+}
+
+int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap,
+                            enum vs_ram_backing backing)
 {
     char a[32], b[32];
     memset(m, 0, sizeof(*m));
-    m->memfd = -1;
+    m->memfd = m->pagemap_fd = -1;
+    m->backing = vs_ram_backing_choose(backing);
     if (size < VS_MIN_RAM || size > VS_MAX_RAM)
         return vs_fail(EINVAL, "--mem %s is out of range; give between %s and %s",
                        vs_format_size(size, a, sizeof(a)), vs_format_size(VS_MIN_RAM, b, sizeof(b)),
@@ -68,41 +91,37 @@ int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap)
         return vs_fail(ENOMEM, "--mem %s is more than this host can give (%s available); "
                        "use a smaller --mem or free memory",
                        vs_format_size(size, a, sizeof(a)), vs_format_size(avail, b, sizeof(b)));
-    m->memfd = memfd_create("vmshift-guest-ram", MFD_CLOEXEC);
-    if (m->memfd < 0)
-        return vs_fail(errno, "memfd_create for guest RAM failed: %s", strerror(errno));
-    if (ftruncate(m->memfd, (off_t)size) < 0) {
-        int err = errno;
-        close(m->memfd);
-        m->memfd = -1;
-        return vs_fail(err, "cannot size guest RAM memfd to %s: %s",
-                       vs_format_size(size, a, sizeof(a)), strerror(err));
-    }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->memfd, 0);
-    if (p == MAP_FAILED) {
-        int err = errno;
-        close(m->memfd);
-        m->memfd = -1;
-        return vs_fail(err, "cannot map %s of guest RAM: %s",
-                       vs_format_size(size, a, sizeof(a)), strerror(err));
-    }
-    m->data_blocks = calloc((size / TWO_MIB + 63) / 64, sizeof(uint64_t));
-    if (!m->data_blocks) {
-        munmap(p, size);
-        close(m->memfd);
-        m->memfd = -1;
-        return vs_fail(ENOMEM, "out of memory for the data map of %s of guest RAM",
-                       vs_format_size(size, a, sizeof(a)));
-    }
-    madvise(p, size, MADV_DONTDUMP);
-    /* 2 MiB pages where the host allows them for shmem: first touch (filling, receiving a
-     * migration) is several times faster, and so are guest TLB misses. */
-    madvise(p, size, MADV_HUGEPAGE);
-    warn_if_no_shmem_hugepages();
-    m->base = p;
+    int rc = m->backing == VS_RAM_BACKING_ANON ? map_anon(m, size) : map_memfd(m, size);
+    m->data_blocks = rc ? NULL : calloc((size / TWO_MIB + 63) / 64, sizeof(uint64_t));
+    if (!rc && !m->data_blocks)
+        rc = vs_fail(ENOMEM, "out of memory for the data map of %s of guest RAM",
+                     vs_format_size(size, a, sizeof(a)));
     m->size = size;
+    if (rc) {
+        vs_memory_destroy(m);
+        return rc;
+    }
+    madvise(m->base, size, MADV_DONTDUMP);
+    /* 2 MiB pages where the host allows them: first touch (filling, receiving a migration)
+     * is several times faster, and so are guest TLB misses. */
+    madvise(m->base, size, MADV_HUGEPAGE);
+    static bool noted;
+    if (!noted && !vs_memory_huge_pages(m)) {
+        noted = true;
+        vs_info("guest RAM gets %s", vs_memory_page_size_note(m));
+    }
     vs_ram_layout_init(&m->layout, size, mmio_gap);
     return 0;
+}
+
+const char *vs_memory_page_size_note(const struct vs_memory *m)
+{
+    return vs_ram_backing_page_note(m->backing);
+}
+
+bool vs_memory_huge_pages(const struct vs_memory *m)
+{
+    return strncmp(vs_memory_page_size_note(m), "2 MiB", 5) == 0;
 }
 
 void vs_memory_destroy(struct vs_memory *m)
@@ -115,8 +134,10 @@ void vs_memory_destroy(struct vs_memory *m)
         munmap(m->base, m->size);
     if (m->memfd >= 0)
         close(m->memfd);
+    if (m->pagemap_fd >= 0)
+        close(m->pagemap_fd);
     m->base = NULL;
-    m->memfd = -1;
+    m->memfd = m->pagemap_fd = -1;
     m->size = 0;
     memset(&m->layout, 0, sizeof(m->layout));
 }
@@ -246,26 +267,47 @@ static void mark_known_data(const struct vs_memory *m, uint64_t lo, uint64_t hi)
         __atomic_fetch_or(&m->data_blocks[b / 64], 1ULL << (b % 64), __ATOMIC_RELAXED);
 }
 
+/* The first data at or after off (>= end: none before end) and the hole that ends its
+ * run (for the memfd: its end, however far; for anonymous RAM: at most end). False when
+ * the host cannot tell. */
+static bool find_data(const struct vs_memory *m, uint64_t off, uint64_t end, uint64_t *data,
+                      uint64_t *hole)
+{
+    if (m->backing == VS_RAM_BACKING_ANON) {
+        uint64_t run_end;
+        *data = vs_ram_anon_next_held(m->pagemap_fd, m->base, off / 4096, end / 4096,
+                                      &run_end) * 4096;
+        *hole = run_end * 4096;
+        return m->pagemap_fd >= 0;
+    }
+    off_t d = lseek(m->memfd, (off_t)off, SEEK_DATA);
+    if (d < 0 && errno == ENXIO) {
+        *data = *hole = end;
+        return true;
+    }
+    if (d < 0)
+        return false;
+    *data = (uint64_t)d;
+    off_t h = d < (off_t)end ? lseek(m->memfd, d, SEEK_HOLE) : d;
+    *hole = h < 0 ? end : (uint64_t)h;
+    return true;
+}
+
 uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t end,
                              uint64_t *run_end)
 {
     *run_end = end;
     if (off >= end)
         return end;
-    if (m->memfd < 0)
-        return off;
     if (!block_known_data(m, off)) {
-        off_t d = lseek(m->memfd, (off_t)off, SEEK_DATA);
-        if (d < 0)
-            return errno == ENXIO ? end : off; /* cannot tell: call it data, still correct */
-        if ((uint64_t)d >= end)
+        uint64_t data, hole;
+        if (!find_data(m, off, end, &data, &hole))
+            return off;   /* cannot tell: call it data, still correct */
+        if (data >= end)
             return end;
-        off = (uint64_t)d;
+        off = data;
         if (!block_known_data(m, off)) {
-            off_t h = lseek(m->memfd, (off_t)off, SEEK_HOLE);
-            uint64_t hole = h < 0 ? end : (uint64_t)h;
-            if (h >= 0)
-                mark_known_data(m, off, hole);
+            mark_known_data(m, off, hole);
             *run_end = hole < end ? hole : end;
             return off;
         }
@@ -295,13 +337,24 @@ uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint6
     return dropped;
 }
 
+int vs_memory_discard(struct vs_memory *m, uint64_t off, uint64_t len)
+{
+    int rc = m->backing == VS_RAM_BACKING_ANON
+                 ? madvise(m->base + off, len, MADV_DONTNEED)
+                 : fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                             (off_t)len);
+    if (rc < 0)
+        return vs_fail(errno, "cannot drop RAM offsets [0x%llx, 0x%llx) of guest RAM (%s): %s",
+                       (unsigned long long)off, (unsigned long long)(off + len),
+                       vs_ram_backing_name(m->backing), strerror(errno));
+    return 0;
+}
+
 int vs_memory_release(struct vs_memory *m)
 {
-    if (fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)m->size) < 0) {
-        char size[32];
-        return vs_fail(errno, "cannot release the %s of guest RAM (punching its memfd): %s",
-                       vs_format_size(m->size, size, sizeof(size)), strerror(errno));
-    }
+    int rc = vs_memory_discard(m, 0, m->size);
+    if (rc)
+        return vs_fail_context(rc, "releasing the guest RAM of a VM that left");
     atomic_store(&m->released, true);
     return 0;
 }
@@ -313,6 +366,18 @@ bool vs_memory_released(const struct vs_memory *m)
 
 uint64_t vs_memory_allocated(const struct vs_memory *m)
 {
-    struct stat st;
-    return fstat(m->memfd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+    if (m->backing != VS_RAM_BACKING_ANON) {
+        struct stat st;
+        return fstat(m->memfd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+    }
+    unsigned char vec[4096];   /* resident pages, a chunk at a time */
+    uint64_t pages = 0, npages = m->size / 4096;
+    for (uint64_t p = 0; p < npages; p += sizeof(vec)) {
+        uint64_t n = npages - p < sizeof(vec) ? npages - p : sizeof(vec);
+        if (mincore(m->base + p * 4096, n * 4096, vec) < 0)
+            return 0;
+        for (uint64_t i = 0; i < n; i++)
+            pages += vec[i] & 1;
+    }
+    return pages * 4096;
 }

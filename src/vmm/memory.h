@@ -1,8 +1,9 @@
-/* Guest RAM: one memfd, mapped shared, registered with KVM as one slot per region of its
- * layout (ram_layout.h: flat, or pc with the MMIO gap [3 GiB, 4 GiB)). The memfd lets
- * later stages find never-touched pages (SEEK_DATA/SEEK_HOLE) and hand the memory to
- * another process.
- * Two address spaces (ram_layout.h): RAM offsets (the memfd; the migration engine, the
+/* Guest RAM: one mapping, registered with KVM as one slot per region of its layout
+ * (ram_layout.h: flat, or pc with the MMIO gap [3 GiB, 4 GiB)), backed by a memfd or by
+ * anonymous memory (ram_backing.h, --ram-backing). Either way later stages can find
+ * never-touched pages (the memfd's holes, SEEK_DATA; anonymous pages the process does not
+ * hold, /proc/self/pagemap) and give the memory back.
+ * Two address spaces (ram_layout.h): RAM offsets (the mapping; the migration engine, the
  * digests and the dirty bitmaps use these) and guest-physical addresses (the guest,
  * devices, boot, --preload). Functions say which one they take. */
 #ifndef VS_MEMORY_H
@@ -11,13 +12,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "vmm/ram_backing.h"
 #include "vmm/ram_layout.h"
 
 #define VS_MAX_RAM (64ULL << 30)   /* the guest's PVH page tables map 64 GiB */
 
 struct vs_memory {
-    int memfd;
-    uint8_t *base;     /* host address of RAM offset 0 (the whole memfd, mapped) */
+    enum vs_ram_backing backing;  /* MEMFD or ANON, never AUTO */
+    int memfd;         /* MEMFD: the shmem file; -1 for ANON */
+    int pagemap_fd;    /* ANON: /proc/self/pagemap (-1: unknown, every page counts as data) */
+    uint8_t *base;     /* host address of RAM offset 0 (the whole RAM, mapped) */
     uint64_t size;     /* bytes, multiple of 2 MiB: RAM offsets are [0, size) */
     struct vs_ram_layout layout;  /* where the offsets lie in guest-physical space */
     uint64_t *written;            /* pages the monitor wrote while tracking is on */
@@ -28,10 +32,12 @@ struct vs_memory {
 };
 
 /* Checks the size (VS_MIN_RAM..VS_MAX_RAM, 2 MiB multiple) and that the host has that much
- * memory available, then creates and maps the memfd. mmio_gap: the pc layout (RAM above
- * 3 GiB moves to 4 GiB), else flat. */
-int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap);
-/* The flat layout: all RAM from guest-physical 0. */
+ * memory available, then creates and maps the RAM, backed as `backing` says (AUTO: as
+ * this host does best, vs_ram_backing_choose). mmio_gap: the pc layout (RAM above 3 GiB
+ * moves to 4 GiB), else flat. */
+int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap,
+                            enum vs_ram_backing backing);
+/* The flat layout: all RAM from guest-physical 0, backed as this host does best. */
 int vs_memory_create(struct vs_memory *m, uint64_t size);
 void vs_memory_destroy(struct vs_memory *m);
 
@@ -61,7 +67,7 @@ void vs_memory_note_write(struct vs_memory *m, uint64_t gpa, uint64_t len);
  * and forget them. */
 void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
 
-/* The next run of data (allocated pages) of the memfd in RAM offsets [off, end): returns its start
+/* The next run of data (pages the memfd or the process holds) in RAM offsets [off, end): returns its start
  * (end if [off, end) is all hole) and sets *run_end (<= end). Page-aligned offsets.
  * SEEK_HOLE scans to the end of a data run, however far, so asking block by block would
  * cost O(n^2) on a fully written RAM; every 2 MiB block a scan has seen full of data is
@@ -71,29 +77,31 @@ void vs_memory_collect_writes(struct vs_memory *m, uint64_t *bitmap);
 uint64_t vs_memory_next_data(const struct vs_memory *m, uint64_t off, uint64_t end,
                              uint64_t *run_end);
 
-/* Pages the guest and the monitor never wrote are holes of the memfd: they read as zero
+/* Pages the guest and the monitor never wrote are holes: they read as zero
  * and reading them through the mapping would allocate them. Clear the bits of such pages
  * of [first, end) in bitmap (one bit per page); returns how many bits were cleared. */
 uint64_t vs_memory_drop_holes(const struct vs_memory *m, uint64_t *bitmap, uint64_t first,
                               uint64_t end);
 /* Give the memory of every page back to the host (the VM runs elsewhere now and never
- * here again): the memfd's pages are punched out; the mapping stays, reading zeros, so a
- * late access cannot crash the monitor. Its contents are gone: nothing may migrate or
- * digest this RAM afterwards (vs_memory_released). */
+ * here again): the pages are punched out of the memfd or discarded; the mapping stays,
+ * reading zeros, so a late access cannot crash the monitor. Its contents are gone:
+ * nothing may migrate or digest this RAM afterwards (vs_memory_released). */
 int vs_memory_release(struct vs_memory *m);
 bool vs_memory_released(const struct vs_memory *m);
-/* Bytes of guest RAM the memfd actually holds (allocated pages). */
+/* Drop the pages of RAM offsets [off, off+len) (page-aligned): they read as zero, and a
+ * userfaultfd registered on the RAM sees the next touch as missing (post-copy). */
+int vs_memory_discard(struct vs_memory *m, uint64_t off, uint64_t len);
+/* Bytes of guest RAM the host actually holds for it (allocated pages). */
 uint64_t vs_memory_allocated(const struct vs_memory *m);
 
 /* Copy a whole file into guest RAM at guest-physical gpa (--preload FILE@ADDR); the file
  * must fit one RAM region. */
 int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 
-/* The page size guest RAM gets on this host, and why, for logs and reports
- * (ram_page_size.c). */
-const char *vs_memory_page_size_note(void);
-/* Whether guest RAM gets 2 MiB pages here (the note starts with "2 MiB"). */
-bool vs_memory_huge_pages(void);
+/* The page size this RAM gets, and why, for logs and reports (ram_backing.c). */
+const char *vs_memory_page_size_note(const struct vs_memory *m);
+/* Whether this RAM gets 2 MiB pages (the note starts with "2 MiB"). */
+bool vs_memory_huge_pages(const struct vs_memory *m);
 
 /* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */
 uint64_t vs_host_available_memory(void);

@@ -1,8 +1,8 @@
 /* Where guest RAM lies in guest-physical space, and where each piece lies in the RAM
- * memfd. Pure arithmetic (no memfd, no KVM), shared by the monitor and the CLI checks.
+ * mapping. Pure arithmetic (no memory, no KVM), shared by the monitor and the CLI checks.
  *
  * Two address spaces:
- *  - a RAM offset: a byte of the RAM memfd, 0..size. The migration engine works on RAM
+ *  - a RAM offset: a byte of the RAM mapping, 0..size. The migration engine works on RAM
  *    offsets only (dirty bitmaps, the stream's page addresses, digests, post-copy);
  *  - a guest-physical address (GPA): what the guest, its page tables, the e820 map,
  *    devices and --preload use.

@@ -177,7 +177,7 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
     struct vs_vm *vm = calloc(1, sizeof(*vm));
     if (!vm)
         return vs_fail(ENOMEM, "out of memory for the VM");
-    vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.memfd = -1;
+    vm->kvm.sys_fd = vm->kvm.vm_fd = vm->mem.memfd = vm->mem.pagemap_fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -210,7 +210,8 @@ int vs_vm_create(struct vs_vm **out, const struct vs_vm_config *cfg)
                      cfg->nr_vcpus, vm->kvm.caps.max_vcpus);
         goto fail;
     }
-    rc = vs_memory_create_layout(&vm->mem, cfg->mem_size, cfg->machine == VS_MACHINE_PC);
+    rc = vs_memory_create_layout(&vm->mem, cfg->mem_size, cfg->machine == VS_MACHINE_PC,
+                                 cfg->ram_backing);
     if (!rc)
         rc = attach_devices(vm, cfg->incoming);
     if (rc)

@@ -45,6 +45,7 @@ struct vs_vm_config {
     const char *kernel;          /* guest ELF */
     enum vs_boot_mode boot;
     uint64_t mem_size;
+    enum vs_ram_backing ram_backing;   /* --ram-backing (ram_backing.h); AUTO by default */
     unsigned nr_vcpus;
     const char *cmdline;         /* guest command line (parameters) */
     const char *serial;          /* "stdout", "none" or a file */

@@ -76,6 +76,10 @@ static void bad_sizes_and_values(void **state)
     expect_exit(USAGE, ARGS("run", "--preload", "/etc/hostname@0x1000"), "boot area",
                 "0x400000");
     expect_exit(USAGE, ARGS("frobnicate"), "frobnicate", "--help");
+    expect_exit(USAGE, ARGS("run", "--ram-backing", "hugetlb"), "--ram-backing 'hugetlb'",
+                "auto, memfd, anon");
+    expect_exit(USAGE, ARGS("receive", "--listen", "127.0.0.1:0", "--insecure",
+                            "--ram-backing", "shm"), "--ram-backing 'shm'", "auto, memfd, anon");
     /* A NIC's fields are checked before anything is built, on both sides of a migration. */
     expect_exit(USAGE, ARGS("run", "--nic", "tap=t0,mac=zz"), "mac 'zz'", "MAC address");
     expect_exit(USAGE, ARGS("receive", "--listen", "127.0.0.1:0", "--insecure", "--nic",

@@ -1,8 +1,10 @@
 /* Integration: the receiver's ways of putting pages into guest RAM (vmshift receive
- * --page-writes file|mapping) with prefault threads (--prefault-threads 2) move a busy VM
- * intact: the migration's end-to-end digest agrees on both sides, the receiver's log says
- * the threads ran and faulted RAM in, the report names the page size guest RAM got, and
- * the guest's verify workload finds no bad page in a further pass after the move. */
+ * --page-writes file|mapping) with prefault threads (--prefault-threads 2), between the two
+ * backings of guest RAM (--ram-backing: an anonymous source to a memfd destination, and
+ * back), move a busy VM intact: each side's RAM is backed as asked, the migration's
+ * end-to-end digest agrees on both sides, the receiver's log says the threads ran and
+ * faulted RAM in, the report names the page size guest RAM got, and the guest's verify
+ * workload finds no bad page in a further pass after the move. */
 #include "harness.h"
 
 #include <json-c/json.h>
@@ -23,20 +25,32 @@ static bool log_line(const char *path, const char *key, char *line, size_t len)
     return found;
 }
 
-static void migrate_with(const char *page_writes, int streams)
+static void assert_backing(struct vm_proc *p, const char *backing)
+{
+    struct json_object *st = vm_cmd(p, "status", NULL);
+    if (strcmp(json_str(st, "ram_backing"), backing))
+        fail_msg("guest RAM is backed by %s, not %s as asked", json_str(st, "ram_backing"),
+                 backing);
+    json_object_put(st);
+}
+
+static void migrate_with(const char *src_backing, const char *dst_backing,
+                         const char *page_writes, int streams)
 {
     struct vm_proc src, dst;
     vm_proc_start(&src, ARGS("--mem", "256M", "--vcpus", "2", "--workload", "verify",
-                             "--fill", "random"));
+                             "--fill", "random", "--ram-backing", src_backing));
+    assert_backing(&src, src_backing);
     struct json_object *st = wait_guest_at_least(&src, "passes", 1, 60);
     uint64_t passes = guest_u64(st, "passes");
     json_object_put(st);
     vm_receiver_start(&dst, "127.0.0.1", NULL,
-                      ARGS("--page-writes", page_writes, "--prefault-threads", "2"));
-    char to[64], label[64];
+                      ARGS("--page-writes", page_writes, "--prefault-threads", "2",
+                           "--ram-backing", dst_backing));
+    char to[64], label[96];
     snprintf(to, sizeof(to), "127.0.0.1:%d", dst.port);
-    snprintf(label, sizeof(label), "page-writes=%s streams=%d prefault=2", page_writes,
-             streams);
+    snprintf(label, sizeof(label), "%s -> %s, page-writes=%s streams=%d prefault=2",
+             src_backing, dst_backing, page_writes, streams);
     struct json_object *a = json_object_new_object();
     json_object_object_add(a, "streams", json_object_new_int(streams));
     struct json_object *r = vm_migrate(&src, to, a, 120);
@@ -46,6 +60,7 @@ static void migrate_with(const char *page_writes, int streams)
         fail_msg("%s: migration %s: %s", label, json_str(r, "status"), json_str(r, "error"));
 
     vm_proc_wait_ctl(&dst, 30);
+    assert_backing(&dst, dst_backing);
     struct json_object *dst_status = vm_cmd(&dst, "status", NULL);
     struct json_object *incoming = json_member(dst_status, "incoming");
     assert_non_null(incoming);
@@ -85,14 +100,14 @@ static void file_writes_with_prefault(void **state)
 {
     (void)state;
     require_kvm();
-    migrate_with("file", 2);
+    migrate_with("anon", "memfd", "file", 2);
 }
 
 static void mapping_writes_with_prefault(void **state)
 {
     (void)state;
     require_kvm();
-    migrate_with("mapping", 1);
+    migrate_with("memfd", "anon", "mapping", 1);
 }
 
 int main(void)

@@ -194,7 +194,7 @@ static void page_tables_reach_the_gap_and_the_top(void **state)
 static int make_pc_memory(void **state)
 {
     struct vs_memory *m = calloc(1, sizeof(*m));
-    if (!m || vs_memory_create_layout(m, 3 * GiB + 512 * MiB, true)) {
+    if (!m || vs_memory_create_layout(m, 3 * GiB + 512 * MiB, true, VS_RAM_BACKING_MEMFD)) {
         fprintf(stderr, "cannot create 3.5 GiB of sparse guest RAM: %s\n", vs_last_error());
         free(m);
         return -1;

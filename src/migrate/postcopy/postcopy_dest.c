@@ -79,11 +79,10 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
         uint64_t e = p + 1;
         while (e < npages && vs_page_bit(pc->orig, e))
             e++;
-        if (fallocate(vm->mem.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)(p * VS_WIRE_PAGE_SIZE), (off_t)((e - p) * VS_WIRE_PAGE_SIZE)) < 0)
-            return vs_fail(errno, "post-copy: cannot drop stale pages 0x%llx..0x%llx of guest "
-                           "RAM: %s", (unsigned long long)(p * VS_WIRE_PAGE_SIZE),
-                           (unsigned long long)(e * VS_WIRE_PAGE_SIZE), strerror(errno));
+        int drc = vs_memory_discard(&vm->mem, p * VS_WIRE_PAGE_SIZE, (e - p) * VS_WIRE_PAGE_SIZE);
+        if (drc)
+            return vs_fail_context(drc, "post-copy: dropping the stale pages its source "
+                                   "sends again");
         p = e;
     }
     unsigned char vec[4096];

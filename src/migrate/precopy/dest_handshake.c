@@ -126,6 +126,7 @@ int vs_dest_handshake(struct incoming *in)
         .machine = in->legacy_machine ? VS_MACHINE_FLAT : (enum vs_machine)hello.machine,
         .kvm_device = in->opts->kvm_device,
         .mem_size = hello.ram_size,
+        .ram_backing = in->opts->tuning.ram_backing,
         .nr_vcpus = hello.nr_vcpus,
         .serial = in->opts->serial,
         .cmdline = "",

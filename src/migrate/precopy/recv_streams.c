@@ -31,13 +31,18 @@ int vs_recv_streams_init(struct vs_recv_streams *rs, struct vs_vm *vm, unsigned 
 void vs_recv_streams_tune(struct vs_recv_streams *rs, const struct vs_recv_tuning *t)
 {
     enum vs_page_writes w = t ? t->page_writes : VS_PAGE_WRITES_AUTO;
-    bool huge = vs_memory_huge_pages();
-    rs->page_file = vs_page_writes_use_file(w, huge);
+    const struct vs_memory *mem = &rs->vm->mem;
+    bool huge = vs_memory_huge_pages(mem);
+    /* Anonymous RAM has no file to write through. */
+    rs->page_file = mem->memfd >= 0 && vs_page_writes_use_file(w, huge);
+    if (mem->memfd < 0 && w == VS_PAGE_WRITES_FILE)
+        vs_warn("--page-writes file: guest RAM here is anonymous memory (--ram-backing "
+                "anon), which has no file: pages go through the mapping");
     /* shmem_enabled=advise honours MADV_HUGEPAGE, a property of the mapping: pages
      * written through the file never see it. */
     rs->ram_pages = rs->page_file && huge ? "4 KiB (written through the memfd, which gets no "
                                             "shmem huge pages; --page-writes mapping would)"
-                                          : vs_memory_page_size_note();
+                                          : vs_memory_page_size_note(mem);
     for (unsigned i = 0; i < rs->n; i++)
         vs_wire_reader_set_ram_file(&rs->s[i].r, rs->page_file ? rs->vm->mem.memfd : -1);
     unsigned threads = vs_recv_tuning_prefault_threads(t);
@@ -89,7 +94,7 @@ int vs_recv_page_record(struct vs_recv_streams *rs, unsigned index,
         if (h->type != VS_REC_ZERO_PAGES) {
             __atomic_fetch_or(&rs->touched[p / 64], bit, __ATOMIC_RELAXED);
         } else if (__atomic_fetch_and(&rs->touched[p / 64], ~bit, __ATOMIC_RELAXED) & bit) {
-            /* Fresh memfd pages already read as zero; only rewritten ones need it. */
+            /* Fresh RAM pages already read as zero; only rewritten ones need it. */
             memset(ram + st->gpa[i], 0, VS_WIRE_PAGE_SIZE);
         }
         vs_digest_mark(rs->digest, st->gpa[i], VS_WIRE_PAGE_SIZE);

@@ -1,10 +1,11 @@
 /* How the receiver puts pages into guest RAM (`vmshift receive --page-writes`,
- * `--prefault-threads`): the choices and their defaults. Measurements behind them:
+ * `--prefault-threads`, `--ram-backing`): the choices and their defaults. Measurements behind them:
  * docs/perf-notes.md. */
 #ifndef VS_RECV_TUNING_H
 #define VS_RECV_TUNING_H
 
 #include <stdbool.h>
+#include "vmm/ram_backing.h"
 
 enum vs_page_writes {
     VS_PAGE_WRITES_AUTO = 0,    /* what measured faster for the page size: see
@@ -16,6 +17,7 @@ enum vs_page_writes {
 struct vs_recv_tuning {
     enum vs_page_writes page_writes;
     int prefault_threads;       /* threads faulting RAM in ahead of the stream; -1: default */
+    enum vs_ram_backing ram_backing;   /* --ram-backing of the incoming VM's RAM */
 };
 
 /* "auto", "file" or "mapping"; an error naming the value otherwise. */

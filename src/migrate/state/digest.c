@@ -40,7 +40,7 @@ static void compute_zero_block_digest(void)
     XXH3_freeState(st);
 }
 
-/* XXH3 of [off, off+len) of guest RAM, reading only the memfd's data runs: holes read
+/* XXH3 of [off, off+len) of guest RAM, reading only its data runs: holes read
  * as zero, so zeros are hashed in their place without touching (allocating) them. */
 static uint64_t hash_range(const struct vs_memory *m, uint64_t off, uint64_t len)
 {

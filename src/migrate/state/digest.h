@@ -1,7 +1,7 @@
 /* Digests for the end-to-end check: the same function on both sides over all guest RAM.
  * RAM is cut into 2 MiB blocks hashed in parallel (XXH3-64); the RAM digest is the
  * XXH3-64 of the block digests in address order, so it does not depend on how many
- * threads computed it. Holes of the memfd (never-written pages) read as zeros: zeros are
+ * threads computed it. Holes of RAM (never-written pages) read as zeros: zeros are
  * hashed in their place without touching, and so allocating, those pages.
  *
  * The digest can run in the background (vs_digest_start/finish) while the last pages and
