@@ -17,7 +17,9 @@ trap cleanup EXIT
 wait_for() { for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.1; done; echo "timed out waiting for $1" >&2; exit 1; }
 
 echo "== source: a 512 MiB, 2-vCPU VM with random memory, running the verify workload"
-build/vmshift run --mem 512M --vcpus 2 --workload verify --fill random \
+# --keep-after-migrate: the source stays after its VM left (by default it exits two seconds
+# later), so that its state can be shown below.
+build/vmshift run --mem 512M --vcpus 2 --workload verify --fill random --keep-after-migrate \
   --ctl "$dir/src.sock" --serial "$dir/src-serial.log" 2>"$dir/src.log" &
 src_pid=$!
 echo "== a pre-shared key for the migration's TLS 1.3 (both sides use the same file)"
