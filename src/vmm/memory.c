@@ -124,6 +124,15 @@ bool vs_memory_huge_pages(const struct vs_memory *m)
     return strncmp(vs_memory_page_size_note(m), "2 MiB", 5) == 0;
 }
 
+int vs_memory_allow_huge_pages(struct vs_memory *m, bool allow)
+{
+    if (madvise(m->base, m->size, allow ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) < 0)
+        return vs_fail(errno, "cannot %s huge pages on guest RAM (%s, madvise %s): %s",
+                       allow ? "allow" : "forbid", vs_ram_backing_name(m->backing),
+                       allow ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE", strerror(errno));
+    return 0;
+}
+
 void vs_memory_destroy(struct vs_memory *m)
 {
     free(m->written);

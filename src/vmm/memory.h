@@ -102,6 +102,10 @@ int vs_memory_preload(struct vs_memory *m, const char *path, uint64_t gpa);
 const char *vs_memory_page_size_note(const struct vs_memory *m);
 /* Whether this RAM gets 2 MiB pages (the note starts with "2 MiB"). */
 bool vs_memory_huge_pages(const struct vs_memory *m);
+/* Let the kernel assemble 2 MiB pages in guest RAM again (allow), or never (post-copy:
+ * khugepaged would fill a discarded page's hole with zeros while it waits for its data,
+ * and the VM would read them as its memory; MADV_NOHUGEPAGE until every page arrived). */
+int vs_memory_allow_huge_pages(struct vs_memory *m, bool allow);
 
 /* Bytes of host memory available for new allocations (MemAvailable), or 0 if unknown. */
 uint64_t vs_host_available_memory(void);

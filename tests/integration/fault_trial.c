@@ -1,7 +1,9 @@
 #include "fault_trial.h"
 #include "harness.h"
+#include "thp_collapse.h"
 #include "ctl/ctl_client.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,6 +142,20 @@ static void request_postcopy(struct vm_proc *src)
     }
 }
 
+/* While the destination stalls at its fault: 2 MiB pages over its memory, now. */
+static void collapse_when_fired(struct vm_proc *dst)
+{
+    double deadline = now_s() + 30;
+    while (!fault_fired(dst) && fault_proc_alive(dst) && now_s() < deadline)
+        usleep(20000);
+    int n = thp_collapse_anon(dst->pid);
+    if (n < 0)
+        fail_msg("MADV_COLLAPSE on the destination (pid %d): %s", (int)dst->pid,
+                 strerror(errno));
+    print_message("MADV_COLLAPSE: 2 MiB pages assembled in %d mapping(s) of the "
+                  "destination\n", n);
+}
+
 void run_fault_trial(const struct fault_trial *t)
 {
     char what[256], env[200];
@@ -189,6 +205,8 @@ void run_fault_trial(const struct fault_trial *t)
     json_object_put(a);
     if (t->postcopy)
         request_postcopy(&src);
+    if (t->collapse)
+        collapse_when_fired(&dst);
 
     /* Settled: each side is gone, or the source's migration is final and the
      * destination either runs its VM or has exited. */

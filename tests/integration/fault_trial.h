@@ -28,6 +28,9 @@ struct fault_trial {
                                the harness starts) */
     const char *expect_log; /* text that the source's or the destination's log must hold */
     bool postcopy;          /* switch to post-copy at the first stall of pre-copy */
+    bool collapse;          /* once the destination's fault fired (a stall), assemble 2 MiB
+                               pages over its anonymous memory (thp_collapse.h), as
+                               khugepaged may at any time */
     bool disk;              /* the VM runs the guest's disk workload on a shared disk (a
                                file both sides open, --disk FILE,shared): never may both
                                sides write it, the survivor's workload goes on with 0

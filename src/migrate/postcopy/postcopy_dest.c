@@ -72,6 +72,10 @@ int vs_postcopy_dest_new(struct vs_postcopy_dest **out, struct vs_vm *vm,
     pc->pause_ns = ps.pause_ns;
     pc->stats.postcopy.active = true;
     pc->stats.postcopy.missing_pages = ps.missing_pages;
+    /* No 2 MiB page may be assembled over the holes made next (khugepaged fills a hole
+     * with zeros, which the VM would then read as its data): until every page is here. */
+    if ((rc = vs_memory_allow_huge_pages(&vm->mem, false)))
+        return vs_fail_context(rc, "post-copy: keeping guest RAM free of huge pages");
     /* What is here of those pages is stale: drop it, so that touching them faults. */
     for (uint64_t p = 0; p < npages; p++) {
         if (!vs_page_bit(pc->orig, p))
@@ -267,6 +271,9 @@ static int complete(struct vs_postcopy_dest *pc)
     pthread_join(pc->fault_thread, NULL);
     pc->fault_started = false;
     vs_uffd_close(&pc->uffd);
+    if (vs_memory_allow_huge_pages(&pc->vm->mem, true))
+        vs_warn("post-copy: every page is here, but guest RAM keeps 4 KiB pages: %s",
+                vs_last_error());
     pthread_mutex_lock(&pc->lock);
     struct vs_postcopy_stats *st = &pc->stats.postcopy;
     st->verified_present = true;
