@@ -57,12 +57,15 @@ void harness_dump_stacks(pid_t pid, const char *who)
     if (pid <= 0 || kill(pid, 0) != 0)
         return;
     char cmd[512];
-    /* Each thread's kernel state (a hang inside KVM shows here), then its user stack. */
+    /* Each thread's kernel state (a hang inside KVM shows here), then its user stack; each
+     * killed in time (a process stuck on a missing post-copy page can hang its readers,
+     * and the test then lost its whole output to ctest's timeout). */
     snprintf(cmd, sizeof(cmd),
-             "for t in /proc/%d/task/*; do echo \"thread $(basename $t) $(cat $t/comm) "
-             "state=$(cut -d' ' -f3 $t/stat) wchan=$(cat $t/wchan)\"; head -4 $t/stack; done "
-             "2>/dev/null; timeout 30 gdb -batch -p %d -ex 'thread apply all bt 12' 2>/dev/null "
-             "| grep -E '^(Thread|#)' | head -150", (int)pid, (int)pid);
+             "timeout -k 2 15 sh -c 'for t in /proc/%d/task/*; do echo \"thread $(basename $t) "
+             "$(cat $t/comm) state=$(cut -d\" \" -f3 $t/stat) wchan=$(cat $t/wchan)\"; "
+             "head -4 $t/stack; done' 2>/dev/null; timeout -k 2 30 gdb -batch -p %d "
+             "-ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(Thread|#)' | head -150",
+             (int)pid, (int)pid);
     print_message("---- stacks of the %s (pid %d) ----\n", who, (int)pid);
     FILE *f = popen(cmd, "r");
     char line[512];
