@@ -58,8 +58,8 @@ static const char usage[] =
     "tuning (docs/perf-notes.md):\n"
     "  --page-writes auto|file|mapping  put received pages into guest RAM through its\n"
     "                         memfd (file; --ram-backing memfd) or its mapping; auto\n"
-    "                         (default): file with\n"
-    "                         4 KiB pages, mapping with 2 MiB pages (measured faster)\n"
+    "                         (default): file with 4 KiB pages, mapping with 2 MiB\n"
+    "                         pages (measured faster)\n"
     "  --prefault-threads N   threads faulting guest RAM in ahead of the first pass\n"
     "                         (default: none below 4 CPUs, then one per 4 CPUs, at most 4)\n"
     "  --ram-backing auto|memfd|anon  what backs the incoming VM's RAM (as vmshift run)\n";
