@@ -104,7 +104,7 @@ int vs_memory_create_layout(struct vs_memory *m, uint64_t size, bool mmio_gap,
     madvise(m->base, size, MADV_DONTDUMP);
     /* 2 MiB pages where the host allows them: first touch (filling, receiving a migration)
      * is several times faster, and so are guest TLB misses. */
-    madvise(m->base, size, MADV_HUGEPAGE);
+    (void)vs_memory_allow_huge_pages(m, true);   /* a host without THP: 4 KiB pages */
     static bool noted;
     if (!noted && !vs_memory_huge_pages(m)) {
         noted = true;
